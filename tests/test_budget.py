@@ -1,0 +1,182 @@
+"""Budget and sizing: worked examples from documented numbers, and Hypothesis invariants."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from wizard.model import Load, ProxySettings, Replica, Reserves, Scenario, SizingError
+from wizard.sizing import erlang_c, recommend, smallest_pool
+
+
+def test_azure_b2s_budget_by_hand():
+    # Azure documents 429 for B2s and reserves 15 (10 superuser + 5 reserved_connections).
+    s = Scenario(provider="azure-flexible", instance_class="B2s", app_instances=3,
+                 deploy_surge_percent=0, workers=2,
+                 reserves=Reserves(admin=4, migrations=1))
+    ep = recommend(s).endpoint("primary")
+    assert ep.max_connections == 429
+    assert ep.reserved == 15 + 4 + 1
+    assert ep.usable == 409
+    assert ep.clients == 6
+    assert ep.per_process_budget == 409 // 6
+
+
+def test_explicit_max_connections_and_surge():
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=100,
+                 app_instances=4, max_app_instances=8, deploy_surge_percent=25, workers=2,
+                 reserves=Reserves(superuser=3, admin=2, migrations=1))
+    rec = recommend(s)
+    ep = rec.endpoint("primary")
+    # 8 at the maximum + ceil(25% of 8) = 10 instances x 2 workers
+    assert ep.processes == 20
+    assert ep.usable == 94
+    assert ep.per_process_budget == 4  # 94 // 20
+    assert ep.pool_size + ep.max_overflow == 4
+    assert ep.worst_case == 80 <= ep.usable
+
+
+def test_second_engine_counts_twice():
+    one = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=100,
+                             app_instances=5, deploy_surge_percent=0))
+    two = recommend(replace(one.scenario, engines_per_process=2))
+    assert two.endpoint("primary").clients == 2 * one.endpoint("primary").clients
+    assert two.endpoint("primary").worst_case <= two.endpoint("primary").usable
+
+
+def test_cannot_fit_is_an_explicit_error_with_a_fix():
+    s = Scenario(provider="gcp-cloudsql", instance_class="db-f1-micro", app_instances=20,
+                 workers=4)
+    with pytest.raises(SizingError) as exc:
+        recommend(s)
+    assert "proxy" in exc.value.fix and "fewer processes" in exc.value.fix
+
+
+def test_proxy_rescues_a_fleet_too_big_for_direct():
+    s = Scenario(provider="gcp-cloudsql", instance_class="db-g1-small", app_instances=20,
+                 workers=4, proxy="pgbouncer-transaction")
+    rec = recommend(s)
+    ep = rec.endpoint("primary")
+    assert ep.server_side is not None and ep.worst_case <= ep.usable
+    assert ep.client_side.worst_case == ep.clients * (ep.pool_size + ep.max_overflow)
+    # PgBouncer 1.18 (version unknown) cannot keep named prepared statements
+    assert rec.engine("primary").connect_args["statement_cache_size"] == 0
+
+
+def test_pgbouncer_124_keeps_the_statement_cache():
+    s = Scenario(proxy="pgbouncer-transaction",
+                 proxy_settings=ProxySettings(pgbouncer_version="1.24"))
+    assert "statement_cache_size" not in recommend(s).engine("primary").connect_args
+
+
+def test_replica_has_its_own_budget():
+    base = Scenario(app_instances=4, workers=2,
+                    replicas=(Replica(instance_class="db.r6g.large"),))
+    small = replace(base, replicas=(Replica(instance_class="db.t3.medium"),))
+    a, b = recommend(base), recommend(small)
+    assert a.endpoint("primary") == b.endpoint("primary")
+    assert b.endpoint("replica-1").max_connections < a.endpoint("replica-1").max_connections
+    assert any(w.code == "REPLICA_SMALLER" for w in b.warnings)
+
+
+def test_rds_proxy_server_side_is_a_percent_of_max_connections():
+    s = Scenario(proxy="rds-proxy", app_instances=10, workers=4,
+                 proxy_settings=ProxySettings(rds_proxy_max_connections_percent=50))
+    ep = recommend(s).endpoint("primary")
+    assert ep.server_side.limit == ep.max_connections * 50 // 100
+
+
+def test_serverless_gets_nullpool_and_counts_each_invocation():
+    s = Scenario(serverless_concurrency=300, proxy="rds-proxy")
+    rec = recommend(s)
+    assert rec.engine("primary").poolclass == "NullPool"
+    assert rec.endpoint("primary").clients == 300
+    assert "command_timeout" in rec.engine("primary").connect_args
+
+
+def test_erlang_c_matches_textbook_values():
+    # M/M/2 with a = 1 Erlang: P(wait) = 1/3; M/M/1 with a = 0.5: P(wait) = rho = 0.5.
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    assert erlang_c(1, 0.5) == pytest.approx(0.5)
+    assert erlang_c(3, 3.0) == 1.0
+    assert smallest_pool(1.0) == 4  # P(wait) 2.04% <= 5%, while 3 servers give 9.1%
+
+
+def test_load_caps_the_pool_below_the_budget():
+    s = Scenario(load=Load(rps=100, hold_ms=10))  # 1 Erlang per process
+    rec = recommend(s)
+    ep = rec.endpoint("primary")
+    assert ep.pool_size == rec.load.needed_pool
+    assert ep.pool_size < ep.per_process_budget
+    assert "load" in rec.binding
+
+
+def test_budget_below_load_is_flagged():
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=60,
+                 app_instances=5, workers=2, load=Load(rps=400, hold_ms=50))
+    rec = recommend(s)
+    assert any(w.code == "BUDGET_BELOW_LOAD" and w.severity == "error" for w in rec.warnings)
+
+
+scenarios = st.builds(
+    Scenario,
+    provider=st.just("self-hosted"),
+    instance_class=st.none(),
+    max_connections=st.integers(20, 6000),
+    app_instances=st.integers(1, 60),
+    deploy_surge_percent=st.sampled_from([0, 25, 50, 100]),
+    workers=st.integers(1, 16),
+    engines_per_process=st.integers(1, 3),
+    pool_split=st.floats(0.05, 1.0),
+    proxy=st.sampled_from(["none", "pgbouncer-transaction", "pgbouncer-session"]),
+    load=st.one_of(st.none(), st.builds(Load, rps=st.floats(1, 2000),
+                                        hold_ms=st.floats(1, 200))),
+    replicas=st.lists(st.builds(Replica, instance_class=st.none(),
+                                max_connections=st.integers(20, 6000)), max_size=2).map(tuple),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios)
+def test_worst_case_never_exceeds_usable(s):
+    try:
+        rec = recommend(s)
+    except SizingError as exc:
+        assert exc.fix
+        return
+    for ep in rec.endpoints:
+        assert ep.pool_size >= 1
+        assert ep.max_overflow >= 0
+        assert ep.worst_case <= ep.usable
+        if ep.server_side is None:
+            assert ep.clients * (ep.pool_size + ep.max_overflow) <= ep.usable
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios, st.integers(1, 40))
+def test_more_instances_never_raise_per_process_pools(s, extra):
+    try:
+        small = recommend(s)
+        big = recommend(replace(s, app_instances=s.app_instances + extra))
+    except SizingError:
+        return
+    for a, b in zip(small.endpoints, big.endpoints, strict=True):
+        assert b.pool_size <= a.pool_size
+        assert b.pool_size + b.max_overflow <= a.pool_size + a.max_overflow
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios, st.integers(20, 6000))
+def test_replica_change_never_changes_the_primary(s, other):
+    assume(s.replicas)
+    changed = replace(s, replicas=(replace(s.replicas[0], max_connections=other),
+                                   *s.replicas[1:]))
+    try:
+        a, b = recommend(s), recommend(changed)
+    except SizingError:
+        return
+    assert a.endpoint("primary") == b.endpoint("primary")
+    assert a.engine("primary") == b.engine("primary")

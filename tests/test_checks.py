@@ -1,0 +1,80 @@
+"""Each known pitfall yields a finding with severity, message and fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from wizard.checks import url_findings
+from wizard.model import CurrentPool, ProxySettings, Replica, Scenario
+from wizard.sizing import recommend
+
+
+def codes(s: Scenario) -> dict[str, str]:
+    return {w.code: w.severity for w in recommend(s).warnings}
+
+
+BIG_FLEET = dict(provider="aws-rds", instance_class="db.t3.medium", app_instances=10,
+                 max_app_instances=20, workers=4)
+
+
+@pytest.mark.parametrize(("scenario", "code"), [
+    (Scenario(**BIG_FLEET), "WORST_CASE_OVER_MAX"),  # SQLAlchemy defaults x 100 engines
+    (Scenario(**BIG_FLEET, current=CurrentPool(pool_size=20, max_overflow=10)),
+     "WORST_CASE_OVER_MAX"),
+    (Scenario(serverless_concurrency=200), "SERVERLESS_NO_PROXY"),
+    (Scenario(serverless_concurrency=50, proxy="rds-proxy",
+              current=CurrentPool(poolclass="AsyncAdaptedQueuePool")), "SERVERLESS_QUEUEPOOL"),
+    (Scenario(proxy="pgbouncer-transaction"), "PREPARED_STATEMENTS_TXN_POOLER"),
+    (Scenario(provider="supabase", instance_class="Large", proxy="supavisor-transaction"),
+     "PREPARED_STATEMENTS_TXN_POOLER"),
+    (Scenario(network=("aws-nat-gateway",), current=CurrentPool(pool_recycle=-1)),
+     "RECYCLE_MISSING"),
+    (Scenario(network=("aws-nat-gateway",), current=CurrentPool(pool_recycle=3600)),
+     "RECYCLE_ABOVE_IDLE"),
+    (Scenario(current=CurrentPool(pool_recycle=30)), "RECYCLE_TOO_SHORT"),
+    (Scenario(replicas=(Replica(instance_class="db.t3.medium"),)), "REPLICA_SMALLER"),
+    (Scenario(proxy="rds-proxy", current=CurrentPool(pool_size=50)), "LARGE_POOL_BEHIND_PROXY"),
+    (Scenario(proxy="rds-proxy"), "RDS_PROXY_PINNING"),
+    (Scenario(provider="azure-flexible", instance_class="D2s_v3", proxy="azure-pgbouncer",
+              proxy_settings=ProxySettings(user_db_pairs=20)), "PROXY_SERVER_POOL_OVER_MAX"),
+    (Scenario(deploy_surge_percent=0), "DEPLOY_SURGE_NOT_COUNTED"),
+    (Scenario(serverless_concurrency=20, proxy="rds-proxy"), "NULLPOOL_INTROSPECTION"),
+    (Scenario(workers=1), "WORKERS_COUNTED"),
+    (Scenario(iam_auth=True), "IAM_TOKEN_PER_CONNECTION"),
+    (Scenario(provider="aws-rds", instance_class="db.t3.medium"), "ESTIMATED_MAX_CONNECTIONS"),
+])
+def test_pitfall_is_caught(scenario, code):
+    found = codes(scenario)
+    assert code in found, found
+
+
+def test_findings_are_ranked_and_complete():
+    rec = recommend(Scenario(**BIG_FLEET, current=CurrentPool(pool_size=20, max_overflow=10)))
+    severities = [w.severity for w in rec.warnings]
+    order = {"error": 0, "warning": 1, "info": 2}
+    assert severities == sorted(severities, key=order.__getitem__)
+    for w in rec.warnings:
+        assert w.message and w.fix
+
+
+def test_recommended_settings_themselves_are_not_flagged():
+    rec = recommend(Scenario(network=("aws-nat-gateway",)))
+    assert rec.engine("primary").pool_recycle < 350
+    assert rec.engine("primary").pool_recycle >= 60
+    assert "RECYCLE_ABOVE_IDLE" not in {w.code for w in rec.warnings}
+
+
+def test_iam_token_in_url_is_flagged_without_echoing_it():
+    url = ("postgresql+asyncpg://app:host.rds.amazonaws.com:5432/?Action=connect"
+           "&X-Amz-Signature=deadbeefcafe@host/db")
+    found = url_findings(url)
+    assert found and found[0].code == "IAM_TOKEN_IN_URL"
+    assert "deadbeefcafe" not in found[0].message + found[0].fix
+    assert url_findings("postgresql+asyncpg://app@db.internal/app") == []
+
+
+def test_pool_recycle_stays_under_every_cutoff_on_the_path():
+    rec = recommend(Scenario(proxy="rds-proxy", network=("aws-nlb", "aws-nat-gateway")))
+    assert rec.engine("primary").pool_recycle < 350
+    gcp = recommend(Scenario(provider="gcp-cloudsql", instance_class="db-custom-2-7680"))
+    assert gcp.engine("primary").pool_recycle < 600  # GCP VPC connection tracking

@@ -1,0 +1,331 @@
+"""Connection budgets per database endpoint: max_connections, reserves, usable, shares.
+
+Each endpoint (the primary, every replica) has its own max_connections and reserves
+and is divided among exactly the processes that connect to it. A replica's budget
+never comes out of the primary's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wizard import catalog
+from wizard.model import (
+    POOLERS,
+    TRANSACTION_POOLERS,
+    ReserveItem,
+    Scenario,
+    ScenarioError,
+    SizingError,
+    surge,
+)
+
+DEFAULT_SUPERUSER_RESERVED = 3  # PostgreSQL's own default
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """What is known about one endpoint before sizing: its limit and who connects."""
+
+    role: str
+    instance_class: str | None
+    max_connections: int
+    max_connections_source: str
+    estimated: bool
+    vcpu: float | None
+    reserves: tuple[ReserveItem, ...]
+    processes: int
+    engines_per_process: int
+
+    @property
+    def reserved(self) -> int:
+        return sum(r.count for r in self.reserves)
+
+    @property
+    def usable(self) -> int:
+        return self.max_connections - self.reserved
+
+    @property
+    def clients(self) -> int:
+        return self.processes * self.engines_per_process
+
+
+def _fact_int(provider: str, key: str) -> tuple[int, str] | None:
+    fact = catalog.provider_fact(provider, key)
+    if fact is None:
+        return None
+    try:
+        return int(float(fact[0])), fact[1].url
+    except ValueError:
+        return None
+
+
+def reserves_for(s: Scenario, primary: bool) -> tuple[ReserveItem, ...]:
+    """Every reserve on one endpoint, each with where its number comes from."""
+    items: list[ReserveItem] = []
+    if s.reserves.superuser is not None:
+        items.append(ReserveItem("superuser_reserved_connections", s.reserves.superuser, "you"))
+    else:
+        fact = _fact_int(s.provider, "superuser_reserved_connections")
+        count, src = fact if fact else (DEFAULT_SUPERUSER_RESERVED, "PostgreSQL default")
+        items.append(ReserveItem("superuser_reserved_connections", count, src))
+    if s.pg_version >= 16 and (fact := _fact_int(s.provider, "reserved_connections_pg16")):
+        items.append(ReserveItem("reserved_connections (PostgreSQL 16+)", *fact))
+    if s.pg_version >= 17 and (fact := _fact_int(s.provider, "rds_reserved_connections")):
+        items.append(ReserveItem("rds.rds_reserved_connections", *fact))
+    if s.reserves.provider is not None:
+        items.append(ReserveItem("provider-reserved", s.reserves.provider, "you"))
+    elif fact := _fact_int(s.provider, "provider_reserved"):
+        items.append(ReserveItem("provider-reserved", *fact))
+    items.append(ReserveItem("monitoring/admin", s.reserves.admin, "you"))
+    if primary:
+        items.append(ReserveItem("migrations", s.reserves.migrations, "you"))
+        if s.reserves.replication_slots:
+            items.append(ReserveItem("replication", s.reserves.replication_slots, "you"))
+    return tuple(i for i in items if i.count)
+
+
+def _limit(s: Scenario, instance_class: str | None, override: int | None,
+           override_source: str | None) -> tuple[int, str, bool, float | None, str | None]:
+    if override is not None:
+        vcpu = None
+        if instance_class:
+            vcpu = catalog.instance_class(s.provider, instance_class).vcpu
+        return override, override_source or "your override", False, vcpu, instance_class
+    if not instance_class:
+        raise SizingError(
+            f"{s.provider} needs an instance class or a max_connections value.",
+            "give --instance-class (see `python -m wizard catalog`) or --max-connections N "
+            "(run SHOW max_connections).",
+        )
+    row = catalog.instance_class(s.provider, instance_class)
+    return row.max_connections, row.source_label, row.estimated, row.vcpu, row.instance_class
+
+
+def client_processes(s: Scenario, instances: int | None = None) -> int:
+    """Client processes at the peak: serverless invocations, or instances x workers."""
+    if s.serverless_concurrency is not None:
+        return s.serverless_concurrency
+    return (instances if instances is not None else s.peak_instances) * s.workers
+
+
+def endpoint_specs(s: Scenario, instances: int | None = None) -> tuple[EndpointSpec, ...]:
+    """The primary and each replica, with max_connections, reserves and client processes.
+
+    `instances` overrides the peak app instance count (used by the scale-out chart).
+    """
+    mc, src, est, vcpu, cls = _limit(s, s.instance_class, s.max_connections,
+                                     s.max_connections_source)
+    specs = [EndpointSpec("primary", cls, mc, src, est, vcpu, reserves_for(s, True),
+                          client_processes(s, instances), s.engines_per_process)]
+    for i, rep in enumerate(s.replicas, start=1):
+        rcls = rep.instance_class or s.instance_class
+        rmc, rsrc, rest, rvcpu, rcls = _limit(s, rcls, rep.max_connections, None)
+        if s.serverless_concurrency is not None:
+            procs = s.serverless_concurrency
+        else:
+            readers = rep.reader_instances
+            if readers is None:
+                readers = instances if instances is not None else s.peak_instances
+            else:
+                readers = readers + surge(readers, s.deploy_surge_percent)
+            procs = readers * s.workers
+        specs.append(EndpointSpec(f"replica-{i}", rcls, rmc, rsrc, rest, rvcpu,
+                                  reserves_for(s, False), procs, 1))
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
+class ProxyLimits:
+    """The proxy in front of one endpoint: server connections it opens, clients it takes."""
+
+    server_pool: int
+    server_pool_source: str
+    configured_server_pool: int
+    client_limit: int | None
+    client_limit_source: str
+    session_mode: bool
+    pool_size_per_pair: int | None = None
+
+
+def _proxy_int(component: str, setting: str, default: int) -> tuple[int, str]:
+    value, src = catalog.int_fact(catalog.proxy_fact(component, setting), default)
+    return value, (src.url if src else "PgBouncer default")
+
+
+def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> ProxyLimits | None:
+    """Server and client side of the proxy on this endpoint, or None without a pooler.
+
+    The recommended server pool never exceeds the endpoint's usable connections;
+    `configured_server_pool` is what the proxy opens with the user's (or default)
+    settings, which checks compare against usable.
+    """
+    if s.proxy not in POOLERS:
+        return None
+    ps = s.proxy_settings
+    usable = spec.usable
+    pairs = max(1, ps.user_db_pairs)
+    session = s.proxy in ("pgbouncer-session", "supavisor-session")
+    if s.proxy in ("pgbouncer-transaction", "pgbouncer-session"):
+        default, src = _proxy_int("pgbouncer", "default_pool_size", 20)
+        per_pair = ps.pool_size or default
+        configured = per_pair * pairs + ps.reserve_pool
+        # Self-managed PgBouncer: recommend a pool that fits; grow it to the fleet's need.
+        reserve = min(ps.reserve_pool, max(0, usable - pairs))
+        fit = max(1, (usable - reserve) // pairs)
+        want = per_pair if ps.pool_size else max(per_pair, -(-(fleet_need or 0) // pairs))
+        dps = min(want, fit)
+        client_default, csrc = _proxy_int("pgbouncer", "max_client_conn", 100)
+        # Self-managed: max_client_conn is the user's to set; only a given value binds.
+        client_src = ("your max_client_conn" if ps.max_client_conn else
+                      f"not set (PgBouncer's default is {client_default}, {csrc}); "
+                      "the ini snippet sets it")
+        return ProxyLimits(min(dps * pairs + reserve, usable),
+                           f"default_pool_size {dps} x {pairs} pair(s) + reserve_pool {reserve}",
+                           configured, ps.max_client_conn, client_src, session, dps)
+    if s.proxy == "rds-proxy":
+        pct = ps.rds_proxy_max_connections_percent
+        configured = spec.max_connections * pct // 100
+        client_limit = None
+        return ProxyLimits(min(configured, usable), f"MaxConnectionsPercent {pct}% of "
+                           f"max_connections", configured, client_limit,
+                           "RDS Proxy has no client connection quota per proxy", False)
+    if s.proxy == "azure-pgbouncer":
+        default, src = _proxy_int("azure-pgbouncer", "default_pool_size", 50)
+        per_pair = ps.pool_size or default
+        configured = per_pair * pairs
+        climit, csrc = _proxy_int("azure-pgbouncer", "max_client_conn", 5000)
+        return ProxyLimits(min(configured, usable),
+                           f"pgbouncer.default_pool_size x {pairs} ({src})",
+                           configured, ps.max_client_conn or climit, csrc, False)
+    if s.proxy == "neon-pooler":
+        configured = int(spec.max_connections * 0.9) * pairs
+        climit, csrc = _proxy_int("neon-pooler", "max_client_conn", 10000)
+        return ProxyLimits(min(configured, usable), "0.9 x max_connections per user/db pair",
+                           configured, ps.max_client_conn or climit, csrc, False)
+    # Supavisor
+    default, src = _proxy_int("supavisor", "default_pool_size", usable)
+    per_pair = ps.pool_size or default
+    configured = per_pair * pairs
+    climit, csrc = _proxy_int("supavisor", "max_client_conn", 200)
+    return ProxyLimits(min(configured, usable), f"Supavisor pool size ({src})", configured,
+                       ps.max_client_conn or climit, csrc, session)
+
+
+def per_process_budget(s: Scenario, spec: EndpointSpec,
+                       proxy: ProxyLimits | None) -> tuple[int, str]:
+    """Connections one engine in one process may hold at most, and why."""
+    clients = spec.clients
+    if spec.usable < 1:
+        raise SizingError(
+            f"{spec.role}: max_connections {spec.max_connections} leaves nothing after "
+            f"{spec.reserved} reserved.",
+            "lower the reserves or pick a bigger instance class.",
+        )
+    if proxy is None:
+        share = spec.usable // clients
+        if share < 1:
+            raise SizingError(
+                f"{spec.role}: {spec.usable} usable connections cannot give each of "
+                f"{clients} client engines even one connection.",
+                f"fewer processes (at most {spec.usable} engines), a bigger instance class, "
+                "or a pooling proxy (PgBouncer transaction mode / RDS Proxy) in front.",
+            )
+        return share, f"({spec.max_connections:,} - {spec.reserved}) / {clients:,}"
+    if proxy.session_mode:
+        share = proxy.server_pool // clients
+        if share < 1:
+            raise SizingError(
+                f"{spec.role}: a session-mode pooler with {proxy.server_pool} server "
+                f"connections cannot give each of {clients} client engines one.",
+                "use transaction mode, fewer processes or a bigger server pool.",
+            )
+        return share, f"server pool {proxy.server_pool} / {clients:,}"
+    if proxy.client_limit is None:
+        return 10**6, "no client limit"
+    share = proxy.client_limit // clients
+    if share < 1:
+        raise SizingError(
+            f"{spec.role}: the proxy accepts {proxy.client_limit} clients, fewer than "
+            f"{clients} client engines.",
+            f"raise max_client_conn to at least {clients} or reduce processes.",
+        )
+    return share, f"client limit {proxy.client_limit:,} / {clients:,}"
+
+
+def is_transaction_pooler(s: Scenario) -> bool:
+    return s.proxy in TRANSACTION_POOLERS
+
+
+_PROXY_PROVIDERS = {
+    "rds-proxy": ("aws-rds", "aws-aurora"),
+    "cloudsql-auth-proxy": ("gcp-cloudsql",),
+    "cloudsql-connector": ("gcp-cloudsql",),
+    "azure-pgbouncer": ("azure-flexible",),
+    "supavisor-transaction": ("supabase",),
+    "supavisor-session": ("supabase",),
+    "neon-pooler": ("neon",),
+}
+
+
+def _at_least(name: str, value: float | None, low: float) -> None:
+    if value is not None and value < low:
+        raise ScenarioError(f"{name} must be at least {low:g}, got {value:g}")
+
+
+def validate(s: Scenario) -> None:
+    """Raise ScenarioError naming the first bad value and the valid choices."""
+    from wizard.model import NETWORK_CUTOFFS, PROXIES
+
+    catalog.check_provider(s.provider)
+    if s.proxy not in PROXIES:
+        raise ScenarioError(f"unknown proxy {s.proxy!r}; valid choices: {', '.join(PROXIES)}")
+    allowed = _PROXY_PROVIDERS.get(s.proxy)
+    if allowed and s.provider not in allowed:
+        raise ScenarioError(f"proxy {s.proxy!r} runs only with {', '.join(allowed)}, "
+                            f"not {s.provider}")
+    for name, value in (("app instances", s.app_instances), ("workers", s.workers),
+                        ("engines per process", s.engines_per_process),
+                        ("max app instances", s.max_app_instances),
+                        ("serverless concurrency", s.serverless_concurrency),
+                        ("max_connections", s.max_connections),
+                        ("app vCPUs", s.app_vcpus),
+                        ("PgBouncer pool size", s.proxy_settings.pool_size),
+                        ("PgBouncer max_client_conn", s.proxy_settings.max_client_conn),
+                        ("user/database pairs", s.proxy_settings.user_db_pairs)):
+        _at_least(name, value, 1)
+    if s.max_app_instances is not None and s.max_app_instances < s.app_instances:
+        raise ScenarioError(f"max app instances ({s.max_app_instances}) must be at least "
+                            f"app instances ({s.app_instances})")
+    if not 0 < s.pool_split <= 1:
+        raise ScenarioError(f"pool split must be in (0, 1] (share of the budget kept as "
+                            f"pool_size, e.g. 0.7), got {s.pool_split:g}")
+    if not 0 <= s.deploy_surge_percent <= 100:
+        raise ScenarioError(f"deploy surge must be 0..100 percent, got {s.deploy_surge_percent}")
+    pct = s.proxy_settings.rds_proxy_max_connections_percent
+    if not 1 <= pct <= 100:
+        raise ScenarioError(f"RDS Proxy MaxConnectionsPercent must be 1..100, got {pct}")
+    for name, value in (("superuser reserve", s.reserves.superuser),
+                        ("provider reserve", s.reserves.provider),
+                        ("admin reserve", s.reserves.admin),
+                        ("migrations reserve", s.reserves.migrations),
+                        ("replication reserve", s.reserves.replication_slots),
+                        ("PgBouncer reserve_pool", s.proxy_settings.reserve_pool),
+                        ("PgBouncer max_prepared_statements",
+                         s.proxy_settings.max_prepared_statements)):
+        _at_least(name, value, 0)
+    if s.load is not None:
+        if not s.load.rps > 0:
+            raise ScenarioError(f"requests per second must be above 0, got {s.load.rps:g}")
+        if not s.load.hold_ms > 0:
+            raise ScenarioError(f"hold time must be above 0 ms, got {s.load.hold_ms:g}")
+        if s.load.p95_hold_ms is not None and s.load.p95_hold_ms < s.load.hold_ms:
+            raise ScenarioError(f"p95 hold time ({s.load.p95_hold_ms:g} ms) must be at least "
+                                f"the mean ({s.load.hold_ms:g} ms)")
+    for item in s.network:
+        if item not in NETWORK_CUTOFFS:
+            raise ScenarioError(f"unknown network element {item!r}; valid choices: "
+                                f"{', '.join(NETWORK_CUTOFFS)}")
+    for i, rep in enumerate(s.replicas, start=1):
+        _at_least(f"replica {i} max_connections", rep.max_connections, 1)
+        _at_least(f"replica {i} reader instances", rep.reader_instances, 1)

@@ -1,0 +1,269 @@
+"""Known pitfalls as rules: each yields Findings with severity, message and fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from wizard import sizing
+from wizard.model import (
+    POOLERS,
+    SEVERITIES,
+    TRANSACTION_POOLERS,
+    Finding,
+    Recommendation,
+)
+
+Rule = Callable[[Recommendation], Iterator[Finding]]
+RULES: list[Rule] = []
+
+
+def rule(fn: Rule) -> Rule:
+    RULES.append(fn)
+    return fn
+
+
+def run_checks(rec: Recommendation) -> tuple[Finding, ...]:
+    """All findings for a recommendation, errors first."""
+    found = [f for r in RULES for f in r(rec)]
+    return tuple(sorted(found, key=lambda f: SEVERITIES.index(f.severity)))
+
+
+@rule
+def estimated_limit(rec: Recommendation) -> Iterator[Finding]:
+    for ep in rec.endpoints:
+        if ep.max_connections_estimated:
+            yield Finding(
+                "ESTIMATED_MAX_CONNECTIONS", "info",
+                f"{ep.role}: max_connections {ep.max_connections:,} is an estimate from the "
+                "provider's memory formula (the instance keeps some memory for itself).",
+                "Measure it: run SHOW max_connections (or the live check) and enter the value.")
+
+
+@rule
+def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    cur = s.current
+    for ep in rec.endpoints:
+        if ep.server_side is not None:
+            continue
+        if cur and cur.poolclass != "NullPool" and cur.pool_size is not None:
+            per = cur.pool_size + (cur.max_overflow if cur.max_overflow is not None else 10)
+            label = f"your current pool ({cur.pool_size} + {per - cur.pool_size})"
+        else:
+            per, label = 15, "SQLAlchemy's defaults (5 + 10)"
+        total = per * ep.clients
+        if total > ep.usable:
+            sev = "error" if cur and cur.pool_size is not None else "warning"
+            breaks = ep.usable // (per * ep.engines_per_process * max(1, s.workers)) + 1
+            yield Finding(
+                "WORST_CASE_OVER_MAX", sev,
+                f"{ep.role}: {label} x {ep.clients:,} engines at the autoscaling maximum "
+                f"= {total:,} connections, above the {ep.usable:,} usable "
+                f"(it breaks from about {breaks} instances).",
+                f"Use pool_size={ep.pool_size}, max_overflow={ep.max_overflow} per engine, "
+                "or put a pooler in front.")
+
+
+@rule
+def serverless_without_proxy(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    if s.serverless and s.proxy not in POOLERS:
+        yield Finding(
+            "SERVERLESS_NO_PROXY", "warning",
+            f"{s.serverless_concurrency:,} concurrent invocations each open their own "
+            "connection straight to the database; a QueuePool per invocation would multiply "
+            "that and break across event loops.",
+            "Use NullPool (as exported) and put RDS Proxy, PgBouncer or the provider's pooler "
+            "in front.")
+    if s.current and s.serverless and s.current.poolclass != "NullPool":
+        yield Finding(
+            "SERVERLESS_QUEUEPOOL", "error",
+            "A pooled engine in serverless code is tied to the first invocation's event loop "
+            "and keeps idle connections per frozen instance.",
+            "Use poolclass=NullPool.")
+
+
+@rule
+def prepared_statements(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    if s.proxy in TRANSACTION_POOLERS and not sizing.prepared_statements_survive(s):
+        yield Finding(
+            "PREPARED_STATEMENTS_TXN_POOLER", "warning",
+            f"{s.proxy} runs in transaction mode without prepared-statement tracking: "
+            "asyncpg's named prepared statements fail with 'prepared statement "
+            "\"__asyncpg_stmt_N__\" does not exist/already exists'.",
+            "Keep statement_cache_size=0 and prepared_statement_cache_size=0 (as exported), "
+            "or run PgBouncer 1.21+ with max_prepared_statements > 0.")
+
+
+@rule
+def recycle(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    cuts = sizing.idle_cutoffs(s)
+    cur = s.current
+    if cur is None:
+        return
+    if cur.pool_recycle is None or cur.pool_recycle < 0:
+        if cuts:
+            yield Finding(
+                "RECYCLE_MISSING", "warning",
+                f"pool_recycle is off while {cuts[0][0]} drops idle connections after "
+                f"{cuts[0][1]} s: the first query after a quiet spell fails.",
+                f"Set pool_recycle={rec.engines[0].pool_recycle} and pool_pre_ping=True.")
+    elif cuts and cur.pool_recycle >= cuts[0][1]:
+        yield Finding(
+            "RECYCLE_ABOVE_IDLE", "warning",
+            f"pool_recycle={cur.pool_recycle} is not below {cuts[0][0]} ({cuts[0][1]} s).",
+            f"Set pool_recycle={rec.engines[0].pool_recycle}.")
+    if cur.pool_recycle is not None and 0 <= cur.pool_recycle < sizing.MIN_RECYCLE:
+        yield Finding(
+            "RECYCLE_TOO_SHORT", "warning",
+            f"pool_recycle={cur.pool_recycle} s reconnects constantly (each connect costs a "
+            "TLS handshake and authentication).",
+            f"Use at least {sizing.MIN_RECYCLE} s; {rec.engines[0].pool_recycle} fits this path.")
+
+
+@rule
+def smaller_replica(rec: Recommendation) -> Iterator[Finding]:
+    primary = rec.endpoints[0]
+    for ep in rec.endpoints[1:]:
+        if ep.max_connections < primary.max_connections and ep.clients >= primary.clients / max(
+                1, primary.engines_per_process):
+            yield Finding(
+                "REPLICA_SMALLER", "warning",
+                f"{ep.role} ({ep.max_connections:,} max_connections) is smaller than the primary "
+                f"({primary.max_connections:,}) but receives the same processes: the primary's "
+                "pool settings would overrun it.",
+                f"Give the read engine its own settings (pool_size={ep.pool_size}, "
+                f"max_overflow={ep.max_overflow}), as exported.")
+
+
+@rule
+def large_client_pool_behind_proxy(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    cur = s.current
+    if s.proxy in POOLERS and cur and cur.pool_size is not None and cur.pool_size > 10:
+        yield Finding(
+            "LARGE_POOL_BEHIND_PROXY", "warning",
+            f"pool_size={cur.pool_size} per process in front of {s.proxy}: the proxy already "
+            "pools, and big client pools only hold proxy slots (and pin RDS Proxy sessions).",
+            f"Use a small client pool (pool_size={rec.engines[0].pool_size}).")
+
+
+@rule
+def rds_proxy_pinning(rec: Recommendation) -> Iterator[Finding]:
+    if rec.scenario.proxy == "rds-proxy":
+        yield Finding(
+            "RDS_PROXY_PINNING", "info",
+            "RDS Proxy pins a client to one server connection after SET, SQL-level "
+            "PREPARE or asyncpg's reset query (advisory unlock, UNLISTEN, RESET ALL): "
+            "pinned sessions get no multiplexing.",
+            "Keep session settings out of connect-time SET and server_settings, and watch "
+            "the DatabaseConnectionsCurrentlySessionPinned metric.")
+
+
+@rule
+def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    for ep in rec.endpoints:
+        side = ep.server_side
+        if side is None:
+            continue
+        configured = side.configured or 0
+        if configured > ep.usable:
+            yield Finding(
+                "PROXY_SERVER_POOL_OVER_MAX", "error",
+                f"{ep.role}: {s.proxy} may open {configured:,} server connections "
+                f"({side.limit_source.split(' (')[0]}), above the {ep.usable:,} usable.",
+                f"Size the proxy's server pool to at most {side.limit:,} (as in the ini "
+                "snippet / MaxConnectionsPercent), or pick a bigger class.")
+        client = ep.client_side
+        if client and client.limit and client.worst_case > client.limit:
+            yield Finding(
+                "PROXY_CLIENT_LIMIT", "error",
+                f"{ep.role}: the fleet opens up to {client.worst_case:,} client connections, "
+                f"above the proxy's limit of {client.limit:,}.",
+                "Raise the proxy's client limit or shrink the client pools.")
+
+
+@rule
+def deploy_surge(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    if not s.serverless and s.deploy_surge_percent == 0:
+        yield Finding(
+            "DEPLOY_SURGE_NOT_COUNTED", "warning",
+            "No deploy surge counted: during a rolling deploy old and new instances overlap "
+            "(Kubernetes maxSurge defaults to 25%) and both hold full pools.",
+            "Set the deploy surge to your rollout's maxSurge (25% by default).")
+
+
+@rule
+def nullpool_behind_pooler(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    null = any(e.poolclass == "NullPool" for e in rec.engines) or (
+        s.current is not None and s.current.poolclass == "NullPool")
+    if null and s.proxy in POOLERS:
+        yield Finding(
+            "NULLPOOL_INTROSPECTION", "info",
+            "With NullPool every checkout is a new connection, and asyncpg repeats its type "
+            "introspection on each one.",
+            "Where the process lives longer than one request, a small pool with the statement "
+            "caches off is often faster than NullPool.")
+
+
+@rule
+def workers(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    if not s.serverless and s.workers == 1:
+        yield Finding(
+            "WORKERS_COUNTED", "info",
+            "Counted one worker process per instance: each worker (gunicorn -w, uvicorn "
+            "--workers, WEB_CONCURRENCY) has its own engine and pool.",
+            "Set workers to the process count per instance if it is more than one.")
+
+
+@rule
+def load_vs_budget(rec: Recommendation) -> Iterator[Finding]:
+    load = rec.load
+    if load is None:
+        if not rec.scenario.serverless:
+            yield Finding(
+                "NO_LOAD", "info",
+                f"No load given: pools are capped at {sizing.NO_LOAD_POOL_CAP} + "
+                f"{sizing.NO_LOAD_TOTAL_CAP - sizing.NO_LOAD_POOL_CAP} per engine, below the "
+                "budget ceiling.",
+                "Give requests/s and hold time to size pools from the load.")
+        return
+    for ep in rec.endpoints:
+        if ep.pool_size + ep.max_overflow < load.needed_pool:
+            yield Finding(
+                "BUDGET_BELOW_LOAD", "error",
+                f"{ep.role}: the load needs about {load.needed_pool} connections per process "
+                f"(offered load {load.offered_load:.1f}), but the budget allows only "
+                f"{ep.pool_size + ep.max_overflow}: requests will queue and time out.",
+                "Use a bigger class, fewer processes, shorter transactions or a pooler.")
+
+
+_TOKEN = re.compile(r"X-Amz-(Signature|Credential|Security-Token)|Action=connect", re.I)
+
+
+def url_findings(url: str) -> list[Finding]:
+    """Findings about a database URL a user supplied (never echoes the URL itself)."""
+    if _TOKEN.search(url):
+        return [Finding(
+            "IAM_TOKEN_IN_URL", "error",
+            "The URL carries an IAM auth token: it expires after 15 minutes, so every "
+            "connection opened later is refused, and the token leaks wherever the URL is logged.",
+            "Generate a token per new connection in a do_connect event (as exported).")]
+    return []
+
+
+@rule
+def iam(rec: Recommendation) -> Iterator[Finding]:
+    if rec.scenario.iam_auth:
+        yield Finding(
+            "IAM_TOKEN_PER_CONNECTION", "info",
+            "IAM tokens last 15 minutes: each new connection needs a fresh one.",
+            "Generate it in a do_connect event on engine.sync_engine (as exported); never "
+            "put it in the URL.")

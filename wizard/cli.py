@@ -1,0 +1,199 @@
+"""`python -m wizard`: catalog, recommend (and the verbs other modules add).
+
+A public interface: scripts and tests depend on its flags and JSON shape.
+Bad input exits 2 with one line naming the bad value and the valid choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from wizard import catalog, share
+from wizard.model import Recommendation, Scenario, ScenarioError, SizingError
+from wizard.sizing import recommend
+
+EXIT_BAD_INPUT = 2
+EXIT_CANNOT_FIT = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise ScenarioError(message)
+
+
+def add_scenario_flags(p: argparse.ArgumentParser) -> None:
+    """Every Scenario parameter as a flag; values are parsed by share.from_flat."""
+    for param in share.PARAMS:
+        flag = "--" + param.key.replace("_", "-")
+        if param.kind == "bool":
+            p.add_argument(flag, dest=param.key, action="store_const", const="1",
+                           help=param.help)
+        else:
+            p.add_argument(flag, dest=param.key, metavar=param.kind.upper(), help=param.help)
+
+
+def scenario_from_args(args: argparse.Namespace) -> Scenario:
+    flat = {p.key: getattr(args, p.key) for p in share.PARAMS
+            if getattr(args, p.key, None) is not None}
+    if "provider" not in flat:
+        raise ScenarioError("--provider is required; valid choices: "
+                            + ", ".join(catalog_providers()))
+    return share.from_flat(flat)
+
+
+def catalog_providers() -> tuple[str, ...]:
+    from wizard.model import PROVIDERS
+    return PROVIDERS
+
+
+def recommendation_json(rec: Recommendation) -> dict:
+    """The documented --json shape: endpoints, engines, warnings, sources (and more)."""
+    d = rec.to_dict()
+    d["share_query"] = share.to_query(rec.scenario)
+    return d
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def render_text(rec: Recommendation) -> str:
+    """A readable report of a recommendation for the terminal."""
+    out = []
+    s = rec.scenario
+    out.append(f"poolwise: {s.provider} {s.instance_class or ''} via {s.proxy}; "
+               f"{s.serverless_concurrency or s.peak_instances} "
+               f"{'invocations' if s.serverless else 'instances at peak'} x {s.workers} workers")
+    out.append("")
+    rows = [[e.role, e.instance_class or "-", f"{e.max_connections:,}"
+             + (" (estimate)" if e.max_connections_estimated else ""),
+             str(e.reserved), f"{e.usable:,}", f"{e.clients:,}", str(e.pool_size),
+             str(e.max_overflow), f"{e.worst_case:,}"] for e in rec.endpoints]
+    out.append(_table(rows, ["endpoint", "class", "max_conn", "reserved", "usable", "engines",
+                             "pool_size", "overflow", "worst_case"]))
+    for e in rec.endpoints:
+        out.append(f"  {e.role}: {e.explanation}")
+        out.append(f"  {e.role} max_connections source: {e.max_connections_source}")
+    if any(e.max_connections_estimated for e in rec.endpoints):
+        out.append("  Estimates hold until measured: run SHOW max_connections.")
+    out.append("")
+    out.append("Engine settings (per process):")
+    for g in rec.engines:
+        out.append(f"  [{g.endpoint}] poolclass={g.poolclass} pool_size={g.pool_size} "
+                   f"max_overflow={g.max_overflow} pool_timeout={g.pool_timeout:g} "
+                   f"pool_recycle={g.pool_recycle} pool_pre_ping={g.pool_pre_ping} "
+                   f"pool_use_lifo={g.pool_use_lifo} connect_args={g.connect_args}")
+    if rec.load:
+        ld = rec.load
+        out.append("")
+        out.append(f"Load per process: {ld.arrival_rate:g} req/s x {ld.hold_s * 1000:g} ms = "
+                   f"{ld.offered_load:.2f} busy connections; needs {ld.needed_pool} "
+                   f"(P(wait) {ld.p_wait:.1%}), {ld.needed_with_overflow} with bursts")
+    out.append("")
+    out.append("Rules people copy (per engine / fleet total vs usable on the primary):")
+    out.append(_table([[r.name, r.formula, str(r.per_process), f"{r.fleet_total:,}",
+                        "fits" if r.fits else "OVER"] for r in rec.rules],
+                      ["rule", "formula", "per engine", "fleet", "primary"]))
+    out.append(f"Binding bound: {rec.binding}")
+    if rec.warnings:
+        out.append("")
+        out.append("Warnings:")
+        for w in rec.warnings:
+            out.append(f"  [{w.severity}] {w.code}: {w.message}")
+            out.append(f"      fix: {w.fix}")
+    out.append("")
+    out.append("Sources:")
+    for src in rec.sources:
+        out.append(f"  {src.label}: {src.url}" + (f" (read {src.read_on})" if src.read_on else ""))
+    return "\n".join(out)
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    provider = catalog.check_provider(args.provider)
+    rows = catalog.catalog(provider)
+    if args.json:
+        print(json.dumps([{
+            "instance_class": r.instance_class, "family": r.family, "vcpu": r.vcpu,
+            "memory_gib": r.memory_gib, "max_connections": r.max_connections,
+            "basis": r.basis, "estimated": r.estimated, "source": asdict(r.source),
+            "note": r.note} for r in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"{provider}: no catalog; give --max-connections N (run SHOW max_connections).")
+        return 0
+    print(_table([[r.instance_class, f"{r.vcpu:g}" if r.vcpu else "-",
+                   f"{r.memory_gib:g}" if r.memory_gib else "-",
+                   f"{r.max_connections:,}" + (" (est.)" if r.estimated else ""), r.basis,
+                   r.source.url] for r in rows],
+                 ["instance_class", "vcpu", "memory_gib", "max_connections", "basis", "source"]))
+    if any(r.estimated for r in rows):
+        print("(est.) = estimate from the provider's formula until measured with "
+              "SHOW max_connections")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    rec = recommend(scenario_from_args(args))
+    if args.json:
+        print(json.dumps(recommendation_json(rec), indent=2, default=str))
+    else:
+        print(render_text(rec))
+    return 0
+
+
+# Other modules (export, live, fleet) register their verbs here: name -> (setup, run).
+VERBS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
+                       Callable[[argparse.Namespace], int]]] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m wizard", description="Size SQLAlchemy async pools "
+                     "for managed PostgreSQL.")
+    sub = parser.add_subparsers(dest="verb", parser_class=_Parser)
+    p = sub.add_parser("catalog", help="list a provider's instance classes")
+    p.add_argument("--provider", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_catalog)
+    p = sub.add_parser("recommend", help="size pools for a scenario")
+    add_scenario_flags(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_recommend)
+    _load_plugins()
+    for name, (setup, run) in VERBS.items():
+        p = sub.add_parser(name)
+        setup(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def _load_plugins() -> None:
+    import importlib
+
+    for mod in ("wizard.export", "wizard.live", "wizard.fleet"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "verb", None):
+            parser.print_help()
+            return EXIT_BAD_INPUT
+        return args.run(args)
+    except SizingError as exc:
+        print(f"error: cannot fit: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_FIT
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,297 @@
+"""Typed inputs and outputs of poolwise: one Scenario in, one Recommendation out.
+
+Everything downstream (CLI, charts, export, UI, live check) reads these objects;
+none of them recompute sizing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PROVIDERS: tuple[str, ...] = (
+    "aws-rds",
+    "aws-aurora",
+    "gcp-cloudsql",
+    "azure-flexible",
+    "supabase",
+    "neon",
+    "self-hosted",
+)
+
+PROXIES: tuple[str, ...] = (
+    "none",
+    "pgbouncer-transaction",
+    "pgbouncer-session",
+    "rds-proxy",
+    "cloudsql-auth-proxy",
+    "cloudsql-connector",
+    "azure-pgbouncer",
+    "supavisor-transaction",
+    "supavisor-session",
+    "neon-pooler",
+)
+
+# Proxies that hand a server connection to a client only for one transaction.
+TRANSACTION_POOLERS: frozenset[str] = frozenset(
+    {"pgbouncer-transaction", "azure-pgbouncer", "supavisor-transaction", "neon-pooler"}
+)
+# Proxies that multiplex many client connections onto fewer server connections.
+POOLERS: frozenset[str] = TRANSACTION_POOLERS | {
+    "pgbouncer-session", "supavisor-session", "rds-proxy"}
+
+NETWORK_CUTOFFS: tuple[str, ...] = (
+    "aws-nat-gateway",
+    "aws-nlb",
+    "azure-load-balancer",
+    "gcp-cloud-nat",
+    "gcp-vpc",
+)
+
+SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+
+
+class ScenarioError(ValueError):
+    """A scenario input is invalid; the message names the value and the valid choices."""
+
+
+class SizingError(ValueError):
+    """The scenario cannot fit; `fix` says what to change."""
+
+    def __init__(self, message: str, fix: str):
+        super().__init__(f"{message} Fix: {fix}")
+        self.message = message
+        self.fix = fix
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A read replica: its own class (or measured max_connections) and who reads from it.
+
+    `reader_instances` is how many app instances (at the autoscaling maximum) open a
+    read engine to it; None means every instance.
+    """
+
+    instance_class: str | None = None
+    max_connections: int | None = None
+    reader_instances: int | None = None
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class Reserves:
+    """Connections kept out of the application's budget on every endpoint.
+
+    None for superuser/provider means "the provider's documented default".
+    """
+
+    superuser: int | None = None
+    provider: int | None = None
+    admin: int = 3
+    migrations: int = 1
+    replication_slots: int = 0
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Settings of the proxy in the path; None means the proxy's documented default."""
+
+    pgbouncer_version: str | None = None
+    pool_size: int | None = None
+    reserve_pool: int = 0
+    max_client_conn: int | None = None
+    max_prepared_statements: int | None = None
+    user_db_pairs: int = 1
+    rds_proxy_max_connections_percent: int = 100
+
+
+@dataclass(frozen=True)
+class Load:
+    """Offered load per app instance: requests/s and how long each holds a connection."""
+
+    rps: float
+    hold_ms: float
+    p95_hold_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class CurrentPool:
+    """The pool settings a service runs today, checked against the scenario."""
+
+    pool_size: int | None = None
+    max_overflow: int | None = None
+    pool_recycle: int | None = None
+    poolclass: str = "AsyncAdaptedQueuePool"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything poolwise needs to size one service's engines."""
+
+    provider: str = "aws-rds"
+    instance_class: str | None = "db.r6g.large"
+    max_connections: int | None = None
+    max_connections_source: str | None = None
+    replicas: tuple[Replica, ...] = ()
+    proxy: str = "none"
+    proxy_settings: ProxySettings = field(default_factory=ProxySettings)
+    app_instances: int = 2
+    max_app_instances: int | None = None
+    deploy_surge_percent: int = 25
+    workers: int = 1
+    engines_per_process: int = 1
+    serverless_concurrency: int | None = None
+    app_vcpus: int = 2
+    pg_version: int = 16
+    reserves: Reserves = field(default_factory=Reserves)
+    pool_split: float = 0.7
+    load: Load | None = None
+    network: tuple[str, ...] = ()
+    iam_auth: bool = False
+    current: CurrentPool | None = None
+
+    @property
+    def peak_instances(self) -> int:
+        """App instances at the autoscaling maximum plus the rolling-deploy surge."""
+        top = self.max_app_instances or self.app_instances
+        return top + surge(top, self.deploy_surge_percent)
+
+    @property
+    def serverless(self) -> bool:
+        return self.serverless_concurrency is not None
+
+
+def surge(instances: int, percent: int) -> int:
+    """Extra instances during a rolling deploy (Kubernetes rounds maxSurge up)."""
+    return -(-instances * percent // 100)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a number comes from."""
+
+    label: str
+    url: str
+    read_on: str = ""
+
+
+@dataclass(frozen=True)
+class ReserveItem:
+    name: str
+    count: int
+    source: str
+
+
+@dataclass(frozen=True)
+class ProxySide:
+    """One side of a proxy: what it may open/accept and what the fleet needs of it."""
+
+    limit: int
+    limit_source: str
+    worst_case: int
+    detail: str
+    configured: int | None = None
+
+
+@dataclass(frozen=True)
+class EndpointBudget:
+    """The connection budget of one database endpoint."""
+
+    role: str
+    instance_class: str | None
+    max_connections: int
+    max_connections_source: str
+    max_connections_estimated: bool
+    reserves: tuple[ReserveItem, ...]
+    reserved: int
+    usable: int
+    processes: int
+    engines_per_process: int
+    clients: int
+    per_process_budget: int
+    pool_size: int
+    max_overflow: int
+    worst_case: int
+    explanation: str
+    server_side: ProxySide | None = None
+    client_side: ProxySide | None = None
+    vcpu: float | None = None
+
+    @property
+    def headroom(self) -> int:
+        return self.usable - self.worst_case
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What `create_async_engine` must say for one endpoint; `reasons` explain each value."""
+
+    endpoint: str
+    poolclass: str
+    pool_size: int
+    max_overflow: int
+    pool_timeout: float
+    pool_recycle: int
+    pool_pre_ping: bool
+    pool_use_lifo: bool
+    connect_args: dict[str, Any]
+    reasons: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str
+    message: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class LoadSizing:
+    """Little's law and Erlang C for the load of one process."""
+
+    arrival_rate: float
+    hold_s: float
+    offered_load: float
+    needed_pool: int
+    needed_with_overflow: int
+    p_wait: float
+    p_wait_past_timeout: float
+    mean_wait_ms: float
+    curve: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
+class RuleComparison:
+    """A rule of thumb people copy, evaluated for this scenario, per process."""
+
+    name: str
+    formula: str
+    per_process: int
+    fleet_total: int
+    fits: bool
+    source: str
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    scenario: Scenario
+    endpoints: tuple[EndpointBudget, ...]
+    engines: tuple[EngineSettings, ...]
+    warnings: tuple[Finding, ...]
+    sources: tuple[Source, ...]
+    load: LoadSizing | None
+    rules: tuple[RuleComparison, ...]
+    binding: str
+
+    def endpoint(self, role: str) -> EndpointBudget:
+        return next(e for e in self.endpoints if e.role == role)
+
+    def engine(self, role: str) -> EngineSettings:
+        return next(e for e in self.engines if e.endpoint == role)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (the CLI's --json shape)."""
+        d = asdict(self)
+        d["scenario"] = asdict(self.scenario)
+        return d

@@ -1,0 +1,247 @@
+"""A Scenario as flat string parameters: the one mapping behind CLI flags and share links.
+
+Keys are the CLI flags without dashes (`--max-app-instances` <-> `max_app_instances`);
+only values that differ from the defaults are written, so links stay short.
+No field can hold a secret: a database URL or password is never part of a Scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlencode
+
+from wizard.model import (
+    CurrentPool,
+    Load,
+    ProxySettings,
+    Replica,
+    Reserves,
+    Scenario,
+    ScenarioError,
+)
+
+
+@dataclass(frozen=True)
+class Param:
+    key: str
+    kind: str  # int, float, str, bool, list
+    help: str
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("provider", "str", "aws-rds, aws-aurora, gcp-cloudsql, azure-flexible, supabase, "
+          "neon, self-hosted"),
+    Param("instance_class", "str", "the primary's instance class (see the catalog command)"),
+    Param("max_connections", "int", "measured max_connections (SHOW max_connections); "
+          "overrides the catalog"),
+    Param("pg_version", "int", "PostgreSQL major version (16+ adds reserved_connections)"),
+    Param("replicas", "int", "number of read replicas"),
+    Param("replica_instance_class", "list", "replica classes, comma-separated, one per "
+          "replica (the last repeats); default: the primary's"),
+    Param("replica_max_connections", "list", "measured max_connections per replica"),
+    Param("replica_readers", "list", "app instances reading from each replica (default all)"),
+    Param("proxy", "str", "none, pgbouncer-transaction, pgbouncer-session, rds-proxy, "
+          "cloudsql-auth-proxy, cloudsql-connector, azure-pgbouncer, supavisor-transaction, "
+          "supavisor-session, neon-pooler"),
+    Param("pgbouncer_version", "str", "PgBouncer version, e.g. 1.18 or 1.24"),
+    Param("pgbouncer_pool_size", "int", "PgBouncer default_pool_size (per user/database pair)"),
+    Param("pgbouncer_reserve_pool", "int", "PgBouncer reserve_pool_size"),
+    Param("pgbouncer_max_client_conn", "int", "PgBouncer max_client_conn"),
+    Param("max_prepared_statements", "int", "PgBouncer max_prepared_statements"),
+    Param("user_db_pairs", "int", "distinct (user, database) pairs through the pooler"),
+    Param("rds_proxy_max_connections_percent", "int", "RDS Proxy MaxConnectionsPercent"),
+    Param("app_instances", "int", "app instances (pods/tasks) normally running"),
+    Param("max_app_instances", "int", "the autoscaling maximum"),
+    Param("deploy_surge_percent", "int", "rolling-deploy surge in percent (maxSurge)"),
+    Param("workers", "int", "worker processes per instance (gunicorn -w, uvicorn --workers)"),
+    Param("engines", "int", "engines per process (a second engine for jobs counts twice)"),
+    Param("serverless_concurrency", "int", "peak concurrent invocations (Lambda/Cloud Run)"),
+    Param("app_vcpus", "int", "vCPUs per app instance (for the Prisma rule)"),
+    Param("superuser_reserved", "int", "superuser_reserved_connections (default: provider's)"),
+    Param("provider_reserved", "int", "connections the provider keeps (default: documented)"),
+    Param("admin_reserve", "int", "connections kept for monitoring and admin"),
+    Param("migrations_reserve", "int", "connections kept for migrations"),
+    Param("replication_reserve", "int", "connections kept for replication/CDC"),
+    Param("split", "float", "share of the per-process budget kept as pool_size (0..1]"),
+    Param("rps", "float", "requests per second per app instance"),
+    Param("hold_ms", "float", "mean time a request holds a connection, in ms"),
+    Param("p95_hold_ms", "float", "p95 time a request holds a connection, in ms"),
+    Param("network", "list", "idle cut-offs on the path: aws-nat-gateway, aws-nlb, "
+          "azure-load-balancer, gcp-cloud-nat, gcp-vpc"),
+    Param("iam_auth", "bool", "IAM / Entra ID token authentication"),
+    Param("current_pool_size", "int", "pool_size your service uses today"),
+    Param("current_max_overflow", "int", "max_overflow your service uses today"),
+    Param("current_pool_recycle", "int", "pool_recycle your service uses today (-1 = off)"),
+    Param("current_poolclass", "str", "poolclass your service uses today"),
+)
+BY_KEY = {p.key: p for p in PARAMS}
+
+
+def _get(s: Scenario) -> dict[str, Any]:
+    ps, rs, load, cur = s.proxy_settings, s.reserves, s.load, s.current
+    reps = s.replicas
+    return {
+        "provider": s.provider, "instance_class": s.instance_class,
+        "max_connections": s.max_connections, "pg_version": s.pg_version,
+        "replicas": len(reps),
+        "replica_instance_class": [r.instance_class or "" for r in reps]
+        if any(r.instance_class for r in reps) else None,
+        "replica_max_connections": [r.max_connections or "" for r in reps]
+        if any(r.max_connections for r in reps) else None,
+        "replica_readers": [r.reader_instances or "" for r in reps]
+        if any(r.reader_instances for r in reps) else None,
+        "proxy": s.proxy, "pgbouncer_version": ps.pgbouncer_version,
+        "pgbouncer_pool_size": ps.pool_size, "pgbouncer_reserve_pool": ps.reserve_pool,
+        "pgbouncer_max_client_conn": ps.max_client_conn,
+        "max_prepared_statements": ps.max_prepared_statements,
+        "user_db_pairs": ps.user_db_pairs,
+        "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
+        "app_instances": s.app_instances, "max_app_instances": s.max_app_instances,
+        "deploy_surge_percent": s.deploy_surge_percent, "workers": s.workers,
+        "engines": s.engines_per_process, "serverless_concurrency": s.serverless_concurrency,
+        "app_vcpus": s.app_vcpus, "superuser_reserved": rs.superuser,
+        "provider_reserved": rs.provider, "admin_reserve": rs.admin,
+        "migrations_reserve": rs.migrations, "replication_reserve": rs.replication_slots,
+        "split": s.pool_split, "rps": load.rps if load else None,
+        "hold_ms": load.hold_ms if load else None,
+        "p95_hold_ms": load.p95_hold_ms if load else None,
+        "network": list(s.network) or None, "iam_auth": s.iam_auth,
+        "current_pool_size": cur.pool_size if cur else None,
+        "current_max_overflow": cur.max_overflow if cur else None,
+        "current_pool_recycle": cur.pool_recycle if cur else None,
+        "current_poolclass": cur.poolclass if cur else None,
+    }
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def to_flat(s: Scenario) -> dict[str, str]:
+    """Parameters that differ from a default Scenario (provider always included)."""
+    mine, base = _get(s), _get(Scenario())
+    out = {"provider": s.provider}
+    for p in PARAMS:
+        if mine[p.key] != base[p.key] and mine[p.key] is not None:
+            out[p.key] = _text(mine[p.key])
+    if s.instance_class is None:
+        out["instance_class"] = ""
+    return out
+
+
+def _parse(p: Param, raw: str) -> Any:
+    raw = raw.strip()
+    try:
+        if p.kind == "int":
+            return int(raw)
+        if p.kind == "float":
+            return float(raw)
+        if p.kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if p.kind == "list":
+            return [v.strip() for v in raw.split(",")] if raw else []
+        return raw
+    except ValueError:
+        kind = {"int": "a whole number", "float": "a number", "bool": "true or false"}[p.kind]
+        raise ScenarioError(f"--{p.key.replace('_', '-')} must be {kind}, got {raw!r}") from None
+
+
+def _nth(values: list[str] | None, i: int, cast: Callable[[str], Any], key: str) -> Any:
+    if not values:
+        return None
+    v = values[min(i, len(values) - 1)]
+    if not v:
+        return None
+    try:
+        return cast(v)
+    except ValueError:
+        raise ScenarioError(f"--{key.replace('_', '-')} item {v!r} is not valid") from None
+
+
+def from_flat(params: Mapping[str, str]) -> Scenario:
+    """Build a Scenario from flat parameters; unknown keys and bad values raise ScenarioError."""
+    unknown = sorted(set(params) - set(BY_KEY))
+    if unknown:
+        raise ScenarioError(f"unknown parameter {unknown[0]!r}; valid: {', '.join(BY_KEY)}")
+    v = {k: _parse(BY_KEY[k], raw) for k, raw in params.items()}
+    base = Scenario()
+    n_rep = v.get("replicas", 0)
+    if n_rep < 0:
+        raise ScenarioError(f"--replicas must be 0 or more, got {n_rep}")
+    replicas = tuple(
+        Replica(instance_class=_nth(v.get("replica_instance_class"), i, str,
+                                    "replica_instance_class"),
+                max_connections=_nth(v.get("replica_max_connections"), i, int,
+                                     "replica_max_connections"),
+                reader_instances=_nth(v.get("replica_readers"), i, int, "replica_readers"))
+        for i in range(n_rep))
+    ps = ProxySettings(
+        pgbouncer_version=v.get("pgbouncer_version"), pool_size=v.get("pgbouncer_pool_size"),
+        reserve_pool=v.get("pgbouncer_reserve_pool", 0),
+        max_client_conn=v.get("pgbouncer_max_client_conn"),
+        max_prepared_statements=v.get("max_prepared_statements"),
+        user_db_pairs=v.get("user_db_pairs", 1),
+        rds_proxy_max_connections_percent=v.get("rds_proxy_max_connections_percent", 100))
+    rs = Reserves(superuser=v.get("superuser_reserved"), provider=v.get("provider_reserved"),
+                  admin=v.get("admin_reserve", base.reserves.admin),
+                  migrations=v.get("migrations_reserve", base.reserves.migrations),
+                  replication_slots=v.get("replication_reserve", 0))
+    load = None
+    if "rps" in v or "hold_ms" in v:
+        if "rps" not in v or "hold_ms" not in v:
+            raise ScenarioError("load needs both --rps and --hold-ms")
+        load = Load(v["rps"], v["hold_ms"], v.get("p95_hold_ms"))
+    current = None
+    if any(k.startswith("current_") for k in v):
+        current = CurrentPool(v.get("current_pool_size"), v.get("current_max_overflow"),
+                              v.get("current_pool_recycle"),
+                              v.get("current_poolclass") or "AsyncAdaptedQueuePool")
+    cls = v.get("instance_class", base.instance_class) or None
+    provider = v.get("provider", base.provider)
+    if provider != base.provider and "instance_class" not in v:
+        cls = None
+    return replace(
+        base, provider=provider, instance_class=cls,
+        max_connections=v.get("max_connections"), pg_version=v.get("pg_version", base.pg_version),
+        replicas=replicas, proxy=v.get("proxy", base.proxy), proxy_settings=ps,
+        app_instances=v.get("app_instances", base.app_instances),
+        max_app_instances=v.get("max_app_instances"),
+        deploy_surge_percent=v.get("deploy_surge_percent", base.deploy_surge_percent),
+        workers=v.get("workers", base.workers),
+        engines_per_process=v.get("engines", base.engines_per_process),
+        serverless_concurrency=v.get("serverless_concurrency"),
+        app_vcpus=v.get("app_vcpus", base.app_vcpus), reserves=rs,
+        pool_split=v.get("split", base.pool_split), load=load,
+        network=tuple(v.get("network") or ()), iam_auth=v.get("iam_auth", False),
+        current=current)
+
+
+def to_query(s: Scenario) -> str:
+    """The scenario as a URL query string (no leading '?')."""
+    return urlencode(to_flat(s))
+
+
+def share_url(s: Scenario, base: str = "http://localhost:8501/") -> str:
+    """A link that reproduces the scenario in the app."""
+    return f"{base}?{to_query(s)}"
+
+
+def cli_command(s: Scenario, verb: str = "recommend") -> str:
+    """The `python -m wizard` command line that reproduces the scenario."""
+    parts = ["python -m wizard", verb]
+    for key, value in to_flat(s).items():
+        parts.append(f"--{key.replace('_', '-')}")
+        parts.append(value if value and " " not in value else repr(value))
+    return " ".join(parts)
