@@ -180,3 +180,20 @@ def test_replica_change_never_changes_the_primary(s, other):
         return
     assert a.endpoint("primary") == b.endpoint("primary")
     assert a.engine("primary") == b.engine("primary")
+
+
+def test_transaction_pooler_gets_a_small_client_pool():
+    direct = recommend(Scenario(app_instances=2))
+    pooled = recommend(Scenario(app_instances=2, proxy="pgbouncer-transaction"))
+    assert pooled.endpoint("primary").pool_size < direct.endpoint("primary").pool_size
+    assert pooled.endpoint("primary").pool_size <= 5  # SQLAlchemy's own default size
+
+
+def test_supavisor_client_limit_comes_from_the_compute_size():
+    # Supabase documents 400 pooler clients for the Small compute size.
+    rec = recommend(Scenario(provider="supabase", instance_class="Small",
+                             proxy="supavisor-transaction", app_instances=4, workers=2))
+    ep = rec.endpoint("primary")
+    assert ep.client_side.limit == 400
+    assert ep.client_side.worst_case <= 400
+    assert ep.max_connections == 90 and ep.worst_case <= ep.usable

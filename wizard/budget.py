@@ -203,12 +203,16 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
         climit, csrc = _proxy_int("neon-pooler", "max_client_conn", 10000)
         return ProxyLimits(min(configured, usable), "0.9 x max_connections per user/db pair",
                            configured, ps.max_client_conn or climit, csrc, False)
-    # Supavisor
-    default, src = _proxy_int("supavisor", "default_pool_size", usable)
-    per_pair = ps.pool_size or default
+    # Supavisor: the pool size is a per-project setting; without one, assume all usable.
+    per_pair = ps.pool_size or usable
     configured = per_pair * pairs
-    climit, csrc = _proxy_int("supavisor", "max_client_conn", 200)
-    return ProxyLimits(min(configured, usable), f"Supavisor pool size ({src})", configured,
+    climit, csrc = None, "Supavisor client limit unknown for this class"
+    if spec.instance_class:
+        row = catalog.instance_class(s.provider, spec.instance_class)
+        if row.pooler_max_clients:
+            climit, csrc = row.pooler_max_clients, f"pooler max clients ({row.source.url})"
+    pool_src = "your Supavisor pool size" if ps.pool_size else "Supavisor pool size not given"
+    return ProxyLimits(min(configured, usable), pool_src, configured,
                        ps.max_client_conn or climit, csrc, session)
 
 

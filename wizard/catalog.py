@@ -39,6 +39,7 @@ class InstanceClass:
     estimated: bool
     source: Source
     note: str
+    pooler_max_clients: int | None = None
 
     @property
     def source_label(self) -> str:
@@ -171,6 +172,7 @@ def _resolve(provider: str, row: dict[str, str]) -> InstanceClass:
         source=Source(f"{provider} {row['instance_class'].strip()}", row["source_url"].strip(),
                       row["read_on"].strip()),
         note=(row.get("note") or "").strip(),
+        pooler_max_clients=int(n) if (n := _num(row.get("pooler_max_clients", ""))) else None,
     )
 
 

@@ -26,6 +26,9 @@ from wizard.model import (
 WAIT_TARGET = 0.05  # at most 5% of checkouts wait at all
 NO_LOAD_POOL_CAP = 10  # twice SQLAlchemy's default pool_size
 NO_LOAD_TOTAL_CAP = 20
+# Behind a pooler the proxy does the pooling: a small client pool is enough.
+POOLER_POOL_CAP = 5
+POOLER_TOTAL_CAP = 10
 DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_RECYCLE = 1800
 MIN_RECYCLE = 60
@@ -96,9 +99,10 @@ def idle_cutoffs(s: Scenario) -> list[tuple[str, int, str]]:
             found.append((name, value, src.url if src else ""))
 
     for item in s.network:
-        fact = catalog.proxy_fact(item, "idle_timeout") or catalog.proxy_fact(
-            item, "tcp_established_idle_timeout")
-        add(item, fact)
+        for key in ("idle_timeout", "tcp_established_idle_timeout", "connection_tracking_idle"):
+            if fact := catalog.proxy_fact(item, key):
+                add(item, fact)
+                break
     add(f"{s.provider} network", catalog.provider_fact(s.provider, "tcp_idle_cutoff"))
     add(f"{s.provider} idle_session_timeout",
         catalog.provider_fact(s.provider, "server_idle_session_timeout"))
@@ -170,14 +174,21 @@ def _fmt(n: int) -> str:
     return f"{n:,}"
 
 
+def no_load_caps(s: Scenario) -> tuple[int, int]:
+    """(pool_size, pool_size + max_overflow) caps per engine when no load is given."""
+    if s.proxy in POOLERS:
+        return POOLER_POOL_CAP, POOLER_TOTAL_CAP
+    return NO_LOAD_POOL_CAP, NO_LOAD_TOTAL_CAP
+
+
 def _split(share: int, split: float, need_pool: int | None, need_total: int | None,
-           ) -> tuple[int, int, str]:
+           caps: tuple[int, int]) -> tuple[int, int, str]:
     """pool_size and max_overflow from a per-engine share, capped by the load."""
     pool_budget = max(1, math.floor(share * split))
     if need_pool is None:
-        total = min(share, NO_LOAD_TOTAL_CAP)
-        pool = min(pool_budget, NO_LOAD_POOL_CAP, total)
-        bound = "budget" if share <= NO_LOAD_TOTAL_CAP else "default cap (no load given)"
+        total = min(share, caps[1])
+        pool = min(pool_budget, caps[0], total)
+        bound = "budget" if share <= caps[1] else "default cap (no load given)"
     else:
         total = min(share, max(need_total or need_pool, need_pool))
         pool = min(pool_budget, need_pool, total)
@@ -207,7 +218,7 @@ def recommend(s: Scenario) -> Recommendation:
         else:
             pool, overflow, bound = _split(
                 share, s.pool_split, load.needed_pool if load else None,
-                load.needed_with_overflow if load else None)
+                load.needed_with_overflow if load else None, no_load_caps(s))
             if proxy is not None and bound == "budget":
                 bound = "proxy " + ("server pool" if proxy.session_mode else "client limit")
         bindings.append(f"{spec.role}: {bound}")
