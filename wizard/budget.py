@@ -146,6 +146,7 @@ class ProxyLimits:
     client_limit_source: str
     session_mode: bool
     pool_size_per_pair: int | None = None
+    reserve_pool: int = 0
 
 
 def _proxy_int(component: str, setting: str, default: int) -> tuple[int, str]:
@@ -182,7 +183,7 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
                       "the ini snippet sets it")
         return ProxyLimits(min(dps * pairs + reserve, usable),
                            f"default_pool_size {dps} x {pairs} pair(s) + reserve_pool {reserve}",
-                           configured, ps.max_client_conn, client_src, session, dps)
+                           configured, ps.max_client_conn, client_src, session, dps, reserve)
     if s.proxy == "rds-proxy":
         pct = ps.rds_proxy_max_connections_percent
         configured = spec.max_connections * pct // 100
@@ -217,8 +218,8 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
 
 
 def per_process_budget(s: Scenario, spec: EndpointSpec,
-                       proxy: ProxyLimits | None) -> tuple[int, str]:
-    """Connections one engine in one process may hold at most, and why."""
+                       proxy: ProxyLimits | None) -> tuple[int | None, str]:
+    """Connections one engine in one process may hold at most (None: no limit), and why."""
     clients = spec.clients
     if spec.usable < 1:
         raise SizingError(
@@ -246,7 +247,7 @@ def per_process_budget(s: Scenario, spec: EndpointSpec,
             )
         return share, f"server pool {proxy.server_pool} / {clients:,}"
     if proxy.client_limit is None:
-        return 10**6, "no client limit"
+        return None, "no client limit"
     share = proxy.client_limit // clients
     if share < 1:
         raise SizingError(

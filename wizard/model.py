@@ -186,11 +186,13 @@ class ReserveItem:
 class ProxySide:
     """One side of a proxy: what it may open/accept and what the fleet needs of it."""
 
-    limit: int
+    limit: int | None
     limit_source: str
     worst_case: int
     detail: str
     configured: int | None = None
+    pool_size_per_pair: int | None = None
+    reserve_pool: int = 0
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ class EndpointBudget:
     processes: int
     engines_per_process: int
     clients: int
-    per_process_budget: int
+    per_process_budget: int | None  # None: no limit on this side (proxy without client cap)
     pool_size: int
     max_overflow: int
     worst_case: int

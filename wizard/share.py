@@ -7,6 +7,7 @@ No field can hold a secret: a database URL or password is never part of a Scenar
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -243,5 +244,5 @@ def cli_command(s: Scenario, verb: str = "recommend") -> str:
     parts = ["python -m wizard", verb]
     for key, value in to_flat(s).items():
         parts.append(f"--{key.replace('_', '-')}")
-        parts.append(value if value and " " not in value else repr(value))
+        parts.append(shlex.quote(value))
     return " ".join(parts)

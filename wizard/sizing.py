@@ -181,9 +181,11 @@ def no_load_caps(s: Scenario) -> tuple[int, int]:
     return NO_LOAD_POOL_CAP, NO_LOAD_TOTAL_CAP
 
 
-def _split(share: int, split: float, need_pool: int | None, need_total: int | None,
+def _split(share: int | None, split: float, need_pool: int | None, need_total: int | None,
            caps: tuple[int, int]) -> tuple[int, int, str]:
     """pool_size and max_overflow from a per-engine share, capped by the load."""
+    if share is None:  # no limit on this side: only the load or the default caps bind
+        share = max(caps[1], need_total or 0, need_pool or 0)
     pool_budget = max(1, math.floor(share * split))
     if need_pool is None:
         total = min(share, caps[1])
@@ -231,15 +233,17 @@ def recommend(s: Scenario) -> Recommendation:
                      else proxy.server_pool)
             server_side = ProxySide(proxy.server_pool, proxy.server_pool_source, worst,
                                     f"configured {proxy.configured_server_pool}",
-                                    proxy.configured_server_pool)
-            client_side = ProxySide(proxy.client_limit or 0, proxy.client_limit_source,
+                                    proxy.configured_server_pool, proxy.pool_size_per_pair,
+                                    proxy.reserve_pool)
+            client_side = ProxySide(proxy.client_limit, proxy.client_limit_source,
                                     client_total, f"{spec.clients:,} engines x {pool + overflow}")
         reserved = sum(r.count for r in spec.reserves)
         parts = " - ".join(f"{r.count} {r.name}" for r in spec.reserves)
+        share_text = _fmt(share) if share is not None else "unbounded"
         explanation = (f"{_fmt(spec.max_connections)} max_connections"
                        + (f" - {parts}" if parts else "")
                        + f" = {_fmt(spec.usable)} usable; per engine: {share_how} = "
-                       f"{_fmt(share) if share < 10**6 else 'unbounded'}; pool {pool} + overflow "
+                       f"{share_text}; pool {pool} + overflow "
                        f"{overflow} x {_fmt(spec.clients)} engines = {_fmt(client_total)}")
         endpoints.append(EndpointBudget(
             role=spec.role, instance_class=spec.instance_class,
@@ -248,7 +252,7 @@ def recommend(s: Scenario) -> Recommendation:
             max_connections_estimated=spec.estimated, reserves=spec.reserves,
             reserved=reserved, usable=spec.usable, processes=spec.processes,
             engines_per_process=spec.engines_per_process, clients=spec.clients,
-            per_process_budget=min(share, 10**6), pool_size=pool, max_overflow=overflow,
+            per_process_budget=share, pool_size=pool, max_overflow=overflow,
             worst_case=worst, explanation=explanation, server_side=server_side,
             client_side=client_side, vcpu=spec.vcpu))
         null = s.serverless
@@ -257,9 +261,9 @@ def recommend(s: Scenario) -> Recommendation:
             "poolclass": ("NullPool: each serverless invocation opens and closes its own "
                           "connection; a pooled engine breaks across event loops") if null else
                          "AsyncAdaptedQueuePool: create_async_engine's default",
-            "pool_size": f"{bound}; budget {share_how} = "
-                         f"{_fmt(share) if share < 10**6 else 'unbounded'} per engine",
-            "max_overflow": f"{pool + overflow} at most per engine ({bound})",
+            "pool_size": f"{bound}; budget {share_how} = {share_text} per engine",
+            "max_overflow": f"pool_size + max_overflow = {pool + overflow} connections at most "
+                            f"per engine ({bound})",
             "pool_timeout": f"{pool_timeout:g} s: surfaces exhaustion before a typical 30 s "
                             "load-balancer timeout turns it into a 504",
             "pool_recycle": recycle_why,
