@@ -1,0 +1,509 @@
+"""Render a Recommendation as text users take away: engine module, sizing report, PgBouncer ini.
+
+Pure functions: every number comes from the Recommendation (never recomputed here) and
+no secret can appear, because a Scenario holds none. Templates live in templates/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import textwrap
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import wizard
+from wizard import catalog, share
+from wizard.model import EngineSettings, Recommendation, ScenarioError
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+KINDS = ("module", "report", "pgbouncer")
+SELF_MANAGED_PGBOUNCER = ("pgbouncer-transaction", "pgbouncer-session")
+
+# Port the application connects to by default, per proxy (non-secret; DB_PORT overrides).
+_PROXY_PORTS = {"pgbouncer-transaction": 6432, "pgbouncer-session": 6432,
+                "azure-pgbouncer": 6432, "supavisor-transaction": 6543}
+REQUIRES = "sqlalchemy[asyncio]>=2.0.21, asyncpg>=0.31"
+
+
+def _template(name: str) -> Template:
+    return Template((TEMPLATES / name).read_text())
+
+
+def _comment(text: str, indent: int, width: int = 96) -> list[str]:
+    """`# text` wrapped to fit the line length of the generated file."""
+    pad = " " * indent
+    return [pad + "# " + line for line in textwrap.wrap(text, width - indent - 2)] or [pad + "#"]
+
+
+def _hcomment(text: str, width: int = 96) -> list[str]:
+    """A header item: `#   text`, continued lines indented two more."""
+    return textwrap.wrap(text, width, initial_indent="#   ", subsequent_indent="#     ",
+                         break_on_hyphens=False)
+
+
+def _lit(value: Any) -> str:
+    """A Python literal with double-quoted strings (the style ruff format would give)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def _replica_roles(rec: Recommendation) -> list[str]:
+    return [e.role for e in rec.endpoints if e.role != "primary"]
+
+
+def _env_names(role: str) -> tuple[str, str]:
+    """(URL variable, parts prefix) of an endpoint: DATABASE_URL / DB_ for the primary."""
+    if role == "primary":
+        return "DATABASE_URL", "DB_"
+    n = role.split("-")[1]
+    return f"DATABASE_REPLICA_{n}_URL", f"DB_REPLICA_{n}_"
+
+
+def _auth_kind(rec: Recommendation) -> str | None:
+    s = rec.scenario
+    if not s.iam_auth:
+        return None
+    if s.provider in ("aws-rds", "aws-aurora"):
+        return "aws"
+    if s.provider == "azure-flexible":
+        return "azure"
+    return None  # Cloud SQL: the connector's enable_iam_auth or the Auth Proxy's flag
+
+
+def _ssl_default(rec: Recommendation) -> tuple[str | None, str]:
+    ssl = rec.engine("primary").connect_args.get("ssl")
+    s = rec.scenario
+    if s.proxy == "cloudsql-connector":
+        return None, "TLS: the Cloud SQL connector encrypts and authorises the connection itself"
+    if s.proxy == "cloudsql-auth-proxy":
+        return None, ("TLS: the Cloud SQL Auth Proxy encrypts the hop to Cloud SQL; the local "
+                      "hop is loopback or a Unix socket")
+    if ssl:
+        return str(ssl), (f"TLS {ssl} for {s.provider}" + (f" via {s.proxy}" if s.proxy != "none"
+                          else "") + "; set DATABASE_SSL=verify-full with the provider's CA "
+                          "in production, disable only for a local test server")
+    return None, "TLS: asyncpg's default (prefer) unless DATABASE_SSL says otherwise"
+
+
+def _fmt_engine(g: EngineSettings) -> list[str]:
+    lines = [f"    {_lit(g.endpoint)}: {{"]
+    r = g.reasons
+    if g.poolclass == "NullPool":
+        lines += _comment(f"poolclass: {r.get('poolclass', 'NullPool')}", 8)
+        lines.append('        "poolclass": NullPool,')
+        lines.append("    },")
+        return lines
+    lines += _comment(f"poolclass: {r.get('poolclass', g.poolclass)}", 8)
+    values: list[tuple[str, Any]] = [
+        ("pool_size", g.pool_size), ("max_overflow", g.max_overflow),
+        ("pool_timeout", g.pool_timeout), ("pool_recycle", g.pool_recycle),
+        ("pool_pre_ping", g.pool_pre_ping), ("pool_use_lifo", g.pool_use_lifo)]
+    for key, value in values:
+        if key in r:
+            lines += _comment(f"{key}: {r[key]}", 8)
+        lines.append(f"        {_lit(key)}: {_lit(value)},")
+    lines.append("    },")
+    return lines
+
+
+def _fmt_connect_args(g: EngineSettings) -> list[str]:
+    lines = [f"    {_lit(g.endpoint)}: {{"]
+    for why in g.reasons.get("connect_args", "").split("; "):
+        if why and not why.startswith("ssl"):
+            lines += _comment(why, 8)
+    for key, value in g.connect_args.items():
+        if key != "ssl":
+            lines.append(f"        {_lit(key)}: {_lit(value)},")
+    lines.append("    },")
+    return lines
+
+
+def _dict_literal(body: list[str]) -> str:
+    return "\n".join(["{", *body, "}"])
+
+
+def _fleet(rec: Recommendation) -> str:
+    s = rec.scenario
+    p = rec.endpoint("primary")
+    if s.serverless:
+        return (f"{s.serverless_concurrency:,} concurrent invocations (serverless), one NullPool "
+                f"engine each = {p.clients:,} engines on the primary")
+    top = s.max_app_instances or s.app_instances
+    return (f"{s.peak_instances} instances at peak ({top} + {s.deploy_surge_percent}% deploy "
+            f"surge) x {s.workers} workers x {s.engines_per_process} engine(s) = "
+            f"{p.clients:,} engines on the primary")
+
+
+def _proxy_line(rec: Recommendation) -> str:
+    s = rec.scenario
+    ps = s.proxy_settings
+    out = s.proxy
+    if s.proxy in SELF_MANAGED_PGBOUNCER:
+        mps = ps.max_prepared_statements
+        out += (f" (PgBouncer {ps.pgbouncer_version or 'version not given'}, "
+                f"max_prepared_statements {mps if mps is not None else 'default'})")
+    return out
+
+
+def _cli_lines(command: str) -> list[str]:
+    """The CLI command as shell-continued comment lines (flags kept with their values)."""
+    words = command.split(" ")
+    tokens: list[str] = []
+    i = 0
+    while i < len(words):
+        if words[i].startswith("--") and i + 1 < len(words) and not words[i + 1].startswith("--"):
+            tokens.append(f"{words[i]} {words[i + 1]}")
+            i += 2
+        else:
+            tokens.append(words[i])
+            i += 1
+    lines: list[str] = []
+    cur = "#  "
+    for tok in tokens:
+        if len(cur) + 1 + len(tok) > 94 and cur.strip("# "):
+            lines.append(cur + " \\")
+            cur = "#    "
+        cur += " " + tok
+    lines.append(cur)
+    return lines
+
+
+def _header(rec: Recommendation, generated_on: str, share_base: str, extras: list[str]) -> str:
+    s = rec.scenario
+    lines = ["# poolwise export: engine module (db.py) for SQLAlchemy 2.x + asyncpg",
+             f"# Generated on {generated_on} by poolwise {wizard.__version__} for this scenario:"]
+    for ep in rec.endpoints:
+        est = ", estimate" if ep.max_connections_estimated else ""
+        lines.append(f"#   {ep.role}: {s.provider} {ep.instance_class or '(no class)'}, "
+                     f"max_connections {ep.max_connections:,}{est}, {ep.usable:,} usable")
+    lines.append(f"#   proxy: {_proxy_line(rec)}")
+    lines += _hcomment(f"fleet: {_fleet(rec)}")
+    if s.iam_auth:
+        lines.append("#   auth: IAM / Entra ID token per new connection")
+    for ep in rec.endpoints:
+        lines += _hcomment(f"{ep.role} budget: {ep.explanation}")
+    lines.append("# Reproduce in the app:")
+    lines.append(f"#   {share.share_url(s, share_base)}")
+    lines.append("# Reproduce on the command line:")
+    lines += _cli_lines(share.cli_command(s, "export"))
+    lines.append(f"# Requires: {', '.join([REQUIRES, *extras])}")
+    lines.append("#")
+    lines.append("# Environment (secrets live there, never in this file):")
+    env_rows = []
+    for role in ["primary", *_replica_roles(rec)]:
+        url_var, prefix = _env_names(role)
+        if s.proxy == "cloudsql-connector":
+            n = "" if role == "primary" else f"REPLICA_{role.split('-')[1]}_"
+            env_rows.append((f"CLOUDSQL_{n}INSTANCE", f"{role}: PROJECT:REGION:INSTANCE"))
+        else:
+            env_rows.append((url_var, f"{role}: postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB"))
+            env_rows.append((f"{prefix}HOST ...", f"or parts: {prefix}HOST, DB_PORT, DB_USER, "
+                             "DB_PASSWORD, DB_NAME"))
+    if s.proxy == "cloudsql-connector":
+        env_rows.append(("DB_USER, DB_NAME", "database user and name"))
+        env_rows.append(("DB_PASSWORD", "unless IAM database authentication is on"))
+    else:
+        env_rows.append(("DATABASE_SSL", "TLS mode for asyncpg (disable, require, verify-full)"))
+    if _auth_kind(rec) == "aws":
+        env_rows.append(("AWS_REGION", "region for the IAM token (boto3 credentials as usual)"))
+    env_rows.append(("POOLWISE_POOL_TIMEOUT", "optional override of pool_timeout, in seconds"))
+    width = max(len(k) for k, _ in env_rows)
+    lines += [f"#   {k.ljust(width)}  {v}" for k, v in env_rows]
+    return "\n".join(lines)
+
+
+def render_module(rec: Recommendation, *, generated_on: str | None = None,
+                  share_base: str = "http://localhost:8501/") -> str:
+    """The engine module (db.py) for a recommendation: compiles, passes ruff, reads env vars."""
+    s = rec.scenario
+    generated_on = generated_on or dt.date.today().isoformat()
+    auth = _auth_kind(rec)
+    connector = s.proxy == "cloudsql-connector"
+    extras = []
+    if auth == "aws":
+        extras.append("boto3 (IAM tokens)")
+    if auth == "azure":
+        extras.append("azure-identity (Entra ID tokens)")
+    if connector:
+        extras.append("cloud-sql-python-connector[asyncpg]")
+    caches_off = any("statement_cache_size" in g.connect_args for g in rec.engines)
+    uses_null = any(g.poolclass == "NullPool" for g in rec.engines)
+    stdlib = ["from collections.abc import AsyncIterator",
+              "from contextlib import asynccontextmanager",
+              "from dataclasses import dataclass", "from typing import Any"]
+    if caches_off:
+        stdlib += ["from importlib.metadata import version", "from uuid import uuid4"]
+    stdlib.sort(key=lambda line: line.split()[1])
+    ssl, ssl_reason = _ssl_default(rec)
+    roles = ["primary", *_replica_roles(rec)]
+    url_env = _dict_literal([f"    {_lit(r)}: {_lit(_env_names(r)[0])}," for r in roles])
+    part_env = _dict_literal([f"    {_lit(r)}: {_lit(_env_names(r)[1])}," for r in roles])
+    default_host = "127.0.0.1" if s.proxy == "cloudsql-auth-proxy" else None
+
+    if caches_off:
+        statement_names = (
+            "\n\ndef _asyncpg_needs_unique_names() -> bool:\n"
+            '    """asyncpg <= 0.30 names its statements even with its cache off."""\n'
+            '    major, minor = (int(p) for p in version("asyncpg").split(".")[:2])\n'
+            "    return (major, minor) < (0, 31)\n\n\n"
+            "# Behind a transaction pooler: unique statement names where asyncpg names them.\n"
+            "ASYNCPG_NEEDS_UNIQUE_NAMES = _asyncpg_needs_unique_names()\n")
+        name_hook = ('    if "statement_cache_size" in args and ASYNCPG_NEEDS_UNIQUE_NAMES:\n'
+                     '        args["prepared_statement_name_func"] = lambda: '
+                     'f"__asyncpg_{uuid4()}__"\n')
+    else:
+        statement_names, name_hook = "", ""
+
+    auth_constants = ""
+    auth_code = ""
+    if auth:
+        auth_code = (TEMPLATES / f"auth_{'aws_iam' if auth == 'aws' else 'azure_entra'}.py.tmpl"
+                     ).read_text()
+    if connector:
+        inst = _dict_literal([
+            f"    {_lit(r)}: "
+            + _lit("CLOUDSQL_INSTANCE" if r == "primary"
+                   else f"CLOUDSQL_REPLICA_{r.split('-')[1]}_INSTANCE") + ","
+            for r in roles])
+        create = _template("engine_cloudsql_connector.py.tmpl").substitute(
+            instance_env=inst, iam=repr(bool(s.iam_auth)))
+        dispose_extra = ("    while _CONNECTORS:\n"
+                         "        await _CONNECTORS.pop().close_async()\n")
+    else:
+        listen = ""
+        if auth and not connector:
+            listen = ('    # A token per new connection, never one baked into the URL.\n'
+                      '    event.listen(engine.sync_engine, "do_connect", provide_iam_token)\n')
+        create = _template("engine_url.py.tmpl").substitute(iam_listen=listen)
+        dispose_extra = ""
+
+    usage = ""
+    if s.serverless:
+        usage = ("\nServerless (Lambda / Cloud Run jobs): NullPool engines hold no connection "
+                 "between\ninvocations and survive a new event loop per invocation, so "
+                 "`ENGINES = create_engines()`\nat module level is fine there; keep the "
+                 "proxy in front.\n")
+    text = _template("module.py.tmpl").substitute(
+        header=_header(rec, generated_on, share_base, extras),
+        usage_note=usage,
+        stdlib_imports="\n".join(stdlib),
+        pool_import="from sqlalchemy.pool import NullPool\n" if uses_null else "",
+        url_env=url_env, part_env=part_env, default_host=_lit(default_host),
+        default_port=_PROXY_PORTS.get(s.proxy, 5432),
+        ssl_reason="\n".join(_comment(ssl_reason, 0)), ssl_default=_lit(ssl),
+        auth_constants=auth_constants,
+        engine_settings=_dict_literal([ln for g in rec.engines for ln in _fmt_engine(g)]),
+        connect_args=_dict_literal([ln for g in rec.engines for ln in _fmt_connect_args(g)]),
+        statement_names=statement_names, name_func_hook=name_hook,
+        auth_code=auth_code, create_engine_code=create, dispose_extra=dispose_extra)
+    text = re.sub(r"\n{4,}", "\n\n\n", text)
+    text = re.sub(r"\n\n\n+(\s+\S)", r"\n\n\1", text)  # no double blank lines inside blocks
+    return text.rstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------- report
+
+def _md_row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    return [_md_row(header), _md_row(["---"] * len(header)), *(_md_row(r) for r in rows)]
+
+
+def render_report(rec: Recommendation, *, generated_on: str | None = None,
+                  share_base: str = "http://localhost:8501/") -> str:
+    """The sizing report in Markdown: scenario, budgets, settings, rules, warnings, sources."""
+    s = rec.scenario
+    generated_on = generated_on or dt.date.today().isoformat()
+    title = f"# Connection pool sizing: {s.provider} {s.instance_class or ''}".rstrip()
+    out = [f"{title} via {s.proxy}",
+           "",
+           f"Generated on {generated_on} by poolwise {wizard.__version__}. "
+           f"[Open this scenario]({share.share_url(s, share_base)}).",
+           "", "Reproduce: `" + share.cli_command(s, "export") + " --kind report -o report.md`",
+           "", "## Scenario", ""]
+    flat = share.to_flat(s)
+    out += _md_table(["parameter", "value"], [[k, v if v else "(none)"] for k, v in flat.items()])
+    out += ["", f"Fleet: {_fleet(rec)}.", "", "## Budget per endpoint", ""]
+    rows = []
+    for e in rec.endpoints:
+        rows.append([e.role, e.instance_class or "-",
+                     f"{e.max_connections}" + (" (estimate)" if e.max_connections_estimated
+                                               else ""),
+                     e.reserved, e.usable, e.clients,
+                     e.per_process_budget if e.per_process_budget is not None else "unbounded",
+                     e.pool_size,
+                     e.max_overflow, e.worst_case, e.headroom])
+    out += _md_table(["endpoint", "class", "max_connections", "reserved", "usable", "engines",
+                      "budget per engine", "pool_size", "max_overflow", "worst case", "headroom"],
+                     rows)
+    for e in rec.endpoints:
+        out += ["", f"### {e.role}", "",
+                f"- max_connections {e.max_connections}: {e.max_connections_source}"]
+        for r in e.reserves:
+            out.append(f"- reserved {r.count} for {r.name} ({r.source})")
+        out.append(f"- usable: {e.usable}")
+        out.append(f"- how: {e.explanation}")
+        for label, side in (("server side", e.server_side), ("client side", e.client_side)):
+            if side is not None:
+                out.append(f"- proxy {label}: limit {side.limit or 'none'} ({side.limit_source}); "
+                           f"worst case {side.worst_case} ({side.detail})")
+    out += ["", "## Engine settings", ""]
+    for g in rec.engines:
+        out += [f"### {g.endpoint}", ""]
+        settings = [("poolclass", g.poolclass)]
+        if g.poolclass != "NullPool":
+            settings += [("pool_size", g.pool_size), ("max_overflow", g.max_overflow),
+                         ("pool_timeout", f"{g.pool_timeout:g}"),
+                         ("pool_recycle", g.pool_recycle), ("pool_pre_ping", g.pool_pre_ping),
+                         ("pool_use_lifo", g.pool_use_lifo)]
+        settings.append(("connect_args", ", ".join(f"{k}={v!r}"
+                                                   for k, v in g.connect_args.items())))
+        out += _md_table(["setting", "value", "why"],
+                         [[k, f"`{v}`", g.reasons.get(k, "")] for k, v in settings])
+        out.append("")
+    if rec.load:
+        ld = rec.load
+        out += ["## Load", "",
+                f"{ld.arrival_rate:g} requests/s per process x {ld.hold_s * 1000:g} ms = "
+                f"{ld.offered_load:.2f} busy connections; needs pool {ld.needed_pool} "
+                f"(P(wait) {ld.p_wait:.1%}), {ld.needed_with_overflow} with bursts.", ""]
+    out += ["## Rules people copy", "",
+            f"Per engine and fleet total, against {rec.endpoint('primary').usable} usable "
+            "connections on the primary.", ""]
+    out += _md_table(["rule", "formula", "per engine", "fleet total", "fits", "source"],
+                     [[r.name, r.formula, r.per_process, r.fleet_total,
+                       "yes" if r.fits else "**no**", r.source] for r in rec.rules])
+    out += ["", f"Binding bound: {rec.binding}", "", "## Warnings", ""]
+    if not rec.warnings:
+        out.append("None.")
+    for sev in ("error", "warning", "info"):
+        for w in (w for w in rec.warnings if w.severity == sev):
+            out.append(f"- **{sev}** `{w.code}`: {w.message} Fix: {w.fix}")
+    out += ["", "## Sources", ""]
+    for src in rec.sources:
+        out.append(f"- {src.label}: {src.url}" + (f" (read {src.read_on})" if src.read_on else ""))
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------- pgbouncer.ini
+
+def _pgbouncer_default(setting: str, fallback: int) -> tuple[int, str]:
+    value, src = catalog.int_fact(catalog.proxy_fact("pgbouncer", setting), fallback)
+    return value, (src.url if src else "PgBouncer default")
+
+
+def pool_size_per_pair(rec: Recommendation, role: str = "primary") -> tuple[int, int]:
+    """(default_pool_size, reserve_pool_size) of the recommended PgBouncer server pool."""
+    side = rec.endpoint(role).server_side
+    if side is None or side.pool_size_per_pair is None:
+        raise ScenarioError(f"{role} has no PgBouncer server pool")
+    return side.pool_size_per_pair, side.reserve_pool
+
+
+def _max_prepared(rec: Recommendation) -> tuple[int, str]:
+    s = rec.scenario
+    ps = s.proxy_settings
+    version = ps.pgbouncer_version or "unknown"
+    try:
+        ver = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        ver = (0, 0)
+    if s.proxy == "pgbouncer-session":
+        return (ps.max_prepared_statements or 0), ("session mode keeps a server connection per "
+                                                   "client: asyncpg's cache works as is")
+    if ps.max_prepared_statements is not None:
+        return ps.max_prepared_statements, "your value"
+    if ver >= (1, 21):
+        caches = "keeps asyncpg's statement cache" if "statement_cache_size" not in \
+            rec.engine("primary").connect_args else "still turns the caches off (re-export " \
+            "with --max-prepared-statements 200 to keep them)"
+        return 200, f"PgBouncer {version} tracks prepared statements; the exported engine {caches}"
+    return 0, (f"PgBouncer {version} (< 1.21) cannot track prepared statements: the exported "
+               "engine turns asyncpg's caches off")
+
+
+def render_pgbouncer_ini(rec: Recommendation) -> str | None:
+    """A [pgbouncer] snippet consistent with the client settings, or None without PgBouncer.
+
+    Only for a self-managed PgBouncer: managed poolers (Azure, Neon, Supavisor) are
+    configured through the provider.
+    """
+    s = rec.scenario
+    if s.proxy not in SELF_MANAGED_PGBOUNCER:
+        return None
+    mode = "transaction" if s.proxy == "pgbouncer-transaction" else "session"
+    ps = s.proxy_settings
+    pairs = max(1, ps.user_db_pairs)
+    dps, reserve = pool_size_per_pair(rec)
+    primary = rec.endpoint("primary")
+    clients = sum(e.client_side.worst_case for e in rec.endpoints if e.client_side)
+    need = clients + max(10, -(-clients // 10))  # 10% margin for deploys and admin tools
+    max_client = max(need, ps.max_client_conn or 0)
+    idle_default, idle_src = _pgbouncer_default("server_idle_timeout", 600)
+    lifetime, life_src = _pgbouncer_default("server_lifetime", 3600)
+    recycle = rec.engine("primary").pool_recycle
+    idle = min(idle_default, recycle) if recycle > 0 else idle_default
+    mps, mps_why = _max_prepared(rec)
+    lines = [
+        f"; PgBouncer settings generated by poolwise {wizard.__version__} for:",
+        f";   {share.share_url(s)}",
+        f"; {pairs} user/database pair(s); {primary.clients} client engines of "
+        f"{primary.pool_size + primary.max_overflow} connections at most on the primary.",
+        "",
+        "[databases]",
+        "; one entry per endpoint; pool_size per database overrides default_pool_size",
+    ]
+    for e in rec.endpoints:
+        if e.server_side is None:
+            continue
+        per, _ = pool_size_per_pair(rec, e.role)
+        name = "app" if e.role == "primary" else f"app_{e.role.replace('-', '_')}"
+        host = "PRIMARY_HOST" if e.role == "primary" else f"{e.role.upper().replace('-', '_')}_HOST"
+        lines.append(f"; {e.role}: server pool {e.server_side.limit} of {e.usable} usable "
+                     f"({e.server_side.limit_source})")
+        lines.append(f"{name} = host={host} port=5432 dbname=app pool_size={per}")
+    lines += [
+        "",
+        "[pgbouncer]",
+        f"pool_mode = {mode}",
+        f"; {dps} x {pairs} pair(s) + reserve {reserve} = {primary.server_side.limit} server "
+        f"connections <= {primary.usable} usable on the primary",
+        f"default_pool_size = {dps}",
+        f"reserve_pool_size = {reserve}",
+        f"; client worst case {clients} ({primary.client_side.detail} on the primary"
+        + (", plus the replicas" if len(rec.endpoints) > 1 else "") + ") + margin",
+        f"max_client_conn = {max_client}",
+        f"; at most the client pool_recycle ({recycle} s, below the shortest idle cut-off);",
+        f"; PgBouncer's default is {idle_default} ({idle_src})",
+        f"server_idle_timeout = {idle}",
+        f"; default ({life_src})",
+        f"server_lifetime = {lifetime}",
+        "; the clients recycle their own idle connections (pool_recycle)",
+        "client_idle_timeout = 0",
+        f"; {mps_why}",
+        f"max_prepared_statements = {mps}",
+        "; asyncpg sends no unsupported startup parameters unless server_settings is set",
+        "ignore_startup_parameters = extra_float_digits",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def export(rec: Recommendation, kind: str = "module", **kw: Any) -> str:
+    """Render one kind of export; ScenarioError when the kind does not apply."""
+    if kind == "module":
+        return render_module(rec, **kw)
+    if kind == "report":
+        return render_report(rec, **kw)
+    if kind == "pgbouncer":
+        ini = render_pgbouncer_ini(rec)
+        if ini is None:
+            raise ScenarioError("the scenario has no PgBouncer; pick --proxy "
+                                "pgbouncer-transaction or pgbouncer-session")
+        return ini
+    raise ScenarioError(f"unknown --kind {kind!r}; valid choices: {', '.join(KINDS)}")
