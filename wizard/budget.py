@@ -69,14 +69,16 @@ def reserves_for(s: Scenario, primary: bool) -> tuple[ReserveItem, ...]:
         fact = _fact_int(s.provider, "superuser_reserved_connections")
         count, src = fact if fact else (DEFAULT_SUPERUSER_RESERVED, "PostgreSQL default")
         items.append(ReserveItem("superuser_reserved_connections", count, src))
-    if s.pg_version >= 16 and (fact := _fact_int(s.provider, "reserved_connections_pg16")):
-        items.append(ReserveItem("reserved_connections (PostgreSQL 16+)", *fact))
-    if s.pg_version >= 17 and (fact := _fact_int(s.provider, "rds_reserved_connections")):
-        items.append(ReserveItem("rds.rds_reserved_connections", *fact))
     if s.reserves.provider is not None:
+        # An explicit (or measured) provider reserve replaces every documented one.
         items.append(ReserveItem("provider-reserved", s.reserves.provider, "you"))
-    elif fact := _fact_int(s.provider, "provider_reserved"):
-        items.append(ReserveItem("provider-reserved", *fact))
+    else:
+        if s.pg_version >= 16 and (fact := _fact_int(s.provider, "reserved_connections_pg16")):
+            items.append(ReserveItem("reserved_connections (PostgreSQL 16+)", *fact))
+        if s.pg_version >= 17 and (fact := _fact_int(s.provider, "rds_reserved_connections")):
+            items.append(ReserveItem("rds.rds_reserved_connections", *fact))
+        if fact := _fact_int(s.provider, "provider_reserved"):
+            items.append(ReserveItem("provider-reserved", *fact))
     items.append(ReserveItem("monitoring/admin", s.reserves.admin, "you"))
     if primary:
         items.append(ReserveItem("migrations", s.reserves.migrations, "you"))

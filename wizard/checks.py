@@ -228,11 +228,10 @@ def load_vs_budget(rec: Recommendation) -> Iterator[Finding]:
     load = rec.load
     if load is None:
         if not rec.scenario.serverless:
-            pool_cap, total_cap = sizing.no_load_caps(rec.scenario)
             yield Finding(
                 "NO_LOAD", "info",
-                f"No load given: pools are capped at {pool_cap} + {total_cap - pool_cap} per "
-                "engine, below the budget ceiling.",
+                f"No load given: pool_size + max_overflow is capped at "
+                f"{sizing.no_load_cap(rec.scenario)} per engine, below the budget ceiling.",
                 "Give requests/s and hold time to size pools from the load.")
         return
     for ep in rec.endpoints:

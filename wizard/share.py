@@ -37,6 +37,8 @@ PARAMS: tuple[Param, ...] = (
     Param("instance_class", "str", "the primary's instance class (see the catalog command)"),
     Param("max_connections", "int", "measured max_connections (SHOW max_connections); "
           "overrides the catalog"),
+    Param("max_connections_source", "str", "where max_connections came from, e.g. "
+          "'measured 2026-11-25T10:00Z'"),
     Param("pg_version", "int", "PostgreSQL major version (16+ adds reserved_connections)"),
     Param("replicas", "int", "number of read replicas"),
     Param("replica_instance_class", "list", "replica classes, comma-separated, one per "
@@ -85,7 +87,8 @@ def _get(s: Scenario) -> dict[str, Any]:
     reps = s.replicas
     return {
         "provider": s.provider, "instance_class": s.instance_class,
-        "max_connections": s.max_connections, "pg_version": s.pg_version,
+        "max_connections": s.max_connections,
+        "max_connections_source": s.max_connections_source, "pg_version": s.pg_version,
         "replicas": len(reps),
         "replica_instance_class": [r.instance_class or "" for r in reps]
         if any(r.instance_class for r in reps) else None,
@@ -215,7 +218,9 @@ def from_flat(params: Mapping[str, str]) -> Scenario:
         cls = None
     return replace(
         base, provider=provider, instance_class=cls,
-        max_connections=v.get("max_connections"), pg_version=v.get("pg_version", base.pg_version),
+        max_connections=v.get("max_connections"),
+        max_connections_source=v.get("max_connections_source") or None,
+        pg_version=v.get("pg_version", base.pg_version),
         replicas=replicas, proxy=v.get("proxy", base.proxy), proxy_settings=ps,
         app_instances=v.get("app_instances", base.app_instances),
         max_app_instances=v.get("max_app_instances"),

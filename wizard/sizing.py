@@ -24,10 +24,9 @@ from wizard.model import (
 )
 
 WAIT_TARGET = 0.05  # at most 5% of checkouts wait at all
-NO_LOAD_POOL_CAP = 10  # twice SQLAlchemy's default pool_size
+# Without load, pool_size + max_overflow per engine: a little above SQLAlchemy's 5 + 10.
 NO_LOAD_TOTAL_CAP = 20
 # Behind a pooler the proxy does the pooling: a small client pool is enough.
-POOLER_POOL_CAP = 5
 POOLER_TOTAL_CAP = 10
 DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_RECYCLE = 1800
@@ -174,27 +173,30 @@ def _fmt(n: int) -> str:
     return f"{n:,}"
 
 
-def no_load_caps(s: Scenario) -> tuple[int, int]:
-    """(pool_size, pool_size + max_overflow) caps per engine when no load is given."""
-    if s.proxy in POOLERS:
-        return POOLER_POOL_CAP, POOLER_TOTAL_CAP
-    return NO_LOAD_POOL_CAP, NO_LOAD_TOTAL_CAP
+def no_load_cap(s: Scenario) -> int:
+    """pool_size + max_overflow per engine when no load is given."""
+    return POOLER_TOTAL_CAP if s.proxy in POOLERS else NO_LOAD_TOTAL_CAP
 
 
 def _split(share: int | None, split: float, need_pool: int | None, need_total: int | None,
-           caps: tuple[int, int]) -> tuple[int, int, str]:
-    """pool_size and max_overflow from a per-engine share, capped by the load."""
-    if share is None:  # no limit on this side: only the load or the default caps bind
-        share = max(caps[1], need_total or 0, need_pool or 0)
-    pool_budget = max(1, math.floor(share * split))
+           cap: int) -> tuple[int, int, str]:
+    """pool_size and max_overflow from a per-engine share, capped by the load.
+
+    Without load the split applies to min(share, cap); with load, pool_size is what the
+    load needs and the overflow absorbs its bursts, both within the share.
+    """
+    unbounded = share is None  # no limit on this side: only the load or the cap binds
+    if share is None:
+        share = max(cap, need_total or 0, need_pool or 0)
     if need_pool is None:
-        total = min(share, caps[1])
-        pool = min(pool_budget, caps[0], total)
-        bound = "budget" if share <= caps[1] else "default cap (no load given)"
+        total = min(share, cap)
+        pool = max(1, math.floor(total * split))
+        capped = unbounded or share > cap
+        bound = "default cap (no load given)" if capped else "budget"
     else:
         total = min(share, max(need_total or need_pool, need_pool))
-        pool = min(pool_budget, need_pool, total)
-        bound = "load" if share >= (need_total or need_pool) else "budget"
+        pool = min(max(1, math.floor(share * split)), need_pool, total)
+        bound = "load" if unbounded or share >= (need_total or need_pool) else "budget"
     return pool, total - pool, bound
 
 
@@ -220,7 +222,7 @@ def recommend(s: Scenario) -> Recommendation:
         else:
             pool, overflow, bound = _split(
                 share, s.pool_split, load.needed_pool if load else None,
-                load.needed_with_overflow if load else None, no_load_caps(s))
+                load.needed_with_overflow if load else None, no_load_cap(s))
             if proxy is not None and bound == "budget":
                 bound = "proxy " + ("server pool" if proxy.session_mode else "client limit")
         bindings.append(f"{spec.role}: {bound}")
