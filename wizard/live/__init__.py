@@ -1,0 +1,52 @@
+"""The live check: measure a real database (or pooler) and feed the facts back.
+
+Public API (UI-free; the Streamlit step and `python -m wizard live` both call it):
+parse_target, run_live_check, run_exhaustion, exhaustion_plan, report_overrides,
+apply_overrides, stated_limit, live_enabled, check_allowed, LiveTarget, LiveReport,
+LiveError.
+"""
+
+from wizard.live import cli as _cli  # noqa: E402,F401  registers the `live` CLI verb
+from wizard.live.check import (
+    APP_NAME,
+    CHECK_TIMEOUT,
+    CONNECT_TIMEOUT,
+    EXHAUSTION_CAP,
+    Exhaustion,
+    ExhaustionPlan,
+    LiveReport,
+    PoolerDetection,
+    PrePing,
+    Readings,
+    StageError,
+    Timing,
+    apply_overrides,
+    detect_pooler,
+    exhaustion_plan,
+    measure_pre_ping,
+    read_server,
+    report_overrides,
+    run_exhaustion,
+    run_live_check,
+    stated_limit,
+)
+from wizard.live.errors import LiveError, probe_postgres
+from wizard.live.target import (
+    ENV_ALLOWED_HOSTS,
+    ENV_DISABLED,
+    ENV_PASSWORD,
+    LiveTarget,
+    allowed_hosts,
+    check_allowed,
+    live_enabled,
+    parse_target,
+)
+
+__all__ = [
+    "APP_NAME", "CHECK_TIMEOUT", "CONNECT_TIMEOUT", "ENV_ALLOWED_HOSTS", "ENV_DISABLED",
+    "ENV_PASSWORD", "EXHAUSTION_CAP", "Exhaustion", "ExhaustionPlan", "LiveError",
+    "LiveReport", "LiveTarget", "PoolerDetection", "PrePing", "Readings", "StageError",
+    "Timing", "allowed_hosts", "apply_overrides", "check_allowed", "detect_pooler",
+    "exhaustion_plan", "live_enabled", "measure_pre_ping", "parse_target", "probe_postgres",
+    "read_server", "report_overrides", "run_exhaustion", "run_live_check", "stated_limit",
+]

@@ -1,0 +1,198 @@
+"""`python -m wizard live`: the live check from the terminal.
+
+    python -m wizard live --url postgresql://USER@HOST:PORT/DB [--pre-ping N] [--exhaustion]
+        [--pool-size 2 --max-overflow 1 --pool-timeout 2 | scenario flags] [--json]
+
+The password comes from --password-env NAME (default POOLWISE_LIVE_PASSWORD) or the URL
+(accepted with a warning: it may stay in shell history); it is never printed.
+With scenario flags (--provider ...), the measured values are applied to the scenario, it
+is re-sized, and --exhaustion uses the recommended primary engine settings; without them,
+--exhaustion uses --pool-size/--max-overflow/--pool-timeout (defaults 2/1/2).
+Exit codes: 0 ok, 2 bad input, 3 the scenario cannot fit, 4 the live check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from dataclasses import replace
+
+from wizard import cli as core_cli
+from wizard.live.check import (
+    CHECK_TIMEOUT,
+    CONNECT_TIMEOUT,
+    LiveReport,
+    StageError,
+    apply_overrides,
+    exhaustion_plan,
+    report_overrides,
+    run_exhaustion,
+    run_live_check,
+)
+from wizard.live.errors import LiveError, scrub
+from wizard.live.target import ENV_PASSWORD, parse_target
+from wizard.model import EngineSettings, ScenarioError
+from wizard.sizing import recommend
+
+EXIT_LIVE_FAILED = 4
+
+
+def setup(p: argparse.ArgumentParser) -> None:
+    p.description = "Measure a live database or pooler (read-only) and feed the facts back."
+    p.add_argument("--url", required=True, help="postgresql://USER@HOST:PORT/DB[?sslmode=...]")
+    p.add_argument("--password-env", default=ENV_PASSWORD, metavar="NAME",
+                   help="environment variable holding the password (default %(default)s)")
+    p.add_argument("--pre-ping", type=int, default=20, metavar="N",
+                   help="checkouts with pool_pre_ping vs SELECT 1 round trips (0 = skip)")
+    p.add_argument("--exhaustion", action="store_true",
+                   help="prove pool_size + max_overflow + 1 holders time out (opt-in)")
+    p.add_argument("--pool-size", type=int, default=2, help="exhaustion test pool_size")
+    p.add_argument("--max-overflow", type=int, default=1, help="exhaustion test max_overflow")
+    p.add_argument("--pool-timeout", type=float, default=2.0,
+                   help="exhaustion test pool_timeout in seconds")
+    p.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="S")
+    p.add_argument("--timeout", type=float, default=CHECK_TIMEOUT, metavar="S",
+                   help="limit for the whole check (exhaustion adds its pool_timeout)")
+    p.add_argument("--json", action="store_true")
+    core_cli.add_scenario_flags(p)
+
+
+def _flag_settings(args: argparse.Namespace) -> EngineSettings:
+    if args.pool_size < 0 or args.max_overflow < 0 or args.pool_timeout <= 0:
+        raise ScenarioError("--pool-size and --max-overflow must be 0 or more and "
+                            "--pool-timeout above 0")
+    return EngineSettings(endpoint="primary", poolclass="AsyncAdaptedQueuePool",
+                          pool_size=args.pool_size, max_overflow=args.max_overflow,
+                          pool_timeout=args.pool_timeout, pool_recycle=-1, pool_pre_ping=True,
+                          pool_use_lifo=False, connect_args={}, reasons={})
+
+
+def _fmt_ms(v: int | None) -> str:
+    if v is None:
+        return "n/a"
+    return "off" if v == 0 else f"{v / 1000:g} s"
+
+
+def render_report(report: LiveReport) -> str:
+    """A terminal report of a live check."""
+    out = [f"poolwise live check: {report.target} ({report.source}, {report.elapsed_s:.2f} s "
+           f"of {report.limit_s:g} s limit)"]
+    r = report.readings
+    if r:
+        out += [
+            f"  server             PostgreSQL {r.server_version}, user {r.user}"
+            + (" (superuser)" if r.is_superuser else ""),
+            f"  max_connections    {r.max_connections}",
+            "  reserved           superuser_reserved_connections "
+            f"{r.superuser_reserved_connections}"
+            + (f", reserved_connections {r.reserved_connections}"
+               if r.reserved_connections is not None else ", reserved_connections n/a (< 16)"),
+            f"  in use             {r.in_use} client connections (this check's included"
+            + ("" if r.sees_all_sessions else "; other roles' states are hidden") + ")",
+            "  by state           " + ", ".join(f"{k} {v}" for k, v in r.by_state.items()),
+            "  by application     " + ", ".join(f"{k} {v}" for k, v in r.by_application.items()),
+            f"  free for this role {r.free}",
+            f"  timeouts           idle_session {_fmt_ms(r.idle_session_timeout_ms)}, "
+            f"idle_in_transaction {_fmt_ms(r.idle_in_transaction_session_timeout_ms)}, "
+            f"statement {_fmt_ms(r.statement_timeout_ms)}, tcp_keepalives_idle "
+            + ("system default" if not r.tcp_keepalives_idle_s else f"{r.tcp_keepalives_idle_s} s"),
+        ]
+    if report.pooler:
+        out.append(f"  endpoint           {report.pooler.kind}: {report.pooler.message}")
+    p = report.pre_ping
+    if p:
+        out += [
+            f"  connect            {p.connect_ms:.1f} ms (engine first checkout "
+            f"{p.engine_connect_ms:.1f} ms)",
+            f"  pre-ping (n={p.n})   checkout p50/p95/p99 {p.pre_ping_checkout.p50_ms:.2f}/"
+            f"{p.pre_ping_checkout.p95_ms:.2f}/{p.pre_ping_checkout.p99_ms:.2f} ms; without "
+            f"pre-ping {p.plain_checkout.p50_ms:.2f}/{p.plain_checkout.p95_ms:.2f}/"
+            f"{p.plain_checkout.p99_ms:.2f} ms",
+            f"  SELECT 1           p50/p95/p99 {p.select1.p50_ms:.2f}/{p.select1.p95_ms:.2f}/"
+            f"{p.select1.p99_ms:.2f} ms; a pre-pinged checkout costs {p.ratio_p50:.1f}x "
+            "a SELECT 1 round trip",
+        ]
+    if report.exhaustion_plan:
+        out.append(f"  exhaustion plan    {report.exhaustion_plan.summary}")
+    e = report.exhaustion
+    if e:
+        verdict = ("the extra holder got TimeoutError after "
+                   f"{e.waited_s:.2f} s (pool_timeout {e.pool_timeout:g} s)"
+                   if e.timed_out else f"NOT proven: {e.error}")
+        out.append(f"  exhaustion         held {e.opened} connections; {verdict}; all released")
+    overrides = report_overrides(report)
+    if overrides:
+        flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items())
+        out.append(f"  feed back          {flags}   ({report.source})")
+    return "\n".join(out)
+
+
+def _stage_printer(stage: str, fraction: float) -> None:
+    if fraction == 0.0:
+        print(f"[{stage}] ...", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        target = parse_target(args.url, env=os.environ, password_env=args.password_env)
+    except LiveError as err:
+        print(f"error: {err.message} Fix: {err.fix}", file=sys.stderr)
+        return core_cli.EXIT_BAD_INPUT
+    secret = target.password
+    if target.password_from == "url":
+        print("warning: the URL holds a password; it may stay in your shell history. "
+              "Put it in an environment variable and pass --password-env NAME instead.",
+              file=sys.stderr)
+    if args.pre_ping < 0 or args.timeout <= 0 or args.connect_timeout <= 0:
+        raise ScenarioError("--pre-ping must be 0 or more; --timeout and --connect-timeout "
+                            "above 0")
+    flat = {k.key: getattr(args, k.key) for k in core_cli.share.PARAMS
+            if getattr(args, k.key, None) is not None}
+    scenario = core_cli.scenario_from_args(args) if flat else None
+    settings = None if scenario is not None or not args.exhaustion else _flag_settings(args)
+    progress = None if args.json else _stage_printer
+    rec = None
+    try:
+        report = asyncio.run(run_live_check(
+            target, pre_ping=args.pre_ping, timeout=args.timeout,
+            connect_timeout=args.connect_timeout, progress=progress))
+        if scenario is not None:
+            rec = recommend(apply_overrides(scenario, report))
+            settings = rec.engine("primary") if args.exhaustion else None
+        if settings is not None:
+            plan = exhaustion_plan(settings, report.readings)
+            print(f"exhaustion test: {plan.summary}", file=sys.stderr, flush=True)
+            if plan.allowed:
+                cache = not (report.pooler and report.pooler.named_statements_break)
+                result = asyncio.run(run_exhaustion(
+                    target, settings, report.readings, statement_cache=cache,
+                    connect_timeout=args.connect_timeout, progress=progress))
+                report = replace(report, exhaustion_plan=plan, exhaustion=result)
+            else:
+                report = replace(report, exhaustion_plan=plan, errors=report.errors + (
+                    StageError("exhaustion", "exhaustion_refused",
+                               f"Exhaustion test refused: {plan.reason}",
+                               "lower --pool-size/--max-overflow for the test, or run it when "
+                               "the server has more free connections."),))
+    except LiveError as err:
+        print(scrub(f"error: {err.message} Fix: {err.fix}", secret), file=sys.stderr)
+        return EXIT_LIVE_FAILED
+    if args.json:
+        d = report.to_dict()
+        if rec is not None:
+            d["recommendation"] = core_cli.recommendation_json(rec)
+        text = json.dumps(d, indent=2, default=str)
+    else:
+        text = render_report(report)
+        if rec is not None:
+            text += "\n\nRe-sized with the measured values:\n" + core_cli.render_text(rec)
+    print(scrub(text, secret))
+    for e in report.errors:
+        print(scrub(f"error: {e.message} Fix: {e.fix}", secret), file=sys.stderr)
+    return EXIT_LIVE_FAILED if report.errors else 0
+
+
+core_cli.VERBS["live"] = (setup, run)
