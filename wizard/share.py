@@ -45,6 +45,7 @@ PARAMS: tuple[Param, ...] = (
           "replica (the last repeats); default: the primary's"),
     Param("replica_max_connections", "list", "measured max_connections per replica"),
     Param("replica_readers", "list", "app instances reading from each replica (default all)"),
+    Param("replica_regions", "list", "region of each replica, e.g. eu-west-1 (labels only)"),
     Param("proxy", "str", "none, pgbouncer-transaction, pgbouncer-session, rds-proxy, "
           "cloudsql-auth-proxy, cloudsql-connector, azure-pgbouncer, supavisor-transaction, "
           "supavisor-session, neon-pooler"),
@@ -96,6 +97,7 @@ def _get(s: Scenario) -> dict[str, Any]:
         if any(r.max_connections for r in reps) else None,
         "replica_readers": [r.reader_instances or "" for r in reps]
         if any(r.reader_instances for r in reps) else None,
+        "replica_regions": [r.region for r in reps] if any(r.region for r in reps) else None,
         "proxy": s.proxy, "pgbouncer_version": ps.pgbouncer_version,
         "pgbouncer_pool_size": ps.pool_size, "pgbouncer_reserve_pool": ps.reserve_pool,
         "pgbouncer_max_client_conn": ps.max_client_conn,
@@ -130,14 +132,12 @@ def _text(value: Any) -> str:
 
 
 def to_flat(s: Scenario) -> dict[str, str]:
-    """Parameters that differ from a default Scenario (provider always included)."""
+    """Parameters that differ from a default Scenario (provider and class always included)."""
     mine, base = _get(s), _get(Scenario())
-    out = {"provider": s.provider}
+    out = {"provider": s.provider, "instance_class": s.instance_class or ""}
     for p in PARAMS:
         if mine[p.key] != base[p.key] and mine[p.key] is not None:
             out[p.key] = _text(mine[p.key])
-    if s.instance_class is None:
-        out["instance_class"] = ""
     return out
 
 
@@ -189,7 +189,8 @@ def from_flat(params: Mapping[str, str]) -> Scenario:
                                     "replica_instance_class"),
                 max_connections=_nth(v.get("replica_max_connections"), i, int,
                                      "replica_max_connections"),
-                reader_instances=_nth(v.get("replica_readers"), i, int, "replica_readers"))
+                reader_instances=_nth(v.get("replica_readers"), i, int, "replica_readers"),
+                region=_nth(v.get("replica_regions"), i, str, "replica_regions") or "")
         for i in range(n_rep))
     ps = ProxySettings(
         pgbouncer_version=v.get("pgbouncer_version"), pool_size=v.get("pgbouncer_pool_size"),

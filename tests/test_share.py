@@ -1,0 +1,75 @@
+"""Scenario <-> flat parameters: the mapping behind share links and CLI flags."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wizard import share
+from wizard.model import (
+    CurrentPool,
+    Load,
+    ProxySettings,
+    Replica,
+    Reserves,
+    Scenario,
+    ScenarioError,
+)
+
+
+def test_default_scenario_is_a_short_link():
+    assert share.to_flat(Scenario()) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+
+
+def test_full_scenario_round_trips():
+    s = Scenario(provider="aws-aurora", instance_class="db.r6g.large",
+                 max_connections=1700, max_connections_source="measured 2026-11-25T08:00Z",
+                 replicas=(Replica("db.r6g.xlarge", None, 3, "eu-west-1"),
+                           Replica(None, 900, None, "us-east-1")),
+                 proxy="rds-proxy",
+                 proxy_settings=ProxySettings(rds_proxy_max_connections_percent=60),
+                 app_instances=3, max_app_instances=9, deploy_surge_percent=50, workers=4,
+                 engines_per_process=2, app_vcpus=4, pg_version=17,
+                 reserves=Reserves(superuser=3, provider=2, admin=5, migrations=2,
+                                   replication_slots=1),
+                 pool_split=0.6, load=Load(120.0, 15.0, 40.0), network=("aws-nlb",),
+                 iam_auth=True, current=CurrentPool(20, 5, -1, "AsyncAdaptedQueuePool"))
+    flat = share.to_flat(s)
+    assert share.from_flat(flat) == s
+    assert share.from_flat(dict(parse_qsl(share.to_query(s)))) == s
+
+
+def test_cli_command_quotes_for_the_shell():
+    s = Scenario(max_connections_source="measured 2026-11-25T08:00Z", max_connections=100)
+    cmd = share.cli_command(s)
+    assert "'measured 2026-11-25T08:00Z'" in cmd
+
+
+@pytest.mark.parametrize("params", [
+    {"provider": "aws-rds", "workers": "many"},
+    {"provider": "aws-rds", "iam_auth": "maybe"},
+    {"provider": "aws-rds", "password": "x"},
+    {"provider": "aws-rds", "replicas": "-1"},
+    {"provider": "aws-rds", "rps": "10"},
+])
+def test_tampered_parameters_raise_scenario_error(params):
+    with pytest.raises(ScenarioError):
+        share.from_flat(params)
+
+
+def test_no_parameter_can_carry_a_secret():
+    keys = {p.key for p in share.PARAMS}
+    assert not {k for k in keys if any(w in k for w in ("password", "token", "secret", "url"))}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.builds(Scenario, provider=st.just("self-hosted"), instance_class=st.none(),
+                 max_connections=st.integers(1, 10000), app_instances=st.integers(1, 100),
+                 workers=st.integers(1, 32), pool_split=st.floats(0.01, 1.0),
+                 network=st.lists(st.sampled_from(["aws-nlb", "gcp-vpc"]), max_size=2)
+                 .map(tuple)))
+def test_round_trip_property(s):
+    assert share.from_flat(dict(parse_qsl(share.to_query(s)))) == s
