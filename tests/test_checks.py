@@ -18,7 +18,7 @@ BIG_FLEET = dict(provider="aws-rds", instance_class="db.t3.medium", app_instance
 
 
 @pytest.mark.parametrize(("scenario", "code"), [
-    (Scenario(**BIG_FLEET), "WORST_CASE_OVER_MAX"),  # SQLAlchemy defaults x 100 engines
+    (Scenario(**BIG_FLEET), "DEFAULTS_OVER_MAX"),  # SQLAlchemy defaults x 100 engines
     (Scenario(**BIG_FLEET, current=CurrentPool(pool_size=20, max_overflow=10)),
      "WORST_CASE_OVER_MAX"),
     (Scenario(serverless_concurrency=200), "SERVERLESS_NO_PROXY"),

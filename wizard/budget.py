@@ -264,7 +264,8 @@ def is_transaction_pooler(s: Scenario) -> bool:
     return s.proxy in TRANSACTION_POOLERS
 
 
-_PROXY_PROVIDERS = {
+# Proxies tied to one provider; the rest (none, pgbouncer-*) run with every provider.
+PROXY_PROVIDERS = {
     "rds-proxy": ("aws-rds", "aws-aurora"),
     "cloudsql-auth-proxy": ("gcp-cloudsql",),
     "cloudsql-connector": ("gcp-cloudsql",),
@@ -287,7 +288,7 @@ def validate(s: Scenario) -> None:
     catalog.check_provider(s.provider)
     if s.proxy not in PROXIES:
         raise ScenarioError(f"unknown proxy {s.proxy!r}; valid choices: {', '.join(PROXIES)}")
-    allowed = _PROXY_PROVIDERS.get(s.proxy)
+    allowed = PROXY_PROVIDERS.get(s.proxy)
     if allowed and s.provider not in allowed:
         raise ScenarioError(f"proxy {s.proxy!r} runs only with {', '.join(allowed)}, "
                             f"not {s.provider}")

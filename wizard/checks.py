@@ -47,17 +47,18 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
     for ep in rec.endpoints:
         if ep.server_side is not None:
             continue
-        if cur and cur.poolclass != "NullPool" and cur.pool_size is not None:
+        mine = bool(cur and cur.poolclass != "NullPool" and cur.pool_size is not None)
+        if mine:
             per = cur.pool_size + (cur.max_overflow if cur.max_overflow is not None else 10)
             label = f"your current pool ({cur.pool_size} + {per - cur.pool_size})"
         else:
-            per, label = 15, "SQLAlchemy's defaults (5 + 10)"
+            per, label = 15, "SQLAlchemy's defaults (5 + 10), if you kept them,"
         total = per * ep.clients
         if total > ep.usable:
-            sev = "error" if cur and cur.pool_size is not None else "warning"
             breaks = ep.usable // (per * ep.engines_per_process * max(1, s.workers)) + 1
             yield Finding(
-                "WORST_CASE_OVER_MAX", sev,
+                "WORST_CASE_OVER_MAX" if mine else "DEFAULTS_OVER_MAX",
+                "error" if mine else "warning",
                 f"{ep.role}: {label} x {ep.clients:,} engines at the autoscaling maximum "
                 f"= {total:,} connections, above the {ep.usable:,} usable "
                 f"(it breaks from about {breaks} instances).",
