@@ -1,0 +1,432 @@
+"""The Streamlit wizard driven through streamlit.testing.v1.AppTest: every step, every
+provider/proxy pair, the share link round trip and the saved-scenario store.
+
+Expected numbers come from the provider documentation in data/ (e.g. Azure B2s: 429) and
+from arithmetic done here, or from `recommend()` on parameters the test writes itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from wizard import share, sizing, store
+from wizard.ui.labels import PROXIES as LABELS
+
+APP = "../app.py"
+
+# Which proxies each provider offers (rds-proxy only on AWS, Cloud SQL connectors only on
+# GCP, ...), written out from the providers' docs rather than read from the code.
+VALID_PROXIES = {
+    "aws-rds": ["none", "pgbouncer-transaction", "pgbouncer-session", "rds-proxy"],
+    "aws-aurora": ["none", "pgbouncer-transaction", "pgbouncer-session", "rds-proxy"],
+    "gcp-cloudsql": ["none", "pgbouncer-transaction", "pgbouncer-session",
+                     "cloudsql-auth-proxy", "cloudsql-connector"],
+    "azure-flexible": ["none", "pgbouncer-transaction", "pgbouncer-session", "azure-pgbouncer"],
+    "supabase": ["none", "pgbouncer-transaction", "pgbouncer-session",
+                 "supavisor-transaction", "supavisor-session"],
+    "neon": ["none", "pgbouncer-transaction", "pgbouncer-session", "neon-pooler"],
+    "self-hosted": ["none", "pgbouncer-transaction", "pgbouncer-session"],
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Fresh caches and a private store file for every test."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv(store.ENV_URL, raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def new_app(query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    if query:
+        at.query_params.update(query)
+    return at.run()
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [e.value for e in getattr(at, kind)]
+
+
+def go(at: AppTest, step: str) -> AppTest:
+    return at.radio(key="step").set_value(step).run()
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_first_screen_shows_a_result_with_defaults():
+    at = new_app()
+    no_exception(at)
+    expected = sizing.recommend(share.from_flat({"provider": "aws-rds",
+                                                 "instance_class": "db.r6g.large"}))
+    m = metrics(at)
+    assert m["pool_size"] == str(expected.engines[0].pool_size)
+    assert m["max_overflow"] == str(expected.engines[0].max_overflow)
+    # AWS: superuser_reserved_connections 3 + rds_superuser_reserved 2 (Knowledge Center),
+    # plus the default 3 admin and 1 migrations connections.
+    ep = expected.endpoints[0]
+    assert m["usable"] == f"{ep.max_connections - 3 - 2 - 3 - 1:,}"
+    assert at.selectbox(key="provider").value == "aws-rds"
+    assert at.selectbox(key="instance_class").value == "db.r6g.large"
+    assert dict(at.query_params) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+
+
+def test_azure_b2s_budget_matches_the_documented_numbers():
+    at = new_app()
+    at.selectbox(key="provider").set_value("azure-flexible").run()
+    at.selectbox(key="instance_class").set_value("B2s").run()
+    go(at, "topology")
+    at.number_input(key="workers").set_value(4).run()
+    at.number_input(key="max_app_instances").set_value(6).run()
+    go(at, "results")
+    no_exception(at)
+    m = metrics(at)
+    # Azure's concepts-limits table: B2s max_connections 429; Azure keeps 15 (10 superuser
+    # + 5 reserved_connections); we keep 3 admin + 1 migrations.
+    usable = 429 - 15 - 3 - 1
+    assert m["max_connections"] == "429"
+    assert m["usable"] == f"{usable:,}"
+    # 6 instances at the autoscaling max + 25% surge rounded up = 8 instances x 4 workers.
+    engines = (6 + math.ceil(6 * 25 / 100)) * 4
+    share_per_engine = usable // engines
+    pool = math.floor(share_per_engine * 0.7)
+    assert m["pool_size"] == str(pool)
+    assert m["max_overflow"] == str(share_per_engine - pool)
+    assert m["worst case"] == f"{engines * share_per_engine:,}"
+    words = " ".join(texts(at, "markdown"))
+    assert f"= {usable} usable" in words and f"/ {engines} = {share_per_engine}" in words
+
+
+def test_every_provider_and_proxy_pair_is_offered_and_sized():
+    at = new_app()
+    for provider, proxies in VALID_PROXIES.items():
+        go(at, "database")
+        at.selectbox(key="provider").set_value(provider).run()
+        cls = at.selectbox(key="instance_class").value
+        assert cls, provider
+        go(at, "proxy")
+        assert list(at.selectbox(key="proxy").options) == [LABELS[p] for p in proxies]
+        for proxy in proxies:
+            at.selectbox(key="proxy").set_value(proxy).run()
+            no_exception(at)
+            go(at, "results")
+            no_exception(at)
+            try:
+                expected = sizing.recommend(share.from_flat(
+                    {"provider": provider, "instance_class": cls, "proxy": proxy}))
+            except ValueError as exc:  # SizingError/ScenarioError: shown as an error
+                assert any(getattr(exc, "message", str(exc))[:40] in e
+                           for e in texts(at, "error")), (provider, proxy)
+            else:
+                m = metrics(at)
+                assert m["pool_size"] == str(expected.engines[0].pool_size), (provider, proxy)
+                assert m["usable"] == f"{expected.endpoints[0].usable:,}", (provider, proxy)
+                assert m["max_connections"] == f"{expected.endpoints[0].max_connections:,}"
+            assert dict(at.query_params)["provider"] == provider
+            assert dict(at.query_params).get("proxy", "none") == proxy
+            go(at, "proxy")
+
+
+def test_provider_change_resets_class_and_invalid_proxy():
+    at = new_app()
+    go(at, "proxy")
+    at.selectbox(key="proxy").set_value("rds-proxy").run()
+    go(at, "database")
+    at.selectbox(key="provider").set_value("gcp-cloudsql").run()
+    no_exception(at)
+    from wizard import catalog
+    assert at.selectbox(key="instance_class").value in [
+        c.instance_class for c in catalog.catalog("gcp-cloudsql")]
+    go(at, "proxy")
+    assert at.selectbox(key="proxy").value == "none"
+    assert LABELS["rds-proxy"] not in at.selectbox(key="proxy").options
+
+
+def test_measured_max_connections_overrides_the_catalog():
+    at = new_app()
+    at.radio(key="mc_mode").set_value("measured").run()
+    at.number_input(key="max_connections").set_value(500).run()
+    no_exception(at)
+    # 500 - 3 superuser - 2 rds reserved - 3 admin - 1 migrations
+    assert metrics(at)["usable"] == "491"
+    assert dict(at.query_params)["max_connections"] == "500"
+
+
+def test_replica_gets_its_own_budget():
+    at = new_app()
+    go(at, "topology")
+    at.number_input(key="replicas").set_value(1).run()
+    at.selectbox(key="replica_class_0").set_value("db.t3.medium").run()
+    go(at, "results")
+    no_exception(at)
+    m = metrics(at)
+    expected = sizing.recommend(share.from_flat({
+        "provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
+        "replica_instance_class": "db.t3.medium"}))
+    rep = expected.endpoint("replica-1")
+    assert m["max_connections (replica-1)"] == f"{rep.max_connections:,}"
+    assert m["pool_size (replica-1)"] == str(expected.engine("replica-1").pool_size)
+    # A replica keeps no migrations reserve: 3 superuser + 2 AWS + 3 admin.
+    assert m["usable (replica-1)"] == f"{rep.max_connections - 8:,}"
+    assert len(at.get("vega_lite_chart")) >= 2
+
+
+def test_serverless_uses_nullpool_and_warns_without_proxy():
+    at = new_app()
+    go(at, "topology")
+    at.toggle(key="serverless_on").set_value(True).run()
+    at.number_input(key="serverless_concurrency").set_value(50).run()
+    go(at, "results")
+    no_exception(at)
+    m = metrics(at)
+    assert m["pool_size"] == "1" and m["max_overflow"] == "0"
+    code = "\n".join(c.value for c in at.code)
+    assert "poolclass=NullPool" in code
+    severities = [w.severity for w in sizing.recommend(share.from_flat({
+        "provider": "aws-rds", "instance_class": "db.r6g.large",
+        "serverless_concurrency": "50"})).warnings]
+    shown = len(texts(at, "error")) + len(texts(at, "warning")) + len(texts(at, "info"))
+    assert shown >= len(severities)
+
+
+def test_load_sizes_the_pool_and_draws_the_wait_chart():
+    at = new_app()
+    go(at, "load")
+    at.toggle(key="load_on").set_value(True).run()
+    at.number_input(key="rps").set_value(400.0).run()
+    at.number_input(key="hold_ms").set_value(25.0).run()
+    go(at, "results")
+    no_exception(at)
+    # 400 req/s x 0.025 s = 10 Erlangs per process: the pool must exceed 10.
+    pool = int(metrics(at)["pool_size"])
+    assert pool > 10
+    assert pool == sizing.smallest_pool(10.0)
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 3  # budget, scale-out, wait
+    assert any("Erlangs" in c for c in texts(at, "caption"))
+
+
+def test_unsizable_scenario_shows_the_error_and_its_fix():
+    at = new_app()
+    at.selectbox(key="provider").set_value("self-hosted").run()
+    go(at, "topology")
+    at.number_input(key="app_instances").set_value(40).run()
+    at.number_input(key="workers").set_value(4).run()
+    no_exception(at)
+    errors = texts(at, "error")
+    assert any("cannot be sized" in e for e in errors)
+    assert any("Fix:" in i for i in texts(at, "info"))
+    go(at, "results")
+    no_exception(at)
+    assert any("cannot be sized" in e for e in texts(at, "error"))
+
+
+def test_warnings_are_ranked_by_severity_with_fixes():
+    at = new_app()
+    go(at, "load")
+    at.toggle(key="current_on").set_value(True).run()
+    at.number_input(key="current_pool_size").set_value(500).run()
+    at.number_input(key="current_max_overflow").set_value(300).run()
+    go(at, "results")
+    no_exception(at)
+    rec = sizing.recommend(share.from_flat({
+        "provider": "aws-rds", "instance_class": "db.r6g.large", "current_pool_size": "500",
+        "current_max_overflow": "300"}))
+    assert any(w.severity == "error" for w in rec.warnings)
+    order = []
+    for node in at.main.children.values():  # walk in page order
+        order.extend(_alerts(node))
+    ranks = [{"error": 0, "warning": 1, "info": 2}[k] for k, v in order if "**Fix:**" in v]
+    assert ranks and ranks == sorted(ranks)
+    for w in rec.warnings:
+        assert any(w.code in v and w.fix in v for _, v in order)
+
+
+def _alerts(node) -> list[tuple[str, str]]:
+    kind = getattr(node, "type", "")
+    if kind in ("error", "warning", "info"):
+        return [(kind, node.value)]
+    out = []
+    for child in getattr(node, "children", {}).values():
+        out.extend(_alerts(child))
+    return out
+
+
+def test_share_link_round_trips_to_a_fresh_session():
+    at = new_app()
+    at.selectbox(key="provider").set_value("neon").run()
+    at.selectbox(key="instance_class").set_value("2cu").run()
+    go(at, "proxy")
+    at.selectbox(key="proxy").set_value("neon-pooler").run()
+    go(at, "topology")
+    at.number_input(key="workers").set_value(3).run()
+    at.number_input(key="replicas").set_value(1).run()
+    at.selectbox(key="replica_class_0").set_value("1cu").run()
+    go(at, "load")
+    at.toggle(key="load_on").set_value(True).run()
+    go(at, "results")
+    link = dict(at.query_params)
+    assert link["proxy"] == "neon-pooler" and link["replica_instance_class"] == "1cu"
+    # the link is exactly the share module's parameters for this scenario
+    assert share.from_flat(link) == share.from_flat(share.to_flat(share.from_flat(link)))
+    first = metrics(at)
+    colleague = new_app(link)
+    no_exception(colleague)
+    assert not texts(colleague, "warning")
+    assert colleague.selectbox(key="provider").value == "neon"
+    assert colleague.selectbox(key="instance_class").value == "2cu"
+    go(colleague, "results")
+    assert metrics(colleague) == first
+    assert dict(colleague.query_params) == link
+
+
+@pytest.mark.parametrize("query", [
+    {"provider": "aws-rds", "workers": "many"},
+    {"provider": "oracle"},
+    {"provider": "neon", "proxy": "rds-proxy"},
+    {"provider": "aws-rds", "instance_class": "db.nope.huge"},
+    {"provider": "aws-rds", "password": "hunter2"},
+    {"provider": "aws-rds", "split": "7"},
+])
+def test_tampered_link_falls_back_to_defaults_with_a_notice(query):
+    at = new_app(query)
+    no_exception(at)
+    assert any("could not be read" in w for w in texts(at, "warning"))
+    assert at.selectbox(key="provider").value == "aws-rds"
+    assert at.selectbox(key="instance_class").value == "db.r6g.large"
+    assert dict(at.query_params) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+    assert "hunter2" not in str(dict(at.query_params))
+
+
+def test_store_save_list_load_delete_and_compare(tmp_path):
+    at = new_app()
+    go(at, "saved")
+    no_exception(at)
+    assert any("No saved scenarios" in i for i in texts(at, "info"))
+    at.text_input(key="save_name").input(" bad name")
+    at.button[0].click()  # form submit
+    at.run()
+    assert any("must not start or end with a space" in e for e in texts(at, "error"))
+    at.text_input(key="save_name").input("rds 2 pods")
+    at.button[0].click()
+    at.run()
+    assert any("Saved 'rds 2 pods'" in s for s in texts(at, "success"))
+    # change the scenario, save it under a second name
+    go(at, "topology")
+    at.number_input(key="workers").set_value(4).run()
+    go(at, "saved")
+    at.text_input(key="save_name").input("rds 4 workers")
+    at.button[0].click()
+    at.run()
+    saved = store.ScenarioStore().list()
+    assert [s.name for s in saved] == ["rds 2 pods", "rds 4 workers"]
+    assert saved[1].params["workers"] == "4"
+    # compare: the two saved scenarios side by side
+    rows = at.dataframe[0].value
+    assert list(rows["scenario"]) == ["rds 2 pods", "rds 4 workers"]
+    expected = [sizing.recommend(share.from_flat(s.params)).endpoints[0].worst_case
+                for s in saved]
+    assert list(rows["worst_case"]) == expected
+    assert len(at.get("vega_lite_chart")) == 1
+    # load the first: workers back to 1
+    at.button(key="load_rds 2 pods").click().run()
+    assert any("Loaded" in s for s in texts(at, "success"))
+    go(at, "topology")
+    assert at.number_input(key="workers").value == 1
+    go(at, "saved")
+    at.button(key="delete_rds 4 workers").click().run()
+    assert store.ScenarioStore().names() == ["rds 2 pods"]
+
+
+def test_export_step_shows_exactly_what_the_export_renders():
+    export = pytest.importorskip("wizard.export")
+    at = new_app()
+    go(at, "proxy")
+    at.selectbox(key="proxy").set_value("pgbouncer-transaction").run()
+    go(at, "export")
+    no_exception(at)
+    rec = sizing.recommend(share.from_flat({"provider": "aws-rds",
+                                            "instance_class": "db.r6g.large",
+                                            "proxy": "pgbouncer-transaction"}))
+    codes = [c.value for c in at.code]  # st.code drops the final newline
+    assert export.render_module(rec).rstrip("\n") in codes
+    assert export.render_pgbouncer_ini(rec).rstrip("\n") in codes
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download db.py", "Download poolwise-report.md", "Download pgbouncer.ini"]
+
+
+def test_every_step_renders_with_next_and_back():
+    at = new_app()
+    seen = []
+    for _ in range(5):
+        seen.append(at.radio(key="step").value)
+        at.button(key="nav_next").click().run()
+        no_exception(at)
+    seen.append(at.radio(key="step").value)
+    assert seen == ["database", "proxy", "topology", "load", "results", "export"]
+    at.button(key="nav_back").click().run()
+    assert at.radio(key="step").value == "results"
+
+
+def _live_submit(at: AppTest, url: str, password: str) -> AppTest:
+    at.text_input(key="live_url").input(url)
+    at.text_input(key="live_password").input(password)
+    at.slider(key="live_pre_ping").set_value(3)
+    next(b for b in at.button if b.label == "Run the live check").click()
+    return at.run(timeout=60)
+
+
+def _everything_shown(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "error", "warning", "info", "success", "code", "metric"):
+        for el in getattr(at, kind):
+            parts.append(str(getattr(el, "value", "")))
+    return "\n".join(parts)
+
+
+@pytest.mark.db
+def test_live_check_against_real_postgres_feeds_back_without_the_password(pg):
+    pytest.importorskip("wizard.live")
+    at = new_app()
+    go(at, "live")
+    no_exception(at)
+    measured = int(pg.psql("SHOW max_connections").strip())
+    url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
+    _live_submit(at, url, pg.password)
+    no_exception(at)
+    assert metrics(at)["max_connections (measured)"] == f"{measured:,}"
+    assert not at.text_input(key="live_password").value  # the form cleared it
+    assert pg.password not in _everything_shown(at)
+    assert pg.password not in str(dict(at.query_params))
+    at.button(key="live_apply").click().run()
+    assert dict(at.query_params)["max_connections"] == str(measured)
+    go(at, "database")
+    assert at.radio(key="mc_mode").value == "measured"
+    assert at.number_input(key="max_connections").value == measured
+    for key in ("live_password", "live_url", "_live_pending"):
+        assert key not in at.session_state or not at.session_state[key]
+
+
+def test_live_check_bad_url_shows_a_fix_and_never_echoes_the_secret():
+    pytest.importorskip("wizard.live")
+    at = new_app()
+    go(at, "live")
+    _live_submit(at, "mysql://root:s3cr3t-in-url@db/app", "pw-s3cr3t")
+    no_exception(at)
+    shown = _everything_shown(at)
+    assert texts(at, "error")
+    assert "s3cr3t" not in shown
+    assert "s3cr3t" not in str(dict(at.query_params))

@@ -1,0 +1,64 @@
+"""Widget values <-> share parameters <-> Scenario, without a running app."""
+
+from __future__ import annotations
+
+import pytest
+
+from wizard import share
+from wizard.model import PROVIDERS, ScenarioError
+from wizard.ui import state
+
+LINKS = [
+    {"provider": "aws-rds", "instance_class": "db.r6g.large"},
+    {"provider": "aws-aurora", "instance_class": "db.r6g.large"},  # default class name
+    {"provider": "azure-flexible", "instance_class": "B2s", "proxy": "azure-pgbouncer",
+     "pgbouncer_pool_size": "40", "user_db_pairs": "2"},
+    {"provider": "aws-rds", "instance_class": "db.t3.medium", "max_connections": "120",
+     "replicas": "2", "replica_instance_class": "db.t3.small,", "replica_readers": ",3",
+     "workers": "3", "max_app_instances": "10", "network": "aws-nat-gateway,aws-nlb"},
+    {"provider": "supabase", "instance_class": "Small", "proxy": "supavisor-transaction",
+     "serverless_concurrency": "40"},
+    {"provider": "self-hosted", "instance_class": "default", "proxy": "pgbouncer-transaction",
+     "pgbouncer_version": "1.24", "max_prepared_statements": "100", "rps": "80",
+     "hold_ms": "12.5", "p95_hold_ms": "40", "split": "0.5", "admin_reserve": "5"},
+    {"provider": "gcp-cloudsql", "instance_class": "db-custom-2-7680",
+     "current_pool_size": "20", "current_max_overflow": "5", "iam_auth": "1"},
+]
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_link_to_widgets_and_back_is_the_same_scenario(link):
+    values = state.scenario_values(link)
+    flat = state.flat_from_values(values)
+    assert share.from_flat(flat) == share.from_flat(link)
+    assert state.flat_from_values(state.scenario_values(flat)) == flat
+
+
+def test_defaults_are_a_valid_first_result():
+    flat = state.flat_from_values(state.default_values())
+    assert flat == {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+
+
+def test_every_provider_has_a_default_class_in_its_catalog():
+    from wizard import catalog
+    for provider in PROVIDERS:
+        cls = state.default_class(provider)
+        assert cls in [c.instance_class for c in catalog.catalog(provider)]
+
+
+def test_proxies_offered_per_provider():
+    assert "rds-proxy" in state.proxies_for("aws-aurora")
+    assert "rds-proxy" not in state.proxies_for("gcp-cloudsql")
+    assert state.proxies_for("neon") == ["none", "pgbouncer-transaction", "pgbouncer-session",
+                                         "neon-pooler"]
+
+
+@pytest.mark.parametrize("link", [
+    {"provider": "aws-rds", "bogus": "1"},
+    {"provider": "aws-rds", "instance_class": "db.x.nope"},
+    {"provider": "gcp-cloudsql", "proxy": "azure-pgbouncer"},
+    {"provider": "aws-rds", "replicas": "9"},
+])
+def test_bad_links_raise_scenario_error(link):
+    with pytest.raises(ScenarioError):
+        state.scenario_values(link)

@@ -1,0 +1,1 @@
+"""The Streamlit wizard: one module per step, `page.main()` draws the app."""

@@ -1,0 +1,65 @@
+"""Step 1: provider, instance class (from the catalog or measured), PostgreSQL version."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from wizard import catalog
+from wizard.model import PROVIDERS
+from wizard.ui import state
+from wizard.ui.labels import HELP
+from wizard.ui.labels import PROVIDERS as PROVIDER_LABELS
+
+PG_VERSIONS = (12, 13, 14, 15, 16, 17, 18)
+
+
+def _class_label(provider: str):
+    rows = {c.instance_class: c for c in catalog.catalog(provider)}
+
+    def label(name: str) -> str:
+        row = rows.get(name)
+        if row is None:
+            return name
+        cpu = f"{row.vcpu:g} vCPU" if row.vcpu else "shared vCPU"
+        mem = f"{row.memory_gib:g} GiB" if row.memory_gib else "? GiB"
+        est = " (estimate)" if row.estimated else ""
+        return f"{name} · {cpu} · {mem} · max_connections {row.max_connections:,}{est}"
+
+    return label
+
+
+def render() -> None:
+    st.subheader("1 · Your database")
+    st.selectbox("Provider", PROVIDERS, key="provider", format_func=PROVIDER_LABELS.get,
+                 on_change=state.on_provider_change, help=HELP["provider"],
+                 persist_state="session")
+    provider = st.session_state["provider"]
+    names = state.class_names(provider)
+    st.radio("max_connections", ("catalog", "measured"), key="mc_mode", horizontal=True,
+             format_func={"catalog": "Use the catalog default",
+                          "measured": "I measured it"}.get,
+             help=HELP["mc_mode"], persist_state="session")
+    st.selectbox("Instance class", names, key="instance_class",
+                 format_func=_class_label(provider), help=HELP["instance_class"],
+                 accept_new_options=provider == "gcp-cloudsql", persist_state="session",
+                 placeholder="type to search")
+    cls = st.session_state.get("instance_class")
+    if cls:
+        try:
+            row = catalog.instance_class(provider, cls)
+        except ValueError as exc:
+            st.error(str(exc))
+        else:
+            est = " — an estimate, measure it if you can" if row.estimated else ""
+            st.caption(f"Default max_connections **{row.max_connections:,}**{est}. "
+                       f"Source: [{row.source_label.split(' (')[0]}]({row.source.url}), "
+                       f"read {row.source.read_on}.")
+            if row.note:
+                with st.expander("How this number was found"):
+                    st.write(row.note)
+    if st.session_state.get("mc_mode") == "measured":
+        st.number_input("max_connections you measured", min_value=1, max_value=262_143,
+                        step=1, value=None, key="max_connections", help=HELP["max_connections"],
+                        placeholder="SHOW max_connections", persist_state="session")
+    st.selectbox("PostgreSQL major version", PG_VERSIONS, key="pg_version",
+                 help=HELP["pg_version"], persist_state="session")

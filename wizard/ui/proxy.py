@@ -1,0 +1,54 @@
+"""Step 2: the proxy or pooler between the app and PostgreSQL, and the network path."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from wizard.model import NETWORK_CUTOFFS
+from wizard.ui import state
+from wizard.ui.labels import HELP, NETWORK, PROXIES
+
+POOL_SIZE_PROXIES = ("pgbouncer-transaction", "pgbouncer-session", "azure-pgbouncer",
+                     "supavisor-transaction", "supavisor-session")
+CLIENT_LIMIT_PROXIES = POOL_SIZE_PROXIES + ("neon-pooler",)
+
+
+def render() -> None:
+    st.subheader("2 · Proxy and network")
+    provider = st.session_state["provider"]
+    options = state.proxies_for(provider)
+    if st.session_state.get("proxy") not in options:
+        st.session_state["proxy"] = "none"
+    st.selectbox("Proxy or pooler", options, key="proxy", format_func=PROXIES.get,
+                 help=HELP["proxy"], persist_state="session")
+    proxy = st.session_state["proxy"]
+    optional = {"value": None, "step": 1, "placeholder": "default", "persist_state": "session"}
+    if proxy.startswith("pgbouncer"):
+        st.text_input("PgBouncer version", key="pgbouncer_version", placeholder="e.g. 1.24",
+                      help=HELP["pgbouncer_version"], persist_state="session")
+    if proxy in POOL_SIZE_PROXIES:
+        c1, c2 = st.columns(2)
+        c1.number_input("default_pool_size", min_value=1, key="pgbouncer_pool_size",
+                        help=HELP["pgbouncer_pool_size"], **optional)
+        c2.number_input("user/database pairs", min_value=1, step=1, key="user_db_pairs",
+                        help=HELP["user_db_pairs"], persist_state="session")
+    elif proxy == "neon-pooler":
+        st.number_input("user/database pairs", min_value=1, step=1, key="user_db_pairs",
+                        help=HELP["user_db_pairs"], persist_state="session")
+    if proxy in CLIENT_LIMIT_PROXIES:
+        st.number_input("max_client_conn", min_value=1, key="pgbouncer_max_client_conn",
+                        help=HELP["pgbouncer_max_client_conn"], **optional)
+    if proxy.startswith("pgbouncer"):
+        c1, c2 = st.columns(2)
+        c1.number_input("reserve_pool_size", min_value=0, step=1, key="pgbouncer_reserve_pool",
+                        help=HELP["pgbouncer_reserve_pool"], persist_state="session")
+        c2.number_input("max_prepared_statements", min_value=0, key="max_prepared_statements",
+                        help=HELP["max_prepared_statements"], **optional)
+    if proxy == "rds-proxy":
+        st.slider("MaxConnectionsPercent", 1, 100, key="rds_proxy_max_connections_percent",
+                  help=HELP["rds_proxy_max_connections_percent"], persist_state="session")
+    st.multiselect("Idle cut-offs on the network path", NETWORK_CUTOFFS, key="network",
+                   format_func=NETWORK.get, help=HELP["network"], persist_state="session")
+    if provider in ("aws-rds", "aws-aurora", "azure-flexible", "gcp-cloudsql"):
+        st.checkbox("IAM / Entra ID token authentication", key="iam_auth",
+                    help=HELP["iam_auth"], persist_state="session")

@@ -1,0 +1,197 @@
+"""Step 5: the recommendation: engine settings, budget in words, warnings, charts."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from wizard import charts
+from wizard.model import Recommendation
+from wizard.ui import state
+from wizard.ui.labels import SEVERITY_ICON
+
+SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+RANGES = {"2x": 2, "4x": 4, "10x": 10}
+
+
+def engine_code(rec: Recommendation) -> str:
+    """A create_async_engine call per endpoint with the recommended settings."""
+    null = any(e.poolclass == "NullPool" for e in rec.engines)
+    lines = ["import os", ""]
+    if null:
+        lines.append("from sqlalchemy.pool import NullPool")
+    lines += ["from sqlalchemy.ext.asyncio import create_async_engine", ""]
+    for eng in rec.engines:
+        role = eng.endpoint
+        var = "engine" if role == "primary" else f"{role.replace('-', '_')}_engine"
+        env = "DATABASE_URL" if role == "primary" else f"{role.replace('-', '_').upper()}_URL"
+        args = [f'os.environ["{env}"]']
+        if eng.poolclass == "NullPool":
+            args.append("poolclass=NullPool")
+        else:
+            args += [f"pool_size={eng.pool_size}", f"max_overflow={eng.max_overflow}",
+                     f"pool_timeout={eng.pool_timeout:g}", f"pool_recycle={eng.pool_recycle}",
+                     f"pool_pre_ping={eng.pool_pre_ping}", f"pool_use_lifo={eng.pool_use_lifo}"]
+        if eng.connect_args:
+            args.append(f"connect_args={eng.connect_args!r}")
+        body = ",\n    ".join(args)
+        lines += [f"{var} = create_async_engine(\n    {body},\n)", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def engine_rows(rec: Recommendation) -> list[dict]:
+    rows = []
+    for eng in rec.engines:
+        for name in ("poolclass", "pool_size", "max_overflow", "pool_timeout", "pool_recycle",
+                     "pool_pre_ping", "pool_use_lifo", "connect_args"):
+            rows.append({"endpoint": eng.endpoint, "setting": name,
+                         "value": str(getattr(eng, name)), "why": eng.reasons.get(name, "")})
+    return rows
+
+
+def budget_words(rec: Recommendation) -> list[str]:
+    """The budget of each endpoint as one sentence per step of the arithmetic."""
+    out = []
+    for ep in rec.endpoints:
+        cls = f" ({ep.instance_class})" if ep.instance_class else ""
+        steps = " → ".join(part.strip() for part in ep.explanation.split(";"))
+        verdict = (f"**{ep.headroom:,} to spare**" if ep.headroom >= 0 else
+                   f"**{-ep.headroom:,} over the limit**")
+        out.append(f"**{ep.role}**{cls}: {steps}; the database sees at most "
+                   f"**{ep.worst_case:,}** of {ep.usable:,} usable: {verdict}.")
+    return out
+
+
+def show_error(error: str, fix: str) -> None:
+    st.error(f"This scenario cannot be sized: {error}", icon=":material/error:")
+    if fix:
+        st.info(f"**Fix:** {fix}")
+
+
+def summary(rec: Recommendation | None, error: str, fix: str) -> None:
+    """Compact result shown beside every input step, so each change shows its effect."""
+    st.markdown("##### Result so far")
+    if rec is None:
+        show_error(error, fix)
+        return
+    ep, eng = rec.endpoints[0], rec.engines[0]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("pool_size", eng.pool_size, help=eng.reasons["pool_size"])
+    c2.metric("max_overflow", eng.max_overflow, help=eng.reasons["max_overflow"])
+    c3.metric("usable", f"{ep.usable:,}", help=ep.explanation)
+    st.caption(f"max_connections {ep.max_connections:,} ({ep.max_connections_source}); "
+               f"worst case {ep.worst_case:,} of {ep.usable:,} usable on the primary.")
+    errors = [w for w in rec.warnings if w.severity == "error"]
+    warns = [w for w in rec.warnings if w.severity == "warning"]
+    for w in errors[:2]:
+        st.error(f"{w.message} **Fix:** {w.fix}", icon=SEVERITY_ICON["error"])
+    if warns:
+        st.caption(f"{len(warns)} warning(s): see Results.")
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def chart_spec(key: tuple[tuple[str, str], ...], which: str, up_to: int | None = None,
+               ) -> dict | None:
+    """Vega-Lite spec of one chart, cached per scenario (building one costs ~10 ms)."""
+    rec, _, _ = state._recommend(key)
+    if rec is None:
+        return None
+    chart = {"budget": lambda: charts.budget_chart(rec),
+             "scale": lambda: charts.scale_out_chart(rec, up_to),
+             "wait": lambda: charts.wait_chart(rec)}[which]()
+    return None if chart is None else chart.to_dict(validate=False)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _break_text(key: tuple[tuple[str, str], ...], up_to: int) -> str:
+    rec, _, _ = state._recommend(key)
+    points = charts.breaking_points(rec, up_to)
+    peak = rec.scenario.peak_instances
+    parts = []
+    for role, n in points.items():
+        if n is None:
+            parts.append(f"{role} holds up to {up_to} instances")
+        else:
+            when = "already at the peak" if n <= peak else f"{n - peak} beyond the peak"
+            parts.append(f"{role} breaks at **{n} instances** ({when} of {peak})")
+    return "; ".join(parts) + "."
+
+
+@st.fragment
+def charts_section(key: tuple[tuple[str, str], ...]) -> None:
+    """The three charts; changing the range reruns only this fragment."""
+    rec, _, _ = state._recommend(key)
+    st.vega_lite_chart(chart_spec(key, "budget"), width="stretch")
+    if rec.scenario.serverless:
+        st.caption("Serverless: every invocation opens its own connection, no scale-out curve.")
+    else:
+        mult = RANGES[st.radio("Scale-out range", list(RANGES), key="scale_range",
+                               horizontal=True, format_func=lambda r: f"{r} the peak")]
+        peak = rec.scenario.peak_instances
+        up_to = max(mult * peak, peak + 4)
+        st.vega_lite_chart(chart_spec(key, "scale", up_to), width="stretch")
+        st.markdown(_break_text(key, up_to))
+    wait = chart_spec(key, "wait")
+    if wait is not None:
+        st.vega_lite_chart(wait, width="stretch")
+        load = rec.load
+        st.caption(f"Offered load per process {load.offered_load:.2f} Erlangs "
+                   f"({load.arrival_rate:g} req/s × {load.hold_s * 1000:g} ms, Little's law); "
+                   f"with pool_size {load.needed_pool} P(wait) = {load.p_wait:.1%}, "
+                   f"mean wait {load.mean_wait_ms:.1f} ms (Erlang C).")
+    else:
+        st.caption("Give your traffic in step 4 to see how often a checkout waits.")
+
+
+def render(rec: Recommendation | None, error: str, fix: str,
+           key: tuple[tuple[str, str], ...]) -> None:
+    st.subheader("5 · Results")
+    if rec is None:
+        show_error(error, fix)
+        return
+    s = rec.scenario
+    fleet = (f"serverless, {s.serverless_concurrency} concurrent invocations" if s.serverless
+             else f"{s.peak_instances} instances at peak × {s.workers} worker(s)")
+    st.caption(f"{s.provider} · {s.instance_class or 'measured'} · proxy {s.proxy} · {fleet} "
+               f"× {s.engines_per_process} engine(s)")
+    for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
+        cols = st.columns(5)
+        label = "" if ep.role == "primary" else f" ({ep.role})"
+        cols[0].metric(f"pool_size{label}", eng.pool_size, help=eng.reasons["pool_size"])
+        cols[1].metric(f"max_overflow{label}", eng.max_overflow,
+                       help=eng.reasons["max_overflow"])
+        cols[2].metric(f"max_connections{label}", f"{ep.max_connections:,}",
+                       help=f"Source: {ep.max_connections_source}")
+        cols[3].metric(f"usable{label}", f"{ep.usable:,}",
+                       help=" - ".join(f"{r.count} {r.name} ({r.source})" for r in ep.reserves))
+        cols[4].metric(f"worst case{label}", f"{ep.worst_case:,}",
+                       delta=f"{ep.headroom:,} headroom", delta_color="normal",
+                       help=ep.explanation)
+    st.markdown("#### The budget in words")
+    for line in budget_words(rec):
+        st.markdown(line)
+    st.caption(f"What binds: {rec.binding}")
+    st.markdown("#### Warnings")
+    ranked = sorted(rec.warnings, key=lambda w: SEVERITY_RANK.get(w.severity, 3))
+    if not ranked:
+        st.success("No warnings for this scenario.")
+    show = {"error": st.error, "warning": st.warning, "info": st.info}
+    for w in ranked:
+        show.get(w.severity, st.info)(f"**{w.code}**: {w.message}\n\n**Fix:** {w.fix}",
+                                      icon=SEVERITY_ICON.get(w.severity))
+    st.markdown("#### Engine settings (per process)")
+    tab_table, tab_code = st.tabs(["Table", "Code"])
+    with tab_table:
+        st.dataframe(engine_rows(rec), hide_index=True, width="stretch")
+    with tab_code:
+        st.code(engine_code(rec), language="python")
+    st.markdown("#### Charts")
+    charts_section(key)
+    with st.expander("Rules of thumb people copy, for this scenario"):
+        st.dataframe([{"rule": r.name, "formula": r.formula, "per engine": r.per_process,
+                       "fleet total": r.fleet_total, "fits the primary": r.fits,
+                       "source": r.source} for r in rec.rules], hide_index=True,
+                     width="stretch")
+    with st.expander("Sources of every number"):
+        for src in rec.sources:
+            st.markdown(f"- [{src.label}]({src.url})" + (f" (read {src.read_on})"
+                                                         if src.read_on else ""))

@@ -1,0 +1,296 @@
+"""Wizard state: widget values in st.session_state <-> flat share parameters <-> Scenario.
+
+Widgets are keyed by the `wizard.share.PARAMS` keys where one widget holds one
+parameter; the few helpers (catalog vs measured, load on/off, one widget per replica)
+have their own keys. `flat_from_values` and `values_from_scenario` are pure so the
+round trip is testable without Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+
+from wizard import budget, catalog, share, sizing
+from wizard.model import PROXIES, Recommendation, Scenario, ScenarioError, SizingError
+
+MAX_REPLICAS = 5
+
+DEFAULT_CLASS = {
+    "aws-rds": "db.r6g.large",
+    "aws-aurora": "db.r6g.large",
+    "gcp-cloudsql": "db-custom-2-7680",
+    "azure-flexible": "D2ds_v5",
+    "supabase": "Small",
+    "neon": "1cu",
+    "self-hosted": "default",
+}
+
+# Example load shown when the user switches load on (not part of the scenario until then).
+EXAMPLE_LOAD = {"rps": 50.0, "hold_ms": 20.0}
+
+PROXY_PROVIDERS = budget.PROXY_PROVIDERS  # the core's own table of proxy/provider pairs
+
+NOTICE_KEY = "_notice"
+STEP_KEY = "step"
+
+
+def class_names(provider: str) -> list[str]:
+    return [c.instance_class for c in catalog.catalog(provider)]
+
+
+def default_class(provider: str) -> str | None:
+    names = class_names(provider)
+    want = DEFAULT_CLASS.get(provider)
+    if want in names:
+        return want
+    return names[0] if names else None
+
+
+def proxies_for(provider: str) -> list[str]:
+    """Proxies that run with this provider, in the core's order."""
+    return [p for p in PROXIES if provider in PROXY_PROVIDERS.get(p, (provider,))]
+
+
+def values_from_scenario(s: Scenario) -> dict[str, Any]:
+    """Every widget value for a scenario."""
+    ps, rs = s.proxy_settings, s.reserves
+    v: dict[str, Any] = {
+        "provider": s.provider,
+        "mc_mode": "measured" if s.max_connections is not None else "catalog",
+        "instance_class": s.instance_class,
+        "max_connections": s.max_connections,
+        "pg_version": s.pg_version,
+        "proxy": s.proxy,
+        "pgbouncer_version": ps.pgbouncer_version or "",
+        "pgbouncer_pool_size": ps.pool_size,
+        "pgbouncer_reserve_pool": ps.reserve_pool,
+        "pgbouncer_max_client_conn": ps.max_client_conn,
+        "max_prepared_statements": ps.max_prepared_statements,
+        "user_db_pairs": ps.user_db_pairs,
+        "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
+        "network": list(s.network),
+        "iam_auth": s.iam_auth,
+        "app_instances": s.app_instances,
+        "max_app_instances": s.max_app_instances,
+        "deploy_surge_percent": s.deploy_surge_percent,
+        "workers": s.workers,
+        "engines": s.engines_per_process,
+        "serverless_on": s.serverless_concurrency is not None,
+        "serverless_concurrency": s.serverless_concurrency or 100,
+        "app_vcpus": s.app_vcpus,
+        "replicas": len(s.replicas),
+        "superuser_reserved": rs.superuser,
+        "provider_reserved": rs.provider,
+        "admin_reserve": rs.admin,
+        "migrations_reserve": rs.migrations,
+        "replication_reserve": rs.replication_slots,
+        "split": s.pool_split,
+        "load_on": s.load is not None,
+        "rps": s.load.rps if s.load else EXAMPLE_LOAD["rps"],
+        "hold_ms": s.load.hold_ms if s.load else EXAMPLE_LOAD["hold_ms"],
+        "p95_hold_ms": s.load.p95_hold_ms if s.load else None,
+        "current_on": s.current is not None,
+        "current_pool_size": s.current.pool_size if s.current else None,
+        "current_max_overflow": s.current.max_overflow if s.current else None,
+        "current_pool_recycle": s.current.pool_recycle if s.current else None,
+        "current_poolclass": s.current.poolclass if s.current else "AsyncAdaptedQueuePool",
+    }
+    for i in range(MAX_REPLICAS):
+        rep = s.replicas[i] if i < len(s.replicas) else None
+        v[f"replica_class_{i}"] = (rep.instance_class if rep else None) or ""
+        v[f"replica_mc_{i}"] = rep.max_connections if rep else None
+        v[f"replica_readers_{i}"] = rep.reader_instances if rep else None
+        v[f"replica_region_{i}"] = rep.region if rep else ""
+    return v
+
+
+def default_values() -> dict[str, Any]:
+    return values_from_scenario(Scenario())
+
+
+WIDGET_KEYS: tuple[str, ...] = tuple(default_values())
+
+
+def _txt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
+    """The flat share parameters the widget values describe (always with provider and,
+    when set, instance_class so a link never depends on the default class)."""
+    base = default_values()
+    out: dict[str, str] = {"provider": v["provider"]}
+    if v.get("instance_class"):
+        out["instance_class"] = v["instance_class"]
+    else:
+        out["instance_class"] = ""
+
+    def put(key: str, value: Any, default: Any = None) -> None:
+        if value is not None and value != "" and value != default:
+            out[key] = _txt(value)
+
+    if v["mc_mode"] == "measured":
+        put("max_connections", v.get("max_connections"))
+    put("pg_version", v["pg_version"], base["pg_version"])
+    put("proxy", v["proxy"], "none")
+    if v["proxy"].startswith("pgbouncer"):
+        put("pgbouncer_version", v.get("pgbouncer_version"))
+        put("pgbouncer_reserve_pool", v.get("pgbouncer_reserve_pool"), 0)
+        put("max_prepared_statements", v.get("max_prepared_statements"))
+    if v["proxy"] not in ("none", "rds-proxy", "cloudsql-auth-proxy", "cloudsql-connector"):
+        put("pgbouncer_max_client_conn", v.get("pgbouncer_max_client_conn"))
+    if v["proxy"] in ("pgbouncer-transaction", "pgbouncer-session", "azure-pgbouncer",
+                      "supavisor-transaction", "supavisor-session"):
+        put("pgbouncer_pool_size", v.get("pgbouncer_pool_size"))
+    if v["proxy"] not in ("none", "rds-proxy", "cloudsql-auth-proxy", "cloudsql-connector"):
+        put("user_db_pairs", v.get("user_db_pairs"), 1)
+    if v["proxy"] == "rds-proxy":
+        put("rds_proxy_max_connections_percent", v.get("rds_proxy_max_connections_percent"), 100)
+    if v.get("network"):
+        out["network"] = ",".join(v["network"])
+    put("iam_auth", v.get("iam_auth"), False)
+    put("app_instances", v["app_instances"], base["app_instances"])
+    put("max_app_instances", v.get("max_app_instances"))
+    put("deploy_surge_percent", v["deploy_surge_percent"], base["deploy_surge_percent"])
+    put("workers", v["workers"], 1)
+    put("engines", v["engines"], 1)
+    if v.get("serverless_on"):
+        put("serverless_concurrency", v.get("serverless_concurrency"))
+    put("app_vcpus", v["app_vcpus"], base["app_vcpus"])
+    n = int(v.get("replicas") or 0)
+    if n:
+        out["replicas"] = str(n)
+        for key, prefix in (("replica_instance_class", "replica_class_"),
+                            ("replica_max_connections", "replica_mc_"),
+                            ("replica_readers", "replica_readers_"),
+                            ("replica_regions", "replica_region_")):
+            items = [v.get(f"{prefix}{i}") for i in range(n)]
+            if any(x not in (None, "") for x in items):
+                out[key] = ",".join("" if x in (None, "") else _txt(x) for x in items)
+    put("superuser_reserved", v.get("superuser_reserved"))
+    put("provider_reserved", v.get("provider_reserved"))
+    put("admin_reserve", v["admin_reserve"], base["admin_reserve"])
+    put("migrations_reserve", v["migrations_reserve"], base["migrations_reserve"])
+    put("replication_reserve", v["replication_reserve"], 0)
+    put("split", v["split"], base["split"])
+    if v.get("load_on"):
+        out["rps"] = _txt(v["rps"])
+        out["hold_ms"] = _txt(v["hold_ms"])
+        put("p95_hold_ms", v.get("p95_hold_ms"))
+    if v.get("current_on"):
+        put("current_pool_size", v.get("current_pool_size"))
+        put("current_max_overflow", v.get("current_max_overflow"))
+        put("current_pool_recycle", v.get("current_pool_recycle"))
+        put("current_poolclass", v.get("current_poolclass"), "AsyncAdaptedQueuePool")
+        if not any(k.startswith("current_") for k in out):
+            out["current_poolclass"] = v.get("current_poolclass") or "AsyncAdaptedQueuePool"
+    return out
+
+
+def validate_link(flat: Mapping[str, str]) -> Scenario:
+    """A Scenario from link parameters, or ScenarioError if the link is tampered/outdated:
+    unknown keys, bad values, invalid proxy/provider pairs, unknown instance classes."""
+    s = share.from_flat(flat)
+    budget.validate(s)
+    for cls in [s.instance_class] + [r.instance_class for r in s.replicas]:
+        if cls:
+            catalog.instance_class(s.provider, cls)
+    if s.replicas and len(s.replicas) > MAX_REPLICAS:
+        raise ScenarioError(f"at most {MAX_REPLICAS} replicas, got {len(s.replicas)}")
+    return s
+
+
+def scenario_values(flat: Mapping[str, str]) -> dict[str, Any]:
+    """Widget values for link parameters (ScenarioError if the link is not valid)."""
+    s = validate_link(flat)
+    v = values_from_scenario(s)
+    if s.instance_class is None and s.max_connections is None:
+        v["instance_class"] = default_class(s.provider)
+    return v
+
+
+def apply_values(values: Mapping[str, Any]) -> None:
+    """Put widget values into session state (before the widgets are drawn)."""
+    for key, value in values.items():
+        st.session_state[key] = value
+
+
+def init_session() -> None:
+    """First run of a session: take the scenario from the link, or defaults with a notice."""
+    if "_initialised" in st.session_state:
+        return
+    st.session_state["_initialised"] = True
+    values = default_values()
+    params = {k: st.query_params.get(k) for k in st.query_params.keys()}
+    if params:
+        try:
+            values = scenario_values(params)
+        except ScenarioError as exc:
+            st.session_state[NOTICE_KEY] = (
+                f"This link could not be read ({exc}); showing the defaults instead.")
+    apply_values(values)
+
+
+def current_values() -> dict[str, Any]:
+    base = default_values()
+    return {k: st.session_state.get(k, base[k]) for k in WIDGET_KEYS}
+
+
+def current_flat() -> dict[str, str]:
+    return flat_from_values(current_values())
+
+
+def flat_key(flat: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(flat.items()))
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _recommend(key: tuple[tuple[str, str], ...]) -> tuple[Recommendation | None, str, str]:
+    """(rec, error, fix) for flat parameters; cached: Recommendation is immutable."""
+    try:
+        s = share.from_flat(dict(key))
+        return sizing.recommend(s), "", ""
+    except SizingError as exc:
+        return None, exc.message, exc.fix
+    except (ScenarioError, ValueError) as exc:
+        return None, str(exc), "check the highlighted input; every field's help says how to " \
+                               "find its value."
+
+
+def recommendation(flat: Mapping[str, str]) -> tuple[Recommendation | None, str, str]:
+    return _recommend(flat_key(flat))
+
+
+def sync_query_params(flat: Mapping[str, str]) -> None:
+    """Keep the URL equal to the scenario so the address bar is always a shareable link."""
+    current = {k: st.query_params.get(k) for k in st.query_params.keys()}
+    if current != dict(flat):
+        st.query_params.from_dict(dict(flat))
+
+
+def on_provider_change() -> None:
+    """A new provider gets a valid class of its own and a proxy it supports."""
+    provider = st.session_state["provider"]
+    st.session_state["instance_class"] = default_class(provider)
+    for i in range(MAX_REPLICAS):
+        st.session_state[f"replica_class_{i}"] = ""
+    if st.session_state.get("proxy") not in proxies_for(provider):
+        st.session_state["proxy"] = "none"
+    if not class_names(provider):
+        st.session_state["mc_mode"] = "measured"
+
+
+def load_flat(flat: Mapping[str, str]) -> None:
+    """Replace the whole wizard state by a saved scenario (raises ScenarioError)."""
+    apply_values(scenario_values(flat))
+
+
+def reset_defaults() -> None:
+    apply_values(default_values())
