@@ -23,6 +23,9 @@ LINKS = [
      "hold_ms": "12.5", "p95_hold_ms": "40", "split": "0.5", "admin_reserve": "5"},
     {"provider": "gcp-cloudsql", "instance_class": "db-custom-2-7680",
      "current_pool_size": "20", "current_max_overflow": "5", "iam_auth": "1"},
+    {"provider": "aws-aurora", "instance_class": "db.serverless-16acu", "min_acu": "0.5",
+     "replicas": "1", "replica_regions": "eu-west-1", "max_connections": "1900",
+     "max_connections_source": "measured 2026-11-25T08:00Z"},
 ]
 
 

@@ -198,3 +198,13 @@ def test_supavisor_client_limit_comes_from_the_compute_size():
     assert ep.client_side.limit == 400
     assert ep.client_side.worst_case <= 400
     assert ep.max_connections == 90 and ep.worst_case <= ep.usable
+
+
+def test_aurora_serverless_v2_low_minimum_caps_at_2000():
+    # AWS: 16 ACU maximum -> 3,360; a minimum of 0.5 ACU caps max_connections at 2,000.
+    free = recommend(Scenario(provider="aws-aurora", instance_class="db.serverless-16acu"))
+    low = recommend(Scenario(provider="aws-aurora", instance_class="db.serverless-16acu",
+                             min_acu=0.5))
+    assert free.endpoint("primary").max_connections == 3360
+    assert low.endpoint("primary").max_connections == 2000
+    assert "0.5 ACU" in low.endpoint("primary").max_connections_source

@@ -101,7 +101,11 @@ def _limit(s: Scenario, instance_class: str | None, override: int | None,
             "(run SHOW max_connections).",
         )
     row = catalog.instance_class(s.provider, instance_class)
-    return row.max_connections, row.source_label, row.estimated, row.vcpu, row.instance_class
+    value, label = row.max_connections, row.source_label
+    if row.family == "serverless-v2" and s.min_acu is not None and s.min_acu <= 0.5 and (
+            cap := _fact_int(s.provider, "serverless_v2_low_min_acu_cap")) and value > cap[0]:
+        value, label = cap[0], f"capped at {cap[0]} with a minimum of {s.min_acu:g} ACU ({cap[1]})"
+    return value, label, row.estimated, row.vcpu, row.instance_class
 
 
 def client_processes(s: Scenario, instances: int | None = None) -> int:
@@ -320,7 +324,8 @@ def validate(s: Scenario) -> None:
                         ("replication reserve", s.reserves.replication_slots),
                         ("PgBouncer reserve_pool", s.proxy_settings.reserve_pool),
                         ("PgBouncer max_prepared_statements",
-                         s.proxy_settings.max_prepared_statements)):
+                         s.proxy_settings.max_prepared_statements),
+                        ("minimum ACU", s.min_acu)):
         _at_least(name, value, 0)
     if s.load is not None:
         if not s.load.rps > 0:

@@ -143,6 +143,7 @@ class Scenario:
     serverless_concurrency: int | None = None
     app_vcpus: int = 2
     pg_version: int = 16
+    min_acu: float | None = None  # Aurora Serverless v2 minimum capacity
     reserves: Reserves = field(default_factory=Reserves)
     pool_split: float = 0.7
     load: Load | None = None

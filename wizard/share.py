@@ -39,6 +39,8 @@ PARAMS: tuple[Param, ...] = (
           "overrides the catalog"),
     Param("max_connections_source", "str", "where max_connections came from, e.g. "
           "'measured 2026-11-25T10:00Z'"),
+    Param("min_acu", "float", "Aurora Serverless v2 minimum ACU (0 or 0.5 caps "
+          "max_connections at 2000)"),
     Param("pg_version", "int", "PostgreSQL major version (16+ adds reserved_connections)"),
     Param("replicas", "int", "number of read replicas"),
     Param("replica_instance_class", "list", "replica classes, comma-separated, one per "
@@ -90,6 +92,7 @@ def _get(s: Scenario) -> dict[str, Any]:
         "provider": s.provider, "instance_class": s.instance_class,
         "max_connections": s.max_connections,
         "max_connections_source": s.max_connections_source, "pg_version": s.pg_version,
+        "min_acu": s.min_acu,
         "replicas": len(reps),
         "replica_instance_class": [r.instance_class or "" for r in reps]
         if any(r.instance_class for r in reps) else None,
@@ -221,7 +224,7 @@ def from_flat(params: Mapping[str, str]) -> Scenario:
         base, provider=provider, instance_class=cls,
         max_connections=v.get("max_connections"),
         max_connections_source=v.get("max_connections_source") or None,
-        pg_version=v.get("pg_version", base.pg_version),
+        pg_version=v.get("pg_version", base.pg_version), min_acu=v.get("min_acu"),
         replicas=replicas, proxy=v.get("proxy", base.proxy), proxy_settings=ps,
         app_instances=v.get("app_instances", base.app_instances),
         max_app_instances=v.get("max_app_instances"),

@@ -57,9 +57,16 @@ def render() -> None:
             if row.note:
                 with st.expander("How this number was found"):
                     st.write(row.note)
+            if row.family == "serverless-v2":
+                st.number_input("Minimum ACU", min_value=0.0, max_value=256.0, step=0.5,
+                                value=None, key="min_acu", placeholder="not set",
+                                help="The cluster's minimum capacity: at 0 or 0.5 ACU AWS caps "
+                                     "max_connections at 2,000 whatever the maximum.",
+                                persist_state="session")
     if st.session_state.get("mc_mode") == "measured":
         st.number_input("max_connections you measured", min_value=1, max_value=262_143,
                         step=1, value=None, key="max_connections", help=HELP["max_connections"],
+                        on_change=state.forget_measured_source,
                         placeholder="SHOW max_connections", persist_state="session")
     st.selectbox("PostgreSQL major version", PG_VERSIONS, key="pg_version",
                  help=HELP["pg_version"], persist_state="session")

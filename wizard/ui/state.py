@@ -62,7 +62,9 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
         "mc_mode": "measured" if s.max_connections is not None else "catalog",
         "instance_class": s.instance_class,
         "max_connections": s.max_connections,
+        "max_connections_source": s.max_connections_source,
         "pg_version": s.pg_version,
+        "min_acu": s.min_acu,
         "proxy": s.proxy,
         "pgbouncer_version": ps.pgbouncer_version or "",
         "pgbouncer_pool_size": ps.pool_size,
@@ -138,7 +140,10 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
 
     if v["mc_mode"] == "measured":
         put("max_connections", v.get("max_connections"))
+        if "max_connections" in out:
+            put("max_connections_source", v.get("max_connections_source"))
     put("pg_version", v["pg_version"], base["pg_version"])
+    put("min_acu", v.get("min_acu"))
     put("proxy", v["proxy"], "none")
     if v["proxy"].startswith("pgbouncer"):
         put("pgbouncer_version", v.get("pgbouncer_version"))
@@ -273,6 +278,11 @@ def sync_query_params(flat: Mapping[str, str]) -> None:
     current = {k: st.query_params.get(k) for k in st.query_params.keys()}
     if current != dict(flat):
         st.query_params.from_dict(dict(flat))
+
+
+def forget_measured_source() -> None:
+    """A max_connections typed by hand is no longer the one the live check measured."""
+    st.session_state["max_connections_source"] = None
 
 
 def on_provider_change() -> None:
