@@ -182,8 +182,11 @@ def _split(share: int | None, split: float, need_pool: int | None, need_total: i
            cap: int) -> tuple[int, int, str]:
     """pool_size and max_overflow from a per-engine share, capped by the load.
 
-    Without load the split applies to min(share, cap); with load, pool_size is what the
-    load needs and the overflow absorbs its bursts, both within the share.
+    Without load the split applies to min(share, cap). With load, pool_size holds the
+    burst need: SQLAlchemy closes overflow connections as they come back, so bursts served
+    from overflow pay a connect each time (measured in bench/fleet.md). The overflow adds
+    the gap between burst and mean need as a margin. When the share is below the burst
+    need, the budget binds and the split applies to the share.
     """
     unbounded = share is None  # no limit on this side: only the load or the cap binds
     if share is None:
@@ -194,9 +197,12 @@ def _split(share: int | None, split: float, need_pool: int | None, need_total: i
         capped = unbounded or share > cap
         bound = "default cap (no load given)" if capped else "budget"
     else:
-        total = min(share, max(need_total or need_pool, need_pool))
-        pool = min(max(1, math.floor(share * split)), need_pool, total)
-        bound = "load" if unbounded or share >= (need_total or need_pool) else "budget"
+        burst = max(need_total or need_pool, need_pool)
+        total = min(share, burst + (burst - need_pool))
+        if share >= burst:
+            pool, bound = burst, "load"
+        else:
+            pool, bound = max(1, math.floor(share * split)), "budget"
     return pool, total - pool, bound
 
 
