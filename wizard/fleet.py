@@ -352,12 +352,11 @@ async def request(engine: Any, sql: Any, params: dict[str, Any] | None = None) -
             return (await conn.execute(sql, params or {})).scalar()
 
 
-async def _drive(target: Target, workload: Workload, index: int, t0: float, start: float,
-                 end: float) -> dict[str, Any]:
+async def _drive(target: Target, engine: Any, workload: Workload, index: int, t0: float,
+                 start: float, end: float) -> dict[str, Any]:
     from sqlalchemy import text
 
     sleep_sql = text("SELECT pg_sleep(:s)")
-    engine = _build_engine(target)
     secrets = [_password(target.url)]
     sched: list[float] = []
     lat: list[float] = []
@@ -438,15 +437,19 @@ def _missing(planned: list[float], seen: list[float]) -> list[float]:
 def _worker(target: Target, workload: Workload, index: int, start: float, end: float,
             ready: Any, go: Any, t0: Any, results: Any) -> None:
     """Process entry point: wait for the common start, drive the load, report."""
+    told = False
     try:
-        import sqlalchemy.ext.asyncio  # noqa: F401 - import before the clock starts
-
+        # Imports and the engine (no connection yet) are ready before the clock starts.
+        engine = _build_engine(target)
         ready.put(index)
+        told = True
         go.wait()
-        out = asyncio.run(_drive(target, workload, index, t0.value, start, end))
+        out = asyncio.run(_drive(target, engine, workload, index, t0.value, start, end))
     except BaseException as exc:  # noqa: BLE001 - the parent must hear about it
         out = {"index": index, "fatal": scrub(f"{type(exc).__name__}: {exc}",
                                               [_password(target.url)])[:500]}
+        if not told:
+            ready.put(index)
     results.put(out)
 
 
