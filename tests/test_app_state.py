@@ -11,7 +11,7 @@ from wizard.ui import state
 LINKS = [
     {"provider": "aws-rds", "instance_class": "db.r6g.large"},
     {"provider": "aws-aurora", "instance_class": "db.r6g.large"},  # default class name
-    {"provider": "azure-flexible", "instance_class": "B2s", "proxy": "azure-pgbouncer",
+    {"provider": "azure-flexible", "instance_class": "D2s_v3", "proxy": "azure-pgbouncer",
      "pgbouncer_pool_size": "40", "user_db_pairs": "2"},
     {"provider": "aws-rds", "instance_class": "db.t3.medium", "max_connections": "120",
      "replicas": "2", "replica_instance_class": "db.t3.small,", "replica_readers": ",3",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wizard.checks import url_findings
-from wizard.model import CurrentPool, ProxySettings, Replica, Scenario
+from wizard.model import CurrentPool, Load, ProxySettings, Replica, Scenario
 from wizard.sizing import recommend
 
 
@@ -78,3 +78,25 @@ def test_pool_recycle_stays_under_every_cutoff_on_the_path():
     assert rec.engine("primary").pool_recycle < 350
     gcp = recommend(Scenario(provider="gcp-cloudsql", instance_class="db-custom-2-7680"))
     assert gcp.engine("primary").pool_recycle < 600  # GCP VPC connection tracking
+
+
+def test_proxy_server_pool_below_the_fleet_load():
+    # 40 instances (+25% surge = 50) x 400 req/s x 30 ms = 600 Erlangs across the fleet,
+    # far above Azure's built-in PgBouncer default of 50 server connections per pair.
+    s = Scenario(provider="azure-flexible", instance_class="D4ds_v5", proxy="azure-pgbouncer",
+                 app_instances=6, max_app_instances=40, workers=4,
+                 load=Load(rps=400, hold_ms=30))
+    rec = recommend(s)
+    side = rec.endpoint("primary").server_side
+    assert side.needed > 600 and side.limit == 50
+    assert "PROXY_SERVER_POOL_BELOW_LOAD" in {w.code for w in rec.warnings}
+    # Self-managed PgBouncer without a pool size grows its server pool to the need instead.
+    own = recommend(Scenario(provider="azure-flexible", instance_class="D4ds_v5",
+                             proxy="pgbouncer-transaction", app_instances=6,
+                             max_app_instances=40, workers=4, load=Load(rps=400, hold_ms=30)))
+    assert own.endpoint("primary").server_side.limit == own.endpoint("primary").server_side.needed
+
+
+def test_pool_timeout_reason_names_the_proxy_wait():
+    reason = recommend(Scenario(proxy="rds-proxy")).engine("primary").reasons["pool_timeout"]
+    assert "ConnectionBorrowTimeout" in reason and "120" in reason

@@ -95,3 +95,13 @@ def test_bad_input_is_one_clear_line(args, needle):
 def test_unknown_class_names_valid_choices():
     out = run("recommend", "--provider", "azure-flexible", "--instance-class", "B3")
     assert "valid choices" in out.stderr and "B2s" in out.stderr
+
+
+def test_azure_builtin_pgbouncer_is_refused_on_burstable():
+    # Azure: the built-in PgBouncer exists only on General Purpose and Memory Optimized.
+    out = run("recommend", "--provider", "azure-flexible", "--instance-class", "B2s",
+              "--proxy", "azure-pgbouncer")
+    assert out.returncode == 2 and "Burstable" in out.stderr
+    ok = run("recommend", "--provider", "azure-flexible", "--instance-class", "D2s_v3",
+             "--proxy", "azure-pgbouncer")
+    assert ok.returncode == 0, ok.stderr

@@ -296,6 +296,11 @@ def validate(s: Scenario) -> None:
     if allowed and s.provider not in allowed:
         raise ScenarioError(f"proxy {s.proxy!r} runs only with {', '.join(allowed)}, "
                             f"not {s.provider}")
+    if s.proxy == "azure-pgbouncer" and s.instance_class and catalog.instance_class(
+            s.provider, s.instance_class).family.lower() == "burstable":
+        raise ScenarioError(f"Azure's built-in PgBouncer is not offered on Burstable SKUs "
+                            f"({s.instance_class}); pick a General Purpose or Memory Optimized "
+                            "SKU, or --proxy pgbouncer-transaction with your own PgBouncer")
     for name, value in (("app instances", s.app_instances), ("workers", s.workers),
                         ("engines per process", s.engines_per_process),
                         ("max app instances", s.max_app_instances),

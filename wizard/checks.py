@@ -179,6 +179,16 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
                 f"({side.limit_source.split(' (')[0]}), above the {ep.usable:,} usable.",
                 f"Size the proxy's server pool to at most {side.limit:,} (as in the ini "
                 "snippet / MaxConnectionsPercent), or pick a bigger class.")
+        if side.needed and side.limit is not None and side.needed > side.limit:
+            fix = (f"Raise the proxy's pool size to {side.needed:,} (within the "
+                   f"{ep.usable:,} usable)." if side.needed <= ep.usable else
+                   f"The need exceeds the {ep.usable:,} usable: pick a bigger class or "
+                   "shorten transactions.")
+            yield Finding(
+                "PROXY_SERVER_POOL_BELOW_LOAD", "warning",
+                f"{ep.role}: the fleet's load needs about {side.needed:,} server connections "
+                f"at the peak, but {s.proxy} opens at most {side.limit:,}: queries queue in "
+                "the proxy.", fix)
         client = ep.client_side
         if client and client.limit and client.worst_case > client.limit:
             yield Finding(

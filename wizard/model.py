@@ -194,6 +194,7 @@ class ProxySide:
     configured: int | None = None
     pool_size_per_pair: int | None = None
     reserve_pool: int = 0
+    needed: int | None = None  # server connections the fleet's load needs (Erlang C)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ PARAMS: tuple[Param, ...] = (
     Param("migrations_reserve", "int", "connections kept for migrations"),
     Param("replication_reserve", "int", "connections kept for replication/CDC"),
     Param("split", "float", "share of the per-process budget kept as pool_size (0..1]"),
-    Param("rps", "float", "requests per second per app instance"),
+    Param("rps", "float", "requests per second per app instance (the whole service when "
+          "serverless)"),
     Param("hold_ms", "float", "mean time a request holds a connection, in ms"),
     Param("p95_hold_ms", "float", "p95 time a request holds a connection, in ms"),
     Param("network", "list", "idle cut-offs on the path: aws-nat-gateway, aws-nlb, "

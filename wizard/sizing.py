@@ -114,6 +114,22 @@ def idle_cutoffs(s: Scenario) -> list[tuple[str, int, str]]:
     return sorted(found, key=lambda f: f[1])
 
 
+def proxy_wait_note(s: Scenario) -> str:
+    """What the proxy adds to a request's wait after the pool hands out a connection."""
+    for proxy, component, setting in (("rds-proxy", "rds-proxy", "ConnectionBorrowTimeout"),
+                                      ("pgbouncer", "pgbouncer", "query_wait_timeout"),
+                                      ("azure-pgbouncer", "azure-pgbouncer",
+                                       "query_wait_timeout"),
+                                      ("neon-pooler", "neon-pooler", "query_wait_timeout")):
+        if s.proxy.startswith(proxy):
+            secs, _ = catalog.int_fact(catalog.proxy_fact(component, setting), 0)
+            if secs:
+                return (f"; the proxy may then hold a query up to {secs} s more waiting for a "
+                        f"server connection ({setting}): keep request timeouts above "
+                        "pool_timeout + that, or lower it on the proxy")
+    return ""
+
+
 def recycle_for(s: Scenario) -> tuple[int, str]:
     """pool_recycle below the shortest idle cut-off, never below 60 s."""
     cuts = idle_cutoffs(s)
@@ -220,8 +236,9 @@ def recommend(s: Scenario) -> Recommendation:
     engines: list[EngineSettings] = []
     bindings: list[str] = []
     for spec in specs:
-        proxy = budget.proxy_limits(s, spec, fleet_server_need(s, spec.processes // max(
-            1, s.workers) if not s.serverless else 1))
+        fleet_need = fleet_server_need(
+            s, spec.processes // max(1, s.workers) if not s.serverless else 1)
+        proxy = budget.proxy_limits(s, spec, fleet_need)
         share, share_how = budget.per_process_budget(s, spec, proxy)
         if s.serverless:
             pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
@@ -242,7 +259,7 @@ def recommend(s: Scenario) -> Recommendation:
             server_side = ProxySide(proxy.server_pool, proxy.server_pool_source, worst,
                                     f"configured {proxy.configured_server_pool}",
                                     proxy.configured_server_pool, proxy.pool_size_per_pair,
-                                    proxy.reserve_pool)
+                                    proxy.reserve_pool, fleet_need)
             client_side = ProxySide(proxy.client_limit, proxy.client_limit_source,
                                     client_total, f"{spec.clients:,} engines x {pool + overflow}")
         reserved = sum(r.count for r in spec.reserves)
@@ -273,7 +290,7 @@ def recommend(s: Scenario) -> Recommendation:
             "max_overflow": f"pool_size + max_overflow = {pool + overflow} connections at most "
                             f"per engine ({bound})",
             "pool_timeout": f"{pool_timeout:g} s: surfaces exhaustion before a typical 30 s "
-                            "load-balancer timeout turns it into a 504",
+                            "load-balancer timeout turns it into a 504" + proxy_wait_note(s),
             "pool_recycle": recycle_why,
             "pool_pre_ping": "checks each checkout (BEGIN/ROLLBACK round trips) so connections "
                              "cut while idle or by a failover are replaced, not raised",
