@@ -73,7 +73,7 @@ def test_pgbouncer_124_keeps_the_statement_cache():
 
 
 def test_replica_has_its_own_budget():
-    base = Scenario(app_instances=4, workers=2,
+    base = Scenario(app_instances=20, workers=2,
                     replicas=(Replica(instance_class="db.r6g.large"),))
     small = replace(base, replicas=(Replica(instance_class="db.t3.medium"),))
     a, b = recommend(base), recommend(small)

@@ -128,14 +128,16 @@ def recycle(rec: Recommendation) -> Iterator[Finding]:
 @rule
 def smaller_replica(rec: Recommendation) -> Iterator[Finding]:
     primary = rec.endpoints[0]
+    per = primary.pool_size + primary.max_overflow
     for ep in rec.endpoints[1:]:
-        if ep.max_connections < primary.max_connections and ep.clients >= primary.clients / max(
-                1, primary.engines_per_process):
+        if ep.max_connections < primary.max_connections and ep.server_side is None and (
+                per * ep.clients > ep.usable):
             yield Finding(
                 "REPLICA_SMALLER", "warning",
                 f"{ep.role} ({ep.max_connections:,} max_connections) is smaller than the primary "
-                f"({primary.max_connections:,}) but receives the same processes: the primary's "
-                "pool settings would overrun it.",
+                f"({primary.max_connections:,}): the primary's pool settings on its "
+                f"{ep.clients:,} read engines would open {per * ep.clients:,}, above its "
+                f"{ep.usable:,} usable.",
                 f"Give the read engine its own settings (pool_size={ep.pool_size}, "
                 f"max_overflow={ep.max_overflow}), as exported.")
 
@@ -173,12 +175,17 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
             continue
         configured = side.configured or 0
         if configured > ep.usable:
+            if s.proxy == "rds-proxy":
+                pct = ep.usable * 100 // ep.max_connections
+                fix = (f"Set the proxy's MaxConnectionsPercent to at most {pct}% so your "
+                       "admin and migration reserves stay free.")
+            else:
+                fix = (f"Size the proxy's server pool to at most {side.limit:,} (the ini "
+                       "snippet does), or pick a bigger class.")
             yield Finding(
-                "PROXY_SERVER_POOL_OVER_MAX", "error",
+                "PROXY_SERVER_POOL_OVER_MAX", "warning" if s.proxy == "rds-proxy" else "error",
                 f"{ep.role}: {s.proxy} may open {configured:,} server connections "
-                f"({side.limit_source.split(' (')[0]}), above the {ep.usable:,} usable.",
-                f"Size the proxy's server pool to at most {side.limit:,} (as in the ini "
-                "snippet / MaxConnectionsPercent), or pick a bigger class.")
+                f"({side.limit_source.split(' (')[0]}), above the {ep.usable:,} usable.", fix)
         if side.needed and side.limit is not None and side.needed > side.limit:
             fix = (f"Raise the proxy's pool size to {side.needed:,} (within the "
                    f"{ep.usable:,} usable)." if side.needed <= ep.usable else
