@@ -165,8 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_recommend)
     _load_plugins()
+    helps = {"export": "write the engine module, the report or the PgBouncer ini",
+             "live": "measure a real server: limits, pre-ping cost, exhaustion, pooler",
+             "fleet": "run a bounded read-only fleet load against a database"}
     for name, (setup, run) in VERBS.items():
-        p = sub.add_parser(name)
+        p = sub.add_parser(name, help=helps.get(name))
         setup(p)
         p.set_defaults(run=run)
     return parser
