@@ -212,3 +212,41 @@ def test_aurora_serverless_v2_low_minimum_caps_at_2000():
     assert free.endpoint("primary").max_connections == 3360
     assert low.endpoint("primary").max_connections == 2000
     assert "0.5 ACU" in low.endpoint("primary").max_connections_source
+
+
+def _catalog_scenarios():
+    from wizard import catalog
+    from wizard.budget import PROXY_PROVIDERS
+    from wizard.model import PROVIDERS, PROXIES
+
+    def for_provider(provider):
+        classes = [r.instance_class for r in catalog.catalog(provider)]
+        proxies = [p for p in PROXIES if provider in PROXY_PROVIDERS.get(p, (provider,))]
+        if provider == "azure-flexible":
+            classes = [c for c in classes if not c.startswith("B")]  # built-in PgBouncer
+        return st.builds(
+            Scenario, provider=st.just(provider), instance_class=st.sampled_from(classes),
+            proxy=st.sampled_from(proxies), app_instances=st.integers(1, 80),
+            workers=st.integers(1, 8), engines_per_process=st.integers(1, 2),
+            serverless_concurrency=st.one_of(st.none(), st.integers(1, 2000)),
+            load=st.one_of(st.none(), st.builds(Load, rps=st.floats(1, 500),
+                                                hold_ms=st.floats(1, 100))),
+            replicas=st.lists(st.builds(Replica, instance_class=st.sampled_from(classes)),
+                              max_size=1).map(tuple))
+
+    return st.sampled_from([p for p in PROVIDERS if p != "self-hosted"]).flatmap(for_provider)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_catalog_scenarios())
+def test_every_provider_and_proxy_keeps_the_worst_case_within_usable(s):
+    try:
+        rec = recommend(s)
+    except SizingError as exc:
+        assert exc.fix
+        return
+    for ep in rec.endpoints:
+        assert ep.worst_case <= ep.usable
+        assert ep.pool_size >= 1
+        if ep.client_side is not None and ep.client_side.limit:
+            assert ep.client_side.worst_case <= ep.client_side.limit
