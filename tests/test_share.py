@@ -73,3 +73,32 @@ def test_no_parameter_can_carry_a_secret():
                  .map(tuple)))
 def test_round_trip_property(s):
     assert share.from_flat(dict(parse_qsl(share.to_query(s)))) == s
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("max_connections_source", "postgresql://app:Hunter2-Canary@db/app"),
+    ("pgbouncer_version", "password=Hunter2-Canary"),
+    ("replica_regions", "token: Hunter2-Canary"),
+    ("instance_class", "x?X-Amz-Signature=Hunter2-Canary"),
+])
+def test_credential_looking_values_are_refused_without_echo(key, value):
+    with pytest.raises(ScenarioError) as exc:
+        share.from_flat({"provider": "aws-rds", key: value})
+    assert "Hunter2-Canary" not in str(exc.value)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("pgbouncer_version", "latest; rm -rf"),
+    ("replica_regions", "eu west 1"),
+    ("current_poolclass", "SingletonThreadPool"),
+    ("max_connections_source", "x" * 200),
+])
+def test_free_text_parameters_have_a_shape(key, value):
+    with pytest.raises(ScenarioError) as exc:
+        share.from_flat({"provider": "aws-rds", key: value})
+    assert key.replace("_", "-") in str(exc.value)
+
+
+def test_cli_command_leaves_out_empty_values():
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=100)
+    assert "--instance-class" not in share.cli_command(s)

@@ -195,7 +195,8 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
                 "PROXY_SERVER_POOL_BELOW_LOAD", "warning",
                 f"{ep.role}: the fleet's load needs about {side.needed:,} server connections "
                 f"at the peak, but {s.proxy} opens at most {side.limit:,}: queries queue in "
-                "the proxy.", fix)
+                "the proxy.", fix + " In poolwise: the proxy step's pool size "
+                "(--pgbouncer-pool-size).")
         client = ep.client_side
         if client and client.limit and client.worst_case > client.limit:
             yield Finding(

@@ -7,6 +7,7 @@ No field can hold a secret: a database URL or password is never part of a Scenar
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from wizard.model import (
     Scenario,
     ScenarioError,
 )
+from wizard.redact import credential_params
 
 
 @dataclass(frozen=True)
@@ -178,11 +180,35 @@ def _nth(values: list[str] | None, i: int, cast: Callable[[str], Any], key: str)
         raise ScenarioError(f"--{key.replace('_', '-')} item {v!r} is not valid") from None
 
 
+# Free-text parameters and the shape their values must have (they reach links and exports).
+_TEXT_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
+    "pgbouncer_version": (re.compile(r"\d{1,2}(\.\d{1,3}){0,2}"), "a version such as 1.22"),
+    "replica_regions": (re.compile(r"[A-Za-z0-9._-]{0,40}(,[A-Za-z0-9._-]{0,40})*"),
+                        "region names such as eu-west-1"),
+    "max_connections_source": (re.compile(r"[\w .:()/,+'-]{1,120}"),
+                               "a short note such as 'measured 2026-11-25T08:00Z'"),
+    "current_poolclass": (re.compile(r"AsyncAdaptedQueuePool|QueuePool|NullPool"),
+                          "AsyncAdaptedQueuePool, QueuePool or NullPool"),
+}
+
+
 def from_flat(params: Mapping[str, str]) -> Scenario:
-    """Build a Scenario from flat parameters; unknown keys and bad values raise ScenarioError."""
+    """Build a Scenario from flat parameters; unknown keys and bad values raise ScenarioError.
+
+    A value that looks like a password, token or credentialed URL is refused without
+    being repeated.
+    """
+    secret = credential_params(params)
+    if secret:
+        raise ScenarioError(f"--{secret[0].replace('_', '-')} looks like it holds a password, "
+                            "token or credentialed URL; scenarios never carry secrets")
     unknown = sorted(set(params) - set(BY_KEY))
     if unknown:
-        raise ScenarioError(f"unknown parameter {unknown[0]!r}; valid: {', '.join(BY_KEY)}")
+        shown = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "..."
+        raise ScenarioError(f"unknown parameter {shown!r}; valid: {', '.join(BY_KEY)}")
+    for key, (shape, what) in _TEXT_SHAPES.items():
+        if key in params and params[key] and not shape.fullmatch(params[key].strip()):
+            raise ScenarioError(f"--{key.replace('_', '-')} must be {what}")
     v = {k: _parse(BY_KEY[k], raw) for k, raw in params.items()}
     base = Scenario()
     n_rep = v.get("replicas", 0)
@@ -253,6 +279,8 @@ def cli_command(s: Scenario, verb: str = "recommend") -> str:
     """The `python -m wizard` command line that reproduces the scenario."""
     parts = ["python -m wizard", verb]
     for key, value in to_flat(s).items():
+        if not value:
+            continue
         parts.append(f"--{key.replace('_', '-')}")
         parts.append(shlex.quote(value))
     return " ".join(parts)
