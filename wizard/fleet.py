@@ -22,6 +22,7 @@ import multiprocessing as mp
 import os
 import queue
 import random
+import re
 import sys
 import threading
 import time
@@ -229,22 +230,52 @@ def classify(exc: BaseException) -> int:
 # --------------------------------------------------------------------------- URLs and secrets
 
 
+# Query keys that carry a secret (asyncpg reads ?password=... as the password).
+_SECRET_KEY = re.compile(r"pass|pwd|token|secret|signature|credential|x-amz", re.IGNORECASE)
+
+
+def _secret_query(url: Any) -> dict[str, str]:
+    """Query parameters of a parsed URL whose key or value looks like a secret."""
+    out = {}
+    for k, v in url.query.items():
+        for item in (v if isinstance(v, tuple) else (v,)):
+            if _SECRET_KEY.search(k) or _SECRET_KEY.search(str(item)):
+                out[k] = str(item)
+    return out
+
+
 def _safe_url(url: str) -> str:
+    """The URL for display: password masked, secret-looking query values masked too."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        u = make_url(url)
+        hidden = _secret_query(u)
+        if hidden:
+            u = u.set(query={k: ("***" if k in hidden else v) for k, v in u.query.items()})
+        return u.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
     except Exception:  # noqa: BLE001 - a bad URL must still never print its password
         return "<unparseable url>"
 
 
-def _password(url: str) -> str | None:
-    from sqlalchemy.engine import make_url
+def secrets_of(url: str) -> list[str]:
+    """Every form a URL's secrets may take in a message: as given, decoded and URL-quoted."""
+    from urllib.parse import quote, quote_plus
 
+    from sqlalchemy.engine import URL, make_url
+
+    found: list[str] = []
     try:
-        return make_url(url).password
+        u = make_url(url)
     except Exception:  # noqa: BLE001
-        return None
+        return found
+    values = [v for v in [u.password, *_secret_query(u).values()] if v]
+    for v in values:
+        rendered = URL.create("x", username="u", password=v).render_as_string(
+            hide_password=False)[len("x://u:"):-1]
+        found += [v, rendered, quote(v, safe=""), quote_plus(v)]
+    # Longest first, so a secret is never half-replaced by one of its own substrings.
+    return sorted({f for f in found if f}, key=len, reverse=True)
 
 
 def scrub(text: str, secrets: Sequence[str | None]) -> str:
@@ -253,6 +284,16 @@ def scrub(text: str, secrets: Sequence[str | None]) -> str:
         if s:
             text = text.replace(s, "***")
     return text
+
+
+def make_url_password(url: str) -> str | None:
+    """The password written in a URL, if any."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).password
+    except Exception:  # noqa: BLE001 - the message could echo the URL
+        return None
 
 
 def with_password(url: str, password: str | None) -> str:
@@ -357,7 +398,7 @@ async def _drive(target: Target, engine: Any, workload: Workload, index: int, t0
     from sqlalchemy import text
 
     sleep_sql = text("SELECT pg_sleep(:s)")
-    secrets = [_password(target.url)]
+    secrets = secrets_of(target.url)
     sched: list[float] = []
     lat: list[float] = []
     outcome: list[int] = []
@@ -447,7 +488,7 @@ def _worker(target: Target, workload: Workload, index: int, start: float, end: f
         out = asyncio.run(_drive(target, engine, workload, index, t0.value, start, end))
     except BaseException as exc:  # noqa: BLE001 - the parent must hear about it
         out = {"index": index, "fatal": scrub(f"{type(exc).__name__}: {exc}",
-                                              [_password(target.url)])[:500]}
+                                              secrets_of(target.url))[:500]}
         if not told:
             ready.put(index)
     results.put(out)
@@ -513,7 +554,7 @@ class Monitor:
         try:
             asyncio.run(self._run())
         except Exception as exc:  # noqa: BLE001
-            self.error = scrub(f"{type(exc).__name__}: {exc}", [_password(self.url)])
+            self.error = scrub(f"{type(exc).__name__}: {exc}", secrets_of(self.url))
             self._started.set()
 
     def start(self) -> None:
@@ -589,7 +630,10 @@ def run_fleet(target: Target, workload: Workload, phases: Sequence[Phase],
             proc.start()
             procs.append(proc)
         for _ in procs:  # every process imported its libraries before the clock starts
-            ready.get(timeout=120)
+            try:
+                ready.get(timeout=120)
+            except queue.Empty:
+                raise RuntimeError("a fleet process did not start within 120 s") from None
         t0.value = time.time() + 0.3
         monitor.mark(t0.value)
         go.set()
@@ -750,11 +794,22 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ScenarioError(f"--url must be a postgresql+asyncpg URL, got {u.drivername!r}")
     if u.drivername != "postgresql+asyncpg":
         raise ScenarioError("--url must use the asyncpg driver: postgresql+asyncpg://...")
+    if _secret_query(u):
+        raise ScenarioError(f"--url holds a password or token in its query string; put the "
+                            f"password in ${PASSWORD_ENV} instead")
+    from wizard.checks import url_findings
+
+    for finding in url_findings(args.url):
+        raise ScenarioError(f"--url: {finding.message} {finding.fix}")
 
 
 def run(args: argparse.Namespace) -> int:
     """`python -m wizard fleet`: exit 0 without errors, 1 when any request failed."""
     _check_args(args)
+    if make_url_password(args.url):
+        print(f"warning: the URL holds a password; other users may see it in the process list "
+              f"and it may stay in your shell history. Use ${PASSWORD_ENV} instead.",
+              file=sys.stderr)
     url = with_password(args.url, os.environ.get(PASSWORD_ENV))
     export_path = os.path.abspath(args.export) if args.export else None
     if export_path:
@@ -793,9 +848,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             monitor.stop()
     except RuntimeError as exc:
-        print(f"error: {scrub(str(exc), [_password(url)])}", file=sys.stderr)
+        print(f"error: {scrub(str(exc), secrets_of(url))}", file=sys.stderr)
         return 1
-    secrets = [_password(url)]
+    secrets = secrets_of(url)
     if args.json:
         d = result.to_dict()
         d["setting"] = label

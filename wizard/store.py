@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from wizard import share
 from wizard.model import ScenarioError
+from wizard.redact import credential_params
 
 ENV_URL = "POOLWISE_STORE_URL"
 MAX_NAME = 80
@@ -49,6 +50,11 @@ scenarios = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+def credential_keys(params: Mapping[str, object]) -> list[str]:
+    """Keys whose name or value looks like a password, token or URL with credentials."""
+    return credential_params(params)
 
 
 class StoreError(ValueError):
@@ -90,6 +96,10 @@ def check_name(name: object) -> str:
 
 def _check_params(params: Mapping[str, str]) -> dict[str, str]:
     flat = {str(k): str(v) for k, v in params.items()}
+    bad = credential_keys(flat)
+    if bad:  # checked first: the scenario error below would echo the value
+        raise StoreError(f"Not saved: {bad[0]!r} looks like it holds a password, token or "
+                         "URL with credentials; a saved scenario never holds secrets.")
     try:
         share.from_flat(flat)  # only scenario parameters: never a URL or password
     except ScenarioError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 import wizard
 from wizard import catalog, share
 from wizard.model import EngineSettings, Recommendation, ScenarioError
+from wizard.redact import credential_params
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 KINDS = ("module", "report", "pgbouncer")
@@ -219,6 +220,7 @@ def _header(rec: Recommendation, generated_on: str, share_base: str, extras: lis
 def render_module(rec: Recommendation, *, generated_on: str | None = None,
                   share_base: str = "http://localhost:8501/") -> str:
     """The engine module (db.py) for a recommendation: compiles, passes ruff, reads env vars."""
+    refuse_credentials(rec)
     s = rec.scenario
     generated_on = generated_on or dt.date.today().isoformat()
     auth = _auth_kind(rec)
@@ -318,6 +320,7 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def render_report(rec: Recommendation, *, generated_on: str | None = None,
                   share_base: str = "http://localhost:8501/") -> str:
     """The sizing report in Markdown: scenario, budgets, settings, rules, warnings, sources."""
+    refuse_credentials(rec)
     s = rec.scenario
     generated_on = generated_on or dt.date.today().isoformat()
     title = f"# Connection pool sizing: {s.provider} {s.instance_class or ''}".rstrip()
@@ -434,6 +437,7 @@ def render_pgbouncer_ini(rec: Recommendation) -> str | None:
     Only for a self-managed PgBouncer: managed poolers (Azure, Neon, Supavisor) are
     configured through the provider.
     """
+    refuse_credentials(rec)
     s = rec.scenario
     if s.proxy not in SELF_MANAGED_PGBOUNCER:
         return None
@@ -492,6 +496,18 @@ def render_pgbouncer_ini(rec: Recommendation) -> str | None:
         "ignore_startup_parameters = extra_float_digits",
     ]
     return "\n".join(lines) + "\n"
+
+
+def refuse_credentials(rec: Recommendation) -> None:
+    """Raise ScenarioError if a free-text parameter looks like a password, token or URL.
+
+    Free-text values (max_connections_source, pgbouncer_version, ...) land in comments,
+    the share link and the CLI line of every export: a pasted secret must not.
+    """
+    bad = credential_params(share.to_flat(rec.scenario))
+    if bad:
+        raise ScenarioError(f"--{bad[0].replace('_', '-')} looks like it holds a password, "
+                            "token or URL with credentials; exports never carry secrets")
 
 
 def export(rec: Recommendation, kind: str = "module", **kw: Any) -> str:

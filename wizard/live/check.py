@@ -264,7 +264,8 @@ def _connect_kwargs(t: LiveTarget, timeout: float, cache: bool) -> dict[str, Any
 def _unwrap(exc: BaseException) -> BaseException:
     """The driver's own exception behind SQLAlchemy's wrappers."""
     seen = 0
-    while seen < 5:
+    # A TimeoutError from asyncio.timeout is caused by a CancelledError: keep the timeout.
+    while seen < 5 and not isinstance(exc, TimeoutError):
         seen += 1
         inner = getattr(exc, "orig", None) or exc.__cause__
         if inner is None or inner is exc:

@@ -21,6 +21,7 @@ import sys
 from dataclasses import replace
 
 from wizard import cli as core_cli
+from wizard.checks import url_findings
 from wizard.live.check import (
     CHECK_TIMEOUT,
     CONNECT_TIMEOUT,
@@ -142,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err.message} Fix: {err.fix}", file=sys.stderr)
         return core_cli.EXIT_BAD_INPUT
     secret = target.password
+    for finding in url_findings(args.url):  # e.g. an IAM token baked into the URL
+        print(f"warning: {finding.message} Fix: {finding.fix}", file=sys.stderr)
     if target.password_from == "url":
         print("warning: the URL holds a password; it may stay in your shell history. "
               "Put it in an environment variable and pass --password-env NAME instead.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -16,6 +17,16 @@ ENV_ALLOWED_HOSTS = "POOLWISE_LIVE_ALLOWED_HOSTS"
 
 SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# Query keys that carry a secret (libpq's password/sslpassword, tokens): refused, never read.
+_SECRET_KEY = re.compile(r"pass|pwd|token|secret|signature|credential|x-amz", re.IGNORECASE)
+# libpq keywords poolwise does not read: named in the error. Any other key is not shown,
+# since a mistyped URL can put part of a password after "?".
+_KNOWN_KEYS = frozenset((
+    "application_name", "channel_binding", "connect_timeout", "dbname", "gssencmode",
+    "host", "hostaddr", "keepalives", "keepalives_idle", "load_balance_hosts", "options",
+    "port", "prepared_statement_cache_size", "sslcert", "sslkey", "sslrootcert",
+    "sslcrl", "target_session_attrs", "user", "server_settings", "timeout",
+))
 
 
 @dataclass(frozen=True)
@@ -49,10 +60,12 @@ def parse_target(
 ) -> LiveTarget:
     """Parse postgresql://user@host:port/db[?sslmode=...]; raise LiveError if malformed.
 
-    The password comes from `password`, else the URL, else the `password_env` variable.
-    Error messages never repeat the URL (it may hold a password).
+    The password comes from `password`, else the URL, else the `password_env` variable
+    of `env` - only when `env` is given: a web deployment must not lend the operator's
+    password to a host a visitor typed. Error messages never repeat the URL (it may hold
+    a password).
     """
-    env = os.environ if env is None else env
+    env = {} if env is None else env
     bad = "Use postgresql://USER@HOST:PORT/DATABASE (password in the password field or " \
           f"the {password_env} environment variable)."
     if not isinstance(url, str) or not url.strip():
@@ -77,18 +90,19 @@ def parse_target(
         raise LiveError("The database URL path must be one database name.", bad, "bad_url")
     ssl = "prefer"
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in ("password", "token"):
-            raise LiveError("The database URL holds a password in its query string.",
+        if _SECRET_KEY.search(key) or _SECRET_KEY.search(value):
+            raise LiveError("The database URL holds a password or token in its query string.",
                             "remove it and use the password field or the "
                             f"{password_env} environment variable.", "bad_url")
         if key in ("sslmode", "ssl"):
             value = {"true": "require", "false": "disable"}.get(value.lower(), value.lower())
             if value not in SSL_MODES:
-                raise LiveError(f"sslmode {value[:20]!r} is not valid.",
+                raise LiveError("The sslmode in the URL is not valid.",
                                 "use one of " + ", ".join(SSL_MODES) + ".", "bad_url")
             ssl = value
         else:
-            raise LiveError(f"The database URL has an unsupported parameter {key[:30]!r}.",
+            name = repr(key) if key in _KNOWN_KEYS else "(name not shown)"
+            raise LiveError(f"The database URL has an unsupported parameter {name}.",
                             "only sslmode=... is read; drop the others.", "bad_url")
     source, secret = "none", None
     if password is not None and password != "":
