@@ -431,3 +431,119 @@ def test_live_check_bad_url_shows_a_fix_and_never_echoes_the_secret():
     assert texts(at, "error")
     assert "s3cr3t" not in shown
     assert "s3cr3t" not in str(dict(at.query_params))
+
+
+NOFIT = {"provider": "self-hosted", "max_connections": "50", "app_instances": "40",
+         "workers": "4"}
+
+
+def test_input_step_summary_fits_two_columns_and_shows_worst_case():
+    at = new_app()
+    ep = sizing.recommend(share.from_flat({"provider": "aws-rds",
+                                           "instance_class": "db.r6g.large"})).endpoints[0]
+    m = metrics(at)
+    assert set(m) == {"pool_size", "max_overflow", "usable", "worst case"}
+    assert m["worst case"] == f"{ep.worst_case:,}"
+    caption = " ".join(texts(at, "caption"))
+    assert f"max_connections **{ep.max_connections:,}**" in caption
+    assert "([source](https://" in caption  # the bare URL became a short link
+
+
+def test_unsizable_scenario_explains_the_count_and_links_to_the_steps():
+    at = new_app(NOFIT)
+    go(at, "topology")
+    # 40 instances + 25% surge = 50 at the peak, x 4 workers = 200 client engines
+    assert any("= 50 instances × 4 worker(s) × 1 engine(s) = 200" in c
+               for c in texts(at, "caption"))
+    keys = [b.key for b in at.button if b.key and b.key.startswith("fix_go_")]
+    assert keys == ["fix_go_proxy", "fix_go_database"]  # not the step we are on
+    go(at, "results")
+    at.button(key="fix_go_topology").click().run()
+    assert at.radio(key="step").value == "topology"
+    at.button(key="fix_go_proxy").click().run()
+    assert at.radio(key="step").value == "proxy"
+
+
+def test_results_name_where_the_fleet_breaks_even_past_the_chart():
+    at = new_app({"provider": "aws-rds", "instance_class": "db.r6g.xlarge", "replicas": "2",
+                  "replica_instance_class": "db.r6g.large,db.t4g.medium",
+                  "replica_regions": "eu-west-1,us-east-1", "app_instances": "4",
+                  "workers": "2"})
+    go(at, "results")
+    no_exception(at)
+    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
+    rep = rec.endpoint("replica-2")
+    # each instance: 2 workers x (pool_size + max_overflow) on the small replica
+    breaks = rep.usable // (2 * (rep.pool_size + rep.max_overflow)) + 1
+    words = " ".join(texts(at, "markdown"))
+    assert f"replica-2 breaks at **{breaks} instances**" in words
+    assert "past the right edge of the chart" in words
+    assert "**replica-1** (db.r6g.large) in eu-west-1" in words
+
+
+def test_engine_settings_table_keeps_every_reason_whole():
+    at = new_app()
+    go(at, "results")
+    rec = sizing.recommend(share.from_flat({"provider": "aws-rds",
+                                            "instance_class": "db.r6g.large"}))
+    table = at.table[0].value
+    assert list(table["setting"])[:3] == ["poolclass", "pool_size", "max_overflow"]
+    assert list(table["why"]) == [rec.engines[0].reasons.get(k, "") for k in table["setting"]]
+
+
+def test_wait_caption_explains_the_recommended_pool_not_only_the_mean_need():
+    q = {"provider": "azure-flexible", "instance_class": "D4ds_v5", "proxy": "azure-pgbouncer",
+         "app_instances": "6", "workers": "4", "rps": "200", "hold_ms": "15",
+         "p95_hold_ms": "60"}
+    at = new_app(q)
+    go(at, "results")
+    rec = sizing.recommend(share.from_flat(q))
+    # 200 req/s per instance over 4 workers = 50 req/s per process x 15 ms = 0.75 Erlangs
+    assert rec.load.offered_load == pytest.approx(0.75)
+    chosen = rec.engines[0].pool_size
+    assert chosen != rec.load.needed_pool
+    caption = next(c for c in texts(at, "caption") if "Erlangs" in c)
+    assert f"needs pool_size {rec.load.needed_pool}" in caption
+    assert f"recommended pool_size {chosen} (marked)" in caption
+
+
+def test_loading_a_saved_scenario_opens_its_results():
+    at = new_app(NOFIT | {"max_connections": "5000"})
+    go(at, "saved")
+    at.text_input(key="save_name").input("big")
+    at.button[0].click()
+    at.run()
+    at.query_params.clear()
+    at.sidebar.button(key="reset").click().run()
+    go(at, "saved")
+    at.button(key="load_big").click().run()
+    assert at.radio(key="step").value == "results"
+    assert any("Loaded 'big'" in s for s in texts(at, "success"))
+    assert metrics(at)["max_connections"] == "5,000"
+
+
+def _outside_status(node) -> list[tuple[str, str]]:
+    """Alerts not inside an expander/status box (those can be collapsed)."""
+    kind = getattr(node, "type", "")
+    if kind in ("error", "warning", "info"):
+        return [(kind, node.value)]
+    if kind == "expandable":
+        return []
+    out = []
+    for child in getattr(node, "children", {}).values():
+        out.extend(_outside_status(child))
+    return out
+
+
+@pytest.mark.db
+def test_live_check_failure_shows_reason_and_fix_outside_the_status_box(pg):
+    pytest.importorskip("wizard.live")
+    at = new_app()
+    go(at, "live")
+    url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
+    _live_submit(at, url, "definitely-wrong-pw")
+    no_exception(at)
+    shown = [v for node in at.main.children.values() for v in _outside_status(node)]
+    assert any(k == "error" and "Live check failed" in v for k, v in shown), shown
+    assert any(k == "info" and "Fix:" in v for k, v in shown), shown
+    assert "definitely-wrong-pw" not in _everything_shown(at)

@@ -105,7 +105,21 @@ def test_no_hard_coded_colours_and_no_shorthand():
                   charts.wait_chart(rec), charts.compare_chart({"a": rec, "b": rec})):
         text = json.dumps(chart.to_dict())
         assert '"#' not in text and "rgb(" not in text
-        assert '"color": "' not in text  # colours come from the scheme or the theme
+        # colours come from the scheme or the theme: no literal colour anywhere except the
+        # scale resolution ("independent" is not a colour)
+        assert not [v for v in _literal_colours(chart.to_dict())], text
+
+
+def _literal_colours(node, parent: str = ""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("color", "fill", "stroke") and isinstance(value, str) \
+                    and parent != "scale":
+                yield value
+            yield from _literal_colours(value, key)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _literal_colours(item, parent)
 
 
 def test_charts_follow_the_share_round_trip():
@@ -113,3 +127,30 @@ def test_charts_follow_the_share_round_trip():
     rec = sizing.recommend(share.from_flat(flat))
     ticks = layer_values(charts.budget_chart(rec).to_dict(), 1)
     assert ticks[0]["max_connections"] == 429  # Azure's documented B2s default
+
+
+def test_first_break_finds_the_break_past_the_charted_range():
+    # db.t4g.medium replica: usable = max_connections - 3 superuser - 2 AWS - 3 admin; each
+    # instance runs 2 workers x (pool_size + max_overflow) against it.
+    rec = rec_for(provider="aws-rds", instance_class="db.r6g.xlarge", app_instances=4,
+                  workers=2, replicas=(Replica("db.t4g.medium"),))
+    rep = rec.endpoint("replica-1")
+    per_instance = 2 * (rep.pool_size + rep.max_overflow)
+    expected = rep.usable // per_instance + 1
+    assert expected > 10  # beyond the chart's default range for this fleet
+    assert charts.breaking_points(rec, 10)["replica-1"] is None
+    assert charts.first_break(rec, 10)["replica-1"] == expected
+
+
+def test_first_break_is_none_when_a_proxy_caps_the_database_side():
+    rec = rec_for(provider="azure-flexible", instance_class="D4ds_v5", proxy="azure-pgbouncer",
+                  app_instances=2)
+    assert charts.first_break(rec, 8) == {"primary": None}
+
+
+def test_scale_out_peak_marker_has_a_legend_colour_of_its_own():
+    # the theme's default rule colour is invisible on a dark background
+    spec = charts.scale_out_chart(rec_for(app_instances=3)).to_dict()
+    peak = spec["layer"][2]["encoding"]["color"]
+    assert peak["field"] == "label" and peak["scale"]["scheme"] == charts.SCHEME
+    assert spec["layer"][1]["encoding"]["color"]["legend"] is None  # one endpoint legend

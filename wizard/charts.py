@@ -86,6 +86,26 @@ def breaking_points(rec: Recommendation, up_to: int | None = None) -> dict[str, 
     return out
 
 
+def first_break(rec: Recommendation, up_to: int, cap: int = 4096,
+                ) -> dict[str, int | None]:
+    """Per endpoint, where the fleet breaks even beyond the charted range: widen the
+    range (x4) until every endpoint breaks, stops growing (a proxy caps it) or `cap`.
+    None: it never breaks within `cap` instances."""
+    points = breaking_points(rec, up_to)
+    top = up_to
+    while any(v is None for v in points.values()) and top < cap:
+        top = min(cap, top * 4)
+        rows = sizing.scale_out(rec, top)
+        worst = {(r["endpoint"], r["instances"]): r["worst_case"] for r in rows}
+        for row in rows:
+            if points[row["endpoint"]] is None and row["worst_case"] > row["usable"]:
+                points[row["endpoint"]] = row["instances"]
+        if all(n is not None or worst[(role, top)] == worst[(role, top // 2)]
+               for role, n in points.items()):
+            break  # the rest stopped growing: a proxy caps what the database sees
+    return points
+
+
 def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerChart | None:
     """Worst-case connections per endpoint as the fleet grows, with each endpoint's
     max_connections and the autoscaling peak marked; None for serverless scenarios."""
@@ -109,19 +129,26 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
                  alt.Tooltip(field="usable", type="quantitative", format=","),
                  alt.Tooltip(field="max_connections", type="quantitative", format=",")],
     )
+    # Same scheme and domain as the lines, so the same colours; no second legend.
+    limit_color = alt.Color(field="endpoint", type="nominal", legend=None,
+                            scale=alt.Scale(scheme=SCHEME,
+                                            domain=[ep.role for ep in rec.endpoints]))
     limit = alt.Chart(alt.Data(values=limits)).mark_rule(strokeDash=[6, 3], size=2).encode(
         y=alt.Y(field="max_connections", type="quantitative"),
-        color=color,
+        color=limit_color,
         tooltip=[alt.Tooltip(field="endpoint", type="nominal"),
                  alt.Tooltip(field="max_connections", type="quantitative", format=","),
                  alt.Tooltip(field="usable", type="quantitative", format=",")],
     )
-    peak_rule = alt.Chart(alt.Data(values=peak)).mark_rule(strokeDash=[2, 2], opacity=0.6).encode(
+    # The peak rule gets a scheme colour and a legend entry of its own: the theme's default
+    # rule colour vanishes on a dark background.
+    peak_rule = alt.Chart(alt.Data(values=peak)).mark_rule(strokeDash=[2, 2], size=2).encode(
         x=alt.X(field="instances", type="quantitative"),
+        color=_color("label", ["autoscaling max + surge"], "marker"),
         tooltip=[alt.Tooltip(field="label", type="nominal"),
                  alt.Tooltip(field="instances", type="quantitative")],
     )
-    return alt.layer(lines, limit, peak_rule).properties(
+    return alt.layer(lines, limit, peak_rule).resolve_scale(color="independent").properties(
         width=WIDTH, height=320,
         title="Worst case as the fleet scales out (dashed: max_connections)")
 
@@ -162,8 +189,13 @@ def compare_rows(recs_by_name: Mapping[str, Recommendation]) -> list[dict]:
     """One row per (scenario, endpoint) with the numbers a comparison shows."""
     rows = []
     for name, rec in recs_by_name.items():
+        s = rec.scenario
+        fleet = (f"serverless {s.serverless_concurrency}" if s.serverless else
+                 f"{s.peak_instances} inst. x {s.workers} workers")
+        setup = (f"{s.provider} {s.instance_class or 'measured'}"
+                 f"{'' if s.proxy == 'none' else ' + ' + s.proxy} · {fleet}")
         for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
-            rows.append({"scenario": name, "endpoint": ep.role,
+            rows.append({"scenario": name, "setup": setup, "endpoint": ep.role,
                          "max_connections": ep.max_connections, "usable": ep.usable,
                          "processes": ep.processes, "pool_size": eng.pool_size,
                          "max_overflow": eng.max_overflow, "worst_case": ep.worst_case,

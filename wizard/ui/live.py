@@ -122,6 +122,7 @@ def render(rec: Recommendation | None) -> None:
             if fix:
                 st.info(f"**Fix:** {_scrub(fix, password, url)}")
             return
+        failure = None
         with st.status("Running the live check…", expanded=True) as status:
             def progress(stage: str, fraction: float) -> None:
                 if fraction == 0.0:
@@ -133,14 +134,23 @@ def render(rec: Recommendation | None) -> None:
                     exhaustion=rec.engines[0] if (exhaust and rec is not None) else None,
                     progress=progress), timeout=LIMIT_S))
             except Exception as exc:
-                status.update(label="Live check failed", state="error")
-                text = getattr(exc, "message", None) or type(exc).__name__
-                st.error(_scrub(text, password, url))
-                fix = getattr(exc, "fix", "")
-                if fix:
-                    st.info(f"**Fix:** {_scrub(fix, password, url)}")
-                return
-            status.update(label="Live check done", state="complete")
+                status.update(label="Live check failed: see below", state="error",
+                              expanded=False)
+                failure = exc
+            else:
+                status.update(label="Live check done", state="complete", expanded=False)
+        if failure is not None:
+            # Outside the status box: a collapsed box would hide the reason and its fix.
+            text = getattr(failure, "message", None) or (
+                "the check did not finish in time" if isinstance(failure, TimeoutError)
+                else type(failure).__name__)
+            st.error(_scrub(f"Live check failed: {text}", password, url))
+            fix = getattr(failure, "fix", "")
+            st.info("**Fix:** " + _scrub(fix or "check the URL (host, port, database, user) "
+                                               "and the password, then run it again.",
+                                         password, url))
+            st.session_state.pop("_live_report", None)
+            return
         st.session_state["_live_report"] = report
     report = st.session_state.get("_live_report")
     if report is not None:

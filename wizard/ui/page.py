@@ -25,17 +25,13 @@ INPUT_STEPS = {"database": database.render, "proxy": proxy.render,
 ORDER = list(STEPS)
 
 
-def _go(step: str) -> None:
-    st.session_state[state.STEP_KEY] = step
-
-
 def _nav_buttons(step: str) -> None:
     i = ORDER.index(step)
     c1, _, c2 = st.columns([1, 3, 1])
     if i > 0 and step in INPUT_STEPS or step in ("results", "export"):
-        c1.button("← Back", key="nav_back", on_click=_go, args=(ORDER[i - 1],))
+        c1.button("← Back", key="nav_back", on_click=state.go, args=(ORDER[i - 1],))
     if i < ORDER.index("export"):
-        c2.button("Next →", key="nav_next", on_click=_go, args=(ORDER[i + 1],),
+        c2.button("Next →", key="nav_next", on_click=state.go, args=(ORDER[i + 1],),
                   type="primary")
 
 
@@ -68,6 +64,9 @@ def main() -> None:
     notice = st.session_state.pop(state.NOTICE_KEY, None)
     if notice:
         st.warning(notice, icon=":material/link_off:")
+    flash = st.session_state.pop(state.FLASH_KEY, None)
+    if flash:
+        st.success(flash, icon=":material/check_circle:")
     step = st.radio("Step", ORDER, key=state.STEP_KEY, format_func=STEPS.get,
                     horizontal=True, label_visibility="collapsed")
     flat = state.current_flat()
@@ -82,9 +81,11 @@ def main() -> None:
         rec, error, fix = state.recommendation(flat)
         key = state.flat_key(flat)
         with right, st.container(border=True):
-            results.summary(rec, error, fix)
+            results.summary(rec, error, fix,
+                            state.scenario_or_none(flat) if rec is None else None, step)
     elif step == "results":
-        results.render(rec, error, fix, key)
+        results.render(rec, error, fix, key,
+                       state.scenario_or_none(flat) if rec is None else None)
     elif step == "export":
         export.render(rec, key)
     elif step == "saved":

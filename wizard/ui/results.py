@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
-from wizard import charts
-from wizard.model import Recommendation
+from wizard import charts, sizing
+from wizard.model import Recommendation, Scenario
 from wizard.ui import state
 from wizard.ui.labels import SEVERITY_ICON
 
@@ -53,6 +55,9 @@ def budget_words(rec: Recommendation) -> list[str]:
     out = []
     for ep in rec.endpoints:
         cls = f" ({ep.instance_class})" if ep.instance_class else ""
+        if ep.role.startswith("replica-"):
+            region = rec.scenario.replicas[int(ep.role.split("-")[1]) - 1].region
+            cls += f" in {region}" if region else ""
         steps = " → ".join(part.strip() for part in ep.explanation.split(";"))
         verdict = (f"**{ep.headroom:,} to spare**" if ep.headroom >= 0 else
                    f"**{-ep.headroom:,} over the limit**")
@@ -61,31 +66,73 @@ def budget_words(rec: Recommendation) -> list[str]:
     return out
 
 
-def show_error(error: str, fix: str) -> None:
+# Where each part of an unsizable scenario is changed, in the order people try them.
+FIX_STEPS = (("topology", "Change the fleet (step 3)"),
+             ("proxy", "Add a pooling proxy (step 2)"),
+             ("database", "Pick a bigger database (step 1)"))
+
+
+def fleet_words(s: Scenario | None) -> str:
+    """How the client engine count comes about, so an error's number is traceable."""
+    if s is None:
+        return ""
+    if s.serverless:
+        return (f"Client engines at the peak: {s.serverless_concurrency:,} concurrent "
+                f"invocations × {s.engines_per_process} engine(s) = "
+                f"{s.serverless_concurrency * s.engines_per_process:,}.")
+    base = s.max_app_instances or s.app_instances
+    kind = "autoscaling maximum" if s.max_app_instances else "instances"
+    return (f"Client engines at the peak: {base} {kind} + {s.deploy_surge_percent}% "
+            f"rolling-deploy surge = {s.peak_instances} instances × {s.workers} worker(s) × "
+            f"{s.engines_per_process} engine(s) = "
+            f"{s.peak_instances * s.workers * s.engines_per_process:,} per endpoint.")
+
+
+def show_error(error: str, fix: str, scenario: Scenario | None = None,
+               here: str = "results") -> None:
+    """An unsizable scenario: the reason, the fix, the arithmetic behind the numbers in
+    the message and buttons to the steps where the fix is made (no dead end)."""
     st.error(f"This scenario cannot be sized: {error}", icon=":material/error:")
     if fix:
         st.info(f"**Fix:** {fix}")
+    words = fleet_words(scenario)
+    if words:
+        st.caption(words)
+    for step, label in FIX_STEPS:
+        if step != here:
+            st.button(label, key=f"fix_go_{step}", on_click=state.go, args=(step,),
+                      icon=":material/arrow_forward:")
 
 
-def summary(rec: Recommendation | None, error: str, fix: str) -> None:
-    """Compact result shown beside every input step, so each change shows its effect."""
+def _linked(source: str) -> str:
+    """A source text with its bare URL turned into a short Markdown link."""
+    return re.sub(r"\(?(https?://[^\s)]+)\)?", r"([source](\1))", source)
+
+
+def summary(rec: Recommendation | None, error: str, fix: str,
+            scenario: Scenario | None = None, here: str = "database") -> None:
+    """Compact result shown beside every input step, so each change shows its effect.
+    Two columns at most: three metrics side by side get truncated on a laptop."""
     st.markdown("##### Result so far")
     if rec is None:
-        show_error(error, fix)
+        show_error(error, fix, scenario, here)
         return
     ep, eng = rec.endpoints[0], rec.engines[0]
-    c1, c2, c3 = st.columns(3)
+    c1, c2 = st.columns(2)
     c1.metric("pool_size", eng.pool_size, help=eng.reasons["pool_size"])
     c2.metric("max_overflow", eng.max_overflow, help=eng.reasons["max_overflow"])
-    c3.metric("usable", f"{ep.usable:,}", help=ep.explanation)
-    st.caption(f"max_connections {ep.max_connections:,} ({ep.max_connections_source}); "
-               f"worst case {ep.worst_case:,} of {ep.usable:,} usable on the primary.")
+    c1.metric("usable", f"{ep.usable:,}", help=ep.explanation)
+    c2.metric("worst case", f"{ep.worst_case:,}", help="What the primary sees when every "
+              "engine of the peak fleet opens pool_size + max_overflow.")
+    st.caption(f"Per engine, in each of {ep.clients:,} engines. Primary: max_connections "
+               f"**{ep.max_connections:,}**, {_linked(ep.max_connections_source)}; "
+               f"worst case {ep.worst_case:,} of {ep.usable:,} usable.")
     errors = [w for w in rec.warnings if w.severity == "error"]
     warns = [w for w in rec.warnings if w.severity == "warning"]
     for w in errors[:2]:
         st.error(f"{w.message} **Fix:** {w.fix}", icon=SEVERITY_ICON["error"])
     if warns:
-        st.caption(f"{len(warns)} warning(s): see Results.")
+        st.caption(f"{len(warns)} warning(s), each with its fix: see 5 Results.")
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
@@ -104,16 +151,19 @@ def chart_spec(key: tuple[tuple[str, str], ...], which: str, up_to: int | None =
 @st.cache_data(max_entries=512, show_spinner=False)
 def _break_text(key: tuple[tuple[str, str], ...], up_to: int) -> str:
     rec, _, _ = state._recommend(key)
-    points = charts.breaking_points(rec, up_to)
+    points = charts.first_break(rec, up_to)
     peak = rec.scenario.peak_instances
     parts = []
     for role, n in points.items():
         if n is None:
-            parts.append(f"{role} holds up to {up_to} instances")
+            parts.append(f"{role} never runs out as the fleet grows (what it sees stops "
+                         "growing or stays below usable up to 4,096 instances)")
         else:
-            when = "already at the peak" if n <= peak else f"{n - peak} beyond the peak"
-            parts.append(f"{role} breaks at **{n} instances** ({when} of {peak})")
-    return "; ".join(parts) + "."
+            when = ("already at the peak" if n <= peak else
+                    f"{n - peak} beyond the peak of {peak}")
+            outside = "" if n <= up_to else ", past the right edge of the chart"
+            parts.append(f"{role} breaks at **{n} instances** ({when}{outside})")
+    return "Where it breaks (worst case above usable): " + "; ".join(parts) + "."
 
 
 @st.fragment
@@ -134,19 +184,26 @@ def charts_section(key: tuple[tuple[str, str], ...]) -> None:
     if wait is not None:
         st.vega_lite_chart(wait, width="stretch")
         load = rec.load
+        chosen = rec.engines[0].pool_size
+        at_chosen = dict(load.curve).get(chosen)
+        tail = (f" The recommended pool_size {chosen} (marked) waits "
+                f"{at_chosen:.2%} of the time." if at_chosen is not None and
+                chosen != load.needed_pool else "")
         st.caption(f"Offered load per process {load.offered_load:.2f} Erlangs "
-                   f"({load.arrival_rate:g} req/s × {load.hold_s * 1000:g} ms, Little's law); "
-                   f"with pool_size {load.needed_pool} P(wait) = {load.p_wait:.1%}, "
-                   f"mean wait {load.mean_wait_ms:.1f} ms (Erlang C).")
+                   f"({load.arrival_rate:g} req/s × {load.hold_s * 1000:g} ms, Little's law). "
+                   f"Erlang C: the mean load needs pool_size {load.needed_pool} for "
+                   f"P(wait) = {load.p_wait:.1%} (target {sizing.WAIT_TARGET:.0%}, "
+                   f"dashed), mean wait {load.mean_wait_ms:.1f} ms; bursts (p95 hold or "
+                   f"twice the rate) need {load.needed_with_overflow}.{tail}")
     else:
         st.caption("Give your traffic in step 4 to see how often a checkout waits.")
 
 
 def render(rec: Recommendation | None, error: str, fix: str,
-           key: tuple[tuple[str, str], ...]) -> None:
+           key: tuple[tuple[str, str], ...], scenario: Scenario | None = None) -> None:
     st.subheader("5 · Results")
     if rec is None:
-        show_error(error, fix)
+        show_error(error, fix, scenario)
         return
     s = rec.scenario
     fleet = (f"serverless, {s.serverless_concurrency} concurrent invocations" if s.serverless
@@ -181,7 +238,12 @@ def render(rec: Recommendation | None, error: str, fix: str,
     st.markdown("#### Engine settings (per process)")
     tab_table, tab_code = st.tabs(["Table", "Code"])
     with tab_table:
-        st.dataframe(engine_rows(rec), hide_index=True, width="stretch")
+        # st.table wraps the long "why" texts a dataframe would cut off.
+        for eng in rec.engines:
+            if len(rec.engines) > 1:
+                st.markdown(f"**{eng.endpoint}**")
+            st.table([{k: v for k, v in row.items() if k != "endpoint"}
+                      for row in engine_rows(rec) if row["endpoint"] == eng.endpoint])
     with tab_code:
         st.code(engine_code(rec), language="python")
     st.markdown("#### Charts")

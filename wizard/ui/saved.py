@@ -37,7 +37,10 @@ def _load(name: str) -> None:
     except (store.StoreError, ScenarioError) as exc:
         st.session_state["_store_msg"] = ("error", f"Could not load {name!r}: {exc}")
     else:
-        st.session_state["_store_msg"] = ("success", f"Loaded {name!r}.")
+        # Loading is for looking at it: open the Results with a note of what was loaded.
+        st.session_state[state.FLASH_KEY] = (f"Loaded {name!r}: the steps now hold it; "
+                                             "back to Saved & compare to pick another.")
+        state.go("results")
 
 
 def _delete(name: str) -> None:

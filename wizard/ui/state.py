@@ -34,7 +34,13 @@ EXAMPLE_LOAD = {"rps": 50.0, "hold_ms": 20.0}
 PROXY_PROVIDERS = budget.PROXY_PROVIDERS  # the core's own table of proxy/provider pairs
 
 NOTICE_KEY = "_notice"
+FLASH_KEY = "_flash"  # one-run success message shown above the steps
 STEP_KEY = "step"
+
+
+def go(step: str) -> None:
+    """Button callback: switch the wizard to another step."""
+    st.session_state[STEP_KEY] = step
 
 
 def class_names(provider: str) -> list[str]:
@@ -265,8 +271,16 @@ def _recommend(key: tuple[tuple[str, str], ...]) -> tuple[Recommendation | None,
     except SizingError as exc:
         return None, exc.message, exc.fix
     except (ScenarioError, ValueError) as exc:
-        return None, str(exc), "check the highlighted input; every field's help says how to " \
-                               "find its value."
+        return None, str(exc), ("change the value the message names, in the step it "
+                                "belongs to; each field's (?) help says how to find it.")
+
+
+def scenario_or_none(flat: Mapping[str, str]) -> Scenario | None:
+    """The Scenario of valid flat parameters (None if they do not parse)."""
+    try:
+        return share.from_flat(dict(flat))
+    except (ScenarioError, ValueError):
+        return None
 
 
 def recommendation(flat: Mapping[str, str]) -> tuple[Recommendation | None, str, str]:
