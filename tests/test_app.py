@@ -547,3 +547,15 @@ def test_live_check_failure_shows_reason_and_fix_outside_the_status_box(pg):
     assert any(k == "error" and "Live check failed" in v for k, v in shown), shown
     assert any(k == "info" and "Fix:" in v for k, v in shown), shown
     assert "definitely-wrong-pw" not in _everything_shown(at)
+
+
+def test_aurora_serverless_minimum_acu_cap_is_shown_on_the_database_step():
+    # AWS: 16 ACU maximum -> 3,360, capped at 2,000 when the minimum is 0.5 ACU.
+    at = new_app()
+    at.selectbox(key="provider").set_value("aws-aurora").run()
+    at.selectbox(key="instance_class").set_value("db.serverless-16acu").run()
+    at.number_input(key="min_acu").set_value(0.5).run()
+    no_exception(at)
+    assert any("**2,000**" in c and "3,360" in c for c in texts(at, "caption"))
+    assert metrics(at).get("usable", "").replace(",", "").isdigit()
+    assert int(metrics(at)["usable"].replace(",", "")) < 2000

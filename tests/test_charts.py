@@ -24,7 +24,8 @@ def test_budget_chart_stacks_reserved_pools_overflow_headroom_to_max_connections
     rows = layer_values(spec, 0)
     for ep in rec.endpoints:
         parts = {r["part"]: r["connections"] for r in rows if r["endpoint"] == ep.role}
-        assert set(parts) == {"reserved", "pools", "overflow", "headroom"}
+        assert set(parts) == {"reserved", "pools", "overflow", "proxy server pool", "headroom"}
+        assert parts["proxy server pool"] == 0  # no proxy in this scenario
         assert parts["reserved"] == sum(r.count for r in ep.reserves)
         assert parts["pools"] == ep.clients * ep.pool_size  # no proxy: every engine's pool
         assert parts["overflow"] == ep.clients * ep.max_overflow
@@ -154,3 +155,15 @@ def test_scale_out_peak_marker_has_a_legend_colour_of_its_own():
     peak = spec["layer"][2]["encoding"]["color"]
     assert peak["field"] == "label" and peak["scale"]["scheme"] == charts.SCHEME
     assert spec["layer"][1]["encoding"]["color"]["legend"] is None  # one endpoint legend
+
+
+def test_budget_chart_shows_the_proxy_server_pool_not_client_pools():
+    # Supabase Small documents 90 max_connections; behind Supavisor the database sees the
+    # pooler's server connections, not the client pools.
+    rec = rec_for(provider="supabase", instance_class="Small", proxy="supavisor-transaction",
+                  app_instances=4, workers=2)
+    ep = rec.endpoints[0]
+    parts = {r["part"]: r["connections"] for r in charts.budget_rows(rec)}
+    assert parts["pools"] == 0 and parts["overflow"] == 0
+    assert parts["proxy server pool"] == ep.server_side.limit
+    assert sum(parts.values()) == 90

@@ -16,18 +16,21 @@ from wizard import sizing
 from wizard.model import Recommendation
 
 SCHEME = "tableau10"
-PARTS = ("reserved", "pools", "overflow", "headroom")
+PARTS = ("reserved", "pools", "overflow", "proxy server pool", "headroom")
 WIDTH = "container"
 
 
 def budget_rows(rec: Recommendation) -> list[dict]:
-    """One row per (endpoint, part): reserved, pools, overflow (what the database sees at
-    worst) and headroom, which add up to max_connections while the fleet fits."""
+    """One row per (endpoint, part): reserved, pools and overflow (or, behind a pooler, the
+    proxy's server pool: what the database sees at worst) and headroom, which add up to
+    max_connections while the fleet fits."""
     rows = []
     for ep in rec.endpoints:
-        pools = min(ep.worst_case, ep.clients * ep.pool_size)
-        overflow = ep.worst_case - pools
+        proxied = ep.server_side is not None
+        pools = 0 if proxied else min(ep.worst_case, ep.clients * ep.pool_size)
+        overflow = 0 if proxied else ep.worst_case - pools
         parts = {"reserved": ep.reserved, "pools": pools, "overflow": overflow,
+                 "proxy server pool": ep.worst_case if proxied else 0,
                  "headroom": max(0, ep.usable - ep.worst_case)}
         for order, part in enumerate(PARTS):
             rows.append({"endpoint": ep.role, "part": part, "connections": parts[part],

@@ -63,6 +63,10 @@ def render() -> None:
                                 help="The cluster's minimum capacity: at 0 or 0.5 ACU AWS caps "
                                      "max_connections at 2,000 whatever the maximum.",
                                 persist_state="session")
+                low = st.session_state.get("min_acu")
+                if low is not None and low <= 0.5 and row.max_connections > 2000:
+                    st.caption(f"With a minimum of {low:g} ACU, AWS caps max_connections at "
+                               f"**2,000** (not the {row.max_connections:,} of the maximum).")
     if st.session_state.get("mc_mode") == "measured":
         st.number_input("max_connections you measured", min_value=1, max_value=262_143,
                         step=1, value=None, key="max_connections", help=HELP["max_connections"],
