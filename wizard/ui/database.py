@@ -64,9 +64,11 @@ def render() -> None:
                                      "max_connections at 2,000 whatever the maximum.",
                                 persist_state="session")
                 low = st.session_state.get("min_acu")
-                if low is not None and low <= 0.5 and row.max_connections > 2000:
+                cap, _ = catalog.int_fact(
+                    catalog.provider_fact(provider, "serverless_v2_low_min_acu_cap"), 2000)
+                if low is not None and low <= 0.5 and row.max_connections > cap:
                     st.caption(f"With a minimum of {low:g} ACU, AWS caps max_connections at "
-                               f"**2,000** (not the {row.max_connections:,} of the maximum).")
+                               f"**{cap:,}** (not the {row.max_connections:,} of the maximum).")
     if st.session_state.get("mc_mode") == "measured":
         st.number_input("max_connections you measured", min_value=1, max_value=262_143,
                         step=1, value=None, key="max_connections", help=HELP["max_connections"],
