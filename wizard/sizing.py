@@ -80,12 +80,14 @@ def load_sizing(s: Scenario, pool_timeout: float) -> LoadSizing | None:
 
 
 def fleet_server_need(s: Scenario, instances: int) -> int | None:
-    """Server connections a transaction pooler needs for the whole fleet's load."""
+    """Server connections a pooler needs for the whole fleet's load, bursts included
+    (the p95 hold time if known, else twice the rate, as for each process)."""
     if s.load is None:
         return None
     rate = s.load.rps * instances if not s.serverless else s.load.rps
-    hold = (s.load.p95_hold_ms or s.load.hold_ms) / 1000
-    return smallest_pool(rate * hold)
+    if s.load.p95_hold_ms:
+        return smallest_pool(rate * s.load.p95_hold_ms / 1000)
+    return smallest_pool(2 * rate * s.load.hold_ms / 1000)
 
 
 def idle_cutoffs(s: Scenario) -> list[tuple[str, int, str]]:
