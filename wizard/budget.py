@@ -50,35 +50,27 @@ class EndpointSpec:
         return self.processes * self.engines_per_process
 
 
-def _fact_int(provider: str, key: str) -> tuple[int, str] | None:
-    fact = catalog.provider_fact(provider, key)
-    if fact is None:
-        return None
-    try:
-        return int(float(fact[0])), fact[1].url
-    except ValueError:
-        return None
-
-
 def reserves_for(s: Scenario, primary: bool) -> tuple[ReserveItem, ...]:
     """Every reserve on one endpoint, each with where its number comes from."""
     items: list[ReserveItem] = []
     if s.reserves.superuser is not None:
         items.append(ReserveItem("superuser_reserved_connections", s.reserves.superuser, "you"))
     else:
-        fact = _fact_int(s.provider, "superuser_reserved_connections")
+        fact = catalog.provider_int(s.provider, "superuser_reserved_connections")
         count, src = fact if fact else (DEFAULT_SUPERUSER_RESERVED, "PostgreSQL default")
         items.append(ReserveItem("superuser_reserved_connections", count, src))
     if s.reserves.provider is not None:
         # An explicit (or measured) provider reserve replaces every documented one.
         items.append(ReserveItem("provider-reserved", s.reserves.provider, "you"))
     else:
-        if s.pg_version >= 16 and (fact := _fact_int(s.provider, "reserved_connections_pg16")):
-            items.append(ReserveItem("reserved_connections (PostgreSQL 16+)", *fact))
-        if s.pg_version >= 17 and (fact := _fact_int(s.provider, "rds_reserved_connections")):
-            items.append(ReserveItem("rds.rds_reserved_connections", *fact))
-        if fact := _fact_int(s.provider, "provider_reserved"):
-            items.append(ReserveItem("provider-reserved", *fact))
+        documented = (
+            ("reserved_connections_pg16", "reserved_connections (PostgreSQL 16+)", 16),
+            ("rds_reserved_connections", "rds.rds_reserved_connections", 17),
+            ("provider_reserved", "provider-reserved", 0),
+        )
+        for key, name, since in documented:
+            if s.pg_version >= since and (fact := catalog.provider_int(s.provider, key)):
+                items.append(ReserveItem(name, *fact))
     items.append(ReserveItem("monitoring/admin", s.reserves.admin, "you"))
     if primary:
         items.append(ReserveItem("migrations", s.reserves.migrations, "you"))
@@ -102,8 +94,9 @@ def _limit(s: Scenario, instance_class: str | None, override: int | None,
         )
     row = catalog.instance_class(s.provider, instance_class)
     value, label = row.max_connections, row.source_label
-    if row.family == "serverless-v2" and s.min_acu is not None and s.min_acu <= 0.5 and (
-            cap := _fact_int(s.provider, "serverless_v2_low_min_acu_cap")) and value > cap[0]:
+    low_minimum = row.family == "serverless-v2" and s.min_acu is not None and s.min_acu <= 0.5
+    cap = catalog.provider_int(s.provider, "serverless_v2_low_min_acu_cap")
+    if low_minimum and cap and value > cap[0]:
         value, label = cap[0], f"capped at {cap[0]} with a minimum of {s.min_acu:g} ACU ({cap[1]})"
     return value, label, row.estimated, row.vcpu, row.instance_class
 
@@ -155,11 +148,6 @@ class ProxyLimits:
     reserve_pool: int = 0
 
 
-def _proxy_int(component: str, setting: str, default: int) -> tuple[int, str]:
-    value, src = catalog.int_fact(catalog.proxy_fact(component, setting), default)
-    return value, (src.url if src else "PgBouncer default")
-
-
 def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> ProxyLimits | None:
     """Server and client side of the proxy on this endpoint, or None without a pooler.
 
@@ -174,7 +162,7 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
     pairs = max(1, ps.user_db_pairs)
     session = s.proxy in ("pgbouncer-session", "supavisor-session")
     if s.proxy in ("pgbouncer-transaction", "pgbouncer-session"):
-        default, src = _proxy_int("pgbouncer", "default_pool_size", 20)
+        default, src = catalog.proxy_int("pgbouncer", "default_pool_size", 20)
         per_pair = ps.pool_size or default
         configured = per_pair * pairs + ps.reserve_pool
         # Self-managed PgBouncer: recommend a pool that fits; grow it to the fleet's need.
@@ -182,7 +170,7 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
         fit = max(1, (usable - reserve) // pairs)
         want = per_pair if ps.pool_size else max(per_pair, -(-(fleet_need or 0) // pairs))
         dps = min(want, fit)
-        client_default, csrc = _proxy_int("pgbouncer", "max_client_conn", 100)
+        client_default, csrc = catalog.proxy_int("pgbouncer", "max_client_conn", 100)
         # Self-managed: max_client_conn is the user's to set; only a given value binds.
         client_src = ("your max_client_conn" if ps.max_client_conn else
                       f"not set (PgBouncer's default is {client_default}, {csrc}); "
@@ -198,16 +186,16 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
                            f"max_connections", configured, client_limit,
                            "RDS Proxy has no client connection quota per proxy", False)
     if s.proxy == "azure-pgbouncer":
-        default, src = _proxy_int("azure-pgbouncer", "default_pool_size", 50)
+        default, src = catalog.proxy_int("azure-pgbouncer", "default_pool_size", 50)
         per_pair = ps.pool_size or default
         configured = per_pair * pairs
-        climit, csrc = _proxy_int("azure-pgbouncer", "max_client_conn", 5000)
+        climit, csrc = catalog.proxy_int("azure-pgbouncer", "max_client_conn", 5000)
         return ProxyLimits(min(configured, usable),
                            f"pgbouncer.default_pool_size x {pairs} ({src})",
                            configured, ps.max_client_conn or climit, csrc, False)
     if s.proxy == "neon-pooler":
         configured = int(spec.max_connections * 0.9) * pairs
-        climit, csrc = _proxy_int("neon-pooler", "max_client_conn", 10000)
+        climit, csrc = catalog.proxy_int("neon-pooler", "max_client_conn", 10000)
         return ProxyLimits(min(configured, usable), "0.9 x max_connections per user/db pair",
                            configured, ps.max_client_conn or climit, csrc, False)
     # Supavisor: the pool size is a per-project setting; without one, assume all usable.

@@ -246,6 +246,18 @@ def proxy_fact(component: str, setting: str) -> tuple[str, Source] | None:
     return (hit[0], hit[1]) if hit else None
 
 
+def provider_int(provider: str, key: str) -> tuple[int, str] | None:
+    """A numeric provider fact and its source URL, or None when missing or not a number."""
+    value, src = int_fact(provider_fact(provider, key), -1)
+    return (value, src.url) if src is not None and value >= 0 else None
+
+
+def proxy_int(component: str, setting: str, default: int) -> tuple[int, str]:
+    """A numeric proxy/network default and its source URL (or a note when it is missing)."""
+    value, src = int_fact(proxy_fact(component, setting), default)
+    return value, (src.url if src else f"{component} default")
+
+
 def int_fact(value: tuple[str, Source] | None, default: int) -> tuple[int, Source | None]:
     """The integer of a fact, or a default when the fact is missing or not a number."""
     if value is None:

@@ -396,11 +396,6 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
 
 # ---------------------------------------------------------------------------- pgbouncer.ini
 
-def _pgbouncer_default(setting: str, fallback: int) -> tuple[int, str]:
-    value, src = catalog.int_fact(catalog.proxy_fact("pgbouncer", setting), fallback)
-    return value, (src.url if src else "PgBouncer default")
-
-
 def pool_size_per_pair(rec: Recommendation, role: str = "primary") -> tuple[int, int]:
     """(default_pool_size, reserve_pool_size) of the recommended PgBouncer server pool."""
     side = rec.endpoint(role).server_side
@@ -449,8 +444,8 @@ def render_pgbouncer_ini(rec: Recommendation) -> str | None:
     clients = sum(e.client_side.worst_case for e in rec.endpoints if e.client_side)
     need = clients + max(10, -(-clients // 10))  # 10% margin for deploys and admin tools
     max_client = max(need, ps.max_client_conn or 0)
-    idle_default, idle_src = _pgbouncer_default("server_idle_timeout", 600)
-    lifetime, life_src = _pgbouncer_default("server_lifetime", 3600)
+    idle_default, idle_src = catalog.proxy_int("pgbouncer", "server_idle_timeout", 600)
+    lifetime, life_src = catalog.proxy_int("pgbouncer", "server_lifetime", 3600)
     recycle = rec.engine("primary").pool_recycle
     idle = min(idle_default, recycle) if recycle > 0 else idle_default
     mps, mps_why = _max_prepared(rec)

@@ -64,8 +64,8 @@ def render() -> None:
                                      "max_connections at 2,000 whatever the maximum.",
                                 persist_state="session")
                 low = st.session_state.get("min_acu")
-                cap, _ = catalog.int_fact(
-                    catalog.provider_fact(provider, "serverless_v2_low_min_acu_cap"), 2000)
+                cap, _ = catalog.provider_int(provider, "serverless_v2_low_min_acu_cap") or (
+                    2000, "")
                 if low is not None and low <= 0.5 and row.max_connections > cap:
                     st.caption(f"With a minimum of {low:g} ACU, AWS caps max_connections at "
                                f"**{cap:,}** (not the {row.max_connections:,} of the maximum).")
