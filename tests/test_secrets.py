@@ -434,3 +434,13 @@ async def test_exported_module_reads_the_password_from_env_only(
         await engine.dispose()
     assert "password authentication failed" in str(info.value)
     clean(full(info.value), caplog.text)
+
+
+def test_redact_scrub_removes_every_encoded_form():
+    from wizard.redact import scrub
+
+    secret = "p@ss/w%rd:x y"
+    text = f"raw {secret} quoted p%40ss%2Fw%25rd%3Ax%20y plus p%40ss%2Fw%25rd%3Ax+y"
+    out = scrub(text, secret, None, "")
+    assert "p@ss" not in out and "p%40ss" not in out
+    assert out.count("***") == 3

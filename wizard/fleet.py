@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wizard import redact
 from wizard.model import EngineSettings, ScenarioError
 
 MAX_SECONDS = 600
@@ -279,11 +280,8 @@ def secrets_of(url: str) -> list[str]:
 
 
 def scrub(text: str, secrets: Sequence[str | None]) -> str:
-    """`text` with every secret replaced by ***."""
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text
+    """`text` with every secret (and its URL-encoded forms) replaced by ***."""
+    return redact.scrub(text, *secrets)
 
 
 def make_url_password(url: str) -> str | None:

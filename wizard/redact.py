@@ -26,3 +26,14 @@ def credential_params(params: Mapping[str, object]) -> list[str]:
     """Keys whose name or value looks like a password, token or URL with credentials."""
     return [str(k) for k, v in params.items()
             if looks_like_credential(str(v)) or looks_like_credential(f"{k}=")]
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """`text` with every secret, as given or URL-encoded, replaced by ***."""
+    from urllib.parse import quote, quote_plus
+
+    forms = {f for s in secrets if s for f in (s, quote(s, safe=""), quote_plus(s))}
+    # Longest first, so a secret is never half-replaced by one of its own substrings.
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text

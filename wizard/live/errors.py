@@ -14,6 +14,8 @@ import struct
 
 import asyncpg
 
+from wizard import redact
+
 # What a PostgreSQL server answers to an SSLRequest: "S" (TLS on) or "N" (TLS off).
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
@@ -31,12 +33,7 @@ class LiveError(Exception):
         return {"code": self.code, "message": self.message, "fix": self.fix}
 
 
-def scrub(text: str, *secrets: str | None) -> str:
-    """`text` with every non-empty secret replaced by ***."""
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text
+scrub = redact.scrub  # one home for redaction; re-exported for the live check
 
 
 async def probe_postgres(host: str, port: int, timeout: float) -> str:

@@ -11,6 +11,7 @@ import importlib
 
 import streamlit as st
 
+from wizard import redact
 from wizard.model import Recommendation, ScenarioError
 from wizard.ui import state
 
@@ -27,11 +28,7 @@ def _live():
     return mod if all(hasattr(mod, f) for f in need) else None
 
 
-def _scrub(text: str, *secrets: str) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+_scrub = redact.scrub
 
 
 def _apply(overrides: dict[str, str]) -> None:
