@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from wizard import catalog
 from wizard.model import (
     POOLERS,
-    TRANSACTION_POOLERS,
     ReserveItem,
     Scenario,
     ScenarioError,
@@ -250,10 +249,6 @@ def per_process_budget(s: Scenario, spec: EndpointSpec,
             f"raise max_client_conn to at least {clients} or reduce processes.",
         )
     return share, f"client limit {proxy.client_limit:,} / {clients:,}"
-
-
-def is_transaction_pooler(s: Scenario) -> bool:
-    return s.proxy in TRANSACTION_POOLERS
 
 
 # Proxies tied to one provider; the rest (none, pgbouncer-*) run with every provider.

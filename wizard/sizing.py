@@ -7,6 +7,7 @@ Recommendation every other part of poolwise reads.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from wizard import budget, catalog
@@ -309,10 +310,7 @@ def recommend(s: Scenario) -> Recommendation:
     rec = Recommendation(scenario=s, endpoints=tuple(endpoints), engines=tuple(engines),
                          warnings=(), sources=(), load=load, rules=rules,
                          binding="; ".join(bindings))
-    findings = checks.run_checks(rec)
-    return Recommendation(scenario=s, endpoints=rec.endpoints, engines=rec.engines,
-                          warnings=findings, sources=sources_for(s, rec), load=load,
-                          rules=rules, binding=rec.binding)
+    return replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec))
 
 
 def rule_comparisons(s: Scenario, primary: EndpointBudget) -> tuple[RuleComparison, ...]:
@@ -383,13 +381,9 @@ def scale_out(rec: Recommendation, up_to: int | None = None) -> list[dict[str, A
     rows = []
     for n in range(1, top + 1):
         for spec, ep in zip(budget.endpoint_specs(s, n), rec.endpoints, strict=True):
-            per = ep.pool_size + ep.max_overflow
-            clients = spec.clients * per
-            if spec.role != "primary" and s.replicas[int(spec.role.split("-")[1]) - 1] \
-                    .reader_instances is not None:
-                clients = ep.clients * per  # fixed reader set does not scale with the fleet
-            worst = clients if ep.server_side is None else min(
-                ep.server_side.limit, clients) if ep.server_side.limit else clients
+            # endpoint_specs keeps a replica's fixed reader set fixed as the fleet grows.
+            clients = spec.clients * (ep.pool_size + ep.max_overflow)
+            worst = clients if ep.server_side is None else min(ep.server_side.limit, clients)
             rows.append({"instances": n, "endpoint": ep.role, "worst_case": worst,
                          "client_connections": clients, "usable": ep.usable,
                          "max_connections": ep.max_connections})
