@@ -118,11 +118,30 @@ def test_load_caps_the_pool_below_the_budget():
     assert "load" in rec.binding
 
 
-def test_budget_below_load_is_flagged():
+def test_load_above_the_budget_is_an_unstable_queue():
+    # 200 req/s per process x 50 ms = 10 busy connections; 53 usable / 14 engines = 3 each.
     s = Scenario(provider="self-hosted", instance_class=None, max_connections=60,
                  app_instances=5, workers=2, load=Load(rps=400, hold_ms=50))
     rec = recommend(s)
-    assert any(w.code == "BUDGET_BELOW_LOAD" and w.severity == "error" for w in rec.warnings)
+    ep = rec.endpoint("primary")
+    assert ep.pool_size + ep.max_overflow <= rec.load.offered_load
+    assert any(w.code == "LOAD_OVER_BUDGET" and w.severity == "error" for w in rec.warnings)
+    assert ep.p_wait == 1.0  # the P(wait) shown is the exported pool's: every checkout waits
+
+
+def test_budget_between_mean_and_target_is_flagged_with_its_wait():
+    # 10 busy connections per process; 12 per engine fits the mean but waits > 5 %.
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=31,
+                 app_instances=2, deploy_surge_percent=0, workers=1,
+                 load=Load(rps=200, hold_ms=50))
+    rec = recommend(s)
+    ep = rec.endpoint("primary")
+    per = ep.pool_size + ep.max_overflow
+    assert rec.load.offered_load < per < rec.load.needed_pool
+    found = [w for w in rec.warnings if w.code == "BUDGET_BELOW_LOAD"]
+    assert found and found[0].severity == "error"
+    assert ep.p_wait == pytest.approx(erlang_c(per, 10.0))
+    assert f"{ep.p_wait:.0%}" in found[0].message
 
 
 scenarios = st.builds(

@@ -77,7 +77,7 @@ def test_recommend_text_explains_the_budget():
     (["--provider", "aws-rds", "--proxy", "azure-pgbouncer"], "azure-pgbouncer"),
     (["--provider", "aws-rds", "--rps", "10"], "--hold-ms"),
     (["--provider", "aws-rds", "--max-app-instances", "1", "--app-instances", "3"],
-     "max app instances"),
+     "--max-app-instances: the autoscaling maximum"),
     (["--provider", "gcp-cloudsql", "--instance-class", "db-f1-micro", "--app-instances", "30",
       "--workers", "4"], "cannot fit"),
     (["--provider", "aws-rds", "--bogus-flag", "1"], "bogus"),

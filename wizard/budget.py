@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wizard import catalog
+from wizard import bounds, catalog
 from wizard.model import (
     POOLERS,
     ReserveItem,
@@ -100,36 +100,35 @@ def _limit(s: Scenario, instance_class: str | None, override: int | None,
     return value, label, row.estimated, row.vcpu, row.instance_class
 
 
-def client_processes(s: Scenario, instances: int | None = None) -> int:
-    """Client processes at the peak: serverless invocations, or instances x workers."""
-    if s.serverless_concurrency is not None:
-        return s.serverless_concurrency
-    return (instances if instances is not None else s.peak_instances) * s.workers
+def processes_at(s: Scenario, role: str, instances: int) -> int:
+    """Client processes on one endpoint when the fleet's autoscaling maximum is `instances`
+    (the concurrency when serverless), the rolling-deploy surge included.
 
-
-def endpoint_specs(s: Scenario, instances: int | None = None) -> tuple[EndpointSpec, ...]:
-    """The primary and each replica, with max_connections, reserves and client processes.
-
-    `instances` overrides the peak app instance count (used by the scale-out chart).
+    A replica with a fixed reader set keeps it whatever the fleet size.
     """
+    if s.serverless_concurrency is not None:
+        return instances
+    if role != "primary":
+        readers = s.replicas[int(role.rsplit("-", 1)[1]) - 1].reader_instances
+        if readers is not None:
+            instances = readers
+    return (instances + surge(instances, s.deploy_surge_percent)) * s.workers
+
+
+def endpoint_specs(s: Scenario) -> tuple[EndpointSpec, ...]:
+    """The primary and each replica, with max_connections, reserves and client processes
+    at the autoscaling peak."""
+    top = s.serverless_concurrency or s.max_app_instances or s.app_instances
     mc, src, est, vcpu, cls = _limit(s, s.instance_class, s.max_connections,
                                      s.max_connections_source)
     specs = [EndpointSpec("primary", cls, mc, src, est, vcpu, reserves_for(s, True),
-                          client_processes(s, instances), s.engines_per_process)]
+                          processes_at(s, "primary", top), s.engines_per_process)]
     for i, rep in enumerate(s.replicas, start=1):
         rcls = rep.instance_class or s.instance_class
         rmc, rsrc, rest, rvcpu, rcls = _limit(s, rcls, rep.max_connections, None)
-        if s.serverless_concurrency is not None:
-            procs = s.serverless_concurrency
-        else:
-            readers = rep.reader_instances
-            if readers is None:
-                readers = instances if instances is not None else s.peak_instances
-            else:
-                readers = readers + surge(readers, s.deploy_surge_percent)
-            procs = readers * s.workers
         specs.append(EndpointSpec(f"replica-{i}", rcls, rmc, rsrc, rest, rvcpu,
-                                  reserves_for(s, False), procs, 1))
+                                  reserves_for(s, False), processes_at(s, f"replica-{i}", top),
+                                  1))
     return tuple(specs)
 
 
@@ -263,15 +262,42 @@ PROXY_PROVIDERS = {
 }
 
 
-def _at_least(name: str, value: float | None, low: float) -> None:
-    if value is not None and value < low:
-        raise ScenarioError(f"{name} must be at least {low:g}, got {value:g}")
+def scenario_numbers(s: Scenario) -> dict[str, float | int | None]:
+    """Every numeric input of a scenario under its share/CLI key (replicas excluded)."""
+    ps, rs, load, cur = s.proxy_settings, s.reserves, s.load, s.current
+    return {
+        "max_connections": s.max_connections, "min_acu": s.min_acu,
+        "pg_version": s.pg_version, "replicas": len(s.replicas),
+        "pgbouncer_pool_size": ps.pool_size, "pgbouncer_reserve_pool": ps.reserve_pool,
+        "pgbouncer_max_client_conn": ps.max_client_conn,
+        "max_prepared_statements": ps.max_prepared_statements,
+        "user_db_pairs": ps.user_db_pairs,
+        "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
+        "app_instances": s.app_instances, "max_app_instances": s.max_app_instances,
+        "deploy_surge_percent": s.deploy_surge_percent, "workers": s.workers,
+        "engines": s.engines_per_process, "serverless_concurrency": s.serverless_concurrency,
+        "app_vcpus": s.app_vcpus, "superuser_reserved": rs.superuser,
+        "provider_reserved": rs.provider, "admin_reserve": rs.admin,
+        "migrations_reserve": rs.migrations, "replication_reserve": rs.replication_slots,
+        "split": s.pool_split, "rps": load.rps if load else None,
+        "hold_ms": load.hold_ms if load else None,
+        "p95_hold_ms": load.p95_hold_ms if load else None,
+        "current_pool_size": cur.pool_size if cur else None,
+        "current_max_overflow": cur.max_overflow if cur else None,
+        "current_pool_recycle": cur.pool_recycle if cur else None,
+    }
 
 
 def validate(s: Scenario) -> None:
     """Raise ScenarioError naming the first bad value and the valid choices."""
     from wizard.model import NETWORK_CUTOFFS, PROXIES
 
+    # Ranges first: nothing below may do work that grows with a number.
+    for key, value in scenario_numbers(s).items():
+        bounds.check(key, value)
+    for rep in s.replicas:
+        bounds.check("replica_max_connections", rep.max_connections)
+        bounds.check("replica_readers", rep.reader_instances)
     catalog.check_provider(s.provider)
     if s.proxy not in PROXIES:
         raise ScenarioError(f"unknown proxy {s.proxy!r}; valid choices: {', '.join(PROXIES)}")
@@ -284,49 +310,15 @@ def validate(s: Scenario) -> None:
         raise ScenarioError(f"Azure's built-in PgBouncer is not offered on Burstable SKUs "
                             f"({s.instance_class}); pick a General Purpose or Memory Optimized "
                             "SKU, or --proxy pgbouncer-transaction with your own PgBouncer")
-    for name, value in (("app instances", s.app_instances), ("workers", s.workers),
-                        ("engines per process", s.engines_per_process),
-                        ("max app instances", s.max_app_instances),
-                        ("serverless concurrency", s.serverless_concurrency),
-                        ("max_connections", s.max_connections),
-                        ("app vCPUs", s.app_vcpus),
-                        ("PgBouncer pool size", s.proxy_settings.pool_size),
-                        ("PgBouncer max_client_conn", s.proxy_settings.max_client_conn),
-                        ("user/database pairs", s.proxy_settings.user_db_pairs)):
-        _at_least(name, value, 1)
     if s.max_app_instances is not None and s.max_app_instances < s.app_instances:
-        raise ScenarioError(f"max app instances ({s.max_app_instances}) must be at least "
-                            f"app instances ({s.app_instances})")
-    if not 0 < s.pool_split <= 1:
-        raise ScenarioError(f"pool split must be in (0, 1] (share of the budget kept as "
-                            f"pool_size, e.g. 0.7), got {s.pool_split:g}")
-    if not 0 <= s.deploy_surge_percent <= 100:
-        raise ScenarioError(f"deploy surge must be 0..100 percent, got {s.deploy_surge_percent}")
-    pct = s.proxy_settings.rds_proxy_max_connections_percent
-    if not 1 <= pct <= 100:
-        raise ScenarioError(f"RDS Proxy MaxConnectionsPercent must be 1..100, got {pct}")
-    for name, value in (("superuser reserve", s.reserves.superuser),
-                        ("provider reserve", s.reserves.provider),
-                        ("admin reserve", s.reserves.admin),
-                        ("migrations reserve", s.reserves.migrations),
-                        ("replication reserve", s.reserves.replication_slots),
-                        ("PgBouncer reserve_pool", s.proxy_settings.reserve_pool),
-                        ("PgBouncer max_prepared_statements",
-                         s.proxy_settings.max_prepared_statements),
-                        ("minimum ACU", s.min_acu)):
-        _at_least(name, value, 0)
-    if s.load is not None:
-        if not s.load.rps > 0:
-            raise ScenarioError(f"requests per second must be above 0, got {s.load.rps:g}")
-        if not s.load.hold_ms > 0:
-            raise ScenarioError(f"hold time must be above 0 ms, got {s.load.hold_ms:g}")
-        if s.load.p95_hold_ms is not None and s.load.p95_hold_ms < s.load.hold_ms:
-            raise ScenarioError(f"p95 hold time ({s.load.p95_hold_ms:g} ms) must be at least "
-                                f"the mean ({s.load.hold_ms:g} ms)")
+        raise ScenarioError(f"the autoscaling maximum ({s.max_app_instances:,}) must be at "
+                            f"least the app instances ({s.app_instances:,})",
+                            key="max_app_instances")
+    if s.load is not None and s.load.p95_hold_ms is not None and (
+            s.load.p95_hold_ms < s.load.hold_ms):
+        raise ScenarioError(f"p95 hold time ({s.load.p95_hold_ms:g} ms) must be at least "
+                            f"the mean ({s.load.hold_ms:g} ms)", key="p95_hold_ms")
     for item in s.network:
         if item not in NETWORK_CUTOFFS:
             raise ScenarioError(f"unknown network element {item!r}; valid choices: "
-                                f"{', '.join(NETWORK_CUTOFFS)}")
-    for i, rep in enumerate(s.replicas, start=1):
-        _at_least(f"replica {i} max_connections", rep.max_connections, 1)
-        _at_least(f"replica {i} reader instances", rep.reader_instances, 1)
+                                f"{', '.join(NETWORK_CUTOFFS)}", key="network")

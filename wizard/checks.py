@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from wizard import sizing
+from wizard import budget, sizing
 from wizard.model import (
     POOLERS,
     SEVERITIES,
@@ -48,6 +48,13 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
         if ep.server_side is not None:
             continue
         mine = bool(cur and cur.poolclass != "NullPool" and cur.pool_size is not None)
+        if mine and cur.max_overflow == -1:
+            yield Finding(
+                "UNBOUNDED_OVERFLOW", "error",
+                f"{ep.role}: max_overflow=-1 lets each of {ep.clients:,} engines open "
+                f"connections without limit; {ep.usable:,} are usable.",
+                f"Use pool_size={ep.pool_size}, max_overflow={ep.max_overflow} per engine.")
+            continue
         if mine:
             per = cur.pool_size + (cur.max_overflow if cur.max_overflow is not None else 10)
             label = f"your current pool ({cur.pool_size} + {per - cur.pool_size})"
@@ -55,13 +62,16 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
             per, label = 15, "SQLAlchemy's defaults (5 + 10), if you kept them,"
         total = per * ep.clients
         if total > ep.usable:
-            breaks = ep.usable // (per * ep.engines_per_process * max(1, s.workers)) + 1
+            breaks = sizing.break_point(
+                per, ep.usable, lambda n, role=ep.role: budget.processes_at(s, role, n),
+                ep.engines_per_process, s.max_app_instances or s.app_instances)
+            where = (f" (it breaks from an autoscaling maximum of about {breaks:,}, deploy "
+                     "surge counted)" if breaks else "")
             yield Finding(
                 "WORST_CASE_OVER_MAX" if mine else "DEFAULTS_OVER_MAX",
                 "error" if mine else "warning",
                 f"{ep.role}: {label} x {ep.clients:,} engines at the autoscaling maximum "
-                f"= {total:,} connections, above the {ep.usable:,} usable "
-                f"(it breaks from about {breaks} instances).",
+                f"= {total:,} connections, above the {ep.usable:,} usable{where}.",
                 f"Use pool_size={ep.pool_size}, max_overflow={ep.max_overflow} per engine, "
                 "or put a pooler in front.")
 
@@ -245,22 +255,53 @@ def workers(rec: Recommendation) -> Iterator[Finding]:
 @rule
 def load_vs_budget(rec: Recommendation) -> Iterator[Finding]:
     load = rec.load
+    s = rec.scenario
     if load is None:
-        if not rec.scenario.serverless:
-            yield Finding(
-                "NO_LOAD", "info",
-                f"No load given: pool_size + max_overflow is capped at "
-                f"{sizing.no_load_cap(rec.scenario)} per engine, below the budget ceiling.",
-                "Give requests/s and hold time to size pools from the load.")
+        if not s.serverless:
+            for ep in rec.endpoints:
+                total, cap = ep.pool_size + ep.max_overflow, sizing.no_load_cap(s)
+                share = ep.per_process_budget
+                if share is None or share > cap:
+                    why = (f"the default cap of {cap} per engine, below the budget ceiling"
+                           + (f" of {share:,}" if share is not None else " (no limit here)"))
+                else:
+                    why = (f"the budget ceiling of {share:,} per engine, at or below the "
+                           f"default cap of {cap}")
+                yield Finding(
+                    "NO_LOAD", "info",
+                    f"{ep.role}: no load given: pool_size + max_overflow = {total} is {why}.",
+                    "Give requests/s and hold time to size pools from the load.")
         return
     for ep in rec.endpoints:
-        if ep.pool_size + ep.max_overflow < load.needed_pool:
+        per = ep.pool_size + ep.max_overflow
+        if s.serverless:
+            continue
+        if load.needed_pool is None or per <= load.offered_load:
+            yield Finding(
+                "LOAD_OVER_BUDGET", "error",
+                f"{ep.role}: each process offers a load of {load.offered_load:,.1f} busy "
+                f"connections ({load.arrival_rate:,g} req/s x {load.hold_s * 1000:g} ms), but "
+                f"its engine may open only {per:,}: the queue grows without bound and "
+                "requests time out.",
+                "Use a bigger class, more processes sharing the load, shorter transactions, "
+                "or a pooler in front.")
+        elif per < load.needed_pool:
             yield Finding(
                 "BUDGET_BELOW_LOAD", "error",
-                f"{ep.role}: the load needs about {load.needed_pool} connections per process "
-                f"(offered load {load.offered_load:.1f}), but the budget allows only "
-                f"{ep.pool_size + ep.max_overflow}: requests will queue and time out.",
+                f"{ep.role}: the load needs {load.needed_pool} connections per process for at "
+                f"most {sizing.WAIT_TARGET:.0%} of checkouts to wait, but the budget allows "
+                f"{per}: {ep.p_wait:.0%} of checkouts wait.",
                 "Use a bigger class, fewer processes, shorter transactions or a pooler.")
+    for ep in rec.endpoints:
+        side = ep.server_side
+        if side is not None and side.offered_load is not None and side.limit is not None and (
+                side.offered_load >= side.limit):
+            yield Finding(
+                "LOAD_OVER_BUDGET", "error",
+                f"{ep.role}: the fleet's load keeps {side.offered_load:,.1f} server "
+                f"connections busy on average, but {s.proxy} opens at most {side.limit:,}: "
+                "its queue grows without bound.",
+                "Use a bigger class, shorter transactions or fewer instances.")
 
 
 _TOKEN = re.compile(r"X-Amz-(Signature|Credential|Security-Token)|Action=connect", re.I)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from wizard import catalog, share
+from wizard import catalog, share, sizing
 from wizard.model import Recommendation, Scenario, ScenarioError, SizingError
 from wizard.sizing import recommend
 
@@ -90,13 +90,20 @@ def render_text(rec: Recommendation) -> str:
                    f"pool_recycle={g.pool_recycle} pool_pre_ping={g.pool_pre_ping} "
                    f"pool_use_lifo={g.pool_use_lifo} connect_args={g.connect_args}")
     if rec.load:
-        ld = rec.load
         out.append("")
-        out.append(f"Load per process: {ld.arrival_rate:g} req/s x {ld.hold_s * 1000:g} ms = "
-                   f"{ld.offered_load:.2f} busy connections; needs {ld.needed_pool} "
-                   f"(P(wait) {ld.p_wait:.1%}), {ld.needed_with_overflow} with bursts")
+        out.append("Load:")
+        out += [f"  {line}" for line in sizing.load_lines(rec)]
+    for e in rec.endpoints:
+        if e.breaks_at is not None:
+            unit = "invocations" if s.serverless else "instances at the autoscaling maximum"
+            out.append(f"  {e.role}: breaks from about {e.breaks_at:,} {unit} with these "
+                       f"settings (above {e.break_limit:,} {e.break_limit_name})")
     out.append("")
-    out.append("Rules people copy (per engine / fleet total vs usable on the primary):")
+    first = rec.rules[0] if rec.rules else None
+    against = (f"{first.limit:,} {first.limit_name}" if first and first.limit is not None
+               else "no limit")
+    out.append(f"Rules people copy (per engine x engines = fleet total, against {against} "
+               "on the primary):")
     out.append(_table([[r.name, r.formula, str(r.per_process), f"{r.fleet_total:,}",
                         "fits" if r.fits else "OVER"] for r in rec.rules],
                       ["rule", "formula", "per engine", "fleet", "primary"]))
@@ -198,5 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot fit: {exc}", file=sys.stderr)
         return EXIT_CANNOT_FIT
     except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # The message is in plain words (the app shows it beside its field); name the flag.
+        flag = f"--{exc.key.replace('_', '-')}: " if getattr(exc, "key", None) else ""
+        print(f"error: {flag}{exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -52,7 +52,15 @@ SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 
 
 class ScenarioError(ValueError):
-    """A scenario input is invalid; the message names the value and the valid choices."""
+    """A scenario input is invalid; the message names the value and the valid choices.
+
+    `key` names the share/CLI parameter at fault, when one is, so a form can show the
+    message beside its field.
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class SizingError(ValueError):
@@ -195,6 +203,7 @@ class ProxySide:
     pool_size_per_pair: int | None = None
     reserve_pool: int = 0
     needed: int | None = None  # server connections the fleet's load needs (Erlang C)
+    offered_load: float | None = None  # mean busy server connections (Little's law)
 
 
 @dataclass(frozen=True)
@@ -220,6 +229,15 @@ class EndpointBudget:
     server_side: ProxySide | None = None
     client_side: ProxySide | None = None
     vcpu: float | None = None
+    # Erlang C for the pool actually exported (pool_size + max_overflow), under the load.
+    p_wait: float | None = None
+    p_wait_past_timeout: float | None = None
+    mean_wait_ms: float | None = None
+    # The fleet size (autoscaling maximum, or concurrency when serverless; deploy surge
+    # counted) from which the clients exceed `break_limit` with these settings.
+    breaks_at: int | None = None
+    break_limit: int | None = None
+    break_limit_name: str = "usable connections"
 
     @property
     def headroom(self) -> int:
@@ -257,12 +275,9 @@ class LoadSizing:
     arrival_rate: float
     hold_s: float
     offered_load: float
-    needed_pool: int
-    needed_with_overflow: int
-    p_wait: float
-    p_wait_past_timeout: float
-    mean_wait_ms: float
-    curve: tuple[tuple[int, float], ...]
+    needed_pool: int | None  # None: no PostgreSQL server could hold this load
+    needed_with_overflow: int | None
+    curve: tuple[tuple[int, float], ...]  # (pool, P(wait)), sampled
 
 
 @dataclass(frozen=True)
@@ -275,6 +290,8 @@ class RuleComparison:
     fleet_total: int
     fits: bool
     source: str
+    limit: int | None = None  # the limit compared against (None: no limit)
+    limit_name: str = "usable connections"
 
 
 @dataclass(frozen=True)
@@ -287,6 +304,7 @@ class Recommendation:
     load: LoadSizing | None
     rules: tuple[RuleComparison, ...]
     binding: str
+    breaks_at: int | None = None  # the smallest break point over the endpoints
 
     def endpoint(self, role: str) -> EndpointBudget:
         return next(e for e in self.endpoints if e.role == role)

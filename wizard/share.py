@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
+from wizard import bounds
 from wizard.model import (
     CurrentPool,
     Load,
@@ -165,7 +166,14 @@ def _parse(p: Param, raw: str) -> Any:
         return raw
     except ValueError:
         kind = {"int": "a whole number", "float": "a number", "bool": "true or false"}[p.kind]
-        raise ScenarioError(f"--{p.key.replace('_', '-')} must be {kind}, got {raw!r}") from None
+        raise ScenarioError(f"{field_name(p.key)} must be {kind}, got {raw[:40]!r}",
+                            key=p.key) from None
+
+
+def field_name(key: str) -> str:
+    """A parameter's name in plain words (its range label, else the key spelled out)."""
+    r = bounds.RANGES.get(key)
+    return r.label if r else key.replace("_", " ")
 
 
 def _nth(values: list[str] | None, i: int, cast: Callable[[str], Any], key: str) -> Any:
@@ -175,9 +183,12 @@ def _nth(values: list[str] | None, i: int, cast: Callable[[str], Any], key: str)
     if not v:
         return None
     try:
-        return cast(v)
+        value = cast(v)
     except ValueError:
-        raise ScenarioError(f"--{key.replace('_', '-')} item {v!r} is not valid") from None
+        raise ScenarioError(f"{field_name(key)}: item {v[:40]!r} is not valid",
+                            key=key) from None
+    bounds.check(key, value)
+    return value
 
 
 # Free-text parameters and the shape their values must have (they reach links and exports).
@@ -200,20 +211,23 @@ def from_flat(params: Mapping[str, str]) -> Scenario:
     """
     secret = credential_params(params)
     if secret:
-        raise ScenarioError(f"--{secret[0].replace('_', '-')} looks like it holds a password, "
-                            "token or credentialed URL; scenarios never carry secrets")
+        raise ScenarioError(f"{field_name(secret[0])} looks like it holds a password, "
+                            "token or credentialed URL; scenarios never carry secrets",
+                            key=secret[0])
     unknown = sorted(set(params) - set(BY_KEY))
     if unknown:
         shown = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "..."
         raise ScenarioError(f"unknown parameter {shown!r}; valid: {', '.join(BY_KEY)}")
     for key, (shape, what) in _TEXT_SHAPES.items():
         if key in params and params[key] and not shape.fullmatch(params[key].strip()):
-            raise ScenarioError(f"--{key.replace('_', '-')} must be {what}")
+            raise ScenarioError(f"{field_name(key)} must be {what}", key=key)
     v = {k: _parse(BY_KEY[k], raw) for k, raw in params.items()}
+    # Ranges before anything is built: a link may say replicas=20000000.
+    for key, value in v.items():
+        if BY_KEY[key].kind in ("int", "float"):
+            bounds.check(key, value)
     base = Scenario()
     n_rep = v.get("replicas", 0)
-    if n_rep < 0:
-        raise ScenarioError(f"--replicas must be 0 or more, got {n_rep}")
     replicas = tuple(
         Replica(instance_class=_nth(v.get("replica_instance_class"), i, str,
                                     "replica_instance_class"),
@@ -236,7 +250,8 @@ def from_flat(params: Mapping[str, str]) -> Scenario:
     load = None
     if "rps" in v or "hold_ms" in v:
         if "rps" not in v or "hold_ms" not in v:
-            raise ScenarioError("load needs both --rps and --hold-ms")
+            raise ScenarioError("a load needs both requests per second and a hold time",
+                                key="hold_ms" if "rps" in v else "rps")
         load = Load(v["rps"], v["hold_ms"], v.get("p95_hold_ms"))
     current = None
     if any(k.startswith("current_") for k in v):

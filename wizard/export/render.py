@@ -15,7 +15,7 @@ from string import Template
 from typing import Any
 
 import wizard
-from wizard import catalog, share
+from wizard import catalog, share, sizing
 from wizard.model import EngineSettings, Recommendation, ScenarioError
 from wizard.redact import credential_params
 
@@ -371,14 +371,12 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
                          [[k, f"`{v}`", g.reasons.get(k, "")] for k, v in settings])
         out.append("")
     if rec.load:
-        ld = rec.load
-        out += ["## Load", "",
-                f"{ld.arrival_rate:g} requests/s per process x {ld.hold_s * 1000:g} ms = "
-                f"{ld.offered_load:.2f} busy connections; needs pool {ld.needed_pool} "
-                f"(P(wait) {ld.p_wait:.1%}), {ld.needed_with_overflow} with bursts.", ""]
+        out += ["## Load", ""] + [f"- {line}" for line in sizing.load_lines(rec)] + [""]
+    first = rec.rules[0] if rec.rules else None
+    against = (f"{first.limit:,} {first.limit_name}" if first and first.limit is not None
+               else "no limit")
     out += ["## Rules people copy", "",
-            f"Per engine and fleet total, against {rec.endpoint('primary').usable} usable "
-            "connections on the primary.", ""]
+            f"Per engine x engines = fleet total, against {against} on the primary.", ""]
     out += _md_table(["rule", "formula", "per engine", "fleet total", "fits", "source"],
                      [[r.name, r.formula, r.per_process, r.fleet_total,
                        "yes" if r.fits else "**no**", r.source] for r in rec.rules])

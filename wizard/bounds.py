@@ -1,0 +1,101 @@
+"""The documented range of every numeric scenario input, checked before anything is built.
+
+One table serves the CLI, share links, saved scenarios and the app: a value outside its
+range (NaN and infinity included) is refused with one plain line naming the field, so no
+work downstream can grow with a number a visitor typed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from wizard.model import ScenarioError
+
+# PostgreSQL refuses max_connections above MAX_BACKENDS (2^18 - 1).
+PG_MAX_BACKENDS = 262_143
+PG_MAX_BACKENDS_SOURCE = (
+    "https://github.com/postgres/postgres/blob/master/src/include/postmaster/postmaster.h")
+# AWS's documented maximum of read replicas per source instance (RDS and Aurora alike);
+# no supported provider allows more.
+MAX_REPLICAS = 15
+MAX_REPLICAS_SOURCE = ("https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/"
+                       "API_CreateDBInstanceReadReplica.html")
+
+
+@dataclass(frozen=True)
+class Range:
+    """An inclusive range for one input (exclusive at the low end when `above` is set)."""
+
+    key: str          # the share/CLI parameter key
+    label: str        # the field's name in plain words
+    low: float
+    high: float
+    integer: bool = True
+    above: bool = False  # the value must be strictly above `low`
+    why: str = ""
+
+    def words(self) -> str:
+        low = f"above {self.low:g}" if self.above else f"{self.low:,g}"
+        return f"{low} to {self.high:,g}"
+
+
+def _r(key: str, label: str, low: float, high: float, **kw) -> tuple[str, Range]:
+    return key, Range(key, label, low, high, **kw)
+
+
+RANGES: dict[str, Range] = dict((
+    _r("max_connections", "max_connections", 1, PG_MAX_BACKENDS,
+       why="PostgreSQL's own limit (MAX_BACKENDS)"),
+    _r("replica_max_connections", "a replica's max_connections", 1, PG_MAX_BACKENDS,
+       why="PostgreSQL's own limit (MAX_BACKENDS)"),
+    _r("min_acu", "minimum ACU", 0, 256, integer=False,
+       why="Aurora Serverless v2 capacity range"),
+    _r("pg_version", "PostgreSQL major version", 10, 30),
+    _r("replicas", "read replicas", 0, MAX_REPLICAS,
+       why="AWS allows 15 per source instance; no supported provider allows more"),
+    _r("replica_readers", "app instances reading from a replica", 1, 100_000),
+    _r("pgbouncer_pool_size", "pooler pool size", 1, PG_MAX_BACKENDS),
+    _r("pgbouncer_reserve_pool", "PgBouncer reserve_pool_size", 0, PG_MAX_BACKENDS),
+    _r("pgbouncer_max_client_conn", "pooler client limit", 1, 10_000_000),
+    _r("max_prepared_statements", "PgBouncer max_prepared_statements", 0, 1_000_000),
+    _r("user_db_pairs", "user/database pairs", 1, 10_000),
+    _r("rds_proxy_max_connections_percent", "RDS Proxy MaxConnectionsPercent", 1, 100,
+       why="AWS's allowed range"),
+    _r("app_instances", "app instances", 1, 100_000),
+    _r("max_app_instances", "autoscaling maximum", 1, 100_000),
+    _r("deploy_surge_percent", "deploy surge (percent)", 0, 100),
+    _r("workers", "worker processes per instance", 1, 1_024),
+    _r("engines", "engines per process", 1, 64),
+    _r("serverless_concurrency", "serverless concurrency", 1, 1_000_000),
+    _r("app_vcpus", "vCPUs per app instance", 1, 1_024),
+    _r("superuser_reserved", "superuser_reserved_connections", 0, PG_MAX_BACKENDS),
+    _r("provider_reserved", "provider-reserved connections", 0, PG_MAX_BACKENDS),
+    _r("admin_reserve", "admin reserve", 0, PG_MAX_BACKENDS),
+    _r("migrations_reserve", "migrations reserve", 0, PG_MAX_BACKENDS),
+    _r("replication_reserve", "replication reserve", 0, PG_MAX_BACKENDS),
+    _r("split", "pool split", 0, 1, integer=False, above=True),
+    _r("rps", "requests per second per instance", 0, 1_000_000, integer=False, above=True),
+    _r("hold_ms", "hold time (ms)", 0, 3_600_000, integer=False, above=True,
+       why="one hour: a connection held longer is not a request"),
+    _r("p95_hold_ms", "p95 hold time (ms)", 0, 3_600_000, integer=False, above=True),
+    _r("current_pool_size", "current pool_size", 0, PG_MAX_BACKENDS),
+    _r("current_max_overflow", "current max_overflow", -1, PG_MAX_BACKENDS),
+    _r("current_pool_recycle", "current pool_recycle (s)", -1, 31_536_000),
+))
+
+
+def check(key: str, value: float | int | None) -> None:
+    """Raise ScenarioError (with `.key`) when a value lies outside its documented range."""
+    if value is None or key not in RANGES:
+        return
+    r = RANGES[key]
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > r.low if r.above else value >= r.low) and value <= r.high
+        ok = ok and (not r.integer or float(value).is_integer())
+    if not ok:
+        shown = (f"{value:,}" if isinstance(value, int) else f"{value:g}"
+                 if isinstance(value, float) else repr(value))
+        why = f" ({r.why})" if r.why else ""
+        raise ScenarioError(f"{r.label} must be {r.words()}{why}, got {shown}", key=key)
