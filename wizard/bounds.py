@@ -16,8 +16,7 @@ from wizard.model import ScenarioError
 PG_MAX_BACKENDS = 262_143
 PG_MAX_BACKENDS_SOURCE = (
     "https://github.com/postgres/postgres/blob/master/src/include/postmaster/postmaster.h")
-# AWS's documented maximum of read replicas per source instance (RDS and Aurora alike);
-# no supported provider allows more.
+# AWS's documented maximum of read replicas per source instance.
 MAX_REPLICAS = 15
 MAX_REPLICAS_SOURCE = ("https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/"
                        "API_CreateDBInstanceReadReplica.html")
@@ -53,7 +52,7 @@ RANGES: dict[str, Range] = dict((
        why="Aurora Serverless v2 capacity range"),
     _r("pg_version", "PostgreSQL major version", 10, 30),
     _r("replicas", "read replicas", 0, MAX_REPLICAS,
-       why="AWS allows 15 per source instance; no supported provider allows more"),
+       why="AWS's documented limit per source instance"),
     _r("replica_readers", "app instances reading from a replica", 1, 100_000),
     _r("pgbouncer_pool_size", "pooler pool size", 1, PG_MAX_BACKENDS),
     _r("pgbouncer_reserve_pool", "PgBouncer reserve_pool_size", 0, PG_MAX_BACKENDS),

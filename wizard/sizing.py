@@ -122,7 +122,8 @@ def load_sizing(s: Scenario) -> LoadSizing | None:
     need_total = None if need is None or burst_need is None else max(need, burst_need)
     curve: tuple[tuple[int, float], ...] = ()
     if need_total is not None:
-        pts = _wait_probabilities(a, need_total + 5)
+        # Past 1e-6 the curve is flat at zero: stop there, not at a far burst need.
+        pts = _wait_probabilities(a, need_total + 5, stop_below=1e-6)
         step = max(1, len(pts) // CURVE_POINTS)
         curve = tuple(pts[::step])
         if curve[-1] != pts[-1]:
