@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from wizard import bounds, budget, catalog
@@ -356,8 +356,7 @@ def break_point(per_client: int, limit: int | None, processes_at: Callable[[int]
 
 
 def _reasons(s: Scenario, null: bool, lifo: bool, bound: str, share_how: str,
-             share_text: str, total: int, pool_timeout: float, recycle_why: str,
-             args_why: list[str]) -> dict[str, str]:
+             share_text: str, total: int, path: PathFacts) -> dict[str, str]:
     """Why each engine setting has its value; each text is true for that setting."""
     if null:
         unused = "not used: NullPool keeps no connection between checkouts"
@@ -368,21 +367,21 @@ def _reasons(s: Scenario, null: bool, lifo: bool, bound: str, share_how: str,
             "pool_recycle": unused, "pool_use_lifo": unused,
             "pool_pre_ping": "off: every checkout is a new connection, so there is nothing "
                              "idle to check",
-            "connect_args": "; ".join(args_why),
+            "connect_args": "; ".join(path.connect_args_why),
         }
     return {
         "poolclass": "AsyncAdaptedQueuePool: create_async_engine's default",
         "pool_size": f"{bound}; budget {share_how} = {share_text} per engine",
         "max_overflow": f"pool_size + max_overflow = {total} connections at most per engine "
                         f"({bound})",
-        "pool_timeout": f"{pool_timeout:g} s: surfaces exhaustion before a typical 30 s "
+        "pool_timeout": f"{path.pool_timeout:g} s: surfaces exhaustion before a typical 30 s "
                         "load-balancer timeout turns it into a 504" + proxy_wait_note(s),
-        "pool_recycle": recycle_why,
+        "pool_recycle": path.recycle_why,
         "pool_pre_ping": "checks each checkout (BEGIN/ROLLBACK round trips) so connections "
                          "cut while idle or by a failover are replaced, not raised",
         "pool_use_lifo": ("LIFO: surplus connections stay idle so the proxy can reclaim "
                           "them") if lifo else "FIFO: SQLAlchemy's default",
-        "connect_args": "; ".join(args_why),
+        "connect_args": "; ".join(path.connect_args_why),
     }
 
 
@@ -397,92 +396,106 @@ def client_limit(proxy: budget.ProxyLimits | None, usable: int) -> tuple[int | N
     return proxy.client_limit, "the proxy's client limit"
 
 
+@dataclass(frozen=True)
+class PathFacts:
+    """What the path to the database decides for every engine, computed once."""
+
+    pool_timeout: float
+    recycle: int
+    recycle_why: str
+    connect_args: dict[str, Any]
+    connect_args_why: tuple[str, ...]
+
+
+def path_facts(s: Scenario) -> PathFacts:
+    recycle, recycle_why = recycle_for(s)
+    args, args_why = connect_args_for(s)
+    return PathFacts(DEFAULT_POOL_TIMEOUT, recycle, recycle_why, args, tuple(args_why))
+
+
 def recommend(s: Scenario) -> Recommendation:
     """Size every endpoint and engine for a scenario; raises SizingError when it cannot fit."""
     from wizard import checks  # checks reads sizing's helpers
 
     budget.validate(s)
-    pool_timeout = DEFAULT_POOL_TIMEOUT
+    path = path_facts(s)
     load = load_sizing(s)
-    specs = budget.endpoint_specs(s)
-    recycle, recycle_why = recycle_for(s)
-    args, args_why = connect_args_for(s)
-    endpoints: list[EndpointBudget] = []
-    engines: list[EngineSettings] = []
-    bindings: list[str] = []
-    for spec in specs:
-        instances = spec.processes // max(1, s.workers) if not s.serverless else 1
-        fleet_need = fleet_server_need(s, instances)
-        proxy = budget.proxy_limits(s, spec, fleet_need)
-        share, share_how = budget.per_process_budget(s, spec, proxy)
-        if s.serverless:
-            pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
-        else:
-            pool, overflow, bound = _split(share, s.pool_split, load, no_load_cap(s))
-            if proxy is not None and bound == "budget":
-                bound = "proxy " + ("server pool" if proxy.session_mode else "client limit")
-        bindings.append(f"{spec.role}: {bound}")
-        per = pool + overflow
-        client_total = spec.clients * per
-        server_side = client_side = None
-        if proxy is None:
-            worst = client_total
-            seen = ""
-        else:
-            # A pooler opens a server connection only for a client that needs one.
-            worst = min(proxy.server_pool, client_total)
-            server_side = ProxySide(proxy.server_pool, proxy.server_pool_source, worst,
-                                    f"min(server pool {_fmt(proxy.server_pool)}, client "
-                                    f"connections {_fmt(client_total)})",
-                                    proxy.configured_server_pool, proxy.pool_size_per_pair,
-                                    proxy.reserve_pool, fleet_need,
-                                    fleet_offered_load(s, instances))
-            client_side = ProxySide(proxy.client_limit, proxy.client_limit_source,
-                                    client_total, f"{spec.clients:,} engines x {per}")
-            seen = (f"; the database sees at most min(server pool "
-                    f"{_fmt(proxy.server_pool)}, {_fmt(client_total)}) = {_fmt(worst)}")
-        limit, limit_name = client_limit(proxy, spec.usable)
-        breaks = break_point(per, limit, lambda n, role=spec.role: budget.processes_at(
-            s, role, n), spec.engines_per_process,
-            s.serverless_concurrency or s.max_app_instances or s.app_instances)
-        waits = (None, None, None)
-        if load is not None and not s.serverless:
-            waits = wait_figures(load, per, pool_timeout)
-        parts = " - ".join(f"{r.count} {r.name}" for r in spec.reserves)
-        share_text = _fmt(share) if share is not None else "unbounded"
-        explanation = (f"{_fmt(spec.max_connections)} max_connections"
-                       + (f" - {parts}" if parts else "")
-                       + f" = {_fmt(spec.usable)} usable; per engine: {share_how} = "
-                       f"{share_text}; pool {pool} + overflow "
-                       f"{overflow} x {_fmt(spec.clients)} engines = {_fmt(client_total)}"
-                       + seen)
-        endpoints.append(EndpointBudget(
-            role=spec.role, instance_class=spec.instance_class,
-            max_connections=spec.max_connections,
-            max_connections_source=spec.max_connections_source,
-            max_connections_estimated=spec.estimated, reserves=spec.reserves,
-            reserved=spec.reserved, usable=spec.usable, processes=spec.processes,
-            engines_per_process=spec.engines_per_process, clients=spec.clients,
-            per_process_budget=share, pool_size=pool, max_overflow=overflow,
-            worst_case=worst, explanation=explanation, server_side=server_side,
-            client_side=client_side, vcpu=spec.vcpu, p_wait=waits[0],
-            p_wait_past_timeout=waits[1], mean_wait_ms=waits[2], breaks_at=breaks,
-            break_limit=limit, break_limit_name=limit_name))
-        null = s.serverless
-        lifo = s.proxy in POOLERS and not null
-        engines.append(EngineSettings(
-            endpoint=spec.role, poolclass="NullPool" if null else "AsyncAdaptedQueuePool",
-            pool_size=pool, max_overflow=overflow, pool_timeout=pool_timeout,
-            pool_recycle=recycle, pool_pre_ping=not null, pool_use_lifo=lifo,
-            connect_args=dict(args),
-            reasons=_reasons(s, null, lifo, bound, share_how, share_text, per, pool_timeout,
-                             recycle_why, args_why)))
-    rules = rule_comparisons(s, endpoints[0])
+    sized = [size_endpoint(s, spec, load, path) for spec in budget.endpoint_specs(s)]
+    endpoints = tuple(ep for ep, _, _ in sized)
     breaks = [e.breaks_at for e in endpoints if e.breaks_at is not None]
-    rec = Recommendation(scenario=s, endpoints=tuple(endpoints), engines=tuple(engines),
-                         warnings=(), sources=(), load=load, rules=rules,
-                         binding="; ".join(bindings), breaks_at=min(breaks, default=None))
+    rec = Recommendation(scenario=s, endpoints=endpoints,
+                         engines=tuple(eng for _, eng, _ in sized), warnings=(), sources=(),
+                         load=load, rules=rule_comparisons(s, endpoints[0]),
+                         binding="; ".join(f"{ep.role}: {bound}" for ep, _, bound in sized),
+                         breaks_at=min(breaks, default=None))
     return replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec))
+
+
+def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | None,
+                  path: PathFacts) -> tuple[EndpointBudget, EngineSettings, str]:
+    """One endpoint's budget and engine settings, and the bound that decided them."""
+    instances = spec.processes // max(1, s.workers) if not s.serverless else 1
+    fleet_need = fleet_server_need(s, instances)
+    proxy = budget.proxy_limits(s, spec, fleet_need)
+    share, share_how = budget.per_process_budget(s, spec, proxy)
+    if s.serverless:
+        pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
+    else:
+        pool, overflow, bound = _split(share, s.pool_split, load, no_load_cap(s))
+        if proxy is not None and bound == "budget":
+            bound = "proxy " + ("server pool" if proxy.session_mode else "client limit")
+    per = pool + overflow
+    client_total = spec.clients * per
+    server_side = client_side = None
+    worst, seen = client_total, ""
+    if proxy is not None:
+        # A pooler opens a server connection only for a client that needs one.
+        worst = min(proxy.server_pool, client_total)
+        server_side = ProxySide(proxy.server_pool, proxy.server_pool_source, worst,
+                                f"min(server pool {_fmt(proxy.server_pool)}, client "
+                                f"connections {_fmt(client_total)})",
+                                proxy.configured_server_pool, proxy.pool_size_per_pair,
+                                proxy.reserve_pool, fleet_need,
+                                fleet_offered_load(s, instances))
+        client_side = ProxySide(proxy.client_limit, proxy.client_limit_source,
+                                client_total, f"{spec.clients:,} engines x {per}")
+        seen = (f"; the database sees at most min(server pool "
+                f"{_fmt(proxy.server_pool)}, {_fmt(client_total)}) = {_fmt(worst)}")
+    limit, limit_name = client_limit(proxy, spec.usable)
+    breaks = break_point(per, limit, lambda n: budget.processes_at(s, spec.role, n),
+                         spec.engines_per_process,
+                         s.serverless_concurrency or s.max_app_instances or s.app_instances)
+    waits: tuple[float | None, ...] = (None, None, None)
+    if load is not None and not s.serverless:
+        waits = wait_figures(load, per, path.pool_timeout)
+    parts = " - ".join(f"{r.count} {r.name}" for r in spec.reserves)
+    share_text = _fmt(share) if share is not None else "unbounded"
+    explanation = (f"{_fmt(spec.max_connections)} max_connections"
+                   + (f" - {parts}" if parts else "")
+                   + f" = {_fmt(spec.usable)} usable; per engine: {share_how} = "
+                   f"{share_text}; pool {pool} + overflow "
+                   f"{overflow} x {_fmt(spec.clients)} engines = {_fmt(client_total)}" + seen)
+    endpoint = EndpointBudget(
+        role=spec.role, instance_class=spec.instance_class,
+        max_connections=spec.max_connections,
+        max_connections_source=spec.max_connections_source,
+        max_connections_estimated=spec.estimated, reserves=spec.reserves,
+        reserved=spec.reserved, usable=spec.usable, processes=spec.processes,
+        engines_per_process=spec.engines_per_process, clients=spec.clients,
+        per_process_budget=share, pool_size=pool, max_overflow=overflow,
+        worst_case=worst, explanation=explanation, server_side=server_side,
+        client_side=client_side, vcpu=spec.vcpu, p_wait=waits[0],
+        p_wait_past_timeout=waits[1], mean_wait_ms=waits[2], breaks_at=breaks,
+        break_limit=limit, break_limit_name=limit_name)
+    null = s.serverless
+    lifo = s.proxy in POOLERS and not null
+    engine = EngineSettings(
+        endpoint=spec.role, poolclass="NullPool" if null else "AsyncAdaptedQueuePool",
+        pool_size=pool, max_overflow=overflow, pool_timeout=path.pool_timeout,
+        pool_recycle=path.recycle, pool_pre_ping=not null, pool_use_lifo=lifo,
+        connect_args=dict(path.connect_args),
+        reasons=_reasons(s, null, lifo, bound, share_how, share_text, per, path))
+    return endpoint, engine, bound
 
 
 def rule_comparisons(s: Scenario, primary: EndpointBudget) -> tuple[RuleComparison, ...]:
