@@ -325,6 +325,17 @@ def client_limit_fix(s: Scenario, clients: int) -> str:
             "processes")
 
 
+# The pooler a user of each provider can put in front of an endpoint.
+_POOLER_ADVICE = {
+    "aws-rds": "RDS Proxy or PgBouncer in transaction mode",
+    "aws-aurora": "RDS Proxy or PgBouncer in transaction mode",
+    "gcp-cloudsql": "PgBouncer in transaction mode (the Cloud SQL Auth Proxy does not pool)",
+    "azure-flexible": "the built-in PgBouncer (General Purpose / Memory Optimized) or your own",
+    "supabase": "Supavisor in transaction mode (port 6543)",
+    "neon": "Neon's pooler (the -pooler host name)",
+}
+
+
 def per_process_budget(s: Scenario, spec: EndpointSpec,
                        proxy: ProxyLimits | None) -> tuple[int | None, str]:
     """Connections one engine in one process may hold at most (None: no limit), and why."""
@@ -342,7 +353,7 @@ def per_process_budget(s: Scenario, spec: EndpointSpec,
                 f"{spec.role}: {spec.usable} usable connections cannot give each of "
                 f"{clients} client engines even one connection.",
                 f"fewer processes (at most {spec.usable} engines), a bigger instance class, "
-                "or a pooling proxy (PgBouncer transaction mode / RDS Proxy) in front.",
+                f"or {_POOLER_ADVICE.get(s.provider, 'PgBouncer in transaction mode')} in front.",
             )
         return share, f"({spec.max_connections:,} - {spec.reserved}) / {clients:,}"
     if proxy.session_mode:
