@@ -115,6 +115,14 @@ def test_older_minor_from_the_cli_frees_the_slots():
     assert "rds.rds_reserved_connections" not in old.stdout
 
 
+def test_minor_version_survives_link_and_widgets():
+    from wizard import share
+    from wizard.ui import state
+    link = {"provider": "aws-rds", "instance_class": "db.r6g.large", "pg_minor": "4"}
+    flat = state.flat_from_values(state.scenario_values(link))
+    assert share.from_flat(flat).pg_minor == 4 == share.from_flat(link).pg_minor
+
+
 # 3. Supabase ------------------------------------------------------------------------------
 # Supabase: "if you are heavily using the PostgREST database API ... past 40% of the Database
 # Max Connections. Otherwise, you can commit 80% to the pool." Compute and Disk: Micro 60 max
