@@ -353,7 +353,8 @@ def per_process_budget(s: Scenario, spec: EndpointSpec,
                 f"{spec.role}: {spec.usable} usable connections cannot give each of "
                 f"{clients} client engines even one connection.",
                 f"fewer processes (at most {spec.usable} engines), a bigger instance class, "
-                f"or {_POOLER_ADVICE.get(s.provider, 'PgBouncer in transaction mode')} in front.",
+                "or a pooling proxy in front: "
+                f"{_POOLER_ADVICE.get(s.provider, 'PgBouncer in transaction mode')}.",
             )
         return share, f"({spec.max_connections:,} - {spec.reserved}) / {clients:,}"
     if proxy.session_mode:
