@@ -314,7 +314,7 @@ def client_limit_fix(s: Scenario, clients: int) -> str:
         bigger = bigger_pooler_class(s, clients)
         size = (f"a bigger compute size (Supavisor's client limit comes with it: {bigger})"
                 if bigger else "fewer processes: no compute size takes that many clients")
-        return f"{size}, or smaller client pools"
+        return f"{size}, or fewer processes or smaller client pools"
     if s.proxy == "neon-pooler":
         return ("fewer processes or smaller client pools: Neon's pooler accepts 10,000 clients "
                 "and its settings cannot be changed")
