@@ -75,10 +75,11 @@ def test_first_screen_shows_a_result_with_defaults():
     m = metrics(at)
     assert m["pool_size"] == str(expected.engines[0].pool_size)
     assert m["max_overflow"] == str(expected.engines[0].max_overflow)
-    # AWS: superuser_reserved_connections 3 + rds_superuser_reserved 2 (Knowledge Center),
-    # plus the default 3 admin and 1 migrations connections.
+    # AWS: superuser_reserved_connections 3 + rds_superuser_reserved 2 (Knowledge Center)
+    # + rds.rds_reserved_connections 4 (16.5+, the current minor), plus the default 3 admin
+    # and 1 migrations connections.
     ep = expected.endpoints[0]
-    assert m["usable"] == f"{ep.max_connections - 3 - 2 - 3 - 1:,}"
+    assert m["usable"] == f"{ep.max_connections - 3 - 2 - 4 - 3 - 1:,}"
     assert at.selectbox(key="provider").value == "aws-rds"
     assert at.selectbox(key="instance_class").value == "db.r6g.large"
     assert dict(at.query_params) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}
@@ -160,8 +161,9 @@ def test_measured_max_connections_overrides_the_catalog():
     at.radio(key="mc_mode").set_value("measured").run()
     at.number_input(key="max_connections").set_value(500).run()
     no_exception(at)
-    # 500 - 3 superuser - 2 rds reserved - 3 admin - 1 migrations
-    assert metrics(at)["usable"] == "491"
+    # 500 - 3 superuser - 4 rds.rds_reserved_connections - 2 rds_superuser reserved
+    # - 3 admin - 1 migrations
+    assert metrics(at)["usable"] == "487"
     assert dict(at.query_params)["max_connections"] == "500"
 
 
@@ -169,18 +171,18 @@ def test_replica_gets_its_own_budget():
     at = new_app()
     go(at, "topology")
     at.number_input(key="replicas").set_value(1).run()
-    at.selectbox(key="replica_class_0").set_value("db.t3.medium").run()
+    at.selectbox(key="replica_class_0").set_value("db.r6g.xlarge").run()
     go(at, "results")
     no_exception(at)
     m = metrics(at)
     expected = sizing.recommend(share.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
-        "replica_instance_class": "db.t3.medium"}))
+        "replica_instance_class": "db.r6g.xlarge"}))
     rep = expected.endpoint("replica-1")
     assert m["max_connections (replica-1)"] == f"{rep.max_connections:,}"
     assert m["pool_size (replica-1)"] == str(expected.engine("replica-1").pool_size)
-    # A replica keeps no migrations reserve: 3 superuser + 2 AWS + 3 admin.
-    assert m["usable (replica-1)"] == f"{rep.max_connections - 8:,}"
+    # A replica keeps no migrations reserve: 3 superuser + 4 rds_reserved + 2 AWS + 3 admin.
+    assert m["usable (replica-1)"] == f"{rep.max_connections - 12:,}"
     assert len(at.get("vega_lite_chart")) >= 2
 
 
@@ -465,7 +467,8 @@ def test_unsizable_scenario_explains_the_count_and_links_to_the_steps():
 
 
 def test_results_name_where_the_fleet_breaks_even_past_the_chart():
-    at = new_app({"provider": "aws-rds", "instance_class": "db.r6g.xlarge", "replicas": "2",
+    # Aurora readers may be smaller than the writer (RDS replicas may not: hot standby).
+    at = new_app({"provider": "aws-aurora", "instance_class": "db.r6g.xlarge", "replicas": "2",
                   "replica_instance_class": "db.r6g.large,db.t4g.medium",
                   "replica_regions": "eu-west-1,us-east-1", "app_instances": "4",
                   "workers": "2"})

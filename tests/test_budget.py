@@ -8,7 +8,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from wizard.model import Load, ProxySettings, Replica, Reserves, Scenario, SizingError
+from wizard.model import (
+    Load,
+    ProxySettings,
+    Replica,
+    Reserves,
+    Scenario,
+    ScenarioError,
+    SizingError,
+)
 from wizard.sizing import erlang_c, recommend, smallest_pool
 
 
@@ -73,7 +81,8 @@ def test_pgbouncer_124_keeps_the_statement_cache():
 
 
 def test_replica_has_its_own_budget():
-    base = Scenario(app_instances=20, workers=2,
+    # Aurora readers keep their own class's max_connections (no hot-standby rule ties them).
+    base = Scenario(provider="aws-aurora", app_instances=20, workers=2,
                     replicas=(Replica(instance_class="db.r6g.large"),))
     small = replace(base, replicas=(Replica(instance_class="db.t3.medium"),))
     a, b = recommend(base), recommend(small)
@@ -159,7 +168,10 @@ scenarios = st.builds(
                                         hold_ms=st.floats(1, 200))),
     replicas=st.lists(st.builds(Replica, instance_class=st.none(),
                                 max_connections=st.integers(20, 6000)), max_size=2).map(tuple),
-)
+).map(lambda s: replace(s, replicas=tuple(
+    # A hot standby runs only with at least the primary's max_connections.
+    replace(r, max_connections=max(r.max_connections, s.max_connections))
+    for r in s.replicas)))
 
 
 def recommend_or_fix(s):
@@ -202,7 +214,8 @@ def test_more_instances_never_raise_per_process_pools(s, extra):
 @given(scenarios, st.integers(20, 6000))
 def test_replica_change_never_changes_the_primary(s, other):
     assume(s.replicas)
-    changed = replace(s, replicas=(replace(s.replicas[0], max_connections=other),
+    changed = replace(s, replicas=(replace(s.replicas[0],
+                                           max_connections=max(other, s.max_connections)),
                                    *s.replicas[1:]))
     try:
         a, b = recommend(s), recommend(changed)
@@ -231,13 +244,25 @@ def test_supavisor_client_limit_comes_from_the_compute_size():
 
 
 def test_aurora_serverless_v2_low_minimum_caps_at_2000():
-    # AWS: 16 ACU maximum -> 3,360; a minimum of 0.5 ACU caps max_connections at 2,000.
-    free = recommend(Scenario(provider="aws-aurora", instance_class="db.serverless-16acu"))
+    # AWS: 16 ACU maximum -> 3,360; a minimum of 0 or 0.5 ACU caps max_connections at 2,000.
+    free = recommend(Scenario(provider="aws-aurora", instance_class="db.serverless-16acu",
+                              min_acu=1))
     low = recommend(Scenario(provider="aws-aurora", instance_class="db.serverless-16acu",
                              min_acu=0.5))
     assert free.endpoint("primary").max_connections == 3360
     assert low.endpoint("primary").max_connections == 2000
     assert "0.5 ACU" in low.endpoint("primary").max_connections_source
+
+
+def _runnable_replicas(s):
+    """Replicas the provider can run next to this primary (else: the primary's class)."""
+    from wizard.budget import validate_topology
+    try:
+        validate_topology(s)
+    except ScenarioError:
+        return replace(s, replicas=tuple(replace(r, instance_class=s.instance_class)
+                                         for r in s.replicas))
+    return s
 
 
 def _catalog_scenarios():
@@ -258,7 +283,7 @@ def _catalog_scenarios():
             load=st.one_of(st.none(), st.builds(Load, rps=st.floats(1, 500),
                                                 hold_ms=st.floats(1, 100))),
             replicas=st.lists(st.builds(Replica, instance_class=st.sampled_from(classes)),
-                              max_size=1).map(tuple))
+                              max_size=1).map(tuple)).map(_runnable_replicas)
 
     return st.sampled_from([p for p in PROVIDERS if p != "self-hosted"]).flatmap(for_provider)
 

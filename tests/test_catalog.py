@@ -47,7 +47,7 @@ def test_sources_md_exists_and_names_every_catalog():
     ("gcp-cloudsql", "db-g1-small", 50),
     ("gcp-cloudsql", "db-custom-2-7680", 400),
     ("gcp-cloudsql", "db-custom-4-15360", 500),
-    ("gcp-cloudsql", "db-custom-3-12288", 400),  # typed custom type, 12 GB
+    ("gcp-cloudsql", "db-custom-4-12288", 400),  # typed custom type, 12 GB
     ("gcp-cloudsql", "db-custom-32-131072", 1000),  # 128 GB
     # Azure Flexible Server per-SKU defaults
     ("azure-flexible", "B1ms", 50),

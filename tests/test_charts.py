@@ -18,7 +18,7 @@ def layer_values(spec: dict, i: int) -> list[dict]:
 
 
 def test_budget_chart_stacks_reserved_pools_overflow_headroom_to_max_connections():
-    rec = rec_for(instance_class="db.r6g.large", replicas=(Replica("db.t3.medium"),),
+    rec = rec_for(instance_class="db.r6g.large", replicas=(Replica("db.r6g.xlarge"),),
                   max_app_instances=4)
     spec = charts.budget_chart(rec).to_dict()
     rows = layer_values(spec, 0)
@@ -131,10 +131,11 @@ def test_charts_follow_the_share_round_trip():
 
 
 def test_first_break_finds_the_break_past_the_charted_range():
-    # db.t4g.medium replica: usable = max_connections - 3 superuser - 2 AWS - 3 admin; each
-    # instance runs 2 workers x (pool_size + max_overflow) against it.
-    rec = rec_for(provider="aws-rds", instance_class="db.r6g.xlarge", app_instances=4,
-                  workers=2, replicas=(Replica("db.t4g.medium"),))
+    # db.t4g.large Aurora reader (an RDS replica may not be smaller than its primary):
+    # usable = max_connections - reserves; each instance runs 2 workers x (pool_size +
+    # max_overflow) against it.
+    rec = rec_for(provider="aws-aurora", instance_class="db.r6g.xlarge", app_instances=4,
+                  workers=2, replicas=(Replica("db.t4g.large"),))
     rep = rec.endpoint("replica-1")
     per_instance = 2 * (rep.pool_size + rep.max_overflow)
     expected = rep.usable // per_instance + 1

@@ -32,8 +32,8 @@ BIG_FLEET = dict(provider="aws-rds", instance_class="db.t3.medium", app_instance
     (Scenario(network=("aws-nat-gateway",), current=CurrentPool(pool_recycle=3600)),
      "RECYCLE_ABOVE_IDLE"),
     (Scenario(current=CurrentPool(pool_recycle=30)), "RECYCLE_TOO_SHORT"),
-    (Scenario(app_instances=20, workers=2, replicas=(Replica(instance_class="db.t3.medium"),)),
-     "REPLICA_SMALLER"),
+    (Scenario(provider="aws-aurora", app_instances=20, workers=2,
+              replicas=(Replica(instance_class="db.t3.medium"),)), "REPLICA_SMALLER"),
     (Scenario(proxy="rds-proxy", current=CurrentPool(pool_size=50)), "LARGE_POOL_BEHIND_PROXY"),
     (Scenario(proxy="rds-proxy"), "RDS_PROXY_PINNING"),
     (Scenario(provider="azure-flexible", instance_class="D2s_v3", proxy="azure-pgbouncer",
@@ -105,7 +105,8 @@ def test_pool_timeout_reason_names_the_proxy_wait():
 
 def test_smaller_replica_that_fits_the_primary_settings_is_not_flagged():
     # 2 instances (+1 surge) x 1 worker: 3 read engines x 20 fit a db.t3.medium (~400).
-    rec = recommend(Scenario(replicas=(Replica(instance_class="db.t3.medium"),)))
+    rec = recommend(Scenario(provider="aws-aurora",
+                             replicas=(Replica(instance_class="db.t3.medium"),)))
     assert "REPLICA_SMALLER" not in {w.code for w in rec.warnings}
 
 

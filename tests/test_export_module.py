@@ -117,7 +117,7 @@ def test_transaction_poolers_turn_statement_caches_off(name: str, tmp_path: Path
 
 
 @pytest.mark.parametrize("name", ["pgbouncer-tx-1.24", "pgbouncer-session", "direct-rds",
-                                  "rds-proxy"])
+                                  "rds-proxy", "neon-pooler"])
 def test_statement_caches_kept_where_statements_survive(name: str, tmp_path: Path) -> None:
     _, mod = _module(tmp_path, name)
     assert "statement_cache_size" not in mod.CONNECT_ARGS["primary"]

@@ -51,6 +51,7 @@ RANGES: dict[str, Range] = dict((
     _r("min_acu", "minimum ACU", 0, 256, integer=False,
        why="Aurora Serverless v2 capacity range"),
     _r("pg_version", "PostgreSQL major version", 10, 30),
+    _r("pg_minor", "PostgreSQL minor version", 0, 99),
     _r("replicas", "read replicas", 0, MAX_REPLICAS,
        why="AWS's documented limit per source instance"),
     _r("replica_readers", "app instances reading from a replica", 1, 100_000),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from wizard import bounds, catalog
 from wizard.model import (
     POOLERS,
+    Replica,
     ReserveItem,
     Scenario,
     ScenarioError,
@@ -49,7 +50,37 @@ class EndpointSpec:
         return self.processes * self.engines_per_process
 
 
-def reserves_for(s: Scenario, primary: bool) -> tuple[ReserveItem, ...]:
+def _rds_reserved_applies(s: Scenario) -> tuple[bool, str]:
+    """Whether this version has rds.rds_reserved_connections, and from which minor."""
+    fact = catalog.provider_fact(s.provider, "rds_reserved_connections_from")
+    if not fact:
+        return False, ""
+    firsts: dict[int, int] = {}
+    for item in fact[0].split():
+        major, _, minor = item.partition(".")
+        firsts[int(major)] = int(minor or 0)
+    if s.pg_version < min(firsts):
+        return False, ""
+    if s.pg_version not in firsts:
+        return True, f"{s.pg_version}.x"  # majors after the list have it from their first minor
+    since = f"{s.pg_version}.{firsts[s.pg_version]}+"
+    # No minor given: a new instance gets the current minor, which has it.
+    return s.pg_minor is None or s.pg_minor >= firsts[s.pg_version], since
+
+
+def _services_reserve(s: Scenario, max_connections: int) -> ReserveItem | None:
+    """Connections a provider's own services hold (Supabase: what its pool guidance leaves)."""
+    fact = catalog.provider_int(s.provider, "services_reserved_percent")
+    if not fact:
+        return None
+    pct, url = fact
+    app_share = max_connections * (100 - pct) // 100
+    return ReserveItem(f"provider services (Auth, Storage, PostgREST, Realtime: {pct}% of "
+                       "max_connections)", max_connections - app_share, url)
+
+
+def reserves_for(s: Scenario, primary: bool,
+                 max_connections: int = 0) -> tuple[ReserveItem, ...]:
     """Every reserve on one endpoint, each with where its number comes from."""
     items: list[ReserveItem] = []
     if s.reserves.superuser is not None:
@@ -62,14 +93,16 @@ def reserves_for(s: Scenario, primary: bool) -> tuple[ReserveItem, ...]:
         # An explicit (or measured) provider reserve replaces every documented one.
         items.append(ReserveItem("provider-reserved", s.reserves.provider, "you"))
     else:
-        documented = (
-            ("reserved_connections_pg16", "reserved_connections (PostgreSQL 16+)", 16),
-            ("rds_reserved_connections", "rds.rds_reserved_connections", 17),
-            ("provider_reserved", "provider-reserved", 0),
-        )
-        for key, name, since in documented:
-            if s.pg_version >= since and (fact := catalog.provider_int(s.provider, key)):
-                items.append(ReserveItem(name, *fact))
+        if s.pg_version >= 16 and (fact := catalog.provider_int(s.provider,
+                                                                 "reserved_connections_pg16")):
+            items.append(ReserveItem("reserved_connections (PostgreSQL 16+)", *fact))
+        has_rds, since = _rds_reserved_applies(s)
+        if has_rds and (fact := catalog.provider_int(s.provider, "rds_reserved_connections")):
+            items.append(ReserveItem(f"rds.rds_reserved_connections ({since})", *fact))
+        if fact := catalog.provider_int(s.provider, "provider_reserved"):
+            items.append(ReserveItem("provider-reserved", *fact))
+        if services := _services_reserve(s, max_connections):
+            items.append(services)
     items.append(ReserveItem("monitoring/admin", s.reserves.admin, "you"))
     if primary:
         items.append(ReserveItem("migrations", s.reserves.migrations, "you"))
@@ -88,15 +121,19 @@ def _limit(s: Scenario, instance_class: str | None, override: int | None,
     if not instance_class:
         raise SizingError(
             f"{s.provider} needs an instance class or a max_connections value.",
-            "give --instance-class (see `python -m wizard catalog`) or --max-connections N "
+            "give an instance class or the max_connections you measured "
             "(run SHOW max_connections).",
         )
     row = catalog.instance_class(s.provider, instance_class)
     value, label = row.max_connections, row.source_label
-    low_minimum = row.family == "serverless-v2" and s.min_acu is not None and s.min_acu <= 0.5
     cap = catalog.provider_int(s.provider, "serverless_v2_low_min_acu_cap")
+    # 0 and 0.5 ACU are valid minimums: without a stated minimum, assume the cap.
+    low_minimum = row.family == "serverless-v2" and (s.min_acu is None or s.min_acu <= 0.5)
     if low_minimum and cap and value > cap[0]:
-        value, label = cap[0], f"capped at {cap[0]} with a minimum of {s.min_acu:g} ACU ({cap[1]})"
+        given = ("minimum ACU not given" if s.min_acu is None
+                 else f"minimum {s.min_acu:g} ACU")
+        value, label = cap[0], (f"capped at {cap[0]:,}: {given}, 0/0.5 ACU cap; give min ACU "
+                                f">= 1 to lift ({cap[1]})")
     return value, label, row.estimated, row.vcpu, row.instance_class
 
 
@@ -115,21 +152,60 @@ def processes_at(s: Scenario, role: str, instances: int) -> int:
     return (instances + surge(instances, s.deploy_surge_percent)) * s.workers
 
 
+def replica_rule(provider: str) -> tuple[str, str]:
+    """How a provider sets a replica's max_connections against the primary's, and the source.
+
+    'at least primary' (streaming hot standby), 'same as primary' (same compute size),
+    'follows primary' (synced from the primary), 'independent', or '' when unknown.
+    """
+    fact = catalog.provider_fact(provider, "replica_max_connections")
+    return (fact[0], fact[1].url) if fact else ("", "")
+
+
+_INHERIT_WHY = {
+    "same as primary": "replicas run on the primary's compute size",
+    "follows primary": "synced from the primary when the replica starts",
+}
+
+
+def _replica_limit(s: Scenario, rep: Replica, primary: tuple[int, str, bool, float | None,
+                                                              str | None],
+                   ) -> tuple[int, str, bool, float | None, str | None]:
+    """A replica's max_connections: measured, its own class's, or the primary's."""
+    rule, url = replica_rule(s.provider)
+    if rep.max_connections is not None:
+        return _limit(s, rep.instance_class or s.instance_class, rep.max_connections, None)
+    if rep.instance_class is None or rule in _INHERIT_WHY:
+        mc, _, est, vcpu, cls = primary
+        if rep.instance_class is not None:
+            vcpu, cls = catalog.instance_class(s.provider, rep.instance_class).vcpu, \
+                rep.instance_class
+        why = _INHERIT_WHY.get(rule, "a replica without its own value gets the primary's")
+        return mc, f"the primary's max_connections ({why}; {url or 'PostgreSQL hot standby'})", \
+            est, vcpu, cls
+    return _limit(s, rep.instance_class, None, None)
+
+
 def endpoint_specs(s: Scenario) -> tuple[EndpointSpec, ...]:
     """The primary and each replica, with max_connections, reserves and client processes
     at the autoscaling peak."""
     top = s.serverless_concurrency or s.max_app_instances or s.app_instances
-    mc, src, est, vcpu, cls = _limit(s, s.instance_class, s.max_connections,
-                                     s.max_connections_source)
-    specs = [EndpointSpec("primary", cls, mc, src, est, vcpu, reserves_for(s, True),
+    primary = _limit(s, s.instance_class, s.max_connections, s.max_connections_source)
+    mc, src, est, vcpu, cls = primary
+    specs = [EndpointSpec("primary", cls, mc, src, est, vcpu, reserves_for(s, True, mc),
                           processes_at(s, "primary", top), s.engines_per_process)]
     for i, rep in enumerate(s.replicas, start=1):
-        rcls = rep.instance_class or s.instance_class
-        rmc, rsrc, rest, rvcpu, rcls = _limit(s, rcls, rep.max_connections, None)
+        rmc, rsrc, rest, rvcpu, rcls = _replica_limit(s, rep, primary)
         specs.append(EndpointSpec(f"replica-{i}", rcls, rmc, rsrc, rest, rvcpu,
-                                  reserves_for(s, False), processes_at(s, f"replica-{i}", top),
-                                  1))
+                                  reserves_for(s, False, rmc),
+                                  processes_at(s, f"replica-{i}", top), 1))
     return tuple(specs)
+
+
+def rds_proxy_skips_replicas(s: Scenario) -> bool:
+    """RDS Proxy on RDS for PostgreSQL serves only the writer; replicas are reached directly."""
+    return s.proxy == "rds-proxy" and s.provider == "aws-rds" and bool(
+        catalog.proxy_fact("rds-proxy", "read_replicas_rds"))
 
 
 @dataclass(frozen=True)
@@ -153,7 +229,7 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
     `configured_server_pool` is what the proxy opens with the user's (or default)
     settings, which checks compare against usable.
     """
-    if s.proxy not in POOLERS:
+    if s.proxy not in POOLERS or (spec.role != "primary" and rds_proxy_skips_replicas(s)):
         return None
     ps = s.proxy_settings
     usable = spec.usable
@@ -194,19 +270,69 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
     if s.proxy == "neon-pooler":
         configured = int(spec.max_connections * 0.9) * pairs
         climit, csrc = catalog.proxy_int("neon-pooler", "max_client_conn", 10000)
-        return ProxyLimits(min(configured, usable), "0.9 x max_connections per user/db pair",
-                           configured, ps.max_client_conn or climit, csrc, False)
-    # Supavisor: the pool size is a per-project setting; without one, assume all usable.
-    per_pair = ps.pool_size or usable
+        return ProxyLimits(min(configured, usable), "Neon's fixed pool: 0.9 x max_connections "
+                           f"per user/db pair x {pairs}", configured,
+                           ps.max_client_conn or climit, csrc, False)
+    # Supavisor: the pool size is a per-project setting Supabase pre-configures per compute
+    # size without publishing it. Given: use it. Not given: recommend one within usable,
+    # sized to the fleet's load, else Supabase's conservative 40 % of max_connections.
+    fit = max(1, usable // pairs)
+    if ps.pool_size:
+        per_pair, pool_src = ps.pool_size, "your Supavisor pool size"
+    else:
+        if fleet_need:
+            want = -(-fleet_need // pairs)
+        else:
+            pct, _ = catalog.provider_int(s.provider, "services_reserved_percent_heavy_data_api"
+                                          ) or (60, "")
+            want = spec.max_connections * (100 - pct) // 100 // pairs
+        per_pair = max(1, min(want, fit))
+        pool_src = (f"Supavisor pool size not given (Supabase does not publish its per-size "
+                    f"default): set {per_pair} in Database Settings")
     configured = per_pair * pairs
     climit, csrc = None, "Supavisor client limit unknown for this class"
     if spec.instance_class:
         row = catalog.instance_class(s.provider, spec.instance_class)
         if row.pooler_max_clients:
             climit, csrc = row.pooler_max_clients, f"pooler max clients ({row.source.url})"
-    pool_src = "your Supavisor pool size" if ps.pool_size else "Supavisor pool size not given"
     return ProxyLimits(min(configured, usable), pool_src, configured,
-                       ps.max_client_conn or climit, csrc, session)
+                       ps.max_client_conn or climit, csrc, session, per_pair)
+
+
+def bigger_pooler_class(s: Scenario, clients: int) -> str | None:
+    """The smallest compute size whose pooler takes `clients` client connections."""
+    for row in catalog.catalog(s.provider):
+        if row.pooler_max_clients and row.pooler_max_clients >= clients:
+            return f"{row.instance_class} ({row.pooler_max_clients:,} clients)"
+    return None
+
+
+def client_limit_fix(s: Scenario, clients: int) -> str:
+    """What a user of this proxy can do when the fleet opens more clients than it accepts."""
+    if s.proxy.startswith("supavisor"):
+        bigger = bigger_pooler_class(s, clients)
+        size = (f"a bigger compute size (Supavisor's client limit comes with it: {bigger})"
+                if bigger else "fewer processes: no compute size takes that many clients")
+        return f"{size}, or fewer processes or smaller client pools"
+    if s.proxy == "neon-pooler":
+        return ("fewer processes or smaller client pools: Neon's pooler accepts 10,000 clients "
+                "and its settings cannot be changed")
+    if s.proxy == "azure-pgbouncer":
+        return (f"raise the server parameter pgbouncer.max_client_conn to at least {clients:,}, "
+                "or reduce processes")
+    return (f"raise max_client_conn to at least {clients:,} (the ini snippet does) or reduce "
+            "processes")
+
+
+# The pooler a user of each provider can put in front of an endpoint.
+_POOLER_ADVICE = {
+    "aws-rds": "RDS Proxy or PgBouncer in transaction mode",
+    "aws-aurora": "RDS Proxy or PgBouncer in transaction mode",
+    "gcp-cloudsql": "PgBouncer in transaction mode (the Cloud SQL Auth Proxy does not pool)",
+    "azure-flexible": "the built-in PgBouncer (General Purpose / Memory Optimized) or your own",
+    "supabase": "Supavisor in transaction mode (port 6543)",
+    "neon": "Neon's pooler (the -pooler host name)",
+}
 
 
 def per_process_budget(s: Scenario, spec: EndpointSpec,
@@ -226,7 +352,8 @@ def per_process_budget(s: Scenario, spec: EndpointSpec,
                 f"{spec.role}: {spec.usable} usable connections cannot give each of "
                 f"{clients} client engines even one connection.",
                 f"fewer processes (at most {spec.usable} engines), a bigger instance class, "
-                "or a pooling proxy (PgBouncer transaction mode / RDS Proxy) in front.",
+                "or a pooling proxy in front: "
+                f"{_POOLER_ADVICE.get(s.provider, 'PgBouncer in transaction mode')}.",
             )
         return share, f"({spec.max_connections:,} - {spec.reserved}) / {clients:,}"
     if proxy.session_mode:
@@ -245,7 +372,7 @@ def per_process_budget(s: Scenario, spec: EndpointSpec,
         raise SizingError(
             f"{spec.role}: the proxy accepts {proxy.client_limit} clients, fewer than "
             f"{clients} client engines.",
-            f"raise max_client_conn to at least {clients} or reduce processes.",
+            client_limit_fix(s, clients) + ".",
         )
     return share, f"client limit {proxy.client_limit:,} / {clients:,}"
 
@@ -267,7 +394,7 @@ def scenario_numbers(s: Scenario) -> dict[str, float | int | None]:
     ps, rs, load, cur = s.proxy_settings, s.reserves, s.load, s.current
     return {
         "max_connections": s.max_connections, "min_acu": s.min_acu,
-        "pg_version": s.pg_version, "replicas": len(s.replicas),
+        "pg_version": s.pg_version, "pg_minor": s.pg_minor, "replicas": len(s.replicas),
         "pgbouncer_pool_size": ps.pool_size, "pgbouncer_reserve_pool": ps.reserve_pool,
         "pgbouncer_max_client_conn": ps.max_client_conn,
         "max_prepared_statements": ps.max_prepared_statements,
@@ -309,7 +436,7 @@ def validate(s: Scenario) -> None:
             s.provider, s.instance_class).family.lower() == "burstable":
         raise ScenarioError(f"Azure's built-in PgBouncer is not offered on Burstable SKUs "
                             f"({s.instance_class}); pick a General Purpose or Memory Optimized "
-                            "SKU, or --proxy pgbouncer-transaction with your own PgBouncer")
+                            "SKU, or your own PgBouncer in transaction mode")
     if s.max_app_instances is not None and s.max_app_instances < s.app_instances:
         raise ScenarioError(f"the autoscaling maximum ({s.max_app_instances:,}) must be at "
                             f"least the app instances ({s.app_instances:,})",
@@ -322,3 +449,49 @@ def validate(s: Scenario) -> None:
         if item not in NETWORK_CUTOFFS:
             raise ScenarioError(f"unknown network element {item!r}; valid choices: "
                                 f"{', '.join(NETWORK_CUTOFFS)}", key="network")
+    validate_topology(s)
+
+
+_SMALLER_REPLICA_FIX = {
+    "self-hosted": "set max_connections to at least {mc} on the replica "
+                   "(then give it as the replica's max_connections)",
+    "aws-rds": "give the replica a parameter group with max_connections of at least {mc} "
+               "(then give it as the replica's max_connections) or a class at least the "
+               "primary's; with the default formula RDS leaves it in incompatible-parameters",
+    "gcp-cloudsql": "set the replica's max_connections flag to at least {mc} (Cloud SQL refuses "
+                    "to create the replica otherwise) or a machine type at least the primary's",
+    "azure-flexible": "set max_connections to at least {mc} on the replica server or pick a SKU "
+                      "at least the primary's",
+}
+
+
+def validate_topology(s: Scenario) -> None:
+    """Refuse replicas a provider cannot run next to this primary (hot-standby rules)."""
+    if not s.replicas:
+        return
+    rule, url = replica_rule(s.provider)
+    if rule not in ("at least primary", "same as primary", "follows primary"):
+        return
+    try:
+        primary = _limit(s, s.instance_class, s.max_connections, s.max_connections_source)
+    except SizingError:
+        return  # no primary limit at all: endpoint_specs says so with its fix
+    mc, cls = primary[0], primary[4]
+    for i, rep in enumerate(s.replicas, start=1):
+        if (rule == "same as primary" and rep.instance_class and cls
+                and rep.instance_class.strip().lower() != cls.lower()):
+            raise ScenarioError(f"replica {i}: {s.provider} read replicas run on the primary's "
+                                f"compute size ({cls}), not {rep.instance_class} ({url})",
+                                key="replica_instance_class")
+        rmc = _replica_limit(s, rep, primary)[0]
+        if rmc >= mc:
+            continue
+        if rule == "follows primary":
+            fix = ("restart the replica so it takes the primary's max_connections again, then "
+                   "measure it")
+        else:
+            fix = _SMALLER_REPLICA_FIX.get(s.provider, "give the replica at least the primary's "
+                                           "max_connections ({mc})").format(mc=mc)
+        raise ScenarioError(f"replica {i}: max_connections {rmc:,} is below the primary's "
+                            f"{mc:,}; a hot standby needs at least the primary's or it does not "
+                            f"run ({url}). Fix: {fix}", key="replica_max_connections")

@@ -142,7 +142,37 @@ def cloudsql_max_connections(memory_gb: float) -> tuple[int, Source]:
     return chosen
 
 
-_CUSTOM_GCP = re.compile(r"^db-custom-(\d+)-(\d+)$")
+# Digit counts are bounded so a crafted name cannot make int() work hard.
+_CUSTOM_GCP = re.compile(r"^db-custom-(\d{1,4})-(\d{1,9})$")
+
+
+def _gcp_rule(key: str, default: float) -> float:
+    fact = provider_fact("gcp-cloudsql", key)
+    try:
+        return float(fact[0]) if fact else default
+    except ValueError:
+        return default
+
+
+def check_cloudsql_custom(name: str, cpus: int, mb: int) -> None:
+    """Refuse a db-custom-CPU-MB type that breaks Google's documented shape rules."""
+    top = int(_gcp_rule("custom_vcpu_max", 96))
+    low, high = _gcp_rule("custom_memory_per_vcpu_min_gb", 0.9), _gcp_rule(
+        "custom_memory_per_vcpu_max_gb", 6.5)
+    step, least = int(_gcp_rule("custom_memory_step_mb", 256)), int(
+        _gcp_rule("custom_memory_min_mb", 3840))
+    url = (provider_fact("gcp-cloudsql", "custom_vcpu_max") or ("", Source("", "")))[1].url
+    where = f" (Cloud SQL instance settings, {url})" if url else ""
+    if not (cpus == 1 or (cpus % 2 == 0 and 2 <= cpus <= top)):
+        raise ScenarioError(f"{name}: Cloud SQL custom types take 1 vCPU or an even number "
+                            f"from 2 to {top}, not {cpus}{where}")
+    per = mb / 1024 / cpus
+    if not low <= per <= high:
+        raise ScenarioError(f"{name}: Cloud SQL custom memory must be {low:g} to {high:g} GB per "
+                            f"vCPU, not {per:.2f} GB ({mb} MB / {cpus} vCPU){where}")
+    if mb < least or mb % step:
+        raise ScenarioError(f"{name}: Cloud SQL custom memory must be a multiple of {step} MB "
+                            f"and at least {least} MB, not {mb} MB{where}")
 
 
 def _resolve(provider: str, row: dict[str, str]) -> InstanceClass:
@@ -202,6 +232,7 @@ def instance_class(provider: str, name: str) -> InstanceClass:
             return row
     if provider == "gcp-cloudsql" and (m := _CUSTOM_GCP.match(wanted)):
         cpus, mb = int(m.group(1)), int(m.group(2))
+        check_cloudsql_custom(wanted, cpus, mb)
         mem_gb = mb / 1024
         value, src = cloudsql_max_connections(mem_gb)
         return InstanceClass(provider, wanted, "db-custom", cpus, mem_gb, value, "tier", False,
@@ -211,7 +242,8 @@ def instance_class(provider: str, name: str) -> InstanceClass:
     shown = ", ".join(choices[:12]) + more
     if not choices:
         raise ScenarioError(
-            f"provider {provider!r} has no instance-class catalog; give --max-connections N"
+            f"provider {provider!r} has no instance-class catalog; give the max_connections "
+            "you measured (SHOW max_connections)"
         )
     raise ScenarioError(
         f"unknown instance class {name!r} for {provider}; valid choices: {shown}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from wizard import budget, sizing
+from wizard import budget, catalog, sizing
 from wizard.model import (
     POOLERS,
     SEVERITIES,
@@ -99,13 +99,20 @@ def serverless_without_proxy(rec: Recommendation) -> Iterator[Finding]:
 def prepared_statements(rec: Recommendation) -> Iterator[Finding]:
     s = rec.scenario
     if s.proxy in TRANSACTION_POOLERS and not sizing.prepared_statements_survive(s):
+        other = {
+            "azure-pgbouncer": "or set the server parameter pgbouncer.max_prepared_statements "
+                               "above 0 (then give it in the proxy step as "
+                               "max_prepared_statements).",
+            "supavisor-transaction": "or connect through Supavisor's session mode or directly "
+                                     "when you need them.",
+        }.get(s.proxy, "or run PgBouncer 1.21+ with max_prepared_statements > 0.")
         yield Finding(
             "PREPARED_STATEMENTS_TXN_POOLER", "warning",
             f"{s.proxy} runs in transaction mode without prepared-statement tracking: "
             "asyncpg's named prepared statements fail with 'prepared statement "
             "\"__asyncpg_stmt_N__\" does not exist/already exists'.",
             "Keep statement_cache_size=0 and prepared_statement_cache_size=0 (as exported), "
-            "or run PgBouncer 1.21+ with max_prepared_statements > 0.")
+            + other)
 
 
 @rule
@@ -176,6 +183,46 @@ def rds_proxy_pinning(rec: Recommendation) -> Iterator[Finding]:
             "the DatabaseConnectionsCurrentlySessionPinned metric.")
 
 
+def _pool_over_fix(s, ep, side) -> str:
+    """How a user of this proxy keeps its server pool within the usable connections."""
+    pairs = max(1, s.proxy_settings.user_db_pairs)
+    if s.proxy == "rds-proxy":
+        pct = ep.usable * 100 // ep.max_connections
+        return (f"Set the proxy's MaxConnectionsPercent to at most {pct}% so your admin and "
+                "migration reserves stay free.")
+    if s.proxy == "neon-pooler":
+        return ("Neon's pooler settings cannot be changed (0.9 x max_connections per user/"
+                "database pair): route fewer user/database pairs through it or pick a bigger "
+                "compute size.")
+    if s.proxy.startswith("supavisor"):
+        return (f"Set Supavisor's pool size to at most {max(1, ep.usable // pairs):,} in "
+                "Database Settings, or pick a bigger compute size.")
+    if s.proxy == "azure-pgbouncer":
+        return (f"Set the server parameter pgbouncer.default_pool_size to at most "
+                f"{max(1, ep.usable // pairs):,}, or pick a bigger SKU.")
+    return (f"Size the proxy's server pool to at most {side.limit:,} (the ini snippet does), "
+            "or pick a bigger class.")
+
+
+def _pool_below_load_fix(s, ep, side) -> str:
+    """How a user of this proxy lets it open the server connections the load needs."""
+    if side.needed > ep.usable:
+        return (f"The need exceeds the {ep.usable:,} usable: pick a bigger class or shorten "
+                "transactions.")
+    if s.proxy == "neon-pooler":
+        return ("Neon's pool is fixed at 0.9 x max_connections per user/database pair: pick a "
+                "bigger compute size or shorten transactions.")
+    if s.proxy == "rds-proxy":
+        pct = -(-side.needed * 100 // ep.max_connections)
+        return f"Raise the proxy's MaxConnectionsPercent to at least {min(pct, 100)}%."
+    where = {"azure-pgbouncer": "the server parameter pgbouncer.default_pool_size",
+             "supavisor-transaction": "Supavisor's pool size in Database Settings",
+             "supavisor-session": "Supavisor's pool size in Database Settings"
+             }.get(s.proxy, "the proxy's pool size")
+    return (f"Raise {where} to {side.needed:,} (within the {ep.usable:,} usable). In poolwise: "
+            "the proxy step's pool size.")
+
+
 @rule
 def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
     s = rec.scenario
@@ -185,35 +232,55 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
             continue
         configured = side.configured or 0
         if configured > ep.usable:
-            if s.proxy == "rds-proxy":
-                pct = ep.usable * 100 // ep.max_connections
-                fix = (f"Set the proxy's MaxConnectionsPercent to at most {pct}% so your "
-                       "admin and migration reserves stay free.")
-            else:
-                fix = (f"Size the proxy's server pool to at most {side.limit:,} (the ini "
-                       "snippet does), or pick a bigger class.")
             yield Finding(
                 "PROXY_SERVER_POOL_OVER_MAX", "warning" if s.proxy == "rds-proxy" else "error",
                 f"{ep.role}: {s.proxy} may open {configured:,} server connections "
-                f"({side.limit_source.split(' (')[0]}), above the {ep.usable:,} usable.", fix)
+                f"({side.limit_source.split(' (')[0]}), above the {ep.usable:,} usable.",
+                _pool_over_fix(s, ep, side))
         if side.needed and side.limit is not None and side.needed > side.limit:
-            fix = (f"Raise the proxy's pool size to {side.needed:,} (within the "
-                   f"{ep.usable:,} usable)." if side.needed <= ep.usable else
-                   f"The need exceeds the {ep.usable:,} usable: pick a bigger class or "
-                   "shorten transactions.")
             yield Finding(
                 "PROXY_SERVER_POOL_BELOW_LOAD", "warning",
                 f"{ep.role}: the fleet's load needs about {side.needed:,} server connections "
                 f"at the peak, but {s.proxy} opens at most {side.limit:,}: queries queue in "
-                "the proxy.", fix + " In poolwise: the proxy step's pool size "
-                "(--pgbouncer-pool-size).")
+                "the proxy.", _pool_below_load_fix(s, ep, side))
         client = ep.client_side
         if client and client.limit and client.worst_case > client.limit:
+            fix = budget.client_limit_fix(s, client.worst_case)
             yield Finding(
                 "PROXY_CLIENT_LIMIT", "error",
                 f"{ep.role}: the fleet opens up to {client.worst_case:,} client connections, "
-                f"above the proxy's limit of {client.limit:,}.",
-                "Raise the proxy's client limit or shrink the client pools.")
+                f"above the proxy's limit of {client.limit:,}.", fix[0].upper() + fix[1:] + ".")
+
+
+@rule
+def rds_proxy_writer_only(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    if len(rec.endpoints) > 1 and budget.rds_proxy_skips_replicas(s):
+        src = catalog.proxy_fact("rds-proxy", "read_replicas_rds")
+        yield Finding(
+            "RDS_PROXY_WRITER_ONLY", "info",
+            "RDS Proxy serves only the writer of RDS for PostgreSQL, not its read replicas"
+            + (f" ({src[1].url})" if src else "") + ": the replicas are reached directly and "
+            "sized for direct connections.",
+            "Point the read engines at each replica's own endpoint (as sized); for pooled "
+            "reads run PgBouncer in front of the replicas, or use Aurora, whose proxies have "
+            "reader endpoints.")
+
+
+@rule
+def provider_services_reserve(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    heavy = catalog.provider_int(s.provider, "services_reserved_percent_heavy_data_api")
+    if heavy and s.reserves.provider is None:
+        mc = rec.endpoints[0].max_connections
+        yield Finding(
+            "PROVIDER_SERVICES_RESERVE", "info",
+            f"{s.provider}'s own services (Auth, Storage, PostgREST, Realtime) hold "
+            "connections too: 20% of max_connections is kept for them, following its advice to "
+            f"give the app at most 80% ({heavy[1]}).",
+            f"With heavy Data API (PostgREST) use the advice is 40%: reserve "
+            f"{mc * heavy[0] // 100 + (mc * heavy[0] % 100 > 0)} as the provider reserve in "
+            "the database step.")
 
 
 @rule

@@ -151,6 +151,8 @@ class Scenario:
     serverless_concurrency: int | None = None
     app_vcpus: int = 2
     pg_version: int = 16
+    # Minor version (4 for 16.4); None: the current minor a new instance gets.
+    pg_minor: int | None = None
     min_acu: float | None = None  # Aurora Serverless v2 minimum capacity
     reserves: Reserves = field(default_factory=Reserves)
     pool_split: float = 0.7

@@ -45,6 +45,9 @@ PARAMS: tuple[Param, ...] = (
     Param("min_acu", "float", "Aurora Serverless v2 minimum ACU (0 or 0.5 caps "
           "max_connections at 2000)"),
     Param("pg_version", "int", "PostgreSQL major version (16+ adds reserved_connections)"),
+    Param("pg_minor", "int", "PostgreSQL minor version, e.g. 4 for 16.4 (RDS 17.1/16.5/15.9/"
+          "14.14/13.17/12.21+ reserve rds.rds_reserved_connections; default: the current "
+          "minor a new instance gets)"),
     Param("replicas", "int", "number of read replicas"),
     Param("replica_instance_class", "list", "replica classes, comma-separated, one per "
           "replica (the last repeats); default: the primary's"),
@@ -96,7 +99,7 @@ def _get(s: Scenario) -> dict[str, Any]:
         "provider": s.provider, "instance_class": s.instance_class,
         "max_connections": s.max_connections,
         "max_connections_source": s.max_connections_source, "pg_version": s.pg_version,
-        "min_acu": s.min_acu,
+        "min_acu": s.min_acu, "pg_minor": s.pg_minor,
         "replicas": len(reps),
         "replica_instance_class": [r.instance_class or "" for r in reps]
         if any(r.instance_class for r in reps) else None,
@@ -267,7 +270,8 @@ def from_flat(params: Mapping[str, str]) -> Scenario:
         max_connections=v.get("max_connections"),
         max_connections_source=v.get("max_connections_source") or None,
         pg_version=v.get("pg_version", base.pg_version), min_acu=v.get("min_acu"),
-        replicas=replicas, proxy=v.get("proxy", base.proxy), proxy_settings=ps,
+        pg_minor=v.get("pg_minor"), replicas=replicas, proxy=v.get("proxy", base.proxy),
+        proxy_settings=ps,
         app_instances=v.get("app_instances", base.app_instances),
         max_app_instances=v.get("max_app_instances"),
         deploy_surge_percent=v.get("deploy_surge_percent", base.deploy_surge_percent),

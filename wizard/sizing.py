@@ -255,8 +255,16 @@ def prepared_statements_survive(s: Scenario) -> bool:
     """Whether asyncpg's named prepared statements work through the proxy in the path."""
     if s.proxy not in TRANSACTION_POOLERS:
         return True
+    if s.proxy == "neon-pooler":
+        # Neon runs PgBouncer 1.22+ with max_prepared_statements=1000 (not user-editable).
+        value, _ = catalog.int_fact(catalog.proxy_fact("neon-pooler", "max_prepared_statements"),
+                                    0)
+        return value > 0
+    if s.proxy == "azure-pgbouncer":
+        # Azure's built-in PgBouncer (1.25) keeps them once the server parameter is above 0.
+        return bool(s.proxy_settings.max_prepared_statements)
     if s.proxy != "pgbouncer-transaction":
-        return False  # Azure built-in, Supavisor and Neon's pooler: off or unknown
+        return False  # Supavisor transaction mode: no prepared statements
     mps = s.proxy_settings.max_prepared_statements
     version = _version(s.proxy_settings.pgbouncer_version)
     if mps is None:
@@ -283,6 +291,9 @@ def connect_args_for(s: Scenario) -> tuple[dict[str, Any], list[str]]:
         args["prepared_statement_cache_size"] = 0
         why.append("statement caches off: the transaction pooler cannot keep named "
                    "prepared statements across transactions")
+    elif s.proxy in TRANSACTION_POOLERS:
+        why.append("statement caches on: this transaction pooler tracks protocol-level "
+                   "prepared statements (max_prepared_statements > 0)")
     if s.proxy == "rds-proxy" or s.provider in ("azure-flexible", "supabase", "neon") or (
             s.provider in ("aws-rds", "aws-aurora") and (s.iam_auth or s.proxy == "none")):
         args["ssl"] = "require"

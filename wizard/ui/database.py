@@ -66,9 +66,12 @@ def render() -> None:
                 low = st.session_state.get("min_acu")
                 cap, _ = catalog.provider_int(provider, "serverless_v2_low_min_acu_cap") or (
                     2000, "")
-                if low is not None and low <= 0.5 and row.max_connections > cap:
-                    st.caption(f"With a minimum of {low:g} ACU, AWS caps max_connections at "
-                               f"**{cap:,}** (not the {row.max_connections:,} of the maximum).")
+                if (low is None or low <= 0.5) and row.max_connections > cap:
+                    given = ("No minimum ACU given" if low is None
+                             else f"With a minimum of {low:g} ACU")
+                    st.caption(f"{given}: AWS caps max_connections at **{cap:,}** at 0 or 0.5 "
+                               f"ACU (not the {row.max_connections:,} of the maximum); a "
+                               "minimum of 1 ACU or more lifts it.")
     if st.session_state.get("mc_mode") == "measured":
         st.number_input("max_connections you measured", min_value=1, max_value=262_143,
                         step=1, value=None, key="max_connections", help=HELP["max_connections"],
@@ -76,3 +79,10 @@ def render() -> None:
                         placeholder="SHOW max_connections", persist_state="session")
     st.selectbox("PostgreSQL major version", PG_VERSIONS, key="pg_version",
                  help=HELP["pg_version"], persist_state="session")
+    if provider == "aws-rds":
+        st.number_input("Minor version", min_value=0, max_value=99, step=1, value=None,
+                        key="pg_minor", placeholder="current",
+                        help="`SHOW server_version;` 16.4 -> 4. RDS reserves "
+                             "rds.rds_reserved_connections from 17.1, 16.5, 15.9, 14.14, 13.17 "
+                             "and 12.21; empty = the current minor a new instance gets.",
+                        persist_state="session")
