@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from wizard import bounds, budget, cli, share, sizing
 from wizard.export import render_module, render_report
-from wizard.model import Load, Scenario, ScenarioError, SizingError
+from wizard.model import Load, Replica, Scenario, ScenarioError, SizingError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -339,3 +339,17 @@ def test_processes_at_counts_the_surge_like_the_peak():
     s = Scenario(app_instances=7, max_app_instances=13, workers=3, deploy_surge_percent=25)
     assert budget.processes_at(s, "primary", 13) == (13 + 4) * 3
     assert budget.endpoint_specs(s)[0].processes == (13 + 4) * 3
+
+
+def test_rds_replicas_reached_directly_get_direct_pool_settings():
+    # RDS Proxy fronts only the RDS writer: the replica's engine is a direct one.
+    rec = sizing.recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
+                                    proxy="rds-proxy", replicas=(Replica(),),
+                                    app_instances=2))
+    primary, replica = rec.engine("primary"), rec.engine("replica-1")
+    assert primary.pool_use_lifo and not replica.pool_use_lifo
+    assert rec.endpoint("replica-1").server_side is None
+    rep = rec.endpoint("replica-1")
+    assert rep.pool_size + rep.max_overflow == min(sizing.NO_LOAD_TOTAL_CAP,
+                                                   rep.per_process_budget)
+    assert "LIFO" not in replica.reasons["pool_use_lifo"]

@@ -326,7 +326,8 @@ def load_vs_budget(rec: Recommendation) -> Iterator[Finding]:
     if load is None:
         if not s.serverless:
             for ep in rec.endpoints:
-                total, cap = ep.pool_size + ep.max_overflow, sizing.no_load_cap(s)
+                total = ep.pool_size + ep.max_overflow
+                cap = sizing.no_load_cap(ep.server_side is not None)
                 share = ep.per_process_budget
                 if share is None or share > cap:
                     why = (f"the default cap of {cap} per engine, below the budget ceiling"

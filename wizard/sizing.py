@@ -13,7 +13,6 @@ from typing import Any
 
 from wizard import bounds, budget, catalog
 from wizard.model import (
-    POOLERS,
     TRANSACTION_POOLERS,
     EndpointBudget,
     EngineSettings,
@@ -309,9 +308,10 @@ def _fmt(n: int) -> str:
     return f"{n:,}"
 
 
-def no_load_cap(s: Scenario) -> int:
-    """pool_size + max_overflow per engine when no load is given."""
-    return POOLER_TOTAL_CAP if s.proxy in POOLERS else NO_LOAD_TOTAL_CAP
+def no_load_cap(pooled: bool) -> int:
+    """pool_size + max_overflow per engine when no load is given (smaller behind a pooler,
+    which does the pooling)."""
+    return POOLER_TOTAL_CAP if pooled else NO_LOAD_TOTAL_CAP
 
 
 def _split(share: int | None, split: float, load: LoadSizing | None, cap: int
@@ -452,7 +452,8 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
     if s.serverless:
         pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
     else:
-        pool, overflow, bound = _split(share, s.pool_split, load, no_load_cap(s))
+        pool, overflow, bound = _split(share, s.pool_split, load,
+                                       no_load_cap(proxy is not None))
         if proxy is not None and bound == "budget":
             bound = "proxy " + ("server pool" if proxy.session_mode else "client limit")
     per = pool + overflow
@@ -499,7 +500,8 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
         p_wait_past_timeout=waits[1], mean_wait_ms=waits[2], breaks_at=breaks,
         break_limit=limit, break_limit_name=limit_name)
     null = s.serverless
-    lifo = s.proxy in POOLERS and not null
+    # LIFO only where a pooler sits in front of this endpoint (RDS Proxy skips RDS replicas).
+    lifo = proxy is not None and not null
     engine = EngineSettings(
         endpoint=spec.role, poolclass="NullPool" if null else "AsyncAdaptedQueuePool",
         pool_size=pool, max_overflow=overflow, pool_timeout=path.pool_timeout,
