@@ -353,3 +353,9 @@ def test_rds_replicas_reached_directly_get_direct_pool_settings():
     assert rep.pool_size + rep.max_overflow == min(sizing.NO_LOAD_TOTAL_CAP,
                                                    rep.per_process_budget)
     assert "LIFO" not in replica.reasons["pool_use_lifo"]
+
+
+def test_checks_read_the_recommendation_not_sizing():
+    # Imports point one way (STYLE 4): sizing imports checks, checks never imports sizing.
+    code = "import wizard.checks, sys; assert 'wizard.sizing' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

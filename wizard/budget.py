@@ -7,6 +7,7 @@ never comes out of the primary's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from wizard import bounds, catalog
@@ -21,6 +22,10 @@ from wizard.model import (
 )
 
 DEFAULT_SUPERUSER_RESERVED = 3  # PostgreSQL's own default
+# Without load, pool_size + max_overflow per engine: a little above SQLAlchemy's 5 + 10.
+NO_LOAD_TOTAL_CAP = 20
+# Behind a pooler the proxy does the pooling: a small client pool is enough.
+POOLER_TOTAL_CAP = 10
 
 
 @dataclass(frozen=True)
@@ -495,3 +500,31 @@ def validate_topology(s: Scenario) -> None:
         raise ScenarioError(f"replica {i}: max_connections {rmc:,} is below the primary's "
                             f"{mc:,}; a hot standby needs at least the primary's or it does not "
                             f"run ({url}). Fix: {fix}", key="replica_max_connections")
+
+
+def no_load_cap(pooled: bool) -> int:
+    """pool_size + max_overflow per engine when no load is given (smaller behind a pooler,
+    which does the pooling)."""
+    return POOLER_TOTAL_CAP if pooled else NO_LOAD_TOTAL_CAP
+
+
+def break_point(per_client: int, limit: int | None, processes_at: Callable[[int], int],
+                engines: int, now: int) -> int | None:
+    """Smallest fleet size (the scaling unit: autoscaling maximum, or concurrency when
+    serverless) from which `processes_at(n) x engines x per_client` exceeds `limit`;
+    None when nothing grows or there is no limit. A bisection: cost independent of n."""
+    if limit is None or processes_at(now + 1) == processes_at(now):
+        return None
+    over = lambda n: processes_at(n) * engines * per_client > limit  # noqa: E731
+    lo, hi = 1, max(now, 1)
+    if over(lo):
+        return lo
+    while not over(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if over(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi

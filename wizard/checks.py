@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from wizard import budget, catalog, sizing
+from wizard import budget, catalog, path
 from wizard.model import (
     POOLERS,
     SEVERITIES,
@@ -62,7 +62,7 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
             per, label = 15, "SQLAlchemy's defaults (5 + 10), if you kept them,"
         total = per * ep.clients
         if total > ep.usable:
-            breaks = sizing.break_point(
+            breaks = budget.break_point(
                 per, ep.usable, lambda n, role=ep.role: budget.processes_at(s, role, n),
                 ep.engines_per_process, s.max_app_instances or s.app_instances)
             where = (f" (it breaks from an autoscaling maximum of about {breaks:,}, deploy "
@@ -98,7 +98,7 @@ def serverless_without_proxy(rec: Recommendation) -> Iterator[Finding]:
 @rule
 def prepared_statements(rec: Recommendation) -> Iterator[Finding]:
     s = rec.scenario
-    if s.proxy in TRANSACTION_POOLERS and not sizing.prepared_statements_survive(s):
+    if s.proxy in TRANSACTION_POOLERS and not path.prepared_statements_survive(s):
         other = {
             "azure-pgbouncer": "or set the server parameter pgbouncer.max_prepared_statements "
                                "above 0 (then give it in the proxy step as "
@@ -118,7 +118,7 @@ def prepared_statements(rec: Recommendation) -> Iterator[Finding]:
 @rule
 def recycle(rec: Recommendation) -> Iterator[Finding]:
     s = rec.scenario
-    cuts = sizing.idle_cutoffs(s)
+    cuts = path.idle_cutoffs(s)
     cur = s.current
     if cur is None:
         return
@@ -134,12 +134,12 @@ def recycle(rec: Recommendation) -> Iterator[Finding]:
             "RECYCLE_ABOVE_IDLE", "warning",
             f"pool_recycle={cur.pool_recycle} is not below {cuts[0][0]} ({cuts[0][1]} s).",
             f"Set pool_recycle={rec.engines[0].pool_recycle}.")
-    if cur.pool_recycle is not None and 0 <= cur.pool_recycle < sizing.MIN_RECYCLE:
+    if cur.pool_recycle is not None and 0 <= cur.pool_recycle < path.MIN_RECYCLE:
         yield Finding(
             "RECYCLE_TOO_SHORT", "warning",
             f"pool_recycle={cur.pool_recycle} s reconnects constantly (each connect costs a "
             "TLS handshake and authentication).",
-            f"Use at least {sizing.MIN_RECYCLE} s; {rec.engines[0].pool_recycle} fits this path.")
+            f"Use at least {path.MIN_RECYCLE} s; {rec.engines[0].pool_recycle} fits this path.")
 
 
 @rule
@@ -327,7 +327,7 @@ def load_vs_budget(rec: Recommendation) -> Iterator[Finding]:
         if not s.serverless:
             for ep in rec.endpoints:
                 total = ep.pool_size + ep.max_overflow
-                cap = sizing.no_load_cap(ep.server_side is not None)
+                cap = budget.no_load_cap(ep.server_side is not None)
                 share = ep.per_process_budget
                 if share is None or share > cap:
                     why = (f"the default cap of {cap} per engine, below the budget ceiling"
@@ -357,7 +357,7 @@ def load_vs_budget(rec: Recommendation) -> Iterator[Finding]:
             yield Finding(
                 "BUDGET_BELOW_LOAD", "error",
                 f"{ep.role}: the load needs {load.needed_pool} connections per process for at "
-                f"most {sizing.WAIT_TARGET:.0%} of checkouts to wait, but the budget allows "
+                f"most {load.wait_target:.0%} of checkouts to wait, but the budget allows "
                 f"{per}: {ep.p_wait:.0%} of checkouts wait.",
                 "Use a bigger class, fewer processes, shorter transactions or a pooler.")
     for ep in rec.endpoints:

@@ -280,6 +280,7 @@ class LoadSizing:
     needed_pool: int | None  # None: no PostgreSQL server could hold this load
     needed_with_overflow: int | None
     curve: tuple[tuple[int, float], ...]  # (pool, P(wait)), sampled
+    wait_target: float = 0.05  # the share of checkouts allowed to wait
 
 
 @dataclass(frozen=True)

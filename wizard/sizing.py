@@ -7,13 +7,11 @@ Recommendation every other part of poolwise reads.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from wizard import bounds, budget, catalog
+from wizard import bounds, budget, catalog, checks, path
 from wizard.model import (
-    TRANSACTION_POOLERS,
     EndpointBudget,
     EngineSettings,
     LoadSizing,
@@ -23,16 +21,14 @@ from wizard.model import (
     Scenario,
     Source,
 )
+from wizard.path import PathFacts, path_facts, proxy_wait_note
 
 WAIT_TARGET = 0.05  # at most 5% of checkouts wait at all
-# Without load, pool_size + max_overflow per engine: a little above SQLAlchemy's 5 + 10.
-NO_LOAD_TOTAL_CAP = 20
-# Behind a pooler the proxy does the pooling: a small client pool is enough.
-POOLER_TOTAL_CAP = 10
-DEFAULT_POOL_TIMEOUT = 10.0
-DEFAULT_RECYCLE = 1800
-MIN_RECYCLE = 60
-CONNECT_TIMEOUT = 10
+# Where the budget's policy lives (one home each); re-exported for the edges.
+NO_LOAD_TOTAL_CAP = budget.NO_LOAD_TOTAL_CAP
+POOLER_TOTAL_CAP = budget.POOLER_TOTAL_CAP
+no_load_cap = budget.no_load_cap
+break_point = budget.break_point
 
 
 def _wait_probabilities(offered: float, upto: int, stop_below: float | None = None
@@ -127,7 +123,7 @@ def load_sizing(s: Scenario) -> LoadSizing | None:
         curve = tuple(pts[::step])
         if curve[-1] != pts[-1]:
             curve += (pts[-1],)
-    return LoadSizing(rate, hold, a, need, need_total, curve)
+    return LoadSizing(rate, hold, a, need, need_total, curve, WAIT_TARGET)
 
 
 def wait_figures(load: LoadSizing, connections: int, pool_timeout: float
@@ -196,122 +192,8 @@ def fleet_offered_load(s: Scenario, instances: int) -> float | None:
     return rate * s.load.hold_ms / 1000
 
 
-def idle_cutoffs(s: Scenario) -> list[tuple[str, int, str]]:
-    """Every idle cut-off on the path (name, seconds, source URL), shortest first."""
-    found: list[tuple[str, int, str]] = []
-
-    def add(name: str, fact: tuple[str, Source] | None) -> None:
-        value, src = catalog.int_fact(fact, 0)
-        if value > 0:
-            found.append((name, value, src.url if src else ""))
-
-    for item in s.network:
-        for key in ("idle_timeout", "tcp_established_idle_timeout", "connection_tracking_idle"):
-            if fact := catalog.proxy_fact(item, key):
-                add(item, fact)
-                break
-    add(f"{s.provider} network", catalog.provider_fact(s.provider, "tcp_idle_cutoff"))
-    add(f"{s.provider} idle_session_timeout",
-        catalog.provider_fact(s.provider, "server_idle_session_timeout"))
-    if s.proxy == "rds-proxy":
-        add("RDS Proxy IdleClientTimeout", catalog.proxy_fact("rds-proxy", "IdleClientTimeout"))
-    if s.proxy.startswith("pgbouncer"):
-        add("PgBouncer client_idle_timeout", catalog.proxy_fact("pgbouncer", "client_idle_timeout"))
-    if s.proxy.startswith("supavisor"):
-        add("Supavisor client idle timeout", catalog.proxy_fact("supavisor", "client_idle_timeout"))
-    return sorted(found, key=lambda f: f[1])
-
-
-def proxy_wait_note(s: Scenario) -> str:
-    """What the proxy adds to a request's wait after the pool hands out a connection."""
-    for proxy, component, setting in (("rds-proxy", "rds-proxy", "ConnectionBorrowTimeout"),
-                                      ("pgbouncer", "pgbouncer", "query_wait_timeout"),
-                                      ("azure-pgbouncer", "azure-pgbouncer",
-                                       "query_wait_timeout"),
-                                      ("neon-pooler", "neon-pooler", "query_wait_timeout")):
-        if s.proxy.startswith(proxy):
-            secs, _ = catalog.int_fact(catalog.proxy_fact(component, setting), 0)
-            if secs:
-                return (f"; the proxy may then hold a query up to {secs} s more waiting for a "
-                        f"server connection ({setting}): keep request timeouts above "
-                        "pool_timeout + that, or lower it on the proxy")
-    return ""
-
-
-def recycle_for(s: Scenario) -> tuple[int, str]:
-    """pool_recycle below the shortest idle cut-off, never below 60 s."""
-    cuts = idle_cutoffs(s)
-    if not cuts:
-        return DEFAULT_RECYCLE, (f"no idle cut-off known on the path; {DEFAULT_RECYCLE} s "
-                                 "spreads reconnects after failovers")
-    name, secs, _ = cuts[0]
-    margin = max(30, secs // 10)
-    value = max(MIN_RECYCLE, (secs - margin) // 10 * 10)
-    return value, f"below {name} ({secs} s) by {secs - value} s"
-
-
-def prepared_statements_survive(s: Scenario) -> bool:
-    """Whether asyncpg's named prepared statements work through the proxy in the path."""
-    if s.proxy not in TRANSACTION_POOLERS:
-        return True
-    if s.proxy == "neon-pooler":
-        # Neon runs PgBouncer 1.22+ with max_prepared_statements=1000 (not user-editable).
-        value, _ = catalog.int_fact(catalog.proxy_fact("neon-pooler", "max_prepared_statements"),
-                                    0)
-        return value > 0
-    if s.proxy == "azure-pgbouncer":
-        # Azure's built-in PgBouncer (1.25) keeps them once the server parameter is above 0.
-        return bool(s.proxy_settings.max_prepared_statements)
-    if s.proxy != "pgbouncer-transaction":
-        return False  # Supavisor transaction mode: no prepared statements
-    mps = s.proxy_settings.max_prepared_statements
-    version = _version(s.proxy_settings.pgbouncer_version)
-    if mps is None:
-        mps = 200 if version and version >= (1, 24) else 0
-    return bool(version and version >= (1, 21) and mps > 0)
-
-
-def _version(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    parts = text.strip().split(".")
-    try:
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
-    except ValueError:
-        return None
-
-
-def connect_args_for(s: Scenario) -> tuple[dict[str, Any], list[str]]:
-    """asyncpg connect arguments the path needs, with a reason for each."""
-    args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT}
-    why = [f"timeout={CONNECT_TIMEOUT}: fail a connect in {CONNECT_TIMEOUT} s, not asyncpg's 60"]
-    if not prepared_statements_survive(s):
-        args["statement_cache_size"] = 0
-        args["prepared_statement_cache_size"] = 0
-        why.append("statement caches off: the transaction pooler cannot keep named "
-                   "prepared statements across transactions")
-    elif s.proxy in TRANSACTION_POOLERS:
-        why.append("statement caches on: this transaction pooler tracks protocol-level "
-                   "prepared statements (max_prepared_statements > 0)")
-    if s.proxy == "rds-proxy" or s.provider in ("azure-flexible", "supabase", "neon") or (
-            s.provider in ("aws-rds", "aws-aurora") and (s.iam_auth or s.proxy == "none")):
-        args["ssl"] = "require"
-        why.append("ssl: the provider or proxy requires TLS (verify with the provider's CA "
-                   "bundle in production)")
-    if s.serverless:
-        args["command_timeout"] = 10
-        why.append("command_timeout=10: a serverless invocation must not hang on the database")
-    return args, why
-
-
 def _fmt(n: int) -> str:
     return f"{n:,}"
-
-
-def no_load_cap(pooled: bool) -> int:
-    """pool_size + max_overflow per engine when no load is given (smaller behind a pooler,
-    which does the pooling)."""
-    return POOLER_TOTAL_CAP if pooled else NO_LOAD_TOTAL_CAP
 
 
 def _split(share: int | None, split: float, load: LoadSizing | None, cap: int
@@ -342,28 +224,6 @@ def _split(share: int | None, split: float, load: LoadSizing | None, cap: int
         return burst, total - burst, "load"
     pool = max(1, math.floor(share * split))
     return pool, total - pool, "budget"
-
-
-def break_point(per_client: int, limit: int | None, processes_at: Callable[[int], int],
-                engines: int, now: int) -> int | None:
-    """Smallest fleet size (the scaling unit: autoscaling maximum, or concurrency when
-    serverless) from which `processes_at(n) x engines x per_client` exceeds `limit`;
-    None when nothing grows or there is no limit. A bisection: cost independent of n."""
-    if limit is None or processes_at(now + 1) == processes_at(now):
-        return None
-    over = lambda n: processes_at(n) * engines * per_client > limit  # noqa: E731
-    lo, hi = 1, max(now, 1)
-    if over(lo):
-        return lo
-    while not over(hi):
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if over(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
 
 
 def _reasons(s: Scenario, null: bool, lifo: bool, bound: str, share_how: str,
@@ -407,27 +267,8 @@ def client_limit(proxy: budget.ProxyLimits | None, usable: int) -> tuple[int | N
     return proxy.client_limit, "the proxy's client limit"
 
 
-@dataclass(frozen=True)
-class PathFacts:
-    """What the path to the database decides for every engine, computed once."""
-
-    pool_timeout: float
-    recycle: int
-    recycle_why: str
-    connect_args: dict[str, Any]
-    connect_args_why: tuple[str, ...]
-
-
-def path_facts(s: Scenario) -> PathFacts:
-    recycle, recycle_why = recycle_for(s)
-    args, args_why = connect_args_for(s)
-    return PathFacts(DEFAULT_POOL_TIMEOUT, recycle, recycle_why, args, tuple(args_why))
-
-
 def recommend(s: Scenario) -> Recommendation:
     """Size every endpoint and engine for a scenario; raises SizingError when it cannot fit."""
-    from wizard import checks  # checks reads sizing's helpers
-
     budget.validate(s)
     path = path_facts(s)
     load = load_sizing(s)
@@ -566,7 +407,7 @@ def sources_for(s: Scenario, rec: Recommendation) -> tuple[Source, ...]:
         for r in ep.reserves:
             if r.source.startswith("http"):
                 add(Source(r.name, r.source))
-    for _, _, url in idle_cutoffs(s):
+    for _, _, url in path.idle_cutoffs(s):
         add(Source("idle cut-off", url))
     for rule in rec.rules:
         add(Source(rule.name, rule.source))

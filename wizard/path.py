@@ -1,0 +1,153 @@
+"""The path from an engine to the database: idle cut-offs, recycle, TLS and driver arguments.
+
+Facts of the path, not of the budget: every engine on the scenario shares them, so they
+are computed once (`path_facts`). Checks read them from here; this module imports neither
+sizing nor checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from wizard import catalog
+from wizard.model import TRANSACTION_POOLERS, Scenario, Source
+
+DEFAULT_POOL_TIMEOUT = 10.0
+DEFAULT_RECYCLE = 1800
+MIN_RECYCLE = 60
+CONNECT_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class PathFacts:
+    """What the path to the database decides for every engine, computed once."""
+
+    pool_timeout: float
+    recycle: int
+    recycle_why: str
+    connect_args: dict[str, Any]
+    connect_args_why: tuple[str, ...]
+
+
+def path_facts(s: Scenario) -> PathFacts:
+    recycle, recycle_why = recycle_for(s)
+    args, args_why = connect_args_for(s)
+    return PathFacts(DEFAULT_POOL_TIMEOUT, recycle, recycle_why, args, tuple(args_why))
+
+
+
+class Cutoff(NamedTuple):
+    """A point on the path that drops idle connections."""
+
+    name: str
+    seconds: int
+    url: str
+
+
+def idle_cutoffs(s: Scenario) -> list[Cutoff]:
+    """Every idle cut-off on the path, shortest first."""
+    found: list[Cutoff] = []
+
+    def add(name: str, fact: tuple[str, Source] | None) -> None:
+        value, src = catalog.int_fact(fact, 0)
+        if value > 0:
+            found.append(Cutoff(name, value, src.url if src else ""))
+
+    for item in s.network:
+        for key in ("idle_timeout", "tcp_established_idle_timeout", "connection_tracking_idle"):
+            if fact := catalog.proxy_fact(item, key):
+                add(item, fact)
+                break
+    add(f"{s.provider} network", catalog.provider_fact(s.provider, "tcp_idle_cutoff"))
+    add(f"{s.provider} idle_session_timeout",
+        catalog.provider_fact(s.provider, "server_idle_session_timeout"))
+    if s.proxy == "rds-proxy":
+        add("RDS Proxy IdleClientTimeout", catalog.proxy_fact("rds-proxy", "IdleClientTimeout"))
+    if s.proxy.startswith("pgbouncer"):
+        add("PgBouncer client_idle_timeout", catalog.proxy_fact("pgbouncer", "client_idle_timeout"))
+    if s.proxy.startswith("supavisor"):
+        add("Supavisor client idle timeout", catalog.proxy_fact("supavisor", "client_idle_timeout"))
+    return sorted(found, key=lambda f: f.seconds)
+
+
+def proxy_wait_note(s: Scenario) -> str:
+    """What the proxy adds to a request's wait after the pool hands out a connection."""
+    for proxy, component, setting in (("rds-proxy", "rds-proxy", "ConnectionBorrowTimeout"),
+                                      ("pgbouncer", "pgbouncer", "query_wait_timeout"),
+                                      ("azure-pgbouncer", "azure-pgbouncer",
+                                       "query_wait_timeout"),
+                                      ("neon-pooler", "neon-pooler", "query_wait_timeout")):
+        if s.proxy.startswith(proxy):
+            secs, _ = catalog.int_fact(catalog.proxy_fact(component, setting), 0)
+            if secs:
+                return (f"; the proxy may then hold a query up to {secs} s more waiting for a "
+                        f"server connection ({setting}): keep request timeouts above "
+                        "pool_timeout + that, or lower it on the proxy")
+    return ""
+
+
+def recycle_for(s: Scenario) -> tuple[int, str]:
+    """pool_recycle below the shortest idle cut-off, never below 60 s."""
+    cuts = idle_cutoffs(s)
+    if not cuts:
+        return DEFAULT_RECYCLE, (f"no idle cut-off known on the path; {DEFAULT_RECYCLE} s "
+                                 "spreads reconnects after failovers")
+    name, secs, _ = cuts[0]
+    margin = max(30, secs // 10)
+    value = max(MIN_RECYCLE, (secs - margin) // 10 * 10)
+    return value, f"below {name} ({secs} s) by {secs - value} s"
+
+
+def prepared_statements_survive(s: Scenario) -> bool:
+    """Whether asyncpg's named prepared statements work through the proxy in the path."""
+    if s.proxy not in TRANSACTION_POOLERS:
+        return True
+    if s.proxy == "neon-pooler":
+        # Neon runs PgBouncer 1.22+ with max_prepared_statements=1000 (not user-editable).
+        value, _ = catalog.int_fact(catalog.proxy_fact("neon-pooler", "max_prepared_statements"),
+                                    0)
+        return value > 0
+    if s.proxy == "azure-pgbouncer":
+        # Azure's built-in PgBouncer (1.25) keeps them once the server parameter is above 0.
+        return bool(s.proxy_settings.max_prepared_statements)
+    if s.proxy != "pgbouncer-transaction":
+        return False  # Supavisor transaction mode: no prepared statements
+    mps = s.proxy_settings.max_prepared_statements
+    version = _version(s.proxy_settings.pgbouncer_version)
+    if mps is None:
+        mps = 200 if version and version >= (1, 24) else 0
+    return bool(version and version >= (1, 21) and mps > 0)
+
+
+def _version(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    parts = text.strip().split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return None
+
+
+def connect_args_for(s: Scenario) -> tuple[dict[str, Any], list[str]]:
+    """asyncpg connect arguments the path needs, with a reason for each."""
+    args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT}
+    why = [f"timeout={CONNECT_TIMEOUT}: fail a connect in {CONNECT_TIMEOUT} s, not asyncpg's 60"]
+    if not prepared_statements_survive(s):
+        args["statement_cache_size"] = 0
+        args["prepared_statement_cache_size"] = 0
+        why.append("statement caches off: the transaction pooler cannot keep named "
+                   "prepared statements across transactions")
+    elif s.proxy in TRANSACTION_POOLERS:
+        why.append("statement caches on: this transaction pooler tracks protocol-level "
+                   "prepared statements (max_prepared_statements > 0)")
+    if s.proxy == "rds-proxy" or s.provider in ("azure-flexible", "supabase", "neon") or (
+            s.provider in ("aws-rds", "aws-aurora") and (s.iam_auth or s.proxy == "none")):
+        args["ssl"] = "require"
+        why.append("ssl: the provider or proxy requires TLS (verify with the provider's CA "
+                   "bundle in production)")
+    if s.serverless:
+        args["command_timeout"] = 10
+        why.append("command_timeout=10: a serverless invocation must not hang on the database")
+    return args, why
