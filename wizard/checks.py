@@ -234,8 +234,10 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
         if configured > ep.usable:
             yield Finding(
                 "PROXY_SERVER_POOL_OVER_MAX", "warning" if s.proxy == "rds-proxy" else "error",
-                f"{ep.role}: {s.proxy} may open {configured:,} server connections "
-                f"({side.limit_source.split(' (')[0]}), above the {ep.usable:,} usable.",
+                f"{ep.role}: as configured, {s.proxy} may open up to {configured:,} server "
+                f"connections once its clients ask for them, above the {ep.usable:,} usable. "
+                f"poolwise counts it at {side.limit:,} (the fix below); this fleet makes the "
+                f"database see at most {ep.worst_case:,}.",
                 _pool_over_fix(s, ep, side))
         if side.needed and side.limit is not None and side.needed > side.limit:
             yield Finding(
