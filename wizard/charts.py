@@ -112,14 +112,26 @@ def budget_chart(rec: Recommendation) -> alt.LayerChart:
                  alt.Tooltip(field="source", type="nominal")],
     )
     return alt.layer(bars, tick).resolve_scale(color="independent").properties(
-        width=WIDTH, height=50 * len(rec.endpoints) + 110,
+        width=WIDTH, height=70 * len(rec.endpoints) + 190,
         title=alt.Title("Connection budget at the peak", subtitle="tick: max_connections"))
+
+
+def _series_scale(roles: list[str]) -> alt.Scale:
+    """One colour scale for endpoints and marker lines: endpoints skip the scheme's red (kept
+    for "over the limit"), markers take the colours after them."""
+    slots = [0, 1, 3, 4, 5, 7]
+    domain = [f"·{i}" for i in range(10)]
+    for slot, role in zip(slots, roles, strict=False):
+        domain[slot] = role
+    domain += [r for r in roles[len(slots):]]
+    domain[6], domain[8] = "autoscaling peak", "usable"
+    return alt.Scale(scheme=SCHEME, domain=domain)
 
 
 def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerChart | None:
     """What each endpoint sees as the fleet grows (the core's scale-out rows, recommended
-    settings held fixed), against each endpoint's usable connections, with the peak and the
-    core's break point marked; None for serverless scenarios.
+    settings held fixed), against each endpoint's usable connections, with the autoscaling
+    peak and the core's break point (`breaks_at`) marked; None for serverless scenarios.
 
     Endpoints get a colour and a dash each, drawn widest first, so equal lines never hide
     one another."""
@@ -127,23 +139,22 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
     if not rows:
         return None
     roles = [ep.role for ep in rec.endpoints]
+    scale = _series_scale(roles)
     dashes = [[1, 0], [8, 4], [2, 3], [12, 3, 2, 3], [4, 2], [1, 4]]
-    color = alt.Color(field="endpoint", type="nominal", title="endpoint",
-                      scale=alt.Scale(scheme=SCHEME, domain=roles),
-                      legend=alt.Legend(orient="bottom"))
-    dash = alt.StrokeDash(field="endpoint", type="nominal", title="endpoint",
-                          scale=alt.Scale(domain=roles, range=dashes[:len(roles)]),
-                          legend=alt.Legend(orient="bottom"))
-    width = alt.StrokeWidth(field="endpoint", type="nominal", legend=None,
-                            scale=alt.Scale(domain=roles,
-                                            range=[5 - 1.5 * min(i, 2) for i in
-                                                   range(len(roles))]))
+    dash_scale = alt.Scale(domain=roles, range=[dashes[i % 6] for i in range(len(roles))])
     x = alt.X(field="instances", type="quantitative", title="app instances",
               axis=alt.Axis(tickMinStep=1))
+    color = alt.Color(field="endpoint", type="nominal", title=None, scale=scale,
+                      legend=alt.Legend(values=[*roles, "autoscaling peak"], orient="bottom"))
     lines = alt.Chart(alt.Data(values=rows)).mark_line().encode(
         x=x,
         y=alt.Y(field="worst_case", type="quantitative", title="the database sees"),
-        color=color, strokeDash=dash, strokeWidth=width,
+        color=color,
+        strokeDash=alt.StrokeDash(field="endpoint", type="nominal", legend=None,
+                                  scale=dash_scale),
+        strokeWidth=alt.StrokeWidth(field="endpoint", type="nominal", legend=None,
+                                    scale=alt.Scale(domain=roles, range=[
+                                        max(1.5, 4.5 - 1.5 * i) for i in range(len(roles))])),
         order=alt.Order(field="instances", type="quantitative"),
         tooltip=[alt.Tooltip(field="instances", type="quantitative"),
                  alt.Tooltip(field="endpoint", type="nominal"),
@@ -153,31 +164,29 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
                              title="clients open"),
                  alt.Tooltip(field="usable", type="quantitative", format=",")],
     )
-    usable = [{"endpoint": ep.role, "usable": ep.usable, "marker": "usable"}
-              for ep in rec.endpoints]
-    limit = alt.Chart(alt.Data(values=usable)).mark_rule(size=2).encode(
+    usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
+    limit = alt.Chart(alt.Data(values=usable)).mark_rule(size=1.5, opacity=0.8).encode(
         y=alt.Y(field="usable", type="quantitative"),
-        color=alt.Color(field="endpoint", type="nominal", legend=None,
-                        scale=alt.Scale(scheme=SCHEME, domain=roles)),
+        color=color,
         strokeDash=alt.StrokeDash(field="endpoint", type="nominal", legend=None,
-                                  scale=alt.Scale(domain=roles, range=dashes[:len(roles)])),
+                                  scale=dash_scale),
         tooltip=[alt.Tooltip(field="endpoint", type="nominal"),
                  alt.Tooltip(field="usable", type="quantitative", format=",")],
     )
-    marks = [{"instances": rec.scenario.peak_instances, "marker": "autoscaling peak",
-              "endpoint": "all"}]
-    marks += [{"instances": n, "marker": "breaks at", "endpoint": ep.role}
+    marks = [{"instances": rec.scenario.peak_instances, "endpoint": "autoscaling peak",
+              "label": f"peak {rec.scenario.peak_instances:,}"}]
+    marks += [{"instances": n, "endpoint": ep.role, "label": f"{ep.role} breaks at {n:,}"}
               for ep in rec.endpoints if (n := breaks_at(ep)) is not None]
-    present = [m for m in MARKERS if any(r["marker"] == m for r in marks)]
     rules = alt.Chart(alt.Data(values=marks)).mark_rule(strokeDash=[2, 2], size=2).encode(
-        x=alt.X(field="instances", type="quantitative"),
-        color=_marker_color(present),
-        tooltip=[alt.Tooltip(field="marker", type="nominal"),
-                 alt.Tooltip(field="endpoint", type="nominal"),
-                 alt.Tooltip(field="instances", type="quantitative")],
-    )
-    return alt.layer(lines, limit, rules).resolve_scale(color="independent").properties(
-        width=WIDTH, height=320,
+        x=alt.X(field="instances", type="quantitative"), color=color,
+        tooltip=[alt.Tooltip(field="label", type="nominal")])
+    labels = alt.Chart(alt.Data(values=marks[1:])).mark_text(
+        align="left", dx=4, dy=-6, baseline="bottom", angle=0).encode(
+        x=alt.X(field="instances", type="quantitative"), y=alt.YValue(0), text=alt.Text(
+            field="label", type="nominal"), color=color)
+    layers = [lines, limit, rules] + ([labels] if len(marks) > 1 else [])
+    return alt.layer(*layers).properties(
+        width=WIDTH, height=400,
         title=alt.Title("As the fleet scales out", subtitle="flat lines: usable per endpoint"))
 
 
@@ -207,7 +216,7 @@ def serverless_chart(rec: Recommendation) -> alt.LayerChart | None:
         x=alt.X(field="client limit", type="quantitative"), y=y,
         color=_marker_color([], None), tooltip=tip)
     return alt.layer(bars, tick).properties(
-        width=WIDTH, height=50 * len(rows) + 90,
+        width=WIDTH, height=70 * len(rows) + 170,
         title=alt.Title("Concurrency against the pooler", subtitle="tick: its client limit"))
 
 
@@ -245,7 +254,7 @@ def wait_chart(rec: Recommendation) -> alt.LayerChart | None:
                  alt.Tooltip(field="p_wait", type="quantitative", format=".0%")],
     )
     return alt.layer(curve, mark, goal).properties(
-        width=WIDTH, height=280,
+        width=WIDTH, height=340,
         title=alt.Title("Probability a checkout waits", subtitle="Erlang C, per process"))
 
 
@@ -310,5 +319,5 @@ def compare_chart(recs_by_name: Mapping[str, Recommendation]) -> alt.LayerChart:
         order=alt.Order(field="order", type="quantitative"),
         tooltip=tip)
     return bars.properties(
-        width=WIDTH, height=34 * len({r["bar"] for r in rows}) + 80,
+        width=WIDTH, height=40 * len({r["bar"] for r in rows}) + 170,
         title=alt.Title("Scenarios compared", subtitle="100 % = each endpoint's usable"))

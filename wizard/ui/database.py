@@ -7,7 +7,7 @@ import streamlit as st
 from wizard import catalog
 from wizard.model import PROVIDERS
 from wizard.ui import state
-from wizard.ui.labels import HELP
+from wizard.ui.labels import HELP, plain
 from wizard.ui.labels import PROVIDERS as PROVIDER_LABELS
 
 PG_VERSIONS = (12, 13, 14, 15, 16, 17, 18)
@@ -48,7 +48,7 @@ def render() -> None:
         try:
             row = catalog.instance_class(provider, cls)
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         else:
             est = " — an estimate, measure it if you can" if row.estimated else ""
             st.caption(f"Default max_connections **{row.max_connections:,}**{est}. "
@@ -58,11 +58,12 @@ def render() -> None:
                 with st.expander("How this number was found"):
                     st.write(row.note)
             if row.family == "serverless-v2":
-                st.number_input("Minimum ACU", min_value=0.0, max_value=256.0, step=0.5,
+                st.number_input("Minimum ACU", step=0.5,
                                 value=None, key="min_acu", placeholder="not set",
                                 help="The cluster's minimum capacity: at 0 or 0.5 ACU AWS caps "
                                      "max_connections at 2,000 whatever the maximum.",
                                 persist_state="session")
+                state.flag("min_acu")
                 low = st.session_state.get("min_acu")
                 cap, _ = catalog.provider_int(provider, "serverless_v2_low_min_acu_cap") or (
                     2000, "")
@@ -70,9 +71,10 @@ def render() -> None:
                     st.caption(f"With a minimum of {low:g} ACU, AWS caps max_connections at "
                                f"**{cap:,}** (not the {row.max_connections:,} of the maximum).")
     if st.session_state.get("mc_mode") == "measured":
-        st.number_input("max_connections you measured", min_value=1, max_value=262_143,
-                        step=1, value=None, key="max_connections", help=HELP["max_connections"],
+        st.number_input("max_connections you measured", step=1.0, format="%.0f", value=None,
+                        key="max_connections", help=HELP["max_connections"],
                         on_change=state.forget_measured_source,
                         placeholder="SHOW max_connections", persist_state="session")
+        state.flag("max_connections")
     st.selectbox("PostgreSQL major version", PG_VERSIONS, key="pg_version",
                  help=HELP["pg_version"], persist_state="session")
