@@ -603,3 +603,108 @@ def test_aurora_serverless_minimum_acu_cap_is_shown_on_the_database_step():
     assert any("**2,000**" in c and "3,360" in c for c in texts(at, "caption"))
     assert metrics(at).get("usable", "").replace(",", "").isdigit()
     assert int(metrics(at)["usable"].replace(",", "")) < 2000
+
+
+def test_out_of_range_numbers_are_flagged_beside_the_field_not_replaced():
+    at = new_app()
+    go(at, "topology")
+    at.number_input(key="workers").set_value(-5).run()
+    no_exception(at)
+    assert at.number_input(key="workers").value == -5  # kept as typed, not clamped to 1
+    flagged = [e for e in texts(at, "error") if "workers" in e.lower()]
+    assert flagged, texts(at, "error")
+    # the core's own message, in the app's words
+    from wizard import budget
+    from wizard.model import ScenarioError
+    with pytest.raises(ScenarioError) as exc:
+        budget.validate(share.from_flat({"workers": "-5"}))
+    assert str(exc.value) in flagged[0]
+    # a large number is read whole (an integer field would read "1e9" as 1)
+    at.number_input(key="workers").set_value(1e9).run()
+    assert at.number_input(key="workers").value == 1e9
+    assert dict(at.query_params).get("workers") == "1000000000"
+
+
+def test_replica_count_far_out_of_range_is_refused_without_building_anything():
+    at = new_app()
+    go(at, "topology")
+    at.number_input(key="replicas").set_value(20_000_000).run(timeout=10)
+    no_exception(at)
+    assert any("at most 5 replicas" in e for e in texts(at, "error"))
+    assert not [k for k in at.session_state if str(k).startswith("replica_class_")
+                and str(k)[-1].isdigit() and int(str(k).split("_")[-1]) > 5]
+
+
+def test_visitor_text_is_shown_as_text_not_markdown():
+    # a saved scenario's name and a link's max_connections_source come from visitors
+    at = new_app({"provider": "self-hosted", "max_connections": "300",
+                  "max_connections_source": "read :smile: _now_ (http://x.test)"})
+    no_exception(at)
+    assert not texts(at, "warning")  # the link was read whole
+    raw = " ".join(c.value for c in at.caption)
+    assert "read \\:smile\\: \\_now\\_ \\(http\\://x\\.test\\)" in raw
+    go(at, "saved")
+    at.text_input(key="save_name").input("**bold** [x](http://evil.test)")
+    at.button[0].click()
+    at.run()
+    at.button(key="load_**bold** [x](http://evil.test)").click().run()
+    flash = [s.value for s in at.success if "Loaded" in s.value][0]
+    assert "\\*\\*bold\\*\\* \\[x\\]\\(http\\://evil\\.test\\)" in flash
+
+
+def test_answer_comes_before_the_charts_and_the_tables_are_folded():
+    at = new_app({"provider": "aws-rds", "instance_class": "db.r6g.large", "workers": "2"})
+    go(at, "results")
+    order = []
+
+    def walk(node, folded=False):
+        kind = getattr(node, "type", "")
+        if kind == "expander":
+            folded = True
+        if kind in ("metric", "vega_lite_chart", "table", "arrow_table", "code"):
+            order.append((kind, folded))
+        for child in getattr(node, "children", {}).values():
+            walk(child, folded)
+
+    for node in at.main.children.values():
+        walk(node)
+    kinds = [k for k, _ in order]
+    assert kinds.index("metric") < kinds.index("vega_lite_chart")
+    assert all(folded for k, folded in order if k in ("table", "arrow_table", "code"))
+
+
+def test_code_tab_is_the_exported_engine_block():
+    # Cloud SQL through the connector with a replica: the snippet the app shows is the
+    # module's own text (same env names, same connector), byte for byte.
+    export = pytest.importorskip("wizard.export")
+    q = {"provider": "gcp-cloudsql", "instance_class": "db-custom-2-7680",
+         "proxy": "cloudsql-connector", "replicas": "1"}
+    at = new_app(q)
+    go(at, "results")
+    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
+    module = export.render_module(rec)
+    code = next(c.value for c in at.code if "ENGINE_SETTINGS" in c.value)
+    assert "async_creator=getconn" in code and "CLOUDSQL_REPLICA_1_INSTANCE" in code
+    for chunk in code.split("\n\n\n"):
+        assert chunk.strip() in module
+
+
+def test_export_shows_what_changes_and_the_next_steps():
+    q = {"provider": "aws-rds", "instance_class": "db.r6g.large", "current_pool_size": "40",
+         "current_max_overflow": "10"}
+    at = new_app(q)
+    go(at, "export")
+    no_exception(at)
+    rec = sizing.recommend(share.from_flat(q))
+    table = at.table[0].value
+    assert list(table["setting"]) == ["poolclass", "pool_size", "max_overflow"]
+    assert list(table["today"])[1:] == ["40", "10"]
+    assert list(table["primary"])[1] == f"{rec.engines[0].pool_size} (was 40)"
+    # the module itself is folded
+    assert any(e.label.startswith("db.py") for e in at.expander)
+    at.button(key="export_go_live").click().run()
+    assert at.radio(key="step").value == "live"
+    go(at, "export")
+    at.button(key="export_reset").click().run()
+    assert at.radio(key="step").value == "database"
+    assert dict(at.query_params) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}

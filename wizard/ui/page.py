@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from wizard import share
-from wizard.model import ScenarioError
 from wizard.ui import database, export, live, load, proxy, results, saved, state, topology
 from wizard.ui.labels import plain
 
@@ -66,11 +65,9 @@ def _sidebar(flat: dict[str, str]) -> None:
                    "send it to a colleague.")
         st.code(f"{base}?{query}", language=None, wrap_lines=True)
         st.caption("The same from the command line:")
-        try:
-            st.code(share.cli_command(share.from_flat(flat)), language="bash",
-                    wrap_lines=True)
-        except ScenarioError:
-            pass
+        scenario = state.scenario_or_none(flat)
+        if scenario is not None:
+            st.code(share.cli_command(scenario), language="bash", wrap_lines=True)
         st.button("Reset to defaults", key="reset", on_click=state.reset_defaults)
 
 
