@@ -41,12 +41,14 @@ def breaks_at(obj: object) -> int | None:
     return getattr(obj, "breaks_at", None)
 
 
-def _marker_color(present: list[str], title: str | None = "marker") -> alt.Color:
-    """Colour for marker rules: scheme colours 7.. so they never collide with the parts."""
+def _marker_color(present: list[str], title: str | None = "marker",
+                  legend: bool = True) -> alt.Color:
+    """Colour for marker lines and ticks: scheme colours 7.. so they never collide with the
+    parts (the theme's default grey vanishes on a dark background)."""
     domain = ["_", "_1", "_2", "_3", "_4", "_5", *MARKERS]
     return alt.Color(field="marker", type="nominal", title=title,
                      scale=alt.Scale(scheme=SCHEME, domain=domain),
-                     legend=alt.Legend(values=present, orient="bottom"))
+                     legend=alt.Legend(values=present, orient="bottom") if legend else None)
 
 
 def budget_rows(rec: Recommendation) -> list[dict]:
@@ -92,7 +94,8 @@ def budget_chart(rec: Recommendation) -> alt.LayerChart:
         y=y,
         color=alt.Color(field="part", type="nominal", title=None,
                         scale=alt.Scale(scheme=SCHEME, domain=list(PARTS)),
-                        legend=alt.Legend(values=present, orient="bottom", columns=3)),
+                        legend=alt.Legend(values=present, orient="bottom", columns=3,
+                                          labelLimit=150)),
         order=alt.Order(field="order", type="quantitative"),
         tooltip=[alt.Tooltip(field="endpoint", type="nominal"),
                  alt.Tooltip(field="part", type="nominal"),
@@ -106,7 +109,7 @@ def budget_chart(rec: Recommendation) -> alt.LayerChart:
     tick = alt.Chart(alt.Data(values=limits)).mark_tick(thickness=4, size=40).encode(
         x=alt.X(field="max_connections", type="quantitative"),
         y=y,
-        color=_marker_color(["max_connections"], None),
+        color=_marker_color([], None, legend=False),
         tooltip=[alt.Tooltip(field="endpoint", type="nominal"),
                  alt.Tooltip(field="max_connections", type="quantitative", format=","),
                  alt.Tooltip(field="source", type="nominal")],
@@ -145,7 +148,8 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
     x = alt.X(field="instances", type="quantitative", title="app instances",
               axis=alt.Axis(tickMinStep=1))
     color = alt.Color(field="endpoint", type="nominal", title=None, scale=scale,
-                      legend=alt.Legend(values=[*roles, "autoscaling peak"], orient="bottom"))
+                      legend=alt.Legend(values=[*roles, "autoscaling peak"], orient="bottom",
+                                        columns=2, symbolStrokeWidth=3))
     lines = alt.Chart(alt.Data(values=rows)).mark_line().encode(
         x=x,
         y=alt.Y(field="worst_case", type="quantitative", title="the database sees"),
@@ -214,7 +218,7 @@ def serverless_chart(rec: Recommendation) -> alt.LayerChart | None:
         y=y, tooltip=tip)
     tick = alt.Chart(alt.Data(values=rows)).mark_tick(thickness=4, size=40).encode(
         x=alt.X(field="client limit", type="quantitative"), y=y,
-        color=_marker_color([], None), tooltip=tip)
+        color=_marker_color([], None, legend=False), tooltip=tip)
     return alt.layer(bars, tick).properties(
         width=WIDTH, height=70 * len(rows) + 170,
         title=alt.Title("Concurrency against the pooler", subtitle="tick: its client limit"))
