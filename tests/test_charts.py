@@ -16,7 +16,9 @@ def rec_for(**kw):
 
 
 def layer_values(spec: dict, i: int) -> list[dict]:
-    return spec["layer"][i]["data"]["values"]
+    """The rows a layer draws (charts pass their data as named datasets)."""
+    data = spec["layer"][i].get("data") or spec["data"]
+    return data["values"] if "values" in data else spec["datasets"][data["name"]]
 
 
 def test_budget_chart_stacks_reserved_pools_overflow_headroom_to_max_connections():
@@ -194,3 +196,21 @@ def test_budget_chart_shows_the_proxy_server_pool_not_client_pools():
     assert parts["pools"] == 0 and parts["overflow"] == 0
     assert parts["proxy server pool"] == ep.worst_case
     assert sum(parts.values()) == 90
+
+
+def test_spec_is_the_chart_without_building_it_again():
+    for rec in (rec_for(replicas=(Replica("db.t3.medium"),), load=Load(rps=50, hold_ms=20)),
+                rec_for(provider="supabase", instance_class="Small",
+                        proxy="supavisor-transaction", serverless_concurrency=150),
+                rec_for(app_instances=7)):
+        for kind, build in (("budget", charts.budget_chart), ("scale", charts.scale_out_chart),
+                            ("serverless", charts.serverless_chart),
+                            ("wait", charts.wait_chart)):
+            chart = build(rec)
+            expected = None if chart is None else chart.to_dict(validate=False)
+            assert charts.spec(kind, rec) == expected, kind
+            if chart is not None:
+                chart.to_dict()  # valid against the Vega-Lite schema
+    first = charts.spec("budget", rec)
+    first["layer"].clear()  # Streamlit edits the dict it draws: the cache must not see it
+    assert charts.spec("budget", rec)["layer"]

@@ -4,15 +4,21 @@ Every number drawn is a field of the Recommendation (or a row of `sizing.scale_o
 charts never decide where a fleet breaks, they mark the core's `breaks_at`.
 
 Channels are built with `alt.X(field=..., type=...)` objects (shorthand strings cost
-milliseconds each to parse) and data is inlined as plain values. No colour is
-hard-coded: everything takes a colour from the "tableau10" scheme by its place in a
+milliseconds each to parse). Each chart is two halves: its structure, which depends only
+on the shape of the scenario (the endpoints, which parts are present) and is serialised
+once per shape, and its data, passed as named `datasets`. `*_chart` returns the Altair
+object; `spec(kind, rec)` returns the same Vega-Lite dict at the cost of the data alone.
+No colour is hard-coded: everything takes a colour from the "tableau10" scheme by its place in a
 domain, so red (the scheme's third colour) is only ever "over the limit", and every
 marker line has a scheme colour of its own, visible on light and dark themes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import altair as alt
 
@@ -75,26 +81,38 @@ def budget_rows(rec: Recommendation) -> list[dict]:
     return rows
 
 
+def budget_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]]:
+    """(shape, datasets) of the budget chart."""
+    rows = budget_rows(rec)
+    present = tuple(sorted({r["part"] for r in rows if r["connections"] > 0},
+                           key=PARTS.index))
+    limits = [{"endpoint": ep.role, "max_connections": ep.max_connections,
+               "source": ep.max_connections_source, "marker": "max_connections"}
+              for ep in rec.endpoints]
+    roles = tuple(ep.role for ep in rec.endpoints)
+    return (roles, present), {"budget": rows, "limits": limits}
+
+
 def budget_chart(rec: Recommendation) -> alt.LayerChart:
     """Connection budget of every endpoint at the autoscaling peak: a stacked bar of
     reserved, pools, overflow (or the proxy's server pool), headroom and, in the scheme's
     red, whatever lies past max_connections; max_connections marked by a tick."""
-    rows = budget_rows(rec)
-    present = sorted({r["part"] for r in rows if r["connections"] > 0}, key=PARTS.index)
-    limits = [{"endpoint": ep.role, "max_connections": ep.max_connections,
-               "source": ep.max_connections_source, "marker": "max_connections"}
-              for ep in rec.endpoints]
+    shape, data = budget_data(rec)
+    return _budget(*shape).properties(datasets=data)
+
+
+def _budget(roles: tuple[str, ...], present: tuple[str, ...]) -> alt.LayerChart:
     # Explicit band scale and bar size: with the tick layer sharing the y scale, Streamlit's
     # theme otherwise draws the bars as hairlines.
-    y = alt.Y(field="endpoint", type="nominal", title=None, sort=[e.role for e in rec.endpoints],
+    y = alt.Y(field="endpoint", type="nominal", title=None, sort=list(roles),
               scale=alt.Scale(type="band", paddingInner=0.3))
-    bars = alt.Chart(alt.Data(values=rows)).mark_bar(size=28).encode(
+    bars = alt.Chart(alt.Data(name="budget")).mark_bar(size=28).encode(
         x=alt.X(field="connections", type="quantitative", stack="zero",
                 title="connections at the autoscaling peak"),
         y=y,
         color=alt.Color(field="part", type="nominal", title=None,
                         scale=alt.Scale(scheme=SCHEME, domain=list(PARTS)),
-                        legend=alt.Legend(values=present, orient="bottom", columns=3,
+                        legend=alt.Legend(values=list(present), orient="bottom", columns=3,
                                           labelLimit=150)),
         order=alt.Order(field="order", type="quantitative"),
         tooltip=[alt.Tooltip(field="endpoint", type="nominal"),
@@ -106,7 +124,7 @@ def budget_chart(rec: Recommendation) -> alt.LayerChart:
                  alt.Tooltip(field="headroom", type="quantitative", format=","),
                  alt.Tooltip(field="max_connections", type="quantitative", format=",")],
     )
-    tick = alt.Chart(alt.Data(values=limits)).mark_tick(thickness=4, size=40).encode(
+    tick = alt.Chart(alt.Data(name="limits")).mark_tick(thickness=4, size=40).encode(
         x=alt.X(field="max_connections", type="quantitative"),
         y=y,
         color=_marker_color([], None, legend=False),
@@ -115,7 +133,7 @@ def budget_chart(rec: Recommendation) -> alt.LayerChart:
                  alt.Tooltip(field="source", type="nominal")],
     )
     return alt.layer(bars, tick).resolve_scale(color="independent").properties(
-        width=WIDTH, height=70 * len(rec.endpoints) + 190,
+        width=WIDTH, height=70 * len(roles) + 190,
         title=alt.Title("Connection budget at the peak", subtitle="tick: max_connections"))
 
 
@@ -138,10 +156,31 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
 
     Endpoints get a colour and a dash each, drawn widest first, so equal lines never hide
     one another."""
+    made = scale_out_data(rec, up_to)
+    if made is None:
+        return None
+    shape, data = made
+    return _scale_out(*shape).properties(datasets=data)
+
+
+def scale_out_data(rec: Recommendation, up_to: int | None = None,
+                   ) -> tuple[tuple, dict[str, list[dict]]] | None:
+    """(shape, datasets) of the scale-out chart; None for serverless scenarios."""
     rows = sizing.scale_out(rec, up_to)
     if not rows:
         return None
-    roles = [ep.role for ep in rec.endpoints]
+    usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
+    marks = [{"instances": rec.scenario.peak_instances, "endpoint": "autoscaling peak",
+              "label": f"peak {rec.scenario.peak_instances:,}"}]
+    marks += [{"instances": n, "endpoint": ep.role, "label": f"{ep.role} breaks at {n:,}"}
+              for ep in rec.endpoints if (n := breaks_at(ep)) is not None]
+    roles = tuple(ep.role for ep in rec.endpoints)
+    return (roles, len(marks) > 1), {"scale": rows, "usable": usable, "marks": marks,
+                                     "breaks": marks[1:]}
+
+
+def _scale_out(roles_: tuple[str, ...], with_breaks: bool) -> alt.LayerChart:
+    roles = list(roles_)
     scale = _series_scale(roles)
     dashes = [[1, 0], [8, 4], [2, 3], [12, 3, 2, 3], [4, 2], [1, 4]]
     dash_scale = alt.Scale(domain=roles, range=[dashes[i % 6] for i in range(len(roles))])
@@ -150,7 +189,7 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
     color = alt.Color(field="endpoint", type="nominal", title=None, scale=scale,
                       legend=alt.Legend(values=[*roles, "autoscaling peak"], orient="bottom",
                                         columns=2, symbolStrokeWidth=3))
-    lines = alt.Chart(alt.Data(values=rows)).mark_line().encode(
+    lines = alt.Chart(alt.Data(name="scale")).mark_line().encode(
         x=x,
         y=alt.Y(field="worst_case", type="quantitative", title="the database sees"),
         color=color,
@@ -168,8 +207,7 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
                              title="clients open"),
                  alt.Tooltip(field="usable", type="quantitative", format=",")],
     )
-    usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
-    limit = alt.Chart(alt.Data(values=usable)).mark_rule(size=1.5, opacity=0.8).encode(
+    limit = alt.Chart(alt.Data(name="usable")).mark_rule(size=1.5, opacity=0.8).encode(
         y=alt.Y(field="usable", type="quantitative"),
         color=color,
         strokeDash=alt.StrokeDash(field="endpoint", type="nominal", legend=None,
@@ -177,18 +215,14 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
         tooltip=[alt.Tooltip(field="endpoint", type="nominal"),
                  alt.Tooltip(field="usable", type="quantitative", format=",")],
     )
-    marks = [{"instances": rec.scenario.peak_instances, "endpoint": "autoscaling peak",
-              "label": f"peak {rec.scenario.peak_instances:,}"}]
-    marks += [{"instances": n, "endpoint": ep.role, "label": f"{ep.role} breaks at {n:,}"}
-              for ep in rec.endpoints if (n := breaks_at(ep)) is not None]
-    rules = alt.Chart(alt.Data(values=marks)).mark_rule(strokeDash=[2, 2], size=2).encode(
+    rules = alt.Chart(alt.Data(name="marks")).mark_rule(strokeDash=[2, 2], size=2).encode(
         x=alt.X(field="instances", type="quantitative"), color=color,
         tooltip=[alt.Tooltip(field="label", type="nominal")])
-    labels = alt.Chart(alt.Data(values=marks[1:])).mark_text(
+    labels = alt.Chart(alt.Data(name="breaks")).mark_text(
         align="left", dx=4, dy=-6, baseline="bottom", angle=0).encode(
         x=alt.X(field="instances", type="quantitative"), y=alt.YValue(0), text=alt.Text(
             field="label", type="nominal"), color=color)
-    layers = [lines, limit, rules] + ([labels] if len(marks) > 1 else [])
+    layers = [lines, limit, rules] + ([labels] if with_breaks else [])
     return alt.layer(*layers).properties(
         width=WIDTH, height=400,
         title=alt.Title("As the fleet scales out", subtitle="flat lines: usable per endpoint"))
@@ -197,6 +231,12 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
 def serverless_chart(rec: Recommendation) -> alt.LayerChart | None:
     """Serverless behind a pooler: the connections the invocations open on the pooler against
     its client limit, per endpoint; None without a client-side limit or when not serverless."""
+    made = serverless_data(rec)
+    return None if made is None else _serverless(*made[0]).properties(datasets=made[1])
+
+
+def serverless_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]] | None:
+    """(shape, datasets) of the serverless chart; None when it does not apply."""
     if not rec.scenario.serverless:
         return None
     rows = [{"endpoint": ep.role, "clients open": ep.client_side.worst_case,
@@ -206,32 +246,47 @@ def serverless_chart(rec: Recommendation) -> alt.LayerChart | None:
             if ep.client_side is not None and ep.client_side.limit is not None]
     if not rows:
         return None
+    return (len(rows),), {"serverless": rows}
+
+
+def _serverless(n: int) -> alt.LayerChart:
     y = alt.Y(field="endpoint", type="nominal", title=None,
               scale=alt.Scale(type="band", paddingInner=0.3))
     tip = [alt.Tooltip(field="endpoint", type="nominal"),
            alt.Tooltip(field="clients open", type="quantitative", format=","),
            alt.Tooltip(field="client limit", type="quantitative", format=","),
            alt.Tooltip(field="source", type="nominal")]
-    bars = alt.Chart(alt.Data(values=rows)).mark_bar(size=28).encode(
+    bars = alt.Chart(alt.Data(name="serverless")).mark_bar(size=28).encode(
         x=alt.X(field="clients open", type="quantitative",
                 title="client connections at peak concurrency"),
         y=y, tooltip=tip)
-    tick = alt.Chart(alt.Data(values=rows)).mark_tick(thickness=4, size=40).encode(
+    tick = alt.Chart(alt.Data(name="serverless")).mark_tick(thickness=4, size=40).encode(
         x=alt.X(field="client limit", type="quantitative"), y=y,
         color=_marker_color([], None, legend=False), tooltip=tip)
     return alt.layer(bars, tick).properties(
-        width=WIDTH, height=70 * len(rows) + 170,
+        width=WIDTH, height=70 * n + 170,
         title=alt.Title("Concurrency against the pooler", subtitle="tick: its client limit"))
 
 
 def wait_chart(rec: Recommendation) -> alt.LayerChart | None:
     """P(a checkout waits) against pool size per process, the recommended pool_size and
     the 5% target marked; None without load."""
+    made = wait_data(rec)
+    return None if made is None else _wait().properties(datasets=made[1])
+
+
+def wait_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]] | None:
+    """(shape, datasets) of the wait chart; None without load."""
     if rec.load is None:
         return None
-    rows = [{"pool_size": n, "p_wait": p} for n, p in rec.load.curve]
-    chosen = [{"pool_size": rec.endpoints[0].pool_size, "marker": "recommended pool_size"}]
-    target = [{"p_wait": sizing.WAIT_TARGET, "marker": "target"}]
+    data = {"curve": [{"pool_size": n, "p_wait": p} for n, p in rec.load.curve],
+            "chosen": [{"pool_size": rec.endpoints[0].pool_size,
+                        "marker": "recommended pool_size"}],
+            "target": [{"p_wait": sizing.WAIT_TARGET, "marker": "target"}]}
+    return (), data
+
+
+def _wait() -> alt.LayerChart:
     marker = alt.Color(field="marker", type="nominal", title=None,
                        scale=alt.Scale(scheme=SCHEME,
                                        domain=["_", "recommended pool_size", "_2", "_3",
@@ -240,19 +295,19 @@ def wait_chart(rec: Recommendation) -> alt.LayerChart | None:
                                          orient="bottom"))
     x = alt.X(field="pool_size", type="quantitative", title="pool_size per process",
               axis=alt.Axis(tickMinStep=1))
-    curve = alt.Chart(alt.Data(values=rows)).mark_line(point=True).encode(
+    curve = alt.Chart(alt.Data(name="curve")).mark_line(point=True).encode(
         x=x,
         y=alt.Y(field="p_wait", type="quantitative", title="P(checkout waits)",
                 axis=alt.Axis(format="%")),
         tooltip=[alt.Tooltip(field="pool_size", type="quantitative"),
                  alt.Tooltip(field="p_wait", type="quantitative", format=".1%")],
     )
-    mark = alt.Chart(alt.Data(values=chosen)).mark_rule(size=2).encode(
+    mark = alt.Chart(alt.Data(name="chosen")).mark_rule(size=2).encode(
         x=alt.X(field="pool_size", type="quantitative"), color=marker,
         tooltip=[alt.Tooltip(field="marker", type="nominal"),
                  alt.Tooltip(field="pool_size", type="quantitative")],
     )
-    goal = alt.Chart(alt.Data(values=target)).mark_rule(strokeDash=[4, 4], size=2).encode(
+    goal = alt.Chart(alt.Data(name="target")).mark_rule(strokeDash=[4, 4], size=2).encode(
         y=alt.Y(field="p_wait", type="quantitative"), color=marker,
         tooltip=[alt.Tooltip(field="marker", type="nominal"),
                  alt.Tooltip(field="p_wait", type="quantitative", format=".0%")],
@@ -325,3 +380,24 @@ def compare_chart(recs_by_name: Mapping[str, Recommendation]) -> alt.LayerChart:
     return bars.properties(
         width=WIDTH, height=40 * len({r["bar"] for r in rows}) + 170,
         title=alt.Title("Scenarios compared", subtitle="100 % = each endpoint's usable"))
+
+
+@functools.lru_cache(maxsize=128)
+def _structure(kind: str, shape: tuple) -> dict[str, Any]:
+    build: Callable[..., alt.TopLevelMixin] = {"budget": _budget, "scale": _scale_out,
+                                               "serverless": _serverless, "wait": _wait}[kind]
+    return build(*shape).to_dict(validate=False)
+
+
+def spec(kind: str, rec: Recommendation) -> dict[str, Any] | None:
+    """The Vega-Lite dict of one chart ("budget", "scale", "serverless" or "wait"), equal to
+    `*_chart(rec).to_dict(validate=False)` but serialising only the data: the structure is
+    built once per shape. A fresh dict each call (Streamlit edits the spec it draws)."""
+    data: dict[str, Callable[[Recommendation], Any]] = {
+        "budget": budget_data, "scale": scale_out_data, "serverless": serverless_data,
+        "wait": wait_data}
+    made = data[kind](rec)
+    if made is None:
+        return None
+    shape, data = made
+    return {**copy.deepcopy(_structure(kind, shape)), "datasets": data}

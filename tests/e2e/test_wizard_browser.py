@@ -179,7 +179,8 @@ def shoot(page, path) -> None:
     """The whole page: Streamlit scrolls inside its main block, so grow the viewport to it."""
     size = page.viewport_size
     height = page.evaluate("() => Math.max(...[...document.querySelectorAll("
-                           "'[data-testid=\"stMain\"], [data-testid=\"stMainBlockContainer\"], section')]"
+                           "'[data-testid=\"stMain\"], "
+                           "[data-testid=\"stMainBlockContainer\"], section')]"
                            ".map(e => e.scrollHeight), 0)")
     page.set_viewport_size({"width": size["width"], "height": min(max(height, 600), 12_000)})
     page.wait_for_timeout(300)

@@ -4,8 +4,6 @@ Recommendation; this module words nothing the core already says."""
 
 from __future__ import annotations
 
-import copy
-
 import streamlit as st
 
 from wizard import charts
@@ -187,31 +185,16 @@ def summary(rec: Recommendation | None, error: str, fix: str,
         st.caption(f"{warns} warning(s), each with its fix: see 5 Results.")
 
 
-def _spec(chart) -> dict | None:
-    return None if chart is None else chart.to_dict(validate=False)
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def chart_specs(key: tuple[tuple[str, str], ...]) -> dict[str, dict | None]:
-    """Vega-Lite specs of a scenario's charts, built once per scenario and shared (not
-    copied) between sessions: callers hand Streamlit a copy, since it edits the spec."""
-    rec, _, _ = state._recommend(key)
-    if rec is None:
-        return {}
-    return {"budget": _spec(charts.budget_chart(rec)),
-            "scale": _spec(charts.scale_out_chart(rec)),
-            "serverless": _spec(charts.serverless_chart(rec)),
-            "wait": _spec(charts.wait_chart(rec))}
-
-
 def _draw(spec: dict | None, key: str) -> None:
     if spec is not None:
-        st.vega_lite_chart(copy.deepcopy(spec), width="stretch", key=key)
+        st.vega_lite_chart(spec, width="stretch", key=key)
 
 
-def charts_section(rec: Recommendation, key: tuple[tuple[str, str], ...]) -> None:
-    """Budget, scale-out (or serverless concurrency) and wait charts."""
-    specs = chart_specs(key)
+def charts_section(rec: Recommendation) -> None:
+    """Budget, scale-out (or serverless concurrency) and wait charts. Each spec is the
+    chart's cached structure plus this scenario's data (charts.spec): no Altair work."""
+    specs = {kind: charts.spec(kind, rec) for kind in ("budget", "scale", "serverless",
+                                                        "wait")}
     _draw(specs["budget"], "chart_budget")
     if rec.scenario.serverless:
         _draw(specs["serverless"], "chart_serverless")
@@ -284,6 +267,6 @@ def render(rec: Recommendation | None, error: str, fix: str,
         return
     answer(rec)
     st.markdown("#### Charts")
-    charts_section(rec, key)
+    charts_section(rec)
     st.markdown("#### Details")
     details(rec)
