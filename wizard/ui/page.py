@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -9,7 +11,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from wizard import share
-from wizard.ui import database, export, live, load, proxy, results, saved, state, topology
+from wizard.ui import database, export, load, proxy, results, state, topology
 from wizard.ui.labels import plain
 
 
@@ -31,9 +33,35 @@ STEPS: dict[str, Step] = {
     "load": Step("4 Load", load.render, beside_result=True),
     "results": Step("5 Results", _results),
     "export": Step("6 Export", lambda ctx: export.render(ctx["rec"], ctx["key"])),
-    "saved": Step("Saved & compare", lambda ctx: saved.render(ctx["flat"])),
-    "live": Step("Live check", lambda ctx: live.render(ctx["rec"])),
+    # Imported when first shown: they pull in SQLAlchemy, Altair and the live check, which
+    # the first page does not need (see bench/ui.md, cold start).
+    "saved": Step("Saved & compare", lambda ctx: _lazy("saved").render(ctx["flat"])),
+    "live": Step("Live check", lambda ctx: _lazy("live").render(ctx["rec"])),
 }
+HEAVY = ("altair", "wizard.charts", "wizard.ui.saved", "wizard.ui.live")
+_warm = threading.Lock()
+_warmed: list[bool] = []
+
+
+def _lazy(name: str):
+    return importlib.import_module(f"wizard.ui.{name}")
+
+
+def _warm_up() -> None:
+    """Once per server: import what the later steps need in the background, a moment after
+    the first page is drawn, so the first click on Results does not wait for Altair."""
+    with _warm:
+        if _warmed:
+            return
+        _warmed.append(True)
+
+    def run() -> None:
+        for module in HEAVY:
+            importlib.import_module(module)
+
+    timer = threading.Timer(1.0, run)
+    timer.daemon = True
+    timer.start()
 ORDER = list(STEPS)
 
 # Streamlit stacks columns below 640 px: there the result beside the inputs would sit
@@ -110,3 +138,4 @@ def main() -> None:
     _nav_buttons(step)
     state.sync_query_params(ctx["flat"])
     _sidebar(ctx["flat"])
+    _warm_up()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from wizard import charts
 from wizard.export.render import create_engine_block, engine_block
 from wizard.model import EndpointBudget, EngineSettings, Finding, Recommendation, Scenario
 from wizard.ui import state
@@ -193,6 +192,8 @@ def _draw(spec: dict | None, key: str) -> None:
 def charts_section(rec: Recommendation) -> None:
     """Budget, scale-out (or serverless concurrency) and wait charts. Each spec is the
     chart's cached structure plus this scenario's data (charts.spec): no Altair work."""
+    from wizard import charts  # Altair: not needed before the first Results page
+
     specs = {kind: charts.spec(kind, rec) for kind in ("budget", "scale", "serverless",
                                                         "wait")}
     _draw(specs["budget"], "chart_budget")
