@@ -116,10 +116,79 @@ def cold_start(script: Path, browser: bool) -> tuple[float, float | None]:
         stop(proc)
 
 
+DRAWN_JS = """(n) => {
+  const charts = [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')];
+  const idle = document.querySelector('[data-testid="stApp"]')
+    ?.getAttribute('data-test-script-state') === 'notRunning';
+  return idle && charts.length >= n && charts.every(c => c.querySelector('canvas, svg'));
+}"""
+
+
+def browser_draw(runs: int) -> tuple[list[float], list[float]]:
+    """Seconds from an interaction until every chart is drawn, in Chromium: the wizard's
+    click on "5 Results" (from step 4, a new scenario each time) and the same click on the
+    plain reference's charts (bench/ref_plain_view.py: ref_plain.py behind a radio)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import CHROMIUM_ARGS, start_streamlit, stop, wait_healthy
+    from tests.pgserver import free_port
+
+    env = {**os.environ, "XDG_DATA_HOME": str(ROOT / "bench" / "artifacts" / "xdg")}
+    servers = []
+    wizard_s: list[float] = []
+    plain_s: list[float] = []
+    try:
+        for script in (ROOT / "app.py", ROOT / "bench" / "ref_plain_view.py"):
+            port = free_port()
+            proc = start_streamlit(script, port, env)
+            servers.append(proc)
+            wait_healthy(f"http://127.0.0.1:{port}", proc)
+            servers[-1].url = f"http://127.0.0.1:{port}"
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            wiz = b.new_page(viewport={"width": 1440, "height": 900})
+            ref = b.new_page(viewport={"width": 1440, "height": 900})
+            wiz.goto(servers[0].url + "/?rps=50&hold_ms=20")
+            wiz.wait_for_selector('.st-key-step', timeout=60_000)
+            ref.goto(servers[1].url)
+            ref.wait_for_selector(".st-key-view", timeout=60_000)
+            for i in range(runs + 2):  # two warm-up rounds
+                # wizard: a new scenario on step 4, then the click on Results
+                wiz.locator(".st-key-step label").filter(has_text="4 Load").click()
+                wiz.wait_for_selector(".st-key-rps input", timeout=30_000)
+                field = wiz.locator(".st-key-rps input")
+                field.fill(str(50 + i))
+                field.press("Enter")
+                wiz.wait_for_function(DRAWN_JS, arg=0, timeout=30_000)
+                wiz.wait_for_timeout(300)
+                t = time.perf_counter()
+                wiz.locator(".st-key-step label").filter(has_text="5 Results").click()
+                wiz.wait_for_function(DRAWN_JS, arg=1, timeout=30_000, polling="raf")
+                if i >= 2:
+                    wizard_s.append(time.perf_counter() - t)
+                # reference: back to its inputs, then the click on its charts
+                ref.locator(".st-key-view label").filter(has_text="inputs").click()
+                ref.wait_for_selector(".st-key-m input", timeout=30_000)
+                ref.wait_for_function(DRAWN_JS, arg=0, timeout=30_000)
+                ref.wait_for_timeout(300)
+                t = time.perf_counter()
+                ref.locator(".st-key-view label").filter(has_text="charts").click()
+                ref.wait_for_function(DRAWN_JS, arg=3, timeout=30_000, polling="raf")
+                if i >= 2:
+                    plain_s.append(time.perf_counter() - t)
+            b.close()
+    finally:
+        for proc in servers:
+            stop(proc)
+    return wizard_s, plain_s
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--browser-runs", type=int, default=10)
+    ap.add_argument("--cold-runs", type=int, default=3)
     args = ap.parse_args()
     all_cases = cases()
     for _ in range(3):  # warm-up: imports, first-run caches
@@ -143,14 +212,38 @@ def main() -> int:
         p90 = statistics.quantiles(c.samples, n=10)[-1]
         lines.append(f"| {c.name} | {med[c.name]:.1f} | {p90:.1f} | "
                      f"{med[c.name] / plain:.2f} | {med[c.name] / trivial:.1f} |")
-    lines += ["", "Cold start (`streamlit run`, fresh process):", "",
-              "| script | to /_stcore/health s | to first render in Chromium s |",
-              "| --- | ---: | ---: |"]
     browser = not args.no_browser and Path("/usr/bin/chromium").exists()
-    for label, script in (("app.py (wizard)", ROOT / "app.py"),
-                          ("bench/ref_trivial.py", ROOT / "bench/ref_trivial.py")):
-        health, first = cold_start(script, browser)
-        lines.append(f"| {label} | {health:.2f} | {'n/a' if first is None else f'{first:.2f}'} |")
+    if browser:
+        wiz, ref = browser_draw(args.browser_runs)
+        w, r = statistics.median(wiz), statistics.median(ref)
+        lines += ["", f"In Chromium (1440 px), median of {args.browser_runs}: from the "
+                  "interaction until every chart is drawn.", "",
+                  "| page / interaction | median s | ratio |", "| --- | ---: | ---: |",
+                  f"| plain reference: click on its charts view, 3 charts drawn | {r:.3f} | "
+                  "1.00 |",
+                  f"| wizard: click on 5 Results (new scenario), every chart drawn | {w:.3f} "
+                  f"| {w / r:.2f} |"]
+    lines += ["", f"Cold start (`streamlit run`, fresh process), median of {args.cold_runs}, "
+              "the two scripts alternating:", "",
+              "| script | to /_stcore/health s | to first render in Chromium s | ratio |",
+              "| --- | ---: | ---: | ---: |"]
+    scripts = (("app.py (wizard)", ROOT / "app.py"),
+               ("bench/ref_trivial.py", ROOT / "bench/ref_trivial.py"))
+    cold: dict[str, list[tuple[float, float | None]]] = {label: [] for label, _ in scripts}
+    for _ in range(args.cold_runs):
+        for label, script in scripts:
+            cold[label].append(cold_start(script, browser))
+    firsts = {}
+    for label, _ in scripts:
+        health = statistics.median(h for h, _ in cold[label])
+        first = (statistics.median(f for _, f in cold[label]) if browser else None)
+        firsts[label] = first
+        lines.append(f"| {label} | {health:.2f} | {'n/a' if first is None else f'{first:.2f}'} "
+                     "| {ratio} |")
+    trivial_first = firsts["bench/ref_trivial.py"]
+    lines = [ln.replace("{ratio}", "n/a" if not browser else
+                        f"{firsts[ln.split(' | ')[0][2:]] / trivial_first:.2f}")
+             if "{ratio}" in ln else ln for ln in lines]
     text = "\n".join(lines) + "\n"
     print(text)
     (ROOT / "bench" / "ui.md").write_text(text + NOTES)

@@ -81,6 +81,21 @@ def go(at: AppTest, step: str) -> AppTest:
     return at.radio(key="step").set_value(step).run()
 
 
+FOLDS = ("findings", "budget", "settings", "rules", "sources", "load")
+
+
+def open_details(at: AppTest) -> AppTest:
+    """Open every Details expander of the Results step (their content is built on open)."""
+    for name in FOLDS:
+        at.session_state[f"fold_{name}"] = True
+    return at.run()
+
+
+def chart_tab(at: AppTest, label: str) -> AppTest:
+    at.session_state["chart_tab"] = label
+    return at.run()
+
+
 def no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
@@ -110,6 +125,7 @@ def test_azure_b2s_budget_matches_the_documented_numbers():
     at.number_input(key="workers").set_value(4).run()
     at.number_input(key="max_app_instances").set_value(6).run()
     go(at, "results")
+    open_details(at)
     no_exception(at)
     m = metrics(at)
     # Azure's concepts-limits table: B2s max_connections 429; Azure keeps 15 (10 superuser
@@ -199,7 +215,9 @@ def test_replica_gets_its_own_budget():
     assert m["pool_size"] == str(expected.engine("replica-1").pool_size)
     # A replica keeps no migrations reserve: 3 superuser + 2 AWS + 3 admin.
     assert m["usable"] == f"{rep.max_connections - 8:,}"
-    assert len(at.get("vega_lite_chart")) >= 2
+    assert len(at.get("vega_lite_chart")) == 1  # the open chart tab only
+    chart_tab(at, "Scale-out")
+    assert '"name": "scale"' in at.get("vega_lite_chart")[0].proto.spec
 
 
 def test_serverless_uses_nullpool_and_warns_without_proxy():
@@ -209,6 +227,7 @@ def test_serverless_uses_nullpool_and_warns_without_proxy():
     at.number_input(key="serverless_concurrency").set_value(50).run()
     go(at, "results")
     no_exception(at)
+    open_details(at)
     m = metrics(at)
     assert m["poolclass"] == "NullPool"
     code = "\n".join(c.value for c in at.code)
@@ -233,8 +252,11 @@ def test_load_sizes_the_pool_and_draws_the_wait_chart():
     pool = int(metrics(at)["pool_size"])
     assert pool > 20
     assert pool == sizing.smallest_pool(20.0)
-    charts = at.get("vega_lite_chart")
-    assert len(charts) == 3  # budget, scale-out, wait
+    assert [t.label for t in at.tabs][:3] == ["Budget at the peak", "Scale-out",
+                                              "Checkout waits"]
+    chart_tab(at, "Checkout waits")
+    assert '"name": "curve"' in at.get("vega_lite_chart")[0].proto.spec
+    open_details(at)
     assert any("Erlangs" in c for c in texts(at, "caption"))
 
 
@@ -260,6 +282,7 @@ def test_warnings_are_ranked_by_severity_with_fixes():
     at.number_input(key="current_pool_size").set_value(500).run()
     at.number_input(key="current_max_overflow").set_value(300).run()
     go(at, "results")
+    open_details(at)
     no_exception(at)
     rec = sizing.recommend(share.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large", "current_pool_size": "500",
@@ -528,6 +551,8 @@ def test_results_show_the_core_break_point_per_endpoint_with_its_region():
 def test_engine_settings_table_keeps_every_reason_whole():
     at = new_app()
     go(at, "results")
+    assert not at.table  # folded: nothing built until it is opened
+    open_details(at)
     rec = sizing.recommend(share.from_flat({"provider": "aws-rds",
                                             "instance_class": "db.r6g.large"}))
     table = at.table[0].value
@@ -541,6 +566,7 @@ def test_wait_caption_explains_the_recommended_pool_not_only_the_mean_need():
          "p95_hold_ms": "60"}
     at = new_app(q)
     go(at, "results")
+    open_details(at)
     rec = sizing.recommend(share.from_flat(q))
     # 200 req/s per instance over 4 workers = 50 req/s per process x 15 ms = 0.75 Erlangs
     assert rec.load.offered_load == pytest.approx(0.75)
@@ -563,6 +589,7 @@ def test_loading_a_saved_scenario_opens_its_results():
     at.button(key="load_big").click().run()
     assert at.radio(key="step").value == "results"
     assert any("Loaded 'big'" in s for s in texts(at, "success"))
+    open_details(at)
     assert "**primary**: 5,000 max_connections" in " ".join(texts(at, "markdown"))
 
 
@@ -655,6 +682,7 @@ def test_visitor_text_is_shown_as_text_not_markdown():
 def test_answer_comes_before_the_charts_and_the_tables_are_folded():
     at = new_app({"provider": "aws-rds", "instance_class": "db.r6g.large", "workers": "2"})
     go(at, "results")
+    open_details(at)
     order = []
 
     def walk(node, folded=False):
@@ -681,6 +709,7 @@ def test_code_tab_is_the_exported_engine_block():
          "proxy": "cloudsql-connector", "replicas": "1"}
     at = new_app(q)
     go(at, "results")
+    open_details(at)
     rec = sizing.recommend(share.from_flat(dict(at.query_params)))
     module = export.render_module(rec)
     code = next(c.value for c in at.code if "ENGINE_SETTINGS" in c.value)

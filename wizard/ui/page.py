@@ -95,7 +95,7 @@ def _sidebar(flat: dict[str, str]) -> None:
         st.caption("The same from the command line:")
         scenario = state.scenario_or_none(flat)
         if scenario is not None:
-            st.code(share.cli_command(scenario), language="bash", wrap_lines=True)
+            st.code(share.cli_command(scenario), language=None, wrap_lines=True)
         st.button("Reset to defaults", key="reset", on_click=state.reset_defaults)
 
 

@@ -189,75 +189,112 @@ def _draw(spec: dict | None, key: str) -> None:
         st.vega_lite_chart(spec, width="stretch", key=key)
 
 
+def chart_tabs(rec: Recommendation) -> list[tuple[str, str]]:
+    """(tab label, chart kind) of the charts this scenario has."""
+    tabs = [("Budget at the peak", "budget")]
+    if rec.scenario.serverless:
+        tabs.append(("Serverless concurrency", "serverless"))
+    else:
+        tabs.append(("Scale-out", "scale"))
+    if rec.load is not None:
+        tabs.append(("Checkout waits", "wait"))
+    return tabs
+
+
 def charts_section(rec: Recommendation) -> None:
-    """Budget, scale-out (or serverless concurrency) and wait charts. Each spec is the
-    chart's cached structure plus this scenario's data (charts.spec): no Altair work."""
+    """The charts, one tab each; only the open tab's chart is built and drawn (its spec is
+    the chart's cached structure plus this scenario's data: charts.spec)."""
     from wizard import charts  # Altair: not needed before the first Results page
 
-    specs = {kind: charts.spec(kind, rec) for kind in ("budget", "scale", "serverless",
-                                                        "wait")}
-    _draw(specs["budget"], "chart_budget")
-    if rec.scenario.serverless:
-        _draw(specs["serverless"], "chart_serverless")
-        if specs["serverless"] is None:
-            st.caption("Serverless: every invocation opens its own connection; there is no "
-                       "scale-out curve and no pooler client limit in this scenario.")
-    else:
-        _draw(specs["scale"], "chart_scale")
-    if specs["wait"] is not None:
-        _draw(specs["wait"], "chart_wait")
-    else:
+    tabs = chart_tabs(rec)
+    containers = st.tabs([label for label, _ in tabs], key="chart_tab", on_change="rerun")
+    for (_, kind), tab in zip(tabs, containers, strict=True):
+        if not tab.open:
+            continue
+        with tab:
+            spec = charts.spec(kind, rec)
+            _draw(spec, f"chart_{kind}")
+            if spec is None and kind == "serverless":
+                st.caption("No pooler client limit in this scenario: every invocation opens "
+                           "its own connection to the database (see the budget).")
+    if rec.load is None:
         st.caption("Give your traffic in step 4 to see how often a checkout waits.")
+
+
+FOLDS = {"findings": "All findings", "budget": "The budget, step by step",
+         "settings": "Engine settings and why", "rules": "Rules of thumb people copy",
+         "sources": "Sources of every number", "load": "The load, in numbers"}
 
 
 def details(rec: Recommendation) -> None:
     """Everything behind the answer, folded."""
-    with st.expander(f"All findings ({len(rec.warnings)})"):
-        if not rec.warnings:
-            st.success("No findings for this scenario.")
-        for i, w in enumerate(ranked(rec)):
-            st.caption(plain(w.code))
-            _finding(w, 200 + i)
-    with st.expander("The budget, step by step"):
-        for ep in rec.endpoints:
-            st.markdown(f"**{plain(ep.role)}**: {plain(ep.explanation)}")
-        st.caption(plain(f"What binds: {rec.binding}"))
-    with st.expander("Engine settings and why"):
-        tab_table, tab_code = st.tabs(["Table", "Code"])
-        with tab_table:
-            # st.table wraps the long "why" texts a dataframe would cut off.
-            for eng in rec.engines:
-                if len(rec.engines) > 1:
-                    st.markdown(f"**{plain(eng.endpoint)}**")
-                st.table([{k: v for k, v in row.items() if k != "endpoint"}
-                          for row in engine_rows(rec) if row["endpoint"] == eng.endpoint])
-        with tab_code:
-            st.caption("From the exported db.py (step 6), as it is there.")
-            st.code(engine_code(rec), language="python")
-    with st.expander("Rules of thumb people copy, for this scenario"):
-        st.table([{"rule": r.name, "formula": r.formula, "per engine": r.per_process,
-                   "fleet total": r.fleet_total, "fits": "yes" if r.fits else "no"}
-                  for r in rec.rules])
-    with st.expander("Sources of every number"):
-        for src in rec.sources:
-            read = f" (read {src.read_on})" if src.read_on else ""
-            st.markdown(f"- [{plain(src.label)}]({src.url}){plain(read)}")
-    if rec.load is not None:
-        with st.expander("The load, in numbers"):
-            load = rec.load
-            ep, chosen = rec.endpoints[0], rec.engines[0].pool_size
-            # P(wait) of the exported pool: the core's own figure, else its curve's point.
-            at_chosen = getattr(ep, "p_wait", None)
-            if at_chosen is None:
-                at_chosen = dict(load.curve).get(chosen)
-            tail = (f" The recommended pool_size {chosen} (marked) waits {at_chosen:.2%} "
-                    "of the time." if at_chosen is not None else "")
-            st.caption(plain(
-                f"Offered load per process {load.offered_load:.2f} Erlangs "
-                f"({load.arrival_rate:g} req/s × {load.hold_s * 1000:g} ms, Little's law); "
-                f"the mean load needs pool_size {load.needed_pool} for P(wait) "
-                f"{load.p_wait:.1%}, mean wait {load.mean_wait_ms:.1f} ms; bursts need "
-                f"{load.needed_with_overflow}.{tail}"))
+    for name, draw in (("findings", _findings), ("budget", _budget_steps),
+                       ("settings", _settings), ("rules", _rules), ("sources", _sources),
+                       ("load", _load)):
+        if name == "load" and rec.load is None:
+            continue
+        box = st.expander(FOLDS[name] + (f" ({len(rec.warnings)})" if name == "findings"
+                                          else ""), key=f"fold_{name}", on_change="rerun")
+        if box.open:
+            with box:
+                draw(rec)
+
+
+def _findings(rec: Recommendation) -> None:
+    if not rec.warnings:
+        st.success("No findings for this scenario.")
+    for i, w in enumerate(ranked(rec)):
+        st.caption(plain(w.code))
+        _finding(w, 200 + i)
+
+
+def _budget_steps(rec: Recommendation) -> None:
+    for ep in rec.endpoints:
+        st.markdown(f"**{plain(ep.role)}**: {plain(ep.explanation)}")
+    st.caption(plain(f"What binds: {rec.binding}"))
+
+
+def _settings(rec: Recommendation) -> None:
+    tab_table, tab_code = st.tabs(["Table", "Code"])
+    with tab_table:
+        # st.table wraps the long "why" texts a dataframe would cut off.
+        for eng in rec.engines:
+            if len(rec.engines) > 1:
+                st.markdown(f"**{plain(eng.endpoint)}**")
+            st.table([{k: v for k, v in row.items() if k != "endpoint"}
+                      for row in engine_rows(rec) if row["endpoint"] == eng.endpoint])
+    with tab_code:
+        st.caption("From the exported db.py (step 6), as it is there.")
+        st.code(engine_code(rec), language="python")
+
+
+def _rules(rec: Recommendation) -> None:
+    st.table([{"rule": r.name, "formula": r.formula, "per engine": r.per_process,
+               "fleet total": r.fleet_total, "fits": "yes" if r.fits else "no"}
+              for r in rec.rules])
+
+
+def _sources(rec: Recommendation) -> None:
+    for src in rec.sources:
+        read = f" (read {src.read_on})" if src.read_on else ""
+        st.markdown(f"- [{plain(src.label)}]({src.url}){plain(read)}")
+
+
+def _load(rec: Recommendation) -> None:
+    load = rec.load
+    ep, chosen = rec.endpoints[0], rec.engines[0].pool_size
+    # P(wait) of the exported pool: the core's own figure, else its curve's point.
+    at_chosen = getattr(ep, "p_wait", None)
+    if at_chosen is None:
+        at_chosen = dict(load.curve).get(chosen)
+    tail = (f" The recommended pool_size {chosen} (marked) waits {at_chosen:.2%} "
+            "of the time." if at_chosen is not None else "")
+    st.caption(plain(
+        f"Offered load per process {load.offered_load:.2f} Erlangs "
+        f"({load.arrival_rate:g} req/s × {load.hold_s * 1000:g} ms, Little's law); "
+        f"the mean load needs pool_size {load.needed_pool} for P(wait) "
+        f"{load.p_wait:.1%}, mean wait {load.mean_wait_ms:.1f} ms; bursts need "
+        f"{load.needed_with_overflow}.{tail}"))
 
 
 def render(rec: Recommendation | None, error: str, fix: str,
