@@ -8,9 +8,12 @@ milliseconds each to parse). Each chart is two halves: its structure, which depe
 on the shape of the scenario (the endpoints, which parts are present) and is serialised
 once per shape, and its data, passed as named `datasets`. `*_chart` returns the Altair
 object; `spec(kind, rec)` returns the same Vega-Lite dict at the cost of the data alone.
-No colour is hard-coded: everything takes a colour from the "tableau10" scheme by its place in a
-domain, so red (the scheme's third colour) is only ever "over the limit", and every
-marker line has a scheme colour of its own, visible on light and dark themes.
+Titles are short (a phone shows about 40 characters) and carry no subtitle: Vega draws
+subtitles in a fixed dark grey that vanishes on the dark theme, so the app says what the
+ticks and lines mean in a caption (CAPTIONS). No colour is hard-coded: everything takes a
+colour from the "tableau10" scheme by its place in a domain, so red (the scheme's third
+colour) is only ever "over the limit", and every marker line has a scheme colour of its
+own, visible on light and dark themes.
 """
 
 from __future__ import annotations
@@ -34,7 +37,18 @@ PARTS = ("pools", "overflow", OVER, "proxy server pool", "headroom", "reserved")
 STACK = ("reserved", "pools", "overflow", "proxy server pool", OVER, "headroom")
 # Marker lines: their own colours from the same scheme (purple, pink, brown, grey).
 MARKERS = ("max_connections", "usable", "autoscaling peak", "breaks at")
-MARKER_RANGE_FROM = 6
+CAPTIONS = {
+    "budget": "Per endpoint at the autoscaling peak: reserved, pools, overflow (or the "
+              "proxy's server pool) and headroom; the tick is max_connections, and anything "
+              "past it is drawn in red.",
+    "scale": "What each endpoint sees as the fleet grows, the recommended settings held "
+             "fixed; the flat line of the same style is that endpoint's usable connections, "
+             "the dotted lines the autoscaling peak and where it breaks.",
+    "serverless": "Client connections the invocations open on the pooler; the tick is the "
+                  "pooler's client limit.",
+    "wait": "Erlang C per process: how often a checkout waits for each pool_size; the "
+            "recommended pool_size and the 5 % target are marked.",
+}
 
 
 def _missing(obj: object, name: str) -> bool:
@@ -134,7 +148,7 @@ def _budget(roles: tuple[str, ...], present: tuple[str, ...]) -> alt.LayerChart:
     )
     return alt.layer(bars, tick).resolve_scale(color="independent").properties(
         width=WIDTH, height=70 * len(roles) + 190,
-        title=alt.Title("Connection budget at the peak", subtitle="tick: max_connections"))
+        title="Budget at the peak")
 
 
 def _series_scale(roles: list[str]) -> alt.Scale:
@@ -225,7 +239,7 @@ def _scale_out(roles_: tuple[str, ...], with_breaks: bool) -> alt.LayerChart:
     layers = [lines, limit, rules] + ([labels] if with_breaks else [])
     return alt.layer(*layers).properties(
         width=WIDTH, height=400,
-        title=alt.Title("As the fleet scales out", subtitle="flat lines: usable per endpoint"))
+        title="As the fleet scales out")
 
 
 def serverless_chart(rec: Recommendation) -> alt.LayerChart | None:
@@ -265,7 +279,7 @@ def _serverless(n: int) -> alt.LayerChart:
         color=_marker_color([], None, legend=False), tooltip=tip)
     return alt.layer(bars, tick).properties(
         width=WIDTH, height=70 * n + 170,
-        title=alt.Title("Concurrency against the pooler", subtitle="tick: its client limit"))
+        title="Concurrency vs the pooler")
 
 
 def wait_chart(rec: Recommendation) -> alt.LayerChart | None:
@@ -314,7 +328,7 @@ def _wait() -> alt.LayerChart:
     )
     return alt.layer(curve, mark, goal).properties(
         width=WIDTH, height=340,
-        title=alt.Title("Probability a checkout waits", subtitle="Erlang C, per process"))
+        title="P(checkout waits)")
 
 
 def compare_rows(recs_by_name: Mapping[str, Recommendation]) -> list[dict]:
@@ -379,7 +393,7 @@ def compare_chart(recs_by_name: Mapping[str, Recommendation]) -> alt.LayerChart:
         tooltip=tip)
     return bars.properties(
         width=WIDTH, height=40 * len({r["bar"] for r in rows}) + 170,
-        title=alt.Title("Scenarios compared", subtitle="100 % = each endpoint's usable"))
+        title="Scenarios compared")
 
 
 @functools.lru_cache(maxsize=128)

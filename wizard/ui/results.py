@@ -214,6 +214,8 @@ def charts_section(rec: Recommendation) -> None:
         with tab:
             spec = charts.spec(kind, rec)
             _draw(spec, f"chart_{kind}")
+            if spec is not None:
+                st.caption(charts.CAPTIONS[kind])
             if spec is None and kind == "serverless":
                 st.caption("No pooler client limit in this scenario: every invocation opens "
                            "its own connection to the database (see the budget).")
