@@ -236,6 +236,12 @@ def test_answer_first_at_desktop_and_phone_width_with_a_tracked_link(app_url, br
             assert brief.is_visible()
             assert f"sees {rec.endpoints[0].worst_case:,}" in brief.inner_text()
             assert top(brief) < top(page.locator(".st-key-workers"))
+            # its link jumps to the full card below the inputs
+            assert page.locator("#result-so-far").count() == 1
+            brief.get_by_role("link").click()
+            page.wait_for_timeout(500)
+            card = page.locator(".st-key-result_so_far").bounding_box()
+            assert card and 0 <= card["y"] < 900
         elif label == "3 Fleet":
             assert not page.locator(".st-key-phone_summary").is_visible()
         if label == "5 Results":

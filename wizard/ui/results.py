@@ -39,9 +39,15 @@ FIX_STEPS = (("topology", "Change the fleet (step 3)"),
 
 
 def fleet_words(s: Scenario | None) -> str:
-    """How the client engine count comes about, so an error's number is traceable."""
+    """How the client engine count comes about, so an error's number is traceable (the
+    core's own sentence once it has one)."""
     if s is None:
         return ""
+    from wizard import budget
+
+    core = getattr(budget, "fleet_sentence", None)
+    if core is not None:
+        return core(s)
     if s.serverless:
         return (f"Client engines at the peak: {s.serverless_concurrency:,} concurrent "
                 f"invocations × {s.engines_per_process} engine(s) = "
