@@ -43,6 +43,7 @@ def render() -> None:
                  format_func=_class_label(provider), help=HELP["instance_class"],
                  accept_new_options=provider == "gcp-cloudsql", persist_state="session",
                  placeholder="type to search")
+    state.flag("instance_class")
     cls = st.session_state.get("instance_class")
     if cls:
         try:

@@ -21,13 +21,14 @@ def render() -> None:
         st.session_state["proxy"] = "none"
     st.selectbox("Proxy or pooler", options, key="proxy", format_func=PROXIES.get,
                  help=HELP["proxy"], persist_state="session")
+    state.flag("proxy")
     proxy = st.session_state["proxy"]
     whole = {"step": 1.0, "format": "%.0f", "persist_state": "session"}
     optional = {**whole, "value": None, "placeholder": "default"}
     if proxy.startswith("pgbouncer"):
         st.text_input("PgBouncer version", key="pgbouncer_version", placeholder="e.g. 1.24",
                       help=HELP["pgbouncer_version"], persist_state="session")
-        state.flag("proxy")
+        state.flag("pgbouncer_version")
     if proxy in POOL_SIZE_PROXIES:
         c1, c2 = st.columns(2)
         with c1:

@@ -393,7 +393,7 @@ def reset_defaults() -> None:
 # Widgets that show a parameter's problem when the parameter has no widget of its own.
 FLAG_AT = {"replica_instance_class": "replicas", "replica_max_connections": "replicas",
            "replica_readers": "replicas", "replica_regions": "replicas",
-           "max_connections_source": "max_connections", "pgbouncer_version": "proxy"}
+           "max_connections_source": "max_connections"}
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
