@@ -7,7 +7,7 @@ import streamlit as st
 from wizard import catalog
 from wizard.model import PROVIDERS
 from wizard.ui import state
-from wizard.ui.labels import HELP, plain
+from wizard.ui.labels import HELP
 from wizard.ui.labels import PROVIDERS as PROVIDER_LABELS
 
 PG_VERSIONS = (12, 13, 14, 15, 16, 17, 18)
@@ -48,8 +48,8 @@ def render() -> None:
     if cls:
         try:
             row = catalog.instance_class(provider, cls)
-        except ValueError as exc:
-            st.error(plain(exc))
+        except ValueError:
+            pass  # flagged just above, in the core's words
         else:
             est = " — an estimate, measure it if you can" if row.estimated else ""
             st.caption(f"Default max_connections **{row.max_connections:,}**{est}. "

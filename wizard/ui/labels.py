@@ -174,6 +174,7 @@ PARAM_LABELS = {
     "current_pool_recycle": "Current pool_recycle", "current_poolclass": "Current poolclass",
 }
 _FLAG = re.compile(r"--([a-z0-9][a-z0-9-]*)")
+_CLI_HINT = re.compile(r"\s*\(see `python -m wizard[^`]*`\)")
 
 
 def app_words(message: str) -> str:
@@ -183,4 +184,4 @@ def app_words(message: str) -> str:
         key = m.group(1).replace("-", "_")
         return PARAM_LABELS.get(key, key.replace("_", " "))
 
-    return _FLAG.sub(name, message)
+    return _FLAG.sub(name, _CLI_HINT.sub("", message))
