@@ -214,3 +214,23 @@ def test_spec_is_the_chart_without_building_it_again():
     first = charts.spec("budget", rec)
     first["layer"].clear()  # Streamlit edits the dict it draws: the cache must not see it
     assert charts.spec("budget", rec)["layer"]
+
+
+def test_scale_out_marks_whatever_break_point_the_core_gives():
+    # the chart draws the core's breaks_at, never its own: give it one and find it drawn
+    from dataclasses import fields, make_dataclass
+
+    from wizard.model import EndpointBudget
+
+    rec = rec_for(provider="self-hosted", instance_class="default", app_instances=2,
+                  workers=2, replicas=(Replica(),))
+    with_break = make_dataclass("WithBreak", [("breaks_at", int | None, None)],
+                                bases=(EndpointBudget,), frozen=True)
+    eps = tuple(with_break(**{f.name: getattr(ep, f.name) for f in fields(EndpointBudget)},
+                           breaks_at=n) for ep, n in zip(rec.endpoints, (7, None), strict=True))
+    spec = charts.spec("scale", replace(rec, endpoints=eps))
+    marks = spec["datasets"]["marks"]
+    assert [(m["endpoint"], m["instances"]) for m in marks] == [
+        ("autoscaling peak", rec.scenario.peak_instances), ("primary", 7)]
+    assert spec["datasets"]["breaks"][0]["label"] == "primary breaks at 7"
+    assert len(spec["layer"]) == 4  # lines, usable, marker rules, break labels

@@ -186,8 +186,10 @@ def scale_out_data(rec: Recommendation, up_to: int | None = None,
     usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
     marks = [{"instances": rec.scenario.peak_instances, "endpoint": "autoscaling peak",
               "label": f"peak {rec.scenario.peak_instances:,}"}]
-    marks += [{"instances": n, "endpoint": ep.role, "label": f"{ep.role} breaks at {n:,}"}
-              for ep in rec.endpoints if (n := breaks_at(ep)) is not None]
+    breaks = [(ep.role, n) for ep in rec.endpoints if (n := breaks_at(ep)) is not None]
+    # "slot": the label's pixel offset from the top, so labels at the same N do not overlap
+    marks += [{"instances": n, "endpoint": role, "label": f"{role} breaks at {n:,}",
+               "slot": 4 + 15 * i} for i, (role, n) in enumerate(breaks)]
     roles = tuple(ep.role for ep in rec.endpoints)
     return (roles, len(marks) > 1), {"scale": rows, "usable": usable, "marks": marks,
                                      "breaks": marks[1:]}
@@ -233,8 +235,9 @@ def _scale_out(roles_: tuple[str, ...], with_breaks: bool) -> alt.LayerChart:
         x=alt.X(field="instances", type="quantitative"), color=color,
         tooltip=[alt.Tooltip(field="label", type="nominal")])
     labels = alt.Chart(alt.Data(name="breaks")).mark_text(
-        align="left", dx=4, dy=-6, baseline="bottom", angle=0).encode(
-        x=alt.X(field="instances", type="quantitative"), y=alt.YValue(0), text=alt.Text(
+        align="left", dx=4, dy=4, baseline="top").encode(
+        x=alt.X(field="instances", type="quantitative"),
+        y=alt.Y(field="slot", type="quantitative", scale=None), text=alt.Text(
             field="label", type="nominal"), color=color)
     layers = [lines, limit, rules] + ([labels] if with_breaks else [])
     return alt.layer(*layers).properties(
