@@ -8,6 +8,7 @@ from arithmetic done here, or from `recommend()` on parameters the test writes i
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import streamlit as st
@@ -52,15 +53,47 @@ def new_app(query: dict[str, str] | None = None) -> AppTest:
 
 
 def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    """The first endpoint's metrics (the answer card repeats the labels per endpoint)."""
+    return answers(at)[0] if answers(at) else {}
+
+
+def answers(at: AppTest) -> list[dict[str, str]]:
+    """Metrics grouped per endpoint, in page order: each group starts at pool_size (or
+    poolclass for NullPool)."""
+    groups: list[dict[str, str]] = []
+    for m in at.metric:
+        if m.label in ("pool_size", "poolclass") or not groups:
+            groups.append({})
+        groups[-1][m.label] = m.value
+    return groups
+
+
+def unescape(text: str) -> str:
+    """Text as the visitor reads it: the app escapes Markdown in everything it echoes."""
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 def texts(at: AppTest, kind: str) -> list[str]:
-    return [e.value for e in getattr(at, kind)]
+    return [unescape(e.value) for e in getattr(at, kind)]
 
 
 def go(at: AppTest, step: str) -> AppTest:
     return at.radio(key="step").set_value(step).run()
+
+
+FOLDS = ("findings", "budget", "settings", "rules", "sources", "load")
+
+
+def open_details(at: AppTest) -> AppTest:
+    """Open every Details expander of the Results step (their content is built on open)."""
+    for name in FOLDS:
+        at.session_state[f"fold_{name}"] = True
+    return at.run()
+
+
+def chart_tab(at: AppTest, label: str) -> AppTest:
+    at.session_state["chart_tab"] = label
+    return at.run()
 
 
 def no_exception(at: AppTest) -> None:
@@ -93,12 +126,14 @@ def test_azure_b2s_budget_matches_the_documented_numbers():
     at.number_input(key="workers").set_value(4).run()
     at.number_input(key="max_app_instances").set_value(6).run()
     go(at, "results")
+    open_details(at)
     no_exception(at)
     m = metrics(at)
     # Azure's concepts-limits table: B2s max_connections 429; Azure keeps 15 (10 superuser
     # + 5 reserved_connections); we keep 3 admin + 1 migrations.
     usable = 429 - 15 - 3 - 1
-    assert m["max_connections"] == "429"
+    words = " ".join(texts(at, "markdown"))
+    assert "**primary**: 429 max_connections" in words
     assert m["usable"] == f"{usable:,}"
     # 6 instances at the autoscaling max + 25% surge rounded up = 8 instances x 4 workers.
     engines = (6 + math.ceil(6 * 25 / 100)) * 4
@@ -106,8 +141,7 @@ def test_azure_b2s_budget_matches_the_documented_numbers():
     pool = math.floor(share_per_engine * 0.7)
     assert m["pool_size"] == str(pool)
     assert m["max_overflow"] == str(share_per_engine - pool)
-    assert m["worst case"] == f"{engines * share_per_engine:,}"
-    words = " ".join(texts(at, "markdown"))
+    assert m["database sees at peak"] == f"{engines * share_per_engine:,}"
     assert f"= {usable} usable" in words and f"/ {engines} = {share_per_engine}" in words
 
 
@@ -135,7 +169,7 @@ def test_every_provider_and_proxy_pair_is_offered_and_sized():
                 m = metrics(at)
                 assert m["pool_size"] == str(expected.engines[0].pool_size), (provider, proxy)
                 assert m["usable"] == f"{expected.endpoints[0].usable:,}", (provider, proxy)
-                assert m["max_connections"] == f"{expected.endpoints[0].max_connections:,}"
+                assert m["database sees at peak"] == f"{expected.endpoints[0].worst_case:,}"
             assert dict(at.query_params)["provider"] == provider
             assert dict(at.query_params).get("proxy", "none") == proxy
             go(at, "proxy")
@@ -174,16 +208,18 @@ def test_replica_gets_its_own_budget():
     at.selectbox(key="replica_class_0").set_value("db.r6g.xlarge").run()
     go(at, "results")
     no_exception(at)
-    m = metrics(at)
+    m = answers(at)[1]
     expected = sizing.recommend(share.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
         "replica_instance_class": "db.r6g.xlarge"}))
     rep = expected.endpoint("replica-1")
-    assert m["max_connections (replica-1)"] == f"{rep.max_connections:,}"
-    assert m["pool_size (replica-1)"] == str(expected.engine("replica-1").pool_size)
+    assert any("**replica-1** · db.r6g.xlarge" in t for t in texts(at, "markdown"))
+    assert m["pool_size"] == str(expected.engine("replica-1").pool_size)
     # A replica keeps no migrations reserve: 3 superuser + 4 rds_reserved + 2 AWS + 3 admin.
-    assert m["usable (replica-1)"] == f"{rep.max_connections - 12:,}"
-    assert len(at.get("vega_lite_chart")) >= 2
+    assert m["usable"] == f"{rep.max_connections - 12:,}"
+    assert len(at.get("vega_lite_chart")) == 1  # the open chart tab only
+    chart_tab(at, "Scale-out")
+    assert '"name": "scale"' in at.get("vega_lite_chart")[0].proto.spec
 
 
 def test_serverless_uses_nullpool_and_warns_without_proxy():
@@ -193,10 +229,11 @@ def test_serverless_uses_nullpool_and_warns_without_proxy():
     at.number_input(key="serverless_concurrency").set_value(50).run()
     go(at, "results")
     no_exception(at)
+    open_details(at)
     m = metrics(at)
-    assert m["pool_size"] == "1" and m["max_overflow"] == "0"
+    assert m["poolclass"] == "NullPool"
     code = "\n".join(c.value for c in at.code)
-    assert "poolclass=NullPool" in code
+    assert '"poolclass": NullPool' in code
     severities = [w.severity for w in sizing.recommend(share.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large",
         "serverless_concurrency": "50"})).warnings]
@@ -217,8 +254,11 @@ def test_load_sizes_the_pool_and_draws_the_wait_chart():
     pool = int(metrics(at)["pool_size"])
     assert pool > 20
     assert pool == sizing.smallest_pool(20.0)
-    charts = at.get("vega_lite_chart")
-    assert len(charts) == 3  # budget, scale-out, wait
+    assert [t.label for t in at.tabs][:3] == ["Budget at the peak", "Scale-out",
+                                              "Checkout waits"]
+    chart_tab(at, "Checkout waits")
+    assert '"name": "curve"' in at.get("vega_lite_chart")[0].proto.spec
+    open_details(at)
     assert any("Erlangs" in c for c in texts(at, "caption"))
 
 
@@ -244,18 +284,23 @@ def test_warnings_are_ranked_by_severity_with_fixes():
     at.number_input(key="current_pool_size").set_value(500).run()
     at.number_input(key="current_max_overflow").set_value(300).run()
     go(at, "results")
+    open_details(at)
     no_exception(at)
     rec = sizing.recommend(share.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large", "current_pool_size": "500",
         "current_max_overflow": "300"}))
     assert any(w.severity == "error" for w in rec.warnings)
-    order = []
-    for node in at.main.children.values():  # walk in page order
-        order.extend(_alerts(node))
+    every = next(e for e in at.expander if e.label.startswith("All findings"))
+    order = [(k, unescape(v)) for k, v in _alerts(every)]
     ranks = [{"error": 0, "warning": 1, "info": 2}[k] for k, v in order if "**Fix:**" in v]
     assert ranks and ranks == sorted(ranks)
+    assert len(order) == len(rec.warnings)
     for w in rec.warnings:
-        assert any(w.code in v and w.fix in v for _, v in order)
+        assert any(w.message in v and w.fix in v for _, v in order)
+    # the answer card, above the charts, starts with the error and links to where it is fixed
+    card = [(k, unescape(v)) for node in at.main.children.values() for k, v in _alerts(node)]
+    assert card[0][0] == "error"
+    assert [b.key for b in at.button if b.key and b.key.startswith("finding_go_")]
 
 
 def _alerts(node) -> list[tuple[str, str]]:
@@ -296,22 +341,45 @@ def test_share_link_round_trips_to_a_fresh_session():
     assert dict(colleague.query_params) == link
 
 
-@pytest.mark.parametrize("query", [
-    {"provider": "aws-rds", "workers": "many"},
-    {"provider": "oracle"},
-    {"provider": "neon", "proxy": "rds-proxy"},
-    {"provider": "aws-rds", "instance_class": "db.nope.huge"},
-    {"provider": "aws-rds", "password": "hunter2"},
-    {"provider": "aws-rds", "split": "7"},
+DEFAULT_LINK = {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+
+
+@pytest.mark.parametrize(("query", "kept"), [
+    ({"provider": "aws-rds", "workers": "many"}, DEFAULT_LINK),
+    ({"provider": "oracle"}, DEFAULT_LINK),
+    ({"provider": "neon", "proxy": "rds-proxy", "workers": "3"},
+     {"provider": "neon", "instance_class": "1cu", "workers": "3"}),
+    ({"provider": "aws-rds", "instance_class": "db.nope.huge", "workers": "2"},
+     DEFAULT_LINK | {"workers": "2"}),
+    ({"provider": "aws-rds", "split": "7", "app_instances": "5"},
+     DEFAULT_LINK | {"app_instances": "5"}),
 ])
-def test_tampered_link_falls_back_to_defaults_with_a_notice(query):
+def test_tampered_link_drops_the_bad_value_and_keeps_the_rest(query, kept):
     at = new_app(query)
     no_exception(at)
-    assert any("could not be read" in w for w in texts(at, "warning"))
-    assert at.selectbox(key="provider").value == "aws-rds"
-    assert at.selectbox(key="instance_class").value == "db.r6g.large"
-    assert dict(at.query_params) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+    notice = [w for w in texts(at, "warning") if "could not be read" in w]
+    assert notice and "--" not in notice[0]  # the app's words, not the CLI's flags
+    assert dict(at.query_params) == kept
+
+
+def test_link_with_tracker_parameters_keeps_the_scenario():
+    # chat and mail tools append utm_*, fbclid and gclid to shared links
+    link = {"provider": "azure-flexible", "instance_class": "B2s", "workers": "4"}
+    at = new_app(link | {"utm_source": "slack", "utm_medium": "chat", "fbclid": "IwAR0x",
+                         "gclid": "Cj0K", "password": "hunter2"})
+    no_exception(at)
+    assert not texts(at, "warning")
+    assert at.selectbox(key="provider").value == "azure-flexible"
+    go(at, "topology")
+    assert at.number_input(key="workers").value == 4
+    assert dict(at.query_params) == link
     assert "hunter2" not in str(dict(at.query_params))
+
+
+def test_notice_names_the_field_not_the_flag():
+    at = new_app({"provider": "aws-rds", "replicas": "-2"})
+    notice = next(w for w in texts(at, "warning") if "could not be read" in w)
+    assert "Read replicas must be" in notice and "--replicas" not in notice
 
 
 def test_store_save_list_load_delete_and_compare(tmp_path):
@@ -444,11 +512,10 @@ def test_input_step_summary_fits_two_columns_and_shows_worst_case():
     ep = sizing.recommend(share.from_flat({"provider": "aws-rds",
                                            "instance_class": "db.r6g.large"})).endpoints[0]
     m = metrics(at)
-    assert set(m) == {"pool_size", "max_overflow", "usable", "worst case"}
-    assert m["worst case"] == f"{ep.worst_case:,}"
+    assert set(m) == {"pool_size", "max_overflow", "usable", "database sees at peak"}
+    assert m["database sees at peak"] == f"{ep.worst_case:,}"
     caption = " ".join(texts(at, "caption"))
-    assert f"max_connections **{ep.max_connections:,}**" in caption
-    assert "([source](https://" in caption  # the bare URL became a short link
+    assert f"max_connections {ep.max_connections:,}, {ep.max_connections_source}" in caption
 
 
 def test_unsizable_scenario_explains_the_count_and_links_to_the_steps():
@@ -466,7 +533,7 @@ def test_unsizable_scenario_explains_the_count_and_links_to_the_steps():
     assert at.radio(key="step").value == "proxy"
 
 
-def test_results_name_where_the_fleet_breaks_even_past_the_chart():
+def test_results_show_the_core_break_point_per_endpoint_with_its_region():
     # Aurora readers may be smaller than the writer (RDS replicas may not: hot standby).
     at = new_app({"provider": "aws-aurora", "instance_class": "db.r6g.xlarge", "replicas": "2",
                   "replica_instance_class": "db.r6g.large,db.t4g.medium",
@@ -474,19 +541,19 @@ def test_results_name_where_the_fleet_breaks_even_past_the_chart():
                   "workers": "2"})
     go(at, "results")
     no_exception(at)
-    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
-    rep = rec.endpoint("replica-2")
-    # each instance: 2 workers x (pool_size + max_overflow) on the small replica
-    breaks = rep.usable // (2 * (rep.pool_size + rep.max_overflow)) + 1
     words = " ".join(texts(at, "markdown"))
-    assert f"replica-2 breaks at **{breaks} instances**" in words
-    assert "past the right edge of the chart" in words
-    assert "**replica-1** (db.r6g.large) in eu-west-1" in words
+    assert "**replica-1** · db.r6g.large · eu-west-1" in words
+    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
+    for ep, shown in zip(rec.endpoints, answers(at), strict=True):
+        assert shown["breaks from"] == ("never" if ep.breaks_at is None else
+                                        f"{ep.breaks_at:,} instances")
 
 
 def test_engine_settings_table_keeps_every_reason_whole():
     at = new_app()
     go(at, "results")
+    assert not at.table  # folded: nothing built until it is opened
+    open_details(at)
     rec = sizing.recommend(share.from_flat({"provider": "aws-rds",
                                             "instance_class": "db.r6g.large"}))
     table = at.table[0].value
@@ -500,6 +567,7 @@ def test_wait_caption_explains_the_recommended_pool_not_only_the_mean_need():
          "p95_hold_ms": "60"}
     at = new_app(q)
     go(at, "results")
+    open_details(at)
     rec = sizing.recommend(share.from_flat(q))
     # 200 req/s per instance over 4 workers = 50 req/s per process x 15 ms = 0.75 Erlangs
     assert rec.load.offered_load == pytest.approx(0.75)
@@ -522,7 +590,8 @@ def test_loading_a_saved_scenario_opens_its_results():
     at.button(key="load_big").click().run()
     assert at.radio(key="step").value == "results"
     assert any("Loaded 'big'" in s for s in texts(at, "success"))
-    assert metrics(at)["max_connections"] == "5,000"
+    open_details(at)
+    assert "**primary**: 5,000 max_connections" in " ".join(texts(at, "markdown"))
 
 
 def _outside_status(node) -> list[tuple[str, str]]:
@@ -562,3 +631,110 @@ def test_aurora_serverless_minimum_acu_cap_is_shown_on_the_database_step():
     assert any("**2,000**" in c and "3,360" in c for c in texts(at, "caption"))
     assert metrics(at).get("usable", "").replace(",", "").isdigit()
     assert int(metrics(at)["usable"].replace(",", "")) < 2000
+
+
+def test_out_of_range_numbers_are_flagged_beside_the_field_not_replaced():
+    at = new_app()
+    go(at, "topology")
+    at.number_input(key="workers").set_value(-5).run()
+    no_exception(at)
+    assert at.number_input(key="workers").value == -5  # kept as typed, not clamped to 1
+    flagged = [e for e in texts(at, "error") if "workers" in e.lower()]
+    assert flagged, texts(at, "error")
+    # the core's own message, in the app's words
+    from wizard import budget
+    from wizard.model import ScenarioError
+    with pytest.raises(ScenarioError) as exc:
+        budget.validate(share.from_flat({"workers": "-5"}))
+    assert str(exc.value) in flagged[0]
+    # a large number is read whole (an integer field would read "1e9" as 1)
+    at.number_input(key="workers").set_value(1e9).run()
+    assert at.number_input(key="workers").value == 1e9
+    assert dict(at.query_params).get("workers") == "1000000000"
+
+
+def test_replica_count_far_out_of_range_is_refused_without_building_anything():
+    at = new_app()
+    go(at, "topology")
+    at.number_input(key="replicas").set_value(20_000_000).run(timeout=10)
+    no_exception(at)
+    assert any("at most 5 replicas" in e for e in texts(at, "error"))
+    assert not [k for k in at.session_state if str(k).startswith("replica_class_")
+                and str(k)[-1].isdigit() and int(str(k).split("_")[-1]) > 5]
+
+
+def test_visitor_text_is_shown_as_text_not_markdown():
+    # a saved scenario's name and a link's max_connections_source come from visitors
+    at = new_app({"provider": "self-hosted", "max_connections": "300",
+                  "max_connections_source": "read :smile: _now_ (http://x.test)"})
+    no_exception(at)
+    assert not texts(at, "warning")  # the link was read whole
+    raw = " ".join(c.value for c in at.caption)
+    assert "read \\:smile\\: \\_now\\_ \\(http\\://x\\.test\\)" in raw
+    go(at, "saved")
+    at.text_input(key="save_name").input("**bold** [x](http://evil.test)")
+    at.button[0].click()
+    at.run()
+    at.button(key="load_**bold** [x](http://evil.test)").click().run()
+    flash = [s.value for s in at.success if "Loaded" in s.value][0]
+    assert "\\*\\*bold\\*\\* \\[x\\]\\(http\\://evil\\.test\\)" in flash
+
+
+def test_answer_comes_before_the_charts_and_the_tables_are_folded():
+    at = new_app({"provider": "aws-rds", "instance_class": "db.r6g.large", "workers": "2"})
+    go(at, "results")
+    open_details(at)
+    order = []
+
+    def walk(node, folded=False):
+        kind = getattr(node, "type", "")
+        if kind == "expander":
+            folded = True
+        if kind in ("metric", "vega_lite_chart", "table", "arrow_table", "code"):
+            order.append((kind, folded))
+        for child in getattr(node, "children", {}).values():
+            walk(child, folded)
+
+    for node in at.main.children.values():
+        walk(node)
+    kinds = [k for k, _ in order]
+    assert kinds.index("metric") < kinds.index("vega_lite_chart")
+    assert all(folded for k, folded in order if k in ("table", "arrow_table", "code"))
+
+
+def test_code_tab_is_the_exported_engine_block():
+    # Cloud SQL through the connector with a replica: the snippet the app shows is the
+    # module's own text (same env names, same connector), byte for byte.
+    export = pytest.importorskip("wizard.export")
+    q = {"provider": "gcp-cloudsql", "instance_class": "db-custom-2-7680",
+         "proxy": "cloudsql-connector", "replicas": "1"}
+    at = new_app(q)
+    go(at, "results")
+    open_details(at)
+    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
+    module = export.render_module(rec)
+    code = next(c.value for c in at.code if "ENGINE_SETTINGS" in c.value)
+    assert "async_creator=getconn" in code and "CLOUDSQL_REPLICA_1_INSTANCE" in code
+    for chunk in code.split("\n\n\n"):
+        assert chunk.strip() in module
+
+
+def test_export_shows_what_changes_and_the_next_steps():
+    q = {"provider": "aws-rds", "instance_class": "db.r6g.large", "current_pool_size": "40",
+         "current_max_overflow": "10"}
+    at = new_app(q)
+    go(at, "export")
+    no_exception(at)
+    rec = sizing.recommend(share.from_flat(q))
+    table = at.table[0].value
+    assert list(table["setting"]) == ["poolclass", "pool_size", "max_overflow"]
+    assert list(table["today"])[1:] == ["40", "10"]
+    assert list(table["primary"])[1] == f"{rec.engines[0].pool_size} (was 40)"
+    # the module itself is folded
+    assert any(e.label.startswith("db.py") for e in at.expander)
+    at.button(key="export_go_live").click().run()
+    assert at.radio(key="step").value == "live"
+    go(at, "export")
+    at.button(key="export_reset").click().run()
+    assert at.radio(key="step").value == "database"
+    assert dict(at.query_params) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from wizard import share
@@ -65,3 +67,25 @@ def test_proxies_offered_per_provider():
 def test_bad_links_raise_scenario_error(link):
     with pytest.raises(ScenarioError):
         state.scenario_values(link)
+
+
+def test_plain_text_cannot_become_markdown():
+    from wizard.ui.labels import plain
+
+    # every character Markdown, LaTeX or a Streamlit directive could act on is escaped
+    for text in ("**b** [x](http://e.test) ![i](x) `c` $x^2$ :red[r] # h <b>", "1. item"):
+        escaped = plain(text)
+        assert re.sub(r"\\(.)", r"\1", escaped) == text
+        for ch in "*[]()!`$:#<>":
+            assert all(escaped[i - 1] == "\\" for i, c in enumerate(escaped) if c == ch)
+
+
+def test_core_messages_name_the_app_fields_not_the_cli_flags():
+    from wizard.ui.labels import PARAM_LABELS, app_words
+
+    assert app_words("--max-app-instances must be a whole number, got 'x'") == (
+        "Autoscaling maximum must be a whole number, got 'x'")
+    assert app_words("unknown class 'a' (see `python -m wizard catalog --provider x`)") == (
+        "unknown class 'a'")
+    # every share parameter has a field name
+    assert set(share.BY_KEY) <= set(PARAM_LABELS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from wizard import charts, share, sizing
 from wizard.model import Load, Replica, Scenario
 
@@ -14,7 +16,9 @@ def rec_for(**kw):
 
 
 def layer_values(spec: dict, i: int) -> list[dict]:
-    return spec["layer"][i]["data"]["values"]
+    """The rows a layer draws (charts pass their data as named datasets)."""
+    data = spec["layer"][i].get("data") or spec["data"]
+    return data["values"] if "values" in data else spec["datasets"][data["name"]]
 
 
 def test_budget_chart_stacks_reserved_pools_overflow_headroom_to_max_connections():
@@ -24,8 +28,10 @@ def test_budget_chart_stacks_reserved_pools_overflow_headroom_to_max_connections
     rows = layer_values(spec, 0)
     for ep in rec.endpoints:
         parts = {r["part"]: r["connections"] for r in rows if r["endpoint"] == ep.role}
-        assert set(parts) == {"reserved", "pools", "overflow", "proxy server pool", "headroom"}
+        assert set(parts) == {"reserved", "pools", "overflow", "proxy server pool", "headroom",
+                              charts.OVER}
         assert parts["proxy server pool"] == 0  # no proxy in this scenario
+        assert parts[charts.OVER] == 0  # the fleet fits
         assert parts["reserved"] == sum(r.count for r in ep.reserves)
         assert parts["pools"] == ep.clients * ep.pool_size  # no proxy: every engine's pool
         assert parts["overflow"] == ep.clients * ep.max_overflow
@@ -38,6 +44,26 @@ def test_budget_chart_stacks_reserved_pools_overflow_headroom_to_max_connections
     assert "tooltip" in spec["layer"][0]["encoding"]
 
 
+def test_budget_chart_shows_going_over_the_limit_in_red_only():
+    rec = rec_for(provider="self-hosted", instance_class="default", app_instances=2)
+    ep = rec.endpoints[0]
+    over = replace(ep, worst_case=ep.usable + 50)  # 50 past usable = 50 past max_connections
+    rows = charts.budget_rows(replace(rec, endpoints=(over,)))
+    parts = {r["part"]: r["connections"] for r in rows}
+    assert parts[charts.OVER] == 50
+    assert parts["headroom"] == 0
+    assert sum(parts.values()) == ep.max_connections + 50  # the bar runs past the tick
+    assert {r["headroom"] for r in rows} == {-50}  # not clamped where it is reported
+    spec = charts.budget_chart(replace(rec, endpoints=(over,))).to_dict()
+    color = spec["layer"][0]["encoding"]["color"]
+    # tableau10's third colour is its red: only "over max_connections" may take it
+    assert color["scale"]["domain"].index(charts.OVER) == 2
+    assert charts.OVER in color["legend"]["values"]
+    fits = charts.budget_chart(rec).to_dict()["layer"][0]["encoding"]["color"]
+    assert charts.OVER not in fits["legend"]["values"]
+    assert "pools" in fits["legend"]["values"]
+
+
 def test_budget_rows_on_a_tight_server_are_non_negative_and_add_up():
     # stock PostgreSQL (100) shared by 16 engines: the budget, not the default cap, binds
     rec = rec_for(provider="self-hosted", instance_class="default", app_instances=8, workers=2)
@@ -47,34 +73,53 @@ def test_budget_rows_on_a_tight_server_are_non_negative_and_add_up():
     assert sum(r["connections"] for r in rows) == ep.max_connections
 
 
-def test_scale_out_chart_has_every_instance_count_and_the_limits():
-    rec = rec_for(app_instances=2, max_app_instances=4, workers=4)
+def test_scale_out_chart_draws_the_core_rows_against_usable():
+    rec = rec_for(app_instances=2, max_app_instances=4, workers=4, replicas=(Replica(),))
     spec = charts.scale_out_chart(rec).to_dict()
     rows = layer_values(spec, 0)
+    assert rows == sizing.scale_out(rec)
+    usable = layer_values(spec, 1)
+    assert usable == [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
+    assert spec["layer"][1]["encoding"]["y"]["field"] == "usable"
     peak = 4 + 1  # 4 + 25% surge rounded up
-    assert rec.scenario.peak_instances == peak
-    assert [r["instances"] for r in rows] == list(range(1, max(2 * peak, peak + 4) + 1))
-    ep = rec.endpoints[0]
-    per = ep.pool_size + ep.max_overflow
-    for r in rows:  # no proxy: every process's engine can open pool + overflow
-        assert r["worst_case"] == r["instances"] * 4 * per
-    assert layer_values(spec, 1) == [{"endpoint": "primary", "max_connections":
-                                      ep.max_connections, "usable": ep.usable}]
     assert layer_values(spec, 2)[0]["instances"] == peak
 
 
-def test_breaking_point_is_the_first_instance_count_over_usable():
+def test_scale_out_lines_never_hide_each_other():
+    # primary and an identical replica see the same numbers: the lines coincide
+    rec = rec_for(app_instances=3, replicas=(Replica(),))
+    enc = charts.scale_out_chart(rec).to_dict()["layer"][0]["encoding"]
+    dashes = enc["strokeDash"]["scale"]["range"]
+    widths = enc["strokeWidth"]["scale"]["range"]
+    assert dashes[0] != dashes[1]  # one solid, one dashed
+    assert widths[0] > widths[1]  # the wider one drawn under shows around the thinner
+    domain = enc["color"]["scale"]["domain"]
+    assert domain.index("primary") != 2 and domain.index("replica-1") != 2  # red is for over
+
+
+def test_scale_out_marks_the_core_break_point():
     rec = rec_for(provider="self-hosted", instance_class="default", app_instances=2,
                   workers=2)
-    ep = rec.endpoints[0]
-    per_instance = 2 * (ep.pool_size + ep.max_overflow)
-    expected = ep.usable // per_instance + 1
-    assert charts.breaking_points(rec, 50) == {"primary": expected}
+    if not hasattr(rec.endpoints[0], "breaks_at"):
+        pytest.skip("the core does not give breaks_at yet")
+    spec = charts.scale_out_chart(rec).to_dict()
+    marks = {r["endpoint"]: r["instances"] for r in layer_values(spec, 2)}
+    assert marks["primary"] == rec.endpoints[0].breaks_at
 
 
 def test_scale_out_chart_is_none_for_serverless():
     rec = rec_for(serverless_concurrency=20, proxy="rds-proxy")
     assert charts.scale_out_chart(rec) is None
+
+
+def test_serverless_chart_is_concurrency_against_the_pooler_client_limit():
+    rec = rec_for(provider="supabase", instance_class="Small", proxy="supavisor-transaction",
+                  serverless_concurrency=150)
+    ep = rec.endpoints[0]
+    rows = layer_values(charts.serverless_chart(rec).to_dict(), 0)
+    assert rows[0]["clients open"] == ep.client_side.worst_case
+    assert rows[0]["client limit"] == ep.client_side.limit
+    assert charts.serverless_chart(rec_for(app_instances=3)) is None
 
 
 def test_wait_chart_marks_the_recommended_pool_and_needs_load():
@@ -87,27 +132,38 @@ def test_wait_chart_marks_the_recommended_pool_and_needs_load():
     assert next(r["p_wait"] for r in curve if r["pool_size"] == 4) == 1.0
     assert layer_values(spec, 1)[0]["pool_size"] == rec.endpoints[0].pool_size
     assert layer_values(spec, 2)[0]["p_wait"] == 0.05
+    # the target line takes a scheme colour: the theme's default grey vanishes in dark mode
+    assert spec["layer"][2]["encoding"]["color"]["scale"]["scheme"] == charts.SCHEME
 
 
-def test_compare_chart_has_one_bar_per_scenario_and_endpoint():
+def test_compare_chart_is_normalised_to_each_usable_with_headroom():
     a = rec_for()
     b = rec_for(workers=4, replicas=(Replica(),))
     spec = charts.compare_chart({"small": a, "big": b}).to_dict()
-    rows = layer_values(spec, 0)
-    assert [(r["scenario"], r["endpoint"]) for r in rows] == [
-        ("small", "primary"), ("big", "primary"), ("big", "replica-1")]
-    assert rows[1]["worst_case"] == b.endpoints[0].worst_case
-    assert rows[2]["usable"] == b.endpoints[1].usable
+    rows = spec["data"]["values"]
+    bars = list(dict.fromkeys((r["scenario"], r["endpoint"]) for r in rows))
+    assert bars == [("small", "primary"), ("big", "primary"), ("big", "replica-1")]
+    for rec, name in ((a, "small"), (b, "big")):
+        for ep in rec.endpoints:
+            share = {r["part"]: r["share"] for r in rows
+                     if (r["scenario"], r["endpoint"]) == (name, ep.role)}
+            assert share["used at the peak"] == pytest.approx(ep.worst_case / ep.usable)
+            assert share["headroom"] == pytest.approx(ep.headroom / ep.usable)
+            assert share["over usable"] == 0
+            assert sum(share.values()) == pytest.approx(1.0)  # every bar ends at its usable
+    assert spec["encoding"]["x"]["axis"]["format"] == "%"
 
 
 def test_no_hard_coded_colours_and_no_shorthand():
     rec = rec_for(load=Load(rps=100, hold_ms=10), replicas=(Replica(),))
+    sless = rec_for(provider="supabase", instance_class="Small",
+                    proxy="supavisor-transaction", serverless_concurrency=50)
     for chart in (charts.budget_chart(rec), charts.scale_out_chart(rec),
-                  charts.wait_chart(rec), charts.compare_chart({"a": rec, "b": rec})):
+                  charts.wait_chart(rec), charts.compare_chart({"a": rec, "b": rec}),
+                  charts.serverless_chart(sless)):
         text = json.dumps(chart.to_dict())
         assert '"#' not in text and "rgb(" not in text
-        # colours come from the scheme or the theme: no literal colour anywhere except the
-        # scale resolution ("independent" is not a colour)
+        # colours come from the scheme or the theme: no literal colour anywhere
         assert not [v for v in _literal_colours(chart.to_dict())], text
 
 
@@ -130,34 +186,6 @@ def test_charts_follow_the_share_round_trip():
     assert ticks[0]["max_connections"] == 429  # Azure's documented B2s default
 
 
-def test_first_break_finds_the_break_past_the_charted_range():
-    # db.t4g.large Aurora reader (an RDS replica may not be smaller than its primary):
-    # usable = max_connections - reserves; each instance runs 2 workers x (pool_size +
-    # max_overflow) against it.
-    rec = rec_for(provider="aws-aurora", instance_class="db.r6g.xlarge", app_instances=4,
-                  workers=2, replicas=(Replica("db.t4g.large"),))
-    rep = rec.endpoint("replica-1")
-    per_instance = 2 * (rep.pool_size + rep.max_overflow)
-    expected = rep.usable // per_instance + 1
-    assert expected > 10  # beyond the chart's default range for this fleet
-    assert charts.breaking_points(rec, 10)["replica-1"] is None
-    assert charts.first_break(rec, 10)["replica-1"] == expected
-
-
-def test_first_break_is_none_when_a_proxy_caps_the_database_side():
-    rec = rec_for(provider="azure-flexible", instance_class="D4ds_v5", proxy="azure-pgbouncer",
-                  app_instances=2)
-    assert charts.first_break(rec, 8) == {"primary": None}
-
-
-def test_scale_out_peak_marker_has_a_legend_colour_of_its_own():
-    # the theme's default rule colour is invisible on a dark background
-    spec = charts.scale_out_chart(rec_for(app_instances=3)).to_dict()
-    peak = spec["layer"][2]["encoding"]["color"]
-    assert peak["field"] == "label" and peak["scale"]["scheme"] == charts.SCHEME
-    assert spec["layer"][1]["encoding"]["color"]["legend"] is None  # one endpoint legend
-
-
 def test_budget_chart_shows_the_proxy_server_pool_not_client_pools():
     # Supabase Small documents 90 max_connections; behind Supavisor the database sees the
     # pooler's server connections, not the client pools.
@@ -166,5 +194,43 @@ def test_budget_chart_shows_the_proxy_server_pool_not_client_pools():
     ep = rec.endpoints[0]
     parts = {r["part"]: r["connections"] for r in charts.budget_rows(rec)}
     assert parts["pools"] == 0 and parts["overflow"] == 0
-    assert parts["proxy server pool"] == ep.server_side.limit
+    assert parts["proxy server pool"] == ep.worst_case
     assert sum(parts.values()) == 90
+
+
+def test_spec_is_the_chart_without_building_it_again():
+    for rec in (rec_for(replicas=(Replica("db.t3.medium"),), load=Load(rps=50, hold_ms=20)),
+                rec_for(provider="supabase", instance_class="Small",
+                        proxy="supavisor-transaction", serverless_concurrency=150),
+                rec_for(app_instances=7)):
+        for kind, build in (("budget", charts.budget_chart), ("scale", charts.scale_out_chart),
+                            ("serverless", charts.serverless_chart),
+                            ("wait", charts.wait_chart)):
+            chart = build(rec)
+            expected = None if chart is None else chart.to_dict(validate=False)
+            assert charts.spec(kind, rec) == expected, kind
+            if chart is not None:
+                chart.to_dict()  # valid against the Vega-Lite schema
+    first = charts.spec("budget", rec)
+    first["layer"].clear()  # Streamlit edits the dict it draws: the cache must not see it
+    assert charts.spec("budget", rec)["layer"]
+
+
+def test_scale_out_marks_whatever_break_point_the_core_gives():
+    # the chart draws the core's breaks_at, never its own: give it one and find it drawn
+    from dataclasses import fields, make_dataclass
+
+    from wizard.model import EndpointBudget
+
+    rec = rec_for(provider="self-hosted", instance_class="default", app_instances=2,
+                  workers=2, replicas=(Replica(),))
+    with_break = make_dataclass("WithBreak", [("breaks_at", int | None, None)],
+                                bases=(EndpointBudget,), frozen=True)
+    eps = tuple(with_break(**{f.name: getattr(ep, f.name) for f in fields(EndpointBudget)},
+                           breaks_at=n) for ep, n in zip(rec.endpoints, (7, None), strict=True))
+    spec = charts.spec("scale", replace(rec, endpoints=eps))
+    marks = spec["datasets"]["marks"]
+    assert [(m["endpoint"], m["instances"]) for m in marks] == [
+        ("autoscaling peak", rec.scenario.peak_instances), ("primary", 7)]
+    assert spec["datasets"]["breaks"][0]["label"] == "primary breaks at 7"
+    assert len(spec["layer"]) == 4  # lines, usable, marker rules, break labels

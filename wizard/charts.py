@@ -1,195 +1,342 @@
-"""Altair charts of a Recommendation: pure functions, no Streamlit.
+"""Altair charts of a Recommendation: pure functions, no Streamlit, no sizing of their own.
+
+Every number drawn is a field of the Recommendation (or a row of `sizing.scale_out`): the
+charts never decide where a fleet breaks, they mark the core's `breaks_at`.
 
 Channels are built with `alt.X(field=..., type=...)` objects (shorthand strings cost
-milliseconds each to parse) and data is inlined as plain values. No colour is
-hard-coded: categories use the "tableau10" scheme and everything else follows the
-theme, so the charts stay readable in light and dark mode.
+milliseconds each to parse). Each chart is two halves: its structure, which depends only
+on the shape of the scenario (the endpoints, which parts are present) and is serialised
+once per shape, and its data, passed as named `datasets`. `*_chart` returns the Altair
+object; `spec(kind, rec)` returns the same Vega-Lite dict at the cost of the data alone.
+Titles are short (a phone shows about 40 characters) and carry no subtitle: Vega draws
+subtitles in a fixed dark grey that vanishes on the dark theme, so the app says what the
+ticks and lines mean in a caption (CAPTIONS). No colour is hard-coded: everything takes a
+colour from the "tableau10" scheme by its place in a domain, so red (the scheme's third
+colour) is only ever "over the limit", and every marker line has a scheme colour of its
+own, visible on light and dark themes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import altair as alt
 
 from wizard import sizing
-from wizard.model import Recommendation
+from wizard.model import EndpointBudget, Recommendation
 
 SCHEME = "tableau10"
-PARTS = ("reserved", "pools", "overflow", "proxy server pool", "headroom")
 WIDTH = "container"
+OVER = "over max_connections"
+# Order = colour: tableau10 is blue, orange, red, teal, green, yellow, purple, ... so only
+# OVER is red and headroom is green.
+PARTS = ("pools", "overflow", OVER, "proxy server pool", "headroom", "reserved")
+STACK = ("reserved", "pools", "overflow", "proxy server pool", OVER, "headroom")
+# Marker lines: their own colours from the same scheme (purple, pink, brown, grey).
+MARKERS = ("max_connections", "usable", "autoscaling peak", "breaks at")
+CAPTIONS = {
+    "budget": "Per endpoint at the autoscaling peak: reserved, pools, overflow (or the "
+              "proxy's server pool) and headroom; the tick is max_connections, and anything "
+              "past it is drawn in red.",
+    "scale": "What each endpoint sees as the fleet grows, the recommended settings held "
+             "fixed; the flat line of the same style is that endpoint's usable connections, "
+             "the dotted lines the autoscaling peak and where it breaks.",
+    "serverless": "Client connections the invocations open on the pooler; the tick is the "
+                  "pooler's client limit.",
+    "wait": "Erlang C per process: how often a checkout waits for each pool_size; the "
+            "recommended pool_size and the 5 % target are marked.",
+}
+
+
+def _missing(obj: object, name: str) -> bool:
+    return not hasattr(obj, name)
+
+
+def breaks_at(obj: object) -> int | None:
+    """The core's break point (an EndpointBudget's or a Recommendation's); None while the
+    core does not provide it or when it never breaks."""
+    return getattr(obj, "breaks_at", None)
+
+
+def _marker_color(present: list[str], title: str | None = "marker",
+                  legend: bool = True) -> alt.Color:
+    """Colour for marker lines and ticks: scheme colours 7.. so they never collide with the
+    parts (the theme's default grey vanishes on a dark background)."""
+    domain = ["_", "_1", "_2", "_3", "_4", "_5", *MARKERS]
+    return alt.Color(field="marker", type="nominal", title=title,
+                     scale=alt.Scale(scheme=SCHEME, domain=domain),
+                     legend=alt.Legend(values=present, orient="bottom") if legend else None)
 
 
 def budget_rows(rec: Recommendation) -> list[dict]:
-    """One row per (endpoint, part): reserved, pools and overflow (or, behind a pooler, the
-    proxy's server pool: what the database sees at worst) and headroom, which add up to
-    max_connections while the fleet fits."""
+    """One row per (endpoint, part). Parts stack to max_connections while the fleet fits;
+    when it does not, the connections past max_connections are their own part (OVER) and
+    headroom is 0 in the stack, negative in the `headroom` field."""
     rows = []
     for ep in rec.endpoints:
         proxied = ep.server_side is not None
-        pools = 0 if proxied else min(ep.worst_case, ep.clients * ep.pool_size)
-        overflow = 0 if proxied else ep.worst_case - pools
+        app = ep.worst_case
+        fit = min(app, ep.usable)
+        if proxied:
+            pools, overflow, server = 0, 0, fit
+        else:
+            pools = min(fit, ep.clients * ep.pool_size)
+            overflow, server = fit - pools, 0
         parts = {"reserved": ep.reserved, "pools": pools, "overflow": overflow,
-                 "proxy server pool": ep.worst_case if proxied else 0,
-                 "headroom": max(0, ep.usable - ep.worst_case)}
-        for order, part in enumerate(PARTS):
+                 "proxy server pool": server, OVER: app - fit,
+                 "headroom": max(0, ep.usable - app)}
+        for order, part in enumerate(STACK):
             rows.append({"endpoint": ep.role, "part": part, "connections": parts[part],
                          "order": order, "max_connections": ep.max_connections,
-                         "usable": ep.usable})
+                         "usable": ep.usable, "worst_case": app, "headroom": ep.headroom})
     return rows
 
 
-def _color(field: str, domain: list[str] | None = None, title: str | None = None) -> alt.Color:
-    scale = alt.Scale(scheme=SCHEME, domain=domain) if domain else alt.Scale(scheme=SCHEME)
-    return alt.Color(field=field, type="nominal", scale=scale, title=title)
+def budget_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]]:
+    """(shape, datasets) of the budget chart."""
+    rows = budget_rows(rec)
+    present = tuple(sorted({r["part"] for r in rows if r["connections"] > 0},
+                           key=PARTS.index))
+    limits = [{"endpoint": ep.role, "max_connections": ep.max_connections,
+               "source": ep.max_connections_source, "marker": "max_connections"}
+              for ep in rec.endpoints]
+    roles = tuple(ep.role for ep in rec.endpoints)
+    return (roles, present), {"budget": rows, "limits": limits}
 
 
 def budget_chart(rec: Recommendation) -> alt.LayerChart:
-    """Connection budget of every endpoint: stacked bar with a tick at max_connections."""
-    rows = budget_rows(rec)
-    limits = [{"endpoint": ep.role, "max_connections": ep.max_connections,
-               "source": ep.max_connections_source} for ep in rec.endpoints]
+    """Connection budget of every endpoint at the autoscaling peak: a stacked bar of
+    reserved, pools, overflow (or the proxy's server pool), headroom and, in the scheme's
+    red, whatever lies past max_connections; max_connections marked by a tick."""
+    shape, data = budget_data(rec)
+    return _budget(*shape).properties(datasets=data)
+
+
+def _budget(roles: tuple[str, ...], present: tuple[str, ...]) -> alt.LayerChart:
     # Explicit band scale and bar size: with the tick layer sharing the y scale, Streamlit's
     # theme otherwise draws the bars as hairlines.
-    y = alt.Y(field="endpoint", type="nominal", title=None, sort=[e.role for e in rec.endpoints],
+    y = alt.Y(field="endpoint", type="nominal", title=None, sort=list(roles),
               scale=alt.Scale(type="band", paddingInner=0.3))
-    bars = alt.Chart(alt.Data(values=rows)).mark_bar(size=28).encode(
+    bars = alt.Chart(alt.Data(name="budget")).mark_bar(size=28).encode(
         x=alt.X(field="connections", type="quantitative", stack="zero",
                 title="connections at the autoscaling peak"),
         y=y,
         color=alt.Color(field="part", type="nominal", title=None,
-                        scale=alt.Scale(scheme=SCHEME, domain=list(PARTS))),
+                        scale=alt.Scale(scheme=SCHEME, domain=list(PARTS)),
+                        legend=alt.Legend(values=list(present), orient="bottom", columns=3,
+                                          labelLimit=150)),
         order=alt.Order(field="order", type="quantitative"),
         tooltip=[alt.Tooltip(field="endpoint", type="nominal"),
                  alt.Tooltip(field="part", type="nominal"),
                  alt.Tooltip(field="connections", type="quantitative", format=","),
+                 alt.Tooltip(field="worst_case", type="quantitative", format=",",
+                             title="database sees"),
                  alt.Tooltip(field="usable", type="quantitative", format=","),
+                 alt.Tooltip(field="headroom", type="quantitative", format=","),
                  alt.Tooltip(field="max_connections", type="quantitative", format=",")],
     )
-    rule = alt.Chart(alt.Data(values=limits)).mark_tick(
-        thickness=4, size=40).encode(
+    tick = alt.Chart(alt.Data(name="limits")).mark_tick(thickness=4, size=40).encode(
         x=alt.X(field="max_connections", type="quantitative"),
         y=y,
+        color=_marker_color([], None, legend=False),
         tooltip=[alt.Tooltip(field="endpoint", type="nominal"),
                  alt.Tooltip(field="max_connections", type="quantitative", format=","),
                  alt.Tooltip(field="source", type="nominal")],
     )
-    return alt.layer(bars, rule).properties(
-        width=WIDTH, height=50 * len(rec.endpoints) + 100,
-        title="Connection budget per endpoint (tick: max_connections)")
+    return alt.layer(bars, tick).resolve_scale(color="independent").properties(
+        width=WIDTH, height=70 * len(roles) + 190,
+        title="Budget at the peak")
 
 
-def breaking_points(rec: Recommendation, up_to: int | None = None) -> dict[str, int | None]:
-    """Per endpoint, the smallest app instance count whose worst case exceeds the
-    usable connections (None if it never does within the range)."""
-    out: dict[str, int | None] = {ep.role: None for ep in rec.endpoints}
-    for row in sizing.scale_out(rec, up_to):
-        if out[row["endpoint"]] is None and row["worst_case"] > row["usable"]:
-            out[row["endpoint"]] = row["instances"]
-    return out
-
-
-def first_break(rec: Recommendation, up_to: int, cap: int = 4096,
-                ) -> dict[str, int | None]:
-    """Per endpoint, where the fleet breaks even beyond the charted range: widen the
-    range (x4) until every endpoint breaks, stops growing (a proxy caps it) or `cap`.
-    None: it never breaks within `cap` instances."""
-    points = breaking_points(rec, up_to)
-    top = up_to
-    while any(v is None for v in points.values()) and top < cap:
-        top = min(cap, top * 4)
-        rows = sizing.scale_out(rec, top)
-        worst = {(r["endpoint"], r["instances"]): r["worst_case"] for r in rows}
-        for row in rows:
-            if points[row["endpoint"]] is None and row["worst_case"] > row["usable"]:
-                points[row["endpoint"]] = row["instances"]
-        if all(n is not None or worst[(role, top)] == worst[(role, top // 2)]
-               for role, n in points.items()):
-            break  # the rest stopped growing: a proxy caps what the database sees
-    return points
+def _series_scale(roles: list[str]) -> alt.Scale:
+    """One colour scale for endpoints and marker lines: endpoints skip the scheme's red (kept
+    for "over the limit"), markers take the colours after them."""
+    slots = [0, 1, 3, 4, 5, 7]
+    domain = [f"·{i}" for i in range(10)]
+    for slot, role in zip(slots, roles, strict=False):
+        domain[slot] = role
+    domain += [r for r in roles[len(slots):]]
+    domain[6], domain[8] = "autoscaling peak", "usable"
+    return alt.Scale(scheme=SCHEME, domain=domain)
 
 
 def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerChart | None:
-    """Worst-case connections per endpoint as the fleet grows, with each endpoint's
-    max_connections and the autoscaling peak marked; None for serverless scenarios."""
+    """What each endpoint sees as the fleet grows (the core's scale-out rows, recommended
+    settings held fixed), against each endpoint's usable connections, with the autoscaling
+    peak and the core's break point (`breaks_at`) marked; None for serverless scenarios.
+
+    Endpoints get a colour and a dash each, drawn widest first, so equal lines never hide
+    one another."""
+    made = scale_out_data(rec, up_to)
+    if made is None:
+        return None
+    shape, data = made
+    return _scale_out(*shape).properties(datasets=data)
+
+
+def scale_out_data(rec: Recommendation, up_to: int | None = None,
+                   ) -> tuple[tuple, dict[str, list[dict]]] | None:
+    """(shape, datasets) of the scale-out chart; None for serverless scenarios."""
     rows = sizing.scale_out(rec, up_to)
     if not rows:
         return None
-    limits = [{"endpoint": ep.role, "max_connections": ep.max_connections, "usable": ep.usable}
-              for ep in rec.endpoints]
-    peak = [{"instances": rec.scenario.peak_instances, "label": "autoscaling max + surge"}]
-    color = _color("endpoint", [ep.role for ep in rec.endpoints], "endpoint")
+    usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
+    marks = [{"instances": rec.scenario.peak_instances, "endpoint": "autoscaling peak",
+              "label": f"peak {rec.scenario.peak_instances:,}"}]
+    breaks = [(ep.role, n) for ep in rec.endpoints if (n := breaks_at(ep)) is not None]
+    # "slot": the label's pixel offset from the top, so labels at the same N do not overlap
+    marks += [{"instances": n, "endpoint": role, "label": f"{role} breaks at {n:,}",
+               "slot": 4 + 15 * i} for i, (role, n) in enumerate(breaks)]
+    roles = tuple(ep.role for ep in rec.endpoints)
+    return (roles, len(marks) > 1), {"scale": rows, "usable": usable, "marks": marks,
+                                     "breaks": marks[1:]}
+
+
+def _scale_out(roles_: tuple[str, ...], with_breaks: bool) -> alt.LayerChart:
+    roles = list(roles_)
+    scale = _series_scale(roles)
+    dashes = [[1, 0], [8, 4], [2, 3], [12, 3, 2, 3], [4, 2], [1, 4]]
+    dash_scale = alt.Scale(domain=roles, range=[dashes[i % 6] for i in range(len(roles))])
     x = alt.X(field="instances", type="quantitative", title="app instances",
               axis=alt.Axis(tickMinStep=1))
-    lines = alt.Chart(alt.Data(values=rows)).mark_line(point=True).encode(
+    color = alt.Color(field="endpoint", type="nominal", title=None, scale=scale,
+                      legend=alt.Legend(values=[*roles, "autoscaling peak"], orient="bottom",
+                                        columns=2, symbolStrokeWidth=3))
+    lines = alt.Chart(alt.Data(name="scale")).mark_line().encode(
         x=x,
-        y=alt.Y(field="worst_case", type="quantitative", title="worst-case connections"),
+        y=alt.Y(field="worst_case", type="quantitative", title="the database sees"),
         color=color,
+        strokeDash=alt.StrokeDash(field="endpoint", type="nominal", legend=None,
+                                  scale=dash_scale),
+        strokeWidth=alt.StrokeWidth(field="endpoint", type="nominal", legend=None,
+                                    scale=alt.Scale(domain=roles, range=[
+                                        max(1.5, 4.5 - 1.5 * i) for i in range(len(roles))])),
+        order=alt.Order(field="instances", type="quantitative"),
         tooltip=[alt.Tooltip(field="instances", type="quantitative"),
                  alt.Tooltip(field="endpoint", type="nominal"),
-                 alt.Tooltip(field="worst_case", type="quantitative", format=","),
-                 alt.Tooltip(field="client_connections", type="quantitative", format=","),
-                 alt.Tooltip(field="usable", type="quantitative", format=","),
-                 alt.Tooltip(field="max_connections", type="quantitative", format=",")],
-    )
-    # Same scheme and domain as the lines, so the same colours; no second legend.
-    limit_color = alt.Color(field="endpoint", type="nominal", legend=None,
-                            scale=alt.Scale(scheme=SCHEME,
-                                            domain=[ep.role for ep in rec.endpoints]))
-    limit = alt.Chart(alt.Data(values=limits)).mark_rule(strokeDash=[6, 3], size=2).encode(
-        y=alt.Y(field="max_connections", type="quantitative"),
-        color=limit_color,
-        tooltip=[alt.Tooltip(field="endpoint", type="nominal"),
-                 alt.Tooltip(field="max_connections", type="quantitative", format=","),
+                 alt.Tooltip(field="worst_case", type="quantitative", format=",",
+                             title="database sees"),
+                 alt.Tooltip(field="client_connections", type="quantitative", format=",",
+                             title="clients open"),
                  alt.Tooltip(field="usable", type="quantitative", format=",")],
     )
-    # The peak rule gets a scheme colour and a legend entry of its own: the theme's default
-    # rule colour vanishes on a dark background.
-    peak_rule = alt.Chart(alt.Data(values=peak)).mark_rule(strokeDash=[2, 2], size=2).encode(
-        x=alt.X(field="instances", type="quantitative"),
-        color=_color("label", ["autoscaling max + surge"], "marker"),
-        tooltip=[alt.Tooltip(field="label", type="nominal"),
-                 alt.Tooltip(field="instances", type="quantitative")],
+    limit = alt.Chart(alt.Data(name="usable")).mark_rule(size=1.5, opacity=0.8).encode(
+        y=alt.Y(field="usable", type="quantitative"),
+        color=color,
+        strokeDash=alt.StrokeDash(field="endpoint", type="nominal", legend=None,
+                                  scale=dash_scale),
+        tooltip=[alt.Tooltip(field="endpoint", type="nominal"),
+                 alt.Tooltip(field="usable", type="quantitative", format=",")],
     )
-    return alt.layer(lines, limit, peak_rule).resolve_scale(color="independent").properties(
-        width=WIDTH, height=320,
-        title="Worst case as the fleet scales out (dashed: max_connections)")
+    rules = alt.Chart(alt.Data(name="marks")).mark_rule(strokeDash=[2, 2], size=2).encode(
+        x=alt.X(field="instances", type="quantitative"), color=color,
+        tooltip=[alt.Tooltip(field="label", type="nominal")])
+    labels = alt.Chart(alt.Data(name="breaks")).mark_text(
+        align="left", dx=4, dy=4, baseline="top").encode(
+        x=alt.X(field="instances", type="quantitative"),
+        y=alt.Y(field="slot", type="quantitative", scale=None), text=alt.Text(
+            field="label", type="nominal"), color=color)
+    layers = [lines, limit, rules] + ([labels] if with_breaks else [])
+    return alt.layer(*layers).properties(
+        width=WIDTH, height=400,
+        title="As the fleet scales out")
+
+
+def serverless_chart(rec: Recommendation) -> alt.LayerChart | None:
+    """Serverless behind a pooler: the connections the invocations open on the pooler against
+    its client limit, per endpoint; None without a client-side limit or when not serverless."""
+    made = serverless_data(rec)
+    return None if made is None else _serverless(*made[0]).properties(datasets=made[1])
+
+
+def serverless_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]] | None:
+    """(shape, datasets) of the serverless chart; None when it does not apply."""
+    if not rec.scenario.serverless:
+        return None
+    rows = [{"endpoint": ep.role, "clients open": ep.client_side.worst_case,
+             "client limit": ep.client_side.limit, "source": ep.client_side.limit_source,
+             "marker": "max_connections"}
+            for ep in rec.endpoints
+            if ep.client_side is not None and ep.client_side.limit is not None]
+    if not rows:
+        return None
+    return (len(rows),), {"serverless": rows}
+
+
+def _serverless(n: int) -> alt.LayerChart:
+    y = alt.Y(field="endpoint", type="nominal", title=None,
+              scale=alt.Scale(type="band", paddingInner=0.3))
+    tip = [alt.Tooltip(field="endpoint", type="nominal"),
+           alt.Tooltip(field="clients open", type="quantitative", format=","),
+           alt.Tooltip(field="client limit", type="quantitative", format=","),
+           alt.Tooltip(field="source", type="nominal")]
+    bars = alt.Chart(alt.Data(name="serverless")).mark_bar(size=28).encode(
+        x=alt.X(field="clients open", type="quantitative",
+                title="client connections at peak concurrency"),
+        y=y, tooltip=tip)
+    tick = alt.Chart(alt.Data(name="serverless")).mark_tick(thickness=4, size=40).encode(
+        x=alt.X(field="client limit", type="quantitative"), y=y,
+        color=_marker_color([], None, legend=False), tooltip=tip)
+    return alt.layer(bars, tick).properties(
+        width=WIDTH, height=70 * n + 170,
+        title="Concurrency vs the pooler")
 
 
 def wait_chart(rec: Recommendation) -> alt.LayerChart | None:
     """P(a checkout waits) against pool size per process, the recommended pool_size and
     the 5% target marked; None without load."""
+    made = wait_data(rec)
+    return None if made is None else _wait().properties(datasets=made[1])
+
+
+def wait_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]] | None:
+    """(shape, datasets) of the wait chart; None without load."""
     if rec.load is None:
         return None
-    rows = [{"pool_size": n, "p_wait": p} for n, p in rec.load.curve]
-    chosen = [{"pool_size": rec.endpoints[0].pool_size, "label": "recommended pool_size"}]
-    target = [{"p_wait": sizing.WAIT_TARGET, "label": "target"}]
+    data = {"curve": [{"pool_size": n, "p_wait": p} for n, p in rec.load.curve],
+            "chosen": [{"pool_size": rec.endpoints[0].pool_size,
+                        "marker": "recommended pool_size"}],
+            "target": [{"p_wait": sizing.WAIT_TARGET, "marker": "target"}]}
+    return (), data
+
+
+def _wait() -> alt.LayerChart:
+    marker = alt.Color(field="marker", type="nominal", title=None,
+                       scale=alt.Scale(scheme=SCHEME,
+                                       domain=["_", "recommended pool_size", "_2", "_3",
+                                               "target"]),
+                       legend=alt.Legend(values=["recommended pool_size", "target"],
+                                         orient="bottom"))
     x = alt.X(field="pool_size", type="quantitative", title="pool_size per process",
               axis=alt.Axis(tickMinStep=1))
-    curve = alt.Chart(alt.Data(values=rows)).mark_line(point=True).encode(
+    curve = alt.Chart(alt.Data(name="curve")).mark_line(point=True).encode(
         x=x,
         y=alt.Y(field="p_wait", type="quantitative", title="P(checkout waits)",
                 axis=alt.Axis(format="%")),
         tooltip=[alt.Tooltip(field="pool_size", type="quantitative"),
                  alt.Tooltip(field="p_wait", type="quantitative", format=".1%")],
     )
-    mark = alt.Chart(alt.Data(values=chosen)).mark_rule(size=2).encode(
-        x=alt.X(field="pool_size", type="quantitative"),
-        color=_color("label", None, None),
-        tooltip=[alt.Tooltip(field="label", type="nominal"),
+    mark = alt.Chart(alt.Data(name="chosen")).mark_rule(size=2).encode(
+        x=alt.X(field="pool_size", type="quantitative"), color=marker,
+        tooltip=[alt.Tooltip(field="marker", type="nominal"),
                  alt.Tooltip(field="pool_size", type="quantitative")],
     )
-    goal = alt.Chart(alt.Data(values=target)).mark_rule(strokeDash=[4, 4], opacity=0.6).encode(
-        y=alt.Y(field="p_wait", type="quantitative"),
-        tooltip=[alt.Tooltip(field="label", type="nominal"),
+    goal = alt.Chart(alt.Data(name="target")).mark_rule(strokeDash=[4, 4], size=2).encode(
+        y=alt.Y(field="p_wait", type="quantitative"), color=marker,
+        tooltip=[alt.Tooltip(field="marker", type="nominal"),
                  alt.Tooltip(field="p_wait", type="quantitative", format=".0%")],
     )
     return alt.layer(curve, mark, goal).properties(
-        width=WIDTH, height=280, title="Probability a checkout waits (Erlang C)")
+        width=WIDTH, height=340,
+        title="P(checkout waits)")
 
 
 def compare_rows(recs_by_name: Mapping[str, Recommendation]) -> list[dict]:
-    """One row per (scenario, endpoint) with the numbers a comparison shows."""
+    """One row per (scenario, endpoint) with the numbers a comparison shows; `used` and
+    `spare` are the worst case and the headroom as shares of that endpoint's usable."""
     rows = []
     for name, rec in recs_by_name.items():
         s = rec.scenario
@@ -202,26 +349,72 @@ def compare_rows(recs_by_name: Mapping[str, Recommendation]) -> list[dict]:
                          "max_connections": ep.max_connections, "usable": ep.usable,
                          "processes": ep.processes, "pool_size": eng.pool_size,
                          "max_overflow": eng.max_overflow, "worst_case": ep.worst_case,
-                         "headroom": ep.headroom})
+                         "headroom": ep.headroom, **_shares(ep)})
     return rows
 
 
+def _shares(ep: EndpointBudget) -> dict[str, float]:
+    usable = max(ep.usable, 1)
+    return {"used": ep.worst_case / usable, "spare": max(ep.headroom, 0) / usable}
+
+
 def compare_chart(recs_by_name: Mapping[str, Recommendation]) -> alt.LayerChart:
-    """Worst case per endpoint for several scenarios side by side, usable marked."""
-    rows = compare_rows(recs_by_name)
-    x = alt.X(field="scenario", type="nominal", title=None, sort=list(recs_by_name),
-              axis=alt.Axis(labelAngle=0))
-    xo = alt.XOffset(field="endpoint", type="nominal")
-    tip = [alt.Tooltip(field=f, type="nominal" if f in ("scenario", "endpoint") else
-                       "quantitative") for f in ("scenario", "endpoint", "worst_case",
-                                                 "usable", "max_connections", "pool_size",
-                                                 "max_overflow")]
+    """Several scenarios side by side, each endpoint normalised to its own usable (100 %),
+    so a small database stays as visible as a big one: the part used, the headroom, and
+    what goes past usable in the scheme's red."""
+    rows = []
+    for r in compare_rows(recs_by_name):
+        fit = min(r["used"], 1.0)
+        label = f"{r['scenario']} · {r['endpoint']}"
+        for order, (part, share) in enumerate((("used at the peak", fit),
+                                               ("over usable", r["used"] - fit),
+                                               ("headroom", r["spare"]))):
+            rows.append({**r, "bar": label, "part": part, "share": share, "order": order})
+    y = alt.Y(field="bar", type="nominal", title=None, sort=list(dict.fromkeys(
+        r["bar"] for r in rows)), axis=alt.Axis(labelLimit=180))
+    tip = [alt.Tooltip(field="scenario", type="nominal"),
+           alt.Tooltip(field="endpoint", type="nominal"),
+           alt.Tooltip(field="part", type="nominal"),
+           alt.Tooltip(field="share", type="quantitative", format=".0%"),
+           alt.Tooltip(field="worst_case", type="quantitative", format=","),
+           alt.Tooltip(field="usable", type="quantitative", format=","),
+           alt.Tooltip(field="headroom", type="quantitative", format=","),
+           alt.Tooltip(field="pool_size", type="quantitative"),
+           alt.Tooltip(field="max_overflow", type="quantitative")]
     bars = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
-        x=x, xOffset=xo,
-        y=alt.Y(field="worst_case", type="quantitative", title="worst-case connections"),
-        color=_color("endpoint", None, "endpoint"), tooltip=tip)
-    usable = alt.Chart(alt.Data(values=rows)).mark_tick(thickness=3, strokeDash=[4, 2]).encode(
-        x=x, xOffset=xo, y=alt.Y(field="usable", type="quantitative"),
-        color=_color("endpoint", None, "endpoint"), tooltip=tip)
-    return alt.layer(bars, usable).properties(
-        width=WIDTH, height=300, title="Worst case per endpoint (tick: usable connections)")
+        x=alt.X(field="share", type="quantitative", stack="zero",
+                title="share of each endpoint's usable connections",
+                axis=alt.Axis(format="%")),
+        y=y,
+        color=alt.Color(field="part", type="nominal", title=None,
+                        scale=alt.Scale(scheme=SCHEME,
+                                        domain=["used at the peak", "_", "over usable", "_3",
+                                                "headroom"]),
+                        legend=alt.Legend(values=["used at the peak", "headroom",
+                                                  "over usable"], orient="bottom")),
+        order=alt.Order(field="order", type="quantitative"),
+        tooltip=tip)
+    return bars.properties(
+        width=WIDTH, height=40 * len({r["bar"] for r in rows}) + 170,
+        title="Scenarios compared")
+
+
+@functools.lru_cache(maxsize=128)
+def _structure(kind: str, shape: tuple) -> dict[str, Any]:
+    build: Callable[..., alt.TopLevelMixin] = {"budget": _budget, "scale": _scale_out,
+                                               "serverless": _serverless, "wait": _wait}[kind]
+    return build(*shape).to_dict(validate=False)
+
+
+def spec(kind: str, rec: Recommendation) -> dict[str, Any] | None:
+    """The Vega-Lite dict of one chart ("budget", "scale", "serverless" or "wait"), equal to
+    `*_chart(rec).to_dict(validate=False)` but serialising only the data: the structure is
+    built once per shape. A fresh dict each call (Streamlit edits the spec it draws)."""
+    data: dict[str, Callable[[Recommendation], Any]] = {
+        "budget": budget_data, "scale": scale_out_data, "serverless": serverless_data,
+        "wait": wait_data}
+    made = data[kind](rec)
+    if made is None:
+        return None
+    shape, data = made
+    return {**copy.deepcopy(_structure(kind, shape)), "datasets": data}

@@ -217,6 +217,34 @@ def _header(rec: Recommendation, generated_on: str, share_base: str, extras: lis
     return "\n".join(lines)
 
 
+def engine_block(rec: Recommendation) -> str:
+    """The module's engine settings: environment variable names, pool settings and connect
+    arguments per endpoint, each with its reason. The app's Code tab shows this same text."""
+    roles = ["primary", *_replica_roles(rec)]
+    return _template("engine_block.py.tmpl").substitute(
+        url_env=_dict_literal([f"    {_lit(r)}: {_lit(_env_names(r)[0])}," for r in roles]),
+        engine_settings=_dict_literal([ln for g in rec.engines for ln in _fmt_engine(g)]),
+        connect_args=_dict_literal([ln for g in rec.engines for ln in _fmt_connect_args(g)]))
+
+
+def create_engine_block(rec: Recommendation) -> str:
+    """The module's `create_engine_for` (by URL, or through the Cloud SQL connector)."""
+    s = rec.scenario
+    if s.proxy == "cloudsql-connector":
+        inst = _dict_literal([
+            f"    {_lit(r)}: "
+            + _lit("CLOUDSQL_INSTANCE" if r == "primary"
+                   else f"CLOUDSQL_REPLICA_{r.split('-')[1]}_INSTANCE") + ","
+            for r in ["primary", *_replica_roles(rec)]])
+        return _template("engine_cloudsql_connector.py.tmpl").substitute(
+            instance_env=inst, iam=repr(bool(s.iam_auth)))
+    listen = ""
+    if _auth_kind(rec):
+        listen = ('    # A token per new connection, never one baked into the URL.\n'
+                  '    event.listen(engine.sync_engine, "do_connect", provide_iam_token)\n')
+    return _template("engine_url.py.tmpl").substitute(iam_listen=listen)
+
+
 def render_module(rec: Recommendation, *, generated_on: str | None = None,
                   share_base: str = "http://localhost:8501/") -> str:
     """The engine module (db.py) for a recommendation: compiles, passes ruff, reads env vars."""
@@ -242,7 +270,6 @@ def render_module(rec: Recommendation, *, generated_on: str | None = None,
     stdlib.sort(key=lambda line: line.split()[1])
     ssl, ssl_reason = _ssl_default(rec)
     roles = ["primary", *_replica_roles(rec)]
-    url_env = _dict_literal([f"    {_lit(r)}: {_lit(_env_names(r)[0])}," for r in roles])
     part_env = _dict_literal([f"    {_lit(r)}: {_lit(_env_names(r)[1])}," for r in roles])
     default_host = "127.0.0.1" if s.proxy == "cloudsql-auth-proxy" else None
 
@@ -266,21 +293,9 @@ def render_module(rec: Recommendation, *, generated_on: str | None = None,
         auth_code = (TEMPLATES / f"auth_{'aws_iam' if auth == 'aws' else 'azure_entra'}.py.tmpl"
                      ).read_text()
     if connector:
-        inst = _dict_literal([
-            f"    {_lit(r)}: "
-            + _lit("CLOUDSQL_INSTANCE" if r == "primary"
-                   else f"CLOUDSQL_REPLICA_{r.split('-')[1]}_INSTANCE") + ","
-            for r in roles])
-        create = _template("engine_cloudsql_connector.py.tmpl").substitute(
-            instance_env=inst, iam=repr(bool(s.iam_auth)))
         dispose_extra = ("    while _CONNECTORS:\n"
                          "        await _CONNECTORS.pop().close_async()\n")
     else:
-        listen = ""
-        if auth and not connector:
-            listen = ('    # A token per new connection, never one baked into the URL.\n'
-                      '    event.listen(engine.sync_engine, "do_connect", provide_iam_token)\n')
-        create = _template("engine_url.py.tmpl").substitute(iam_listen=listen)
         dispose_extra = ""
 
     usage = ""
@@ -294,14 +309,13 @@ def render_module(rec: Recommendation, *, generated_on: str | None = None,
         usage_note=usage,
         stdlib_imports="\n".join(stdlib),
         pool_import="from sqlalchemy.pool import NullPool\n" if uses_null else "",
-        url_env=url_env, part_env=part_env, default_host=_lit(default_host),
+        engine_block=engine_block(rec), part_env=part_env, default_host=_lit(default_host),
         default_port=_PROXY_PORTS.get(s.proxy, 5432),
         ssl_reason="\n".join(_comment(ssl_reason, 0)), ssl_default=_lit(ssl),
         auth_constants=auth_constants,
-        engine_settings=_dict_literal([ln for g in rec.engines for ln in _fmt_engine(g)]),
-        connect_args=_dict_literal([ln for g in rec.engines for ln in _fmt_connect_args(g)]),
         statement_names=statement_names, name_func_hook=name_hook,
-        auth_code=auth_code, create_engine_code=create, dispose_extra=dispose_extra)
+        auth_code=auth_code, create_engine_block=create_engine_block(rec),
+        dispose_extra=dispose_extra)
     text = re.sub(r"\n{4,}", "\n\n\n", text)
     text = re.sub(r"\n\n\n+(\s+\S)", r"\n\n\1", text)  # no double blank lines inside blocks
     return text.rstrip("\n") + "\n"

@@ -43,12 +43,13 @@ def render() -> None:
                  format_func=_class_label(provider), help=HELP["instance_class"],
                  accept_new_options=provider == "gcp-cloudsql", persist_state="session",
                  placeholder="type to search")
+    state.flag("instance_class")
     cls = st.session_state.get("instance_class")
     if cls:
         try:
             row = catalog.instance_class(provider, cls)
-        except ValueError as exc:
-            st.error(str(exc))
+        except ValueError:
+            pass  # flagged just above, in the core's words
         else:
             est = " — an estimate, measure it if you can" if row.estimated else ""
             st.caption(f"Default max_connections **{row.max_connections:,}**{est}. "
@@ -58,11 +59,12 @@ def render() -> None:
                 with st.expander("How this number was found"):
                     st.write(row.note)
             if row.family == "serverless-v2":
-                st.number_input("Minimum ACU", min_value=0.0, max_value=256.0, step=0.5,
+                st.number_input("Minimum ACU", step=0.5,
                                 value=None, key="min_acu", placeholder="not set",
                                 help="The cluster's minimum capacity: at 0 or 0.5 ACU AWS caps "
                                      "max_connections at 2,000 whatever the maximum.",
                                 persist_state="session")
+                state.flag("min_acu")
                 low = st.session_state.get("min_acu")
                 cap, _ = catalog.provider_int(provider, "serverless_v2_low_min_acu_cap") or (
                     2000, "")
@@ -73,10 +75,11 @@ def render() -> None:
                                f"ACU (not the {row.max_connections:,} of the maximum); a "
                                "minimum of 1 ACU or more lifts it.")
     if st.session_state.get("mc_mode") == "measured":
-        st.number_input("max_connections you measured", min_value=1, max_value=262_143,
-                        step=1, value=None, key="max_connections", help=HELP["max_connections"],
+        st.number_input("max_connections you measured", step=1.0, format="%.0f", value=None,
+                        key="max_connections", help=HELP["max_connections"],
                         on_change=state.forget_measured_source,
                         placeholder="SHOW max_connections", persist_state="session")
+        state.flag("max_connections")
     st.selectbox("PostgreSQL major version", PG_VERSIONS, key="pg_version",
                  help=HELP["pg_version"], persist_state="session")
     if provider == "aws-rds":

@@ -34,6 +34,24 @@ def rendered(key: tuple[tuple[str, str], ...]) -> dict[str, str | None]:
             "ini": export.render_pgbouncer_ini(rec)}
 
 
+def current_rows(rec: Recommendation) -> list[dict[str, str]]:
+    """The settings the team runs today (as given in step 4) beside the exported ones."""
+    cur = rec.scenario.current
+    if cur is None:
+        return []
+    rows = []
+    for name, today in (("poolclass", cur.poolclass), ("pool_size", cur.pool_size),
+                        ("max_overflow", cur.max_overflow), ("pool_recycle", cur.pool_recycle)):
+        if today is None:
+            continue
+        row = {"setting": name, "today": str(today)}
+        for eng in rec.engines:
+            new = str(getattr(eng, name))
+            row[eng.endpoint] = new if new == str(today) else f"{new} (was {today})"
+        rows.append(row)
+    return rows
+
+
 def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None:
     st.subheader("6 · Export")
     if rec is None:
@@ -44,20 +62,36 @@ def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None
                    "The engine settings are on the Results step.")
         return
     files = rendered(key)
-    cols = st.columns(3)
-    for col, (kind, name, mime) in zip(cols, FILES, strict=True):
+    row = st.container(horizontal=True, gap="small")
+    for kind, name, mime in FILES:
         text = files[kind]
         if text is None:
-            col.caption("No PgBouncer in this scenario: no ini to download.")
             continue
-        col.download_button(f"Download {name}", text, file_name=name, mime=mime,
-                            key=f"download_{kind}", on_click="ignore", width="stretch")
-    st.markdown("**Engine module** (copy button at the top right of the block)")
-    st.code(files["module"], language="python")
+        row.download_button(f"Download {name}", text, file_name=name, mime=mime,
+                            key=f"download_{kind}", on_click="ignore",
+                            type="primary" if kind == "module" else "secondary",
+                            icon=":material/download:")
+    diff = current_rows(rec)
+    if diff:
+        st.markdown("**What changes from the settings you run today** (step 4)")
+        st.table(diff)
+    else:
+        st.caption("Give the settings you run today in step 4 to see what changes.")
+    with st.expander("db.py: the engine module (copy button at the top right)"):
+        st.code(files["module"], language="python")
     if files["ini"]:
         with st.expander("pgbouncer.ini"):
             st.code(files["ini"], language="ini")
     with st.expander("Markdown report"):
-        st.markdown(files["report"])
-    st.markdown("**The same from the command line**")
-    st.code(share.cli_command(rec.scenario, "recommend"), language="bash")
+        st.code(files["report"], language="markdown", wrap_lines=True)
+    with st.expander("The same from the command line"):
+        st.code(share.cli_command(rec.scenario, "recommend"), language="bash",
+                wrap_lines=True)
+    st.markdown("**Next**")
+    nxt = st.container(horizontal=True, gap="small")
+    nxt.button("Check it against your database", key="export_go_live", on_click=state.go,
+               args=("live",), icon=":material/network_check:")
+    nxt.button("Save this scenario", key="export_go_saved", on_click=state.go,
+               args=("saved",), icon=":material/bookmark:")
+    nxt.button("Start over", key="export_reset", on_click=state.reset_defaults,
+               icon=":material/restart_alt:", type="tertiary")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 PROVIDERS = {
     "aws-rds": "AWS RDS for PostgreSQL",
     "aws-aurora": "AWS Aurora PostgreSQL",
@@ -102,3 +104,84 @@ HELP = {
     "p95_hold_ms": "95th percentile of the hold time; sizes max_overflow for bursts.",
     "current_on": "Check the settings your service runs today against this budget.",
 }
+
+# Where each finding is fixed, so the answer card can send the visitor there in one click.
+FIX_STEP = {
+    "ESTIMATED_MAX_CONNECTIONS": "database",
+    "REPLICA_SMALLER": "topology",
+    "WORST_CASE_OVER_MAX": "export",
+    "DEFAULTS_OVER_MAX": "export",
+    "SERVERLESS_NO_PROXY": "proxy",
+    "SERVERLESS_QUEUEPOOL": "export",
+    "PREPARED_STATEMENTS_TXN_POOLER": "proxy",
+    "RECYCLE_MISSING": "export",
+    "RECYCLE_ABOVE_IDLE": "export",
+    "RECYCLE_TOO_SHORT": "export",
+    "LARGE_POOL_BEHIND_PROXY": "export",
+    "RDS_PROXY_PINNING": "export",
+    "PROXY_SERVER_POOL_OVER_MAX": "proxy",
+    "PROXY_SERVER_POOL_BELOW_LOAD": "proxy",
+    "PROXY_CLIENT_LIMIT": "proxy",
+    "DEPLOY_SURGE_NOT_COUNTED": "topology",
+    "WORKERS_COUNTED": "topology",
+    "NULLPOOL_INTROSPECTION": "export",
+    "NO_LOAD": "load",
+    "BUDGET_BELOW_LOAD": "load",
+    "LOAD_OVER_BUDGET": "load",
+    "IAM_TOKEN_IN_URL": "export",
+    "IAM_TOKEN_PER_CONNECTION": "export",
+}
+
+STEP_NAMES = {"database": "1 Database", "proxy": "2 Proxy", "topology": "3 Fleet",
+              "load": "4 Load", "results": "5 Results", "export": "6 Export"}
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+
+
+def plain(text: object) -> str:
+    """Text shown through a Markdown element (alerts, captions) with every Markdown, LaTeX
+    and Streamlit directive character escaped: visitor and link text stays text."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
+# The app's name for each share parameter, so a message from the core names the field the
+# visitor sees instead of a command-line flag.
+PARAM_LABELS = {
+    "provider": "Provider", "instance_class": "Instance class",
+    "max_connections": "max_connections you measured",
+    "max_connections_source": "Where max_connections came from", "min_acu": "Minimum ACU",
+    "pg_version": "PostgreSQL major version", "replicas": "Read replicas",
+    "replica_instance_class": "Replica instance class",
+    "replica_max_connections": "Replica measured max_connections",
+    "replica_readers": "Replica reader instances", "replica_regions": "Replica region",
+    "proxy": "Proxy or pooler", "pgbouncer_version": "PgBouncer version",
+    "pgbouncer_pool_size": "default_pool_size", "pgbouncer_reserve_pool": "reserve_pool_size",
+    "pgbouncer_max_client_conn": "max_client_conn",
+    "max_prepared_statements": "max_prepared_statements",
+    "user_db_pairs": "user/database pairs",
+    "rds_proxy_max_connections_percent": "MaxConnectionsPercent",
+    "app_instances": "App instances (normal)", "max_app_instances": "Autoscaling maximum",
+    "deploy_surge_percent": "Rolling-deploy surge (%)", "workers": "Workers per instance",
+    "engines": "Engines per process", "serverless_concurrency": "Peak concurrent invocations",
+    "app_vcpus": "vCPUs per app instance",
+    "superuser_reserved": "superuser_reserved_connections",
+    "provider_reserved": "Provider-reserved", "admin_reserve": "Monitoring / admin",
+    "migrations_reserve": "Migrations", "replication_reserve": "Replication / CDC",
+    "split": "pool_size share of the budget", "rps": "Requests/s per instance",
+    "hold_ms": "Mean hold time (ms)", "p95_hold_ms": "p95 hold time (ms)",
+    "network": "Idle cut-offs on the network path",
+    "iam_auth": "IAM / Entra ID token authentication",
+    "current_pool_size": "Current pool_size", "current_max_overflow": "Current max_overflow",
+    "current_pool_recycle": "Current pool_recycle", "current_poolclass": "Current poolclass",
+}
+_FLAG = re.compile(r"--([a-z0-9][a-z0-9-]*)")
+_CLI_HINT = re.compile(r"\s*\(see `python -m wizard[^`]*`\)")
+
+
+def app_words(message: str) -> str:
+    """A core message with its command-line flags named as the app's fields
+    ("--replicas must be ..." -> "Read replicas must be ...")."""
+    def name(m: re.Match[str]) -> str:
+        key = m.group(1).replace("-", "_")
+        return PARAM_LABELS.get(key, key.replace("_", " "))
+
+    return _FLAG.sub(name, _CLI_HINT.sub("", message))

@@ -2,33 +2,79 @@
 
 from __future__ import annotations
 
+import importlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import streamlit as st
 
 from wizard import share
-from wizard.model import ScenarioError
-from wizard.ui import database, export, live, load, proxy, results, saved, state, topology
+from wizard.ui import database, export, load, proxy, results, state, topology
+from wizard.ui.labels import plain
 
-STEPS = {
-    "database": "1 Database",
-    "proxy": "2 Proxy",
-    "topology": "3 Fleet",
-    "load": "4 Load",
-    "results": "5 Results",
-    "export": "6 Export",
-    "saved": "Saved & compare",
-    "live": "Live check",
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    render: Callable[..., None]
+    beside_result: bool = False  # an input step: the result so far is drawn beside it
+
+
+def _results(ctx: dict) -> None:
+    results.render(ctx["rec"], ctx["error"], ctx["fix"], ctx["key"], ctx["scenario"])
+
+
+STEPS: dict[str, Step] = {
+    "database": Step("1 Database", database.render, beside_result=True),
+    "proxy": Step("2 Proxy", proxy.render, beside_result=True),
+    "topology": Step("3 Fleet", topology.render, beside_result=True),
+    "load": Step("4 Load", load.render, beside_result=True),
+    "results": Step("5 Results", _results),
+    "export": Step("6 Export", lambda ctx: export.render(ctx["rec"], ctx["key"])),
+    # Imported when first shown: they pull in SQLAlchemy, Altair and the live check, which
+    # the first page does not need (see bench/ui.md, cold start).
+    "saved": Step("Saved & compare", lambda ctx: _lazy("saved").render(ctx["flat"])),
+    "live": Step("Live check", lambda ctx: _lazy("live").render(ctx["rec"])),
 }
-INPUT_STEPS = {"database": database.render, "proxy": proxy.render,
-               "topology": topology.render, "load": load.render}
+HEAVY = ("altair", "wizard.charts", "wizard.ui.saved", "wizard.ui.live")
+_warm = threading.Lock()
+_warmed: list[bool] = []
+
+
+def _lazy(name: str):
+    return importlib.import_module(f"wizard.ui.{name}")
+
+
+def _warm_up() -> None:
+    """Once per server: import what the later steps need in the background, a moment after
+    the first page is drawn, so the first click on Results does not wait for Altair."""
+    with _warm:
+        if _warmed:
+            return
+        _warmed.append(True)
+
+    def run() -> None:
+        for module in HEAVY:
+            importlib.import_module(module)
+
+    timer = threading.Timer(1.0, run)
+    timer.daemon = True
+    timer.start()
 ORDER = list(STEPS)
+
+# Streamlit stacks columns below 640 px: there the result beside the inputs would sit
+# below all of them, so a one-line version with a jump link goes above them instead.
+PHONE_CSS = """<style>
+@media (min-width: 640px) { .st-key-phone_summary { display: none; } }
+</style>"""
 
 
 def _nav_buttons(step: str) -> None:
     i = ORDER.index(step)
     c1, _, c2 = st.columns([1, 3, 1])
-    if i > 0 and step in INPUT_STEPS or step in ("results", "export"):
+    if 0 < i <= ORDER.index("export"):
         c1.button("← Back", key="nav_back", on_click=state.go, args=(ORDER[i - 1],))
     if i < ORDER.index("export"):
         c2.button("Next →", key="nav_next", on_click=state.go, args=(ORDER[i + 1],),
@@ -47,12 +93,17 @@ def _sidebar(flat: dict[str, str]) -> None:
                    "send it to a colleague.")
         st.code(f"{base}?{query}", language=None, wrap_lines=True)
         st.caption("The same from the command line:")
-        try:
-            st.code(share.cli_command(share.from_flat(flat)), language="bash",
-                    wrap_lines=True)
-        except ScenarioError:
-            pass
+        scenario = state.scenario_or_none(flat)
+        if scenario is not None:
+            st.code(share.cli_command(scenario), language=None, wrap_lines=True)
         st.button("Reset to defaults", key="reset", on_click=state.reset_defaults)
+
+
+def _context(flat: dict[str, str]) -> dict:
+    rec, error, fix = state.recommendation(flat)
+    return {"flat": flat, "rec": rec, "error": error, "fix": fix,
+            "key": state.flat_key(flat),
+            "scenario": state.scenario_or_none(flat) if rec is None else None}
 
 
 def main() -> None:
@@ -63,35 +114,28 @@ def main() -> None:
     st.caption("How big should your SQLAlchemy async pool be, and what must your engine say?")
     notice = st.session_state.pop(state.NOTICE_KEY, None)
     if notice:
-        st.warning(notice, icon=":material/link_off:")
+        st.warning(plain(notice), icon=":material/link_off:")
     flash = st.session_state.pop(state.FLASH_KEY, None)
     if flash:
-        st.success(flash, icon=":material/check_circle:")
-    step = st.radio("Step", ORDER, key=state.STEP_KEY, format_func=STEPS.get,
+        st.success(plain(flash), icon=":material/check_circle:")
+    step = st.radio("Step", ORDER, key=state.STEP_KEY, format_func=lambda s: STEPS[s].label,
                     horizontal=True, label_visibility="collapsed")
-    flat = state.current_flat()
-    rec, error, fix = state.recommendation(flat)
-    key = state.flat_key(flat)
-    if step in INPUT_STEPS:
+    if STEPS[step].beside_result:
+        st.html(PHONE_CSS)
+        phone = st.container(key="phone_summary")
         left, right = st.columns([3, 2], gap="large")
         with left:
-            INPUT_STEPS[step]()
-        # Widget changes above already show in this run: recompute from the new state.
-        flat = state.current_flat()
-        rec, error, fix = state.recommendation(flat)
-        key = state.flat_key(flat)
-        with right, st.container(border=True):
-            results.summary(rec, error, fix,
-                            state.scenario_or_none(flat) if rec is None else None, step)
-    elif step == "results":
-        results.render(rec, error, fix, key,
-                       state.scenario_or_none(flat) if rec is None else None)
-    elif step == "export":
-        export.render(rec, key)
-    elif step == "saved":
-        saved.render(flat)
+            STEPS[step].render()
+        # Widget changes above already show in this run: compute from the new state.
+        ctx = _context(state.current_flat())
+        with phone:
+            results.brief(ctx["rec"], ctx["error"])
+        with right, st.container(border=True, key="result_so_far"):
+            results.summary(ctx["rec"], ctx["error"], ctx["fix"], ctx["scenario"], step)
     else:
-        live.render(rec)
+        ctx = _context(state.current_flat())
+        STEPS[step].render(ctx)
     _nav_buttons(step)
-    state.sync_query_params(flat)
-    _sidebar(flat)
+    state.sync_query_params(ctx["flat"])
+    _sidebar(ctx["flat"])
+    _warm_up()

@@ -21,29 +21,42 @@ def render() -> None:
         st.session_state["proxy"] = "none"
     st.selectbox("Proxy or pooler", options, key="proxy", format_func=PROXIES.get,
                  help=HELP["proxy"], persist_state="session")
+    state.flag("proxy")
     proxy = st.session_state["proxy"]
-    optional = {"value": None, "step": 1, "placeholder": "default", "persist_state": "session"}
+    whole = {"step": 1.0, "format": "%.0f", "persist_state": "session"}
+    optional = {**whole, "value": None, "placeholder": "default"}
     if proxy.startswith("pgbouncer"):
         st.text_input("PgBouncer version", key="pgbouncer_version", placeholder="e.g. 1.24",
                       help=HELP["pgbouncer_version"], persist_state="session")
+        state.flag("pgbouncer_version")
     if proxy in POOL_SIZE_PROXIES:
         c1, c2 = st.columns(2)
-        c1.number_input("default_pool_size", min_value=1, key="pgbouncer_pool_size",
-                        help=HELP["pgbouncer_pool_size"], **optional)
-        c2.number_input("user/database pairs", min_value=1, step=1, key="user_db_pairs",
-                        help=HELP["user_db_pairs"], persist_state="session")
+        with c1:
+            st.number_input("default_pool_size", key="pgbouncer_pool_size",
+                            help=HELP["pgbouncer_pool_size"], **optional)
+            state.flag("pgbouncer_pool_size")
+        with c2:
+            st.number_input("user/database pairs", key="user_db_pairs",
+                            help=HELP["user_db_pairs"], **whole)
+            state.flag("user_db_pairs")
     elif proxy == "neon-pooler":
-        st.number_input("user/database pairs", min_value=1, step=1, key="user_db_pairs",
-                        help=HELP["user_db_pairs"], persist_state="session")
+        st.number_input("user/database pairs", key="user_db_pairs",
+                        help=HELP["user_db_pairs"], **whole)
+        state.flag("user_db_pairs")
     if proxy in CLIENT_LIMIT_PROXIES:
-        st.number_input("max_client_conn", min_value=1, key="pgbouncer_max_client_conn",
+        st.number_input("max_client_conn", key="pgbouncer_max_client_conn",
                         help=HELP["pgbouncer_max_client_conn"], **optional)
+        state.flag("pgbouncer_max_client_conn")
     if proxy.startswith("pgbouncer"):
         c1, c2 = st.columns(2)
-        c1.number_input("reserve_pool_size", min_value=0, step=1, key="pgbouncer_reserve_pool",
-                        help=HELP["pgbouncer_reserve_pool"], persist_state="session")
-        c2.number_input("max_prepared_statements", min_value=0, key="max_prepared_statements",
-                        help=HELP["max_prepared_statements"], **optional)
+        with c1:
+            st.number_input("reserve_pool_size", key="pgbouncer_reserve_pool",
+                            help=HELP["pgbouncer_reserve_pool"], **whole)
+            state.flag("pgbouncer_reserve_pool")
+        with c2:
+            st.number_input("max_prepared_statements", key="max_prepared_statements",
+                            help=HELP["max_prepared_statements"], **optional)
+            state.flag("max_prepared_statements")
     if proxy == "rds-proxy":
         st.slider("MaxConnectionsPercent", 1, 100, key="rds_proxy_max_connections_percent",
                   help=HELP["rds_proxy_max_connections_percent"], persist_state="session")

@@ -1,69 +1,35 @@
-"""Step 5: the recommendation: engine settings, budget in words, warnings, charts."""
+"""Step 5: the answer first (settings, what the database sees, where it breaks, what to
+fix), then the charts, then the details folded. Every number is a field of the
+Recommendation; this module words nothing the core already says."""
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
-from wizard import charts, sizing
-from wizard.model import Recommendation, Scenario
+from wizard.export.render import create_engine_block, engine_block
+from wizard.model import EndpointBudget, EngineSettings, Finding, Recommendation, Scenario
 from wizard.ui import state
-from wizard.ui.labels import SEVERITY_ICON
+from wizard.ui.labels import FIX_STEP, SEVERITY_ICON, STEP_NAMES, plain
 
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
-RANGES = {"2x": 2, "4x": 4, "10x": 10}
+TOP_FINDINGS = 3
+METRIC_WIDTH = 150  # two metrics to a row on a 390 px phone, five or more on a laptop
+SETTINGS = ("poolclass", "pool_size", "max_overflow", "pool_timeout", "pool_recycle",
+            "pool_pre_ping", "pool_use_lifo", "connect_args")
 
 
 def engine_code(rec: Recommendation) -> str:
-    """A create_async_engine call per endpoint with the recommended settings."""
-    null = any(e.poolclass == "NullPool" for e in rec.engines)
-    lines = ["import os", ""]
-    if null:
-        lines.append("from sqlalchemy.pool import NullPool")
-    lines += ["from sqlalchemy.ext.asyncio import create_async_engine", ""]
-    for eng in rec.engines:
-        role = eng.endpoint
-        var = "engine" if role == "primary" else f"{role.replace('-', '_')}_engine"
-        env = "DATABASE_URL" if role == "primary" else f"{role.replace('-', '_').upper()}_URL"
-        args = [f'os.environ["{env}"]']
-        if eng.poolclass == "NullPool":
-            args.append("poolclass=NullPool")
-        else:
-            args += [f"pool_size={eng.pool_size}", f"max_overflow={eng.max_overflow}",
-                     f"pool_timeout={eng.pool_timeout:g}", f"pool_recycle={eng.pool_recycle}",
-                     f"pool_pre_ping={eng.pool_pre_ping}", f"pool_use_lifo={eng.pool_use_lifo}"]
-        if eng.connect_args:
-            args.append(f"connect_args={eng.connect_args!r}")
-        body = ",\n    ".join(args)
-        lines += [f"{var} = create_async_engine(\n    {body},\n)", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    """The engine block of the exported module (db.py), exactly as exported."""
+    return engine_block(rec) + "\n\n" + create_engine_block(rec)
 
 
 def engine_rows(rec: Recommendation) -> list[dict]:
-    rows = []
-    for eng in rec.engines:
-        for name in ("poolclass", "pool_size", "max_overflow", "pool_timeout", "pool_recycle",
-                     "pool_pre_ping", "pool_use_lifo", "connect_args"):
-            rows.append({"endpoint": eng.endpoint, "setting": name,
-                         "value": str(getattr(eng, name)), "why": eng.reasons.get(name, "")})
-    return rows
+    return [{"endpoint": eng.endpoint, "setting": name, "value": str(getattr(eng, name)),
+             "why": eng.reasons.get(name, "")} for eng in rec.engines for name in SETTINGS]
 
 
-def budget_words(rec: Recommendation) -> list[str]:
-    """The budget of each endpoint as one sentence per step of the arithmetic."""
-    out = []
-    for ep in rec.endpoints:
-        cls = f" ({ep.instance_class})" if ep.instance_class else ""
-        if ep.role.startswith("replica-"):
-            region = rec.scenario.replicas[int(ep.role.split("-")[1]) - 1].region
-            cls += f" in {region}" if region else ""
-        steps = " → ".join(part.strip() for part in ep.explanation.split(";"))
-        verdict = (f"**{ep.headroom:,} to spare**" if ep.headroom >= 0 else
-                   f"**{-ep.headroom:,} over the limit**")
-        out.append(f"**{ep.role}**{cls}: {steps}; the database sees at most "
-                   f"**{ep.worst_case:,}** of {ep.usable:,} usable: {verdict}.")
-    return out
+def ranked(rec: Recommendation) -> list[Finding]:
+    return sorted(rec.warnings, key=lambda w: SEVERITY_RANK.get(w.severity, 3))
 
 
 # Where each part of an unsizable scenario is changed, in the order people try them.
@@ -73,9 +39,15 @@ FIX_STEPS = (("topology", "Change the fleet (step 3)"),
 
 
 def fleet_words(s: Scenario | None) -> str:
-    """How the client engine count comes about, so an error's number is traceable."""
+    """How the client engine count comes about, so an error's number is traceable (the
+    core's own sentence once it has one)."""
     if s is None:
         return ""
+    from wizard import budget
+
+    core = getattr(budget, "fleet_sentence", None)
+    if core is not None:
+        return core(s)
     if s.serverless:
         return (f"Client engines at the peak: {s.serverless_concurrency:,} concurrent "
                 f"invocations × {s.engines_per_process} engine(s) = "
@@ -92,111 +64,245 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
                here: str = "results") -> None:
     """An unsizable scenario: the reason, the fix, the arithmetic behind the numbers in
     the message and buttons to the steps where the fix is made (no dead end)."""
-    st.error(f"This scenario cannot be sized: {error}", icon=":material/error:")
+    st.error(f"This scenario cannot be sized: {plain(error)}", icon=":material/error:")
     if fix:
-        st.info(f"**Fix:** {fix}")
+        st.info(f"**Fix:** {plain(fix)}")
     words = fleet_words(scenario)
     if words:
-        st.caption(words)
+        st.caption(plain(words))
     for step, label in FIX_STEPS:
         if step != here:
             st.button(label, key=f"fix_go_{step}", on_click=state.go, args=(step,),
                       icon=":material/arrow_forward:")
 
 
-def _linked(source: str) -> str:
-    """A source text with its bare URL turned into a short Markdown link."""
-    return re.sub(r"\(?(https?://[^\s)]+)\)?", r"([source](\1))", source)
+def _breaks_words(ep: EndpointBudget | Recommendation) -> str | None:
+    """The core's break point as a metric value; None while the core has no breaks_at."""
+    if not hasattr(ep, "breaks_at"):
+        return None
+    n = ep.breaks_at
+    return "never" if n is None else f"{n:,} instances"
+
+
+def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
+    """The answer for one endpoint, as metrics that wrap two to a row on a phone."""
+    row = st.container(horizontal=True, gap="small")
+    if eng.poolclass == "NullPool":
+        row.metric("poolclass", "NullPool", width=METRIC_WIDTH,
+                   help=plain(eng.reasons.get("poolclass", "")))
+    else:
+        row.metric("pool_size", eng.pool_size, width=METRIC_WIDTH,
+                   help=plain(eng.reasons.get("pool_size", "")))
+        row.metric("max_overflow", eng.max_overflow, width=METRIC_WIDTH,
+                   help=plain(eng.reasons.get("max_overflow", "")))
+    row.metric("database sees at peak", f"{ep.worst_case:,}", width=METRIC_WIDTH,
+               delta=(f"{ep.headroom:,} to spare" if ep.headroom >= 0 else
+                      f"{-ep.headroom:,} over"),
+               delta_color="normal" if ep.headroom >= 0 else "inverse",
+               delta_arrow="off", help=plain(ep.explanation))
+    row.metric("usable", f"{ep.usable:,}", width=METRIC_WIDTH,
+               help=plain(f"max_connections {ep.max_connections:,} ("
+                          f"{ep.max_connections_source}) - " + " - ".join(
+                              f"{r.count} {r.name}" for r in ep.reserves)))
+    if ep.client_side is not None:
+        row.metric("clients open", f"{ep.client_side.worst_case:,}", width=METRIC_WIDTH,
+                   help=plain(ep.client_side.detail))
+    p_wait = getattr(ep, "p_wait", None)
+    if p_wait is not None:
+        row.metric("P(checkout waits)", f"{p_wait:.1%}", width=METRIC_WIDTH,
+                   help="Erlang C for the pool exported on this endpoint.")
+    words = _breaks_words(ep)
+    if words is not None and peak is not None:
+        row.metric("breaks from", words, width=METRIC_WIDTH,
+                   help=f"The autoscaling maximum (deploy surge counted) from which this "
+                        f"endpoint's worst case exceeds usable; today's peak: {peak:,}.")
+
+
+def _finding(w: Finding, i: int, with_button: bool = True) -> None:
+    show = {"error": st.error, "warning": st.warning}.get(w.severity, st.info)
+    show(f"{plain(w.message)}  \n**Fix:** {plain(w.fix)}", icon=SEVERITY_ICON.get(w.severity))
+    step = FIX_STEP.get(w.code)
+    if with_button and step:
+        st.button(f"Fix it in {STEP_NAMES[step]}", key=f"finding_go_{i}", on_click=state.go,
+                  args=(step,), icon=":material/arrow_forward:", type="tertiary")
+
+
+def _where(rec: Recommendation, ep: EndpointBudget) -> str:
+    """" · class · region" of an endpoint (the region is the visitor's own label)."""
+    parts = [ep.instance_class or ""]
+    if ep.role.startswith("replica-"):
+        parts.append(rec.scenario.replicas[int(ep.role.split("-")[1]) - 1].region)
+    return "".join(f" · {p}" for p in parts if p)
+
+
+def answer(rec: Recommendation) -> None:
+    """The first screenful: per endpoint the settings, what the database sees at the peak
+    against usable, where it breaks; then the top findings with a way to fix each."""
+    s = rec.scenario
+    peak = None if s.serverless else s.peak_instances
+    with st.container(border=True, key="answer"):
+        for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
+            st.markdown(f"**{plain(ep.role)}**{plain(_where(rec, ep))}")
+            _metrics(ep, eng, peak)
+        top = [w for w in ranked(rec) if w.severity != "info"][:TOP_FINDINGS]
+        for i, w in enumerate(top):
+            _finding(w, i)
+        if not top:
+            st.success("Nothing to fix: every endpoint fits at the autoscaling peak.",
+                       icon=":material/check_circle:")
+        rest = len(rec.warnings) - len(top)
+        if rest > 0:
+            st.caption(f"{rest} more finding(s) under Details below.")
+
+
+def brief(rec: Recommendation | None, error: str) -> None:
+    """One line of the result for narrow screens, linking down to the full card."""
+    if rec is None:
+        line = f"Cannot be sized yet: {plain(error)}"
+    else:
+        ep, eng = rec.endpoints[0], rec.engines[0]
+        pool = ("NullPool" if eng.poolclass == "NullPool" else
+                f"pool {eng.pool_size} + {eng.max_overflow}")
+        line = plain(f"{pool} · the database sees {ep.worst_case:,} of {ep.usable:,} usable")
+    st.markdown(f"{line} · [result so far ↓](#result-so-far)")
 
 
 def summary(rec: Recommendation | None, error: str, fix: str,
             scenario: Scenario | None = None, here: str = "database") -> None:
-    """Compact result shown beside every input step, so each change shows its effect.
-    Two columns at most: three metrics side by side get truncated on a laptop."""
+    """Compact result shown beside every input step, so each change shows its effect."""
     st.markdown("##### Result so far")
     if rec is None:
         show_error(error, fix, scenario, here)
         return
-    ep, eng = rec.endpoints[0], rec.engines[0]
-    c1, c2 = st.columns(2)
-    c1.metric("pool_size", eng.pool_size, help=eng.reasons["pool_size"])
-    c2.metric("max_overflow", eng.max_overflow, help=eng.reasons["max_overflow"])
-    c1.metric("usable", f"{ep.usable:,}", help=ep.explanation)
-    c2.metric("worst case", f"{ep.worst_case:,}", help="What the primary sees when every "
-              "engine of the peak fleet opens pool_size + max_overflow.")
-    st.caption(f"Per engine, in each of {ep.clients:,} engines. Primary: max_connections "
-               f"**{ep.max_connections:,}**, {_linked(ep.max_connections_source)}; "
-               f"worst case {ep.worst_case:,} of {ep.usable:,} usable.")
+    s = rec.scenario
+    peak = None if s.serverless else s.peak_instances
+    for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
+        if len(rec.endpoints) > 1:
+            st.caption(plain(ep.role))
+        _metrics(ep, eng, peak)
+    st.caption(plain(f"Primary: max_connections {rec.endpoints[0].max_connections:,}, "
+                     f"{rec.endpoints[0].max_connections_source}."))
     errors = [w for w in rec.warnings if w.severity == "error"]
-    warns = [w for w in rec.warnings if w.severity == "warning"]
-    for w in errors[:2]:
-        st.error(f"{w.message} **Fix:** {w.fix}", icon=SEVERITY_ICON["error"])
+    for i, w in enumerate(errors[:2]):
+        _finding(w, 100 + i, with_button=False)
+    warns = sum(w.severity == "warning" for w in rec.warnings)
     if warns:
-        st.caption(f"{len(warns)} warning(s), each with its fix: see 5 Results.")
+        st.caption(f"{warns} warning(s), each with its fix: see 5 Results.")
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def chart_spec(key: tuple[tuple[str, str], ...], which: str, up_to: int | None = None,
-               ) -> dict | None:
-    """Vega-Lite spec of one chart, cached per scenario (building one costs ~10 ms)."""
-    rec, _, _ = state._recommend(key)
-    if rec is None:
-        return None
-    chart = {"budget": lambda: charts.budget_chart(rec),
-             "scale": lambda: charts.scale_out_chart(rec, up_to),
-             "wait": lambda: charts.wait_chart(rec)}[which]()
-    return None if chart is None else chart.to_dict(validate=False)
+def _draw(spec: dict | None, key: str) -> None:
+    if spec is not None:
+        st.vega_lite_chart(spec, width="stretch", key=key)
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _break_text(key: tuple[tuple[str, str], ...], up_to: int) -> str:
-    rec, _, _ = state._recommend(key)
-    points = charts.first_break(rec, up_to)
-    peak = rec.scenario.peak_instances
-    parts = []
-    for role, n in points.items():
-        if n is None:
-            parts.append(f"{role} never runs out as the fleet grows (what it sees stops "
-                         "growing or stays below usable up to 4,096 instances)")
-        else:
-            when = ("already at the peak" if n <= peak else
-                    f"{n - peak} beyond the peak of {peak}")
-            outside = "" if n <= up_to else ", past the right edge of the chart"
-            parts.append(f"{role} breaks at **{n} instances** ({when}{outside})")
-    return "Where it breaks (worst case above usable): " + "; ".join(parts) + "."
-
-
-@st.fragment
-def charts_section(key: tuple[tuple[str, str], ...]) -> None:
-    """The three charts; changing the range reruns only this fragment."""
-    rec, _, _ = state._recommend(key)
-    st.vega_lite_chart(chart_spec(key, "budget"), width="stretch")
+def chart_tabs(rec: Recommendation) -> list[tuple[str, str]]:
+    """(tab label, chart kind) of the charts this scenario has."""
+    tabs = [("Budget at the peak", "budget")]
     if rec.scenario.serverless:
-        st.caption("Serverless: every invocation opens its own connection, no scale-out curve.")
+        tabs.append(("Serverless concurrency", "serverless"))
     else:
-        mult = RANGES[st.radio("Scale-out range", list(RANGES), key="scale_range",
-                               horizontal=True, format_func=lambda r: f"{r} the peak")]
-        peak = rec.scenario.peak_instances
-        up_to = max(mult * peak, peak + 4)
-        st.vega_lite_chart(chart_spec(key, "scale", up_to), width="stretch")
-        st.markdown(_break_text(key, up_to))
-    wait = chart_spec(key, "wait")
-    if wait is not None:
-        st.vega_lite_chart(wait, width="stretch")
-        load = rec.load
-        chosen = rec.engines[0].pool_size
-        at_chosen = dict(load.curve).get(chosen)
-        tail = (f" The recommended pool_size {chosen} (marked) waits "
-                f"{at_chosen:.2%} of the time." if at_chosen is not None and
-                chosen != load.needed_pool else "")
-        st.caption(f"Offered load per process {load.offered_load:.2f} Erlangs "
-                   f"({load.arrival_rate:g} req/s × {load.hold_s * 1000:g} ms, Little's law). "
-                   f"Erlang C: the mean load needs pool_size {load.needed_pool} for "
-                   f"P(wait) = {load.p_wait:.1%} (target {sizing.WAIT_TARGET:.0%}, "
-                   f"dashed), mean wait {load.mean_wait_ms:.1f} ms; bursts (p95 hold or "
-                   f"twice the rate) need {load.needed_with_overflow}.{tail}")
-    else:
+        tabs.append(("Scale-out", "scale"))
+    if rec.load is not None:
+        tabs.append(("Checkout waits", "wait"))
+    return tabs
+
+
+def charts_section(rec: Recommendation) -> None:
+    """The charts, one tab each; only the open tab's chart is built and drawn (its spec is
+    the chart's cached structure plus this scenario's data: charts.spec)."""
+    from wizard import charts  # Altair: not needed before the first Results page
+
+    tabs = chart_tabs(rec)
+    containers = st.tabs([label for label, _ in tabs], key="chart_tab", on_change="rerun")
+    for (_, kind), tab in zip(tabs, containers, strict=True):
+        if not tab.open:
+            continue
+        with tab:
+            spec = charts.spec(kind, rec)
+            _draw(spec, f"chart_{kind}")
+            if spec is not None:
+                st.caption(charts.CAPTIONS[kind])
+            if spec is None and kind == "serverless":
+                st.caption("No pooler client limit in this scenario: every invocation opens "
+                           "its own connection to the database (see the budget).")
+    if rec.load is None:
         st.caption("Give your traffic in step 4 to see how often a checkout waits.")
+
+
+FOLDS = {"findings": "All findings", "budget": "The budget, step by step",
+         "settings": "Engine settings and why", "rules": "Rules of thumb people copy",
+         "sources": "Sources of every number", "load": "The load, in numbers"}
+
+
+def details(rec: Recommendation) -> None:
+    """Everything behind the answer, folded."""
+    for name, draw in (("findings", _findings), ("budget", _budget_steps),
+                       ("settings", _settings), ("rules", _rules), ("sources", _sources),
+                       ("load", _load)):
+        if name == "load" and rec.load is None:
+            continue
+        box = st.expander(FOLDS[name] + (f" ({len(rec.warnings)})" if name == "findings"
+                                          else ""), key=f"fold_{name}", on_change="rerun")
+        if box.open:
+            with box:
+                draw(rec)
+
+
+def _findings(rec: Recommendation) -> None:
+    if not rec.warnings:
+        st.success("No findings for this scenario.")
+    for i, w in enumerate(ranked(rec)):
+        st.caption(plain(w.code))
+        _finding(w, 200 + i)
+
+
+def _budget_steps(rec: Recommendation) -> None:
+    for ep in rec.endpoints:
+        st.markdown(f"**{plain(ep.role)}**: {plain(ep.explanation)}")
+    st.caption(plain(f"What binds: {rec.binding}"))
+
+
+def _settings(rec: Recommendation) -> None:
+    tab_table, tab_code = st.tabs(["Table", "Code"])
+    with tab_table:
+        # st.table wraps the long "why" texts a dataframe would cut off.
+        for eng in rec.engines:
+            if len(rec.engines) > 1:
+                st.markdown(f"**{plain(eng.endpoint)}**")
+            st.table([{k: v for k, v in row.items() if k != "endpoint"}
+                      for row in engine_rows(rec) if row["endpoint"] == eng.endpoint])
+    with tab_code:
+        st.caption("From the exported db.py (step 6), as it is there.")
+        st.code(engine_code(rec), language="python")
+
+
+def _rules(rec: Recommendation) -> None:
+    st.table([{"rule": r.name, "formula": r.formula, "per engine": r.per_process,
+               "fleet total": r.fleet_total, "fits": "yes" if r.fits else "no"}
+              for r in rec.rules])
+
+
+def _sources(rec: Recommendation) -> None:
+    for src in rec.sources:
+        read = f" (read {src.read_on})" if src.read_on else ""
+        st.markdown(f"- [{plain(src.label)}]({src.url}){plain(read)}")
+
+
+def _load(rec: Recommendation) -> None:
+    load = rec.load
+    ep, chosen = rec.endpoints[0], rec.engines[0].pool_size
+    # P(wait) of the exported pool: the core's own figure, else its curve's point.
+    at_chosen = getattr(ep, "p_wait", None)
+    if at_chosen is None:
+        at_chosen = dict(load.curve).get(chosen)
+    tail = (f" The recommended pool_size {chosen} (marked) waits {at_chosen:.2%} "
+            "of the time." if at_chosen is not None else "")
+    st.caption(plain(
+        f"Offered load per process {load.offered_load:.2f} Erlangs "
+        f"({load.arrival_rate:g} req/s × {load.hold_s * 1000:g} ms, Little's law); "
+        f"the mean load needs pool_size {load.needed_pool} for P(wait) "
+        f"{load.p_wait:.1%}, mean wait {load.mean_wait_ms:.1f} ms; bursts need "
+        f"{load.needed_with_overflow}.{tail}"))
 
 
 def render(rec: Recommendation | None, error: str, fix: str,
@@ -205,55 +311,8 @@ def render(rec: Recommendation | None, error: str, fix: str,
     if rec is None:
         show_error(error, fix, scenario)
         return
-    s = rec.scenario
-    fleet = (f"serverless, {s.serverless_concurrency} concurrent invocations" if s.serverless
-             else f"{s.peak_instances} instances at peak × {s.workers} worker(s)")
-    st.caption(f"{s.provider} · {s.instance_class or 'measured'} · proxy {s.proxy} · {fleet} "
-               f"× {s.engines_per_process} engine(s)")
-    for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
-        cols = st.columns(5)
-        label = "" if ep.role == "primary" else f" ({ep.role})"
-        cols[0].metric(f"pool_size{label}", eng.pool_size, help=eng.reasons["pool_size"])
-        cols[1].metric(f"max_overflow{label}", eng.max_overflow,
-                       help=eng.reasons["max_overflow"])
-        cols[2].metric(f"max_connections{label}", f"{ep.max_connections:,}",
-                       help=f"Source: {ep.max_connections_source}")
-        cols[3].metric(f"usable{label}", f"{ep.usable:,}",
-                       help=" - ".join(f"{r.count} {r.name} ({r.source})" for r in ep.reserves))
-        cols[4].metric(f"worst case{label}", f"{ep.worst_case:,}",
-                       delta=f"{ep.headroom:,} headroom", delta_color="normal",
-                       help=ep.explanation)
-    st.markdown("#### The budget in words")
-    for line in budget_words(rec):
-        st.markdown(line)
-    st.caption(f"What binds: {rec.binding}")
-    st.markdown("#### Warnings")
-    ranked = sorted(rec.warnings, key=lambda w: SEVERITY_RANK.get(w.severity, 3))
-    if not ranked:
-        st.success("No warnings for this scenario.")
-    show = {"error": st.error, "warning": st.warning, "info": st.info}
-    for w in ranked:
-        show.get(w.severity, st.info)(f"**{w.code}**: {w.message}\n\n**Fix:** {w.fix}",
-                                      icon=SEVERITY_ICON.get(w.severity))
-    st.markdown("#### Engine settings (per process)")
-    tab_table, tab_code = st.tabs(["Table", "Code"])
-    with tab_table:
-        # st.table wraps the long "why" texts a dataframe would cut off.
-        for eng in rec.engines:
-            if len(rec.engines) > 1:
-                st.markdown(f"**{eng.endpoint}**")
-            st.table([{k: v for k, v in row.items() if k != "endpoint"}
-                      for row in engine_rows(rec) if row["endpoint"] == eng.endpoint])
-    with tab_code:
-        st.code(engine_code(rec), language="python")
+    answer(rec)
     st.markdown("#### Charts")
-    charts_section(key)
-    with st.expander("Rules of thumb people copy, for this scenario"):
-        st.dataframe([{"rule": r.name, "formula": r.formula, "per engine": r.per_process,
-                       "fleet total": r.fleet_total, "fits the primary": r.fits,
-                       "source": r.source} for r in rec.rules], hide_index=True,
-                     width="stretch")
-    with st.expander("Sources of every number"):
-        for src in rec.sources:
-            st.markdown(f"- [{src.label}]({src.url})" + (f" (read {src.read_on})"
-                                                         if src.read_on else ""))
+    charts_section(rec)
+    st.markdown("#### Details")
+    details(rec)

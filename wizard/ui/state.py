@@ -15,6 +15,7 @@ import streamlit as st
 
 from wizard import budget, catalog, share, sizing
 from wizard.model import PROXIES, Recommendation, Scenario, ScenarioError, SizingError
+from wizard.ui.labels import app_words, plain
 
 MAX_REPLICAS = 5
 
@@ -131,6 +132,17 @@ def _txt(value: Any) -> str:
     return str(value)
 
 
+def _count(value: Any) -> int | None:
+    """A widget's whole number (None for NaN, infinity or a fraction)."""
+    if value is None or value == "":
+        return 0
+    try:
+        n = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return n if n == value else None
+
+
 def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
     """The flat share parameters the widget values describe (always with provider and,
     when set, instance_class so a link never depends on the default class)."""
@@ -178,8 +190,12 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
     if v.get("serverless_on"):
         put("serverless_concurrency", v.get("serverless_concurrency"))
     put("app_vcpus", v["app_vcpus"], base["app_vcpus"])
-    n = int(v.get("replicas") or 0)
-    if n:
+    n = _count(v.get("replicas"))
+    if n is None:  # not a count the core could accept: pass it on for the core to refuse
+        out["replicas"] = _txt(v.get("replicas"))
+    elif n > MAX_REPLICAS:
+        out["replicas"] = str(n)
+    elif n:
         out["replicas"] = str(n)
         for key, prefix in (("replica_instance_class", "replica_class_"),
                             ("replica_max_connections", "replica_mc_"),
@@ -208,9 +224,21 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def guard(flat: Mapping[str, str]) -> None:
+    """Refuse a replica count above what the app offers before anything is built for it."""
+    raw = flat.get("replicas", "0")
+    try:
+        n = int(raw)
+    except ValueError:
+        return  # the core words a malformed number
+    if n > MAX_REPLICAS:
+        raise ScenarioError(f"at most {MAX_REPLICAS} replicas, got {n:,}")
+
+
 def validate_link(flat: Mapping[str, str]) -> Scenario:
     """A Scenario from link parameters, or ScenarioError if the link is tampered/outdated:
     unknown keys, bad values, invalid proxy/provider pairs, unknown instance classes."""
+    guard(flat)
     s = share.from_flat(flat)
     budget.validate(s)
     for cls in [s.instance_class] + [r.instance_class for r in s.replicas]:
@@ -236,19 +264,57 @@ def apply_values(values: Mapping[str, Any]) -> None:
         st.session_state[key] = value
 
 
+def culprit(flat: Mapping[str, str]) -> tuple[str | None, str]:
+    """(parameter, message) of the first value the core refuses in these parameters, or
+    (None, "") when they are valid. The parameter is the one whose removal changes the
+    core's message: the core words the problem, this only finds the field to show it by."""
+    try:
+        validate_link(flat)
+        return None, ""
+    except ScenarioError as exc:
+        message = str(exc)
+    for key in flat:
+        if key == "provider":
+            continue
+        rest = {k: v for k, v in flat.items() if k != key}
+        try:
+            validate_link(rest)
+        except ScenarioError as exc:
+            if str(exc) == message:
+                continue
+        return key, message
+    return None, message
+
+
+def link_values(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Widget values for a link: parameters poolwise does not know (utm_*, fbclid, gclid,
+    ...) are ignored and a value the core refuses is dropped with its message, so the rest
+    of the scenario is kept. Returns (values, messages in the app's words)."""
+    flat = {k: v for k, v in params.items() if k in share.BY_KEY}
+    notes: list[str] = []
+    for _ in range(len(flat) + 1):  # each pass drops one parameter: bounded by the link
+        key, message = culprit(flat)
+        if not message:
+            return scenario_values(flat), notes
+        if key is None:
+            break
+        notes.append(app_words(message))
+        del flat[key]
+    notes.append(app_words(message) + "; showing the defaults instead")
+    return default_values(), notes
+
+
 def init_session() -> None:
     """First run of a session: take the scenario from the link, or defaults with a notice."""
     if "_initialised" in st.session_state:
         return
     st.session_state["_initialised"] = True
-    values = default_values()
     params = {k: st.query_params.get(k) for k in st.query_params.keys()}
-    if params:
-        try:
-            values = scenario_values(params)
-        except ScenarioError as exc:
-            st.session_state[NOTICE_KEY] = (
-                f"This link could not be read ({exc}); showing the defaults instead.")
+    values, notes = link_values(params)
+    if notes:
+        st.session_state[NOTICE_KEY] = (
+            "Part of this link could not be read (" + "; ".join(notes) + "). The rest of the "
+            "scenario is shown.")
     apply_values(values)
 
 
@@ -269,18 +335,20 @@ def flat_key(flat: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 def _recommend(key: tuple[tuple[str, str], ...]) -> tuple[Recommendation | None, str, str]:
     """(rec, error, fix) for flat parameters; cached: Recommendation is immutable."""
     try:
+        guard(dict(key))
         s = share.from_flat(dict(key))
         return sizing.recommend(s), "", ""
     except SizingError as exc:
         return None, exc.message, exc.fix
     except (ScenarioError, ValueError) as exc:
-        return None, str(exc), ("change the value the message names, in the step it "
+        return None, app_words(str(exc)), ("change the value the message names, in the step it "
                                 "belongs to; each field's (?) help says how to find it.")
 
 
 def scenario_or_none(flat: Mapping[str, str]) -> Scenario | None:
     """The Scenario of valid flat parameters (None if they do not parse)."""
     try:
+        guard(flat)
         return share.from_flat(dict(flat))
     except (ScenarioError, ValueError):
         return None
@@ -320,4 +388,26 @@ def load_flat(flat: Mapping[str, str]) -> None:
 
 
 def reset_defaults() -> None:
+    """Back to a fresh start: default values, step 1."""
     apply_values(default_values())
+    st.session_state[STEP_KEY] = "database"
+
+
+# Widgets that show a parameter's problem when the parameter has no widget of its own.
+FLAG_AT = {"replica_instance_class": "replicas", "replica_max_connections": "replicas",
+           "replica_readers": "replicas", "replica_regions": "replicas",
+           "max_connections_source": "max_connections"}
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _problem(key: tuple[tuple[str, str], ...]) -> tuple[str | None, str]:
+    param, message = culprit(dict(key))
+    return FLAG_AT.get(param, param), app_words(message)
+
+
+def flag(widget: str) -> None:
+    """Under a widget: the core's message when this widget holds the refused value, so an
+    out-of-range number is flagged where it was typed instead of silently replaced."""
+    where, message = _problem(flat_key(current_flat()))
+    if where == widget and message:
+        st.error(plain(message), icon=":material/error:")

@@ -8,6 +8,15 @@ from wizard.ui import state
 from wizard.ui.labels import HELP
 
 KEEP = {"persist_state": "session"}
+# Whole numbers typed as floats: the browser reads "1e9" whole (an integer field reads 1),
+# and no min/max: a value out of range is kept and flagged by the core's message instead.
+WHOLE = {"step": 1.0, "format": "%.0f", **KEEP}
+
+
+def _number(where, label: str, key: str, **kw) -> None:
+    with where:
+        st.number_input(label, key=key, help=HELP.get(key), **{**WHOLE, **kw})
+        state.flag(key)
 
 
 def render() -> None:
@@ -15,26 +24,22 @@ def render() -> None:
     st.toggle("Serverless (one process per invocation)", key="serverless_on",
               help=HELP["serverless_on"], **KEEP)
     if st.session_state.get("serverless_on"):
-        st.number_input("Peak concurrent invocations", min_value=1, step=1,
-                        key="serverless_concurrency", help=HELP["serverless_concurrency"], **KEEP)
+        _number(st.container(), "Peak concurrent invocations", "serverless_concurrency")
     else:
         c1, c2 = st.columns(2)
-        c1.number_input("App instances (normal)", min_value=1, step=1, key="app_instances",
-                        help=HELP["app_instances"], **KEEP)
-        c2.number_input("Autoscaling maximum", min_value=1, step=1, value=None,
-                        key="max_app_instances", placeholder="no autoscaling",
-                        help=HELP["max_app_instances"], **KEEP)
-        c1.number_input("Workers per instance", min_value=1, step=1, key="workers",
-                        help=HELP["workers"], **KEEP)
-        c2.number_input("Engines per process", min_value=1, step=1, key="engines",
-                        help=HELP["engines"], **KEEP)
-        c1.slider("Rolling-deploy surge (%)", 0, 100, step=5, key="deploy_surge_percent",
-                  help=HELP["deploy_surge_percent"], **KEEP)
-        c2.number_input("vCPUs per app instance", min_value=1, step=1, key="app_vcpus",
-                        help=HELP["app_vcpus"], **KEEP)
-    st.number_input("Read replicas", min_value=0, max_value=state.MAX_REPLICAS, step=1,
-                    key="replicas", help=HELP["replicas"], **KEEP)
-    n = int(st.session_state.get("replicas") or 0)
+        _number(c1, "App instances (normal)", "app_instances")
+        _number(c2, "Autoscaling maximum", "max_app_instances", value=None,
+                placeholder="no autoscaling")
+        _number(c1, "Workers per instance", "workers")
+        _number(c2, "Engines per process", "engines")
+        with c1:
+            st.slider("Rolling-deploy surge (%)", 0, 100, step=5, key="deploy_surge_percent",
+                      help=HELP["deploy_surge_percent"], **KEEP)
+        _number(c2, "vCPUs per app instance", "app_vcpus")
+    _number(st.container(), "Read replicas", "replicas")
+    n = state._count(st.session_state.get("replicas")) or 0
+    if not 0 <= n <= state.MAX_REPLICAS:
+        return  # flagged above; no widgets are drawn for a count the app refuses
     provider = st.session_state["provider"]
     classes = [""] + state.class_names(provider)
     for i in range(n):
@@ -44,12 +49,10 @@ def render() -> None:
             c1.selectbox("Instance class", classes, key=f"replica_class_{i}",
                          format_func=lambda c: c or "same as the primary",
                          help=HELP["replica_class"], **KEEP)
-            c2.number_input("Measured max_connections", min_value=1, step=1, value=None,
-                            key=f"replica_mc_{i}", placeholder="catalog",
-                            help=HELP["replica_mc"], **KEEP)
-            c3.number_input("Reader instances", min_value=1, step=1, value=None,
-                            key=f"replica_readers_{i}", placeholder="all",
-                            help=HELP["replica_readers"], **KEEP)
+            c2.number_input("Measured max_connections", value=None, key=f"replica_mc_{i}",
+                            placeholder="catalog", help=HELP["replica_mc"], **WHOLE)
+            c3.number_input("Reader instances", value=None, key=f"replica_readers_{i}",
+                            placeholder="all", help=HELP["replica_readers"], **WHOLE)
             c4.text_input("Region", key=f"replica_region_{i}", placeholder="same region",
                           help="A label only, e.g. eu-west-1: a cross-region replica counts "
                                "the same way, with its own class and its own readers.",
