@@ -259,7 +259,9 @@ def test_load_sizes_the_pool_and_draws_the_wait_chart():
     chart_tab(at, "Checkout waits")
     assert '"name": "curve"' in at.get("vega_lite_chart")[0].proto.spec
     open_details(at)
-    assert any("Erlangs" in c for c in texts(at, "caption"))
+    captions = texts(at, "caption")
+    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
+    assert all(line in captions for line in sizing.load_lines(rec))
 
 
 def test_unsizable_scenario_shows_the_error_and_its_fix():
@@ -379,7 +381,7 @@ def test_link_with_tracker_parameters_keeps_the_scenario():
 def test_notice_names_the_field_not_the_flag():
     at = new_app({"provider": "aws-rds", "replicas": "-2"})
     notice = next(w for w in texts(at, "warning") if "could not be read" in w)
-    assert "Read replicas must be" in notice and "--replicas" not in notice
+    assert "read replicas must be" in notice.lower() and "--replicas" not in notice
 
 
 def test_store_save_list_load_delete_and_compare(tmp_path):
@@ -512,7 +514,9 @@ def test_input_step_summary_fits_two_columns_and_shows_worst_case():
     ep = sizing.recommend(share.from_flat({"provider": "aws-rds",
                                            "instance_class": "db.r6g.large"})).endpoints[0]
     m = metrics(at)
-    assert set(m) == {"pool_size", "max_overflow", "usable", "database sees at peak"}
+    assert set(m) == {"pool_size", "max_overflow", "usable", "database sees at peak",
+                      "breaks from"}
+    assert m["breaks from"] == f"{ep.breaks_at:,} instances"
     assert m["database sees at peak"] == f"{ep.worst_case:,}"
     caption = " ".join(texts(at, "caption"))
     assert f"max_connections {ep.max_connections:,}, {ep.max_connections_source}" in caption
@@ -522,7 +526,7 @@ def test_unsizable_scenario_explains_the_count_and_links_to_the_steps():
     at = new_app(NOFIT)
     go(at, "topology")
     # 40 instances + 25% surge = 50 at the peak, x 4 workers = 200 client engines
-    assert any("= 50 instances × 4 worker(s) × 1 engine(s) = 200" in c
+    assert any("surge (10) = 50 instances x 4 worker(s) x 1 engine(s) = 200" in c
                for c in texts(at, "caption"))
     keys = [b.key for b in at.button if b.key and b.key.startswith("fix_go_")]
     assert keys == ["fix_go_proxy", "fix_go_database"]  # not the step we are on
@@ -571,11 +575,15 @@ def test_wait_caption_explains_the_recommended_pool_not_only_the_mean_need():
     rec = sizing.recommend(share.from_flat(q))
     # 200 req/s per instance over 4 workers = 50 req/s per process x 15 ms = 0.75 Erlangs
     assert rec.load.offered_load == pytest.approx(0.75)
-    chosen = rec.engines[0].pool_size
-    assert chosen != rec.load.needed_pool
-    caption = next(c for c in texts(at, "caption") if "Erlangs" in c)
-    assert f"needs pool_size {rec.load.needed_pool}" in caption
-    assert f"recommended pool_size {chosen} (marked)" in caption
+    ep = rec.endpoints[0]
+    assert ep.pool_size != rec.load.needed_pool  # the burst need, not the mean need
+    captions = texts(at, "caption")
+    assert sizing.load_lines(rec)[0] in captions
+    exported = f"pool {ep.pool_size} + overflow {ep.max_overflow}"
+    assert any(exported in c and f"P(wait) {sizing.percent(ep.p_wait)}" in c
+               for c in captions)
+    assert any(f"marks the exported pool_size + max_overflow ({ep.pool_size + ep.max_overflow})"
+               in c for c in captions)
 
 
 def test_loading_a_saved_scenario_opens_its_results():
@@ -639,7 +647,7 @@ def test_out_of_range_numbers_are_flagged_beside_the_field_not_replaced():
     at.number_input(key="workers").set_value(-5).run()
     no_exception(at)
     assert at.number_input(key="workers").value == -5  # kept as typed, not clamped to 1
-    flagged = [e for e in texts(at, "error") if "workers" in e.lower()]
+    flagged = [e for e in texts(at, "error") if "worker processes" in e.lower()]
     assert flagged, texts(at, "error")
     # the core's own message, in the app's words
     from wizard import budget

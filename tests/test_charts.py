@@ -81,8 +81,11 @@ def test_scale_out_chart_draws_the_core_rows_against_usable():
     usable = layer_values(spec, 1)
     assert usable == [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
     assert spec["layer"][1]["encoding"]["y"]["field"] == "usable"
-    peak = 4 + 1  # 4 + 25% surge rounded up
-    assert layer_values(spec, 2)[0]["instances"] == peak
+    # x is the autoscaling maximum; the rows count its 25 % surge (4 -> 5 instances)
+    assert layer_values(spec, 2)[0]["instances"] == 4
+    at_max = next(r for r in rows if r["instances"] == 4 and r["endpoint"] == "primary")
+    assert at_max["client_connections"] == 5 * 4 * (rec.endpoints[0].pool_size
+                                                     + rec.endpoints[0].max_overflow)
 
 
 def test_scale_out_lines_never_hide_each_other():
@@ -130,7 +133,8 @@ def test_wait_chart_marks_the_recommended_pool_and_needs_load():
     assert [(r["pool_size"], r["p_wait"]) for r in curve] == list(rec.load.curve)
     # offered load 200/s x 0.02 s = 4 Erlangs: with 4 connections every checkout waits
     assert next(r["p_wait"] for r in curve if r["pool_size"] == 4) == 1.0
-    assert layer_values(spec, 1)[0]["pool_size"] == rec.endpoints[0].pool_size
+    ep = rec.endpoints[0]  # the P(wait) shown is for the connections actually exported
+    assert layer_values(spec, 1)[0]["pool_size"] == ep.pool_size + ep.max_overflow
     assert layer_values(spec, 2)[0]["p_wait"] == 0.05
     # the target line takes a scheme colour: the theme's default grey vanishes in dark mode
     assert spec["layer"][2]["encoding"]["color"]["scale"]["scheme"] == charts.SCHEME
@@ -199,7 +203,7 @@ def test_budget_chart_shows_the_proxy_server_pool_not_client_pools():
 
 
 def test_spec_is_the_chart_without_building_it_again():
-    for rec in (rec_for(replicas=(Replica("db.t3.medium"),), load=Load(rps=50, hold_ms=20)),
+    for rec in (rec_for(replicas=(Replica("db.r6g.xlarge"),), load=Load(rps=50, hold_ms=20)),
                 rec_for(provider="supabase", instance_class="Small",
                         proxy="supavisor-transaction", serverless_concurrency=150),
                 rec_for(app_instances=7)):
@@ -218,19 +222,14 @@ def test_spec_is_the_chart_without_building_it_again():
 
 def test_scale_out_marks_whatever_break_point_the_core_gives():
     # the chart draws the core's breaks_at, never its own: give it one and find it drawn
-    from dataclasses import fields, make_dataclass
-
-    from wizard.model import EndpointBudget
-
     rec = rec_for(provider="self-hosted", instance_class="default", app_instances=2,
                   workers=2, replicas=(Replica(),))
-    with_break = make_dataclass("WithBreak", [("breaks_at", int | None, None)],
-                                bases=(EndpointBudget,), frozen=True)
-    eps = tuple(with_break(**{f.name: getattr(ep, f.name) for f in fields(EndpointBudget)},
-                           breaks_at=n) for ep, n in zip(rec.endpoints, (7, None), strict=True))
+    eps = tuple(replace(ep, breaks_at=n)
+                for ep, n in zip(rec.endpoints, (7, None), strict=True))
     spec = charts.spec("scale", replace(rec, endpoints=eps))
     marks = spec["datasets"]["marks"]
+    # x is the autoscaling maximum: the core adds the deploy surge to every point
     assert [(m["endpoint"], m["instances"]) for m in marks] == [
-        ("autoscaling peak", rec.scenario.peak_instances), ("primary", 7)]
+        ("autoscaling peak", rec.scenario.app_instances), ("primary", 7)]
     assert spec["datasets"]["breaks"][0]["label"] == "primary breaks at 7"
     assert len(spec["layer"]) == 4  # lines, usable, marker rules, break labels

@@ -191,6 +191,21 @@ def _replica_limit(s: Scenario, rep: Replica, primary: tuple[int, str, bool, flo
     return _limit(s, rep.instance_class, None, None)
 
 
+def fleet_sentence(s: Scenario) -> str:
+    """How many client engines connect at the peak, as one sentence of arithmetic."""
+    if s.serverless_concurrency is not None:
+        return (f"Client engines at the peak: {s.serverless_concurrency:,} concurrent "
+                f"invocations x {s.engines_per_process} engine(s) = "
+                f"{s.serverless_concurrency * s.engines_per_process:,}.")
+    top = s.max_app_instances or s.app_instances
+    kind = "autoscaling maximum" if s.max_app_instances else "instances"
+    extra = surge(top, s.deploy_surge_percent)
+    return (f"Client engines at the peak: {top:,} {kind} + {s.deploy_surge_percent}% "
+            f"rolling-deploy surge ({extra:,}) = {top + extra:,} instances x {s.workers} "
+            f"worker(s) x {s.engines_per_process} engine(s) = "
+            f"{processes_at(s, 'primary', top) * s.engines_per_process:,} on the primary.")
+
+
 def endpoint_specs(s: Scenario) -> tuple[EndpointSpec, ...]:
     """The primary and each replica, with max_connections, reserves and client processes
     at the autoscaling peak."""

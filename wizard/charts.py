@@ -29,6 +29,7 @@ from wizard import sizing
 from wizard.model import EndpointBudget, Recommendation
 
 SCHEME = "tableau10"
+EXPORTED = "exported pool_size + max_overflow"
 WIDTH = "container"
 OVER = "over max_connections"
 # Order = colour: tableau10 is blue, orange, red, teal, green, yellow, purple, ... so only
@@ -47,18 +48,12 @@ CAPTIONS = {
     "serverless": "Client connections the invocations open on the pooler; the tick is the "
                   "pooler's client limit.",
     "wait": "Erlang C per process: how often a checkout waits for each pool_size; the "
-            "recommended pool_size and the 5 % target are marked.",
+            "exported pool_size + max_overflow and the 5 % target are marked.",
 }
 
 
 def _missing(obj: object, name: str) -> bool:
     return not hasattr(obj, name)
-
-
-def breaks_at(obj: object) -> int | None:
-    """The core's break point (an EndpointBudget's or a Recommendation's); None while the
-    core does not provide it or when it never breaks."""
-    return getattr(obj, "breaks_at", None)
 
 
 def _marker_color(present: list[str], title: str | None = "marker",
@@ -184,9 +179,11 @@ def scale_out_data(rec: Recommendation, up_to: int | None = None,
     if not rows:
         return None
     usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
-    marks = [{"instances": rec.scenario.peak_instances, "endpoint": "autoscaling peak",
-              "label": f"peak {rec.scenario.peak_instances:,}"}]
-    breaks = [(ep.role, n) for ep in rec.endpoints if (n := breaks_at(ep)) is not None]
+    # x is the autoscaling maximum (the core adds the deploy surge to every point).
+    now = rec.scenario.max_app_instances or rec.scenario.app_instances
+    marks = [{"instances": now, "endpoint": "autoscaling peak",
+              "label": f"autoscaling max {now:,}"}]
+    breaks = [(ep.role, n) for ep in rec.endpoints if (n := ep.breaks_at) is not None]
     # "slot": the label's pixel offset from the top, so labels at the same N do not overlap
     marks += [{"instances": n, "endpoint": role, "label": f"{role} breaks at {n:,}",
                "slot": 4 + 15 * i} for i, (role, n) in enumerate(breaks)]
@@ -286,8 +283,8 @@ def _serverless(n: int) -> alt.LayerChart:
 
 
 def wait_chart(rec: Recommendation) -> alt.LayerChart | None:
-    """P(a checkout waits) against pool size per process, the recommended pool_size and
-    the 5% target marked; None without load."""
+    """P(a checkout waits) against connections per process, the exported pool_size +
+    max_overflow and the 5% target marked; None without load."""
     made = wait_data(rec)
     return None if made is None else _wait().properties(datasets=made[1])
 
@@ -297,8 +294,8 @@ def wait_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]] | None
     if rec.load is None:
         return None
     data = {"curve": [{"pool_size": n, "p_wait": p} for n, p in rec.load.curve],
-            "chosen": [{"pool_size": rec.endpoints[0].pool_size,
-                        "marker": "recommended pool_size"}],
+            "chosen": [{"pool_size": rec.endpoints[0].pool_size
+                        + rec.endpoints[0].max_overflow, "marker": EXPORTED}],
             "target": [{"p_wait": sizing.WAIT_TARGET, "marker": "target"}]}
     return (), data
 
@@ -306,9 +303,9 @@ def wait_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]] | None
 def _wait() -> alt.LayerChart:
     marker = alt.Color(field="marker", type="nominal", title=None,
                        scale=alt.Scale(scheme=SCHEME,
-                                       domain=["_", "recommended pool_size", "_2", "_3",
+                                       domain=["_", EXPORTED, "_2", "_3",
                                                "target"]),
-                       legend=alt.Legend(values=["recommended pool_size", "target"],
+                       legend=alt.Legend(values=[EXPORTED, "target"],
                                          orient="bottom"))
     x = alt.X(field="pool_size", type="quantitative", title="pool_size per process",
               axis=alt.Axis(tickMinStep=1))

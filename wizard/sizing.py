@@ -123,6 +123,8 @@ def load_sizing(s: Scenario) -> LoadSizing | None:
         curve = tuple(pts[::step])
         if curve[-1] != pts[-1]:
             curve += (pts[-1],)
+        if math.floor(a) >= 1:  # at the offered load itself every checkout waits
+            curve = ((math.floor(a), 1.0), *curve)
     return LoadSizing(rate, hold, a, need, need_total, curve, WAIT_TARGET)
 
 

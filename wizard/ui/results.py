@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from wizard import budget, sizing
 from wizard.export.render import create_engine_block, engine_block
 from wizard.model import EndpointBudget, EngineSettings, Finding, Recommendation, Scenario
 from wizard.ui import state
@@ -39,25 +40,8 @@ FIX_STEPS = (("topology", "Change the fleet (step 3)"),
 
 
 def fleet_words(s: Scenario | None) -> str:
-    """How the client engine count comes about, so an error's number is traceable (the
-    core's own sentence once it has one)."""
-    if s is None:
-        return ""
-    from wizard import budget
-
-    core = getattr(budget, "fleet_sentence", None)
-    if core is not None:
-        return core(s)
-    if s.serverless:
-        return (f"Client engines at the peak: {s.serverless_concurrency:,} concurrent "
-                f"invocations × {s.engines_per_process} engine(s) = "
-                f"{s.serverless_concurrency * s.engines_per_process:,}.")
-    base = s.max_app_instances or s.app_instances
-    kind = "autoscaling maximum" if s.max_app_instances else "instances"
-    return (f"Client engines at the peak: {base} {kind} + {s.deploy_surge_percent}% "
-            f"rolling-deploy surge = {s.peak_instances} instances × {s.workers} worker(s) × "
-            f"{s.engines_per_process} engine(s) = "
-            f"{s.peak_instances * s.workers * s.engines_per_process:,} per endpoint.")
+    """How the client engine count comes about, so an error's number is traceable."""
+    return "" if s is None else budget.fleet_sentence(s)
 
 
 def show_error(error: str, fix: str, scenario: Scenario | None = None,
@@ -76,12 +60,9 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
                       icon=":material/arrow_forward:")
 
 
-def _breaks_words(ep: EndpointBudget | Recommendation) -> str | None:
-    """The core's break point as a metric value; None while the core has no breaks_at."""
-    if not hasattr(ep, "breaks_at"):
-        return None
-    n = ep.breaks_at
-    return "never" if n is None else f"{n:,} instances"
+def _breaks_words(ep: EndpointBudget | Recommendation) -> str:
+    """The core's break point as a metric value."""
+    return "never" if ep.breaks_at is None else f"{ep.breaks_at:,} instances"
 
 
 def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
@@ -107,15 +88,14 @@ def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
     if ep.client_side is not None:
         row.metric("clients open", f"{ep.client_side.worst_case:,}", width=METRIC_WIDTH,
                    help=plain(ep.client_side.detail))
-    p_wait = getattr(ep, "p_wait", None)
-    if p_wait is not None:
-        row.metric("P(checkout waits)", f"{p_wait:.1%}", width=METRIC_WIDTH,
+    if ep.p_wait is not None:
+        row.metric("P(checkout waits)", sizing.percent(ep.p_wait), width=METRIC_WIDTH,
                    help="Erlang C for the pool exported on this endpoint.")
-    words = _breaks_words(ep)
-    if words is not None and peak is not None:
-        row.metric("breaks from", words, width=METRIC_WIDTH,
-                   help=f"The autoscaling maximum (deploy surge counted) from which this "
-                        f"endpoint's worst case exceeds usable; today's peak: {peak:,}.")
+    if peak is not None:
+        row.metric("breaks from", _breaks_words(ep), width=METRIC_WIDTH,
+                   help=plain(f"The autoscaling maximum (deploy surge counted) from which "
+                              f"this endpoint's clients exceed {ep.break_limit_name}; "
+                              f"today's autoscaling maximum: {peak:,}."))
 
 
 def _finding(w: Finding, i: int, with_button: bool = True) -> None:
@@ -139,7 +119,7 @@ def answer(rec: Recommendation) -> None:
     """The first screenful: per endpoint the settings, what the database sees at the peak
     against usable, where it breaks; then the top findings with a way to fix each."""
     s = rec.scenario
-    peak = None if s.serverless else s.peak_instances
+    peak = None if s.serverless else s.max_app_instances or s.app_instances
     with st.container(border=True, key="answer"):
         for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
             st.markdown(f"**{plain(ep.role)}**{plain(_where(rec, ep))}")
@@ -175,7 +155,7 @@ def summary(rec: Recommendation | None, error: str, fix: str,
         show_error(error, fix, scenario, here)
         return
     s = rec.scenario
-    peak = None if s.serverless else s.peak_instances
+    peak = None if s.serverless else s.max_app_instances or s.app_instances
     for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
         if len(rec.endpoints) > 1:
             st.caption(plain(ep.role))
@@ -289,20 +269,12 @@ def _sources(rec: Recommendation) -> None:
 
 
 def _load(rec: Recommendation) -> None:
-    load = rec.load
-    ep, chosen = rec.endpoints[0], rec.engines[0].pool_size
-    # P(wait) of the exported pool: the core's own figure, else its curve's point.
-    at_chosen = getattr(ep, "p_wait", None)
-    if at_chosen is None:
-        at_chosen = dict(load.curve).get(chosen)
-    tail = (f" The recommended pool_size {chosen} (marked) waits {at_chosen:.2%} "
-            "of the time." if at_chosen is not None else "")
-    st.caption(plain(
-        f"Offered load per process {load.offered_load:.2f} Erlangs "
-        f"({load.arrival_rate:g} req/s × {load.hold_s * 1000:g} ms, Little's law); "
-        f"the mean load needs pool_size {load.needed_pool} for P(wait) "
-        f"{load.p_wait:.1%}, mean wait {load.mean_wait_ms:.1f} ms; bursts need "
-        f"{load.needed_with_overflow}.{tail}"))
+    """The core's load lines as they are; the chart marks the exported connections."""
+    for line in sizing.load_lines(rec):
+        st.caption(plain(line))
+    ep = rec.endpoints[0]
+    st.caption(plain(f"The wait chart marks the exported pool_size + max_overflow "
+                     f"({ep.pool_size + ep.max_overflow}) on {ep.role}."))
 
 
 def render(rec: Recommendation | None, error: str, fix: str,
