@@ -647,7 +647,7 @@ def test_out_of_range_numbers_are_flagged_beside_the_field_not_replaced():
     at.number_input(key="workers").set_value(-5).run()
     no_exception(at)
     assert at.number_input(key="workers").value == -5  # kept as typed, not clamped to 1
-    flagged = [e for e in texts(at, "error") if "worker processes" in e.lower()]
+    flagged = [e for e in texts(at, "error") if "workers per instance" in e.lower()]
     assert flagged, texts(at, "error")
     # the core's own message, in the app's words
     from wizard import budget

@@ -69,7 +69,7 @@ def test_recommend_text_explains_the_budget():
     (["--provider", "oracle"], "oracle"),
     (["--provider", "aws-rds", "--instance-class", "db.x9.huge"], "db.x9.huge"),
     (["--provider", "aws-rds", "--workers", "0"], "workers"),
-    (["--provider", "aws-rds", "--app-instances", "-3"], "app instances"),
+    (["--provider", "aws-rds", "--app-instances", "-3"], "--app-instances: App instances"),
     (["--provider", "aws-rds", "--workers", "two"], "--workers"),
     (["--provider", "aws-rds", "--split", "1.5"], "split"),
     (["--provider", "aws-rds", "--split", "-0.1"], "split"),

@@ -115,7 +115,7 @@ def test_messages_name_the_field_in_words_and_carry_its_key():
     with pytest.raises(ScenarioError) as exc:
         share.from_flat({"provider": "aws-rds", "workers": "0"})
     assert exc.value.key == "workers"
-    assert "worker processes per instance" in str(exc.value)
+    assert "Workers per instance must be" in str(exc.value)
     assert "--" not in str(exc.value)  # the app shows it beside the field: no CLI flags
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from wizard.model import ScenarioError
+from wizard.model import FIELD_LABELS, ScenarioError
 
 # PostgreSQL refuses max_connections above MAX_BACKENDS (2^18 - 1).
 PG_MAX_BACKENDS = 262_143
@@ -26,8 +26,7 @@ MAX_REPLICAS_SOURCE = ("https://docs.aws.amazon.com/AmazonRDS/latest/APIReferenc
 class Range:
     """An inclusive range for one input (exclusive at the low end when `above` is set)."""
 
-    key: str          # the share/CLI parameter key
-    label: str        # the field's name in plain words
+    key: str          # the share/CLI parameter key (model.FIELD_LABELS names it)
     low: float
     high: float
     integer: bool = True
@@ -39,49 +38,49 @@ class Range:
         return f"{low} to {self.high:,g}"
 
 
-def _r(key: str, label: str, low: float, high: float, **kw) -> tuple[str, Range]:
-    return key, Range(key, label, low, high, **kw)
+def _r(key: str, low: float, high: float, **kw) -> tuple[str, Range]:
+    return key, Range(key, low, high, **kw)
 
 
 RANGES: dict[str, Range] = dict((
-    _r("max_connections", "max_connections", 1, PG_MAX_BACKENDS,
+    _r("max_connections", 1, PG_MAX_BACKENDS,
        why="PostgreSQL's own limit (MAX_BACKENDS)"),
-    _r("replica_max_connections", "a replica's max_connections", 1, PG_MAX_BACKENDS,
+    _r("replica_max_connections", 1, PG_MAX_BACKENDS,
        why="PostgreSQL's own limit (MAX_BACKENDS)"),
-    _r("min_acu", "minimum ACU", 0, 256, integer=False,
+    _r("min_acu", 0, 256, integer=False,
        why="Aurora Serverless v2 capacity range"),
-    _r("pg_version", "PostgreSQL major version", 10, 30),
-    _r("pg_minor", "PostgreSQL minor version", 0, 99),
-    _r("replicas", "read replicas", 0, MAX_REPLICAS,
+    _r("pg_version", 10, 30),
+    _r("pg_minor", 0, 99),
+    _r("replicas", 0, MAX_REPLICAS,
        why="AWS's documented limit per source instance"),
-    _r("replica_readers", "app instances reading from a replica", 1, 100_000),
-    _r("pgbouncer_pool_size", "pooler pool size", 1, PG_MAX_BACKENDS),
-    _r("pgbouncer_reserve_pool", "PgBouncer reserve_pool_size", 0, PG_MAX_BACKENDS),
-    _r("pgbouncer_max_client_conn", "pooler client limit", 1, 10_000_000),
-    _r("max_prepared_statements", "PgBouncer max_prepared_statements", 0, 1_000_000),
-    _r("user_db_pairs", "user/database pairs", 1, 10_000),
-    _r("rds_proxy_max_connections_percent", "RDS Proxy MaxConnectionsPercent", 1, 100,
+    _r("replica_readers", 1, 100_000),
+    _r("pgbouncer_pool_size", 1, PG_MAX_BACKENDS),
+    _r("pgbouncer_reserve_pool", 0, PG_MAX_BACKENDS),
+    _r("pgbouncer_max_client_conn", 1, 10_000_000),
+    _r("max_prepared_statements", 0, 1_000_000),
+    _r("user_db_pairs", 1, 10_000),
+    _r("rds_proxy_max_connections_percent", 1, 100,
        why="AWS's allowed range"),
-    _r("app_instances", "app instances", 1, 100_000),
-    _r("max_app_instances", "autoscaling maximum", 1, 100_000),
-    _r("deploy_surge_percent", "deploy surge (percent)", 0, 100),
-    _r("workers", "worker processes per instance", 1, 1_024),
-    _r("engines", "engines per process", 1, 64),
-    _r("serverless_concurrency", "serverless concurrency", 1, 1_000_000),
-    _r("app_vcpus", "vCPUs per app instance", 1, 1_024),
-    _r("superuser_reserved", "superuser_reserved_connections", 0, PG_MAX_BACKENDS),
-    _r("provider_reserved", "provider-reserved connections", 0, PG_MAX_BACKENDS),
-    _r("admin_reserve", "admin reserve", 0, PG_MAX_BACKENDS),
-    _r("migrations_reserve", "migrations reserve", 0, PG_MAX_BACKENDS),
-    _r("replication_reserve", "replication reserve", 0, PG_MAX_BACKENDS),
-    _r("split", "pool split", 0, 1, integer=False, above=True),
-    _r("rps", "requests per second per instance", 0, 1_000_000, integer=False, above=True),
-    _r("hold_ms", "hold time (ms)", 0, 3_600_000, integer=False, above=True,
+    _r("app_instances", 1, 100_000),
+    _r("max_app_instances", 1, 100_000),
+    _r("deploy_surge_percent", 0, 100),
+    _r("workers", 1, 1_024),
+    _r("engines", 1, 64),
+    _r("serverless_concurrency", 1, 1_000_000),
+    _r("app_vcpus", 1, 1_024),
+    _r("superuser_reserved", 0, PG_MAX_BACKENDS),
+    _r("provider_reserved", 0, PG_MAX_BACKENDS),
+    _r("admin_reserve", 0, PG_MAX_BACKENDS),
+    _r("migrations_reserve", 0, PG_MAX_BACKENDS),
+    _r("replication_reserve", 0, PG_MAX_BACKENDS),
+    _r("split", 0, 1, integer=False, above=True),
+    _r("rps", 0, 1_000_000, integer=False, above=True),
+    _r("hold_ms", 0, 3_600_000, integer=False, above=True,
        why="one hour: a connection held longer is not a request"),
-    _r("p95_hold_ms", "p95 hold time (ms)", 0, 3_600_000, integer=False, above=True),
-    _r("current_pool_size", "current pool_size", 0, PG_MAX_BACKENDS),
-    _r("current_max_overflow", "current max_overflow", -1, PG_MAX_BACKENDS),
-    _r("current_pool_recycle", "current pool_recycle (s)", -1, 31_536_000),
+    _r("p95_hold_ms", 0, 3_600_000, integer=False, above=True),
+    _r("current_pool_size", 0, PG_MAX_BACKENDS),
+    _r("current_max_overflow", -1, PG_MAX_BACKENDS),
+    _r("current_pool_recycle", -1, 31_536_000),
 ))
 
 
@@ -98,4 +97,5 @@ def check(key: str, value: float | int | None) -> None:
         shown = (f"{value:,}" if isinstance(value, int) else f"{value:g}"
                  if isinstance(value, float) else repr(value))
         why = f" ({r.why})" if r.why else ""
-        raise ScenarioError(f"{r.label} must be {r.words()}{why}, got {shown}", key=key)
+        label = FIELD_LABELS.get(key, key.replace("_", " "))
+        raise ScenarioError(f"{label} must be {r.words()}{why}, got {shown}", key=key)

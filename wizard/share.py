@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from wizard import bounds
 from wizard.model import (
+    FIELD_LABELS,
     CurrentPool,
     Load,
     ProxySettings,
@@ -174,9 +175,8 @@ def _parse(p: Param, raw: str) -> Any:
 
 
 def field_name(key: str) -> str:
-    """A parameter's name in plain words (its range label, else the key spelled out)."""
-    r = bounds.RANGES.get(key)
-    return r.label if r else key.replace("_", " ")
+    """A parameter's name as the app's form shows it (else the key spelled out)."""
+    return FIELD_LABELS.get(key, key.replace("_", " "))
 
 
 def _nth(values: list[str] | None, i: int, cast: Callable[[str], Any], key: str) -> Any:

@@ -151,7 +151,7 @@ def test_tampered_link_shows_a_notice_not_a_crash(app_url, browser, artifacts):
 
 
 WALK = {"provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
-        "replica_instance_class": "db.t3.medium", "max_app_instances": "10", "workers": "4",
+        "replica_instance_class": "db.r6g.xlarge", "max_app_instances": "10", "workers": "4",
         "rps": "50", "hold_ms": "20"}
 TRACKERS = {"utm_source": "slack", "utm_medium": "chat", "fbclid": "IwAR0x", "gclid": "Cj0K"}
 STEPS = ("1 Database", "2 Proxy", "3 Fleet", "4 Load", "5 Results", "6 Export",
