@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wizard import bounds, catalog
+from wizard import bounds, catalog, share
 from wizard.model import (
     POOLERS,
     Replica,
@@ -409,39 +409,14 @@ PROXY_PROVIDERS = {
 }
 
 
-def scenario_numbers(s: Scenario) -> dict[str, float | int | None]:
-    """Every numeric input of a scenario under its share/CLI key (replicas excluded)."""
-    ps, rs, load, cur = s.proxy_settings, s.reserves, s.load, s.current
-    return {
-        "max_connections": s.max_connections, "min_acu": s.min_acu,
-        "pg_version": s.pg_version, "pg_minor": s.pg_minor, "replicas": len(s.replicas),
-        "pgbouncer_pool_size": ps.pool_size, "pgbouncer_reserve_pool": ps.reserve_pool,
-        "pgbouncer_max_client_conn": ps.max_client_conn,
-        "max_prepared_statements": ps.max_prepared_statements,
-        "user_db_pairs": ps.user_db_pairs,
-        "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
-        "app_instances": s.app_instances, "max_app_instances": s.max_app_instances,
-        "deploy_surge_percent": s.deploy_surge_percent, "workers": s.workers,
-        "engines": s.engines_per_process, "serverless_concurrency": s.serverless_concurrency,
-        "app_vcpus": s.app_vcpus, "superuser_reserved": rs.superuser,
-        "provider_reserved": rs.provider, "admin_reserve": rs.admin,
-        "migrations_reserve": rs.migrations, "replication_reserve": rs.replication_slots,
-        "split": s.pool_split, "rps": load.rps if load else None,
-        "hold_ms": load.hold_ms if load else None,
-        "p95_hold_ms": load.p95_hold_ms if load else None,
-        "current_pool_size": cur.pool_size if cur else None,
-        "current_max_overflow": cur.max_overflow if cur else None,
-        "current_pool_recycle": cur.pool_recycle if cur else None,
-    }
-
-
 def validate(s: Scenario) -> None:
     """Raise ScenarioError naming the first bad value and the valid choices."""
     from wizard.model import NETWORK_CUTOFFS, PROXIES
 
     # Ranges first: nothing below may do work that grows with a number.
-    for key, value in scenario_numbers(s).items():
-        bounds.check(key, value)
+    for key, value in share.values(s).items():
+        if share.BY_KEY[key].kind in ("int", "float"):
+            bounds.check(key, value)
     for rep in s.replicas:
         bounds.check("replica_max_connections", rep.max_connections)
         bounds.check("replica_readers", rep.reader_instances)

@@ -93,7 +93,8 @@ PARAMS: tuple[Param, ...] = (
 BY_KEY = {p.key: p for p in PARAMS}
 
 
-def _get(s: Scenario) -> dict[str, Any]:
+def values(s: Scenario) -> dict[str, Any]:
+    """Every parameter's value for a scenario (None where unset), keyed as PARAMS."""
     ps, rs, load, cur = s.proxy_settings, s.reserves, s.load, s.current
     reps = s.replicas
     return {
@@ -144,7 +145,7 @@ def _text(value: Any) -> str:
 
 def to_flat(s: Scenario) -> dict[str, str]:
     """Parameters that differ from a default Scenario (provider and class always included)."""
-    mine, base = _get(s), _get(Scenario())
+    mine, base = values(s), values(Scenario())
     out = {"provider": s.provider, "instance_class": s.instance_class or ""}
     for p in PARAMS:
         if mine[p.key] != base[p.key] and mine[p.key] is not None:
