@@ -60,9 +60,12 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
                       icon=":material/arrow_forward:")
 
 
+BREAKS_LABEL = "breaks from (instances)"
+
+
 def _breaks_words(ep: EndpointBudget | Recommendation) -> str:
     """The core's break point as a metric value."""
-    return "never" if ep.breaks_at is None else f"{ep.breaks_at:,} instances"
+    return "never" if ep.breaks_at is None else f"{ep.breaks_at:,}"
 
 
 def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
@@ -92,7 +95,7 @@ def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
         row.metric("P(checkout waits)", sizing.percent(ep.p_wait), width=METRIC_WIDTH,
                    help="Erlang C for the pool exported on this endpoint.")
     if peak is not None:
-        row.metric("breaks from", _breaks_words(ep), width=METRIC_WIDTH,
+        row.metric(BREAKS_LABEL, _breaks_words(ep), width=METRIC_WIDTH,
                    help=plain(f"The autoscaling maximum (deploy surge counted) from which "
                               f"this endpoint's clients exceed {ep.break_limit_name}; "
                               f"today's autoscaling maximum: {peak:,}."))
