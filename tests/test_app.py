@@ -515,8 +515,8 @@ def test_input_step_summary_fits_two_columns_and_shows_worst_case():
                                            "instance_class": "db.r6g.large"})).endpoints[0]
     m = metrics(at)
     assert set(m) == {"pool_size", "max_overflow", "usable", "database sees at peak",
-                      "breaks from (instances)"}
-    assert m["breaks from (instances)"] == f"{ep.breaks_at:,}"
+                      "breaks at (inst.)"}
+    assert m["breaks at (inst.)"] == f"{ep.breaks_at:,}"
     assert m["database sees at peak"] == f"{ep.worst_case:,}"
     caption = " ".join(texts(at, "caption"))
     assert f"max_connections {ep.max_connections:,}, {ep.max_connections_source}" in caption
@@ -549,7 +549,7 @@ def test_results_show_the_core_break_point_per_endpoint_with_its_region():
     assert "**replica-1** · db.r6g.large · eu-west-1" in words
     rec = sizing.recommend(share.from_flat(dict(at.query_params)))
     for ep, shown in zip(rec.endpoints, answers(at), strict=True):
-        assert shown["breaks from (instances)"] == ("never" if ep.breaks_at is None else
+        assert shown["breaks at (inst.)"] == ("never" if ep.breaks_at is None else
                                         f"{ep.breaks_at:,}")
 
 

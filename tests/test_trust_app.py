@@ -42,6 +42,6 @@ def test_results_metrics_are_the_json_and_the_export(tmp_path, monkeypatch, s):
             assert m["poolclass"] == "NullPool" == module[ep.role]["poolclass"]
         if ep.p_wait is not None:
             assert m["P(checkout waits)"] == sizing.percent(jep["p_wait"])
-        if "breaks from (instances)" in m:
+        if "breaks at (inst.)" in m:
             n = jep["breaks_at"]
-            assert m["breaks from (instances)"] == ("never" if n is None else f"{n:,}")
+            assert m["breaks at (inst.)"] == ("never" if n is None else f"{n:,}")

@@ -60,7 +60,7 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
                       icon=":material/arrow_forward:")
 
 
-BREAKS_LABEL = "breaks from (instances)"
+BREAKS_LABEL = "breaks at (inst.)"
 
 
 def _breaks_words(ep: EndpointBudget | Recommendation) -> str:
