@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl as ssl_module
 import statistics
 import time
 from collections.abc import Callable
@@ -252,13 +253,57 @@ def stated_limit(
 def _connect_kwargs(t: LiveTarget, timeout: float, cache: bool) -> dict[str, Any]:
     kw: dict[str, Any] = {
         "host": t.host, "port": t.port, "user": t.user, "database": t.database,
-        "timeout": timeout, "ssl": t.ssl, "server_settings": {"application_name": APP_NAME},
+        "timeout": timeout, "sslmode": t.ssl, "password": t.password or "",
+        "server_settings": {"application_name": APP_NAME},
     }
-    if t.password is not None:
-        kw["password"] = t.password
     if not cache:
         kw["statement_cache_size"] = 0
     return kw
+
+
+def _ssl_context(mode: str) -> ssl_module.SSLContext:
+    """A TLS context built here, never from PGSSLCERT/PGSSLKEY/PGSSLROOTCERT or ~/.postgresql:
+    the server's client certificate must never be offered to a host a visitor typed."""
+    if mode in ("verify-ca", "verify-full"):
+        ctx = ssl_module.create_default_context()  # the system trust store
+        ctx.check_hostname = mode == "verify-full"
+        return ctx
+    ctx = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl_module.CERT_NONE
+    return ctx
+
+
+async def isolated_connect(*, sslmode: str = "prefer", password: str = "",
+                           **kw: Any) -> asyncpg.Connection:
+    """asyncpg.connect using only the given values: no libpq environment, ever.
+
+    With password=None asyncpg would read PGPASSWORD, PGPASSFILE or ~/.pgpass, and with a
+    string sslmode PGSSLCERT/PGSSLKEY and ~/.postgresql; an explicit password (possibly
+    empty), an explicit SSLContext and explicit values for every other parameter asyncpg
+    would take from the environment (PGSSLNEGOTIATION, PGTARGETSESSIONATTRS,
+    PGKRBSRVNAME, PGGSSLIB) close each fallback. Host, port, user and database are always
+    given, so PGHOST/PGPORT/PGUSER/PGDATABASE are never read either.
+    """
+    for key in ("host", "port", "user", "database"):
+        if not kw.get(key):
+            raise LiveError(f"internal: the live check needs an explicit {key}.",
+                            "report this bug.", "failed")
+    kw.pop("ssl", None)
+    kw.update(password=password or "", passfile=None, direct_tls=False,
+              target_session_attrs="any", krbsrvname="postgres", gsslib="gssapi")
+    if sslmode == "disable":
+        return await asyncpg.connect(ssl=False, **kw)
+    try:
+        return await asyncpg.connect(ssl=_ssl_context(sslmode), **kw)
+    except (ConnectionError, ssl_module.SSLError) as exc:
+        # prefer / allow: like libpq, fall back to plain text when the server has no TLS.
+        if sslmode not in ("prefer", "allow") or (
+            isinstance(exc, ConnectionError) and "rejected ssl upgrade" not in str(exc).lower()
+            and not isinstance(exc, ssl_module.SSLError)
+        ):
+            raise
+    return await asyncpg.connect(ssl=False, **kw)
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -282,7 +327,7 @@ async def _as_live_error(exc: BaseException, t: LiveTarget, timeout: float) -> L
 async def _connect(t: LiveTarget, timeout: float, *, cache: bool = False) -> asyncpg.Connection:
     try:
         async with asyncio.timeout(timeout):
-            return await asyncpg.connect(**_connect_kwargs(t, timeout, cache))
+            return await isolated_connect(**_connect_kwargs(t, timeout, cache))
     except Exception as exc:
         raise await _as_live_error(exc, t, timeout) from None
 
@@ -310,6 +355,8 @@ def _engine(t: LiveTarget, timeout: float, *, cache: bool, pool_size: int = 1,
         args.pop(key)
     if not cache:
         args["prepared_statement_cache_size"] = 0
+    # SQLAlchemy's asyncpg adapter calls this instead of asyncpg.connect (same isolation).
+    args["async_creator_fn"] = isolated_connect
     return create_async_engine(url, connect_args=args, pool_size=pool_size,
                                max_overflow=max_overflow, pool_timeout=pool_timeout,
                                pool_pre_ping=pre_ping, pool_use_lifo=lifo, pool_recycle=-1)
