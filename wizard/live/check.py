@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ssl as ssl_module
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from wizard import share
 from wizard.live.errors import LiveError, classify, scrub
-from wizard.live.target import LiveTarget, check_allowed
+from wizard.live.target import LiveTarget, check_allowed, resolve_checked
 from wizard.model import EngineSettings, Scenario
 
 APP_NAME = "poolwise-live"
@@ -247,7 +248,8 @@ def stated_limit(
     """The most seconds a check may take, stated before it starts."""
     if exhaustion is None:
         return timeout
-    return timeout + min(exhaustion.pool_timeout, MAX_POOL_TIMEOUT) + 2 * connect_timeout
+    # + a fresh reading under the lock, the holders' connects and the extra checkout
+    return timeout + min(exhaustion.pool_timeout, MAX_POOL_TIMEOUT) + 3 * connect_timeout
 
 
 def _connect_kwargs(t: LiveTarget, timeout: float, cache: bool) -> dict[str, Any]:
@@ -290,6 +292,9 @@ async def isolated_connect(*, sslmode: str = "prefer", password: str = "",
             raise LiveError(f"internal: the live check needs an explicit {key}.",
                             "report this bug.", "failed")
     kw.pop("ssl", None)
+    addrs = await resolve_checked(kw["host"], int(kw["port"]))
+    if sslmode != "verify-full":  # verify-full must check the certificate against the name
+        kw["host"], kw["port"] = addrs, [int(kw["port"])] * len(addrs)
     kw.update(password=password or "", passfile=None, direct_tls=False,
               target_session_attrs="any", krbsrvname="postgres", gsslib="gssapi")
     if sslmode == "disable":
@@ -618,6 +623,44 @@ async def prove_exhaustion(t: LiveTarget, settings: EngineSettings, plan: Exhaus
                       pool_timeout=settings.pool_timeout, error=error, released=True)
 
 
+# One exhaustion test at a time in this process: parallel tests (several visitors, or one
+# visitor's tabs) would each see the same free slots and together fill the database.
+EXHAUSTION_LOCK = threading.Lock()
+
+
+async def exhaustion_under_lock(t: LiveTarget, settings: EngineSettings, *, cache: bool,
+                                timeout: float, progress: Progress = _noop,
+                                confirmed: Readings | None = None,
+                                ) -> tuple[ExhaustionPlan, Exhaustion | None, LiveError | None]:
+    """Plan and run the exhaustion test holding EXHAUSTION_LOCK, with the free-connection
+    figure measured again under the lock (readings taken before it may be stale); with
+    `confirmed` readings (what the user agreed to), the smaller free figure wins."""
+    if not EXHAUSTION_LOCK.acquire(blocking=False):
+        err = LiveError("Another exhaustion test is running on this server right now.",
+                        "try again in a minute; tests run one at a time so that together "
+                        "they never fill the database.", "exhaustion_busy")
+        return exhaustion_plan(settings, None), None, err
+    try:
+        conn = await _connect(t, timeout)
+        try:
+            fresh = await read_server(conn)
+        except Exception as exc:
+            raise await _as_live_error(exc, t, timeout) from None
+        finally:
+            await _close(conn)
+        # `fresh.free` counts the reading connection as used: one slot of margin.
+        if confirmed is not None and confirmed.free < fresh.free:
+            fresh = confirmed
+        plan = exhaustion_plan(settings, fresh)
+        try:
+            return plan, await prove_exhaustion(t, settings, plan, cache=cache,
+                                                timeout=timeout, progress=progress), None
+        except LiveError as err:
+            return plan, None, err
+    finally:
+        EXHAUSTION_LOCK.release()
+
+
 # --------------------------------------------------------------------------- the check
 
 
@@ -629,15 +672,17 @@ async def run_live_check(
     timeout: float = CHECK_TIMEOUT,
     connect_timeout: float = CONNECT_TIMEOUT,
     progress: Progress | None = None,
+    visitor: bool = True,
 ) -> LiveReport:
     """Run the live check; raise LiveError if the endpoint cannot be checked at all.
 
     Stages report through progress(stage, fraction): connect, readings, pooler, pre-ping,
     exhaustion (only with `exhaustion` settings), done. A refused or failed later stage
     lands in report.errors. Nothing is written; every connection is closed on return.
+    `visitor` (the web app) also applies the operator's port list; the CLI passes False.
     """
     progress = progress or _noop
-    check_allowed(target)
+    check_allowed(target, visitor=visitor)
     if not 0 <= pre_ping <= MAX_PRE_PING:
         raise LiveError(f"pre-ping count {pre_ping} is out of range.",
                         f"use 0 to {MAX_PRE_PING}.", "bad_input")
@@ -668,11 +713,10 @@ async def run_live_check(
                                              timeout=connect_timeout, progress=progress)
             if exhaustion is not None:
                 progress("exhaustion", 0.0)
-                plan = exhaustion_plan(exhaustion, readings)
-                try:
-                    result = await prove_exhaustion(target, exhaustion, plan, cache=cache,
-                                                    timeout=connect_timeout, progress=progress)
-                except LiveError as err:
+                plan, result, err = await exhaustion_under_lock(
+                    target, exhaustion, cache=cache, timeout=connect_timeout,
+                    progress=progress)
+                if err is not None:
                     errors.append(StageError("exhaustion", err.code, err.message, err.fix))
                 progress("exhaustion", 1.0)
     except TimeoutError:
@@ -694,16 +738,22 @@ async def run_exhaustion(
     statement_cache: bool = True,
     connect_timeout: float = CONNECT_TIMEOUT,
     progress: Progress | None = None,
+    visitor: bool = True,
 ) -> Exhaustion:
-    """The exhaustion test alone (after the user confirmed exhaustion_plan), bounded."""
-    check_allowed(target)
-    plan = exhaustion_plan(settings, readings)
+    """The exhaustion test alone (after the user confirmed exhaustion_plan), bounded.
+
+    Runs under EXHAUSTION_LOCK with free connections measured again there; `readings` only
+    states what the user confirmed."""
+    check_allowed(target, visitor=visitor)
     limit = stated_limit(timeout=0, exhaustion=settings, connect_timeout=connect_timeout)
     try:
         async with asyncio.timeout(limit + 5):
-            return await prove_exhaustion(target, settings, plan, cache=statement_cache,
-                                          timeout=connect_timeout,
-                                          progress=progress or _noop)
+            _, result, err = await exhaustion_under_lock(
+                target, settings, cache=statement_cache, timeout=connect_timeout,
+                progress=progress or _noop, confirmed=readings)
+            if err is not None:
+                raise err
+            return result
     except TimeoutError:
         raise LiveError(f"The exhaustion test went past its limit of {limit + 5:g} s.",
                         "the endpoint answers too slowly: check the network path.",
