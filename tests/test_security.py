@@ -9,12 +9,25 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from tests.pgserver import PgServer
-from wizard.live import LiveError, parse_target, run_live_check
+from tests.pgserver import PgServer, free_port
+from wizard.live import (
+    LiveError,
+    check_allowed,
+    live_enabled,
+    parse_target,
+    run_live_check,
+)
+from wizard.live.check import EXHAUSTION_LOCK
+from wizard.model import EngineSettings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ENV_SECRET = "operator-env-Secret-91"
 
@@ -88,6 +101,7 @@ def _operator_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, password: str
     monkeypatch.setenv("PGSSLKEY", str(tmp_path / "missing-client.key"))
     monkeypatch.setenv("PGTARGETSESSIONATTRS", "read-only")
     monkeypatch.setenv("POOLWISE_LIVE_PASSWORD", password)
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")  # the fixtures' ports
 
 
 # --------------------------------------------------------------------------- 1 credentials
@@ -130,3 +144,160 @@ async def test_fake_server_never_receives_the_env_password(
     assert all(ENV_SECRET.encode() not in p for p in fake.received)
     assert fake.received == [b""] * len(fake.received)
     assert os.environ["PGPASSWORD"] == ENV_SECRET  # the test really set it
+
+
+# --------------------------------------------------------------------------- 5 network probe
+
+
+@pytest.mark.parametrize("url, password", [
+    ("postgresql://u%0D%0AINFO%0D%0A@127.0.0.1:5432/db", "pw"),  # CR/LF in the user
+    ("postgresql://u@127.0.0.1:5432/db%0d%0aSET%20x%201", "pw"),  # ... in the database
+    ("postgresql://u@127.0.0.1:5432/db%00", "pw"),  # NUL
+    ("postgresql://u@127.0.0.1:5432/d\tb", "pw"),  # a raw tab in the URL
+    ("postgresql://u@127.0.0.1:5432/db", "pw\r\nFLUSHALL"),  # ... in the password
+    ("postgresql://u@127.0.0.1:5432/\u202edb", "pw"),  # bidi override
+])
+def test_control_characters_refused_in_every_url_part(url: str, password: str) -> None:
+    with pytest.raises(LiveError) as info:
+        parse_target(url, password)
+    assert info.value.code == "bad_url"
+    assert "FLUSHALL" not in str(info.value) and "INFO" not in str(info.value)
+
+
+@pytest.mark.parametrize("host", [
+    "169.254.169.254", "169.254.170.2", "[fe80::1]", "[fd00:ec2::254]",
+    "[::ffff:169.254.169.254]", "metadata.google.internal", "METADATA.google.internal.",
+    "metadata", "instance-data", "100.100.100.200",
+    "0xa9fea9fe", "2852039166",  # 169.254.169.254 in other spellings: caught after DNS
+])
+async def test_metadata_and_link_local_always_refused(
+        host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused even with every host and port allowed, and without any packet sent there."""
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_HOSTS", "*")
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1-65535")
+    target = parse_target(f"postgresql://u@{host}:5432/db", "pw")
+    with pytest.raises(LiveError) as info:
+        await asyncio.wait_for(run_live_check(target, pre_ping=0, connect_timeout=2), 10)
+    assert info.value.code == "host_not_allowed"
+
+
+def test_ports_limited_for_visitors_by_a_documented_setting() -> None:
+    t = lambda port: parse_target(f"postgresql://u@db.example.com:{port}/d", "pw")  # noqa: E731
+    for port in (5432, 5433, 6432, 6543):
+        check_allowed(t(port), {})
+    for port in (22, 80, 443, 6379, 11211, 8080, 2375):
+        with pytest.raises(LiveError) as info:
+            check_allowed(t(port), {})
+        assert info.value.code == "port_not_allowed"
+        assert "5432" not in str(info.value)  # the allowed list is not handed out
+        check_allowed(t(port), {}, visitor=False)  # the CLI user is the operator
+    env = {"POOLWISE_LIVE_ALLOWED_PORTS": "7000-7010, 15432"}
+    check_allowed(t(7005), env)
+    check_allowed(t(15432), env)
+    with pytest.raises(LiveError):
+        check_allowed(t(5432), env)
+    with pytest.raises(LiveError):  # a malformed setting allows nothing
+        check_allowed(t(5432), {"POOLWISE_LIVE_ALLOWED_PORTS": "5432,lots"})
+
+
+async def test_port_refused_before_any_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A visitor's check of a non-database port never opens a socket there."""
+    monkeypatch.delenv("POOLWISE_LIVE_ALLOWED_PORTS", raising=False)
+    seen: list[int] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(1)
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(LiveError) as info:
+            await run_live_check(parse_target(f"postgresql://u@127.0.0.1:{port}/d", "pw"),
+                                 pre_ping=0, connect_timeout=2)
+        await asyncio.sleep(0.1)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert info.value.code == "port_not_allowed" and seen == []
+
+
+def _exhaustion_settings(pool_size: int = 1, max_overflow: int = 1) -> EngineSettings:
+    return EngineSettings("primary", "AsyncAdaptedQueuePool", pool_size, max_overflow, 0.5, -1,
+                          True, False, {}, {})
+
+
+@pytest.mark.db
+async def test_exhaustion_refused_while_another_runs(
+        pg: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
+    target = parse_target(f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}",
+                          pg.password)
+    assert EXHAUSTION_LOCK.acquire(blocking=False)
+    try:
+        report = await run_live_check(target, pre_ping=0, exhaustion=_exhaustion_settings())
+    finally:
+        EXHAUSTION_LOCK.release()
+    assert report.exhaustion is None
+    assert [e.code for e in report.errors] == ["exhaustion_busy"]
+
+
+@pytest.mark.db
+def test_parallel_exhaustion_tests_never_overlap(
+        pg: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four visitors at once (threads, as Streamlit runs sessions): at most one test holds
+    connections at a time, so together they never take more than one test's holders."""
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
+    target = parse_target(f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}",
+                          pg.password)
+    reports = []
+
+    def one() -> None:
+        reports.append(asyncio.run(run_live_check(
+            target, pre_ping=0, exhaustion=_exhaustion_settings(2, 2))))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    ran = [r for r in reports if r.exhaustion is not None]
+    busy = [r for r in reports if [e.code for e in r.errors] == ["exhaustion_busy"]]
+    assert len(reports) == 4 and len(ran) + len(busy) == 4 and ran
+
+
+# --------------------------------------------------------------------------- 10 off switch
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES", "on", "2", "disabled", "y", "please",
+                                   "False-ish", " x "])
+def test_any_other_disabled_value_switches_the_check_off(value: str) -> None:
+    assert live_enabled({"POOLWISE_LIVE_DISABLED": value}) is False
+
+
+@pytest.mark.parametrize("value", ["", "0", "false", "No", " off ", "FALSE"])
+def test_only_explicit_no_leaves_it_on(value: str) -> None:
+    assert live_enabled({"POOLWISE_LIVE_DISABLED": value}) is True
+
+
+# --------------------------------------------------------------------------- 9 CLI bounds
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("POOLWISE_")}
+    return subprocess.run([sys.executable, "-m", "wizard", *args], cwd=ROOT,
+                          env={**base, **(env or {})}, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--timeout", "nan"], ["--timeout", "inf"], ["--timeout", "-1"], ["--timeout", "1e9"],
+    ["--connect-timeout", "nan"], ["--pre-ping", "99999999"], ["--pre-ping", "-1"],
+    ["--pool-timeout", "nan"], ["--max-overflow", "-1"], ["--pool-size", "100000"],
+])
+def test_live_cli_refuses_unbounded_numbers(flags: list[str]) -> None:
+    proc = _cli("live", "--url", f"postgresql://u@127.0.0.1:{free_port()}/d", *flags)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and flags[0] in lines[0]
+    assert "Traceback" not in proc.stderr
