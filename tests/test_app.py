@@ -38,6 +38,8 @@ def _isolated(tmp_path, monkeypatch):
     """Fresh caches and a private store file for every test."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.delenv(store.ENV_URL, raising=False)
+    # The fixture servers listen on random ports, outside the web check's default port list.
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
     st.cache_data.clear()
     st.cache_resource.clear()
     yield

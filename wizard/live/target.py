@@ -243,3 +243,36 @@ async def resolve_checked(host: str, port: int) -> list[str]:
     if not addrs or any(blocked_address(a) for a in addrs):
         raise _refused()
     return addrs
+
+
+ENV_APP_HOSTS = "POOLWISE_ALLOWED_HOSTS"
+
+
+def app_hosts(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Host names the web app is served under (POOLWISE_ALLOWED_HOSTS); empty = not set."""
+    env = os.environ if env is None else env
+    raw = env.get(ENV_APP_HOSTS, "").replace(",", " ")
+    return tuple(p.strip().lower().rstrip(".") for p in raw.split() if p.strip())
+
+
+def request_host_allowed(host_header: str | None, env: Mapping[str, str] | None = None) -> bool:
+    """Whether a request's Host header names this deployment (DNS-rebinding guard).
+
+    Same patterns as Streamlit's server.allowedHosts: exact names, "*.example.com", "*";
+    the port is ignored. Not configured: True. Configured but no or odd Host: False.
+    """
+    patterns = app_hosts(env)
+    if not patterns:
+        return True
+    if not host_header or has_control(host_header):
+        return False
+    try:
+        parts = urlsplit(f"//{host_header.strip()}")
+        name, _ = parts.hostname, parts.port
+    except ValueError:
+        return False
+    if not name or parts.username or parts.password or parts.path or parts.query:
+        return False
+    name = name.lower().rstrip(".")
+    return any(p == "*" or name == p or (p.startswith("*.") and name.endswith(p[1:]))
+               for p in patterns)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from wizard import share
 from wizard.model import ScenarioError
-from wizard.ui import database, export, live, load, proxy, results, saved, state, topology
+from wizard.ui import database, export, live, load, proxy, results, saved, state, text, topology
 
 STEPS = {
     "database": "1 Database",
@@ -63,7 +63,7 @@ def main() -> None:
     st.caption("How big should your SQLAlchemy async pool be, and what must your engine say?")
     notice = st.session_state.pop(state.NOTICE_KEY, None)
     if notice:
-        st.warning(notice, icon=":material/link_off:")
+        st.warning(text.md_escape(notice, 600), icon=":material/link_off:")  # echoes the link
     flash = st.session_state.pop(state.FLASH_KEY, None)
     if flash:
         st.success(flash, icon=":material/check_circle:")
