@@ -351,6 +351,8 @@ def test_store_save_list_load_delete_and_compare(tmp_path):
     assert at.number_input(key="workers").value == 1
     go(at, "saved")
     at.button(key="delete_rds 4 workers").click().run()
+    assert len(store.ScenarioStore().names()) == 2  # deleting asks first
+    at.button(key="delete_yes_rds 4 workers").click().run()
     assert store.ScenarioStore().names() == ["rds 2 pods"]
 
 

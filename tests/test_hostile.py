@@ -279,3 +279,107 @@ def _assert_no_live_markdown(at: AppTest) -> None:
         # ":red[" reads "\:red\[": no colour directive.
         assert "http://evil" not in body and "](" not in body.replace("\\](", ""), body
         assert ":red[" not in body, body
+
+
+# --------------------------------------------------------------------------- 3, 4, 6 store
+
+
+EVIL_NAME = "[win](http://evil.example/) ![p](http://evil.example/t.png) :red[ALERT]"
+FLAT = {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+
+
+def _store() -> store.ScenarioStore:
+    return store.ScenarioStore()
+
+
+def _save_in_app(at: AppTest, name: str) -> AppTest:
+    at.text_input(key="save_name").input(name)
+    next(b for b in at.button if b.label == "Save the current scenario").click()
+    return at.run()
+
+
+def test_saved_names_are_shown_as_text_everywhere() -> None:
+    at = go(new_app(), "saved")
+    _save_in_app(at, EVIL_NAME)
+    no_exception(at)
+    _assert_no_live_markdown(at)  # the "Saved ..." message and the list row
+    at.button(key=f"load_{EVIL_NAME}").click().run()  # the "Loaded ..." flash
+    no_exception(at)
+    _assert_no_live_markdown(at)
+
+
+def test_bad_rows_show_their_cause_and_never_hide_the_others() -> None:
+    s = _store()
+    s.save("good one", FLAT)
+    now = store._now()
+    with s.engine.begin() as conn:
+        conn.execute(store.scenarios.insert(), [
+            {"name": "list row", "params": "[1, 2]", "created_at": now, "updated_at": now},
+            {"name": "broken row", "params": "{oops", "created_at": now, "updated_at": now}])
+    at = go(new_app(), "saved")
+    no_exception(at)
+    rows = " ".join(str(m.value) for m in at.markdown)
+    assert "good one" in rows and "list row" in rows and "broken row" in rows
+    assert "JSON list, not an object" in rows and "not valid JSON" in rows
+    assert [b.key for b in at.button if b.key == "load_good one"]
+
+
+def test_store_in_a_read_only_place_says_so(monkeypatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", "/sys/poolwise-test-data")
+    at = go(new_app(), "saved")
+    no_exception(at)
+    (err,) = [str(e.value) for e in at.error]
+    assert "read\\-only" in err or "read-only" in err
+
+
+def test_corrupt_store_file_says_so(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "bad.sqlite"
+    path.write_bytes(b"garbage " * 1000)
+    monkeypatch.setenv(store.ENV_URL, f"sqlite:///{path}")
+    at = go(new_app(), "saved")
+    no_exception(at)
+    (err,) = [str(e.value) for e in at.error]
+    assert "not a readable SQLite database" in err
+
+
+def test_saving_over_a_name_asks_first_and_keeps_the_earlier_version() -> None:
+    _store().save("prod", {**FLAT, "workers": "3"})
+    at = go(new_app(), "saved")
+    _save_in_app(at, "prod")
+    no_exception(at)
+    assert _store().load("prod")["workers"] == "3"  # nothing replaced yet
+    assert any("already exists" in w for w in alerts(at))
+    at.button(key="store_confirm_save").click().run()
+    assert "workers" not in _store().load("prod")  # replaced by the current scenario
+    assert len(_store().versions("prod")) == 1
+    at.button(key="store_undo").click().run()
+    no_exception(at)
+    assert _store().load("prod")["workers"] == "3"
+
+
+def test_delete_asks_first_and_can_be_undone() -> None:
+    _store().save("keep me", FLAT)
+    at = go(new_app(), "saved")
+    at.button(key="delete_keep me").click().run()
+    assert _store().names() == ["keep me"]
+    at.button(key="delete_yes_keep me").click().run()
+    assert _store().names() == []
+    at.button(key="store_undo").click().run()
+    no_exception(at)
+    assert _store().load("keep me") == FLAT
+
+
+def test_ten_thousand_saved_scenarios_show_one_page() -> None:
+    s = _store()
+    now = store._now()
+    with s.engine.begin() as conn:
+        conn.execute(store.scenarios.insert(), [
+            {"name": f"svc {i:05d}", "params": '{"provider": "aws-rds"}', "created_at": now,
+             "updated_at": now} for i in range(10_000)])
+    at = go(new_app(), "saved")
+    no_exception(at)
+    loads = [b for b in at.button if str(b.key).startswith("load_")]
+    assert len(loads) == store.PAGE_SIZE
+    assert any("of 10,000" in c.value for c in at.caption)
+    at.text_input(key="saved_search").input("svc 0999").run()
+    assert len([b for b in at.button if str(b.key).startswith("load_")]) == 10

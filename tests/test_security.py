@@ -301,3 +301,22 @@ def test_live_cli_refuses_unbounded_numbers(flags: list[str]) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and flags[0] in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- 3 tracebacks
+
+
+def test_error_details_are_hidden_from_visitors() -> None:
+    """client.showErrorDetails must be "none": in Streamlit 1.67, false means "stacktrace"."""
+    import tomllib
+
+    from streamlit.config import ShowErrorDetailsConfigOptions as Opt
+
+    conf = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    value = conf["client"]["showErrorDetails"]
+    assert value == Opt.NONE.value
+    assert not Opt.is_false_variation(value) and not Opt.is_true_variation(value)
+    proc = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    shown = proc.stdout[proc.stdout.index("showErrorDetails ="):][:60]
+    assert 'showErrorDetails = "none"' in shown

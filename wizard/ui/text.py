@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
-# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of
-# them also breaks GFM autolinks (http://, www.) and Streamlit's :color[...] and :emoji:.
-_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")
+# The ASCII punctuation Markdown, GFM and Streamlit give a meaning to (links, images,
+# emphasis, code, headings, lists, tables, HTML, LaTeX, :color[...] and :emoji:, and the
+# "http:", "www." and "a@b.c" autolinks); quotes, commas, "/" and "?" stay as they are.
+_PUNCT = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&@^=])")
 _BREAKS = re.compile(r"[\r\n\t\u2028\u2029]+")
 
 
