@@ -320,3 +320,124 @@ def test_error_details_are_hidden_from_visitors() -> None:
                           capture_output=True, text=True, timeout=60)
     shown = proc.stdout[proc.stdout.index("showErrorDetails ="):][:60]
     assert 'showErrorDetails = "none"' in shown
+
+
+# --------------------------------------------------------------------------- 8 export links
+
+
+@pytest.mark.parametrize("kind", ["module", "report", "pgbouncer"])
+def test_exports_link_to_the_public_url_never_localhost(kind: str) -> None:
+    flags = ["export", "--provider", "aws-rds", "--proxy", "pgbouncer-transaction",
+             "--kind", kind, "-o", "-"]
+    proc = _cli(*flags, env={"POOLWISE_PUBLIC_URL": "https://poolwise.corp.example/tools"})
+    assert proc.returncode == 0, proc.stderr
+    assert "https://poolwise.corp.example/tools/?provider=aws-rds" in proc.stdout
+    assert "localhost" not in proc.stdout
+    bare = _cli(*flags)  # no setting, no request: no made-up host either
+    assert bare.returncode == 0 and "localhost" not in bare.stdout
+    assert "POOLWISE_PUBLIC_URL" in bare.stdout
+
+
+def test_public_url_setting_must_be_a_plain_http_address() -> None:
+    from wizard import share
+
+    assert share.public_url({"POOLWISE_PUBLIC_URL": "https://pw.example:8443"}) == \
+        "https://pw.example:8443/"
+    for bad in ("javascript:alert(1)", "https://user:pw@pw.example/", "ftp://pw.example/",
+                "https://pw.example/\r\nX: y", "pw.example"):
+        assert share.public_url({"POOLWISE_PUBLIC_URL": bad}) is None, bad
+
+
+def test_export_step_links_to_the_public_url(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.setenv("POOLWISE_PUBLIC_URL", "https://poolwise.corp.example/")
+    import streamlit as st
+
+    st.cache_data.clear()
+    at = AppTest.from_file("../app.py", default_timeout=30).run()
+    at.radio(key="step").set_value("export").run()
+    code = " ".join(str(c.value) for c in at.code)
+    assert "https://poolwise.corp.example/?provider=" in code and "localhost" not in code
+
+
+# --------------------------------------------------------------------------- 9 export -o
+
+
+def _export_to(path: str) -> subprocess.CompletedProcess:
+    return _cli("export", "--provider", "aws-rds", "-o", path)
+
+
+def _one_line_refusal(proc: subprocess.CompletedProcess, why: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and why in lines[0] and "Traceback" not in proc.stderr, lines
+
+
+def test_export_refuses_devices_directories_proc_and_symlinks(tmp_path: Path) -> None:
+    dev = tmp_path / "fakefull"
+    os.mknod(dev, 0o666 | 0o020000, os.makedev(1, 7))  # a character device like /dev/full
+    _one_line_refusal(_export_to(str(dev)), "character device")
+    assert Path(dev).is_char_device()
+    _one_line_refusal(_export_to("/dev/full"), "system directory")
+    _one_line_refusal(_export_to(str(tmp_path)), "is a directory")
+    _one_line_refusal(_export_to("/proc/self/comm"), "system directory")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    _one_line_refusal(_export_to(str(fifo)), "named pipe")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "db.py"
+    link.symlink_to(victim)
+    _one_line_refusal(_export_to(str(link)), "symbolic link")
+    assert victim.read_text() == "keep me" and link.is_symlink()
+
+
+def test_export_writes_a_regular_file_atomically_with_normal_permissions(
+        tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "db.py"
+    old = os.umask(0o022)
+    try:
+        proc = _export_to(str(out))
+    finally:
+        os.umask(old)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and (out.stat().st_mode & 0o777) == 0o644
+    assert [p.name for p in out.parent.iterdir()] == ["db.py"]  # no temp file left behind
+    compile(out.read_text(), str(out), "exec")
+    out.chmod(0o640)  # an existing file keeps the mode its owner gave it
+    assert _export_to(str(out)).returncode == 0 and (out.stat().st_mode & 0o777) == 0o640
+
+
+def test_export_to_an_unwritable_place_is_one_line(tmp_path: Path) -> None:
+    _one_line_refusal(_export_to("/sys/poolwise-test/db.py"), "system directory")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _one_line_refusal(_export_to(str(blocker / "db.py")), "cannot")
+
+
+# --------------------------------------------------------------------------- 9 fleet
+
+
+@pytest.mark.parametrize("flags, why", [
+    (["--max-overflow", "-1"], "--max-overflow"),
+    (["--pool-size", "100000"], "--pool-size"),
+    (["--pool-timeout", "nan"], "--pool-timeout"),
+])
+def test_fleet_refuses_unbounded_pools(flags: list[str], why: str) -> None:
+    proc = _cli("fleet", "--url", "postgresql+asyncpg://u@127.0.0.1:5432/d", *flags)
+    _one_line_refusal(proc, why)
+
+
+@pytest.mark.parametrize("env, host", [
+    ({"POOLWISE_LIVE_DISABLED": "yes please"}, "127.0.0.1"),
+    ({"POOLWISE_LIVE_ALLOWED_HOSTS": "db.internal"}, "127.0.0.1"),
+    ({}, "169.254.169.254"),
+    ({}, "metadata.google.internal"),
+])
+def test_fleet_has_the_live_checks_off_switch_and_allowlist(env: dict[str, str],
+                                                            host: str) -> None:
+    proc = _cli("fleet", "--url", f"postgresql+asyncpg://u@{host}:{free_port()}/d", env=env)
+    _one_line_refusal(proc, "not allowed" if "DISABLED" not in str(env) else "switched off")
