@@ -7,6 +7,7 @@ refused input, one plain notice. Expected texts come from the issue's wording, n
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 
@@ -209,7 +210,8 @@ HOSTILE_LINKS = [
 # Runs the app in a child process: a run that never ends is killed at the hang guard
 # instead of spinning on in a thread of the test process.
 _CHILD = r"""
-import json, sys, time
+import json, resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a runaway fails, not the host
 from streamlit.testing.v1 import AppTest
 query, steps = json.loads(sys.argv[1]), sys.argv[2].split(",")
 out = {"runs": []}
@@ -229,7 +231,8 @@ print(json.dumps(out))
 """
 
 
-def run_child(query: dict[str, str], steps: list[str]) -> dict:
+def run_child(query: dict[str, str], steps: list[str],
+              env: dict[str, str] | None = None) -> dict:
     import json
     import os
     import subprocess
@@ -242,7 +245,7 @@ def run_child(query: dict[str, str], steps: list[str]) -> dict:
             [sys.executable, "-c", _CHILD, json.dumps(query), ",".join(steps),
              str(root / "app.py"), str(HANG_GUARD_S)],
             cwd=root, capture_output=True, text=True, timeout=HANG_GUARD_S + 15,
-            env={**os.environ, "PYTHONPATH": str(root)})
+            env={**os.environ, "PYTHONPATH": str(root), **(env or {})})
     except subprocess.TimeoutExpired:
         pytest.fail(f"the app did not finish within {HANG_GUARD_S} s for {query}")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -261,6 +264,25 @@ def test_hostile_link_runs_are_bounded(query: dict[str, str]) -> None:
         assert run["exceptions"] == [], run
         assert not any("Traceback" in a for a in run["alerts"]), run
         assert len([a for a in run["alerts"] if "link could not be read" in a]) <= 1, run
+
+
+@pytest.mark.slow
+def test_saved_scenarios_with_extreme_values_cost_no_more_than_normal_ones(tmp_path) -> None:
+    """Rows saved before the bounds (or written by another tool) are checked like a link
+    before anything is sized: the saved page with them answers within the guard."""
+    import json
+
+    s = store.ScenarioStore(f"sqlite:///{tmp_path / 'poolwise' / 'scenarios.sqlite'}")
+    now = store._now()
+    with s.engine.begin() as conn:
+        conn.execute(store.scenarios.insert(), [
+            {"name": f"hostile {i}", "params": json.dumps(q), "created_at": now,
+             "updated_at": now} for i, q in enumerate(HOSTILE_LINKS)])
+    s.save("normal", {"provider": "aws-rds", "instance_class": "db.r6g.large"})
+    s.close()
+    result = run_child({}, ["saved"], env={"XDG_DATA_HOME": str(tmp_path)})
+    for run in result["runs"]:
+        assert run["seconds"] < HANG_GUARD_S and run["exceptions"] == [], run
 
 
 def test_hostile_link_value_is_echoed_as_text() -> None:
@@ -383,3 +405,115 @@ def test_ten_thousand_saved_scenarios_show_one_page() -> None:
     assert any("of 10,000" in c.value for c in at.caption)
     at.text_input(key="saved_search").input("svc 0999").run()
     assert len([b for b in at.button if str(b.key).startswith("load_")]) == 10
+
+
+# --------------------------------------------------------------------------- Hypothesis
+
+# Runs in a child with a memory cap and a per-example alarm: a link that hangs or grows
+# without bound fails the property with its example instead of taking the machine down.
+_FUZZ = r"""
+import json, resource, signal, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+from hypothesis import HealthCheck, example, given, settings, strategies as hs
+from wizard import share, sizing
+from wizard.model import PROVIDERS, ScenarioError, SizingError
+from wizard.ui import state
+
+def alarm(*_):
+    raise TimeoutError("a link took more than 5 s to check and size")
+
+signal.signal(signal.SIGALRM, alarm)
+keys = [p.key for p in share.PARAMS if p.key != "provider"]
+numbers = hs.one_of(
+    hs.sampled_from(["nan", "inf", "-inf", "1e300", "-1e300", "1e11", "20000000", "200000",
+                     "0", "-1", "262144", "99999999999999999999", "0x10", "1_000", " 5 "]),
+    hs.integers(-10**15, 10**15).map(str),
+    hs.floats(allow_nan=True, allow_infinity=True).map(repr))
+values = hs.one_of(numbers, hs.text(max_size=40))
+links = hs.fixed_dictionaries(
+    {"provider": hs.sampled_from(PROVIDERS)},
+    optional={k: values for k in keys})
+# Load needs rps and hold_ms together, and a class or max_connections: bias towards
+# scenarios the core will size, where unbounded work would show.
+sized = hs.fixed_dictionaries(
+    {"provider": hs.just("self-hosted"), "max_connections": numbers, "rps": numbers,
+     "hold_ms": numbers},
+    optional={k: numbers for k in ("app_instances", "workers", "replicas", "engines",
+                                   "serverless_concurrency", "p95_hold_ms")})
+
+def with_examples(f):
+    for params in json.loads(sys.argv[2]):
+        f = example(params)(f)
+    return f
+
+@settings(max_examples=int(sys.argv[1]), deadline=None, database=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@with_examples
+@given(hs.one_of(links, sized))
+def check(params):
+    signal.alarm(5)
+    try:
+        try:
+            s = state.validate_link(params)
+        except (ScenarioError, ValueError):
+            return  # refused in one line: fine
+        try:
+            sizing.recommend(s)
+        except (ScenarioError, SizingError, ValueError):
+            pass
+    finally:
+        signal.alarm(0)
+
+check()
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_hypothesis_share_links_are_refused_or_answered_quickly() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        proc = subprocess.run([sys.executable, "-c", _FUZZ, "150",
+                               json.dumps(HOSTILE_LINKS)], cwd=root,
+                              capture_output=True, text=True, timeout=240,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+    except subprocess.TimeoutExpired:
+        pytest.fail("the link fuzzing did not finish within 240 s")
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_hypothesis_names_are_stored_and_shown_as_text(tmp_path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as hs
+
+    from wizard.ui.text import md_escape
+
+    s = store.ScenarioStore(f"sqlite:///{tmp_path / 'fuzz.sqlite'}")
+    live_syntax = re.compile(r"(?<!\\)[\[\]()!:`*_<>#|~$@&]")
+
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(hs.text(min_size=1, max_size=store.MAX_NAME))
+    def check(name: str) -> None:
+        try:
+            store.check_name(name)
+        except store.StoreError:
+            return
+        s.save(name, FLAT)
+        assert s.exists(name) and s.load(name) == FLAT
+        assert any(r.name == name for r in s.page(0, 5, name))
+        shown = md_escape(name)
+        # Every character Markdown or Streamlit would act on is escaped, and the text is
+        # still all there once the escapes are read back.
+        assert not live_syntax.search(shown.replace("\\\\", "")), shown
+        assert re.sub(r"\\(.)", r"\1", shown) == " ".join(name.splitlines()) or \
+            "\n" in name or "\r" in name
+
+    check()
+    s.close()
