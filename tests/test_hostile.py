@@ -17,7 +17,6 @@ from streamlit.testing.v1 import AppTest
 
 from tests.pgserver import free_port
 from wizard import store
-from wizard.live import limits
 
 APP = "../app.py"
 HANG_GUARD_S = 20  # a hostile link's run must end well within this (a hang guard, not a bench)
@@ -150,6 +149,8 @@ def test_live_checks_are_rate_limited_per_session(monkeypatch) -> None:
 
 
 def test_server_wide_concurrency_limit(monkeypatch) -> None:
+    from wizard.live import limits
+
     monkeypatch.setenv("POOLWISE_LIVE_MAX_CONCURRENT", "1")
     with limits.GATE.slot():  # another visitor's check is running
         at = submit_live(go(new_app(), "live"), f"postgresql://u@127.0.0.1:{free_port()}/d")

@@ -24,7 +24,6 @@ from wizard.live import (
     parse_target,
     run_live_check,
 )
-from wizard.live.check import EXHAUSTION_LOCK
 from wizard.model import EngineSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,6 +230,8 @@ def _exhaustion_settings(pool_size: int = 1, max_overflow: int = 1) -> EngineSet
 async def test_exhaustion_refused_while_another_runs(
         pg: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
+    from wizard.live.check import EXHAUSTION_LOCK
+
     target = parse_target(f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}",
                           pg.password)
     assert EXHAUSTION_LOCK.acquire(blocking=False)

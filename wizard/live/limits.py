@@ -7,6 +7,7 @@ asks here for a slot; the CLI does not use these limits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import threading
@@ -64,10 +65,26 @@ def detailed_errors(env: Mapping[str, str] | None = None) -> bool:
                                                                      "off")
 
 
-def for_visitor(err: LiveError, env: Mapping[str, str] | None = None) -> LiveError:
-    """The error a web visitor sees: network failures folded into one generic message."""
+# Fixes in the web app's own words where the core's name a CLI flag or an environment
+# variable (settings a web visitor cannot touch).
+WEB_FIXES = {
+    "wrong_password": "check the password and the user name in the URL; with IAM auth, "
+                      "generate a fresh token and paste it as the password.",
+    "exhaustion_refused": "untick the exhaustion proof, or run it when the server has more "
+                          "free connections.",
+    "disabled": "ask the operator of this deployment.",
+}
+
+
+def for_visitor(err, env: Mapping[str, str] | None = None):
+    """The error a web visitor sees: network failures folded into one generic message,
+    fixes that name CLI-only settings replaced by the app's own words."""
     if err.code in NETWORK_CODES and not detailed_errors(env):
         return GENERIC
+    if err.code in WEB_FIXES:
+        return dataclasses.replace(err, fix=WEB_FIXES[err.code]) \
+            if dataclasses.is_dataclass(err) else LiveError(err.message, WEB_FIXES[err.code],
+                                                             err.code)
     return err
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
+from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -45,16 +46,97 @@ def _apply(overrides: dict[str, str]) -> None:
         st.session_state["_live_msg"] = "Measured values applied: see the Database step."
 
 
+def url_to_keep(url: str) -> str:
+    """The URL to leave in the field after a run: as typed when it holds no password or
+    token, else empty (never a secret back on screen or in the session)."""
+    try:
+        parts = urlsplit(url.strip())
+        has_password = parts.password is not None
+    except ValueError:
+        return ""
+    if has_password or redact.looks_like_credential(url) or not url.isprintable():
+        return ""
+    return url.strip()
+
+
 def _take_secrets() -> None:
     """Submit callback: move URL and password out of the widgets before the run, so the
-    form is empty on the server too; the run pops them and drops them when done."""
-    st.session_state["_live_pending"] = (st.session_state.get("live_url", ""),
-                                         st.session_state.get("live_password", ""))
-    st.session_state["live_url"] = ""
+    password is gone from the form on the server too; the run pops them and drops them
+    when done. The URL stays in its field unless it holds a secret."""
+    url = st.session_state.get("live_url", "") or ""
+    st.session_state["_live_pending"] = (url, st.session_state.get("live_password", ""))
+    st.session_state["live_url"] = url_to_keep(url)
     st.session_state["live_password"] = ""
 
 
-def _show(report, overrides: dict[str, str]) -> None:
+def endpoint_overrides(flat: dict[str, str], measured: dict[str, str], report,
+                       role: str) -> dict[str, str]:
+    """The share parameters a click on "Use the measured values" changes for `role`: the
+    primary takes every measured setting, a replica its own max_connections."""
+    if not measured or report.readings is None:
+        return {}
+    if role == "primary":
+        return measured
+    i = int(role.rsplit("-", 1)[1]) - 1
+    n = int(flat.get("replicas") or 0)
+    items = (flat.get("replica_max_connections") or "").split(",") if n else []
+    items = (items + [""] * n)[:n]
+    if not 0 <= i < n:
+        return {}
+    items[i] = str(report.readings.max_connections)
+    return {"replica_max_connections": ",".join(items)}
+
+
+# What each measured parameter is called on the Database step (never a CLI flag).
+_WORDS = {"max_connections": "max_connections", "superuser_reserved":
+          "superuser_reserved_connections", "provider_reserved": "reserved_connections",
+          "pg_version": "PostgreSQL major version", "max_connections_source": "source",
+          "replica_max_connections": "replica max_connections"}
+
+
+def _against_plan(report, overrides: dict[str, str], rec: Recommendation | None,
+                  role: str) -> None:
+    """Measured against assumed, and what the recommendation becomes with the measured
+    values (both numbers from the core's recommendation of each scenario)."""
+    r = report.readings
+    if r is None or rec is None or not overrides:
+        return
+    try:
+        before = rec.endpoint(role)
+    except StopIteration:
+        return
+    after_rec, error, fix = state.recommendation({**state.current_flat(), **overrides})
+    lines = [f"You assumed max_connections {before.max_connections:,} on {role} "
+             f"({md_escape(before.max_connections_source, 120)}); the server says "
+             f"{r.max_connections:,}."]
+    if after_rec is None:
+        lines.append(f"With the measured values the scenario cannot fit: "
+                     f"{md_escape(error, 300)} Fix: {md_escape(fix, 300)}")
+    else:
+        a, eb, ea = after_rec.endpoint(role), rec.engine(role), after_rec.engine(role)
+        same = (eb.pool_size, eb.max_overflow) == (ea.pool_size, ea.max_overflow)
+        lines.append(f"Per engine, pool {eb.pool_size} + {eb.max_overflow} "
+                     + ("stays as it is" if same else
+                        f"becomes {ea.pool_size} + {ea.max_overflow}")
+                     + f"; usable {before.usable:,} → {a.usable:,}; at the peak the database "
+                     f"sees {before.worst_case:,} → {a.worst_case:,}.")
+    (st.info if after_rec is not None else st.warning)(" ".join(lines))
+
+
+def _exhaustion_words(e) -> str:
+    """The exhaustion proof in a sentence."""
+    if not e.timed_out:
+        return f"Exhaustion not proven: {md_escape(e.error, 300)}."
+    return (f"Exhaustion proven: the pool held {e.opened} connections (pool_size + "
+            f"max_overflow; the server saw {e.server_connections}); one more checkout "
+            f"waited {e.waited_s:.1f} s and failed with TimeoutError, as pool_timeout "
+            f"{e.pool_timeout:g} s says. Under a burst past the pool your app's requests "
+            "fail this way instead of overloading the database; all connections were "
+            "released.")
+
+
+def _show(report, overrides: dict[str, str], rec: Recommendation | None = None,
+          role: str = "primary") -> None:
     r = report.readings
     st.success(f"Checked {md_escape(report.target)} in {report.elapsed_s:g} s.")
     if r is not None:
@@ -66,6 +148,7 @@ def _show(report, overrides: dict[str, str]) -> None:
         st.caption(f"PostgreSQL {md_escape(r.server_version)}; superuser_reserved_connections "
                    f"{r.superuser_reserved_connections}, reserved_connections "
                    f"{r.reserved_connections if r.reserved_connections is not None else 'n/a'}.")
+    _against_plan(report, overrides, rec, role)
     if report.pooler is not None:
         st.info(f"Pooler: {md_escape(report.pooler.message, 600)}")
     if report.pre_ping is not None:
@@ -74,15 +157,18 @@ def _show(report, overrides: dict[str, str]) -> None:
                    f"{p.plain_checkout.p50_ms:.2f} ms without, SELECT 1 "
                    f"{p.select1.p50_ms:.2f} ms ({p.n} checkouts each).")
     if report.exhaustion is not None:
-        e = report.exhaustion
-        st.caption(f"Exhaustion: {e.holders} holders, {e.opened} opened, timed out: "
-                   f"{e.timed_out} after {e.waited_s:.1f} s.")
+        st.info(_exhaustion_words(report.exhaustion))
+    from wizard.live import limits
+
     for err in report.errors:
-        st.warning(f"{err.stage}: {md_escape(err.message, 600)} **Fix:** "
-                   f"{md_escape(err.fix, 600)}")
+        err = limits.for_visitor(err)
+        st.warning(f"{err.stage if hasattr(err, 'stage') else 'check'}: "
+                   f"{md_escape(err.message, 600)} **Fix:** {md_escape(err.fix, 600)}")
     if overrides:
         st.button("Use the measured values", key="live_apply", on_click=_apply,
                   args=(overrides,), type="primary")
+        st.caption("This sets on the Database step: " + "; ".join(
+            f"{_WORDS.get(k, k)} {md_escape(v, 80)}" for k, v in overrides.items()) + ".")
 
 
 def _refusal(live) -> str | None:
@@ -135,7 +221,8 @@ def render(rec: Recommendation | None) -> None:
     msg = st.session_state.pop("_live_msg", None)
     if msg:
         st.info(msg)
-    with st.form("live_form", clear_on_submit=True):
+    roles = [e.role for e in rec.endpoints] if rec is not None else ["primary"]
+    with st.form("live_form", clear_on_submit=False):
         st.text_input("Database URL (without the password)", key="live_url",
                       placeholder="postgresql://app_user@db.example.com:5432/app"
                                   "?sslmode=require",
@@ -143,6 +230,9 @@ def render(rec: Recommendation | None) -> None:
                            "next field, not in the URL.")
         st.text_input("Password", type="password", key="live_password",
                       help="Used for this check only; cleared when you submit.")
+        role = st.selectbox("Which endpoint of the plan is this?", roles, key="live_role",
+                            help="The measured max_connections replaces the one assumed for "
+                                 "this endpoint; check each replica with its own URL.")
         pre_ping = st.slider("Pre-ping checkouts to time", 0, 50, 20, key="live_pre_ping")
         exhaust = st.checkbox("Also prove the recommended pool runs out as expected "
                               "(opens pool_size + max_overflow connections briefly)",
@@ -169,7 +259,7 @@ def render(rec: Recommendation | None) -> None:
                 with limits.GATE.slot():
                     report = asyncio.run(asyncio.wait_for(live.run_live_check(
                         target, pre_ping=pre_ping,
-                        exhaustion=rec.engines[0] if (exhaust and rec is not None) else None,
+                        exhaustion=rec.engine(role) if (exhaust and rec is not None) else None,
                         progress=progress), timeout=LIMIT_S))
             except Exception as exc:
                 failure = exc
@@ -185,7 +275,10 @@ def render(rec: Recommendation | None) -> None:
             _fail(failure, password, url, limits)
             st.session_state.pop("_live_report", None)
             return
-        st.session_state["_live_report"] = report
-    report = st.session_state.get("_live_report")
-    if report is not None:
-        _show(report, live.report_overrides(report))
+        st.session_state["_live_report"] = (report, role)
+    kept = st.session_state.get("_live_report")
+    if kept is not None:
+        report, role = kept
+        flat = state.current_flat()
+        _show(report, endpoint_overrides(flat, live.report_overrides(report), report, role),
+              rec, role)
