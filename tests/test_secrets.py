@@ -47,6 +47,7 @@ def _fixture_ports_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fixtures listen on random ports, outside the web check's default port list."""
     monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
 
+
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "S3cr3t-Canary"  # survives URL quoting: grep for it, never for the whole password
 CANARY = f"{MARK}-p@ss/w%rd:{secrets.token_hex(4)}"
