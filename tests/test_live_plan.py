@@ -122,3 +122,12 @@ def test_web_fixes_never_name_cli_settings(pg: PgServer) -> None:
     text = shown(at)
     assert "Fix" in text
     assert "POOLWISE_" not in text and "--" not in text and "python -m" not in text
+
+
+def test_url_is_still_there_after_visiting_another_step(pg: PgServer) -> None:
+    at = run_check(app({"provider": "aws-rds", "instance_class": "db.r6g.large"}),
+                   url_of(pg), pg.password)
+    at.radio(key="step").set_value("database").run()
+    at.radio(key="step").set_value("live").run()
+    assert at.text_input(key="live_url").value == url_of(pg)
+    assert not at.text_input(key="live_password").value

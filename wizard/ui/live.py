@@ -65,7 +65,7 @@ def _take_secrets() -> None:
     when done. The URL stays in its field unless it holds a secret."""
     url = st.session_state.get("live_url", "") or ""
     st.session_state["_live_pending"] = (url, st.session_state.get("live_password", ""))
-    st.session_state["live_url"] = url_to_keep(url)
+    st.session_state["live_url"] = st.session_state["_live_url_kept"] = url_to_keep(url)
     st.session_state["live_password"] = ""
 
 
@@ -222,6 +222,8 @@ def render(rec: Recommendation | None) -> None:
     if msg:
         st.info(msg)
     roles = [e.role for e in rec.endpoints] if rec is not None else ["primary"]
+    if "live_url" not in st.session_state:  # back from another step: the URL is still here
+        st.session_state["live_url"] = st.session_state.get("_live_url_kept", "")
     with st.form("live_form", clear_on_submit=False):
         st.text_input("Database URL (without the password)", key="live_url",
                       placeholder="postgresql://app_user@db.example.com:5432/app"
