@@ -131,3 +131,22 @@ def test_url_is_still_there_after_visiting_another_step(pg: PgServer) -> None:
     at.radio(key="step").set_value("live").run()
     assert at.text_input(key="live_url").value == url_of(pg)
     assert not at.text_input(key="live_password").value
+
+
+def test_blank_password_never_borrows_the_servers(pg: PgServer, monkeypatch,
+                                                  tmp_path) -> None:
+    """Finding 1 through the web form: the server's PGPASSWORD, PGPASSFILE, ~/.pgpass and
+    POOLWISE_LIVE_PASSWORD all hold the real password; a blank field still fails auth."""
+    line = f"*:*:*:*:{pg.password}\n"
+    (tmp_path / "pgpass").write_text(line)
+    (tmp_path / "pgpass").chmod(0o600)
+    (tmp_path / ".pgpass").write_text(line)
+    (tmp_path / ".pgpass").chmod(0o600)
+    for name, value in (("PGPASSWORD", pg.password), ("PGPASSFILE", str(tmp_path / "pgpass")),
+                        ("HOME", str(tmp_path)), ("POOLWISE_LIVE_PASSWORD", pg.password)):
+        monkeypatch.setenv(name, value)
+    at = run_check(app({"provider": "aws-rds", "instance_class": "db.r6g.large"}),
+                   url_of(pg), "")
+    assert not at.exception
+    assert not [m for m in at.metric if "measured" in m.label]
+    assert any("rejected the password" in str(e.value) for e in at.error)
