@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -252,10 +253,19 @@ def test_parallel_exhaustion_tests_never_overlap(
     target = parse_target(f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}",
                           pg.password)
     reports = []
+    spans: list[tuple[float, float]] = []  # when each test held its connections
 
     def one() -> None:
+        marks: list[tuple[float, float]] = []
+
+        def progress(stage: str, fraction: float) -> None:
+            if stage == "exhaustion" and 0 < fraction <= 0.9:  # inside the proof itself
+                marks.append((fraction, time.monotonic()))
+
         reports.append(asyncio.run(run_live_check(
-            target, pre_ping=0, exhaustion=_exhaustion_settings(2, 2))))
+            target, pre_ping=0, exhaustion=_exhaustion_settings(2, 2), progress=progress)))
+        if marks:
+            spans.append((min(t for _, t in marks), max(t for _, t in marks)))
 
     threads = [threading.Thread(target=one) for _ in range(4)]
     for th in threads:
@@ -265,6 +275,9 @@ def test_parallel_exhaustion_tests_never_overlap(
     ran = [r for r in reports if r.exhaustion is not None]
     busy = [r for r in reports if [e.code for e in r.errors] == ["exhaustion_busy"]]
     assert len(reports) == 4 and len(ran) + len(busy) == 4 and ran
+    spans.sort()
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert end <= start, spans  # never two proofs holding connections at once
 
 
 # --------------------------------------------------------------------------- 10 off switch
