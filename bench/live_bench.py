@@ -56,7 +56,7 @@ async def live_round(url: str, password: str, n: int) -> dict[str, float]:
         if fraction == 0.0:
             stages[stage] = time.perf_counter()
 
-    report = await run_live_check(parse_target(url, password, env={}), pre_ping=n,
+    report = await run_live_check(parse_target(url, password, env={}), visitor=False, pre_ping=n,
                                   progress=progress)
     total = time.perf_counter() - t0
     p = report.pre_ping
@@ -80,7 +80,8 @@ async def time_to_fail(url: str, trials: int) -> tuple[float, float, str]:
     for _ in range(trials):
         t0 = time.perf_counter()
         try:
-            await run_live_check(parse_target(url, "bench-pw", env={}), pre_ping=0)
+            await run_live_check(parse_target(url, "bench-pw", env={}), pre_ping=0,
+                                 visitor=False)
         except LiveError as err:
             code = err.code
         times.append(time.perf_counter() - t0)

@@ -39,6 +39,8 @@ def _isolated(tmp_path, monkeypatch):
     """Fresh caches and a private store file for every test."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.delenv(store.ENV_URL, raising=False)
+    # The fixture servers listen on random ports, outside the web check's default port list.
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
     st.cache_data.clear()
     st.cache_resource.clear()
     yield
@@ -421,6 +423,8 @@ def test_store_save_list_load_delete_and_compare(tmp_path):
     assert at.number_input(key="workers").value == 1
     go(at, "saved")
     at.button(key="delete_rds 4 workers").click().run()
+    assert len(store.ScenarioStore().names()) == 2  # deleting asks first
+    at.button(key="delete_yes_rds 4 workers").click().run()
     assert store.ScenarioStore().names() == ["rds 2 pods"]
 
 
@@ -482,6 +486,7 @@ def test_live_check_against_real_postgres_feeds_back_without_the_password(pg):
     no_exception(at)
     assert metrics(at)["max_connections (measured)"] == f"{measured:,}"
     assert not at.text_input(key="live_password").value  # the form cleared it
+    assert at.text_input(key="live_url").value == url  # kept for the next run: no secret in it
     assert pg.password not in _everything_shown(at)
     assert pg.password not in str(dict(at.query_params))
     at.button(key="live_apply").click().run()
@@ -489,7 +494,7 @@ def test_live_check_against_real_postgres_feeds_back_without_the_password(pg):
     go(at, "database")
     assert at.radio(key="mc_mode").value == "measured"
     assert at.number_input(key="max_connections").value == measured
-    for key in ("live_password", "live_url", "_live_pending"):
+    for key in ("live_password", "_live_pending"):
         assert key not in at.session_state or not at.session_state[key]
 
 

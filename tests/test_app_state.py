@@ -70,7 +70,7 @@ def test_bad_links_raise_scenario_error(link):
 
 
 def test_plain_text_cannot_become_markdown():
-    from wizard.ui.labels import plain
+    from wizard.ui.text import md_escape as plain
 
     # every character Markdown, LaTeX or a Streamlit directive could act on is escaped
     for text in ("**b** [x](http://e.test) ![i](x) `c` $x^2$ :red[r] # h <b>", "1. item"):

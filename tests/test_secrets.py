@@ -41,6 +41,13 @@ from wizard.live.cli import render_report
 from wizard.model import EngineSettings, Scenario, ScenarioError
 from wizard.sizing import recommend
 
+
+@pytest.fixture(autouse=True)
+def _fixture_ports_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fixtures listen on random ports, outside the web check's default port list."""
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
+
+
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "S3cr3t-Canary"  # survives URL quoting: grep for it, never for the whole password
 CANARY = f"{MARK}-p@ss/w%rd:{secrets.token_hex(4)}"

@@ -172,3 +172,99 @@ def test_saved_scenario_round_trips_through_share(sqlite_store):
     assert share.from_flat(sqlite_store.load("gcp")) == scenario
     assert Path(sqlite_store.engine.url.database).stat().st_size > 0
     assert Scenario() != scenario
+
+
+# --------------------------------------------------------------------------- failures, abuse
+
+
+def test_read_only_directory_names_the_cause(monkeypatch):
+    # /sys refuses new directories even to root: a read-only place for the store.
+    monkeypatch.setenv("XDG_DATA_HOME", "/sys/poolwise-test-data")
+    monkeypatch.delenv(store.ENV_URL, raising=False)
+    with pytest.raises(store.StoreUnavailable) as info:
+        store.ScenarioStore()
+    assert "read-only" in str(info.value) and "/sys/poolwise-test-data" in str(info.value)
+
+
+def test_read_only_file_names_the_cause(tmp_path):
+    path = tmp_path / "ro.sqlite"
+    store.ScenarioStore(f"sqlite:///{path}").save("kept", FLAT)
+    ro = store.ScenarioStore(f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert ro.load("kept") == FLAT  # reading still works
+    with pytest.raises(store.StoreUnavailable, match="read-only"):
+        ro.save("new", FLAT)
+
+
+def test_corrupt_file_names_the_cause(tmp_path):
+    path = tmp_path / "scenarios.sqlite"
+    path.write_bytes(b"this is not a database, just garbage " * 200)
+    with pytest.raises(store.StoreUnavailable) as info:
+        store.ScenarioStore(f"sqlite:///{path}").list()
+    assert "not a readable SQLite database" in str(info.value) and str(path) in str(info.value)
+
+
+def _raw_rows(s: store.ScenarioStore, rows: dict[str, str]) -> None:
+    """Rows written behind the store's back (another tool, an old version, a hand edit)."""
+    now = store._now()
+    with s.engine.begin() as conn:
+        for name, text in rows.items():
+            conn.execute(store.scenarios.insert().values(name=name, params=text,
+                                                         created_at=now, updated_at=now))
+
+
+def test_one_bad_row_never_hides_the_others(sqlite_store):
+    sqlite_store.save("a good", FLAT)
+    sqlite_store.save("z good", FLAT)
+    _raw_rows(sqlite_store, {"b broken json": "{not json", "c a list": '["provider"]',
+                             "d numbers": '{"workers": 4}', "e huge": "{" + " " * 9000 + "}"})
+    rows = {r.name: r for r in sqlite_store.list()}
+    assert set(rows) == {"a good", "z good", "b broken json", "c a list", "d numbers", "e huge"}
+    assert rows["a good"].problem is None and rows["z good"].params == FLAT
+    assert "not valid JSON" in rows["b broken json"].problem
+    assert "JSON list, not an object" in rows["c a list"].problem
+    assert "not all text" in rows["d numbers"].problem
+    assert "characters long" in rows["e huge"].problem
+    with pytest.raises(store.StoreError, match="JSON list"):
+        sqlite_store.load("c a list")
+    assert sqlite_store.delete("c a list")  # a bad row can still be removed
+
+
+def test_replacing_keeps_the_earlier_version_and_restore_brings_it_back(sqlite_store):
+    sqlite_store.save("prod", FLAT)
+    sqlite_store.save("prod", {**FLAT, "workers": "8"})
+    sqlite_store.save("prod", {**FLAT, "workers": "8"})  # same again: no new version
+    assert [v.name for v in sqlite_store.versions("prod")] == ["prod"]
+    sqlite_store.restore("prod")
+    assert sqlite_store.load("prod") == FLAT
+    assert len(sqlite_store.versions("prod")) == 2  # the replaced "8" is kept in turn
+
+
+def test_delete_can_be_undone(sqlite_store):
+    sqlite_store.save("gone", {**FLAT, "workers": "3"})
+    assert sqlite_store.delete("gone")
+    assert sqlite_store.names() == []
+    sqlite_store.restore("gone")
+    assert sqlite_store.load("gone")["workers"] == "3"
+
+
+def test_versions_kept_per_name_are_bounded(sqlite_store):
+    for i in range(store.KEEP_VERSIONS + 5):
+        sqlite_store.save("busy", {**FLAT, "workers": str(i + 1)})
+    assert len(sqlite_store.versions("busy")) == store.KEEP_VERSIONS
+
+
+def test_pages_and_search_in_sql(sqlite_store):
+    now = store._now()
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(store.scenarios.insert(), [
+            {"name": f"svc {i:05d}", "params": '{"provider": "neon"}', "created_at": now,
+             "updated_at": now} for i in range(10_000)])
+    sqlite_store.save("100% _odd_ name", FLAT)
+    assert sqlite_store.count() == 10_001
+    page = sqlite_store.page(0, store.PAGE_SIZE)
+    assert [p.name for p in page][:2] == ["100% _odd_ name", "svc 00000"]
+    assert len(page) == store.PAGE_SIZE
+    assert [p.name for p in sqlite_store.page(9_990, 100)][-1] == "svc 09999"
+    assert sqlite_store.count("svc 0999") == 10
+    assert sqlite_store.count("%") == 1 and sqlite_store.count("_odd_") == 1  # literal
+    assert sqlite_store.count("SVC 00001") == 1  # case-insensitive

@@ -36,6 +36,8 @@ from wizard.model import EngineSettings, ScenarioError
 MAX_SECONDS = 600
 MAX_PROCESSES = 64
 MAX_HOLD_MS = 10_000
+MAX_POOL = 1000  # --pool-size and --max-overflow per process
+MAX_POOL_TIMEOUT = 600.0
 PASSWORD_ENV = "POOLWISE_FLEET_PASSWORD"
 DRAIN_SECONDS = 5.0  # after the run, in-flight requests get this long before they count as lost
 MONITOR_INTERVAL = 0.1
@@ -760,9 +762,12 @@ def setup(p: argparse.ArgumentParser) -> None:
                    help="open-loop requests/s per process instead of --concurrency loops")
     p.add_argument("--hold-ms", type=float, default=50.0,
                    help="how long each request holds its connection (pg_sleep)")
-    p.add_argument("--pool-size", type=int, default=5, help="without --export")
-    p.add_argument("--max-overflow", type=int, default=10, help="without --export")
-    p.add_argument("--pool-timeout", type=float, default=30.0, help="without --export")
+    p.add_argument("--pool-size", type=int, default=5,
+                   help=f"without --export; 0..{MAX_POOL}")
+    p.add_argument("--max-overflow", type=int, default=10,
+                   help=f"without --export; 0..{MAX_POOL} (never -1, unbounded)")
+    p.add_argument("--pool-timeout", type=float, default=30.0,
+                   help=f"without --export; seconds in (0, {MAX_POOL_TIMEOUT:g}]")
     p.add_argument("--json", action="store_true")
 
 
@@ -777,8 +782,14 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ScenarioError(f"--hold-ms must be in (0, {MAX_HOLD_MS}], got {args.hold_ms:g}")
     if not 0 <= args.rps <= 10_000:
         raise ScenarioError(f"--rps must be 0..10000 per process, got {args.rps:g}")
-    if args.pool_size < 0 or args.max_overflow < -1 or args.pool_timeout <= 0:
-        raise ScenarioError("--pool-size >= 0, --max-overflow >= -1 and --pool-timeout > 0")
+    if not 0 <= args.pool_size <= MAX_POOL:
+        raise ScenarioError(f"--pool-size must be 0..{MAX_POOL}, got {args.pool_size}")
+    if not 0 <= args.max_overflow <= MAX_POOL:
+        raise ScenarioError(f"--max-overflow must be 0..{MAX_POOL} (-1, unbounded, is "
+                            f"refused: the run must stay bounded), got {args.max_overflow}")
+    if not (math.isfinite(args.pool_timeout) and 0 < args.pool_timeout <= MAX_POOL_TIMEOUT):
+        raise ScenarioError(f"--pool-timeout must be in (0, {MAX_POOL_TIMEOUT:g}] seconds, "
+                            f"got {args.pool_timeout:g}")
     if args.export and not os.path.isfile(args.export):
         raise ScenarioError(f"--export {args.export!r}: no such file")
     from sqlalchemy.engine import make_url
@@ -799,6 +810,27 @@ def _check_args(args: argparse.Namespace) -> None:
 
     for finding in url_findings(args.url):
         raise ScenarioError(f"--url: {finding.message} {finding.fix}")
+    _check_allowed(u)
+
+
+def _check_allowed(u: Any) -> None:
+    """The live check's operator controls apply to the fleet too: POOLWISE_LIVE_DISABLED
+    switches it off, POOLWISE_LIVE_ALLOWED_HOSTS limits the hosts, and metadata /
+    link-local addresses are always refused (the port list is for web visitors only)."""
+    from wizard.live.errors import LiveError
+    from wizard.live.target import LiveTarget, check_allowed
+
+    target = LiveTarget(host=u.host or "", port=u.port or 5432, user=u.username or "",
+                        database=u.database or "")
+    try:
+        check_allowed(target, visitor=False)
+    except LiveError as err:
+        if err.code == "disabled":
+            raise ScenarioError("fleet runs are switched off here (POOLWISE_LIVE_DISABLED "
+                                "covers the live check and the fleet)") from None
+        raise ScenarioError("--url: this host is not allowed for a fleet run here "
+                            "(POOLWISE_LIVE_ALLOWED_HOSTS; metadata and link-local addresses "
+                            "are always refused)") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,12 +7,13 @@ No field can hold a secret: a database URL or password is never part of a Scenar
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from wizard import bounds
 from wizard.model import (
@@ -290,9 +291,36 @@ def to_query(s: Scenario) -> str:
     return urlencode(to_flat(s))
 
 
-def share_url(s: Scenario, base: str = "http://localhost:8501/") -> str:
-    """A link that reproduces the scenario in the app."""
-    return f"{base}?{to_query(s)}"
+ENV_PUBLIC_URL = "POOLWISE_PUBLIC_URL"
+
+
+def app_base(url: str | None) -> str | None:
+    """`url` as the app's base address (http(s)://host[:port]/path/), or None when it is
+    not one: another scheme, credentials, control characters or no host."""
+    if not url or any(ord(c) < 33 or ord(c) == 127 for c in url.strip()):
+        return None
+    parts = urlsplit(url.strip())
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def public_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The address the app is served at, from POOLWISE_PUBLIC_URL (None when unset)."""
+    env = os.environ if env is None else env
+    return app_base(env.get(ENV_PUBLIC_URL))
+
+
+def share_url(s: Scenario, base: str | None = None) -> str:
+    """A link that reproduces the scenario in the app: `base` (the request's address), else
+    POOLWISE_PUBLIC_URL; with neither, only "?query" (no made-up host)."""
+    root = app_base(base) or public_url() or ""
+    return f"{root}?{to_query(s)}"
 
 
 def cli_command(s: Scenario, verb: str = "recommend") -> str:

@@ -113,7 +113,8 @@ def test_walk_the_wizard_download_and_share(app_url, browser, artifacts):
     download = info.value
     assert download.suggested_filename == "db.py"
     body = open(download.path(), encoding="utf-8").read()
-    assert body == export.render_module(rec)
+    # The download links back to the address the browser used (no POOLWISE_PUBLIC_URL set).
+    assert body == export.render_module(rec, share_base=app_url)
 
     # A colleague opens the link in a fresh browser context (in dark mode): same scenario,
     # same numbers.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +22,7 @@ from wizard.export.render import (
     render_pgbouncer_ini,
     render_report,
 )
+from wizard.model import ScenarioError
 from wizard.sizing import recommend
 
 __all__ = [
@@ -31,20 +33,78 @@ __all__ = [
     "render_pgbouncer_ini",
     "render_report",
     "write_atomically",
+    "write_export",
 ]
 
+# Pseudo file systems: "files" there are kernel interfaces, never an export's place.
+_SPECIAL_ROOTS = ("/proc", "/sys", "/dev")
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write through a temp file and rename, so a reader never sees half a file."""
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # read it (the CLI is single-threaded); restored at once
+    os.umask(mask)
+    return mask
+
+
+def _refuse(path: Path, why: str) -> ScenarioError:
+    return ScenarioError(f"-o {str(path)!r} {why}; give the path of a regular file "
+                         "(or - for stdout)")
+
+
+def check_target(path: Path) -> int:
+    """Refuse anything but a regular file (or a new one) in a normal directory; return the
+    mode the written file gets: an existing file's own, else 0666 less the umask."""
+    real_parent = os.path.realpath(path.parent if str(path.parent) else ".")
+    if any(real_parent == r or real_parent.startswith(r + "/") for r in _SPECIAL_ROOTS):
+        root = "/" + real_parent.split("/")[1]
+        raise _refuse(path, f"is under {root}, a system directory")
+    try:
+        st_ = os.lstat(path)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+    except OSError as exc:
+        raise _refuse(path, f"cannot be checked ({exc.strerror})") from None
+    if stat.S_ISLNK(st_.st_mode):
+        raise _refuse(path, "is a symbolic link (not followed)")
+    if stat.S_ISDIR(st_.st_mode):
+        raise _refuse(path, "is a directory")
+    if not stat.S_ISREG(st_.st_mode):
+        kind = ("a character device" if stat.S_ISCHR(st_.st_mode) else
+                "a block device" if stat.S_ISBLK(st_.st_mode) else
+                "a named pipe" if stat.S_ISFIFO(st_.st_mode) else
+                "a socket" if stat.S_ISSOCK(st_.st_mode) else "not a regular file")
+        raise _refuse(path, f"is {kind}")
+    if st_.st_nlink > 1:
+        raise _refuse(path, "has other hard links (replacing it would split them)")
+    return stat.S_IMODE(st_.st_mode)
+
+
+def write_atomically(path: Path, text: str, mode: int | None = None) -> None:
+    """Write through a temp file in the same directory and rename, so a reader never sees
+    half a file; the file gets `mode` (default 0666 less the umask), not mkstemp's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+            fh.flush()
+            os.fchmod(fh.fileno(), 0o666 & ~_umask() if mode is None else mode)
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_export(path: Path, text: str) -> None:
+    """`export -o PATH`: only a regular file, atomically, with normal permissions;
+    ScenarioError (one line, exit 2) for anything else or when the write fails."""
+    mode = check_target(path)
+    try:
+        write_atomically(path, text, mode)
+    except OSError as exc:
+        raise _refuse(path, f"cannot be written ({exc.strerror or type(exc).__name__})") \
+            from None
 
 
 def _setup(p: argparse.ArgumentParser) -> None:
@@ -59,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        write_atomically(Path(args.output), text)
+        write_export(Path(args.output), text)
         print(f"wrote {args.kind} to {args.output}", file=sys.stderr)
     return 0
 

@@ -37,9 +37,11 @@ from wizard.live.target import (
     ENV_PASSWORD,
     LiveTarget,
     allowed_hosts,
+    allowed_ports,
     check_allowed,
     live_enabled,
     parse_target,
+    request_host_allowed,
 )
 
 __all__ = [
@@ -49,4 +51,5 @@ __all__ = [
     "Timing", "allowed_hosts", "apply_overrides", "check_allowed", "detect_pooler",
     "exhaustion_plan", "live_enabled", "measure_pre_ping", "parse_target", "probe_postgres",
     "read_server", "report_overrides", "run_exhaustion", "run_live_check", "stated_limit",
+    "allowed_ports", "request_host_allowed",
 ]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl as ssl_module
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from wizard import share
 from wizard.live.errors import LiveError, classify, scrub
-from wizard.live.target import LiveTarget, check_allowed
+from wizard.live.target import LiveTarget, check_allowed, resolve_checked
 from wizard.model import EngineSettings, Scenario
 
 APP_NAME = "poolwise-live"
@@ -246,19 +248,67 @@ def stated_limit(
     """The most seconds a check may take, stated before it starts."""
     if exhaustion is None:
         return timeout
-    return timeout + min(exhaustion.pool_timeout, MAX_POOL_TIMEOUT) + 2 * connect_timeout
+    # + a fresh reading under the lock, the holders' connects and the extra checkout
+    return timeout + min(exhaustion.pool_timeout, MAX_POOL_TIMEOUT) + 3 * connect_timeout
 
 
 def _connect_kwargs(t: LiveTarget, timeout: float, cache: bool) -> dict[str, Any]:
     kw: dict[str, Any] = {
         "host": t.host, "port": t.port, "user": t.user, "database": t.database,
-        "timeout": timeout, "ssl": t.ssl, "server_settings": {"application_name": APP_NAME},
+        "timeout": timeout, "sslmode": t.ssl, "password": t.password or "",
+        "server_settings": {"application_name": APP_NAME},
     }
-    if t.password is not None:
-        kw["password"] = t.password
     if not cache:
         kw["statement_cache_size"] = 0
     return kw
+
+
+def _ssl_context(mode: str) -> ssl_module.SSLContext:
+    """A TLS context built here, never from PGSSLCERT/PGSSLKEY/PGSSLROOTCERT or ~/.postgresql:
+    the server's client certificate must never be offered to a host a visitor typed."""
+    if mode in ("verify-ca", "verify-full"):
+        ctx = ssl_module.create_default_context()  # the system trust store
+        ctx.check_hostname = mode == "verify-full"
+        return ctx
+    ctx = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl_module.CERT_NONE
+    return ctx
+
+
+async def isolated_connect(*, sslmode: str = "prefer", password: str = "",
+                           **kw: Any) -> asyncpg.Connection:
+    """asyncpg.connect using only the given values: no libpq environment, ever.
+
+    With password=None asyncpg would read PGPASSWORD, PGPASSFILE or ~/.pgpass, and with a
+    string sslmode PGSSLCERT/PGSSLKEY and ~/.postgresql; an explicit password (possibly
+    empty), an explicit SSLContext and explicit values for every other parameter asyncpg
+    would take from the environment (PGSSLNEGOTIATION, PGTARGETSESSIONATTRS,
+    PGKRBSRVNAME, PGGSSLIB) close each fallback. Host, port, user and database are always
+    given, so PGHOST/PGPORT/PGUSER/PGDATABASE are never read either.
+    """
+    for key in ("host", "port", "user", "database"):
+        if not kw.get(key):
+            raise LiveError(f"internal: the live check needs an explicit {key}.",
+                            "report this bug.", "failed")
+    kw.pop("ssl", None)
+    addrs = await resolve_checked(kw["host"], int(kw["port"]))
+    if sslmode != "verify-full":  # verify-full must check the certificate against the name
+        kw["host"], kw["port"] = addrs, [int(kw["port"])] * len(addrs)
+    kw.update(password=password or "", passfile=None, direct_tls=False,
+              target_session_attrs="any", krbsrvname="postgres", gsslib="gssapi")
+    if sslmode == "disable":
+        return await asyncpg.connect(ssl=False, **kw)
+    try:
+        return await asyncpg.connect(ssl=_ssl_context(sslmode), **kw)
+    except (ConnectionError, ssl_module.SSLError) as exc:
+        # prefer / allow: like libpq, fall back to plain text when the server has no TLS.
+        if sslmode not in ("prefer", "allow") or (
+            isinstance(exc, ConnectionError) and "rejected ssl upgrade" not in str(exc).lower()
+            and not isinstance(exc, ssl_module.SSLError)
+        ):
+            raise
+    return await asyncpg.connect(ssl=False, **kw)
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -282,7 +332,7 @@ async def _as_live_error(exc: BaseException, t: LiveTarget, timeout: float) -> L
 async def _connect(t: LiveTarget, timeout: float, *, cache: bool = False) -> asyncpg.Connection:
     try:
         async with asyncio.timeout(timeout):
-            return await asyncpg.connect(**_connect_kwargs(t, timeout, cache))
+            return await isolated_connect(**_connect_kwargs(t, timeout, cache))
     except Exception as exc:
         raise await _as_live_error(exc, t, timeout) from None
 
@@ -310,6 +360,8 @@ def _engine(t: LiveTarget, timeout: float, *, cache: bool, pool_size: int = 1,
         args.pop(key)
     if not cache:
         args["prepared_statement_cache_size"] = 0
+    # SQLAlchemy's asyncpg adapter calls this instead of asyncpg.connect (same isolation).
+    args["async_creator_fn"] = isolated_connect
     return create_async_engine(url, connect_args=args, pool_size=pool_size,
                                max_overflow=max_overflow, pool_timeout=pool_timeout,
                                pool_pre_ping=pre_ping, pool_use_lifo=lifo, pool_recycle=-1)
@@ -571,6 +623,44 @@ async def prove_exhaustion(t: LiveTarget, settings: EngineSettings, plan: Exhaus
                       pool_timeout=settings.pool_timeout, error=error, released=True)
 
 
+# One exhaustion test at a time in this process: parallel tests (several visitors, or one
+# visitor's tabs) would each see the same free slots and together fill the database.
+EXHAUSTION_LOCK = threading.Lock()
+
+
+async def exhaustion_under_lock(t: LiveTarget, settings: EngineSettings, *, cache: bool,
+                                timeout: float, progress: Progress = _noop,
+                                confirmed: Readings | None = None,
+                                ) -> tuple[ExhaustionPlan, Exhaustion | None, LiveError | None]:
+    """Plan and run the exhaustion test holding EXHAUSTION_LOCK, with the free-connection
+    figure measured again under the lock (readings taken before it may be stale); with
+    `confirmed` readings (what the user agreed to), the smaller free figure wins."""
+    if not EXHAUSTION_LOCK.acquire(blocking=False):
+        err = LiveError("Another exhaustion test is running on this server right now.",
+                        "try again in a minute; tests run one at a time so that together "
+                        "they never fill the database.", "exhaustion_busy")
+        return exhaustion_plan(settings, None), None, err
+    try:
+        conn = await _connect(t, timeout)
+        try:
+            fresh = await read_server(conn)
+        except Exception as exc:
+            raise await _as_live_error(exc, t, timeout) from None
+        finally:
+            await _close(conn)
+        # `fresh.free` counts the reading connection as used: one slot of margin.
+        if confirmed is not None and confirmed.free < fresh.free:
+            fresh = confirmed
+        plan = exhaustion_plan(settings, fresh)
+        try:
+            return plan, await prove_exhaustion(t, settings, plan, cache=cache,
+                                                timeout=timeout, progress=progress), None
+        except LiveError as err:
+            return plan, None, err
+    finally:
+        EXHAUSTION_LOCK.release()
+
+
 # --------------------------------------------------------------------------- the check
 
 
@@ -582,15 +672,17 @@ async def run_live_check(
     timeout: float = CHECK_TIMEOUT,
     connect_timeout: float = CONNECT_TIMEOUT,
     progress: Progress | None = None,
+    visitor: bool = True,
 ) -> LiveReport:
     """Run the live check; raise LiveError if the endpoint cannot be checked at all.
 
     Stages report through progress(stage, fraction): connect, readings, pooler, pre-ping,
     exhaustion (only with `exhaustion` settings), done. A refused or failed later stage
     lands in report.errors. Nothing is written; every connection is closed on return.
+    `visitor` (the web app) also applies the operator's port list; the CLI passes False.
     """
     progress = progress or _noop
-    check_allowed(target)
+    check_allowed(target, visitor=visitor)
     if not 0 <= pre_ping <= MAX_PRE_PING:
         raise LiveError(f"pre-ping count {pre_ping} is out of range.",
                         f"use 0 to {MAX_PRE_PING}.", "bad_input")
@@ -621,11 +713,10 @@ async def run_live_check(
                                              timeout=connect_timeout, progress=progress)
             if exhaustion is not None:
                 progress("exhaustion", 0.0)
-                plan = exhaustion_plan(exhaustion, readings)
-                try:
-                    result = await prove_exhaustion(target, exhaustion, plan, cache=cache,
-                                                    timeout=connect_timeout, progress=progress)
-                except LiveError as err:
+                plan, result, err = await exhaustion_under_lock(
+                    target, exhaustion, cache=cache, timeout=connect_timeout,
+                    progress=progress)
+                if err is not None:
                     errors.append(StageError("exhaustion", err.code, err.message, err.fix))
                 progress("exhaustion", 1.0)
     except TimeoutError:
@@ -647,16 +738,22 @@ async def run_exhaustion(
     statement_cache: bool = True,
     connect_timeout: float = CONNECT_TIMEOUT,
     progress: Progress | None = None,
+    visitor: bool = True,
 ) -> Exhaustion:
-    """The exhaustion test alone (after the user confirmed exhaustion_plan), bounded."""
-    check_allowed(target)
-    plan = exhaustion_plan(settings, readings)
+    """The exhaustion test alone (after the user confirmed exhaustion_plan), bounded.
+
+    Runs under EXHAUSTION_LOCK with free connections measured again there; `readings` only
+    states what the user confirmed."""
+    check_allowed(target, visitor=visitor)
     limit = stated_limit(timeout=0, exhaustion=settings, connect_timeout=connect_timeout)
     try:
         async with asyncio.timeout(limit + 5):
-            return await prove_exhaustion(target, settings, plan, cache=statement_cache,
-                                          timeout=connect_timeout,
-                                          progress=progress or _noop)
+            _, result, err = await exhaustion_under_lock(
+                target, settings, cache=statement_cache, timeout=connect_timeout,
+                progress=progress or _noop, confirmed=readings)
+            if err is not None:
+                raise err
+            return result
     except TimeoutError:
         raise LiveError(f"The exhaustion test went past its limit of {limit + 5:g} s.",
                         "the endpoint answers too slowly: check the network path.",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 from dataclasses import replace
@@ -25,6 +26,9 @@ from wizard.checks import url_findings
 from wizard.live.check import (
     CHECK_TIMEOUT,
     CONNECT_TIMEOUT,
+    EXHAUSTION_CAP,
+    MAX_POOL_TIMEOUT,
+    MAX_PRE_PING,
     LiveReport,
     StageError,
     apply_overrides,
@@ -47,18 +51,48 @@ def setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-env", default=ENV_PASSWORD, metavar="NAME",
                    help="environment variable holding the password (default %(default)s)")
     p.add_argument("--pre-ping", type=int, default=20, metavar="N",
-                   help="checkouts with pool_pre_ping vs SELECT 1 round trips (0 = skip)")
+                   help="checkouts with pool_pre_ping vs SELECT 1 round trips "
+                        f"(0 = skip, at most {MAX_PRE_PING})")
     p.add_argument("--exhaustion", action="store_true",
                    help="prove pool_size + max_overflow + 1 holders time out (opt-in)")
     p.add_argument("--pool-size", type=int, default=2, help="exhaustion test pool_size")
     p.add_argument("--max-overflow", type=int, default=1, help="exhaustion test max_overflow")
     p.add_argument("--pool-timeout", type=float, default=2.0,
                    help="exhaustion test pool_timeout in seconds")
-    p.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="S")
+    p.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="S",
+                   help="per connection attempt, in (0, 600] seconds")
     p.add_argument("--timeout", type=float, default=CHECK_TIMEOUT, metavar="S",
-                   help="limit for the whole check (exhaustion adds its pool_timeout)")
+                   help="limit for the whole check, in (0, 600] seconds (exhaustion adds "
+                        "its pool_timeout)")
     p.add_argument("--json", action="store_true")
     core_cli.add_scenario_flags(p)
+
+
+MAX_TIMEOUT = 600.0  # seconds: --timeout and --connect-timeout
+
+
+def _in(value: float, lo: float, hi: float) -> bool:
+    return math.isfinite(value) and lo < value <= hi
+
+
+def check_bounds(args: argparse.Namespace) -> None:
+    """Refuse numbers that would make the check unbounded (ScenarioError, exit 2).
+
+    --pre-ping 0..MAX_PRE_PING; --timeout and --connect-timeout in (0, 600] s;
+    --pool-size 0..EXHAUSTION_CAP, --max-overflow 0..EXHAUSTION_CAP, --pool-timeout
+    in (0, 60] s. NaN and infinity are refused (NaN compares false with every bound).
+    """
+    if not 0 <= args.pre_ping <= MAX_PRE_PING:
+        raise ScenarioError(f"--pre-ping must be 0..{MAX_PRE_PING}, got {args.pre_ping}")
+    for flag, value in (("--timeout", args.timeout), ("--connect-timeout", args.connect_timeout)):
+        if not _in(value, 0, MAX_TIMEOUT):
+            raise ScenarioError(f"{flag} must be a number of seconds in (0, {MAX_TIMEOUT:g}], "
+                                f"got {value:g}")
+    if not 0 <= args.pool_size <= EXHAUSTION_CAP or not 0 <= args.max_overflow <= EXHAUSTION_CAP:
+        raise ScenarioError(f"--pool-size and --max-overflow must be 0..{EXHAUSTION_CAP}")
+    if not _in(args.pool_timeout, 0, MAX_POOL_TIMEOUT):
+        raise ScenarioError(f"--pool-timeout must be in (0, {MAX_POOL_TIMEOUT:g}] seconds, "
+                            f"got {args.pool_timeout:g}")
 
 
 def _flag_settings(args: argparse.Namespace) -> EngineSettings:
@@ -137,6 +171,7 @@ def _stage_printer(stage: str, fraction: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_bounds(args)
     try:
         target = parse_target(args.url, env=os.environ, password_env=args.password_env)
     except LiveError as err:
@@ -149,9 +184,6 @@ def run(args: argparse.Namespace) -> int:
         print("warning: the URL holds a password; it may stay in your shell history. "
               "Put it in an environment variable and pass --password-env NAME instead.",
               file=sys.stderr)
-    if args.pre_ping < 0 or args.timeout <= 0 or args.connect_timeout <= 0:
-        raise ScenarioError("--pre-ping must be 0 or more; --timeout and --connect-timeout "
-                            "above 0")
     flat = {k.key: getattr(args, k.key) for k in core_cli.share.PARAMS
             if getattr(args, k.key, None) is not None}
     scenario = core_cli.scenario_from_args(args) if flat else None
@@ -161,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(run_live_check(
             target, pre_ping=args.pre_ping, timeout=args.timeout,
-            connect_timeout=args.connect_timeout, progress=progress))
+            connect_timeout=args.connect_timeout, progress=progress, visitor=False))
         if scenario is not None:
             rec = recommend(apply_overrides(scenario, report))
             settings = rec.engine("primary") if args.exhaustion else None
@@ -172,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
                 cache = not (report.pooler and report.pooler.named_statements_break)
                 result = asyncio.run(run_exhaustion(
                     target, settings, report.readings, statement_cache=cache,
-                    connect_timeout=args.connect_timeout, progress=progress))
+                    connect_timeout=args.connect_timeout, progress=progress, visitor=False))
                 report = replace(report, exhaustion_plan=plan, exhaustion=result)
             else:
                 report = replace(report, exhaustion_plan=plan, errors=report.errors + (

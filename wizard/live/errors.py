@@ -42,14 +42,17 @@ async def probe_postgres(host: str, port: int, timeout: float) -> str:
     Sends only PostgreSQL's 8-byte SSLRequest and reads one byte: used to tell a
     TLS refusal from a port that does not speak PostgreSQL at all.
     """
+    from wizard.live.target import resolve_checked
+
     writer = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
+            addrs = await resolve_checked(host, port)
+            reader, writer = await asyncio.open_connection(addrs[0], port)
             writer.write(_SSL_REQUEST)
             await writer.drain()
             first = await reader.read(1)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, LiveError):
         return "other"
     finally:
         if writer is not None:

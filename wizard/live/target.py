@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import ipaddress
 import os
 import re
+import socket
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -14,6 +18,27 @@ from wizard.live.errors import LiveError
 ENV_PASSWORD = "POOLWISE_LIVE_PASSWORD"
 ENV_DISABLED = "POOLWISE_LIVE_DISABLED"
 ENV_ALLOWED_HOSTS = "POOLWISE_LIVE_ALLOWED_HOSTS"
+ENV_ALLOWED_PORTS = "POOLWISE_LIVE_ALLOWED_PORTS"
+# PostgreSQL (5432, and 5433-5439 for extra clusters on one host), PgBouncer (6432),
+# Supabase's transaction pooler (6543): the ports a visitor of the web app may check.
+DEFAULT_PORTS = "5432-5439,6432,6543"
+# Values of POOLWISE_LIVE_DISABLED that leave the live check on; anything else switches it off.
+_ENABLED_WORDS = ("", "0", "false", "no", "off")
+
+# Cloud instance-metadata services and link-local networks: never a database, always refused
+# (by name as typed and by every address the name resolves to).
+METADATA_NAMES = frozenset((
+    "metadata", "metadata.google.internal", "metadata.goog", "metadata.azure.internal",
+    "instance-data", "instance-data.ec2.internal", "metadata.tencentyun.com",
+    "metadata.platformequinix.com",
+))
+_BLOCKED_NETS = tuple(ipaddress.ip_network(n) for n in (
+    "169.254.0.0/16",  # IPv4 link-local: AWS/GCP/Azure/OCI metadata 169.254.169.254, ECS .170.2
+    "fe80::/10",  # IPv6 link-local
+    "fd00:ec2::254/128",  # AWS metadata over IPv6
+    "100.100.100.200/32",  # Alibaba Cloud metadata
+    "0.0.0.0/32", "::/128",  # "this host" wildcards
+))
 
 SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -66,6 +91,9 @@ def parse_target(
     a password).
     """
     env = {} if env is None else env
+    if isinstance(url, str) and has_control(url.strip()) or (password and has_control(password)):
+        raise LiveError("The database URL or password contains a control character (newline, "
+                        "tab, ...).", "type them again without control characters.", "bad_url")
     bad = "Use postgresql://USER@HOST:PORT/DATABASE (password in the password field or " \
           f"the {password_env} environment variable)."
     if not isinstance(url, str) or not url.strip():
@@ -111,14 +139,24 @@ def parse_target(
         source, secret = "url", unquote(parts.password)
     elif env.get(password_env):
         source, secret = "env", env[password_env]
+    if any(has_control(part) for part in (host, user, database)):  # also %0D%0A-encoded
+        raise LiveError("The database URL contains a control character (newline, tab, ...), "
+                        "also percent-encoded.", "remove it from the user, host and database.",
+                        "bad_url")
     return LiveTarget(host=host, port=port or 5432, user=user, database=database,
                       password=secret, ssl=ssl, password_from=source)
 
 
+def has_control(text: str) -> bool:
+    """True when `text` holds a control or format character (CR, LF, NUL, tab, bidi...)."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
+
+
 def live_enabled(env: Mapping[str, str] | None = None) -> bool:
-    """False when the operator switched the live check off (POOLWISE_LIVE_DISABLED)."""
+    """False when the operator switched the live check off: POOLWISE_LIVE_DISABLED set to
+    anything but empty, 0, false, no or off (a typo must not leave it on)."""
     env = os.environ if env is None else env
-    return env.get(ENV_DISABLED, "").strip().lower() not in ("1", "true", "yes", "on")
+    return env.get(ENV_DISABLED, "").strip().lower() in _ENABLED_WORDS
 
 
 def allowed_hosts(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -128,18 +166,113 @@ def allowed_hosts(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(p.strip().lower() for p in raw.split(",") if p.strip())
 
 
-def check_allowed(target: LiveTarget, env: Mapping[str, str] | None = None) -> None:
-    """Raise LiveError unless the operator allows a live check against this host.
+def allowed_ports(env: Mapping[str, str] | None = None) -> tuple[tuple[int, int], ...]:
+    """Port ranges a visitor may check (POOLWISE_LIVE_ALLOWED_PORTS, e.g. "5432,6432,7000-7010";
+    default 5432-5439,6432,6543). A malformed setting allows nothing rather than everything."""
+    env = os.environ if env is None else env
+    raw = env.get(ENV_ALLOWED_PORTS, "").strip() or DEFAULT_PORTS
+    out = []
+    for item in raw.split(","):
+        lo, _, hi = item.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            return ()
+        if not 1 <= a <= b <= 65535:
+            return ()
+        out.append((a, b))
+    return tuple(out)
 
-    Runs on the name as typed, before any DNS lookup or connection.
+
+def blocked_address(address: str) -> bool:
+    """True for link-local and cloud-metadata addresses (IPv4-mapped IPv6 included)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in _BLOCKED_NETS if net.version == ip.version)
+
+
+def blocked_name(host: str) -> bool:
+    """True for a metadata-service name or a link-local/metadata address literal."""
+    host = host.lower().rstrip(".").strip("[]")
+    return host in METADATA_NAMES or blocked_address(host)
+
+
+def _refused(code: str = "host_not_allowed") -> LiveError:
+    # Says neither which hosts or ports are allowed nor why: a visitor learns nothing to aim at.
+    return LiveError("This deployment does not allow a live check against that address.",
+                     "check a database on an allowed host and port, or ask the operator "
+                     "(see SECURITY.md).", code)
+
+
+def check_allowed(target: LiveTarget, env: Mapping[str, str] | None = None, *,
+                  visitor: bool = True) -> None:
+    """Raise LiveError unless the operator allows a live check against this host and port.
+
+    Runs on the name as typed, before any DNS lookup or connection (the resolved addresses
+    are checked again at connect time). Metadata and link-local addresses are refused
+    always; the port list applies to `visitor` targets (the web app), not to the CLI.
     """
     if not live_enabled(env):
         raise LiveError("The live check is switched off on this deployment.",
                         f"ask the operator, or run it locally (unset {ENV_DISABLED}).",
                         "disabled")
+    if blocked_name(target.host):
+        raise _refused()
     patterns = allowed_hosts(env)
     host = target.host.lower().rstrip(".")
     if patterns and not any(fnmatch.fnmatchcase(host, p) for p in patterns):
-        raise LiveError(f"Host {target.host!r} is not on this deployment's allowlist.",
-                        f"use an allowed host ({', '.join(patterns)}) or ask the operator to "
-                        f"extend {ENV_ALLOWED_HOSTS}.", "host_not_allowed")
+        raise _refused()
+    if visitor and not any(a <= target.port <= b for a, b in allowed_ports(env)):
+        raise _refused("port_not_allowed")
+
+
+async def resolve_checked(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, or LiveError if any is link-local or metadata.
+
+    Connecting to these addresses (not the name again) keeps a rebinding DNS answer from
+    switching to a refused address between the check and the connection.
+    """
+    if blocked_name(host):
+        raise _refused()
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addrs = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addrs or any(blocked_address(a) for a in addrs):
+        raise _refused()
+    return addrs
+
+
+ENV_APP_HOSTS = "POOLWISE_ALLOWED_HOSTS"
+
+
+def app_hosts(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Host names the web app is served under (POOLWISE_ALLOWED_HOSTS); empty = not set."""
+    env = os.environ if env is None else env
+    raw = env.get(ENV_APP_HOSTS, "").replace(",", " ")
+    return tuple(p.strip().lower().rstrip(".") for p in raw.split() if p.strip())
+
+
+def request_host_allowed(host_header: str | None, env: Mapping[str, str] | None = None) -> bool:
+    """Whether a request's Host header names this deployment (DNS-rebinding guard).
+
+    Same patterns as Streamlit's server.allowedHosts: exact names, "*.example.com", "*";
+    the port is ignored. Not configured: True. Configured but no or odd Host: False.
+    """
+    patterns = app_hosts(env)
+    if not patterns:
+        return True
+    if not host_header or has_control(host_header):
+        return False
+    try:
+        parts = urlsplit(f"//{host_header.strip()}")
+        name, _ = parts.hostname, parts.port
+    except ValueError:
+        return False
+    if not name or parts.username or parts.password or parts.path or parts.query:
+        return False
+    name = name.lower().rstrip(".")
+    return any(p == "*" or name == p or (p.startswith("*.") and name.endswith(p[1:]))
+               for p in patterns)

@@ -25,13 +25,29 @@ def _exporter():
     return export
 
 
+def app_address() -> str | None:
+    """Where exported files link back to: POOLWISE_PUBLIC_URL, else this request's own
+    address (when its Host is one the deployment serves); never a made-up localhost."""
+    from wizard.live.target import request_host_allowed
+
+    configured = share.public_url()
+    if configured:
+        return configured
+    try:
+        url, host = st.context.url, st.context.headers.get("Host")
+    except Exception:  # no request context (AppTest)
+        return None
+    return share.app_base((url or "").split("?")[0]) if request_host_allowed(host) else None
+
+
 @st.cache_data(max_entries=128, show_spinner=False)
-def rendered(key: tuple[tuple[str, str], ...]) -> dict[str, str | None]:
+def rendered(key: tuple[tuple[str, str], ...], base: str | None = None) -> dict[str, str | None]:
     """The three exports of one scenario, exactly as wizard.export renders them."""
     export = _exporter()
     rec, _, _ = state._recommend(key)
-    return {"module": export.render_module(rec), "report": export.render_report(rec),
-            "ini": export.render_pgbouncer_ini(rec)}
+    return {"module": export.render_module(rec, share_base=base),
+            "report": export.render_report(rec, share_base=base),
+            "ini": export.render_pgbouncer_ini(rec, share_base=base)}
 
 
 def current_rows(rec: Recommendation) -> list[dict[str, str]]:
@@ -61,7 +77,7 @@ def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None
         st.warning("Export is not available in this installation (wizard.export is missing). "
                    "The engine settings are on the Results step.")
         return
-    files = rendered(key)
+    files = rendered(key, app_address())
     row = st.container(horizontal=True, gap="small")
     for kind, name, mime in FILES:
         text = files[kind]

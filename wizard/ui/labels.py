@@ -137,14 +137,6 @@ FIX_STEP = {
 STEP_NAMES = {"database": "1 Database", "proxy": "2 Proxy", "topology": "3 Fleet",
               "load": "4 Load", "results": "5 Results", "export": "6 Export"}
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
-
-
-def plain(text: object) -> str:
-    """Text shown through a Markdown element (alerts, captions) with every Markdown, LaTeX
-    and Streamlit directive character escaped: visitor and link text stays text."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
-
 # The app's name for each share parameter (one home, in the core): a message from the core
 # names the field the visitor sees instead of a command-line flag.
 PARAM_LABELS = FIELD_LABELS

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import time
+from urllib.parse import urlsplit
 
 import streamlit as st
 
 from wizard import redact
 from wizard.model import Recommendation, ScenarioError
 from wizard.ui import state
+from wizard.ui.text import md_escape
 
 LIMIT_S = 120.0  # a rerun does not cancel a pending await: bound the whole check
 
@@ -37,48 +40,163 @@ def _apply(overrides: dict[str, str]) -> None:
     try:
         state.load_flat(flat)
     except ScenarioError as exc:
-        st.session_state["_live_msg"] = f"Could not apply the measured values: {exc}"
+        st.session_state["_live_msg"] = ("Could not apply the measured values: "
+                                         + md_escape(exc))
     else:
         st.session_state["_live_msg"] = "Measured values applied: see the Database step."
 
 
+def url_to_keep(url: str) -> str:
+    """The URL to leave in the field after a run: as typed when it holds no password or
+    token, else empty (never a secret back on screen or in the session)."""
+    try:
+        parts = urlsplit(url.strip())
+        has_password = parts.password is not None
+    except ValueError:
+        return ""
+    if has_password or redact.looks_like_credential(url) or not url.isprintable():
+        return ""
+    return url.strip()
+
+
 def _take_secrets() -> None:
     """Submit callback: move URL and password out of the widgets before the run, so the
-    form is empty on the server too; the run pops them and drops them when done."""
-    st.session_state["_live_pending"] = (st.session_state.get("live_url", ""),
-                                         st.session_state.get("live_password", ""))
-    st.session_state["live_url"] = ""
+    password is gone from the form on the server too; the run pops them and drops them
+    when done. The URL stays in its field unless it holds a secret."""
+    url = st.session_state.get("live_url", "") or ""
+    st.session_state["_live_pending"] = (url, st.session_state.get("live_password", ""))
+    st.session_state["live_url"] = st.session_state["_live_url_kept"] = url_to_keep(url)
     st.session_state["live_password"] = ""
 
 
-def _show(report, overrides: dict[str, str]) -> None:
+def endpoint_overrides(flat: dict[str, str], measured: dict[str, str], report,
+                       role: str) -> dict[str, str]:
+    """The share parameters a click on "Use the measured values" changes for `role`: the
+    primary takes every measured setting, a replica its own max_connections."""
+    if not measured or report.readings is None:
+        return {}
+    if role == "primary":
+        return measured
+    i = int(role.rsplit("-", 1)[1]) - 1
+    n = int(flat.get("replicas") or 0)
+    items = (flat.get("replica_max_connections") or "").split(",") if n else []
+    items = (items + [""] * n)[:n]
+    if not 0 <= i < n:
+        return {}
+    items[i] = str(report.readings.max_connections)
+    return {"replica_max_connections": ",".join(items)}
+
+
+# What each measured parameter is called on the Database step (never a CLI flag).
+_WORDS = {"max_connections": "max_connections", "superuser_reserved":
+          "superuser_reserved_connections", "provider_reserved": "reserved_connections",
+          "pg_version": "PostgreSQL major version", "max_connections_source": "source",
+          "replica_max_connections": "replica max_connections"}
+
+
+def _against_plan(report, overrides: dict[str, str], rec: Recommendation | None,
+                  role: str) -> None:
+    """Measured against assumed, and what the recommendation becomes with the measured
+    values (both numbers from the core's recommendation of each scenario)."""
     r = report.readings
-    st.success(f"Checked {report.target} in {report.elapsed_s:g} s.")
+    if r is None or rec is None or not overrides:
+        return
+    try:
+        before = rec.endpoint(role)
+    except StopIteration:
+        return
+    after_rec, error, fix = state.recommendation({**state.current_flat(), **overrides})
+    lines = [f"You assumed max_connections {before.max_connections:,} on {role} "
+             f"({md_escape(before.max_connections_source, 120)}); the server says "
+             f"{r.max_connections:,}."]
+    if after_rec is None:
+        lines.append(f"With the measured values the scenario cannot fit: "
+                     f"{md_escape(error, 300)} Fix: {md_escape(fix, 300)}")
+    else:
+        a, eb, ea = after_rec.endpoint(role), rec.engine(role), after_rec.engine(role)
+        same = (eb.pool_size, eb.max_overflow) == (ea.pool_size, ea.max_overflow)
+        lines.append(f"Per engine, pool {eb.pool_size} + {eb.max_overflow} "
+                     + ("stays as it is" if same else
+                        f"becomes {ea.pool_size} + {ea.max_overflow}")
+                     + f"; usable {before.usable:,} → {a.usable:,}; at the peak the database "
+                     f"sees {before.worst_case:,} → {a.worst_case:,}.")
+    (st.info if after_rec is not None else st.warning)(" ".join(lines))
+
+
+def _exhaustion_words(e) -> str:
+    """The exhaustion proof in a sentence."""
+    if not e.timed_out:
+        return f"Exhaustion not proven: {md_escape(e.error, 300)}."
+    return (f"Exhaustion proven: the pool held {e.opened} connections (pool_size + "
+            f"max_overflow; the server saw {e.server_connections}); one more checkout "
+            f"waited {e.waited_s:.1f} s and failed with TimeoutError, as pool_timeout "
+            f"{e.pool_timeout:g} s says. Under a burst past the pool your app's requests "
+            "fail this way instead of overloading the database; all connections were "
+            "released.")
+
+
+def _show(report, overrides: dict[str, str], rec: Recommendation | None = None,
+          role: str = "primary") -> None:
+    r = report.readings
+    st.success(f"Checked {md_escape(report.target)} in {report.elapsed_s:g} s.")
     if r is not None:
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("max_connections (measured)", f"{r.max_connections:,}")
         c2.metric("reserved", r.reserved)
         c3.metric("in use now", r.in_use)
         c4.metric("free for this role", r.free)
-        st.caption(f"PostgreSQL {r.server_version}; superuser_reserved_connections "
+        st.caption(f"PostgreSQL {md_escape(r.server_version)}; superuser_reserved_connections "
                    f"{r.superuser_reserved_connections}, reserved_connections "
                    f"{r.reserved_connections if r.reserved_connections is not None else 'n/a'}.")
+    _against_plan(report, overrides, rec, role)
     if report.pooler is not None:
-        st.info(f"Pooler: {report.pooler.message}")
+        st.info(f"Pooler: {md_escape(report.pooler.message, 600)}")
     if report.pre_ping is not None:
         p = report.pre_ping
         st.caption(f"pool_pre_ping: checkout p50 {p.pre_ping_checkout.p50_ms:.2f} ms with it, "
                    f"{p.plain_checkout.p50_ms:.2f} ms without, SELECT 1 "
                    f"{p.select1.p50_ms:.2f} ms ({p.n} checkouts each).")
     if report.exhaustion is not None:
-        e = report.exhaustion
-        st.caption(f"Exhaustion: {e.holders} holders, {e.opened} opened, timed out: "
-                   f"{e.timed_out} after {e.waited_s:.1f} s.")
+        st.info(_exhaustion_words(report.exhaustion))
+    from wizard.live import limits
+
     for err in report.errors:
-        st.warning(f"{err.stage}: {err.message} **Fix:** {err.fix}")
+        err = limits.for_visitor(err)
+        st.warning(f"{err.stage if hasattr(err, 'stage') else 'check'}: "
+                   f"{md_escape(err.message, 600)} **Fix:** {md_escape(err.fix, 600)}")
     if overrides:
         st.button("Use the measured values", key="live_apply", on_click=_apply,
                   args=(overrides,), type="primary")
+        st.caption("This sets on the Database step: " + "; ".join(
+            f"{_WORDS.get(k, k)} {md_escape(v, 80)}" for k, v in overrides.items()) + ".")
+
+
+def _refusal(live) -> str | None:
+    """Why this request may not run a live check at all (None: it may)."""
+    if not live.live_enabled():
+        return ("The live check is switched off on this deployment. Run it from your own "
+                "machine: python -m wizard live --url ...")
+    try:
+        host = st.context.headers.get("Host")
+    except Exception:  # no request context (AppTest)
+        host = None
+    if not live.request_host_allowed(host):
+        return ("This page was opened under an address this deployment does not serve, so "
+                "the live check is off here. Open poolwise at its usual address.")
+    return None
+
+
+def _fail(failure: BaseException, password: str, url: str, limits) -> None:
+    """Show why the check failed, in one generic sentence for network failures."""
+    if isinstance(failure, TimeoutError):
+        failure = limits.GENERIC
+    if hasattr(failure, "code"):
+        failure = limits.for_visitor(failure)
+    text = getattr(failure, "message", None) or type(failure).__name__
+    fix = getattr(failure, "fix", "") or ("check the URL (host, port, database, user) and the "
+                                          "password, then run it again.")
+    st.error("Live check failed: " + md_escape(_scrub(text, password, url), 600))
+    st.info("**Fix:** " + md_escape(_scrub(fix, password, url), 600))
 
 
 def render(rec: Recommendation | None) -> None:
@@ -88,21 +206,35 @@ def render(rec: Recommendation | None) -> None:
         st.warning("The live check is not available in this installation "
                    "(wizard.live is missing).")
         return
+    from wizard.live import limits
+
+    refused = _refusal(live)
+    if refused:
+        st.info(refused)
+        st.session_state.pop("_live_pending", None)
+        return
     st.caption("Connects read-only to your database (or pooler), reads max_connections, the "
                "reserves and who is connected, detects a transaction pooler and times "
                "pre-ping. Nothing is written; every connection is closed at the end. The "
-               "password is used for this check only and never stored or shown.")
+               "password is used for this check only and never stored or shown; the "
+               "server's own credentials are never used.")
     msg = st.session_state.pop("_live_msg", None)
     if msg:
         st.info(msg)
-    with st.form("live_form", clear_on_submit=True):
+    roles = [e.role for e in rec.endpoints] if rec is not None else ["primary"]
+    if "live_url" not in st.session_state:  # back from another step: the URL is still here
+        st.session_state["live_url"] = st.session_state.get("_live_url_kept", "")
+    with st.form("live_form", clear_on_submit=False):
         st.text_input("Database URL (without the password)", key="live_url",
-                            placeholder="postgresql://app_user@db.example.com:5432/app"
-                                        "?sslmode=require",
-                            help="The host your app connects to. Put the password in the "
-                                 "next field, not in the URL.")
+                      placeholder="postgresql://app_user@db.example.com:5432/app"
+                                  "?sslmode=require",
+                      help="The host your app connects to. Put the password in the "
+                           "next field, not in the URL.")
         st.text_input("Password", type="password", key="live_password",
-                                 help="Used for this check only; cleared when you submit.")
+                      help="Used for this check only; cleared when you submit.")
+        role = st.selectbox("Which endpoint of the plan is this?", roles, key="live_role",
+                            help="The measured max_connections replaces the one assumed for "
+                                 "this endpoint; check each replica with its own URL.")
         pre_ping = st.slider("Pre-ping checkouts to time", 0, 50, 20, key="live_pre_ping")
         exhaust = st.checkbox("Also prove the recommended pool runs out as expected "
                               "(opens pool_size + max_overflow connections briefly)",
@@ -113,42 +245,42 @@ def render(rec: Recommendation | None) -> None:
     if submitted:
         try:
             target = live.parse_target(url, password or None)
+            live.check_allowed(target)
+            limits.take_token(st.session_state.setdefault("_live_history", []))
         except Exception as exc:
-            st.error(_scrub(getattr(exc, "message", str(exc)), password, url))
-            fix = getattr(exc, "fix", "")
-            if fix:
-                st.info(f"**Fix:** {_scrub(fix, password, url)}")
+            _fail(exc, password, url, limits)
             return
         failure = None
+        started = time.monotonic()
         with st.status("Running the live check…", expanded=True) as status:
             def progress(stage: str, fraction: float) -> None:
                 if fraction == 0.0:
                     status.write(f"{stage}…")
 
             try:
-                report = asyncio.run(asyncio.wait_for(live.run_live_check(
-                    target, pre_ping=pre_ping,
-                    exhaustion=rec.engines[0] if (exhaust and rec is not None) else None,
-                    progress=progress), timeout=LIMIT_S))
+                with limits.GATE.slot():
+                    report = asyncio.run(asyncio.wait_for(live.run_live_check(
+                        target, pre_ping=pre_ping,
+                        exhaustion=rec.engine(role) if (exhaust and rec is not None) else None,
+                        progress=progress), timeout=LIMIT_S))
             except Exception as exc:
+                failure = exc
+                if getattr(exc, "code", "") in limits.NETWORK_CODES \
+                        and not limits.detailed_errors():
+                    limits.pad(started, live.CONNECT_TIMEOUT)
                 status.update(label="Live check failed: see below", state="error",
                               expanded=False)
-                failure = exc
             else:
                 status.update(label="Live check done", state="complete", expanded=False)
         if failure is not None:
             # Outside the status box: a collapsed box would hide the reason and its fix.
-            text = getattr(failure, "message", None) or (
-                "the check did not finish in time" if isinstance(failure, TimeoutError)
-                else type(failure).__name__)
-            st.error(_scrub(f"Live check failed: {text}", password, url))
-            fix = getattr(failure, "fix", "")
-            st.info("**Fix:** " + _scrub(fix or "check the URL (host, port, database, user) "
-                                               "and the password, then run it again.",
-                                         password, url))
+            _fail(failure, password, url, limits)
             st.session_state.pop("_live_report", None)
             return
-        st.session_state["_live_report"] = report
-    report = st.session_state.get("_live_report")
-    if report is not None:
-        _show(report, live.report_overrides(report))
+        st.session_state["_live_report"] = (report, role)
+    kept = st.session_state.get("_live_report")
+    if kept is not None:
+        report, role = kept
+        flat = state.current_flat()
+        _show(report, endpoint_overrides(flat, live.report_overrides(report), report, role),
+              rec, role)

@@ -12,7 +12,7 @@ import streamlit as st
 
 from wizard import share
 from wizard.ui import database, export, load, proxy, results, state, topology
-from wizard.ui.labels import plain
+from wizard.ui.text import md_escape
 
 
 @dataclass(frozen=True)
@@ -114,10 +114,10 @@ def main() -> None:
     st.caption("How big should your SQLAlchemy async pool be, and what must your engine say?")
     notice = st.session_state.pop(state.NOTICE_KEY, None)
     if notice:
-        st.warning(plain(notice), icon=":material/link_off:")
+        st.warning(md_escape(notice, 600), icon=":material/link_off:")  # echoes the link
     flash = st.session_state.pop(state.FLASH_KEY, None)
     if flash:
-        st.success(plain(flash), icon=":material/check_circle:")
+        st.success(md_escape(flash), icon=":material/check_circle:")
     step = st.radio("Step", ORDER, key=state.STEP_KEY, format_func=lambda s: STEPS[s].label,
                     horizontal=True, label_visibility="collapsed")
     if STEPS[step].beside_result:

@@ -10,7 +10,8 @@ from wizard import budget, sizing
 from wizard.export.render import create_engine_block, engine_block
 from wizard.model import EndpointBudget, EngineSettings, Finding, Recommendation, Scenario
 from wizard.ui import state
-from wizard.ui.labels import FIX_STEP, SEVERITY_ICON, STEP_NAMES, plain
+from wizard.ui.labels import FIX_STEP, SEVERITY_ICON, STEP_NAMES
+from wizard.ui.text import md_escape
 
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 TOP_FINDINGS = 3
@@ -48,12 +49,12 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
                here: str = "results") -> None:
     """An unsizable scenario: the reason, the fix, the arithmetic behind the numbers in
     the message and buttons to the steps where the fix is made (no dead end)."""
-    st.error(f"This scenario cannot be sized: {plain(error)}", icon=":material/error:")
+    st.error(f"This scenario cannot be sized: {md_escape(error)}", icon=":material/error:")
     if fix:
-        st.info(f"**Fix:** {plain(fix)}")
+        st.info(f"**Fix:** {md_escape(fix)}")
     words = fleet_words(scenario)
     if words:
-        st.caption(plain(words))
+        st.caption(md_escape(words))
     for step, label in FIX_STEPS:
         if step != here:
             st.button(label, key=f"fix_go_{step}", on_click=state.go, args=(step,),
@@ -73,37 +74,38 @@ def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
     row = st.container(horizontal=True, gap="small")
     if eng.poolclass == "NullPool":
         row.metric("poolclass", "NullPool", width=METRIC_WIDTH,
-                   help=plain(eng.reasons.get("poolclass", "")))
+                   help=md_escape(eng.reasons.get("poolclass", "")))
     else:
         row.metric("pool_size", eng.pool_size, width=METRIC_WIDTH,
-                   help=plain(eng.reasons.get("pool_size", "")))
+                   help=md_escape(eng.reasons.get("pool_size", "")))
         row.metric("max_overflow", eng.max_overflow, width=METRIC_WIDTH,
-                   help=plain(eng.reasons.get("max_overflow", "")))
+                   help=md_escape(eng.reasons.get("max_overflow", "")))
     row.metric("database sees at peak", f"{ep.worst_case:,}", width=METRIC_WIDTH,
                delta=(f"{ep.headroom:,} to spare" if ep.headroom >= 0 else
                       f"{-ep.headroom:,} over"),
                delta_color="normal" if ep.headroom >= 0 else "inverse",
-               delta_arrow="off", help=plain(ep.explanation))
+               delta_arrow="off", help=md_escape(ep.explanation))
     row.metric("usable", f"{ep.usable:,}", width=METRIC_WIDTH,
-               help=plain(f"max_connections {ep.max_connections:,} ("
+               help=md_escape(f"max_connections {ep.max_connections:,} ("
                           f"{ep.max_connections_source}) - " + " - ".join(
                               f"{r.count} {r.name}" for r in ep.reserves)))
     if ep.client_side is not None:
         row.metric("clients open", f"{ep.client_side.worst_case:,}", width=METRIC_WIDTH,
-                   help=plain(ep.client_side.detail))
+                   help=md_escape(ep.client_side.detail))
     if ep.p_wait is not None:
         row.metric("P(checkout waits)", sizing.percent(ep.p_wait), width=METRIC_WIDTH,
                    help="Erlang C for the pool exported on this endpoint.")
     if peak is not None:
         row.metric(BREAKS_LABEL, _breaks_words(ep), width=METRIC_WIDTH,
-                   help=plain(f"The autoscaling maximum (deploy surge counted) from which "
+                   help=md_escape(f"The autoscaling maximum (deploy surge counted) from which "
                               f"this endpoint's clients exceed {ep.break_limit_name}; "
                               f"today's autoscaling maximum: {peak:,}."))
 
 
 def _finding(w: Finding, i: int, with_button: bool = True) -> None:
     show = {"error": st.error, "warning": st.warning}.get(w.severity, st.info)
-    show(f"{plain(w.message)}  \n**Fix:** {plain(w.fix)}", icon=SEVERITY_ICON.get(w.severity))
+    show(f"{md_escape(w.message)}  \n**Fix:** {md_escape(w.fix)}",
+         icon=SEVERITY_ICON.get(w.severity))
     step = FIX_STEP.get(w.code)
     if with_button and step:
         st.button(f"Fix it in {STEP_NAMES[step]}", key=f"finding_go_{i}", on_click=state.go,
@@ -125,7 +127,7 @@ def answer(rec: Recommendation) -> None:
     peak = None if s.serverless else s.max_app_instances or s.app_instances
     with st.container(border=True, key="answer"):
         for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
-            st.markdown(f"**{plain(ep.role)}**{plain(_where(rec, ep))}")
+            st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
             _metrics(ep, eng, peak)
         top = [w for w in ranked(rec) if w.severity != "info"][:TOP_FINDINGS]
         for i, w in enumerate(top):
@@ -141,12 +143,12 @@ def answer(rec: Recommendation) -> None:
 def brief(rec: Recommendation | None, error: str) -> None:
     """One line of the result for narrow screens, linking down to the full card."""
     if rec is None:
-        line = f"Cannot be sized yet: {plain(error)}"
+        line = f"Cannot be sized yet: {md_escape(error)}"
     else:
         ep, eng = rec.endpoints[0], rec.engines[0]
         pool = ("NullPool" if eng.poolclass == "NullPool" else
                 f"pool {eng.pool_size} + {eng.max_overflow}")
-        line = plain(f"{pool} · the database sees {ep.worst_case:,} of {ep.usable:,} usable")
+        line = md_escape(f"{pool} · the database sees {ep.worst_case:,} of {ep.usable:,} usable")
     st.markdown(f"{line} · [result so far ↓](#result-so-far)")
 
 
@@ -161,9 +163,9 @@ def summary(rec: Recommendation | None, error: str, fix: str,
     peak = None if s.serverless else s.max_app_instances or s.app_instances
     for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
         if len(rec.endpoints) > 1:
-            st.caption(plain(ep.role))
+            st.caption(md_escape(ep.role))
         _metrics(ep, eng, peak)
-    st.caption(plain(f"Primary: max_connections {rec.endpoints[0].max_connections:,}, "
+    st.caption(md_escape(f"Primary: max_connections {rec.endpoints[0].max_connections:,}, "
                      f"{rec.endpoints[0].max_connections_source}."))
     errors = [w for w in rec.warnings if w.severity == "error"]
     for i, w in enumerate(errors[:2]):
@@ -235,14 +237,14 @@ def _findings(rec: Recommendation) -> None:
     if not rec.warnings:
         st.success("No findings for this scenario.")
     for i, w in enumerate(ranked(rec)):
-        st.caption(plain(w.code))
+        st.caption(md_escape(w.code))
         _finding(w, 200 + i)
 
 
 def _budget_steps(rec: Recommendation) -> None:
     for ep in rec.endpoints:
-        st.markdown(f"**{plain(ep.role)}**: {plain(ep.explanation)}")
-    st.caption(plain(f"What binds: {rec.binding}"))
+        st.markdown(f"**{md_escape(ep.role)}**: {md_escape(ep.explanation)}")
+    st.caption(md_escape(f"What binds: {rec.binding}"))
 
 
 def _settings(rec: Recommendation) -> None:
@@ -251,7 +253,7 @@ def _settings(rec: Recommendation) -> None:
         # st.table wraps the long "why" texts a dataframe would cut off.
         for eng in rec.engines:
             if len(rec.engines) > 1:
-                st.markdown(f"**{plain(eng.endpoint)}**")
+                st.markdown(f"**{md_escape(eng.endpoint)}**")
             st.table([{k: v for k, v in row.items() if k != "endpoint"}
                       for row in engine_rows(rec) if row["endpoint"] == eng.endpoint])
     with tab_code:
@@ -268,15 +270,15 @@ def _rules(rec: Recommendation) -> None:
 def _sources(rec: Recommendation) -> None:
     for src in rec.sources:
         read = f" (read {src.read_on})" if src.read_on else ""
-        st.markdown(f"- [{plain(src.label)}]({src.url}){plain(read)}")
+        st.markdown(f"- [{md_escape(src.label)}]({src.url}){md_escape(read)}")
 
 
 def _load(rec: Recommendation) -> None:
     """The core's load lines as they are; the chart marks the exported connections."""
     for line in sizing.load_lines(rec):
-        st.caption(plain(line))
+        st.caption(md_escape(line))
     ep = rec.endpoints[0]
-    st.caption(plain(f"The wait chart marks the exported pool_size + max_overflow "
+    st.caption(md_escape(f"The wait chart marks the exported pool_size + max_overflow "
                      f"({ep.pool_size + ep.max_overflow}) on {ep.role}."))
 
 

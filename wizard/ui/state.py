@@ -15,7 +15,8 @@ import streamlit as st
 
 from wizard import budget, catalog, share, sizing
 from wizard.model import PROXIES, Recommendation, Scenario, ScenarioError, SizingError
-from wizard.ui.labels import app_words, plain
+from wizard.ui.labels import app_words
+from wizard.ui.text import md_escape
 
 MAX_REPLICAS = 5
 
@@ -410,4 +411,4 @@ def flag(widget: str) -> None:
     out-of-range number is flagged where it was typed instead of silently replaced."""
     where, message = _problem(flat_key(current_flat()))
     if where == widget and message:
-        st.error(plain(message), icon=":material/error:")
+        st.error(md_escape(message), icon=":material/error:")
