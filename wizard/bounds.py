@@ -34,8 +34,12 @@ class Range:
     why: str = ""
 
     def words(self) -> str:
-        low = f"above {self.low:g}" if self.above else f"{self.low:,g}"
-        return f"{low} to {self.high:,g}"
+        low = f"above {_num(self.low)}" if self.above else _num(self.low)
+        return f"{low} to {_num(self.high)}"
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
 def _r(key: str, low: float, high: float, **kw) -> tuple[str, Range]:
@@ -44,9 +48,9 @@ def _r(key: str, low: float, high: float, **kw) -> tuple[str, Range]:
 
 RANGES: dict[str, Range] = dict((
     _r("max_connections", 1, PG_MAX_BACKENDS,
-       why="PostgreSQL's own limit (MAX_BACKENDS)"),
+       why="PostgreSQL's MAX_BACKENDS"),
     _r("replica_max_connections", 1, PG_MAX_BACKENDS,
-       why="PostgreSQL's own limit (MAX_BACKENDS)"),
+       why="PostgreSQL's MAX_BACKENDS"),
     _r("min_acu", 0, 256, integer=False,
        why="Aurora Serverless v2 capacity range"),
     _r("pg_version", 10, 30),
