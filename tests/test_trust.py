@@ -359,3 +359,11 @@ def test_checks_read_the_recommendation_not_sizing():
     # Imports point one way (STYLE 4): sizing imports checks, checks never imports sizing.
     code = "import wizard.checks, sys; assert 'wizard.sizing' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_a_typed_max_connections_source_stays_text_in_the_report():
+    rec = sizing.recommend(share.from_flat({
+        "provider": "self-hosted", "max_connections": "100",
+        "max_connections_source": "measured see http://evil.example/x"}))
+    report = render_report(rec)
+    assert "`measured see http://evil.example/x`" in report

@@ -376,8 +376,10 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
                       "budget per engine", "pool_size", "max_overflow", "worst case", "headroom"],
                      rows)
     for e in rec.endpoints:
-        out += ["", f"### {e.role}", "",
-                f"- max_connections {e.max_connections}: {e.max_connections_source}"]
+        source = e.max_connections_source
+        if e.role == "primary" and rec.scenario.max_connections_source:
+            source = f"`{source}`"  # the visitor's own words: never a live Markdown link
+        out += ["", f"### {e.role}", "", f"- max_connections {e.max_connections}: {source}"]
         for r in e.reserves:
             out.append(f"- reserved {r.count} for {r.name} ({r.source})")
         out.append(f"- usable: {e.usable}")
