@@ -67,3 +67,26 @@ def pgbouncer_factory(pg: PgServer) -> Iterator[Callable[..., Bouncer]]:
 
     with stack:
         yield start
+
+
+# Deployment settings a test of the app must not inherit from the machine it runs on.
+APP_SETTINGS = ("POOLWISE_STORE_URL", "POOLWISE_LIVE_DISABLED", "POOLWISE_ALLOWED_HOSTS",
+                "POOLWISE_LIVE_ALLOWED_HOSTS", "POOLWISE_LIVE_DETAILED_ERRORS",
+                "POOLWISE_LIVE_MAX_PER_MINUTE", "POOLWISE_LIVE_MAX_CONCURRENT",
+                "POOLWISE_PUBLIC_URL")
+
+
+@pytest.fixture
+def isolated_app(tmp_path, monkeypatch):
+    """Fresh Streamlit caches, a private store file and no deployment settings; the fixture
+    servers listen on random ports, outside the web check's default port list."""
+    import streamlit as st
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    for name in APP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()

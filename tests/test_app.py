@@ -11,7 +11,6 @@ import math
 import re
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from wizard import share, sizing, store
@@ -35,16 +34,8 @@ VALID_PROXIES = {
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """Fresh caches and a private store file for every test."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.delenv(store.ENV_URL, raising=False)
-    # The fixture servers listen on random ports, outside the web check's default port list.
-    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
+def _isolated(isolated_app):
+    """Every test here runs the app isolated (tests/conftest.py)."""
 
 
 def new_app(query: dict[str, str] | None = None) -> AppTest:

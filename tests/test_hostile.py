@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.pgserver import free_port
@@ -24,17 +22,8 @@ GENERIC = "Could not reach a PostgreSQL server at that address"
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch) -> Iterator[None]:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    for name in (store.ENV_URL, "POOLWISE_LIVE_DISABLED", "POOLWISE_ALLOWED_HOSTS",
-                 "POOLWISE_LIVE_ALLOWED_HOSTS", "POOLWISE_LIVE_DETAILED_ERRORS",
-                 "POOLWISE_LIVE_MAX_PER_MINUTE", "POOLWISE_LIVE_MAX_CONCURRENT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
+def _isolated(isolated_app):
+    """Every test here runs the app isolated (tests/conftest.py)."""
 
 
 def new_app(query: dict[str, str] | None = None, timeout: float = 30) -> AppTest:

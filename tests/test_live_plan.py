@@ -9,11 +9,10 @@ the scenario with that value put in by hand, never from the step's own output.
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.pgserver import PgServer
-from wizard import share, sizing, store
+from wizard import share, sizing
 
 pytestmark = pytest.mark.db
 
@@ -21,17 +20,8 @@ APP = "../app.py"
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.delenv(store.ENV_URL, raising=False)
-    for name in ("POOLWISE_LIVE_DISABLED", "POOLWISE_ALLOWED_HOSTS",
-                 "POOLWISE_LIVE_ALLOWED_HOSTS", "POOLWISE_LIVE_MAX_PER_MINUTE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
+def _isolated(isolated_app):
+    """Every test here runs the app isolated (tests/conftest.py)."""
 
 
 def app(query: dict[str, str]) -> AppTest:
