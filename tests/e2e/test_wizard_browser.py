@@ -261,3 +261,18 @@ def test_answer_first_at_desktop_and_phone_width_with_a_tracked_link(app_url, br
             problems = page.evaluate(OVERFLOW_JS)
             assert not problems, (width, problems)
     context.close()
+
+
+def test_urls_in_visitor_text_are_never_links(app_url, browser):
+    # Streamlit's Markdown links bare URLs and addresses after parsing, escapes or not.
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    source = "measured see http://evil.example/x and www.evil.test"
+    page.goto(f"{app_url}/?provider=self-hosted&max_connections=100&"
+              f"max_connections_source={source.replace(' ', '+')}")
+    page.wait_for_selector(".st-key-step", timeout=30_000)
+    settle(page)
+    shown = " ".join(page.locator('[data-testid="stCaptionContainer"]').all_inner_texts())
+    assert "evil.example/x" in shown  # the visitor's note is there, as text
+    hrefs = [a.get_attribute("href") or "" for a in page.locator("a").all()]
+    assert not [h for h in hrefs if "evil" in h]
+    page.close()
