@@ -24,11 +24,6 @@ from wizard.model import (
 from wizard.path import PathFacts, path_facts, proxy_wait_note
 
 WAIT_TARGET = 0.05  # at most 5% of checkouts wait at all
-# Where the budget's policy lives (one home each); re-exported for the edges.
-NO_LOAD_TOTAL_CAP = budget.NO_LOAD_TOTAL_CAP
-POOLER_TOTAL_CAP = budget.POOLER_TOTAL_CAP
-no_load_cap = budget.no_load_cap
-break_point = budget.break_point
 
 
 def _wait_probabilities(offered: float, upto: int, stop_below: float | None = None
@@ -296,7 +291,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
         pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
     else:
         pool, overflow, bound = _split(share, s.pool_split, load,
-                                       no_load_cap(proxy is not None))
+                                       budget.no_load_cap(proxy is not None))
         if proxy is not None and bound == "budget":
             bound = "proxy " + ("server pool" if proxy.session_mode else "client limit")
     per = pool + overflow
@@ -317,9 +312,10 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
         seen = (f"; the database sees at most min(server pool "
                 f"{_fmt(proxy.server_pool)}, {_fmt(client_total)}) = {_fmt(worst)}")
     limit, limit_name = client_limit(proxy, spec.usable)
-    breaks = break_point(per, limit, lambda n: budget.processes_at(s, spec.role, n),
-                         spec.engines_per_process,
-                         s.serverless_concurrency or s.max_app_instances or s.app_instances)
+    breaks = budget.break_point(per, limit, lambda n: budget.processes_at(s, spec.role, n),
+                                spec.engines_per_process,
+                                s.serverless_concurrency or s.max_app_instances
+                                or s.app_instances)
     waits: tuple[float | None, ...] = (None, None, None)
     if load is not None and not s.serverless:
         waits = wait_figures(load, per, path.pool_timeout)
