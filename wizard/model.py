@@ -82,6 +82,11 @@ FIELD_LABELS: dict[str, str] = {
 }
 
 
+def field_name(key: str) -> str:
+    """A parameter's name as the app's form shows it (else the key spelled out)."""
+    return FIELD_LABELS.get(key, key.replace("_", " "))
+
+
 class ScenarioError(ValueError):
     """A scenario input is invalid; the message names the value and the valid choices.
 
