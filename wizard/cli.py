@@ -206,6 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANNOT_FIT
     except ScenarioError as exc:
         # The message is in plain words (the app shows it beside its field); name the flag.
-        flag = f"--{exc.key.replace('_', '-')}: " if getattr(exc, "key", None) else ""
+        flag = f"--{exc.key.replace('_', '-')}: " if exc.key else ""
         print(f"error: {flag}{exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
