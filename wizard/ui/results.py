@@ -13,7 +13,6 @@ from wizard.ui import state
 from wizard.ui.labels import FIX_STEP, SEVERITY_ICON, STEP_NAMES
 from wizard.ui.text import md_escape
 
-SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 TOP_FINDINGS = 3
 METRIC_WIDTH = 150  # two metrics to a row on a 390 px phone, five or more on a laptop
 SETTINGS = ("poolclass", "pool_size", "max_overflow", "pool_timeout", "pool_recycle",
@@ -28,10 +27,6 @@ def engine_code(rec: Recommendation) -> str:
 def engine_rows(rec: Recommendation) -> list[dict]:
     return [{"endpoint": eng.endpoint, "setting": name, "value": str(getattr(eng, name)),
              "why": eng.reasons.get(name, "")} for eng in rec.engines for name in SETTINGS]
-
-
-def ranked(rec: Recommendation) -> list[Finding]:
-    return sorted(rec.warnings, key=lambda w: SEVERITY_RANK.get(w.severity, 3))
 
 
 # Where each part of an unsizable scenario is changed, in the order people try them.
@@ -129,7 +124,8 @@ def answer(rec: Recommendation) -> None:
         for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
             st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
             _metrics(ep, eng, peak)
-        top = [w for w in ranked(rec) if w.severity != "info"][:TOP_FINDINGS]
+        # checks.run_checks lists errors first, then warnings, then info.
+        top = [w for w in rec.warnings if w.severity != "info"][:TOP_FINDINGS]
         for i, w in enumerate(top):
             _finding(w, i)
         if not top:
@@ -236,7 +232,7 @@ def details(rec: Recommendation) -> None:
 def _findings(rec: Recommendation) -> None:
     if not rec.warnings:
         st.success("No findings for this scenario.")
-    for i, w in enumerate(ranked(rec)):
+    for i, w in enumerate(rec.warnings):
         st.caption(md_escape(w.code))
         _finding(w, 200 + i)
 
