@@ -352,12 +352,12 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
     s = rec.scenario
     generated_on = generated_on or dt.date.today().isoformat()
     title = f"# Connection pool sizing: {s.provider} {s.instance_class or ''}".rstrip()
+    link = _app_link(s, share_base)
+    opener = (f"[Open this scenario]({link[0]})." if len(link) == 1
+              else f"Open this scenario: `{link[1]}` {link[0]}.")
     out = [f"{title} via {s.proxy}",
            "",
-           f"Generated on {generated_on} by poolwise {wizard.__version__}. "
-           + (f"[Open this scenario]({share.share_url(s, share_base)})."
-            if not share.share_url(s, share_base).startswith("?") else
-            "Open this scenario: `{1}` {0}.".format(*_app_link(s, share_base))),
+           f"Generated on {generated_on} by poolwise {wizard.__version__}. {opener}",
            "", "Reproduce: `" + share.cli_command(s, "export") + " --kind report -o report.md`",
            "", "## Scenario", ""]
     flat = share.to_flat(s)
