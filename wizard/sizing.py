@@ -386,6 +386,13 @@ def rule_comparisons(s: Scenario, primary: EndpointBudget) -> tuple[RuleComparis
     return tuple(out)
 
 
+def rules_limit(rec: Recommendation) -> str:
+    """What the rules of thumb are compared against on the primary, in words."""
+    first = rec.rules[0] if rec.rules else None
+    return (f"{first.limit:,} {first.limit_name}" if first and first.limit is not None
+            else "no limit")
+
+
 def sources_for(s: Scenario, rec: Recommendation) -> tuple[Source, ...]:
     """Every source behind the numbers of a recommendation, without repeats."""
     seen: dict[str, Source] = {}

@@ -404,11 +404,9 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
         out.append("")
     if rec.load:
         out += ["## Load", ""] + [f"- {line}" for line in sizing.load_lines(rec)] + [""]
-    first = rec.rules[0] if rec.rules else None
-    against = (f"{first.limit:,} {first.limit_name}" if first and first.limit is not None
-               else "no limit")
     out += ["## Rules people copy", "",
-            f"Per engine x engines = fleet total, against {against} on the primary.", ""]
+            f"Per engine x engines = fleet total, against {sizing.rules_limit(rec)} on the "
+            "primary.", ""]
     out += _md_table(["rule", "formula", "per engine", "fleet total", "fits", "source"],
                      [[r.name, r.formula, r.per_process, r.fleet_total,
                        "yes" if r.fits else "**no**", r.source] for r in rec.rules])
