@@ -7,10 +7,11 @@ Recommendation every other part of poolwise reads.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from wizard import bounds, budget, catalog, checks, path
+from wizard import bounds, budget, catalog, checks
 from wizard.model import (
     EndpointBudget,
     EngineSettings,
@@ -21,7 +22,7 @@ from wizard.model import (
     Scenario,
     Source,
 )
-from wizard.path import PathFacts, path_facts, proxy_wait_note
+from wizard.path import Cutoff, PathFacts, path_facts, proxy_wait_note
 
 WAIT_TARGET = 0.05  # at most 5% of checkouts wait at all
 
@@ -277,7 +278,7 @@ def recommend(s: Scenario) -> Recommendation:
                          load=load, rules=rule_comparisons(s, endpoints[0]),
                          binding="; ".join(f"{ep.role}: {bound}" for ep, _, bound in sized),
                          breaks_at=min(breaks, default=None))
-    return replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec))
+    return replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec, path.cutoffs))
 
 
 def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | None,
@@ -393,7 +394,8 @@ def rules_limit(rec: Recommendation) -> str:
             else "no limit")
 
 
-def sources_for(s: Scenario, rec: Recommendation) -> tuple[Source, ...]:
+def sources_for(s: Scenario, rec: Recommendation, cutoffs: Sequence[Cutoff]
+                ) -> tuple[Source, ...]:
     """Every source behind the numbers of a recommendation, without repeats."""
     seen: dict[str, Source] = {}
 
@@ -412,7 +414,7 @@ def sources_for(s: Scenario, rec: Recommendation) -> tuple[Source, ...]:
         for r in ep.reserves:
             if r.source.startswith("http"):
                 add(Source(r.name, r.source))
-    for _, _, url in path.idle_cutoffs(s):
+    for _, _, url in cutoffs:
         add(Source("idle cut-off", url))
     for rule in rec.rules:
         add(Source(rule.name, rule.source))
