@@ -83,13 +83,6 @@ def smallest_pool(offered: float, target: float = WAIT_TARGET,
     return n if p <= target else None
 
 
-def wait_past(servers: int, offered: float, hold_s: float, t: float) -> float:
-    """P(checkout waits longer than t seconds) in an M/M/n queue."""
-    if servers <= offered:
-        return 1.0
-    return erlang_c(servers, offered) * math.exp(-(servers - offered) * t / hold_s)
-
-
 # Points of the wait-probability curve kept for charts (not one per pool size).
 CURVE_POINTS = 40
 
@@ -132,6 +125,7 @@ def wait_figures(load: LoadSizing, connections: int, pool_timeout: float
     if connections <= a:
         return 1.0, 1.0, math.inf
     p = erlang_c(connections, a)
+    # M/M/n: P(wait > t) = P(wait) x exp(-(n - a) t / hold).
     return (p, p * math.exp(-(connections - a) * pool_timeout / hold),
             p * hold / (connections - a) * 1000)
 
