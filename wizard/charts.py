@@ -52,10 +52,6 @@ CAPTIONS = {
 }
 
 
-def _missing(obj: object, name: str) -> bool:
-    return not hasattr(obj, name)
-
-
 def _marker_color(present: list[str], title: str | None = "marker",
                   legend: bool = True) -> alt.Color:
     """Colour for marker lines and ticks: scheme colours 7.. so they never collide with the
