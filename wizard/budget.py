@@ -197,7 +197,7 @@ def fleet_sentence(s: Scenario) -> str:
         return (f"Client engines at the peak: {s.serverless_concurrency:,} concurrent "
                 f"invocations x {s.engines_per_process} engine(s) = "
                 f"{s.serverless_concurrency * s.engines_per_process:,}.")
-    top = s.max_app_instances or s.app_instances
+    top = s.autoscaling_max
     kind = "autoscaling maximum" if s.max_app_instances else "instances"
     extra = surge(top, s.deploy_surge_percent)
     return (f"Client engines at the peak: {top:,} {kind} + {s.deploy_surge_percent}% "
@@ -209,7 +209,7 @@ def fleet_sentence(s: Scenario) -> str:
 def endpoint_specs(s: Scenario) -> tuple[EndpointSpec, ...]:
     """The primary and each replica, with max_connections, reserves and client processes
     at the autoscaling peak."""
-    top = s.serverless_concurrency or s.max_app_instances or s.app_instances
+    top = s.serverless_concurrency or s.autoscaling_max
     primary = _limit(s, s.instance_class, s.max_connections, s.max_connections_source)
     mc, src, est, vcpu, cls = primary
     specs = [EndpointSpec("primary", cls, mc, src, est, vcpu, reserves_for(s, True, mc),

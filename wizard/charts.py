@@ -176,7 +176,7 @@ def scale_out_data(rec: Recommendation, up_to: int | None = None,
         return None
     usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
     # x is the autoscaling maximum (the core adds the deploy surge to every point).
-    now = rec.scenario.max_app_instances or rec.scenario.app_instances
+    now = rec.scenario.autoscaling_max
     marks = [{"instances": now, "endpoint": "autoscaling peak",
               "label": f"autoscaling max {now:,}"}]
     breaks = [(ep.role, n) for ep in rec.endpoints if (n := ep.breaks_at) is not None]

@@ -64,7 +64,7 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
         if total > ep.usable:
             breaks = budget.break_point(
                 per, ep.usable, lambda n, role=ep.role: budget.processes_at(s, role, n),
-                ep.engines_per_process, s.max_app_instances or s.app_instances)
+                ep.engines_per_process, s.autoscaling_max)
             where = (f" (it breaks from an autoscaling maximum of about {breaks:,}, deploy "
                      "surge counted)" if breaks else "")
             yield Finding(

@@ -309,8 +309,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
     limit, limit_name = client_limit(proxy, spec.usable)
     breaks = budget.break_point(per, limit, lambda n: budget.processes_at(s, spec.role, n),
                                 spec.engines_per_process,
-                                s.serverless_concurrency or s.max_app_instances
-                                or s.app_instances)
+                                s.serverless_concurrency or s.autoscaling_max)
     waits: tuple[float | None, ...] = (None, None, None)
     if load is not None and not s.serverless:
         waits = wait_figures(load, per, path.pool_timeout)
@@ -422,7 +421,7 @@ SCALE_OUT_POINTS = 300
 def scale_out_range(rec: Recommendation) -> int:
     """Default x-axis end: twice the autoscaling maximum, and past the break point."""
     s = rec.scenario
-    top = s.max_app_instances or s.app_instances
+    top = s.autoscaling_max
     end = max(2 * top, top + 4)
     if rec.breaks_at is not None:
         end = max(end, rec.breaks_at + max(2, rec.breaks_at // 5))
@@ -448,7 +447,7 @@ def scale_out(rec: Recommendation, up_to: int | None = None) -> list[dict[str, A
     else:
         step = (top - 1) / (SCALE_OUT_POINTS - 1)
         xs = {1 + round(i * step) for i in range(SCALE_OUT_POINTS)}
-    now = s.max_app_instances or s.app_instances
+    now = s.autoscaling_max
     for b in [now] + [e.breaks_at for e in rec.endpoints if e.breaks_at]:
         xs |= {x for x in (b - 1, b) if 1 <= x <= top}
     rows = []

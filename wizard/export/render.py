@@ -133,7 +133,7 @@ def _fleet(rec: Recommendation) -> str:
     if s.serverless:
         return (f"{s.serverless_concurrency:,} concurrent invocations (serverless), one NullPool "
                 f"engine each = {p.clients:,} engines on the primary")
-    top = s.max_app_instances or s.app_instances
+    top = s.autoscaling_max
     return (f"{s.peak_instances} instances at peak ({top} + {s.deploy_surge_percent}% deploy "
             f"surge) x {s.workers} workers x {s.engines_per_process} engine(s) = "
             f"{p.clients:,} engines on the primary")

@@ -119,7 +119,7 @@ def answer(rec: Recommendation) -> None:
     """The first screenful: per endpoint the settings, what the database sees at the peak
     against usable, where it breaks; then the top findings with a way to fix each."""
     s = rec.scenario
-    peak = None if s.serverless else s.max_app_instances or s.app_instances
+    peak = None if s.serverless else s.autoscaling_max
     with st.container(border=True, key="answer"):
         for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
             st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
@@ -156,7 +156,7 @@ def summary(rec: Recommendation | None, error: str, fix: str,
         show_error(error, fix, scenario, here)
         return
     s = rec.scenario
-    peak = None if s.serverless else s.max_app_instances or s.app_instances
+    peak = None if s.serverless else s.autoscaling_max
     for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
         if len(rec.endpoints) > 1:
             st.caption(md_escape(ep.role))
