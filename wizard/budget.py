@@ -73,15 +73,20 @@ def _rds_reserved_applies(s: Scenario) -> tuple[bool, str]:
     return s.pg_minor is None or s.pg_minor >= firsts[s.pg_version], since
 
 
+def services_reserved(max_connections: int, pct: int) -> int:
+    """Connections left to a provider's services when its guidance gives the app at most
+    (100 - pct) % of max_connections (the app's share rounded down)."""
+    return max_connections - max_connections * (100 - pct) // 100
+
+
 def _services_reserve(s: Scenario, max_connections: int) -> ReserveItem | None:
     """Connections a provider's own services hold (Supabase: what its pool guidance leaves)."""
     fact = catalog.provider_int(s.provider, "services_reserved_percent")
     if not fact:
         return None
     pct, url = fact
-    app_share = max_connections * (100 - pct) // 100
     return ReserveItem(f"provider services (Auth, Storage, PostgREST, Realtime: {pct}% of "
-                       "max_connections)", max_connections - app_share, url)
+                       "max_connections)", services_reserved(max_connections, pct), url)
 
 
 def reserves_for(s: Scenario, primary: bool,
