@@ -35,11 +35,6 @@ FIX_STEPS = (("topology", "Change the fleet (step 3)"),
              ("database", "Pick a bigger database (step 1)"))
 
 
-def fleet_words(s: Scenario | None) -> str:
-    """How the client engine count comes about, so an error's number is traceable."""
-    return "" if s is None else budget.fleet_sentence(s)
-
-
 def show_error(error: str, fix: str, scenario: Scenario | None = None,
                here: str = "results") -> None:
     """An unsizable scenario: the reason, the fix, the arithmetic behind the numbers in
@@ -47,9 +42,8 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
     st.error(f"This scenario cannot be sized: {md_escape(error)}", icon=":material/error:")
     if fix:
         st.info(f"**Fix:** {md_escape(fix)}")
-    words = fleet_words(scenario)
-    if words:
-        st.caption(md_escape(words))
+    if scenario is not None:
+        st.caption(md_escape(budget.fleet_sentence(scenario)))
     for step, label in FIX_STEPS:
         if step != here:
             st.button(label, key=f"fix_go_{step}", on_click=state.go, args=(step,),
