@@ -340,8 +340,9 @@ def client_limit_fix(s: Scenario, clients: int) -> str:
                 if bigger else "fewer processes: no compute size takes that many clients")
         return f"{size}, or fewer processes or smaller client pools"
     if s.proxy == "neon-pooler":
-        return ("fewer processes or smaller client pools: Neon's pooler accepts 10,000 clients "
-                "and its settings cannot be changed")
+        climit, _ = catalog.proxy_int("neon-pooler", "max_client_conn", 10000)
+        return (f"fewer processes or smaller client pools: Neon's pooler accepts {climit:,} "
+                "clients and its settings cannot be changed")
     if s.proxy == "azure-pgbouncer":
         return (f"raise the server parameter pgbouncer.max_client_conn to at least {clients:,}, "
                 "or reduce processes")
