@@ -392,6 +392,12 @@ def compare_chart(recs_by_name: Mapping[str, Recommendation]) -> alt.LayerChart:
         title="Scenarios compared")
 
 
+# Each chart kind's data half (the structure half is _structure's).
+_DATA: dict[str, Callable[[Recommendation], Any]] = {
+    "budget": budget_data, "scale": scale_out_data, "serverless": serverless_data,
+    "wait": wait_data}
+
+
 @functools.lru_cache(maxsize=128)
 def _structure(kind: str, shape: tuple) -> dict[str, Any]:
     build: Callable[..., alt.TopLevelMixin] = {"budget": _budget, "scale": _scale_out,
@@ -403,11 +409,8 @@ def spec(kind: str, rec: Recommendation) -> dict[str, Any] | None:
     """The Vega-Lite dict of one chart ("budget", "scale", "serverless" or "wait"), equal to
     `*_chart(rec).to_dict(validate=False)` but serialising only the data: the structure is
     built once per shape. A fresh dict each call (Streamlit edits the spec it draws)."""
-    data: dict[str, Callable[[Recommendation], Any]] = {
-        "budget": budget_data, "scale": scale_out_data, "serverless": serverless_data,
-        "wait": wait_data}
-    made = data[kind](rec)
+    made = _DATA[kind](rec)
     if made is None:
         return None
-    shape, data = made
-    return {**copy.deepcopy(_structure(kind, shape)), "datasets": data}
+    shape, datasets = made
+    return {**copy.deepcopy(_structure(kind, shape)), "datasets": datasets}
