@@ -12,11 +12,10 @@ import math
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.apptest import go, new_app, no_exception
 from wizard import share, sizing, store
 from wizard.ui.labels import PROXIES as LABELS
 from wizard.ui.text import as_read
-
-APP = "../app.py"
 
 # Which proxies each provider offers (rds-proxy only on AWS, Cloud SQL connectors only on
 # GCP, ...), written out from the providers' docs rather than read from the code.
@@ -38,11 +37,6 @@ def _isolated(isolated_app):
     """Every test here runs the app isolated (tests/conftest.py)."""
 
 
-def new_app(query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
-    if query:
-        at.query_params.update(query)
-    return at.run()
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -70,10 +64,6 @@ def texts(at: AppTest, kind: str) -> list[str]:
     return [unescape(e.value) for e in getattr(at, kind)]
 
 
-def go(at: AppTest, step: str) -> AppTest:
-    return at.radio(key="step").set_value(step).run()
-
-
 FOLDS = ("findings", "budget", "settings", "rules", "sources", "load")
 
 
@@ -87,10 +77,6 @@ def open_details(at: AppTest) -> AppTest:
 def chart_tab(at: AppTest, label: str) -> AppTest:
     at.session_state["chart_tab"] = label
     return at.run()
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def test_first_screen_shows_a_result_with_defaults():

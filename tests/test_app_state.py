@@ -80,11 +80,12 @@ def test_plain_text_cannot_become_markdown():
 
 
 def test_core_messages_name_the_app_fields_not_the_cli_flags():
-    from wizard.ui.labels import PARAM_LABELS, app_words
+    from wizard.model import FIELD_LABELS
+    from wizard.ui.labels import app_words
 
     assert app_words("--max-app-instances must be a whole number, got 'x'") == (
         "Autoscaling maximum must be a whole number, got 'x'")
     assert app_words("unknown class 'a' (see `python -m wizard catalog --provider x`)") == (
         "unknown class 'a'")
     # every share parameter has a field name
-    assert set(share.BY_KEY) <= set(PARAM_LABELS)
+    assert set(share.BY_KEY) <= set(FIELD_LABELS)

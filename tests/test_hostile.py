@@ -13,10 +13,10 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.apptest import go, new_app, no_exception
 from tests.pgserver import free_port
 from wizard import store
 
-APP = "../app.py"
 HANG_GUARD_S = 20  # a hostile link's run must end well within this (a hang guard, not a bench)
 GENERIC = "Could not reach a PostgreSQL server at that address"
 
@@ -24,21 +24,6 @@ GENERIC = "Could not reach a PostgreSQL server at that address"
 @pytest.fixture(autouse=True)
 def _isolated(isolated_app):
     """Every test here runs the app isolated (tests/conftest.py)."""
-
-
-def new_app(query: dict[str, str] | None = None, timeout: float = 30) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    if query:
-        at.query_params.update(query)
-    return at.run()
-
-
-def go(at: AppTest, step: str) -> AppTest:
-    return at.radio(key="step").set_value(step).run()
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def alerts(at: AppTest) -> list[str]:

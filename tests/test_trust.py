@@ -237,7 +237,7 @@ def test_no_load_note_names_the_bound_that_binds():
                                       max_connections=40, app_instances=3))
     ep = small.endpoint("primary")
     note = next(w for w in small.warnings if w.code == "NO_LOAD")
-    assert ep.per_process_budget < sizing.NO_LOAD_TOTAL_CAP
+    assert ep.per_process_budget < budget.NO_LOAD_TOTAL_CAP
     assert "below the budget ceiling" not in note.message
     assert f"budget ceiling of {ep.per_process_budget}" in note.message
 
@@ -350,7 +350,7 @@ def test_rds_replicas_reached_directly_get_direct_pool_settings():
     assert primary.pool_use_lifo and not replica.pool_use_lifo
     assert rec.endpoint("replica-1").server_side is None
     rep = rec.endpoint("replica-1")
-    assert rep.pool_size + rep.max_overflow == min(sizing.NO_LOAD_TOTAL_CAP,
+    assert rep.pool_size + rep.max_overflow == min(budget.NO_LOAD_TOTAL_CAP,
                                                    rep.per_process_budget)
     assert "LIFO" not in replica.reasons["pool_use_lifo"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from wizard.model import FIELD_LABELS, ScenarioError
+from wizard.model import ScenarioError, field_name
 
 # PostgreSQL refuses max_connections above MAX_BACKENDS (2^18 - 1).
 PG_MAX_BACKENDS = 262_143
@@ -26,7 +26,7 @@ MAX_REPLICAS_SOURCE = ("https://docs.aws.amazon.com/AmazonRDS/latest/APIReferenc
 class Range:
     """An inclusive range for one input (exclusive at the low end when `above` is set)."""
 
-    key: str          # the share/CLI parameter key (model.FIELD_LABELS names it)
+    key: str          # the share/CLI parameter key (model.field_name names it)
     low: float
     high: float
     integer: bool = True
@@ -101,5 +101,4 @@ def check(key: str, value: float | int | None) -> None:
         shown = (f"{value:,}" if isinstance(value, int) else f"{value:g}"
                  if isinstance(value, float) else repr(value))
         why = f" ({r.why})" if r.why else ""
-        label = FIELD_LABELS.get(key, key.replace("_", " "))
-        raise ScenarioError(f"{label} must be {r.words()}{why}, got {shown}", key=key)
+        raise ScenarioError(f"{field_name(key)} must be {r.words()}{why}, got {shown}", key=key)

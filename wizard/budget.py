@@ -73,15 +73,20 @@ def _rds_reserved_applies(s: Scenario) -> tuple[bool, str]:
     return s.pg_minor is None or s.pg_minor >= firsts[s.pg_version], since
 
 
+def services_reserved(max_connections: int, pct: int) -> int:
+    """Connections left to a provider's services when its guidance gives the app at most
+    (100 - pct) % of max_connections (the app's share rounded down)."""
+    return max_connections - max_connections * (100 - pct) // 100
+
+
 def _services_reserve(s: Scenario, max_connections: int) -> ReserveItem | None:
     """Connections a provider's own services hold (Supabase: what its pool guidance leaves)."""
     fact = catalog.provider_int(s.provider, "services_reserved_percent")
     if not fact:
         return None
     pct, url = fact
-    app_share = max_connections * (100 - pct) // 100
     return ReserveItem(f"provider services (Auth, Storage, PostgREST, Realtime: {pct}% of "
-                       "max_connections)", max_connections - app_share, url)
+                       "max_connections)", services_reserved(max_connections, pct), url)
 
 
 def reserves_for(s: Scenario, primary: bool,
@@ -197,7 +202,7 @@ def fleet_sentence(s: Scenario) -> str:
         return (f"Client engines at the peak: {s.serverless_concurrency:,} concurrent "
                 f"invocations x {s.engines_per_process} engine(s) = "
                 f"{s.serverless_concurrency * s.engines_per_process:,}.")
-    top = s.max_app_instances or s.app_instances
+    top = s.autoscaling_max
     kind = "autoscaling maximum" if s.max_app_instances else "instances"
     extra = surge(top, s.deploy_surge_percent)
     return (f"Client engines at the peak: {top:,} {kind} + {s.deploy_surge_percent}% "
@@ -209,7 +214,7 @@ def fleet_sentence(s: Scenario) -> str:
 def endpoint_specs(s: Scenario) -> tuple[EndpointSpec, ...]:
     """The primary and each replica, with max_connections, reserves and client processes
     at the autoscaling peak."""
-    top = s.serverless_concurrency or s.max_app_instances or s.app_instances
+    top = s.serverless_concurrency or s.autoscaling_max
     primary = _limit(s, s.instance_class, s.max_connections, s.max_connections_source)
     mc, src, est, vcpu, cls = primary
     specs = [EndpointSpec("primary", cls, mc, src, est, vcpu, reserves_for(s, True, mc),
@@ -335,8 +340,9 @@ def client_limit_fix(s: Scenario, clients: int) -> str:
                 if bigger else "fewer processes: no compute size takes that many clients")
         return f"{size}, or fewer processes or smaller client pools"
     if s.proxy == "neon-pooler":
-        return ("fewer processes or smaller client pools: Neon's pooler accepts 10,000 clients "
-                "and its settings cannot be changed")
+        climit, _ = catalog.proxy_int("neon-pooler", "max_client_conn", 10000)
+        return (f"fewer processes or smaller client pools: Neon's pooler accepts {climit:,} "
+                "clients and its settings cannot be changed")
     if s.proxy == "azure-pgbouncer":
         return (f"raise the server parameter pgbouncer.max_client_conn to at least {clients:,}, "
                 "or reduce processes")

@@ -52,10 +52,6 @@ CAPTIONS = {
 }
 
 
-def _missing(obj: object, name: str) -> bool:
-    return not hasattr(obj, name)
-
-
 def _marker_color(present: list[str], title: str | None = "marker",
                   legend: bool = True) -> alt.Color:
     """Colour for marker lines and ticks: scheme colours 7.. so they never collide with the
@@ -180,7 +176,7 @@ def scale_out_data(rec: Recommendation, up_to: int | None = None,
         return None
     usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
     # x is the autoscaling maximum (the core adds the deploy surge to every point).
-    now = rec.scenario.max_app_instances or rec.scenario.app_instances
+    now = rec.scenario.autoscaling_max
     marks = [{"instances": now, "endpoint": "autoscaling peak",
               "label": f"autoscaling max {now:,}"}]
     breaks = [(ep.role, n) for ep in rec.endpoints if (n := ep.breaks_at) is not None]
@@ -396,6 +392,12 @@ def compare_chart(recs_by_name: Mapping[str, Recommendation]) -> alt.LayerChart:
         title="Scenarios compared")
 
 
+# Each chart kind's data half (the structure half is _structure's).
+_DATA: dict[str, Callable[[Recommendation], Any]] = {
+    "budget": budget_data, "scale": scale_out_data, "serverless": serverless_data,
+    "wait": wait_data}
+
+
 @functools.lru_cache(maxsize=128)
 def _structure(kind: str, shape: tuple) -> dict[str, Any]:
     build: Callable[..., alt.TopLevelMixin] = {"budget": _budget, "scale": _scale_out,
@@ -407,11 +409,8 @@ def spec(kind: str, rec: Recommendation) -> dict[str, Any] | None:
     """The Vega-Lite dict of one chart ("budget", "scale", "serverless" or "wait"), equal to
     `*_chart(rec).to_dict(validate=False)` but serialising only the data: the structure is
     built once per shape. A fresh dict each call (Streamlit edits the spec it draws)."""
-    data: dict[str, Callable[[Recommendation], Any]] = {
-        "budget": budget_data, "scale": scale_out_data, "serverless": serverless_data,
-        "wait": wait_data}
-    made = data[kind](rec)
+    made = _DATA[kind](rec)
     if made is None:
         return None
-    shape, data = made
-    return {**copy.deepcopy(_structure(kind, shape)), "datasets": data}
+    shape, datasets = made
+    return {**copy.deepcopy(_structure(kind, shape)), "datasets": datasets}

@@ -64,7 +64,7 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
         if total > ep.usable:
             breaks = budget.break_point(
                 per, ep.usable, lambda n, role=ep.role: budget.processes_at(s, role, n),
-                ep.engines_per_process, s.max_app_instances or s.app_instances)
+                ep.engines_per_process, s.autoscaling_max)
             where = (f" (it breaks from an autoscaling maximum of about {breaks:,}, deploy "
                      "surge counted)" if breaks else "")
             yield Finding(
@@ -272,16 +272,17 @@ def rds_proxy_writer_only(rec: Recommendation) -> Iterator[Finding]:
 @rule
 def provider_services_reserve(rec: Recommendation) -> Iterator[Finding]:
     s = rec.scenario
+    kept = catalog.provider_int(s.provider, "services_reserved_percent")
     heavy = catalog.provider_int(s.provider, "services_reserved_percent_heavy_data_api")
-    if heavy and s.reserves.provider is None:
+    if kept and heavy and s.reserves.provider is None:
         mc = rec.endpoints[0].max_connections
         yield Finding(
             "PROVIDER_SERVICES_RESERVE", "info",
             f"{s.provider}'s own services (Auth, Storage, PostgREST, Realtime) hold "
-            "connections too: 20% of max_connections is kept for them, following its advice to "
-            f"give the app at most 80% ({heavy[1]}).",
-            f"With heavy Data API (PostgREST) use the advice is 40%: reserve "
-            f"{mc * heavy[0] // 100 + (mc * heavy[0] % 100 > 0)} as the provider reserve in "
+            f"connections too: {kept[0]}% of max_connections is kept for them, following its "
+            f"advice to give the app at most {100 - kept[0]}% ({heavy[1]}).",
+            f"With heavy Data API (PostgREST) use the advice is {100 - heavy[0]}%: reserve "
+            f"{budget.services_reserved(mc, heavy[0])} as the provider reserve in "
             "the database step.")
 
 

@@ -99,11 +99,8 @@ def render_text(rec: Recommendation) -> str:
             out.append(f"  {e.role}: breaks from about {e.breaks_at:,} {unit} with these "
                        f"settings (above {e.break_limit:,} {e.break_limit_name})")
     out.append("")
-    first = rec.rules[0] if rec.rules else None
-    against = (f"{first.limit:,} {first.limit_name}" if first and first.limit is not None
-               else "no limit")
-    out.append(f"Rules people copy (per engine x engines = fleet total, against {against} "
-               "on the primary):")
+    out.append("Rules people copy (per engine x engines = fleet total, against "
+               f"{sizing.rules_limit(rec)} on the primary):")
     out.append(_table([[r.name, r.formula, str(r.per_process), f"{r.fleet_total:,}",
                         "fits" if r.fits else "OVER"] for r in rec.rules],
                       ["rule", "formula", "per engine", "fleet", "primary"]))
@@ -206,6 +203,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANNOT_FIT
     except ScenarioError as exc:
         # The message is in plain words (the app shows it beside its field); name the flag.
-        flag = f"--{exc.key.replace('_', '-')}: " if getattr(exc, "key", None) else ""
+        flag = f"--{exc.key.replace('_', '-')}: " if exc.key else ""
         print(f"error: {flag}{exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -82,6 +82,11 @@ FIELD_LABELS: dict[str, str] = {
 }
 
 
+def field_name(key: str) -> str:
+    """A parameter's name as the app's form shows it (else the key spelled out)."""
+    return FIELD_LABELS.get(key, key.replace("_", " "))
+
+
 class ScenarioError(ValueError):
     """A scenario input is invalid; the message names the value and the valid choices.
 
@@ -193,9 +198,14 @@ class Scenario:
     current: CurrentPool | None = None
 
     @property
+    def autoscaling_max(self) -> int:
+        """App instances at the autoscaling maximum (the normal count without autoscaling)."""
+        return self.max_app_instances or self.app_instances
+
+    @property
     def peak_instances(self) -> int:
         """App instances at the autoscaling maximum plus the rolling-deploy surge."""
-        top = self.max_app_instances or self.app_instances
+        top = self.autoscaling_max
         return top + surge(top, self.deploy_surge_percent)
 
     @property

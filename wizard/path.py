@@ -7,6 +7,7 @@ sizing nor checks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -28,13 +29,15 @@ class PathFacts:
     recycle_why: str
     connect_args: dict[str, Any]
     connect_args_why: tuple[str, ...]
+    cutoffs: tuple[Cutoff, ...] = ()  # every idle cut-off on the path, shortest first
 
 
 def path_facts(s: Scenario) -> PathFacts:
-    recycle, recycle_why = recycle_for(s)
+    cutoffs = tuple(idle_cutoffs(s))
+    recycle, recycle_why = recycle_for(cutoffs)
     args, args_why = connect_args_for(s)
-    return PathFacts(DEFAULT_POOL_TIMEOUT, recycle, recycle_why, args, tuple(args_why))
-
+    return PathFacts(DEFAULT_POOL_TIMEOUT, recycle, recycle_why, args, tuple(args_why),
+                     cutoffs)
 
 
 class Cutoff(NamedTuple):
@@ -87,9 +90,9 @@ def proxy_wait_note(s: Scenario) -> str:
     return ""
 
 
-def recycle_for(s: Scenario) -> tuple[int, str]:
-    """pool_recycle below the shortest idle cut-off, never below 60 s."""
-    cuts = idle_cutoffs(s)
+def recycle_for(cuts: Sequence[Cutoff]) -> tuple[int, str]:
+    """pool_recycle below the shortest of the idle cut-offs (`idle_cutoffs`), never below
+    60 s."""
     if not cuts:
         return DEFAULT_RECYCLE, (f"no idle cut-off known on the path; {DEFAULT_RECYCLE} s "
                                  "spreads reconnects after failovers")

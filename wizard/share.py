@@ -17,7 +17,6 @@ from urllib.parse import urlencode, urlsplit
 
 from wizard import bounds
 from wizard.model import (
-    FIELD_LABELS,
     CurrentPool,
     Load,
     ProxySettings,
@@ -25,6 +24,7 @@ from wizard.model import (
     Reserves,
     Scenario,
     ScenarioError,
+    field_name,
 )
 from wizard.redact import credential_params
 
@@ -174,11 +174,6 @@ def _parse(p: Param, raw: str) -> Any:
         kind = {"int": "a whole number", "float": "a number", "bool": "true or false"}[p.kind]
         raise ScenarioError(f"{field_name(p.key)} must be {kind}, got {raw[:40]!r}",
                             key=p.key) from None
-
-
-def field_name(key: str) -> str:
-    """A parameter's name as the app's form shows it (else the key spelled out)."""
-    return FIELD_LABELS.get(key, key.replace("_", " "))
 
 
 def _nth(values: list[str] | None, i: int, cast: Callable[[str], Any], key: str) -> Any:

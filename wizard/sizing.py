@@ -7,10 +7,11 @@ Recommendation every other part of poolwise reads.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from wizard import bounds, budget, catalog, checks, path
+from wizard import bounds, budget, catalog, checks
 from wizard.model import (
     EndpointBudget,
     EngineSettings,
@@ -21,14 +22,9 @@ from wizard.model import (
     Scenario,
     Source,
 )
-from wizard.path import PathFacts, path_facts, proxy_wait_note
+from wizard.path import Cutoff, PathFacts, path_facts, proxy_wait_note
 
 WAIT_TARGET = 0.05  # at most 5% of checkouts wait at all
-# Where the budget's policy lives (one home each); re-exported for the edges.
-NO_LOAD_TOTAL_CAP = budget.NO_LOAD_TOTAL_CAP
-POOLER_TOTAL_CAP = budget.POOLER_TOTAL_CAP
-no_load_cap = budget.no_load_cap
-break_point = budget.break_point
 
 
 def _wait_probabilities(offered: float, upto: int, stop_below: float | None = None
@@ -87,13 +83,6 @@ def smallest_pool(offered: float, target: float = WAIT_TARGET,
     return n if p <= target else None
 
 
-def wait_past(servers: int, offered: float, hold_s: float, t: float) -> float:
-    """P(checkout waits longer than t seconds) in an M/M/n queue."""
-    if servers <= offered:
-        return 1.0
-    return erlang_c(servers, offered) * math.exp(-(servers - offered) * t / hold_s)
-
-
 # Points of the wait-probability curve kept for charts (not one per pool size).
 CURVE_POINTS = 40
 
@@ -136,6 +125,7 @@ def wait_figures(load: LoadSizing, connections: int, pool_timeout: float
     if connections <= a:
         return 1.0, 1.0, math.inf
     p = erlang_c(connections, a)
+    # M/M/n: P(wait > t) = P(wait) x exp(-(n - a) t / hold).
     return (p, p * math.exp(-(connections - a) * pool_timeout / hold),
             p * hold / (connections - a) * 1000)
 
@@ -282,7 +272,7 @@ def recommend(s: Scenario) -> Recommendation:
                          load=load, rules=rule_comparisons(s, endpoints[0]),
                          binding="; ".join(f"{ep.role}: {bound}" for ep, _, bound in sized),
                          breaks_at=min(breaks, default=None))
-    return replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec))
+    return replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec, path.cutoffs))
 
 
 def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | None,
@@ -296,7 +286,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
         pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
     else:
         pool, overflow, bound = _split(share, s.pool_split, load,
-                                       no_load_cap(proxy is not None))
+                                       budget.no_load_cap(proxy is not None))
         if proxy is not None and bound == "budget":
             bound = "proxy " + ("server pool" if proxy.session_mode else "client limit")
     per = pool + overflow
@@ -317,9 +307,9 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
         seen = (f"; the database sees at most min(server pool "
                 f"{_fmt(proxy.server_pool)}, {_fmt(client_total)}) = {_fmt(worst)}")
     limit, limit_name = client_limit(proxy, spec.usable)
-    breaks = break_point(per, limit, lambda n: budget.processes_at(s, spec.role, n),
-                         spec.engines_per_process,
-                         s.serverless_concurrency or s.max_app_instances or s.app_instances)
+    breaks = budget.break_point(per, limit, lambda n: budget.processes_at(s, spec.role, n),
+                                spec.engines_per_process,
+                                s.serverless_concurrency or s.autoscaling_max)
     waits: tuple[float | None, ...] = (None, None, None)
     if load is not None and not s.serverless:
         waits = wait_figures(load, per, path.pool_timeout)
@@ -390,7 +380,15 @@ def rule_comparisons(s: Scenario, primary: EndpointBudget) -> tuple[RuleComparis
     return tuple(out)
 
 
-def sources_for(s: Scenario, rec: Recommendation) -> tuple[Source, ...]:
+def rules_limit(rec: Recommendation) -> str:
+    """What the rules of thumb are compared against on the primary, in words."""
+    first = rec.rules[0] if rec.rules else None
+    return (f"{first.limit:,} {first.limit_name}" if first and first.limit is not None
+            else "no limit")
+
+
+def sources_for(s: Scenario, rec: Recommendation, cutoffs: Sequence[Cutoff]
+                ) -> tuple[Source, ...]:
     """Every source behind the numbers of a recommendation, without repeats."""
     seen: dict[str, Source] = {}
 
@@ -409,7 +407,7 @@ def sources_for(s: Scenario, rec: Recommendation) -> tuple[Source, ...]:
         for r in ep.reserves:
             if r.source.startswith("http"):
                 add(Source(r.name, r.source))
-    for _, _, url in path.idle_cutoffs(s):
+    for _, _, url in cutoffs:
         add(Source("idle cut-off", url))
     for rule in rec.rules:
         add(Source(rule.name, rule.source))
@@ -423,7 +421,7 @@ SCALE_OUT_POINTS = 300
 def scale_out_range(rec: Recommendation) -> int:
     """Default x-axis end: twice the autoscaling maximum, and past the break point."""
     s = rec.scenario
-    top = s.max_app_instances or s.app_instances
+    top = s.autoscaling_max
     end = max(2 * top, top + 4)
     if rec.breaks_at is not None:
         end = max(end, rec.breaks_at + max(2, rec.breaks_at // 5))
@@ -449,7 +447,7 @@ def scale_out(rec: Recommendation, up_to: int | None = None) -> list[dict[str, A
     else:
         step = (top - 1) / (SCALE_OUT_POINTS - 1)
         xs = {1 + round(i * step) for i in range(SCALE_OUT_POINTS)}
-    now = s.max_app_instances or s.app_instances
+    now = s.autoscaling_max
     for b in [now] + [e.breaks_at for e in rec.endpoints if e.breaks_at]:
         xs |= {x for x in (b - 1, b) if 1 <= x <= top}
     rows = []

@@ -133,7 +133,7 @@ def _fleet(rec: Recommendation) -> str:
     if s.serverless:
         return (f"{s.serverless_concurrency:,} concurrent invocations (serverless), one NullPool "
                 f"engine each = {p.clients:,} engines on the primary")
-    top = s.max_app_instances or s.app_instances
+    top = s.autoscaling_max
     return (f"{s.peak_instances} instances at peak ({top} + {s.deploy_surge_percent}% deploy "
             f"surge) x {s.workers} workers x {s.engines_per_process} engine(s) = "
             f"{p.clients:,} engines on the primary")
@@ -352,12 +352,12 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
     s = rec.scenario
     generated_on = generated_on or dt.date.today().isoformat()
     title = f"# Connection pool sizing: {s.provider} {s.instance_class or ''}".rstrip()
+    link = _app_link(s, share_base)
+    opener = (f"[Open this scenario]({link[0]})." if len(link) == 1
+              else f"Open this scenario: `{link[1]}` {link[0]}.")
     out = [f"{title} via {s.proxy}",
            "",
-           f"Generated on {generated_on} by poolwise {wizard.__version__}. "
-           + (f"[Open this scenario]({share.share_url(s, share_base)})."
-            if not share.share_url(s, share_base).startswith("?") else
-            "Open this scenario: `{1}` {0}.".format(*_app_link(s, share_base))),
+           f"Generated on {generated_on} by poolwise {wizard.__version__}. {opener}",
            "", "Reproduce: `" + share.cli_command(s, "export") + " --kind report -o report.md`",
            "", "## Scenario", ""]
     flat = share.to_flat(s)
@@ -404,11 +404,9 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
         out.append("")
     if rec.load:
         out += ["## Load", ""] + [f"- {line}" for line in sizing.load_lines(rec)] + [""]
-    first = rec.rules[0] if rec.rules else None
-    against = (f"{first.limit:,} {first.limit_name}" if first and first.limit is not None
-               else "no limit")
     out += ["## Rules people copy", "",
-            f"Per engine x engines = fleet total, against {against} on the primary.", ""]
+            f"Per engine x engines = fleet total, against {sizing.rules_limit(rec)} on the "
+            "primary.", ""]
     out += _md_table(["rule", "formula", "per engine", "fleet total", "fits", "source"],
                      [[r.name, r.formula, r.per_process, r.fleet_total,
                        "yes" if r.fits else "**no**", r.source] for r in rec.rules])

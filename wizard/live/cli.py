@@ -96,9 +96,7 @@ def check_bounds(args: argparse.Namespace) -> None:
 
 
 def _flag_settings(args: argparse.Namespace) -> EngineSettings:
-    if args.pool_size < 0 or args.max_overflow < 0 or args.pool_timeout <= 0:
-        raise ScenarioError("--pool-size and --max-overflow must be 0 or more and "
-                            "--pool-timeout above 0")
+    """The exhaustion test's settings from the flags (run() has checked them: check_bounds)."""
     return EngineSettings(endpoint="primary", poolclass="AsyncAdaptedQueuePool",
                           pool_size=args.pool_size, max_overflow=args.max_overflow,
                           pool_timeout=args.pool_timeout, pool_recycle=-1, pool_pre_ping=True,

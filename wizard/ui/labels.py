@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from wizard.model import FIELD_LABELS
+from wizard.model import field_name
 
 PROVIDERS = {
     "aws-rds": "AWS RDS for PostgreSQL",
@@ -137,9 +137,8 @@ FIX_STEP = {
 STEP_NAMES = {"database": "1 Database", "proxy": "2 Proxy", "topology": "3 Fleet",
               "load": "4 Load", "results": "5 Results", "export": "6 Export"}
 
-# The app's name for each share parameter (one home, in the core): a message from the core
-# names the field the visitor sees instead of a command-line flag.
-PARAM_LABELS = FIELD_LABELS
+# A message from the core names the field the visitor sees (model.field_name) instead of
+# a command-line flag.
 _FLAG = re.compile(r"--([a-z0-9][a-z0-9-]*)")
 _CLI_HINT = re.compile(r"\s*\(see `python -m wizard[^`]*`\)")
 
@@ -148,7 +147,6 @@ def app_words(message: str) -> str:
     """A core message with its command-line flags named as the app's fields
     ("--replicas must be ..." -> "Read replicas must be ...")."""
     def name(m: re.Match[str]) -> str:
-        key = m.group(1).replace("-", "_")
-        return PARAM_LABELS.get(key, key.replace("_", " "))
+        return field_name(m.group(1).replace("-", "_"))
 
     return _FLAG.sub(name, _CLI_HINT.sub("", message))

@@ -12,6 +12,7 @@ import streamlit as st
 
 from wizard import share
 from wizard.ui import database, export, load, proxy, results, state, topology
+from wizard.ui.labels import STEP_NAMES
 from wizard.ui.text import md_escape
 
 
@@ -27,17 +28,18 @@ def _results(ctx: dict) -> None:
 
 
 STEPS: dict[str, Step] = {
-    "database": Step("1 Database", database.render, beside_result=True),
-    "proxy": Step("2 Proxy", proxy.render, beside_result=True),
-    "topology": Step("3 Fleet", topology.render, beside_result=True),
-    "load": Step("4 Load", load.render, beside_result=True),
-    "results": Step("5 Results", _results),
-    "export": Step("6 Export", lambda ctx: export.render(ctx["rec"], ctx["key"])),
+    "database": Step(STEP_NAMES["database"], database.render, beside_result=True),
+    "proxy": Step(STEP_NAMES["proxy"], proxy.render, beside_result=True),
+    "topology": Step(STEP_NAMES["topology"], topology.render, beside_result=True),
+    "load": Step(STEP_NAMES["load"], load.render, beside_result=True),
+    "results": Step(STEP_NAMES["results"], _results),
+    "export": Step(STEP_NAMES["export"], lambda ctx: export.render(ctx["rec"], ctx["key"])),
     # Imported when first shown: they pull in SQLAlchemy, Altair and the live check, which
     # the first page does not need (see bench/ui.md, cold start).
     "saved": Step("Saved & compare", lambda ctx: _lazy("saved").render(ctx["flat"])),
     "live": Step("Live check", lambda ctx: _lazy("live").render(ctx["rec"])),
 }
+ORDER = list(STEPS)
 HEAVY = ("altair", "wizard.charts", "wizard.ui.saved", "wizard.ui.live")
 _warm = threading.Lock()
 _warmed: list[bool] = []
@@ -62,7 +64,7 @@ def _warm_up() -> None:
     timer = threading.Timer(1.0, run)
     timer.daemon = True
     timer.start()
-ORDER = list(STEPS)
+
 
 # Streamlit stacks columns below 640 px: there the result beside the inputs would sit
 # below all of them, so a one-line version with a jump link goes above them instead.

@@ -23,40 +23,23 @@ def render() -> None:
                  help=HELP["proxy"], persist_state="session")
     state.flag("proxy")
     proxy = st.session_state["proxy"]
-    whole = {"step": 1.0, "format": "%.0f", "persist_state": "session"}
-    optional = {**whole, "value": None, "placeholder": "default"}
+    optional = {"value": None, "placeholder": "default"}
     if proxy.startswith("pgbouncer"):
         st.text_input("PgBouncer version", key="pgbouncer_version", placeholder="e.g. 1.24",
                       help=HELP["pgbouncer_version"], persist_state="session")
         state.flag("pgbouncer_version")
     if proxy in POOL_SIZE_PROXIES:
         c1, c2 = st.columns(2)
-        with c1:
-            st.number_input("default_pool_size", key="pgbouncer_pool_size",
-                            help=HELP["pgbouncer_pool_size"], **optional)
-            state.flag("pgbouncer_pool_size")
-        with c2:
-            st.number_input("user/database pairs", key="user_db_pairs",
-                            help=HELP["user_db_pairs"], **whole)
-            state.flag("user_db_pairs")
+        state.number_field(c1, "default_pool_size", "pgbouncer_pool_size", **optional)
+        state.number_field(c2, "user/database pairs", "user_db_pairs")
     elif proxy == "neon-pooler":
-        st.number_input("user/database pairs", key="user_db_pairs",
-                        help=HELP["user_db_pairs"], **whole)
-        state.flag("user_db_pairs")
+        state.number_field(None, "user/database pairs", "user_db_pairs")
     if proxy in CLIENT_LIMIT_PROXIES:
-        st.number_input("max_client_conn", key="pgbouncer_max_client_conn",
-                        help=HELP["pgbouncer_max_client_conn"], **optional)
-        state.flag("pgbouncer_max_client_conn")
+        state.number_field(None, "max_client_conn", "pgbouncer_max_client_conn", **optional)
     if proxy.startswith("pgbouncer"):
         c1, c2 = st.columns(2)
-        with c1:
-            st.number_input("reserve_pool_size", key="pgbouncer_reserve_pool",
-                            help=HELP["pgbouncer_reserve_pool"], **whole)
-            state.flag("pgbouncer_reserve_pool")
-        with c2:
-            st.number_input("max_prepared_statements", key="max_prepared_statements",
-                            help=HELP["max_prepared_statements"], **optional)
-            state.flag("max_prepared_statements")
+        state.number_field(c1, "reserve_pool_size", "pgbouncer_reserve_pool")
+        state.number_field(c2, "max_prepared_statements", "max_prepared_statements", **optional)
     if proxy == "rds-proxy":
         st.slider("MaxConnectionsPercent", 1, 100, key="rds_proxy_max_connections_percent",
                   help=HELP["rds_proxy_max_connections_percent"], persist_state="session")

@@ -13,7 +13,6 @@ from wizard.ui import state
 from wizard.ui.labels import FIX_STEP, SEVERITY_ICON, STEP_NAMES
 from wizard.ui.text import md_escape
 
-SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 TOP_FINDINGS = 3
 METRIC_WIDTH = 150  # two metrics to a row on a 390 px phone, five or more on a laptop
 SETTINGS = ("poolclass", "pool_size", "max_overflow", "pool_timeout", "pool_recycle",
@@ -30,19 +29,10 @@ def engine_rows(rec: Recommendation) -> list[dict]:
              "why": eng.reasons.get(name, "")} for eng in rec.engines for name in SETTINGS]
 
 
-def ranked(rec: Recommendation) -> list[Finding]:
-    return sorted(rec.warnings, key=lambda w: SEVERITY_RANK.get(w.severity, 3))
-
-
 # Where each part of an unsizable scenario is changed, in the order people try them.
 FIX_STEPS = (("topology", "Change the fleet (step 3)"),
              ("proxy", "Add a pooling proxy (step 2)"),
              ("database", "Pick a bigger database (step 1)"))
-
-
-def fleet_words(s: Scenario | None) -> str:
-    """How the client engine count comes about, so an error's number is traceable."""
-    return "" if s is None else budget.fleet_sentence(s)
 
 
 def show_error(error: str, fix: str, scenario: Scenario | None = None,
@@ -52,9 +42,8 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
     st.error(f"This scenario cannot be sized: {md_escape(error)}", icon=":material/error:")
     if fix:
         st.info(f"**Fix:** {md_escape(fix)}")
-    words = fleet_words(scenario)
-    if words:
-        st.caption(md_escape(words))
+    if scenario is not None:
+        st.caption(md_escape(budget.fleet_sentence(scenario)))
     for step, label in FIX_STEPS:
         if step != here:
             st.button(label, key=f"fix_go_{step}", on_click=state.go, args=(step,),
@@ -124,12 +113,13 @@ def answer(rec: Recommendation) -> None:
     """The first screenful: per endpoint the settings, what the database sees at the peak
     against usable, where it breaks; then the top findings with a way to fix each."""
     s = rec.scenario
-    peak = None if s.serverless else s.max_app_instances or s.app_instances
+    peak = None if s.serverless else s.autoscaling_max
     with st.container(border=True, key="answer"):
         for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
             st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
             _metrics(ep, eng, peak)
-        top = [w for w in ranked(rec) if w.severity != "info"][:TOP_FINDINGS]
+        # checks.run_checks lists errors first, then warnings, then info.
+        top = [w for w in rec.warnings if w.severity != "info"][:TOP_FINDINGS]
         for i, w in enumerate(top):
             _finding(w, i)
         if not top:
@@ -160,7 +150,7 @@ def summary(rec: Recommendation | None, error: str, fix: str,
         show_error(error, fix, scenario, here)
         return
     s = rec.scenario
-    peak = None if s.serverless else s.max_app_instances or s.app_instances
+    peak = None if s.serverless else s.autoscaling_max
     for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
         if len(rec.endpoints) > 1:
             st.caption(md_escape(ep.role))
@@ -236,7 +226,7 @@ def details(rec: Recommendation) -> None:
 def _findings(rec: Recommendation) -> None:
     if not rec.warnings:
         st.success("No findings for this scenario.")
-    for i, w in enumerate(ranked(rec)):
+    for i, w in enumerate(rec.warnings):
         st.caption(md_escape(w.code))
         _finding(w, 200 + i)
 

@@ -8,6 +8,7 @@ round trip is testable without Streamlit.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ import streamlit as st
 
 from wizard import budget, catalog, share, sizing
 from wizard.model import PROXIES, Recommendation, Scenario, ScenarioError, SizingError
-from wizard.ui.labels import app_words
+from wizard.ui.labels import HELP, app_words
 from wizard.ui.text import md_escape
 
 MAX_REPLICAS = 5
@@ -412,3 +413,16 @@ def flag(widget: str) -> None:
     where, message = _problem(flat_key(current_flat()))
     if where == widget and message:
         st.error(md_escape(message), icon=":material/error:")
+
+
+# Whole numbers typed as floats: the browser reads "1e9" whole (an integer field reads 1),
+# and no min/max: a value out of range is kept and flagged by the core's message instead.
+WHOLE = {"step": 1.0, "format": "%.0f", "persist_state": "session"}
+
+
+def number_field(where, label: str, key: str, **kw) -> None:
+    """A number input for one share parameter (in `where`, a column or container, else
+    here), with the core's message under it when the core refuses its value."""
+    with where if where is not None else contextlib.nullcontext():
+        st.number_input(label, key=key, help=HELP.get(key), **{**WHOLE, **kw})
+        flag(key)

@@ -8,15 +8,6 @@ from wizard.ui import state
 from wizard.ui.labels import HELP
 
 KEEP = {"persist_state": "session"}
-# Whole numbers typed as floats: the browser reads "1e9" whole (an integer field reads 1),
-# and no min/max: a value out of range is kept and flagged by the core's message instead.
-WHOLE = {"step": 1.0, "format": "%.0f", **KEEP}
-
-
-def _number(where, label: str, key: str, **kw) -> None:
-    with where:
-        st.number_input(label, key=key, help=HELP.get(key), **{**WHOLE, **kw})
-        state.flag(key)
 
 
 def render() -> None:
@@ -24,19 +15,19 @@ def render() -> None:
     st.toggle("Serverless (one process per invocation)", key="serverless_on",
               help=HELP["serverless_on"], **KEEP)
     if st.session_state.get("serverless_on"):
-        _number(st.container(), "Peak concurrent invocations", "serverless_concurrency")
+        state.number_field(st.container(), "Peak concurrent invocations", "serverless_concurrency")
     else:
         c1, c2 = st.columns(2)
-        _number(c1, "App instances (normal)", "app_instances")
-        _number(c2, "Autoscaling maximum", "max_app_instances", value=None,
-                placeholder="no autoscaling")
-        _number(c1, "Workers per instance", "workers")
-        _number(c2, "Engines per process", "engines")
+        state.number_field(c1, "App instances (normal)", "app_instances")
+        state.number_field(c2, "Autoscaling maximum", "max_app_instances", value=None,
+                           placeholder="no autoscaling")
+        state.number_field(c1, "Workers per instance", "workers")
+        state.number_field(c2, "Engines per process", "engines")
         with c1:
             st.slider("Rolling-deploy surge (%)", 0, 100, step=5, key="deploy_surge_percent",
                       help=HELP["deploy_surge_percent"], **KEEP)
-        _number(c2, "vCPUs per app instance", "app_vcpus")
-    _number(st.container(), "Read replicas", "replicas")
+        state.number_field(c2, "vCPUs per app instance", "app_vcpus")
+    state.number_field(st.container(), "Read replicas", "replicas")
     n = state._count(st.session_state.get("replicas")) or 0
     if not 0 <= n <= state.MAX_REPLICAS:
         return  # flagged above; no widgets are drawn for a count the app refuses
@@ -50,9 +41,9 @@ def render() -> None:
                          format_func=lambda c: c or "same as the primary",
                          help=HELP["replica_class"], **KEEP)
             c2.number_input("Measured max_connections", value=None, key=f"replica_mc_{i}",
-                            placeholder="catalog", help=HELP["replica_mc"], **WHOLE)
+                            placeholder="catalog", help=HELP["replica_mc"], **state.WHOLE)
             c3.number_input("Reader instances", value=None, key=f"replica_readers_{i}",
-                            placeholder="all", help=HELP["replica_readers"], **WHOLE)
+                            placeholder="all", help=HELP["replica_readers"], **state.WHOLE)
             c4.text_input("Region", key=f"replica_region_{i}", placeholder="same region",
                           help="A label only, e.g. eu-west-1: a cross-region replica counts "
                                "the same way, with its own class and its own readers.",
