@@ -118,7 +118,7 @@ def prepared_statements(rec: Recommendation) -> Iterator[Finding]:
 @rule
 def recycle(rec: Recommendation) -> Iterator[Finding]:
     s = rec.scenario
-    cuts = path.idle_cutoffs(s)
+    cuts = rec.cutoffs
     cur = s.current
     if cur is None:
         return

@@ -7,7 +7,7 @@ none of them recompute sizing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 PROVIDERS: tuple[str, ...] = (
     "aws-rds",
@@ -218,6 +218,14 @@ def surge(instances: int, percent: int) -> int:
     return -(-instances * percent // 100)
 
 
+class Cutoff(NamedTuple):
+    """A point on the path that drops idle connections."""
+
+    name: str
+    seconds: int
+    url: str
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a number comes from."""
@@ -349,6 +357,7 @@ class Recommendation:
     rules: tuple[RuleComparison, ...]
     binding: str
     breaks_at: int | None = None  # the smallest break point over the endpoints
+    cutoffs: tuple[Cutoff, ...] = ()  # idle cut-offs on the path, shortest first
 
     def endpoint(self, role: str) -> EndpointBudget:
         return next(e for e in self.endpoints if e.role == role)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from wizard import catalog
-from wizard.model import TRANSACTION_POOLERS, Scenario, Source
+from wizard.model import TRANSACTION_POOLERS, Cutoff, Scenario, Source
 
 DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_RECYCLE = 1800
@@ -38,14 +38,6 @@ def path_facts(s: Scenario) -> PathFacts:
     args, args_why = connect_args_for(s)
     return PathFacts(DEFAULT_POOL_TIMEOUT, recycle, recycle_why, args, tuple(args_why),
                      cutoffs)
-
-
-class Cutoff(NamedTuple):
-    """A point on the path that drops idle connections."""
-
-    name: str
-    seconds: int
-    url: str
 
 
 def idle_cutoffs(s: Scenario) -> list[Cutoff]:

@@ -7,7 +7,6 @@ Recommendation every other part of poolwise reads.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +21,7 @@ from wizard.model import (
     Scenario,
     Source,
 )
-from wizard.path import Cutoff, PathFacts, path_facts, proxy_wait_note
+from wizard.path import PathFacts, path_facts, proxy_wait_note
 
 WAIT_TARGET = 0.05  # at most 5% of checkouts wait at all
 
@@ -271,8 +270,8 @@ def recommend(s: Scenario) -> Recommendation:
                          engines=tuple(eng for _, eng, _ in sized), warnings=(), sources=(),
                          load=load, rules=rule_comparisons(s, endpoints[0]),
                          binding="; ".join(f"{ep.role}: {bound}" for ep, _, bound in sized),
-                         breaks_at=min(breaks, default=None))
-    return replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec, path.cutoffs))
+                         breaks_at=min(breaks, default=None), cutoffs=path.cutoffs)
+    return replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec))
 
 
 def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | None,
@@ -387,8 +386,7 @@ def rules_limit(rec: Recommendation) -> str:
             else "no limit")
 
 
-def sources_for(s: Scenario, rec: Recommendation, cutoffs: Sequence[Cutoff]
-                ) -> tuple[Source, ...]:
+def sources_for(s: Scenario, rec: Recommendation) -> tuple[Source, ...]:
     """Every source behind the numbers of a recommendation, without repeats."""
     seen: dict[str, Source] = {}
 
@@ -407,7 +405,7 @@ def sources_for(s: Scenario, rec: Recommendation, cutoffs: Sequence[Cutoff]
         for r in ep.reserves:
             if r.source.startswith("http"):
                 add(Source(r.name, r.source))
-    for _, _, url in cutoffs:
+    for _, _, url in rec.cutoffs:
         add(Source("idle cut-off", url))
     for rule in rec.rules:
         add(Source(rule.name, rule.source))
