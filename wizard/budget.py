@@ -247,6 +247,12 @@ class ProxyLimits:
     reserve_pool: int = 0
 
 
+def neon_pool_fraction() -> float:
+    """Neon's pooler pool per user/database pair, as a share of max_connections (data)."""
+    fact = catalog.proxy_fact("neon-pooler", "default_pool_size")
+    return float(fact[0]) if fact else 0.9
+
+
 def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> ProxyLimits | None:
     """Server and client side of the proxy on this endpoint, or None without a pooler.
 
@@ -293,10 +299,10 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
                            f"pgbouncer.default_pool_size x {pairs} ({src})",
                            configured, ps.max_client_conn or climit, csrc, False)
     if s.proxy == "neon-pooler":
-        configured = int(spec.max_connections * 0.9) * pairs
+        configured = int(spec.max_connections * neon_pool_fraction()) * pairs
         climit, csrc = catalog.proxy_int("neon-pooler", "max_client_conn", 10000)
-        return ProxyLimits(min(configured, usable), "Neon's fixed pool: 0.9 x max_connections "
-                           f"per user/db pair x {pairs}", configured,
+        return ProxyLimits(min(configured, usable), f"Neon's fixed pool: {neon_pool_fraction():g} "
+                           f"x max_connections per user/db pair x {pairs}", configured,
                            ps.max_client_conn or climit, csrc, False)
     # Supavisor: the pool size is a per-project setting Supabase pre-configures per compute
     # size without publishing it. Given: use it. Not given: recommend one within usable,

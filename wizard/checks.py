@@ -191,9 +191,9 @@ def _pool_over_fix(s, ep, side) -> str:
         return (f"Set the proxy's MaxConnectionsPercent to at most {pct}% so your admin and "
                 "migration reserves stay free.")
     if s.proxy == "neon-pooler":
-        return ("Neon's pooler settings cannot be changed (0.9 x max_connections per user/"
-                "database pair): route fewer user/database pairs through it or pick a bigger "
-                "compute size.")
+        return (f"Neon's pooler settings cannot be changed ({budget.neon_pool_fraction():g} x "
+                "max_connections per user/database pair): route fewer user/database pairs "
+                "through it or pick a bigger compute size.")
     if s.proxy.startswith("supavisor"):
         return (f"Set Supavisor's pool size to at most {max(1, ep.usable // pairs):,} in "
                 "Database Settings, or pick a bigger compute size.")
@@ -210,8 +210,8 @@ def _pool_below_load_fix(s, ep, side) -> str:
         return (f"The need exceeds the {ep.usable:,} usable: pick a bigger class or shorten "
                 "transactions.")
     if s.proxy == "neon-pooler":
-        return ("Neon's pool is fixed at 0.9 x max_connections per user/database pair: pick a "
-                "bigger compute size or shorten transactions.")
+        return (f"Neon's pool is fixed at {budget.neon_pool_fraction():g} x max_connections per "
+                "user/database pair: pick a bigger compute size or shorten transactions.")
     if s.proxy == "rds-proxy":
         pct = -(-side.needed * 100 // ep.max_connections)
         return f"Raise the proxy's MaxConnectionsPercent to at least {min(pct, 100)}%."
