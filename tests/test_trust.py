@@ -42,7 +42,7 @@ def exact_erlang_c(n: int, a: float) -> float:
 # ----------------------------------------------------------------------- bounds
 
 def test_every_range_names_a_parameter():
-    assert set(bounds.RANGES) <= set(share.BY_KEY)
+    assert set(bounds.RANGES) <= set(share.BY_KEY) | set(share.SERVICE_BY_KEY)
     numeric = {p.key for p in share.PARAMS if p.kind in ("int", "float")}
     assert numeric <= set(bounds.RANGES), numeric - set(bounds.RANGES)
 

@@ -7,8 +7,10 @@ never comes out of the primary's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from wizard import bounds, catalog, share
 from wizard.model import (
@@ -41,6 +43,10 @@ class EndpointSpec:
     reserves: tuple[ReserveItem, ...]
     processes: int
     engines_per_process: int
+    # The part of usable this service (or its pooler) may use when services share the
+    # endpoint, and how it was set; None: all of usable.
+    allotment: int | None = None
+    allotment_how: str = ""
 
     @property
     def reserved(self) -> int:
@@ -49,6 +55,11 @@ class EndpointSpec:
     @property
     def usable(self) -> int:
         return self.max_connections - self.reserved
+
+    @property
+    def budget(self) -> int:
+        """Connections this service's side may use: its allotment, else all of usable."""
+        return self.usable if self.allotment is None else self.allotment
 
     @property
     def clients(self) -> int:
@@ -263,7 +274,7 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
     if s.proxy not in POOLERS or (spec.role != "primary" and rds_proxy_skips_replicas(s)):
         return None
     ps = s.proxy_settings
-    usable = spec.usable
+    usable = spec.budget
     pairs = max(1, ps.user_db_pairs)
     session = s.proxy in ("pgbouncer-session", "supavisor-session")
     if s.proxy in ("pgbouncer-transaction", "pgbouncer-session"):
@@ -367,9 +378,13 @@ _POOLER_ADVICE = {
 }
 
 
-def per_process_budget(s: Scenario, spec: EndpointSpec,
-                       proxy: ProxyLimits | None) -> tuple[int | None, str]:
-    """Connections one engine in one process may hold at most (None: no limit), and why."""
+def per_process_budget(s: Scenario, spec: EndpointSpec, proxy: ProxyLimits | None,
+                       group_share: Share | None = None) -> tuple[int | None, str]:
+    """Connections one engine in one process may hold at most (None: no limit), and why.
+
+    Behind a pooler several services share, `group_share` is this service's part of the
+    pooler's binding limit (its server pool in session mode, else its client limit).
+    """
     clients = spec.clients
     if spec.usable < 1:
         raise SizingError(
@@ -378,7 +393,16 @@ def per_process_budget(s: Scenario, spec: EndpointSpec,
             "lower the reserves or pick a bigger instance class.",
         )
     if proxy is None:
-        share = spec.usable // clients
+        share = spec.budget // clients
+        if share < 1 and spec.allotment is not None:
+            raise SizingError(
+                f"{spec.role}: this service's share of the usable connections "
+                f"({spec.budget:,}: {spec.allotment_how}) cannot give each of {clients:,} "
+                "client engines even one connection.",
+                "fewer processes, a bigger instance class, fewer services on this endpoint, "
+                "or a pooling proxy in front: "
+                f"{_POOLER_ADVICE.get(s.provider, 'PgBouncer in transaction mode')}.",
+            )
         if share < 1:
             raise SizingError(
                 f"{spec.role}: {spec.usable} usable connections cannot give each of "
@@ -387,7 +411,20 @@ def per_process_budget(s: Scenario, spec: EndpointSpec,
                 "or a pooling proxy in front: "
                 f"{_POOLER_ADVICE.get(s.provider, 'PgBouncer in transaction mode')}.",
             )
+        if spec.allotment is not None:
+            return share, f"share {spec.budget:,} ({spec.allotment_how}) / {clients:,}"
         return share, f"({spec.max_connections:,} - {spec.reserved}) / {clients:,}"
+    if group_share is not None and (proxy.session_mode or proxy.client_limit is not None):
+        share = group_share.value // clients
+        side = "server pool" if proxy.session_mode else "client limit"
+        if share < 1:
+            raise SizingError(
+                f"{spec.role}: this service's share of the proxy's {side} "
+                f"({group_share.value:,}: {group_share.how}) cannot give each of "
+                f"{clients:,} client engines one connection.",
+                (client_limit_fix(s, clients) if not proxy.session_mode else
+                 "use transaction mode, fewer processes or a bigger server pool") + ".")
+        return share, f"share {group_share.value:,} of the {side} ({group_share.how}) / {clients:,}"
     if proxy.session_mode:
         share = proxy.server_pool // clients
         if share < 1:
@@ -407,6 +444,92 @@ def per_process_budget(s: Scenario, spec: EndpointSpec,
             client_limit_fix(s, clients) + ".",
         )
     return share, f"client limit {proxy.client_limit:,} / {clients:,}"
+
+
+# A cron or migration-style service without a load: pool_size + max_overflow per engine.
+FIXED_SHARE_PER_ENGINE = 2
+# Share tiers, served in this order: fixed small shares, then needs, then weights.
+TIERS = ("fixed", "need", "weight")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one member (a service, or a pooler its services share) asks of a limit.
+
+    `tier`: "fixed" (cron/migrations: a small fixed share), "need" (a load or a pooler's
+    server pool), "weight" (no load: split by `weight`); `demand` is the most it can use.
+    """
+
+    name: str
+    tier: str
+    demand: int
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Share:
+    """A member's part of a limit and how it was set."""
+
+    value: int
+    how: str
+
+
+def _proportional(left: int, demands: list[int]) -> list[int]:
+    total = sum(demands)
+    return [left * d // total if total else 0 for d in demands]
+
+
+def shares(limit: int, claims: Sequence[Claim]) -> tuple[Share, ...]:
+    """The only place a limit (an endpoint's usable connections, or a pooler's limit) is
+    divided among the members that use it.
+
+    Fixed shares first, then needs, then the weighted members up to what they can use
+    (each tier pro rata when it does not fit); what is then left is added to every member
+    by weight, so one member alone gets the whole limit. Members' pools stay capped by
+    their own need or cap, so the extra is headroom they may not use. The cost grows with
+    the number of members only.
+    """
+    n = len(claims)
+    got = [0] * n
+    how = [""] * n
+    left = limit
+    for tier in ("fixed", "need"):
+        idx = [i for i, c in enumerate(claims) if c.tier == tier]
+        want = sum(claims[i].demand for i in idx)
+        parts = ([claims[i].demand for i in idx] if want <= left
+                 else _proportional(left, [claims[i].demand for i in idx]))
+        for i, part in zip(idx, parts, strict=True):
+            got[i] = part
+            how[i] = (f"{tier} {claims[i].demand:,}" if want <= left
+                      else f"{tier} {claims[i].demand:,} cut pro rata to {part:,}")
+        left -= sum(parts)
+    open_ = [i for i, c in enumerate(claims) if c.tier == "weight"]
+    for i in open_:
+        how[i] = f"weight {claims[i].weight:g}, up to {claims[i].demand:,}"
+    # Water-filling: each round either satisfies a member or uses up what is left.
+    while open_ and left > 0:
+        wsum = sum(Fraction(claims[i].weight) for i in open_)
+        give = {i: int(left * Fraction(claims[i].weight) / wsum) for i in open_}
+        full = [i for i in open_ if got[i] + give[i] >= claims[i].demand]
+        if not full:
+            for i in open_:
+                got[i] += give[i]
+            left -= sum(give.values())
+            break
+        for i in full:
+            left -= claims[i].demand - got[i]
+            got[i] = claims[i].demand
+        open_ = [i for i in open_ if i not in full]
+    if left > 0:
+        wsum = sum(Fraction(c.weight) for c in claims)
+        extra = [int(left * Fraction(c.weight) / wsum) for c in claims]
+        for i in range(n):
+            got[i] += extra[i]
+            if n > 1 and extra[i]:
+                how[i] += f" + {extra[i]:,} of what is left"
+    if n == 1:
+        how[0] = "the whole budget"
+    return tuple(Share(g, h) for g, h in zip(got, how, strict=True))
 
 
 # Proxies tied to one provider; the rest (none, pgbouncer-*) run with every provider.
@@ -457,6 +580,49 @@ def validate(s: Scenario) -> None:
             raise ScenarioError(f"unknown network element {item!r}; valid choices: "
                                 f"{', '.join(NETWORK_CUTOFFS)}", key="network")
     validate_topology(s)
+
+
+# At most this many services share one database (bounded work per scenario).
+MAX_SERVICES = 32
+# A service name becomes application_name, a file name and a Python comment: keep it plain.
+SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+
+
+def validate_services(s: Scenario) -> None:
+    """Refuse a service list poolwise cannot size: too many, bad or repeated names, unknown
+    kinds or endpoints, a weight out of range (fleet values are checked per service)."""
+    from wizard.model import SERVICE_KINDS
+    if not s.services:
+        return
+    if len(s.services) > MAX_SERVICES:
+        raise ScenarioError(f"at most {MAX_SERVICES} services share one database, got "
+                            f"{len(s.services):,}", key="services")
+    roles = ("primary", *(f"replica-{i}" for i in range(1, len(s.replicas) + 1)))
+    names: set[str] = set()
+    for i, svc in enumerate(s.services, start=1):
+        if not SERVICE_NAME.fullmatch(svc.name):
+            raise ScenarioError(f"service {i}: the name must be 1 to 40 lower-case letters, "
+                                "digits, - or _, starting with a letter", key="name")
+        if svc.name in names:
+            raise ScenarioError(f"service {i}: the name {svc.name!r} is used twice", key="name")
+        names.add(svc.name)
+        if svc.kind not in SERVICE_KINDS:
+            raise ScenarioError(f"service {svc.name!r}: unknown kind {svc.kind[:20]!r}; valid "
+                                f"choices: {', '.join(SERVICE_KINDS)}", key="kind")
+        if (svc.kind == "serverless") != (svc.serverless_concurrency is not None):
+            raise ScenarioError(f"service {svc.name!r}: a serverless service needs its peak "
+                                "concurrent invocations, and only a serverless one has them",
+                                key="serverless_concurrency")
+        bounds.check("weight", svc.weight)
+        for role in svc.endpoints or ():
+            if role not in roles:
+                raise ScenarioError(f"service {svc.name!r}: unknown endpoint {role[:20]!r}; "
+                                    f"this database has {', '.join(roles)}", key="endpoints")
+        if svc.endpoints is not None and "primary" not in svc.endpoints:
+            # Its module's write engine is the primary's; replicas are the read engines.
+            raise ScenarioError(f"service {svc.name!r}: endpoints must include the primary "
+                                "(list the replicas it reads from beside it), or leave it out "
+                                "to connect to every endpoint", key="endpoints")
 
 
 _SMALLER_REPLICA_FIX = {

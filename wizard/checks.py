@@ -45,14 +45,17 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
     s = rec.scenario
     cur = s.current
     for ep in rec.endpoints:
-        if ep.server_side is not None:
+        if ep.server_side is not None or ep.break_limit is None:
             continue
+        # What this service may use: usable, less what other services sharing it hold.
+        room = ep.break_limit
+        left = "usable" if room == ep.usable else "usable the other services leave"
         mine = bool(cur and cur.poolclass != "NullPool" and cur.pool_size is not None)
         if mine and cur.max_overflow == -1:
             yield Finding(
                 "UNBOUNDED_OVERFLOW", "error",
                 f"{ep.role}: max_overflow=-1 lets each of {ep.clients:,} engines open "
-                f"connections without limit; {ep.usable:,} are usable.",
+                f"connections without limit; {room:,} are {left}.",
                 f"Use pool_size={ep.pool_size}, max_overflow={ep.max_overflow} per engine.")
             continue
         if mine:
@@ -61,9 +64,9 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
         else:
             per, label = 15, "SQLAlchemy's defaults (5 + 10), if you kept them,"
         total = per * ep.clients
-        if total > ep.usable:
+        if total > room:
             breaks = budget.break_point(
-                per, ep.usable, lambda n, role=ep.role: budget.processes_at(s, role, n),
+                per, room, lambda n, role=ep.role: budget.processes_at(s, role, n),
                 ep.engines_per_process, s.autoscaling_max)
             where = (f" (it breaks from an autoscaling maximum of about {breaks:,}, deploy "
                      "surge counted)" if breaks else "")
@@ -71,9 +74,65 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
                 "WORST_CASE_OVER_MAX" if mine else "DEFAULTS_OVER_MAX",
                 "error" if mine else "warning",
                 f"{ep.role}: {label} x {ep.clients:,} engines at the autoscaling maximum "
-                f"= {total:,} connections, above the {ep.usable:,} usable{where}.",
+                f"= {total:,} connections, above the {room:,} {left}{where}.",
                 f"Use pool_size={ep.pool_size}, max_overflow={ep.max_overflow} per engine, "
                 "or put a pooler in front.")
+
+
+def current_worst(rec: Recommendation) -> dict[str, list[tuple[str, int | None]]]:
+    """Per endpoint, what each service's current settings make it see at everyone's peak
+    (None: the service did not say what it runs today, so its recommended pool counts)."""
+    out: dict[str, list[tuple[str, int | None]]] = {}
+    for svc in rec.services:
+        cur = svc.rec.scenario.current
+        for ep in svc.rec.endpoints:
+            if cur is None or cur.pool_size is None:
+                seen: int | None = None
+            elif cur.poolclass == "NullPool" or svc.rec.scenario.serverless:
+                seen = ep.clients
+            elif cur.max_overflow == -1:
+                seen = -1
+            else:
+                per = cur.pool_size + (cur.max_overflow if cur.max_overflow is not None else 10)
+                seen = per * ep.clients
+                if ep.server_side is not None:
+                    seen = min(seen, ep.server_side.limit or seen)
+            out.setdefault(ep.role, []).append((svc.name, seen))
+    return out
+
+
+def plan_findings(rec: Recommendation) -> list[Finding]:
+    """Findings about the services together (several services): their current settings
+    at everyone's peak against each endpoint's usable connections."""
+    found = []
+    totals = {ep.role: ep for ep in rec.endpoints}
+    for role, rows in current_worst(rec).items():
+        if all(seen is None for _, seen in rows):
+            continue
+        ep = totals[role]
+        parts, total = [], 0
+        for name, seen in rows:
+            if seen == -1:
+                found.append(Finding(
+                    "UNBOUNDED_OVERFLOW", "error",
+                    f"{role}: {name} runs max_overflow=-1: its engines open connections "
+                    "without limit.", f"Use {name}'s recommended pool (as exported)."))
+                continue
+            if seen is None:
+                share = next(b for b in ep.by_service if b.service == name)
+                seen, how = share.worst_case, "recommended"
+            else:
+                how = "today"
+            parts.append(f"{name} {seen:,} ({how})")
+            total += seen
+        if total > ep.usable:
+            found.append(Finding(
+                "SERVICES_OVER_USABLE", "error",
+                f"{role}: at every service's autoscaling peak the settings run today make "
+                f"{' + '.join(parts)} = {total:,} connections, above the {ep.usable:,} usable.",
+                "Use each service's recommended pool_size and max_overflow (export --service "
+                "NAME), or put a pooler in front."))
+    return found
 
 
 @rule

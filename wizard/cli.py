@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from wizard import catalog, share, sizing
+from wizard import catalog, estate, share, sizing
 from wizard.model import Recommendation, Scenario, ScenarioError, SizingError
 from wizard.sizing import recommend
 
@@ -34,11 +34,19 @@ def add_scenario_flags(p: argparse.ArgumentParser) -> None:
                            help=param.help)
         else:
             p.add_argument(flag, dest=param.key, metavar=param.kind.upper(), help=param.help)
+    p.add_argument("--scenario", metavar="FILE.toml", help="a scenario file: the database "
+                   "and its [[service]] tables (instead of the flags above)")
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
     flat = {p.key: getattr(args, p.key) for p in share.PARAMS
             if getattr(args, p.key, None) is not None}
+    if getattr(args, "scenario", None):
+        if flat:
+            first = next(iter(flat))
+            raise ScenarioError(f"--scenario cannot be combined with --{first.replace('_', '-')}"
+                                ": put every setting in the file")
+        return estate.load(args.scenario)
     if "provider" not in flat:
         raise ScenarioError("--provider is required; valid choices: "
                             + ", ".join(catalog_providers()))
@@ -64,7 +72,37 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def render_text(rec: Recommendation) -> str:
-    """A readable report of a recommendation for the terminal."""
+    """A readable report of a recommendation for the terminal (every service's part)."""
+    if rec.single:
+        return _render_one(rec)
+    out = [f"poolwise: {rec.scenario.provider} {rec.scenario.instance_class or ''}: "
+           f"{len(rec.services)} services share the database", ""]
+    rows = [[e.role, e.instance_class or "-", f"{e.max_connections:,}", str(e.reserved),
+             f"{e.usable:,}", b.service, f"{b.clients:,}", str(b.pool_size),
+             str(b.max_overflow), f"{b.worst_case:,}",
+             f"{b.breaks_at:,}" if b.breaks_at is not None else "-"]
+            for e in rec.endpoints for b in e.by_service]
+    out.append(_table(rows, ["endpoint", "class", "max_conn", "reserved", "usable", "service",
+                             "engines", "pool_size", "overflow", "worst_case", "breaks_at"]))
+    for e in rec.endpoints:
+        out.append(f"  {e.role}: {e.explanation}; headroom {e.headroom:,}")
+    sentence = sizing.break_sentence(rec)
+    if sentence:
+        out += ["", sentence]
+    for svc in rec.services:
+        out += ["", f"== service {svc.name} ({svc.kind}) ==", _render_one(svc.rec, brief=True)]
+    if rec.warnings:
+        out += ["", "Warnings:"]
+        for w in rec.warnings:
+            out.append(f"  [{w.severity}] {w.code}: {w.message}")
+            out.append(f"      fix: {w.fix}")
+    out += ["", "Sources:"]
+    out += [f"  {src.label}: {src.url}" for src in rec.sources]
+    return "\n".join(out)
+
+
+def _render_one(rec: Recommendation, brief: bool = False) -> str:
+    """One service's recommendation (brief: without findings and sources, shown once)."""
     out = []
     s = rec.scenario
     out.append(f"poolwise: {s.provider} {s.instance_class or ''} via {s.proxy}; "
@@ -105,6 +143,8 @@ def render_text(rec: Recommendation) -> str:
                         "fits" if r.fits else "OVER"] for r in rec.rules],
                       ["rule", "formula", "per engine", "fleet", "primary"]))
     out.append(f"Binding bound: {rec.binding}")
+    if brief:
+        return "\n".join(out)
     if rec.warnings:
         out.append("")
         out.append("Warnings:")
@@ -203,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANNOT_FIT
     except ScenarioError as exc:
         # The message is in plain words (the app shows it beside its field); name the flag.
-        flag = f"--{exc.key.replace('_', '-')}: " if exc.key else ""
+        flag = (f"--{exc.key.replace('_', '-')}: " if exc.key and exc.key in share.BY_KEY
+                and not isinstance(exc, estate.ScenarioFileError) else "")
         print(f"error: {flag}{exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -6,7 +6,7 @@ none of them recompute sizing.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
 PROVIDERS: tuple[str, ...] = (
@@ -50,6 +50,10 @@ NETWORK_CUTOFFS: tuple[str, ...] = (
 
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 
+# What a service is: web (requests), worker (queue consumers), cron (short scheduled jobs and
+# migrations: a fixed small share), serverless (functions: one connection per invocation).
+SERVICE_KINDS: tuple[str, ...] = ("web", "worker", "cron", "serverless")
+
 # Each scenario parameter's name as the app's form shows it: core messages name fields by it.
 FIELD_LABELS: dict[str, str] = {
     "provider": "Provider", "instance_class": "Instance class",
@@ -79,6 +83,8 @@ FIELD_LABELS: dict[str, str] = {
     "iam_auth": "IAM / Entra ID token authentication",
     "current_pool_size": "Current pool_size", "current_max_overflow": "Current max_overflow",
     "current_pool_recycle": "Current pool_recycle", "current_poolclass": "Current poolclass",
+    "name": "Service name", "kind": "Service kind", "endpoints": "Endpoints it connects to",
+    "weight": "Share weight", "services": "Services",
 }
 
 
@@ -169,8 +175,45 @@ class CurrentPool:
 
 
 @dataclass(frozen=True)
+class Service:
+    """One service sharing the database: its fleet, load, path and the pool it runs today.
+
+    `endpoints` lists the roles it connects to (None: every endpoint); `proxy` is its own
+    path (None: the scenario's proxy); `weight` sets its share of what the services with a
+    load or a fixed share leave (default 1).
+    """
+
+    name: str = "app"
+    kind: str = "web"
+    app_instances: int = 2
+    max_app_instances: int | None = None
+    deploy_surge_percent: int = 25
+    workers: int = 1
+    engines_per_process: int = 1
+    serverless_concurrency: int | None = None
+    app_vcpus: int = 2
+    pool_split: float = 0.7
+    load: Load | None = None
+    current: CurrentPool | None = None
+    endpoints: tuple[str, ...] | None = None
+    proxy: str | None = None
+    weight: float = 1.0
+
+
+# The Scenario fields a Service owns (the rest describe the database and the path).
+SERVICE_FIELDS: tuple[str, ...] = (
+    "app_instances", "max_app_instances", "deploy_surge_percent", "workers",
+    "engines_per_process", "serverless_concurrency", "app_vcpus", "pool_split", "load",
+    "current")
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """Everything poolwise needs to size one service's engines."""
+    """One database (primary, replicas, proxy, reserves) and the services that share it.
+
+    Without `services` the fleet fields here describe the one service (the flags form);
+    with them, each Service carries its own fleet and these fields are not used.
+    """
 
     provider: str = "aws-rds"
     instance_class: str | None = "db.r6g.large"
@@ -196,6 +239,19 @@ class Scenario:
     network: tuple[str, ...] = ()
     iam_auth: bool = False
     current: CurrentPool | None = None
+    services: tuple[Service, ...] = ()
+
+    def service_list(self) -> tuple[Service, ...]:
+        """The services sharing the database; the flags form is one service named "app"."""
+        if self.services:
+            return self.services
+        kind = "serverless" if self.serverless_concurrency is not None else "web"
+        return (Service(kind=kind, **{f: getattr(self, f) for f in SERVICE_FIELDS}),)
+
+    def for_service(self, svc: Service) -> Scenario:
+        """This database seen by one service: its fleet and path, no other service."""
+        return replace(self, services=(), proxy=svc.proxy or self.proxy,
+                       **{f: getattr(svc, f) for f in SERVICE_FIELDS})
 
     @property
     def autoscaling_max(self) -> int:
@@ -289,6 +345,8 @@ class EndpointBudget:
     breaks_at: int | None = None
     break_limit: int | None = None
     break_limit_name: str = "usable connections"
+    # Each service's part of this endpoint; `worst_case` above is their sum.
+    by_service: tuple[ServiceShare, ...] = ()
 
     @property
     def headroom(self) -> int:
@@ -347,6 +405,34 @@ class RuleComparison:
 
 
 @dataclass(frozen=True)
+class ServiceShare:
+    """One service's part of an endpoint: its engines, pools and what it makes the endpoint
+    see at the peak. `allotment` is the most it may use there (its share of usable, or of
+    its pooler's limit; None: no limit on its side) and `allotment_how` says how it was set."""
+
+    service: str
+    processes: int
+    clients: int
+    pool_size: int
+    max_overflow: int
+    worst_case: int
+    allotment: int | None
+    allotment_how: str
+    breaks_at: int | None = None
+    break_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ServiceResult:
+    """One service's own recommendation: its engines, budgets and findings (`rec`)."""
+
+    name: str
+    kind: str
+    endpoints: tuple[str, ...]
+    rec: Recommendation
+
+
+@dataclass(frozen=True)
 class Recommendation:
     scenario: Scenario
     endpoints: tuple[EndpointBudget, ...]
@@ -358,6 +444,9 @@ class Recommendation:
     binding: str
     breaks_at: int | None = None  # the smallest break point over the endpoints
     cutoffs: tuple[Cutoff, ...] = ()  # idle cut-offs on the path, shortest first
+    # Every service sharing the database, each with its own recommendation. With one
+    # service, its `rec` is this recommendation without `services`.
+    services: tuple[ServiceResult, ...] = ()
 
     def endpoint(self, role: str) -> EndpointBudget:
         return next(e for e in self.endpoints if e.role == role)
@@ -365,8 +454,28 @@ class Recommendation:
     def engine(self, role: str) -> EngineSettings:
         return next(e for e in self.engines if e.endpoint == role)
 
+    def service(self, name: str) -> ServiceResult:
+        """One service's result by name (ScenarioError naming the choices otherwise)."""
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise ScenarioError(f"no service named {name[:40]!r}; services: "
+                            + ", ".join(v.name for v in self.services), key="name")
+
+    @property
+    def single(self) -> bool:
+        """One service: the plan's endpoints and engines are that service's."""
+        return len(self.services) <= 1
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (the CLI's --json shape)."""
-        d = asdict(self)
+        d = asdict(replace(self, services=()))
         d["scenario"] = asdict(self.scenario)
+        d["services"] = [
+            {"name": v.name, "kind": v.kind, "endpoints": list(v.endpoints),
+             "engines": [asdict(e) for e in v.rec.engines],
+             "load": asdict(v.rec.load) if v.rec.load else None,
+             "breaks_at": v.rec.breaks_at,
+             "warnings": [asdict(f) for f in v.rec.warnings]}
+            for v in self.services]
         return d

@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 from wizard import bounds
 from wizard.model import (
+    SERVICE_FIELDS,
     CurrentPool,
     Load,
     ProxySettings,
@@ -24,6 +25,7 @@ from wizard.model import (
     Reserves,
     Scenario,
     ScenarioError,
+    Service,
     field_name,
 )
 from wizard.redact import credential_params
@@ -93,6 +95,29 @@ PARAMS: tuple[Param, ...] = (
 )
 BY_KEY = {p.key: p for p in PARAMS}
 
+# Parameters only a service has (with several services, `s2_name=worker` and so on).
+SERVICE_PARAMS: tuple[Param, ...] = (
+    Param("name", "str", "service name: lower-case letters, digits, - or _"),
+    Param("kind", "str", "web, worker, cron or serverless"),
+    Param("endpoints", "list", "endpoints it connects to, e.g. primary,replica-1 (default all)"),
+    Param("weight", "float", "its share weight without a load (default 1)"),
+)
+SERVICE_BY_KEY = {p.key: p for p in SERVICE_PARAMS}
+# Flag keys a service owns: with several services they are set per service.
+FLEET_KEYS: tuple[str, ...] = (
+    "app_instances", "max_app_instances", "deploy_surge_percent", "workers", "engines",
+    "serverless_concurrency", "app_vcpus", "split", "rps", "hold_ms", "p95_hold_ms",
+    "current_pool_size", "current_max_overflow", "current_pool_recycle", "current_poolclass")
+# A service may also take its own path.
+SERVICE_KEYS: tuple[str, ...] = (*SERVICE_BY_KEY, "proxy", *FLEET_KEYS)
+_SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+
+
+def service_key(index: int, key: str) -> str:
+    """The flat key of one service's parameter: service_key(2, "workers") == "s2_workers"."""
+    return f"s{index}_{key}"
+
 
 def values(s: Scenario) -> dict[str, Any]:
     """Every parameter's value for a scenario (None where unset), keyed as PARAMS."""
@@ -145,12 +170,30 @@ def _text(value: Any) -> str:
 
 
 def to_flat(s: Scenario) -> dict[str, str]:
-    """Parameters that differ from a default Scenario (provider and class always included)."""
+    """Parameters that differ from a default Scenario (provider and class always included);
+    with several services, each service's as `s<N>_<key>`."""
     mine, base = values(s), values(Scenario())
     out = {"provider": s.provider, "instance_class": s.instance_class or ""}
     for p in PARAMS:
+        if s.services and p.key in FLEET_KEYS:
+            continue
         if mine[p.key] != base[p.key] and mine[p.key] is not None:
             out[p.key] = _text(mine[p.key])
+    for i, svc in enumerate(s.services, start=1):
+        view = values(s.for_service(svc))
+        out[service_key(i, "name")] = svc.name
+        kind = "serverless" if svc.serverless_concurrency is not None else "web"
+        if svc.kind != kind:
+            out[service_key(i, "kind")] = svc.kind
+        if svc.endpoints is not None:
+            out[service_key(i, "endpoints")] = ",".join(svc.endpoints)
+        if svc.proxy is not None:
+            out[service_key(i, "proxy")] = svc.proxy
+        if svc.weight != 1:
+            out[service_key(i, "weight")] = _text(svc.weight)
+        for key in FLEET_KEYS:
+            if view[key] != base[key] and view[key] is not None:
+                out[service_key(i, key)] = _text(view[key])
     return out
 
 
@@ -206,9 +249,63 @@ _TEXT_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
 def from_flat(params: Mapping[str, str]) -> Scenario:
     """Build a Scenario from flat parameters; unknown keys and bad values raise ScenarioError.
 
+    Keys `s<N>_<key>` describe service N (then the fleet keys belong to the services).
     A value that looks like a password, token or credentialed URL is refused without
     being repeated.
     """
+    from wizard.budget import MAX_SERVICES
+
+    top: dict[str, str] = {}
+    per: dict[int, dict[str, str]] = {}
+    for key, raw in params.items():
+        m = _SERVICE_KEY.fullmatch(key)
+        if m and m.group(2) in SERVICE_KEYS:
+            if int(m.group(1)) > MAX_SERVICES:
+                raise ScenarioError(f"at most {MAX_SERVICES} services share one database",
+                                    key="services")
+            per.setdefault(int(m.group(1)), {})[m.group(2)] = raw
+        else:
+            top[key] = raw
+    if not per:
+        return _from_flat(params)
+    for key in top:
+        if key in FLEET_KEYS:
+            raise ScenarioError(f"{field_name(key)} is set per service when the scenario has "
+                                "services", key=key)
+    if sorted(per) != list(range(1, len(per) + 1)):
+        missing = next(i for i in range(1, len(per) + 1) if i not in per)
+        raise ScenarioError(f"service {missing} is missing: services are numbered from 1 "
+                            "without gaps", key="services")
+    base = _from_flat(top)
+    return replace(base, services=tuple(_service(i, per[i], top) for i in sorted(per)))
+
+
+def _service(i: int, raw: Mapping[str, str], top: Mapping[str, str]) -> Service:
+    """Service i from its flat parameters (errors name the service and its key)."""
+    name = raw.get("name", "").strip()
+    label = f"service {i}" + (f" ({name})" if _NAME.fullmatch(name) else "")
+    try:
+        fleet = {k: raw[k] for k in FLEET_KEYS if k in raw}
+        path = {"proxy": raw["proxy"]} if "proxy" in raw else {}
+        view = _from_flat({"provider": top.get("provider", "aws-rds"), **fleet, **path})
+        extra = {k: _parse(SERVICE_BY_KEY[k], raw[k]) for k in SERVICE_BY_KEY if k in raw}
+        bounds.check("weight", extra.get("weight"))
+    except ScenarioError as exc:
+        key = service_key(i, exc.key) if exc.key else None
+        raise ScenarioError(f"{label}: {exc}", key=key) from None
+    if not _NAME.fullmatch(name):
+        raise ScenarioError(f"{label}: the name must be 1 to 40 lower-case letters, digits, "
+                            "- or _, starting with a letter", key=service_key(i, "name"))
+    kind = extra.get("kind") or ("serverless" if view.serverless else "web")
+    endpoints = extra.get("endpoints")
+    return Service(name=name, kind=kind, endpoints=tuple(endpoints) if endpoints is not None
+                   else None, proxy=view.proxy if "proxy" in raw else None,
+                   weight=extra.get("weight", 1.0),
+                   **{f: getattr(view, f) for f in SERVICE_FIELDS})
+
+
+def _from_flat(params: Mapping[str, str]) -> Scenario:
+    """A Scenario (no services) from flat parameters."""
     secret = credential_params(params)
     if secret:
         raise ScenarioError(f"{field_name(secret[0])} looks like it holds a password, "
@@ -319,7 +416,10 @@ def share_url(s: Scenario, base: str | None = None) -> str:
 
 
 def cli_command(s: Scenario, verb: str = "recommend") -> str:
-    """The `python -m wizard` command line that reproduces the scenario."""
+    """The `python -m wizard` command line that reproduces the scenario (with several
+    services, from its scenario file)."""
+    if s.services:
+        return f"python -m wizard {verb} --scenario SCENARIO.toml"
     parts = ["python -m wizard", verb]
     for key, value in to_flat(s).items():
         if not value:

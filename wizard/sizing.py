@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from wizard import bounds, budget, catalog, checks
 from wizard.model import (
+    POOLERS,
+    SEVERITIES,
     EndpointBudget,
     EngineSettings,
+    Finding,
     LoadSizing,
     ProxySide,
     Recommendation,
     RuleComparison,
     Scenario,
+    ScenarioError,
+    Service,
+    ServiceResult,
+    ServiceShare,
+    SizingError,
     Source,
 )
 from wizard.path import PathFacts, path_facts, proxy_wait_note
@@ -162,25 +170,34 @@ def load_lines(rec: Recommendation) -> list[str]:
     return lines
 
 
-def fleet_server_need(s: Scenario, instances: int) -> int | None:
-    """Server connections a pooler needs for the whole fleet's load, bursts included
-    (the p95 hold time if known, else twice the rate, as for each process)."""
+def _fleet_burst(s: Scenario, instances: int) -> float:
+    """Busy server connections in a burst for the whole fleet (the p95 hold time if known,
+    else twice the rate), 0 without load."""
     if s.load is None:
-        return None
+        return 0.0
     rate = s.load.rps * instances if not s.serverless else s.load.rps
-    burst = rate * (s.load.p95_hold_ms / 1000 if s.load.p95_hold_ms
-                    else 2 * s.load.hold_ms / 1000)
+    return rate * (s.load.p95_hold_ms / 1000 if s.load.p95_hold_ms
+                   else 2 * s.load.hold_ms / 1000)
+
+
+def fleet_server_need(fleets: list[tuple[Scenario, int]]) -> int | None:
+    """Server connections a pooler needs for the fleets' load, bursts included, each fleet
+    given as (scenario, instances); None when none has a load. Pooled together, the burst
+    loads add before Erlang C is applied."""
+    if all(s.load is None for s, _ in fleets):
+        return None
+    burst = sum(_fleet_burst(s, n) for s, n in fleets)
     need = smallest_pool(burst)
     # Above what any server can hold: report the load itself, which exceeds every limit.
     return need if need is not None else math.ceil(burst) + 1
 
 
-def fleet_offered_load(s: Scenario, instances: int) -> float | None:
-    """Mean busy server connections the whole fleet's load keeps (Little's law)."""
-    if s.load is None:
+def fleet_offered_load(fleets: list[tuple[Scenario, int]]) -> float | None:
+    """Mean busy server connections the fleets' load keeps (Little's law)."""
+    if all(s.load is None for s, _ in fleets):
         return None
-    rate = s.load.rps * instances if not s.serverless else s.load.rps
-    return rate * s.load.hold_ms / 1000
+    return sum((s.load.rps * n if not s.serverless else s.load.rps) * s.load.hold_ms / 1000
+               for s, n in fleets if s.load is not None)
 
 
 def _fmt(n: int) -> str:
@@ -258,34 +275,292 @@ def client_limit(proxy: budget.ProxyLimits | None, usable: int) -> tuple[int | N
     return proxy.client_limit, "the proxy's client limit"
 
 
+def _instances(s: Scenario, spec: budget.EndpointSpec) -> int:
+    """App instances behind an endpoint's processes (1 when serverless: the load is the
+    whole service's)."""
+    return spec.processes // max(1, s.workers) if not s.serverless else 1
+
+
+def _pooled(s: Scenario, role: str) -> bool:
+    """Whether this service reaches this endpoint through a pooler."""
+    return s.proxy in POOLERS and not (role != "primary" and budget.rds_proxy_skips_replicas(s))
+
+
+def _claim(svc: Service, s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | None,
+           pooled: bool) -> budget.Claim:
+    """What one service asks of a limit it shares: its need with a load, a fixed share for
+    cron, else its cap split by weight (client connections at the peak)."""
+    clients = spec.clients
+    if s.serverless:
+        return budget.Claim(svc.name, "need", clients, svc.weight)
+    if load is not None:
+        need, burst = load.needed_pool, load.needed_with_overflow
+        per = (burst + (burst - need) if need is not None and burst is not None
+               else bounds.PG_MAX_BACKENDS)
+        return budget.Claim(svc.name, "need", clients * per, svc.weight)
+    if svc.kind == "cron":
+        return budget.Claim(svc.name, "fixed", clients * budget.FIXED_SHARE_PER_ENGINE,
+                            svc.weight)
+    return budget.Claim(svc.name, "weight", clients * budget.no_load_cap(pooled), svc.weight)
+
+
+def _cap(svc: Service, pooled: bool) -> int:
+    """pool_size + max_overflow per engine without a load."""
+    return budget.FIXED_SHARE_PER_ENGINE if svc.kind == "cron" else budget.no_load_cap(pooled)
+
+
+class _Member(NamedTuple):
+    """One service on one endpoint while the endpoint's budget is divided."""
+
+    index: int
+    svc: Service
+    s: Scenario
+    spec: budget.EndpointSpec
+    load: LoadSizing | None
+    pooled: bool
+
+
 def recommend(s: Scenario) -> Recommendation:
-    """Size every endpoint and engine for a scenario; raises SizingError when it cannot fit."""
-    budget.validate(s)
-    path = path_facts(s)
-    load = load_sizing(s)
-    sized = [size_endpoint(s, spec, load, path) for spec in budget.endpoint_specs(s)]
-    endpoints = tuple(ep for ep, _, _ in sized)
+    """Size every endpoint and engine for a scenario; raises SizingError when it cannot fit.
+
+    Each endpoint's usable connections are divided among the services that use it
+    (`budget.shares`); each service is then sized within its part. One service gets the
+    whole budget, so the flags form is simply the case of one service.
+    """
+    budget.validate_services(s)
+    svcs = s.service_list()
+    views = [s.for_service(v) for v in svcs]
+    for svc, view in zip(svcs, views, strict=True):
+        _as_service(svc, len(svcs), budget.validate, view)
+    paths = [path_facts(v) for v in views]
+    loads = [load_sizing(v) for v in views]
+    roles = [spec.role for spec in budget.endpoint_specs(views[0])]
+    specs = [{sp.role: sp for sp in budget.endpoint_specs(v)
+              if svc.endpoints is None or sp.role in svc.endpoints}
+             for svc, v in zip(svcs, views, strict=True)]
+    sized: list[dict[str, tuple[EndpointBudget, EngineSettings, str]]] = [{} for _ in svcs]
+    totals: list[EndpointBudget] = []
+    for role in roles:
+        members = [_Member(i, svcs[i], views[i], specs[i][role], loads[i],
+                           _pooled(views[i], role)) for i in range(len(svcs)) if role in specs[i]]
+        if members:
+            totals.append(_size_shared(members, paths, sized))
+    results = []
+    for i, (svc, view) in enumerate(zip(svcs, views, strict=True)):
+        rows = [sized[i][r] for r in roles if r in sized[i]]
+        if s.services:  # named services: each engine says who it is
+            rows = [(ep, _named_engine(eng, svc.name), bound) for ep, eng, bound in rows]
+        results.append(_service_rec(svc, view, loads[i], paths[i], rows))
+    if len(results) == 1:
+        only = results[0]
+        rec = replace(only.rec, endpoints=tuple(totals))
+        return replace(rec, services=(replace(only, rec=rec),))
+    return _plan_rec(s, tuple(totals), tuple(results))
+
+
+def _as_service(svc: Service, n: int, fn: Any, *args: Any) -> Any:
+    """Call fn; with several services, name the service in any error it raises."""
+    if n == 1:
+        return fn(*args)
+    try:
+        return fn(*args)
+    except ScenarioError as exc:
+        raise ScenarioError(f"service {svc.name!r}: {exc}", key=exc.key) from None
+    except SizingError as exc:
+        raise SizingError(f"service {svc.name!r}: {exc.message}", exc.fix) from None
+
+
+Sized = list[dict[str, tuple[EndpointBudget, EngineSettings, str]]]
+
+
+def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
+                 ) -> EndpointBudget:
+    """Divide one endpoint among its services, size each, and return the endpoint's total
+    (its worst case is the sum over services)."""
+    spec = members[0].spec
+    direct = [m for m in members if not m.pooled]
+    groups: dict[str, list[_Member]] = {}
+    for m in members:
+        if m.pooled:
+            groups.setdefault(m.s.proxy, []).append(m)
+    needs = {name: fleet_server_need([(m.s, _instances(m.s, m.spec)) for m in g])
+             for name, g in groups.items()}
+    # The endpoint's usable connections go to direct services and to each pooler's server pool.
+    claims = [_claim(m.svc, m.s, m.spec, m.load, False) for m in direct]
+    for name, g in groups.items():
+        pool = budget.proxy_limits(g[0].s, g[0].spec, needs[name]).server_pool
+        claims.append(budget.Claim(name, "need", pool, sum(m.svc.weight for m in g)))
+    parts = budget.shares(spec.usable, claims) if len(claims) > 1 else None
+    # Per service: (the limit its clients share with no one else's, what it may use, how).
+    allots: dict[int, tuple[int | None, int | None, str]] = {}
+
+    def allot(sp: budget.EndpointSpec, k: int) -> budget.EndpointSpec:
+        return sp if parts is None else replace(sp, allotment=parts[k].value,
+                                                allotment_how=parts[k].how)
+
+    for k, m in enumerate(direct):
+        sp = allot(m.spec, k)
+        sized[m.index][spec.role] = size_endpoint(
+            m.s, sp, m.load, paths[m.index], cap=_cap(m.svc, False))
+        allots[m.index] = (sp.budget, sp.budget, parts[k].how if parts else "the whole budget")
+    for k, (name, g) in enumerate(groups.items(), start=len(direct)):
+        sp = allot(g[0].spec, k)
+        proxy = budget.proxy_limits(g[0].s, sp, needs[name])
+        limit = client_limit(proxy, spec.usable)[0] if proxy else None
+        inner = None
+        if len(g) > 1 and limit is not None:
+            inner = budget.shares(limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in g])
+        for j, m in enumerate(g):
+            sized[m.index][spec.role] = size_endpoint(
+                m.s, allot(m.spec, k), m.load, paths[m.index], cap=_cap(m.svc, True),
+                fleet_need=needs[name], group=[(x.s, _instances(x.s, x.spec)) for x in g],
+                group_share=inner[j] if inner else None)
+            allots[m.index] = (limit, inner[j].value if inner else limit,
+                               inner[j].how if inner else "the whole budget")
+        if len(g) > 1:
+            _share_server_pool(g, sized, spec.role)
+    if len(members) > 1:
+        _others_limits(members, allots, sized, spec.role)
+    return _endpoint_total(members, allots, sized, spec.role)
+
+
+def _share_server_pool(group: list[_Member], sized: Sized, role: str) -> None:
+    """Services behind one pooler: the database sees min(server pool, all their clients),
+    divided among them by their client connections (largest remainder, so it sums)."""
+    eps = [sized[m.index][role][0] for m in group]
+    clients = [e.client_side.worst_case for e in eps]
+    total = min(eps[0].server_side.limit, sum(clients))
+    raw = [total * c / max(1, sum(clients)) for c in clients]
+    part = [int(x) for x in raw]
+    for k in sorted(range(len(raw)), key=lambda k: part[k] - raw[k])[:total - sum(part)]:
+        part[k] += 1
+    for m, ep, w in zip(group, eps, part, strict=True):
+        row = sized[m.index][role]
+        sized[m.index][role] = (replace(ep, worst_case=w), *row[1:])
+
+
+def _others_limits(members: list[_Member],
+                   allots: dict[int, tuple[int | None, int | None, str]],
+                   sized: Sized, role: str) -> None:
+    """Each service's break point with every other service at its peak: the limit its
+    clients must stay under is what the others leave of it."""
+    worst = {m.index: sized[m.index][role][0].worst_case for m in members}
+    seen = sum(worst.values())
+    for m in members:
+        ep, eng, bound = sized[m.index][role]
+        if not m.pooled:
+            limit: int | None = ep.usable - (seen - worst[m.index])
+            name = "usable connections the other services leave"
+        else:
+            base = allots[m.index][0]
+            others = sum(sized[x.index][role][0].client_side.worst_case for x in members
+                         if x.pooled and x.s.proxy == m.s.proxy and x.index != m.index)
+            limit = None if base is None else max(0, base - others)
+            name = ep.break_limit_name + " the other services leave"
+        breaks = budget.break_point(ep.pool_size + ep.max_overflow, limit,
+                                    lambda n, s=m.s: budget.processes_at(s, role, n),
+                                    ep.engines_per_process,
+                                    m.s.serverless_concurrency or m.s.autoscaling_max)
+        sized[m.index][role] = (replace(ep, breaks_at=breaks, break_limit=limit,
+                                        break_limit_name=name), eng, bound)
+
+
+def _endpoint_total(members: list[_Member],
+                    allots: dict[int, tuple[int | None, int | None, str]],
+                    sized: Sized, role: str) -> EndpointBudget:
+    """The endpoint as the database sees it: every service's part and their sum."""
+    eps = [(m, sized[m.index][role][0]) for m in members]
+    by = tuple(ServiceShare(
+        m.svc.name, ep.processes, ep.clients, ep.pool_size, ep.max_overflow, ep.worst_case,
+        allots[m.index][1], allots[m.index][2], ep.breaks_at, ep.break_limit)
+        for m, ep in eps)
+    if len(eps) == 1:
+        return replace(eps[0][1], by_service=by)
+    first = eps[0][1]
+    worst = sum(ep.worst_case for _, ep in eps)
+    parts = " + ".join(f"{b.service} {b.worst_case:,}" for b in by)
+    reserves = " - ".join(f"{r.count} {r.name}" for r in first.reserves)
+    explanation = (f"{first.max_connections:,} max_connections"
+                   + (f" - {reserves}" if reserves else "")
+                   + f" = {first.usable:,} usable, shared by {len(by)} services; at their "
+                   f"peaks the endpoint sees {parts} = {worst:,}")
+    return EndpointBudget(
+        role=role, instance_class=first.instance_class, max_connections=first.max_connections,
+        max_connections_source=first.max_connections_source,
+        max_connections_estimated=first.max_connections_estimated, reserves=first.reserves,
+        reserved=first.reserved, usable=first.usable,
+        processes=sum(ep.processes for _, ep in eps), engines_per_process=1,
+        clients=sum(ep.clients for _, ep in eps), per_process_budget=None, pool_size=0,
+        max_overflow=0, worst_case=worst, explanation=explanation, vcpu=first.vcpu,
+        break_limit=first.usable, by_service=by)
+
+
+def _named_engine(eng: EngineSettings, name: str) -> EngineSettings:
+    """The engine with application_name set to its service's name."""
+    args = {**eng.connect_args, "server_settings": {"application_name": name}}
+    why = (f"{eng.reasons.get('connect_args', '')}; server_settings application_name={name}: "
+           "pg_stat_activity and the live check tell the services apart")
+    return replace(eng, connect_args=args, reasons={**eng.reasons, "connect_args": why})
+
+
+def _service_rec(svc: Service, s: Scenario, load: LoadSizing | None, path: PathFacts,
+                 rows: list[tuple[EndpointBudget, EngineSettings, str]]) -> ServiceResult:
+    """One service's own Recommendation over the endpoints it uses."""
+    endpoints = tuple(ep for ep, _, _ in rows)
     breaks = [e.breaks_at for e in endpoints if e.breaks_at is not None]
     rec = Recommendation(scenario=s, endpoints=endpoints,
-                         engines=tuple(eng for _, eng, _ in sized), warnings=(), sources=(),
+                         engines=tuple(eng for _, eng, _ in rows), warnings=(), sources=(),
                          load=load, rules=rule_comparisons(s, endpoints[0]),
-                         binding="; ".join(f"{ep.role}: {bound}" for ep, _, bound in sized),
+                         binding="; ".join(f"{ep.role}: {bound}" for ep, _, bound in rows),
                          breaks_at=min(breaks, default=None), cutoffs=path.cutoffs)
-    return replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec))
+    rec = replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec))
+    return ServiceResult(svc.name, svc.kind, tuple(e.role for e in endpoints), rec)
+
+
+def _plan_rec(s: Scenario, totals: tuple[EndpointBudget, ...],
+              results: tuple[ServiceResult, ...]) -> Recommendation:
+    """The whole estate: endpoint totals, every service's result, findings named by service."""
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for r in results:
+        for f in r.rec.warnings:
+            seen.setdefault((f.code, f.message, f.fix), []).append(r.name)
+    found = [Finding(code, sev.severity, msg if len(names) == len(results)
+                     else f"{', '.join(names)}: {msg}", fix)
+             for (code, msg, fix), names in seen.items()
+             for sev in [next(f for r in results for f in r.rec.warnings
+                              if (f.code, f.message, f.fix) == (code, msg, fix))]]
+    sources: dict[str, Source] = {}
+    for r in results:
+        for src in r.rec.sources:
+            sources.setdefault(src.url, src)
+    rec = Recommendation(scenario=s, endpoints=totals, engines=(), warnings=(),
+                         sources=tuple(sources.values()), load=None, rules=(),
+                         binding="; ".join(f"{r.name}: {r.rec.binding}" for r in results),
+                         breaks_at=None, cutoffs=(), services=results)
+    found += checks.plan_findings(rec)
+    return replace(rec, warnings=tuple(sorted(found, key=lambda f: SEVERITIES.index(f.severity))))
 
 
 def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | None,
-                  path: PathFacts) -> tuple[EndpointBudget, EngineSettings, str]:
-    """One endpoint's budget and engine settings, and the bound that decided them."""
-    instances = spec.processes // max(1, s.workers) if not s.serverless else 1
-    fleet_need = fleet_server_need(s, instances)
+                  path: PathFacts, cap: int | None = None, fleet_need: int | None = None,
+                  group: list[tuple[Scenario, int]] | None = None,
+                  group_share: budget.Share | None = None
+                  ) -> tuple[EndpointBudget, EngineSettings, str]:
+    """One service's budget and engine settings on one endpoint, and the bound that decided
+    them. Behind a pooler several services share, `group` lists their fleets (for the
+    pooler's need) and `group_share` is this service's part of the pooler's limit."""
+    instances = _instances(s, spec)
+    fleets = group or [(s, instances)]
+    if fleet_need is None:
+        fleet_need = fleet_server_need(fleets)
     proxy = budget.proxy_limits(s, spec, fleet_need)
-    share, share_how = budget.per_process_budget(s, spec, proxy)
+    share, share_how = budget.per_process_budget(s, spec, proxy, group_share)
+    if cap is None:
+        cap = budget.no_load_cap(proxy is not None)
     if s.serverless:
         pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
     else:
-        pool, overflow, bound = _split(share, s.pool_split, load,
-                                       budget.no_load_cap(proxy is not None))
+        pool, overflow, bound = _split(share, s.pool_split, load, cap)
         if proxy is not None and bound == "budget":
             bound = "proxy " + ("server pool" if proxy.session_mode else "client limit")
     per = pool + overflow
@@ -300,7 +575,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
                                 f"connections {_fmt(client_total)})",
                                 proxy.configured_server_pool, proxy.pool_size_per_pair,
                                 proxy.reserve_pool, fleet_need,
-                                fleet_offered_load(s, instances))
+                                fleet_offered_load(fleets))
         client_side = ProxySide(proxy.client_limit, proxy.client_limit_source,
                                 client_total, f"{spec.clients:,} engines x {per}")
         seen = (f"; the database sees at most min(server pool "
@@ -377,6 +652,35 @@ def rule_comparisons(s: Scenario, primary: EndpointBudget) -> tuple[RuleComparis
         add(f"Supabase {pct}%", f"{pct}% of max_connections = {total:,}, / {clients:,} engines",
             total // clients, "https://supabase.com/docs/guides/database/connection-management")
     return tuple(out)
+
+
+def break_sentence(rec: Recommendation) -> str:
+    """Which service's growth breaks each endpoint first, with the others at their peaks
+    (several services; '' for one, whose break point the text states already)."""
+    if rec.single:
+        return ""
+    kinds = {v.name: v for v in rec.services}
+    lines = []
+    for ep in rec.endpoints:
+        rows = [b for b in ep.by_service if b.breaks_at is not None]
+        if not rows:
+            continue
+
+        def now(b: ServiceShare) -> int:
+            sv = kinds[b.service].rec.scenario
+            return sv.serverless_concurrency or sv.autoscaling_max
+
+        rows.sort(key=lambda b: b.breaks_at / max(1, now(b)))
+        first, rest = rows[0], rows[1:]
+        unit = lambda b: ("invocations" if kinds[b.service].rec.scenario.serverless  # noqa: E731
+                          else "instances")
+        text = (f"{ep.role}: {first.service} breaks it first, at {first.breaks_at:,} "
+                f"{unit(first)} (today {now(first):,})")
+        if rest:
+            text += " while " + ", ".join(
+                f"{b.service} would at {b.breaks_at:,} (today {now(b):,})" for b in rest)
+        lines.append(text + ", each with the other services at their peaks.")
+    return " ".join(lines)
 
 
 def rules_limit(rec: Recommendation) -> str:

@@ -112,10 +112,20 @@ def _setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="file to write, or - for stdout")
     p.add_argument("--kind", default="module", help="module (db.py), report (Markdown) "
                    "or pgbouncer (ini snippet)")
+    p.add_argument("--service", metavar="NAME", help="with several services: the service "
+                   "whose module to write (its engines only, application_name set)")
 
 
 def _run(args: argparse.Namespace) -> int:
-    text = export(recommend(cli.scenario_from_args(args)), args.kind)
+    rec = recommend(cli.scenario_from_args(args))
+    if args.service:
+        svc = rec.service(args.service)
+        text = export(svc.rec, args.kind, estate=rec.scenario, service=svc.name)
+    elif not rec.single and args.kind == "module":
+        raise ScenarioError("this scenario has several services: choose one with --service "
+                            "(" + ", ".join(v.name for v in rec.services) + ")")
+    else:
+        text = export(rec, args.kind)
     if args.output == "-":
         sys.stdout.write(text)
     else:

@@ -16,7 +16,7 @@ from typing import Any
 
 import wizard
 from wizard import catalog, share, sizing
-from wizard.model import EngineSettings, Recommendation, ScenarioError
+from wizard.model import EngineSettings, Recommendation, Scenario, ScenarioError
 from wizard.redact import credential_params
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -49,6 +49,8 @@ def _lit(value: Any) -> str:
     """A Python literal with double-quoted strings (the style ruff format would give)."""
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_lit(k)}: {_lit(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 
@@ -183,10 +185,15 @@ def _app_link(s, share_base: str | None) -> list[str]:
 
 
 def _header(rec: Recommendation, generated_on: str, share_base: str | None,
-            extras: list[str]) -> str:
+            extras: list[str], estate: Scenario | None = None, service: str | None = None
+            ) -> str:
     s = rec.scenario
     lines = ["# poolwise export: engine module (db.py) for SQLAlchemy 2.x + asyncpg",
              f"# Generated on {generated_on} by poolwise {wizard.__version__} for this scenario:"]
+    if estate is not None and service is not None:
+        names = ", ".join(v.name for v in estate.services)
+        lines += _hcomment(f"service {service}: one of {len(estate.services)} services sharing "
+                           f"this database ({names}); each budget below is its share")
     for ep in rec.endpoints:
         est = ", estimate" if ep.max_connections_estimated else ""
         lines.append(f"#   {ep.role}: {s.provider} {ep.instance_class or '(no class)'}, "
@@ -198,13 +205,17 @@ def _header(rec: Recommendation, generated_on: str, share_base: str | None,
     for ep in rec.endpoints:
         lines += _hcomment(f"{ep.role} budget: {ep.explanation}")
     lines.append("# Reproduce in the app:")
-    link = _app_link(s, share_base)
+    link = _app_link(estate or s, share_base)
     # A bare "?query" line would break ruff's line length; the CLI line below reproduces it.
     lines += [f"#   {link[0]}"] if len(link) == 1 else _hcomment(
         f"(the app's address is not known here: set {share.ENV_PUBLIC_URL}, or download this "
         "file from the app, to get the link)")
     lines.append("# Reproduce on the command line:")
-    lines += _cli_lines(share.cli_command(s, "export"))
+    if estate is not None and service is not None:
+        lines.append(f"#   python -m wizard export --scenario SCENARIO.toml --service {service} "
+                     "-o db.py")
+    else:
+        lines += _cli_lines(share.cli_command(s, "export"))
     lines.append(f"# Requires: {', '.join([REQUIRES, *extras])}")
     lines.append("#")
     lines.append("# Environment (secrets live there, never in this file):")
@@ -260,7 +271,8 @@ def create_engine_block(rec: Recommendation) -> str:
 
 
 def render_module(rec: Recommendation, *, generated_on: str | None = None,
-                  share_base: str | None = None) -> str:
+                  share_base: str | None = None, estate: Scenario | None = None,
+                  service: str | None = None) -> str:
     """The engine module (db.py) for a recommendation: compiles, passes ruff, reads env vars."""
     refuse_credentials(rec)
     s = rec.scenario
@@ -319,7 +331,7 @@ def render_module(rec: Recommendation, *, generated_on: str | None = None,
                  "`ENGINES = create_engines()`\nat module level is fine there; keep the "
                  "proxy in front.\n")
     text = _template("module.py.tmpl").substitute(
-        header=_header(rec, generated_on, share_base, extras),
+        header=_header(rec, generated_on, share_base, extras, estate, service),
         usage_note=usage,
         stdlib_imports="\n".join(stdlib),
         pool_import="from sqlalchemy.pool import NullPool\n" if uses_null else "",
@@ -346,13 +358,19 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def render_report(rec: Recommendation, *, generated_on: str | None = None,
-                  share_base: str | None = None) -> str:
-    """The sizing report in Markdown: scenario, budgets, settings, rules, warnings, sources."""
+                  share_base: str | None = None, estate: Scenario | None = None,
+                  service: str | None = None) -> str:
+    """The sizing report in Markdown: scenario, budgets, settings, rules, warnings, sources
+    (one service's, with `service`; every service's, for a plan with several)."""
     refuse_credentials(rec)
+    if not rec.single:
+        return _plan_report(rec, generated_on=generated_on, share_base=share_base)
     s = rec.scenario
     generated_on = generated_on or dt.date.today().isoformat()
     title = f"# Connection pool sizing: {s.provider} {s.instance_class or ''}".rstrip()
-    link = _app_link(s, share_base)
+    if service is not None:
+        title += f", service {service}"
+    link = _app_link(estate or s, share_base)
     opener = (f"[Open this scenario]({link[0]})." if len(link) == 1
               else f"Open this scenario: `{link[1]}` {link[0]}.")
     out = [f"{title} via {s.proxy}",
@@ -423,6 +441,36 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
 
 
 # ---------------------------------------------------------------------------- pgbouncer.ini
+
+def _plan_report(rec: Recommendation, *, generated_on: str | None,
+                 share_base: str | None) -> str:
+    """Every service's report under one table of what each endpoint sees."""
+    s = rec.scenario
+    generated_on = generated_on or dt.date.today().isoformat()
+    link = _app_link(s, share_base)
+    opener = (f"[Open this scenario]({link[0]})." if len(link) == 1
+              else f"Open this scenario: `{link[1]}` {link[0]}.")
+    out = [f"# Connection pool sizing: {s.provider} {s.instance_class or ''}, "
+           f"{len(rec.services)} services", "",
+           f"Generated on {generated_on} by poolwise {wizard.__version__}. {opener}", "",
+           "## What each endpoint sees at every service's peak", ""]
+    out += _md_table(["endpoint", "usable", "service", "engines", "pool_size", "max_overflow",
+                      "worst case", "breaks at"],
+                     [[e.role, f"{e.usable:,}", b.service, f"{b.clients:,}", b.pool_size,
+                       b.max_overflow, f"{b.worst_case:,}",
+                       f"{b.breaks_at:,}" if b.breaks_at is not None else "-"]
+                      for e in rec.endpoints for b in e.by_service])
+    out += [""] + [f"- {e.role}: {e.explanation}; headroom {e.headroom:,}."
+                   for e in rec.endpoints]
+    sentence = sizing.break_sentence(rec)
+    if sentence:
+        out += ["", sentence]
+    for svc in rec.services:
+        body = render_report(svc.rec, generated_on=generated_on, share_base=share_base,
+                             estate=s, service=svc.name)
+        out += ["", "#" + body.split("\n", 1)[0], *body.split("\n")[1:]]
+    return "\n".join(out)
+
 
 def pool_size_per_pair(rec: Recommendation, role: str = "primary") -> tuple[int, int]:
     """(default_pool_size, reserve_pool_size) of the recommended PgBouncer server pool."""

@@ -1,0 +1,174 @@
+"""Scenario files: one database and its services in TOML, with the flags' key names.
+
+Database and proxy keys sit at the top level; each `[[service]]` table describes one
+service with `name`, the fleet and load keys, `endpoints = ["primary", "replica-1"]`,
+optionally `kind`, `proxy` and `weight`. A file without `[[service]]` tables is the flags
+form (one service). Errors name the file and the line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from wizard import share
+from wizard.model import Scenario, ScenarioError
+
+# A scenario file is a few hundred lines at most: refuse a huge one before parsing it.
+MAX_BYTES = 256 * 1024
+
+
+class ScenarioFileError(ScenarioError):
+    """A scenario file is invalid; the message starts with `file:line:`."""
+
+    def __init__(self, message: str, path: str, line: int | None, key: str | None = None):
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {message}", key=key)
+        self.path = path
+        self.line = line
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list):
+        return ",".join(_text(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict):
+        raise ValueError("a table")
+    return str(value)
+
+
+def _lines(text: str) -> tuple[dict[str, int], list[dict[str, int]], list[int]]:
+    """Line numbers of top-level keys, of each [[service]] table's keys, and of the tables."""
+    top: dict[str, int] = {}
+    tables: list[dict[str, int]] = []
+    starts: list[int] = []
+    current: dict[str, int] | None = top
+    for no, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("[["):
+            if re.fullmatch(r"\[\[\s*service\s*\]\]\s*(#.*)?", stripped):
+                tables.append({})
+                starts.append(no)
+                current = tables[-1]
+            else:
+                current = None
+            continue
+        if stripped.startswith("["):
+            current = None
+            continue
+        m = re.match(r"""\s*("?)([A-Za-z0-9_.-]+)\1\s*=""", line)
+        if m and current is not None:
+            current.setdefault(m.group(2), no)
+    return top, tables, starts
+
+
+def parse(text: str, path: str = "<scenario>") -> Scenario:
+    """The Scenario a scenario file's text describes (ScenarioFileError naming the line)."""
+    if len(text.encode()) > MAX_BYTES:
+        raise ScenarioFileError(f"the file is over {MAX_BYTES // 1024} KiB; a scenario file "
+                                "is a few hundred lines", path, None)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ScenarioFileError(f"not valid TOML: {str(exc).split(' (at')[0]}", path,
+                                int(m.group(1)) if m else None) from None
+    top_lines, svc_lines, starts = _lines(text)
+    flat: dict[str, str] = {}
+    where: dict[str, int | None] = {}
+    services = data.pop("service", None)
+    allowed = set(share.BY_KEY)
+    for key, value in data.items():
+        line = top_lines.get(key)
+        if key not in allowed:
+            hint = (" (it belongs in a [[service]] table)" if key in share.SERVICE_BY_KEY
+                    else "")
+            raise ScenarioFileError(f"unknown key {key[:40]!r}{hint}; valid top-level keys: "
+                                    + ", ".join(share.BY_KEY), path, line, key)
+        if services is not None and key in share.FLEET_KEYS:
+            raise ScenarioFileError(f"{key!r} is set per service: move it into each "
+                                    "[[service]] table", path, line, key)
+        flat[key], where[key] = _value(value, key, path, line), line
+    if services is not None:
+        if not isinstance(services, list) or not services:
+            raise ScenarioFileError("'service' must be [[service]] tables", path,
+                                    top_lines.get("service"))
+        for i, table in enumerate(services, start=1):
+            lines = svc_lines[i - 1] if i - 1 < len(svc_lines) else {}
+            start = starts[i - 1] if i - 1 < len(starts) else None
+            if "name" not in table:
+                raise ScenarioFileError(f"[[service]] {i} has no name", path, start, "name")
+            for key, value in table.items():
+                line = lines.get(key, start)
+                if key not in share.SERVICE_KEYS:
+                    raise ScenarioFileError(
+                        f"unknown key {key[:40]!r} in [[service]] {i}; valid: "
+                        + ", ".join(share.SERVICE_KEYS), path, line, key)
+                flat_key = share.service_key(i, key)
+                flat[flat_key], where[flat_key] = _value(value, key, path, line), line
+    try:
+        return share.from_flat(flat)
+    except ScenarioError as exc:
+        line = where.get(exc.key) if exc.key else None
+        raise ScenarioFileError(str(exc), path, line, exc.key) from None
+
+
+def _value(value: Any, key: str, path: str, line: int | None) -> str:
+    try:
+        return _text(value)
+    except ValueError:
+        raise ScenarioFileError(f"{key!r} must be a value, not a table", path, line,
+                                key) from None
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and parse a scenario file (ScenarioFileError for a missing or bad file)."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_BYTES:
+            raise ScenarioFileError(f"the file is over {MAX_BYTES // 1024} KiB; a scenario "
+                                    "file is a few hundred lines", str(path), None)
+        text = p.read_text(encoding="utf-8")
+    except ScenarioFileError:
+        raise
+    except FileNotFoundError:
+        raise ScenarioFileError("no such file", str(path), None) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioFileError(f"cannot read it ({type(exc).__name__})", str(path),
+                                None) from None
+    return parse(text, str(path))
+
+
+def dump(s: Scenario) -> str:
+    """A scenario as a scenario file (the inverse of parse for what poolwise sizes)."""
+    flat = share.to_flat(s)
+    top = [(k, v) for k, v in flat.items() if not re.fullmatch(r"s\d+_.+", k)]
+    out = [f"{k} = {_toml(k, v)}" for k, v in top]
+    for i in range(1, len(s.services) + 1):
+        out += ["", "[[service]]"]
+        prefix = f"s{i}_"
+        out += [f"{k[len(prefix):]} = {_toml(k[len(prefix):], v)}" for k, v in flat.items()
+                if k.startswith(prefix)]
+    return "\n".join(out) + "\n"
+
+
+def _toml(key: str, value: str) -> str:
+    param = share.BY_KEY.get(key) or share.SERVICE_BY_KEY.get(key)
+    kind = param.kind if param else "str"
+    if kind in ("int", "float"):
+        return value
+    if kind == "bool":
+        return "true" if value == "1" else "false"
+    if kind == "list":
+        items = [v for v in value.split(",")]
+        return "[" + ", ".join(_quote(v) for v in items) + "]"
+    return _quote(value)
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
