@@ -1,10 +1,6 @@
-"""poolwise web app: `streamlit run app.py`. Page setup only; the wizard lives in wizard/ui."""
+"""poolwise web app: `streamlit run app.py` (installed: `poolwise app`). Page setup and the
+wizard live in wizard/web/app.py and wizard/ui."""
 
-import streamlit as st
+from wizard.web.app import run
 
-st.set_page_config(page_title="poolwise: SQLAlchemy pool sizing", page_icon=":material/database:",
-                   layout="wide")
-
-from wizard.ui.page import main  # noqa: E402  (set_page_config must come first)
-
-main()
+run()

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from wizard.model import PROVIDERS, ScenarioError, Source
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+def _data_dir() -> Path:
+    """wizard/data in an installed copy (the wheel maps data/ there), else the checkout's data/."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "data"
+    return packaged if packaged.is_dir() else here.parent / "data"
+
+
+DATA_DIR = _data_dir()
 
 RDS_FORMULA = "LEAST(DBInstanceClassMemory/9531392, 5000)"
 RDS_FORMULA_URL = (

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 from wizard import catalog, estate, share, sizing
 from wizard.model import Recommendation, Scenario, ScenarioError, SizingError
@@ -197,7 +198,8 @@ VERBS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m wizard", description="Size SQLAlchemy async pools "
+    prog = "poolwise" if Path(sys.argv[0]).name == "poolwise" else "python -m wizard"
+    parser = _Parser(prog=prog, description="Size SQLAlchemy async pools "
                      "for managed PostgreSQL.")
     sub = parser.add_subparsers(dest="verb", parser_class=_Parser)
     p = sub.add_parser("catalog", help="list a provider's instance classes")
@@ -211,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     _load_plugins()
     helps = {"export": "write the engine module, the report or the PgBouncer ini",
              "live": "measure a real server: limits, pre-ping cost, exhaustion, pooler",
-             "fleet": "run a bounded read-only fleet load against a database"}
+             "fleet": "run a bounded read-only fleet load against a database",
+             "app": "serve the web app (Streamlit)"}
     for name, (setup, run) in VERBS.items():
         p = sub.add_parser(name, help=helps.get(name))
         setup(p)
@@ -222,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_plugins() -> None:
     import importlib
 
-    for mod in ("wizard.export", "wizard.live", "wizard.fleet"):
+    for mod in ("wizard.export", "wizard.live", "wizard.fleet", "wizard.web"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
