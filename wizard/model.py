@@ -36,6 +36,8 @@ PROXIES: tuple[str, ...] = (
 TRANSACTION_POOLERS: frozenset[str] = frozenset(
     {"pgbouncer-transaction", "azure-pgbouncer", "supavisor-transaction", "neon-pooler"}
 )
+# Proxies that pin a server connection to a client connection for the session.
+SESSION_POOLERS: frozenset[str] = frozenset({"pgbouncer-session", "supavisor-session"})
 # Proxies that multiplex many client connections onto fewer server connections.
 POOLERS: frozenset[str] = TRANSACTION_POOLERS | {
     "pgbouncer-session", "supavisor-session", "rds-proxy"}
