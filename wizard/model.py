@@ -349,6 +349,14 @@ class EndpointBudget:
     break_limit_name: str = "usable connections"
     # Each service's part of this endpoint; `worst_case` above is their sum.
     by_service: tuple[ServiceShare, ...] = ()
+    # The part of usable this service (or the pooler it shares) may use when services share
+    # the endpoint; None: all of usable.
+    allotment: int | None = None
+
+    @property
+    def room(self) -> int:
+        """Connections this service's side may hold: its allotment, else usable."""
+        return self.usable if self.allotment is None else self.allotment
 
     @property
     def headroom(self) -> int:

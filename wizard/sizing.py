@@ -394,8 +394,12 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     # The endpoint's usable connections go to direct services and to each pooler's server pool.
     claims = [_claim(m.svc, m.s, m.spec, m.load, False) for m in direct]
     for name, g in groups.items():
+        # A pooler opens a server connection only for a client that asks: it needs at most
+        # what its clients can use, whatever it is configured to open.
         pool = budget.proxy_limits(g[0].s, g[0].spec, needs[name]).server_pool
-        claims.append(budget.Claim(name, "need", pool, sum(m.svc.weight for m in g)))
+        clients = sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in g)
+        claims.append(budget.Claim(name, "need", min(pool, clients),
+                                   sum(m.svc.weight for m in g)))
     parts = budget.shares(spec.usable, claims) if len(claims) > 1 else None
     # Per service: (the limit its clients share with no one else's, what it may use, how).
     allots: dict[int, tuple[int | None, int | None, str]] = {}
@@ -620,7 +624,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
         worst_case=worst, explanation=explanation, server_side=server_side,
         client_side=client_side, vcpu=spec.vcpu, p_wait=waits[0],
         p_wait_past_timeout=waits[1], mean_wait_ms=waits[2], breaks_at=breaks,
-        break_limit=limit, break_limit_name=limit_name)
+        break_limit=limit, break_limit_name=limit_name, allotment=spec.allotment)
     null = s.serverless
     # LIFO only where a pooler sits in front of this endpoint (RDS Proxy skips RDS replicas).
     lifo = proxy is not None and not null
