@@ -15,6 +15,7 @@ from fractions import Fraction
 from wizard import bounds, catalog, share
 from wizard.model import (
     POOLERS,
+    SESSION_POOLERS,
     Replica,
     ReserveItem,
     Scenario,
@@ -276,7 +277,7 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None) -> Pro
     ps = s.proxy_settings
     usable = spec.budget
     pairs = max(1, ps.user_db_pairs)
-    session = s.proxy in ("pgbouncer-session", "supavisor-session")
+    session = s.proxy in SESSION_POOLERS
     if s.proxy in ("pgbouncer-transaction", "pgbouncer-session"):
         default, src = catalog.proxy_int("pgbouncer", "default_pool_size", 20)
         per_pair = ps.pool_size or default

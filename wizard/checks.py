@@ -246,19 +246,20 @@ def _pool_over_fix(s, ep, side) -> str:
     """How a user of this proxy keeps its server pool within the usable connections."""
     pairs = max(1, s.proxy_settings.user_db_pairs)
     if s.proxy == "rds-proxy":
-        pct = ep.usable * 100 // ep.max_connections
-        return (f"Set the proxy's MaxConnectionsPercent to at most {pct}% so your admin and "
-                "migration reserves stay free.")
+        pct = ep.room * 100 // ep.max_connections
+        keep = ("your admin and migration reserves" if ep.allotment is None
+                else "the other services' connections and your reserves")
+        return f"Set the proxy's MaxConnectionsPercent to at most {pct}% so {keep} stay free."
     if s.proxy == "neon-pooler":
         return (f"Neon's pooler settings cannot be changed ({budget.neon_pool_fraction():g} x "
                 "max_connections per user/database pair): route fewer user/database pairs "
                 "through it or pick a bigger compute size.")
     if s.proxy.startswith("supavisor"):
-        return (f"Set Supavisor's pool size to at most {max(1, ep.usable // pairs):,} in "
+        return (f"Set Supavisor's pool size to at most {max(1, ep.room // pairs):,} in "
                 "Database Settings, or pick a bigger compute size.")
     if s.proxy == "azure-pgbouncer":
         return (f"Set the server parameter pgbouncer.default_pool_size to at most "
-                f"{max(1, ep.usable // pairs):,}, or pick a bigger SKU.")
+                f"{max(1, ep.room // pairs):,}, or pick a bigger SKU.")
     return (f"Size the proxy's server pool to at most {side.limit:,} (the ini snippet does), "
             "or pick a bigger class.")
 
@@ -290,11 +291,14 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
         if side is None:
             continue
         configured = side.configured or 0
-        if configured > ep.usable:
+        if configured > ep.room:
+            room = (f"the {ep.usable:,} usable" if ep.allotment is None else
+                    f"its share of {ep.room:,} of the {ep.usable:,} usable beside the other "
+                    "services")
             yield Finding(
                 "PROXY_SERVER_POOL_OVER_MAX", "warning" if s.proxy == "rds-proxy" else "error",
                 f"{ep.role}: as configured, {s.proxy} may open up to {configured:,} server "
-                f"connections once its clients ask for them, above the {ep.usable:,} usable. "
+                f"connections once its clients ask for them, above {room}. "
                 f"poolwise counts it at {side.limit:,} (the fix below); this fleet makes the "
                 f"database see at most {ep.worst_case:,}.",
                 _pool_over_fix(s, ep, side))

@@ -76,8 +76,10 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
+        line = int(m.group(1)) if m else (
+            max(1, len(text.splitlines())) if "end of document" in str(exc) else None)
         raise ScenarioFileError(f"not valid TOML: {str(exc).split(' (at')[0]}", path,
-                                int(m.group(1)) if m else None) from None
+                                line) from None
     top_lines, svc_lines, starts = _lines(text)
     flat: dict[str, str] = {}
     where: dict[str, int | None] = {}

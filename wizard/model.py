@@ -36,6 +36,8 @@ PROXIES: tuple[str, ...] = (
 TRANSACTION_POOLERS: frozenset[str] = frozenset(
     {"pgbouncer-transaction", "azure-pgbouncer", "supavisor-transaction", "neon-pooler"}
 )
+# Proxies that pin a server connection to a client connection for the session.
+SESSION_POOLERS: frozenset[str] = frozenset({"pgbouncer-session", "supavisor-session"})
 # Proxies that multiplex many client connections onto fewer server connections.
 POOLERS: frozenset[str] = TRANSACTION_POOLERS | {
     "pgbouncer-session", "supavisor-session", "rds-proxy"}
@@ -347,6 +349,14 @@ class EndpointBudget:
     break_limit_name: str = "usable connections"
     # Each service's part of this endpoint; `worst_case` above is their sum.
     by_service: tuple[ServiceShare, ...] = ()
+    # The part of usable this service (or the pooler it shares) may use when services share
+    # the endpoint; None: all of usable.
+    allotment: int | None = None
+
+    @property
+    def room(self) -> int:
+        """Connections this service's side may hold: its allotment, else usable."""
+        return self.usable if self.allotment is None else self.allotment
 
     @property
     def headroom(self) -> int:

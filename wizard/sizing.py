@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from wizard import bounds, budget, catalog, checks
 from wizard.model import (
     POOLERS,
+    SESSION_POOLERS,
     SEVERITIES,
     EndpointBudget,
     EngineSettings,
@@ -318,6 +319,11 @@ class _Member(NamedTuple):
     spec: budget.EndpointSpec
     load: LoadSizing | None
     pooled: bool
+    named: bool  # the scenario names its services: errors say which one
+
+    def size(self, *args: Any, **kw: Any) -> tuple[EndpointBudget, EngineSettings, str]:
+        """size_endpoint for this member, its errors named after the service."""
+        return _as_service(self.svc, 2 if self.named else 1, size_endpoint, *args, **kw)
 
 
 def recommend(s: Scenario) -> Recommendation:
@@ -331,7 +337,7 @@ def recommend(s: Scenario) -> Recommendation:
     svcs = s.service_list()
     views = [s.for_service(v) for v in svcs]
     for svc, view in zip(svcs, views, strict=True):
-        _as_service(svc, len(svcs), budget.validate, view)
+        _as_service(svc, 2 if s.services else 1, budget.validate, view)
     paths = [path_facts(v) for v in views]
     loads = [load_sizing(v) for v in views]
     roles = [spec.role for spec in budget.endpoint_specs(views[0])]
@@ -342,7 +348,8 @@ def recommend(s: Scenario) -> Recommendation:
     totals: list[EndpointBudget] = []
     for role in roles:
         members = [_Member(i, svcs[i], views[i], specs[i][role], loads[i],
-                           _pooled(views[i], role)) for i in range(len(svcs)) if role in specs[i]]
+                           _pooled(views[i], role), bool(s.services))
+                   for i in range(len(svcs)) if role in specs[i]]
         if members:
             totals.append(_size_shared(members, paths, sized))
     results = []
@@ -358,12 +365,12 @@ def recommend(s: Scenario) -> Recommendation:
     return _plan_rec(s, tuple(totals), tuple(results))
 
 
-def _as_service(svc: Service, n: int, fn: Any, *args: Any) -> Any:
+def _as_service(svc: Service, n: int, fn: Any, *args: Any, **kw: Any) -> Any:
     """Call fn; with several services, name the service in any error it raises."""
     if n == 1:
-        return fn(*args)
+        return fn(*args, **kw)
     try:
-        return fn(*args)
+        return fn(*args, **kw)
     except ScenarioError as exc:
         raise ScenarioError(f"service {svc.name!r}: {exc}", key=exc.key) from None
     except SizingError as exc:
@@ -383,13 +390,16 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     for m in members:
         if m.pooled:
             groups.setdefault(m.s.proxy, []).append(m)
-    needs = {name: fleet_server_need([(m.s, _instances(m.s, m.spec)) for m in g])
-             for name, g in groups.items()}
+    needs = {name: _pooler_need(g) for name, g in groups.items()}
     # The endpoint's usable connections go to direct services and to each pooler's server pool.
     claims = [_claim(m.svc, m.s, m.spec, m.load, False) for m in direct]
     for name, g in groups.items():
+        # A pooler opens a server connection only for a client that asks: it needs at most
+        # what its clients can use, whatever it is configured to open.
         pool = budget.proxy_limits(g[0].s, g[0].spec, needs[name]).server_pool
-        claims.append(budget.Claim(name, "need", pool, sum(m.svc.weight for m in g)))
+        clients = sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in g)
+        claims.append(budget.Claim(name, "need", min(pool, clients),
+                                   sum(m.svc.weight for m in g)))
     parts = budget.shares(spec.usable, claims) if len(claims) > 1 else None
     # Per service: (the limit its clients share with no one else's, what it may use, how).
     allots: dict[int, tuple[int | None, int | None, str]] = {}
@@ -400,7 +410,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
 
     for k, m in enumerate(direct):
         sp = allot(m.spec, k)
-        sized[m.index][spec.role] = size_endpoint(
+        sized[m.index][spec.role] = m.size(
             m.s, sp, m.load, paths[m.index], cap=_cap(m.svc, False))
         allots[m.index] = (sp.budget, sp.budget, parts[k].how if parts else "the whole budget")
     for k, (name, g) in enumerate(groups.items(), start=len(direct)):
@@ -411,7 +421,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
         if len(g) > 1 and limit is not None:
             inner = budget.shares(limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in g])
         for j, m in enumerate(g):
-            sized[m.index][spec.role] = size_endpoint(
+            sized[m.index][spec.role] = m.size(
                 m.s, allot(m.spec, k), m.load, paths[m.index], cap=_cap(m.svc, True),
                 fleet_need=needs[name], group=[(x.s, _instances(x.s, x.spec)) for x in g],
                 group_share=inner[j] if inner else None)
@@ -422,6 +432,15 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     if len(members) > 1:
         _others_limits(members, allots, sized, spec.role)
     return _endpoint_total(members, allots, sized, spec.role)
+
+
+def _pooler_need(group: list[_Member]) -> int | None:
+    """Server connections a pooler should open for its services: in session mode every
+    client connection pins one, so what the clients can use; otherwise the fleets' load
+    (Erlang C over the pooled bursts)."""
+    if group[0].s.proxy in SESSION_POOLERS:
+        return sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in group)
+    return fleet_server_need([(m.s, _instances(m.s, m.spec)) for m in group])
 
 
 def _share_server_pool(group: list[_Member], sized: Sized, role: str) -> None:
@@ -605,7 +624,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
         worst_case=worst, explanation=explanation, server_side=server_side,
         client_side=client_side, vcpu=spec.vcpu, p_wait=waits[0],
         p_wait_past_timeout=waits[1], mean_wait_ms=waits[2], breaks_at=breaks,
-        break_limit=limit, break_limit_name=limit_name)
+        break_limit=limit, break_limit_name=limit_name, allotment=spec.allotment)
     null = s.serverless
     # LIFO only where a pooler sits in front of this endpoint (RDS Proxy skips RDS replicas).
     lifo = proxy is not None and not null

@@ -1,0 +1,432 @@
+"""Several services share one database: shares, per-service sizing, scenario files, CLI.
+
+Expected values come from the documented rules (the tiers of budget.shares, the flags form
+as the one-service case) or from independent arithmetic, never from copied outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from tests.test_export_support import load_module, ruff_check
+from wizard import budget, cli, estate, share
+from wizard.budget import Claim, shares
+from wizard.export import render_module
+from wizard.model import Load, Scenario, ScenarioError, Service, SizingError
+from wizard.sizing import recommend
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ESTATE = """\
+provider = "aws-rds"
+instance_class = "db.r6g.large"
+replicas = 1
+
+[[service]]
+name = "api"
+app_instances = 10
+max_app_instances = 20
+workers = 4
+rps = 200
+hold_ms = 20
+
+[[service]]
+name = "worker"
+kind = "worker"
+app_instances = 5
+workers = 2
+endpoints = ["primary"]
+
+[[service]]
+name = "cron"
+kind = "cron"
+app_instances = 1
+endpoints = ["primary"]
+"""
+
+
+def _py(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "wizard", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120, env=env)
+
+
+# ------------------------------------------------------------------ budget.shares
+
+def test_one_member_gets_the_whole_limit_whatever_it_asks() -> None:
+    for tier in budget.TIERS:
+        for demand in (1, 50, 10_000):
+            for weight in (0.1, 1, 7.3):
+                assert shares(1000, [Claim("a", tier, demand, weight)])[0].value == 1000
+
+
+def test_fixed_shares_come_first_then_needs_then_weights() -> None:
+    got = shares(100, [Claim("web", "weight", 500), Claim("api", "need", 60),
+                       Claim("cron", "fixed", 4)])
+    web, api, cron = (s.value for s in got)
+    # cron's 4 and api's 60 are served in full; the weighted web takes the 36 left.
+    assert (cron, api, web) == (4, 60, 36)
+
+
+def test_a_tier_that_does_not_fit_is_cut_pro_rata() -> None:
+    got = shares(90, [Claim("a", "need", 100), Claim("b", "need", 50), Claim("c", "weight", 9)])
+    a, b, c = (s.value for s in got)
+    assert (a, b, c) == (60, 30, 0)  # 90 x 100/150, 90 x 50/150, nothing left
+    assert "pro rata" in got[0].how
+
+
+def test_weights_split_what_is_left_and_leftover_goes_back_by_weight() -> None:
+    got = shares(300, [Claim("a", "weight", 1000, 2), Claim("b", "weight", 1000, 1)])
+    assert [s.value for s in got] == [200, 100]
+    # b can use only 40: a gets the rest of its weighted part, then the leftover by weight.
+    got = shares(300, [Claim("a", "weight", 1000, 1), Claim("b", "weight", 40, 1)])
+    assert got[1].value >= 40 and got[0].value >= 300 - 40 - got[1].value
+    assert sum(s.value for s in got) <= 300
+
+
+@given(st.integers(1, 300_000), st.lists(st.tuples(
+    st.sampled_from(budget.TIERS), st.integers(1, 500_000), st.floats(0.01, 100)),
+    min_size=1, max_size=32))
+def test_shares_never_exceed_the_limit(limit: int, raw: list) -> None:
+    claims = [Claim(f"m{i}", t, d, w) for i, (t, d, w) in enumerate(raw)]
+    got = shares(limit, claims)
+    assert sum(s.value for s in got) <= limit
+    assert all(s.value >= 0 for s in got)
+    fits = sum(c.demand for c in claims) <= limit
+    if fits:  # everyone gets at least what it can use
+        assert all(s.value >= c.demand for s, c in zip(got, claims, strict=True))
+
+
+# ---------------------------------------------------------- per-service sizing
+
+def _svc(name: str, **kw) -> Service:
+    return Service(name=name, **kw)
+
+
+def test_estate_example_sums_and_sizes_each_service() -> None:
+    s = estate.parse(ESTATE)
+    rec = recommend(s)
+    assert [v.name for v in rec.services] == ["api", "worker", "cron"]
+    primary = rec.endpoint("primary")
+    assert primary.worst_case == sum(b.worst_case for b in primary.by_service)
+    assert primary.worst_case <= primary.usable
+    cron = next(b for b in primary.by_service if b.service == "cron")
+    # cron without load: the fixed small share per engine.
+    assert cron.pool_size + cron.max_overflow == budget.FIXED_SHARE_PER_ENGINE
+    # replica-1 is used by the api only.
+    assert [b.service for b in rec.endpoint("replica-1").by_service] == ["api"]
+    api = rec.service("api").rec
+    # The api's load: 50 req/s per process x 20 ms; its pool holds the burst need.
+    assert api.load is not None and api.load.arrival_rate == pytest.approx(200 / 4)
+    assert api.engine("primary").pool_size == api.load.needed_with_overflow
+    for v in rec.services:
+        for g in v.rec.engines:
+            assert g.connect_args["server_settings"] == {"application_name": v.name}
+
+
+def test_break_point_counts_the_other_services_at_their_peaks() -> None:
+    rec = recommend(estate.parse(ESTATE))
+    primary = rec.endpoint("primary")
+    api = next(b for b in primary.by_service if b.service == "api")
+    others = primary.worst_case - api.worst_case
+    per = api.pool_size + api.max_overflow
+    assert api.break_limit == primary.usable - others
+    # At the break point (surge 25 %, 4 workers) the api's clients exceed what others leave.
+    n = api.breaks_at
+    assert (n + math.ceil(n * 0.25)) * 4 * per > api.break_limit
+    assert (n - 1 + math.ceil((n - 1) * 0.25)) * 4 * per <= api.break_limit
+    sentence = recommend(estate.parse(ESTATE)).services and __import__(
+        "wizard.sizing", fromlist=["break_sentence"]).break_sentence(rec)
+    assert f"at {api.breaks_at:,} instances" in sentence
+
+
+def test_services_over_the_budget_is_refused_with_the_service_named() -> None:
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=40,
+                 services=(_svc("api", app_instances=30), _svc("jobs", app_instances=30)))
+    with pytest.raises(SizingError, match="service 'api'|service 'jobs'"):
+        recommend(s)
+
+
+def test_pooled_services_share_the_poolers_server_pool() -> None:
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=200,
+                 proxy="pgbouncer-transaction",
+                 services=(_svc("api", app_instances=20, workers=2, load=Load(100, 30)),
+                           _svc("jobs", kind="worker", app_instances=10),
+                           _svc("migrate", kind="cron", app_instances=1, proxy="none")))
+    rec = recommend(s)
+    ep = rec.endpoint("primary")
+    by = {b.service: b for b in ep.by_service}
+    assert ep.worst_case == sum(b.worst_case for b in ep.by_service) <= ep.usable
+    api_ep = rec.service("api").rec.endpoint("primary")
+    jobs_ep = rec.service("jobs").rec.endpoint("primary")
+    pool = api_ep.server_side.limit
+    assert jobs_ep.server_side.limit == pool  # one server pool for the pooled services
+    pooled = api_ep.client_side.worst_case + jobs_ep.client_side.worst_case
+    assert by["api"].worst_case + by["jobs"].worst_case == min(pool, pooled)
+    # The cron job goes direct: its connections come out of usable beside the pool.
+    assert by["migrate"].worst_case + pool <= ep.usable
+
+
+@st.composite
+def _estates(draw) -> Scenario:
+    n = draw(st.integers(1, 4))
+    services = []
+    for i in range(n):
+        kind = draw(st.sampled_from(["web", "worker", "cron"]))
+        load = draw(st.none() | st.builds(Load, st.floats(1, 300), st.floats(1, 80)))
+        services.append(Service(
+            name=f"s{i}", kind=kind, app_instances=draw(st.integers(1, 6)),
+            workers=draw(st.integers(1, 4)), load=load,
+            proxy=draw(st.sampled_from([None, "none"])),
+            weight=draw(st.sampled_from([1.0, 2.0, 0.5]))))
+    proxy = draw(st.sampled_from(["none", "pgbouncer-transaction", "pgbouncer-session"]))
+    return Scenario(provider="self-hosted", instance_class=None,
+                    max_connections=draw(st.integers(150, 3000)),
+                    replicas=draw(st.sampled_from([(), (budget.Replica(),)])),
+                    proxy=proxy, services=tuple(services))
+
+
+def _fit(s: Scenario):
+    try:
+        return recommend(s)
+    except SizingError:
+        return None
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_estates())
+def test_services_together_never_exceed_usable(s: Scenario) -> None:
+    rec = _fit(s)
+    if rec is None:
+        return
+    for ep in rec.endpoints:
+        assert ep.worst_case == sum(b.worst_case for b in ep.by_service)
+        assert ep.worst_case <= ep.usable, ep.explanation
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_estates(), st.builds(Service, name=st.just("extra"),
+                             kind=st.sampled_from(["web", "worker", "cron"]),
+                             app_instances=st.integers(1, 8),
+                             load=st.none() | st.builds(Load, st.floats(1, 300),
+                                                        st.floats(1, 80))))
+def test_adding_a_service_never_raises_another_services_pools(s: Scenario,
+                                                              extra: Service) -> None:
+    before = _fit(s)
+    after = _fit(replace(s, services=(*s.services, extra)))
+    if before is None or after is None:
+        return
+    for v in before.services:
+        for g in v.rec.engines:
+            h = after.service(v.name).rec.engine(g.endpoint)
+            assert (h.pool_size, h.pool_size + h.max_overflow) <= (
+                g.pool_size, g.pool_size + g.max_overflow) or (
+                h.pool_size <= g.pool_size and h.max_overflow <= g.max_overflow), repr((s, extra))
+
+
+_FLAGS = st.fixed_dictionaries({
+    "provider": st.sampled_from(["aws-rds", "self-hosted", "supabase", "neon"]),
+}, optional={
+    "app_instances": st.integers(1, 30).map(str), "workers": st.integers(1, 8).map(str),
+    "max_app_instances": st.integers(30, 60).map(str), "engines": st.integers(1, 3).map(str),
+    "rps": st.floats(1, 200).map(lambda x: f"{x:.1f}"),
+    "hold_ms": st.floats(1, 50).map(lambda x: f"{x:.1f}"),
+    "replicas": st.integers(0, 2).map(str),
+})
+
+
+def _flags_scenario(flat: dict[str, str]) -> dict[str, str]:
+    flat = dict(flat)
+    if flat["provider"] == "self-hosted":
+        flat["max_connections"] = "500"
+    elif flat["provider"] == "aws-rds":
+        flat["instance_class"] = "db.r6g.xlarge"
+    elif flat["provider"] == "supabase":
+        flat["instance_class"] = "large"
+    else:
+        flat["instance_class"] = "2"
+    if ("rps" in flat) != ("hold_ms" in flat):
+        flat.pop("rps", None)
+        flat.pop("hold_ms", None)
+    return flat
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_FLAGS)
+def test_a_one_service_file_equals_the_flags(raw: dict[str, str]) -> None:
+    flat = _flags_scenario(raw)
+    try:
+        flags = recommend(share.from_flat(flat))
+    except (SizingError, ScenarioError):
+        return
+    # The same keys written as a file, numbers as TOML numbers.
+    lines = [f'{k} = {v}' if k in ("app_instances", "workers", "max_app_instances",
+                                     "engines", "rps", "hold_ms", "replicas",
+                                     "max_connections") else f'{k} = "{v}"'
+             for k, v in flat.items()]
+    from_file = recommend(estate.parse("\n".join(lines)))
+    assert from_file.to_dict() == flags.to_dict()
+    # One [[service]] table: the same numbers, the engines named after the service.
+    top = [ln for ln in lines if ln.split(" =")[0] in share.BY_KEY
+           and ln.split(" =")[0] not in share.FLEET_KEYS]
+    fleet = [ln for ln in lines if ln.split(" =")[0] in share.FLEET_KEYS]
+    one = recommend(estate.parse("\n".join([*top, "[[service]]", 'name = "api"', *fleet])))
+    for a, b in zip(one.endpoints, flags.endpoints, strict=True):
+        assert (a.pool_size, a.max_overflow, a.worst_case, a.usable, a.breaks_at) == (
+            b.pool_size, b.max_overflow, b.worst_case, b.usable, b.breaks_at)
+
+
+# ------------------------------------------------------------ flat form and files
+
+def test_services_round_trip_through_share_links_and_files() -> None:
+    s = estate.parse(ESTATE)
+    flat = share.to_flat(s)
+    assert flat["s2_name"] == "worker" and flat["s3_kind"] == "cron"
+    assert "app_instances" not in flat  # fleet keys live in the services
+    assert share.from_flat(flat) == s
+    assert estate.parse(estate.dump(s)) == s
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ('provider = "self-hosted"\nmax_conections = 100\n', 2, "unknown key 'max_conections'"),
+    ('provider = "self-hosted"\nmax_connections = 100\n\n[[service]]\nname = "api"\n'
+     'wrokers = 4\n', 6, "unknown key 'wrokers' in [[service]] 1"),
+    ('provider = "self-hosted"\nmax_connections = 100\nworkers = 2\n\n[[service]]\n'
+     'name = "api"\n', 3, "set per service"),
+    ('provider = "self-hosted"\nmax_connections = 100\n\n[[service]]\nname = "api"\n\n'
+     '[[service]]\nname = "jobs"\nworkers = -3\n', 9, "Workers per instance must be"),
+    ('provider = "self-hosted"\nmax_connections = 100\n\n[[service]]\nworkers = 2\n', 4,
+     "has no name"),
+    ('provider = "self-hosted"\nmax_connections = [100\n', 2, "not valid TOML"),
+    ('provider = "self-hosted"\nmax_connections = 100\nname = "x"\n', 3,
+     "belongs in a [[service]] table"),
+])
+def test_bad_files_name_the_line(text: str, line: int, words: str) -> None:
+    with pytest.raises(estate.ScenarioFileError) as err:
+        estate.parse(text, "estate.toml")
+    assert str(err.value).startswith(f"estate.toml:{line}: ")
+    assert words in str(err.value)
+
+
+def test_bad_services_are_refused_in_one_line() -> None:
+    base = Scenario(provider="self-hosted", instance_class=None, max_connections=100)
+    cases = [
+        (replace(base, services=(_svc("api"), _svc("api"))), "used twice"),
+        (replace(base, services=(_svc("API ok"),)), "name must be"),
+        (replace(base, services=(_svc("api", endpoints=("primary", "replica-9")),)),
+         "unknown endpoint"),
+        (replace(base, services=(_svc("api", endpoints=()),)), "must include the primary"),
+        (replace(base, services=(_svc("api", kind="batch"),)), "unknown kind"),
+        (replace(base, services=(_svc("api", weight=float("nan")),)), "Share weight"),
+        (replace(base, services=tuple(_svc(f"s{i}") for i in range(33))), "at most 32"),
+        (replace(base, services=(_svc("api", workers=5000),)), "service 'api'"),
+    ]
+    for s, words in cases:
+        with pytest.raises(ScenarioError, match=words):
+            recommend(s)
+    with pytest.raises(ScenarioError, match="at most 32"):
+        share.from_flat({"provider": "self-hosted", "s99_name": "x"})
+    with pytest.raises(ScenarioError, match="service 2 is missing"):
+        share.from_flat({"provider": "self-hosted", "s1_name": "a", "s3_name": "b"})
+
+
+def test_a_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "big.toml"
+    path.write_text("# x\n" * 100_000)
+    with pytest.raises(estate.ScenarioFileError, match="over 256 KiB"):
+        estate.load(path)
+
+
+# --------------------------------------------------------------------------- CLI
+
+def test_cli_recommend_json_has_services_and_by_service(tmp_path: Path) -> None:
+    path = tmp_path / "estate.toml"
+    path.write_text(ESTATE)
+    out = _py("recommend", "--scenario", str(path), "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert [v["name"] for v in data["services"]] == ["api", "worker", "cron"]
+    primary = data["endpoints"][0]
+    assert primary["worst_case"] == sum(b["worst_case"] for b in primary["by_service"])
+    assert {b["service"] for b in primary["by_service"]} == {"api", "worker", "cron"}
+    assert all(v["engines"] for v in data["services"])
+    text_out = _py("recommend", "--scenario", str(path), cwd=tmp_path)
+    assert "breaks it first" in text_out.stdout and "== service cron (cron) ==" in text_out.stdout
+
+
+def test_cli_refuses_bad_files_and_mixing_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "estate.toml"
+    path.write_text(ESTATE.replace("workers = 2", "wrkers = 2"))
+    out = _py("recommend", "--scenario", str(path))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1
+    assert out.stderr.startswith(f"error: {path}:17: unknown key 'wrkers'")
+    path.write_text(ESTATE)
+    out = _py("recommend", "--scenario", str(path), "--workers", "3")
+    assert out.returncode == 2 and "cannot be combined with --workers" in out.stderr
+    out = _py("export", "--scenario", str(path), "-o", "-")
+    assert out.returncode == 2 and "--service" in out.stderr and "api, worker, cron" in out.stderr
+    out = _py("export", "--scenario", str(path), "--service", "nope", "-o", "-")
+    assert out.returncode == 2 and "no service named 'nope'" in out.stderr
+
+
+def test_exported_service_module_compiles_passes_ruff_and_names_itself(tmp_path: Path) -> None:
+    path = tmp_path / "estate.toml"
+    path.write_text(ESTATE)
+    out = _py("export", "--scenario", str(path), "--service", "worker", "-o", "-")
+    assert out.returncode == 0, out.stderr
+    src = out.stdout
+    compile(src, "db.py", "exec")
+    assert ruff_check(src).returncode == 0, ruff_check(src).stdout
+    rec = recommend(estate.parse(ESTATE))
+    worker = rec.service("worker").rec
+    assert src == render_module(worker, estate=rec.scenario, service="worker",
+                                generated_on=src.split("Generated on ")[1].split()[0])
+    assert "application_name" in src and "replica-1" not in src.split("ENGINE_SETTINGS")[1]
+    assert "--scenario SCENARIO.toml --service worker" in src
+
+
+@pytest.mark.db
+def test_service_module_runs_and_pg_sees_its_application_name(pg, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    s = estate.parse(ESTATE.replace('provider = "aws-rds"\ninstance_class = "db.r6g.large"',
+                                    'provider = "self-hosted"\nmax_connections = 2000'))
+    rec = recommend(s)
+    path = tmp_path / "db_worker.py"
+    path.write_text(render_module(rec.service("worker").rec, estate=s, service="worker"))
+    mod = load_module(path, f"poolwise_db_services_{id(tmp_path)}")
+    monkeypatch.setenv("DATABASE_URL", pg.url())
+    monkeypatch.setenv("DATABASE_SSL", "disable")
+
+    async def main() -> str:
+        engines = mod.create_engines()
+        try:
+            async with engines.write_session() as sess:
+                return (await sess.execute(text(
+                    "select application_name from pg_stat_activity "
+                    "where pid = pg_backend_pid()"))).scalar_one()
+        finally:
+            await mod.dispose_engines(engines)
+
+    assert asyncio.run(asyncio.wait_for(main(), 60)) == "worker"
+
+
+def test_cli_flag_error_keys_are_not_made_into_flags() -> None:
+    # A service field's key (s2_workers) has no flag: the message names the service instead.
+    parser = cli.build_parser()
+    assert parser is not None
+    with pytest.raises(ScenarioError) as err:
+        share.from_flat({"provider": "self-hosted", "s1_name": "api", "s1_workers": "0"})
+    assert err.value.key == "s1_workers" and "service 1 (api)" in str(err.value)
