@@ -31,15 +31,11 @@ class ScenarioFileError(ScenarioError):
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, list):
-        return ",".join(_text(v) for v in value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dict):
+    """A TOML value as the flat text share.from_flat parses (a table is not a value)."""
+    if isinstance(value, dict) or (isinstance(value, list) and any(
+            isinstance(v, dict | list) for v in value)):
         raise ValueError("a table")
-    return str(value)
+    return share.flat_text(value)
 
 
 def _lines(text: str) -> tuple[dict[str, int], list[dict[str, int]], list[int]]:

@@ -159,7 +159,8 @@ def values(s: Scenario) -> dict[str, Any]:
     }
 
 
-def _text(value: Any) -> str:
+def flat_text(value: Any) -> str:
+    """A parameter's value as flat text (lists comma-joined, booleans 1/0)."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, list):
@@ -178,7 +179,7 @@ def to_flat(s: Scenario) -> dict[str, str]:
         if s.services and p.key in FLEET_KEYS:
             continue
         if mine[p.key] != base[p.key] and mine[p.key] is not None:
-            out[p.key] = _text(mine[p.key])
+            out[p.key] = flat_text(mine[p.key])
     for i, svc in enumerate(s.services, start=1):
         view = values(s.for_service(svc))
         out[service_key(i, "name")] = svc.name
@@ -190,10 +191,10 @@ def to_flat(s: Scenario) -> dict[str, str]:
         if svc.proxy is not None:
             out[service_key(i, "proxy")] = svc.proxy
         if svc.weight != 1:
-            out[service_key(i, "weight")] = _text(svc.weight)
+            out[service_key(i, "weight")] = flat_text(svc.weight)
         for key in FLEET_KEYS:
             if view[key] != base[key] and view[key] is not None:
-                out[service_key(i, key)] = _text(view[key])
+                out[service_key(i, key)] = flat_text(view[key])
     return out
 
 
