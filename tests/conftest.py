@@ -4,6 +4,8 @@
     pgbouncer           session-scoped Bouncer, pool_mode=transaction, in front of `pg`
     pgbouncer_factory   function-scoped: pgbouncer_factory(pool_mode="session", **ini)
                         starts an extra Bouncer, stopped at the end of the test
+    installed           session-scoped: the wheel built and installed into a fresh venv
+                        (tests/installed.py), for runs of the `poolwise` command
 
 A missing binary makes the fixture FAIL (not skip) with a hint to run `make test`.
 """
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.installed import installed  # noqa: F401  (a shared fixture)
 from tests.pgserver import (
     Bouncer,
     InfraMissingError,

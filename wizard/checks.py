@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from wizard import budget, catalog, path
 from wizard.model import (
@@ -12,6 +13,8 @@ from wizard.model import (
     TRANSACTION_POOLERS,
     Finding,
     Recommendation,
+    Scenario,
+    ServiceShare,
 )
 
 Rule = Callable[[Recommendation], Iterator[Finding]]
@@ -79,60 +82,241 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
                 "or put a pooler in front.")
 
 
+@dataclass(frozen=True)
+class ServiceUse:
+    """One service's part of an endpoint at everyone's autoscaling peak with the pool it runs
+    today, or its recommended pool where it declares no current pool_size (`today` False)."""
+
+    service: str
+    today: bool
+    engines: int
+    per_engine: int | None  # connections one engine may open (None: max_overflow=-1, no limit)
+    clients: int | None  # engines x per_engine: what its engines may open (None: no limit)
+    # What the endpoint sees from it (behind a pooler: its part of the server pool; None: a
+    # direct engine without a limit).
+    connections: int | None
+    detail: str  # how `connections` comes about, in words
+    pooler: str | None  # the pooler between it and the endpoint (None: direct)
+    client_limit: int | None  # the clients that pooler accepts (None: no limit or direct)
+    recommended: int  # what its recommended pool makes the endpoint see
+    recommended_pool_size: int
+    recommended_max_overflow: int
+
+    @property
+    def unbounded(self) -> bool:
+        return self.per_engine is None
+
+    @property
+    def above_recommended(self) -> bool:
+        """It runs today more than its recommended pool would make the endpoint see."""
+        return self.today and (self.connections is None or self.connections > self.recommended)
+
+
+@dataclass(frozen=True)
+class EndpointUse:
+    """What one endpoint sees at everyone's peak with the settings run today."""
+
+    role: str
+    usable: int
+    services: tuple[ServiceUse, ...]
+
+    @property
+    def total(self) -> int | None:
+        """Connections the endpoint sees (None: a direct engine without a limit)."""
+        if any(u.connections is None for u in self.services):
+            return None
+        return sum(u.connections or 0 for u in self.services)
+
+    @property
+    def headroom(self) -> int | None:
+        return None if self.total is None else self.usable - self.total
+
+    @property
+    def over(self) -> bool:
+        return self.total is None or self.total > self.usable
+
+    @property
+    def declared(self) -> bool:
+        """At least one service on it says what it runs today."""
+        return any(u.today for u in self.services)
+
+
+def _per_engine(s: Scenario, share: ServiceShare) -> tuple[bool, int | None, str]:
+    """(today, connections per engine, that pool in words) for one service: its current
+    pool, or its recommended one when it declares no current pool_size."""
+    cur = s.current
+    if cur is None or cur.pool_size is None:
+        return (False, share.pool_size + share.max_overflow,
+                f"recommended pool ({share.pool_size} + {share.max_overflow})")
+    if s.serverless:
+        return True, 1, "one connection per invocation"
+    if cur.poolclass == "NullPool":
+        return True, 1, "NullPool (one connection per engine)"
+    if cur.max_overflow == -1:
+        return True, None, f"today's pool ({cur.pool_size} + unlimited overflow)"
+    # SQLAlchemy's default max_overflow is 10.
+    overflow = cur.max_overflow if cur.max_overflow is not None else 10
+    return True, cur.pool_size + overflow, f"today's pool ({cur.pool_size} + {overflow})"
+
+
+def _largest_remainder(total: int, weights: list[int]) -> list[int]:
+    """total split by weights in whole connections that sum to it (as the sizing splits a
+    shared pooler's server pool)."""
+    raw = [total * w / max(1, sum(weights)) for w in weights]
+    part = [int(x) for x in raw]
+    for k in sorted(range(len(raw)), key=lambda k: part[k] - raw[k])[:total - sum(part)]:
+        part[k] += 1
+    return part
+
+
+def current_use(rec: Recommendation) -> tuple[EndpointUse, ...]:
+    """Every endpoint at everyone's autoscaling peak (deploy surge counted) with the pool
+    each service runs today (its recommended pool where it declares none). Behind a pooler
+    the endpoint sees at most the pooler's server pool, shared by the services behind it."""
+    out = []
+    for total_ep in rec.endpoints:
+        rows = []
+        for share in total_ep.by_service:
+            svc = rec.service(share.service)
+            ep = svc.rec.endpoint(total_ep.role)
+            today, per, how = _per_engine(svc.rec.scenario, share)
+            clients = None if per is None else per * share.clients
+            if not today and ep.client_side is not None:
+                clients = ep.client_side.worst_case
+            pooler = svc.rec.scenario.proxy if ep.server_side is not None else None
+            limit = ep.server_side.limit if ep.server_side is not None else None
+            climit = ep.client_side.limit if ep.client_side is not None else None
+            rows.append((share, today, per, clients, how, pooler, limit, climit))
+        seen = {i: row[3] for i, row in enumerate(rows) if row[5] is None}
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            if row[5] is not None:
+                groups.setdefault(row[5], []).append(i)
+        for idx in groups.values():
+            limit = max((rows[i][6] for i in idx if rows[i][6] is not None), default=None)
+            # An engine without a limit may open at least the whole server pool.
+            asks = [rows[i][3] if rows[i][3] is not None else (limit or 0) for i in idx]
+            if limit is None or sum(asks) <= limit:
+                parts = asks
+            else:
+                parts = _largest_remainder(limit, asks)
+            seen.update(zip(idx, parts, strict=True))
+        uses = []
+        for i, (share, today, per, clients, how, pooler, _, climit) in enumerate(rows):
+            unit = "invocations" if rec.service(share.service).rec.scenario.serverless else (
+                "engines")
+            detail = f"{how} x {share.clients:,} {unit}" + (
+                f" = {clients:,}" if clients is not None else ": no limit") + (
+                f" client connections into {pooler}" if pooler else "") + (
+                "" if today else "; it declares no current pool_size, so its recommended "
+                "pool counts")
+            uses.append(ServiceUse(
+                share.service, today, share.clients, per, clients, seen[i], detail,
+                pooler, climit, share.worst_case, share.pool_size, share.max_overflow))
+        out.append(EndpointUse(total_ep.role, total_ep.usable, tuple(uses)))
+    return tuple(out)
+
+
+@rule
+def current_over_client_limit(rec: Recommendation) -> Iterator[Finding]:
+    s = rec.scenario
+    cur = s.current
+    if cur is None or cur.pool_size is None or cur.poolclass == "NullPool" or s.serverless:
+        return
+    for ep in rec.endpoints:
+        client = ep.client_side
+        if client is None or client.limit is None:
+            continue
+        if cur.max_overflow == -1:
+            opens = "with max_overflow=-1 opens client connections without limit"
+            need = client.limit + 1
+        else:
+            per = cur.pool_size + (cur.max_overflow if cur.max_overflow is not None else 10)
+            need = per * ep.clients
+            if need <= client.limit:
+                continue
+            opens = (f"({cur.pool_size} + {per - cur.pool_size}) x {ep.clients:,} engines "
+                     f"opens up to {need:,} client connections")
+        yield Finding(
+            "CURRENT_OVER_CLIENT_LIMIT", "error",
+            f"{ep.role}: your current pool {opens}, above {s.proxy}'s client limit of "
+            f"{client.limit:,}: the connections beyond it are refused at the peak.",
+            f"Use pool_size={ep.pool_size}, max_overflow={ep.max_overflow} per engine, or "
+            + budget.client_limit_fix(s, need) + ".")
+
+
 def current_worst(rec: Recommendation) -> dict[str, list[tuple[str, int | None]]]:
     """Per endpoint, what each service's current settings make it see at everyone's peak
-    (None: the service did not say what it runs today, so its recommended pool counts)."""
-    out: dict[str, list[tuple[str, int | None]]] = {}
-    for svc in rec.services:
-        cur = svc.rec.scenario.current
-        for ep in svc.rec.endpoints:
-            if cur is None or cur.pool_size is None:
-                seen: int | None = None
-            elif cur.poolclass == "NullPool" or svc.rec.scenario.serverless:
-                seen = ep.clients
-            elif cur.max_overflow == -1:
-                seen = -1
-            else:
-                per = cur.pool_size + (cur.max_overflow if cur.max_overflow is not None else 10)
-                seen = per * ep.clients
-                if ep.server_side is not None:
-                    seen = min(seen, ep.server_side.limit or seen)
-            out.setdefault(ep.role, []).append((svc.name, seen))
-    return out
+    (None: the service did not say what it runs today, so its recommended pool counts;
+    -1: max_overflow=-1, no limit)."""
+    return {use.role: [(u.service, (-1 if u.unbounded else u.connections) if u.today else None)
+                       for u in use.services] for use in current_use(rec)}
+
+
+def recommended_pool_fix(uses: list[ServiceUse]) -> str:
+    """The fix naming each service's recommended pool on one endpoint."""
+    pools = " and ".join(f"{u.service}'s recommended pool_size={u.recommended_pool_size}, "
+                         f"max_overflow={u.recommended_max_overflow}" for u in uses)
+    pooler = "" if all(u.pooler for u in uses) else ", or put a pooler in front"
+    return (f"Use {pools} (poolwise export --service NAME writes each module){pooler}.")
+
+
+def plan_failures(rec: Recommendation) -> list[tuple[Finding, tuple[str, ...]]]:
+    """The services' current settings at everyone's peak against each endpoint's usable
+    connections: each finding with the services whose settings cause it."""
+    found: list[tuple[Finding, tuple[str, ...]]] = []
+    for use in current_use(rec):
+        if not use.declared:
+            continue
+        for u in use.services:
+            if u.today and u.unbounded:
+                found.append((Finding(
+                    "UNBOUNDED_OVERFLOW", "error",
+                    f"{use.role}: {u.service} runs max_overflow=-1: its engines open "
+                    "connections without limit.",
+                    f"Use {u.service}'s recommended pool_size={u.recommended_pool_size}, "
+                    f"max_overflow={u.recommended_max_overflow} (as exported)."), (u.service,)))
+        poolers: dict[str, list[ServiceUse]] = {}
+        for u in use.services:
+            if u.pooler is not None:
+                poolers.setdefault(u.pooler, []).append(u)
+        for name, group in poolers.items():
+            limit = group[0].client_limit
+            if len(group) < 2 or limit is None or not any(u.today for u in group):
+                continue
+            if any(u.clients is None for u in group):
+                continue  # UNBOUNDED_OVERFLOW above says it
+            asked = sum(u.clients or 0 for u in group)
+            if asked > limit:
+                parts = " + ".join(f"{u.service} {u.clients:,} "
+                                   f"({'today' if u.today else 'recommended'})" for u in group)
+                culprits = [u for u in group if u.above_recommended] or [
+                    u for u in group if u.today]
+                found.append((Finding(
+                    "SERVICES_OVER_CLIENT_LIMIT", "error",
+                    f"{use.role}: at every service's autoscaling peak the settings run today "
+                    f"open {parts} = {asked:,} client connections into {name}, above its "
+                    f"client limit of {limit:,}: the connections beyond it are refused.",
+                    recommended_pool_fix(culprits)), tuple(u.service for u in culprits)))
+        bounded = [u for u in use.services if u.connections is not None]
+        total = sum(u.connections or 0 for u in bounded)
+        if total > use.usable:
+            parts = " + ".join(f"{u.service} {u.connections:,} "
+                               f"({'today' if u.today else 'recommended'})" for u in bounded)
+            culprits = [u for u in bounded if u.above_recommended] or [
+                u for u in bounded if u.today]
+            found.append((Finding(
+                "SERVICES_OVER_USABLE", "error",
+                f"{use.role}: at every service's autoscaling peak the settings run today make "
+                f"{parts} = {total:,} connections, above the {use.usable:,} usable.",
+                recommended_pool_fix(culprits)), tuple(u.service for u in culprits)))
+    return found
 
 
 def plan_findings(rec: Recommendation) -> list[Finding]:
     """Findings about the services together (several services): their current settings
     at everyone's peak against each endpoint's usable connections."""
-    found = []
-    totals = {ep.role: ep for ep in rec.endpoints}
-    for role, rows in current_worst(rec).items():
-        if all(seen is None for _, seen in rows):
-            continue
-        ep = totals[role]
-        parts, total = [], 0
-        for name, seen in rows:
-            if seen == -1:
-                found.append(Finding(
-                    "UNBOUNDED_OVERFLOW", "error",
-                    f"{role}: {name} runs max_overflow=-1: its engines open connections "
-                    "without limit.", f"Use {name}'s recommended pool (as exported)."))
-                continue
-            if seen is None:
-                share = next(b for b in ep.by_service if b.service == name)
-                seen, how = share.worst_case, "recommended"
-            else:
-                how = "today"
-            parts.append(f"{name} {seen:,} ({how})")
-            total += seen
-        if total > ep.usable:
-            found.append(Finding(
-                "SERVICES_OVER_USABLE", "error",
-                f"{role}: at every service's autoscaling peak the settings run today make "
-                f"{' + '.join(parts)} = {total:,} connections, above the {ep.usable:,} usable.",
-                "Use each service's recommended pool_size and max_overflow (export --service "
-                "NAME), or put a pooler in front."))
-    return found
+    return [f for f, _ in plan_failures(rec)]
 
 
 @rule

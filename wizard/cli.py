@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {"export": "write the engine module, the report or the PgBouncer ini",
              "live": "measure a real server: limits, pre-ping cost, exhaustion, pooler",
              "fleet": "run a bounded read-only fleet load against a database",
-             "app": "serve the web app (Streamlit)"}
+             "app": "serve the web app (Streamlit)",
+             "check": "fail when a scenario file's current pools break the connection budget"}
     for name, (setup, run) in VERBS.items():
         p = sub.add_parser(name, help=helps.get(name))
         setup(p)
@@ -225,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_plugins() -> None:
     import importlib
 
-    for mod in ("wizard.export", "wizard.live", "wizard.fleet", "wizard.web"):
+    for mod in ("wizard.export", "wizard.live", "wizard.fleet", "wizard.web", "wizard.guard"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

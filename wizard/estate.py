@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +125,14 @@ def _value(value: Any, key: str, path: str, line: int | None) -> str:
                                 key) from None
 
 
-def load(path: str | Path) -> Scenario:
-    """Read and parse a scenario file (ScenarioFileError for a missing or bad file)."""
+def read(path: str | Path) -> str:
+    """A scenario file's text (ScenarioFileError for a missing, huge or unreadable file)."""
     p = Path(path)
     try:
         if p.stat().st_size > MAX_BYTES:
             raise ScenarioFileError(f"the file is over {MAX_BYTES // 1024} KiB; a scenario "
                                     "file is a few hundred lines", str(path), None)
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except ScenarioFileError:
         raise
     except FileNotFoundError:
@@ -139,7 +140,28 @@ def load(path: str | Path) -> Scenario:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioFileError(f"cannot read it ({type(exc).__name__})", str(path),
                                 None) from None
-    return parse(text, str(path))
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and parse a scenario file (ScenarioFileError for a missing or bad file)."""
+    return parse(read(path), str(path))
+
+
+def line_of(text: str, keys: Sequence[str] = (), service: int | None = None) -> int:
+    """The line to point at for a finding about `keys`: the first of them set in the
+    `service`-th [[service]] table (1-based; None: the top level), else at the top level,
+    else that table's header, else line 1."""
+    top, tables, starts = _lines(text)
+    if service is not None and 0 < service <= len(tables):
+        for key in keys:
+            if key in tables[service - 1]:
+                return tables[service - 1][key]
+    for key in keys:
+        if key in top:
+            return top[key]
+    if service is not None and 0 < service <= len(starts):
+        return starts[service - 1]
+    return 1
 
 
 def dump(s: Scenario) -> str:

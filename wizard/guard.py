@@ -1,0 +1,286 @@
+"""`poolwise check --scenario FILE.toml`: the connection budget as code.
+
+Each [[service]] may declare the pool it runs today (current_pool_size, current_max_overflow,
+current_pool_recycle, current_poolclass); the check puts every service at its autoscaling
+peak with those settings (its recommended pool where it declares none) and fails when an
+endpoint would exceed its usable connections or an error-severity finding holds.
+
+Exit 0: every endpoint fits (the headroom is printed); 1: the budget breaks (each failure
+names the service, the endpoint and the fix); 2: the file is invalid (file and line).
+The numbers come from the core (sizing.recommend, checks.current_use); this module only
+words them as text, JSON or GitHub workflow commands. Pure except for `_run`'s printing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass
+
+from wizard import checks, cli, estate, sizing
+from wizard.model import Finding, Recommendation, Scenario, ScenarioError, SizingError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_FILE = 2
+FORMATS = ("text", "json", "github")
+
+# The file keys a finding is about: an annotation points at the first one the service sets
+# (else at the top level, else at its [[service]] header, else line 1).
+_CURRENT = ("current_pool_size", "current_max_overflow", "current_poolclass")
+FINDING_KEYS: dict[str, tuple[str, ...]] = {
+    "SERVICES_OVER_USABLE": _CURRENT,
+    "WORST_CASE_OVER_MAX": _CURRENT,
+    "UNBOUNDED_OVERFLOW": ("current_max_overflow", "current_pool_size"),
+    "SERVERLESS_QUEUEPOOL": ("current_poolclass", "current_pool_size"),
+    "LOAD_OVER_BUDGET": ("rps", "hold_ms"),
+    "BUDGET_BELOW_LOAD": ("rps", "hold_ms", "p95_hold_ms"),
+    "PROXY_SERVER_POOL_OVER_MAX": ("pgbouncer_pool_size", "rds_proxy_max_connections_percent",
+                                   "proxy"),
+    "PROXY_CLIENT_LIMIT": ("pgbouncer_max_client_conn", "proxy"),
+    "CURRENT_OVER_CLIENT_LIMIT": _CURRENT,
+    "SERVICES_OVER_CLIENT_LIMIT": _CURRENT,
+    "CANNOT_FIT": ("max_app_instances", "serverless_concurrency", "app_instances"),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A finding as the check reports it: the services it concerns and where in the file."""
+
+    code: str
+    severity: str
+    services: tuple[str, ...]
+    endpoint: str | None
+    message: str
+    fix: str
+    lines: tuple[int, ...]  # per service, the line an annotation points at
+
+
+@dataclass(frozen=True)
+class Report:
+    path: str
+    endpoints: tuple[checks.EndpointUse, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def failures(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not any(e.over for e in self.endpoints)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_FAILED
+
+
+def _service_index(s: Scenario, name: str) -> int | None:
+    """1-based position of a named service's [[service]] table (None: the flags form)."""
+    names = [v.name for v in s.services]
+    return names.index(name) + 1 if name in names else None
+
+
+_NAMED = re.compile(r"service '([a-z][a-z0-9_-]*)': ")
+
+
+def _attributed(rec: Recommendation) -> list[tuple[Finding, tuple[str, ...]]]:
+    """Every finding of rec.warnings with the services it holds for (the services' own
+    findings unprefixed, then the plan's)."""
+    found: dict[tuple[str, str, str], tuple[Finding, list[str]]] = {}
+    for svc in rec.services:
+        for f in svc.rec.warnings:
+            found.setdefault((f.code, f.message, f.fix), (f, []))[1].append(svc.name)
+    out = [(f, tuple(names)) for f, names in found.values()]
+    if not rec.single:
+        out += checks.plan_failures(rec)
+    return out
+
+
+def check(text: str, path: str) -> Report:
+    """The check of a scenario file's text (ScenarioFileError when the file is invalid)."""
+    s = estate.parse(text, path)
+    try:
+        rec = sizing.recommend(s)
+    except SizingError as exc:
+        # Not even one connection per engine fits: the budget breaks whatever the pools.
+        m = _NAMED.match(exc.message)
+        names = (m.group(1),) if m else tuple(v.name for v in s.service_list())
+        message = exc.message[m.end():] if m else exc.message
+        keys = FINDING_KEYS["CANNOT_FIT"]
+        lines = tuple(estate.line_of(text, keys, _service_index(s, n)) for n in names)
+        endpoint = message.split(":", 1)[0] if re.match(r"(primary|replica-\d+): ",
+                                                          message) else None
+        problem = Problem("CANNOT_FIT", "error", names, endpoint, message,
+                          exc.fix[:1].upper() + exc.fix[1:], lines)
+        return Report(path, (), (problem,))
+    except ScenarioError as exc:
+        raise estate.ScenarioFileError(str(exc), path, _error_line(text, s, exc),
+                                       exc.key) from None
+    roles = [e.role for e in rec.endpoints]
+    problems = []
+    for f, names in _attributed(rec):
+        keys = FINDING_KEYS.get(f.code, ())
+        problems.append(Problem(
+            f.code, f.severity, names,
+            next((r for r in roles if f.message.startswith(f"{r}: ")), None), f.message, f.fix,
+            tuple(estate.line_of(text, keys, _service_index(s, n)) for n in names)))
+    problems.sort(key=lambda p: ("error", "warning", "info").index(p.severity))
+    return Report(path, checks.current_use(rec), tuple(problems))
+
+
+def _error_line(text: str, s: Scenario, exc: ScenarioError) -> int:
+    """The line of a value the sizing refused: the key in the named service's table."""
+    m = _NAMED.match(str(exc)) or re.match(r"service (\d+): ", str(exc))
+    index = None
+    if m and m.group(1).isdigit():
+        index = int(m.group(1))
+    elif m:
+        index = _service_index(s, m.group(1))
+    return estate.line_of(text, (exc.key,) if exc.key else (), index)
+
+
+# --- rendering --------------------------------------------------------------------------
+
+def _services(names: tuple[str, ...]) -> str:
+    return ", ".join(names)
+
+
+def render_text(report: Report) -> str:
+    """The report for people: verdict, every endpoint's headroom, failures with their fix."""
+    failures = report.failures
+    if report.ok:
+        head = "OK: every endpoint fits at every service's autoscaling peak"
+    else:
+        head = f"FAILED: {len(failures)} problem{'s' * (len(failures) != 1)}"
+    out = [f"poolwise check {report.path}: {head}"]
+    for e in report.endpoints:
+        total = "no limit" if e.total is None else f"{e.total:,}"
+        verdict = (f"headroom {e.headroom:,}" if not e.over else
+                   "over: no limit" if e.headroom is None else f"over by {-e.headroom:,}")
+        out.append(f"{e.role}: {total} of {e.usable:,} usable connections at the peak; "
+                   f"{verdict}")
+        width = max(len(u.service) for u in e.services)
+        for u in e.services:
+            seen = "-" if u.connections is None else f"{u.connections:,}"
+            out.append(f"  {u.service.ljust(width)}  {seen:>7}  {u.detail}")
+    for p in failures:
+        where = ", ".join(f"line {n}" for n in sorted(set(p.lines)))
+        out.append(f"error: {_services(p.services)} ({where}): {p.code}: {p.message}")
+        out.append(f"  fix: {p.fix}")
+    rest = [p for p in report.problems if p.severity == "warning"]
+    for p in rest:
+        out.append(f"warning: {_services(p.services)}: {p.code}: {p.message}")
+        out.append(f"  fix: {p.fix}")
+    return "\n".join(out)
+
+
+def _problem_json(p: Problem) -> dict:
+    return {"code": p.code, "severity": p.severity, "services": list(p.services),
+            "endpoint": p.endpoint, "message": p.message, "fix": p.fix,
+            "lines": list(p.lines)}
+
+
+def render_json(report: Report) -> dict:
+    """The documented --json shape of a check."""
+    return {
+        "file": report.path,
+        "ok": report.ok,
+        "exit_code": report.exit_code,
+        "endpoints": [{
+            "endpoint": e.role, "usable": e.usable, "connections": e.total,
+            "headroom": e.headroom, "over": e.over,
+            "services": [{
+                "service": u.service, "counted": "today" if u.today else "recommended",
+                "engines": u.engines, "per_engine": u.per_engine,
+                "client_connections": u.clients, "connections": u.connections,
+                "pooler": u.pooler, "detail": u.detail,
+                "recommended": {"pool_size": u.recommended_pool_size,
+                                "max_overflow": u.recommended_max_overflow,
+                                "connections": u.recommended}}
+                for u in e.services]}
+            for e in report.endpoints],
+        "failures": [_problem_json(p) for p in report.failures],
+        "warnings": [_problem_json(p) for p in report.problems if p.severity != "error"],
+    }
+
+
+def escape_data(value: str) -> str:
+    """A workflow command's message, escaped as actions/toolkit's command.ts does."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    """A workflow command's property value (file, title): the message's escapes plus : and ,."""
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation(kind: str, path: str, line: int, title: str, message: str) -> str:
+    """`::error file=F,line=N,title=T::M`, GitHub's workflow command for an annotation."""
+    return (f"::{kind} file={escape_property(path)},line={line},"
+            f"title={escape_property(title)}::{escape_data(message)}")
+
+
+def render_github(report: Report) -> str:
+    """The text report, then one annotation per problem and file line (errors, warnings)."""
+    out = [render_text(report)]
+    for p in report.problems:
+        if p.severity == "info":
+            continue
+        kind = "error" if p.severity == "error" else "warning"
+        where = f" on {p.endpoint}" if p.endpoint else ""
+        for line in dict.fromkeys(p.lines):  # one annotation per line, naming its services
+            names = _services(tuple(n for n, at in zip(p.services, p.lines, strict=True)
+                                    if at == line))
+            out.append(annotation(kind, report.path, line, f"poolwise: {names}{where}: {p.code}",
+                                  f"{names}: {p.message} Fix: {p.fix}"))
+    return "\n".join(out)
+
+
+def render_bad_file(exc: estate.ScenarioFileError, fmt: str) -> str:
+    """An invalid file in the chosen format (stdout); stderr gets the one-line error."""
+    if fmt == "json":
+        return json.dumps({"file": exc.path, "ok": False, "exit_code": EXIT_BAD_FILE,
+                           "error": {"line": exc.line, "message": str(exc)}}, indent=2)
+    if fmt == "github":
+        return annotation("error", exc.path, exc.line or 1, "poolwise: invalid scenario file",
+                          str(exc))
+    return ""
+
+
+# --- the verb ---------------------------------------------------------------------------
+
+def _setup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", required=True, metavar="FILE.toml",
+                   help="the scenario file: database keys and one [[service]] table per "
+                   "service, each with the current_* settings it runs today")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="text (default), json, or github (workflow annotations on the file)")
+    p.add_argument("--json", action="store_true", help="same as --format json")
+
+
+def _run(args: argparse.Namespace) -> int:
+    fmt = "json" if args.json else (args.format or "text")
+    if args.json and args.format not in (None, "json"):
+        raise ScenarioError(f"--json cannot be combined with --format {args.format}")
+    try:
+        report = check(estate.read(args.scenario), args.scenario)
+    except estate.ScenarioFileError as exc:
+        shown = render_bad_file(exc, fmt)
+        if shown:
+            print(shown)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_FILE
+    if fmt == "json":
+        print(json.dumps(render_json(report), indent=2))
+    elif fmt == "github":
+        print(render_github(report))
+    else:
+        print(render_text(report))
+    return report.exit_code
+
+
+cli.VERBS["check"] = (_setup, _run)
