@@ -245,6 +245,11 @@ def current_over_client_limit(rec: Recommendation) -> Iterator[Finding]:
             + budget.client_limit_fix(s, need) + ".")
 
 
+# Findings about a service's current pool that, with several services, the plan judges
+# with every service's declared settings at once (plan_findings) instead.
+PLAN_JUDGED = frozenset({"WORST_CASE_OVER_MAX", "UNBOUNDED_OVERFLOW"})
+
+
 def current_worst(rec: Recommendation) -> dict[str, list[tuple[str, int | None]]]:
     """Per endpoint, what each service's current settings make it see at everyone's peak
     (None: the service did not say what it runs today, so its recommended pool counts;

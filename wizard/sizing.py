@@ -542,7 +542,10 @@ def _plan_rec(s: Scenario, totals: tuple[EndpointBudget, ...],
     seen: dict[tuple[str, str, str], list[str]] = {}
     for r in results:
         for f in r.rec.warnings:
-            seen.setdefault((f.code, f.message, f.fix), []).append(r.name)
+            # Today's pools are judged together (checks.plan_findings, every service's
+            # declared settings), not one service against the others' recommended pools.
+            if f.code not in checks.PLAN_JUDGED:
+                seen.setdefault((f.code, f.message, f.fix), []).append(r.name)
     found = [Finding(code, sev.severity, msg if len(names) == len(results)
                      else f"{', '.join(names)}: {msg}", fix)
              for (code, msg, fix), names in seen.items()
