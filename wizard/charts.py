@@ -47,9 +47,10 @@ CAPTIONS = {
              "the dotted lines the autoscaling peak and where it breaks.",
     "serverless": "Client connections the invocations open on the pooler; the tick is the "
                   "pooler's client limit.",
-    "services": "Each service grown alone while the others stay at their peaks: its "
-                "connections on each endpoint (solid) against what the others leave it (the "
-                "flat line of its colour); the dotted lines mark where each one breaks.",
+    "services": "Each service grown alone (instances, or invocations for a serverless "
+                "one) while the others stay at their peaks: its connections on each endpoint "
+                "against what the others leave it (the flat line of its colour); the dot is "
+                "today, the dotted lines mark where each one breaks.",
     "budget_services": "Per endpoint at everyone's autoscaling peak: reserved, each "
                        "service's part, headroom; the tick is max_connections, and anything "
                        "past it is drawn in red.",
@@ -321,7 +322,8 @@ def services_scale_data(rec: Recommendation, up_to: int | None = None,
                "limit": r["limit"]} for k, r in seen.items()]
     marks = [{"instances": r["breaks_at"], "series": k, "service": r["service"],
               "endpoint": r["endpoint"],
-              "label": f"{r['service']} breaks {r['endpoint']} at {r['breaks_at']:,}",
+              "label": (f"{r['service']} breaks at {r['breaks_at']:,}" if len(rec.endpoints) == 1
+                        else f"{r['service']} breaks {r['endpoint']} at {r['breaks_at']:,}"),
               "slot": 4 + 15 * i}
              for i, (k, r) in enumerate(
                  (k, r) for k, r in seen.items() if r["breaks_at"] and r["breaks_at"] <= top)]
@@ -349,7 +351,7 @@ def _services_scale(names: tuple[str, ...], roles_: tuple[str, ...]) -> alt.Laye
                           legend=alt.Legend(orient="bottom", title=None) if len(roles) > 1
                           else None)
     x = alt.X(field="instances", type="quantitative", axis=alt.Axis(tickMinStep=1),
-              title="instances of the service that grows (invocations if serverless)")
+              title="instances of the growing service")
     lines = alt.Chart(alt.Data(name="services")).mark_line(strokeWidth=2.5).encode(
         x=x, y=alt.Y(field="connections", type="quantitative",
                      title="its connections on the endpoint"),
@@ -375,8 +377,9 @@ def _services_scale(names: tuple[str, ...], roles_: tuple[str, ...]) -> alt.Laye
     rules = alt.Chart(alt.Data(name="marks")).mark_rule(strokeDash=[2, 2], size=2).encode(
         x=alt.X(field="instances", type="quantitative"), color=color,
         tooltip=[alt.Tooltip(field="label", type="nominal")])
+    # Labels left of their line: the first break point is near the right edge by design.
     labels = alt.Chart(alt.Data(name="marks")).mark_text(
-        align="left", dx=4, dy=4, baseline="top").encode(
+        align="right", dx=-4, dy=4, baseline="top").encode(
         x=alt.X(field="instances", type="quantitative"),
         y=alt.Y(field="slot", type="quantitative", scale=None),
         text=alt.Text(field="label", type="nominal"), color=color)

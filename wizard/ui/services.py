@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from wizard import share
-from wizard.model import SERVICE_KINDS, field_name
+from wizard.model import SERVICE_KINDS
 from wizard.ui import state
 from wizard.ui.labels import HELP
 from wizard.ui.text import md_escape
@@ -150,9 +150,10 @@ def _config(provider: str, roles: list[str]) -> dict[str, Any]:
     cc = st.column_config
     whole = {"step": 1, "format": "%g"}
     return {
-        "name": cc.TextColumn(field_name("name"), help="Lower-case letters, digits, - or _; "
-                              "it becomes the engines' application_name.", max_chars=40),
-        "kind": cc.SelectboxColumn(field_name("kind"), options=list(SERVICE_KINDS),
+        "name": cc.TextColumn("service", help="Lower-case letters, digits, - or _; it "
+                              "becomes the engines' application_name.", max_chars=40,
+                              pinned=True),
+        "kind": cc.SelectboxColumn("kind", options=list(SERVICE_KINDS),
                                    help="web (requests), worker (queue consumers), cron "
                                         "(short jobs, migrations: a small fixed share) or "
                                         "serverless (one connection per invocation).",
@@ -226,7 +227,8 @@ def render() -> None:
     with st.container(key=TABLE):
         edited = st.data_editor(table(rows), key=editor_key(), num_rows="dynamic",
                                 hide_index=True, column_config=_config(provider, roles),
-                                column_order=list(COLUMNS), width="stretch")
+                                column_order=list(COLUMNS), width="stretch",
+                                placeholder="")
     if _apply(rows_of(table(rows)), rows_of(edited)):
         # Draw the table afresh from the stored rows: the edited one on screen would keep
         # its edits apart from them and the next edit would be lost.
