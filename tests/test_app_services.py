@@ -229,3 +229,20 @@ def test_links_with_services_survive_the_widget_round_trip(link):
     flat = state.flat_from_values(values)
     assert share.from_flat(flat) == share.from_flat(link)
     assert state.flat_from_values(state.scenario_values(flat)) == flat
+
+
+def test_saved_and_compare_take_an_estate():
+    from wizard import charts
+
+    estate = sizing.recommend(share.from_flat(ESTATE))
+    one = sizing.recommend(share.from_flat({"provider": "aws-rds",
+                                            "instance_class": "db.r6g.large"}))
+    rows = charts.compare_rows({"estate": estate, "one": one})
+    mine = [r for r in rows if r["scenario"] == "estate"]
+    assert [r["worst_case"] for r in mine] == [ep.worst_case for ep in estate.endpoints]
+    assert mine[0]["pool_size"] is None  # each service has its own: no one pool to show
+    assert "3 services" in mine[0]["setup"]
+    charts.compare_chart({"estate": estate, "one": one}).to_dict()
+    # Saved scenarios are the flat parameters: every service comes back when loaded.
+    assert share.from_flat(state.flat_from_values(state.scenario_values(ESTATE))) == \
+        estate.scenario
