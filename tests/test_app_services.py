@@ -246,3 +246,12 @@ def test_saved_and_compare_take_an_estate():
     # Saved scenarios are the flat parameters: every service comes back when loaded.
     assert share.from_flat(state.flat_from_values(state.scenario_values(ESTATE))) == \
         estate.scenario
+
+
+def test_a_service_with_a_path_its_provider_lacks_is_flagged_on_its_row():
+    flat = {"provider": "self-hosted", "instance_class": "default",
+            **{f"s{i}_name": f"svc{i}" for i in range(1, 6)}, "s5_proxy": "rds-proxy"}
+    with pytest.raises(ScenarioError) as exc:
+        sizing.recommend(share.from_flat(flat))
+    assert exc.value.key == "s5_proxy"  # the core names the service's own parameter
+    assert state.culprit(flat) == ("s5_proxy", str(exc.value))

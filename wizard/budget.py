@@ -557,16 +557,17 @@ def validate(s: Scenario) -> None:
         bounds.check("replica_readers", rep.reader_instances)
     catalog.check_provider(s.provider)
     if s.proxy not in PROXIES:
-        raise ScenarioError(f"unknown proxy {s.proxy!r}; valid choices: {', '.join(PROXIES)}")
+        raise ScenarioError(f"unknown proxy {s.proxy!r}; valid choices: {', '.join(PROXIES)}",
+                            key="proxy")
     allowed = PROXY_PROVIDERS.get(s.proxy)
     if allowed and s.provider not in allowed:
         raise ScenarioError(f"proxy {s.proxy!r} runs only with {', '.join(allowed)}, "
-                            f"not {s.provider}")
+                            f"not {s.provider}", key="proxy")
     if s.proxy == "azure-pgbouncer" and s.instance_class and catalog.instance_class(
             s.provider, s.instance_class).family.lower() == "burstable":
         raise ScenarioError(f"Azure's built-in PgBouncer is not offered on Burstable SKUs "
                             f"({s.instance_class}); pick a General Purpose or Memory Optimized "
-                            "SKU, or your own PgBouncer in transaction mode")
+                            "SKU, or your own PgBouncer in transaction mode", key="proxy")
     if s.max_app_instances is not None and s.max_app_instances < s.app_instances:
         raise ScenarioError(f"the autoscaling maximum ({s.max_app_instances:,}) must be at "
                             f"least the app instances ({s.app_instances:,})",

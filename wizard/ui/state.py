@@ -392,7 +392,8 @@ def culprit(flat: Mapping[str, str]) -> tuple[str | None, str]:
         if exc.key and SERVICE_KEY.fullmatch(exc.key) and exc.key in flat:
             return exc.key, message  # the core names the service's own parameter
     for key in flat:
-        if key == "provider":
+        # Without its name a service is refused for that instead: never the culprit here.
+        if key == "provider" or (SERVICE_KEY.fullmatch(key) and key.endswith("_name")):
             continue
         rest = {k: v for k, v in flat.items() if k != key}
         try:
