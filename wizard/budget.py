@@ -558,16 +558,17 @@ def validate(s: Scenario) -> None:
         bounds.check("replica_readers", rep.reader_instances)
     catalog.check_provider(s.provider)
     if s.proxy not in PROXIES:
-        raise ScenarioError(f"unknown proxy {s.proxy!r}; valid choices: {', '.join(PROXIES)}")
+        raise ScenarioError(f"unknown proxy {s.proxy!r}; valid choices: {', '.join(PROXIES)}",
+                            key="proxy")
     allowed = PROXY_PROVIDERS.get(s.proxy)
     if allowed and s.provider not in allowed:
         raise ScenarioError(f"proxy {s.proxy!r} runs only with {', '.join(allowed)}, "
-                            f"not {s.provider}")
+                            f"not {s.provider}", key="proxy")
     if s.proxy == "azure-pgbouncer" and s.instance_class and catalog.instance_class(
             s.provider, s.instance_class).family.lower() == "burstable":
         raise ScenarioError(f"Azure's built-in PgBouncer is not offered on Burstable SKUs "
                             f"({s.instance_class}); pick a General Purpose or Memory Optimized "
-                            "SKU, or your own PgBouncer in transaction mode")
+                            "SKU, or your own PgBouncer in transaction mode", key="proxy")
     if s.max_app_instances is not None and s.max_app_instances < s.app_instances:
         raise ScenarioError(f"the autoscaling maximum ({s.max_app_instances:,}) must be at "
                             f"least the app instances ({s.app_instances:,})",
@@ -591,7 +592,8 @@ SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 def validate_services(s: Scenario) -> None:
     """Refuse a service list poolwise cannot size: too many, bad or repeated names, unknown
-    kinds or endpoints, a weight out of range (fleet values are checked per service)."""
+    kinds or endpoints, a weight out of range (fleet values are checked per service).
+    Errors are keyed by the service's own parameter (`s2_name`)."""
     from wizard.model import SERVICE_KINDS
     if not s.services:
         return
@@ -603,27 +605,35 @@ def validate_services(s: Scenario) -> None:
     for i, svc in enumerate(s.services, start=1):
         if not SERVICE_NAME.fullmatch(svc.name):
             raise ScenarioError(f"service {i}: the name must be 1 to 40 lower-case letters, "
-                                "digits, - or _, starting with a letter", key="name")
+                                "digits, - or _, starting with a letter",
+                                key=share.service_key(i, "name"))
         if svc.name in names:
-            raise ScenarioError(f"service {i}: the name {svc.name!r} is used twice", key="name")
+            raise ScenarioError(f"service {i}: the name {svc.name!r} is used twice",
+                                key=share.service_key(i, "name"))
         names.add(svc.name)
         if svc.kind not in SERVICE_KINDS:
             raise ScenarioError(f"service {svc.name!r}: unknown kind {svc.kind[:20]!r}; valid "
-                                f"choices: {', '.join(SERVICE_KINDS)}", key="kind")
+                                f"choices: {', '.join(SERVICE_KINDS)}",
+                                key=share.service_key(i, "kind"))
         if (svc.kind == "serverless") != (svc.serverless_concurrency is not None):
             raise ScenarioError(f"service {svc.name!r}: a serverless service needs its peak "
                                 "concurrent invocations, and only a serverless one has them",
-                                key="serverless_concurrency")
-        bounds.check("weight", svc.weight)
+                                key=share.service_key(i, "serverless_concurrency"))
+        try:
+            bounds.check("weight", svc.weight)
+        except ScenarioError as exc:
+            raise ScenarioError(str(exc), key=share.service_key(i, "weight")) from None
         for role in svc.endpoints or ():
             if role not in roles:
                 raise ScenarioError(f"service {svc.name!r}: unknown endpoint {role[:20]!r}; "
-                                    f"this database has {', '.join(roles)}", key="endpoints")
+                                    f"this database has {', '.join(roles)}",
+                                    key=share.service_key(i, "endpoints"))
         if svc.endpoints is not None and "primary" not in svc.endpoints:
             # Its module's write engine is the primary's; replicas are the read engines.
             raise ScenarioError(f"service {svc.name!r}: endpoints must include the primary "
                                 "(list the replicas it reads from beside it), or leave it out "
-                                "to connect to every endpoint", key="endpoints")
+                                "to connect to every endpoint",
+                                key=share.service_key(i, "endpoints"))
 
 
 _SMALLER_REPLICA_FIX = {

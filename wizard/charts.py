@@ -47,6 +47,13 @@ CAPTIONS = {
              "the dotted lines the autoscaling peak and where it breaks.",
     "serverless": "Client connections the invocations open on the pooler; the tick is the "
                   "pooler's client limit.",
+    "services": "Each service grown alone (instances, or invocations for a serverless "
+                "one) while the others stay at their peaks: its connections on each endpoint "
+                "against what the others leave it (the flat line of its colour); the dot is "
+                "today, the dotted lines mark where each one breaks.",
+    "budget_services": "Per endpoint at everyone's autoscaling peak: reserved, each "
+                       "service's part, headroom; the tick is max_connections, and anything "
+                       "past it is drawn in red.",
     "wait": "Erlang C per process: how often a checkout waits for each pool_size; the "
             "exported pool_size + max_overflow and the 5 % target are marked.",
 }
@@ -86,8 +93,62 @@ def budget_rows(rec: Recommendation) -> list[dict]:
     return rows
 
 
+def service_colors(names: list[str]) -> list[str]:
+    """A colour domain for service names and the budget's own parts: every name gets a
+    tableau10 colour of its own that is not red (kept for "over the limit"); the scheme
+    cycles after ten, so every tenth place from the third is left out too."""
+    fixed = {2: OVER, 4: "headroom", 5: "reserved"}
+    domain: list[str] = []
+    pending = list(names)
+    i = 0
+    while pending or i <= max(fixed):
+        if i in fixed:
+            domain.append(fixed[i])
+        elif i % 10 == 2:
+            domain.append(f"_{i}")
+        elif pending:
+            domain.append(pending.pop(0))
+        else:
+            domain.append(f"_{i}")
+        i += 1
+    return domain
+
+
+def budget_service_rows(rec: Recommendation) -> list[dict]:
+    """Several services: one row per (endpoint, part) with a part per service (its worst
+    case at everyone's peak, `ServiceShare.worst_case`). Parts stack to max_connections
+    while the endpoint fits; the connections past usable are their own part (OVER)."""
+    rows = []
+    for ep in rec.endpoints:
+        left = ep.usable
+        parts: list[tuple[str, int, int]] = [("reserved", ep.reserved, ep.reserved)]
+        for b in ep.by_service:
+            fit = max(0, min(b.worst_case, left))
+            left -= fit
+            parts.append((b.service, fit, b.worst_case))
+        parts.append((OVER, ep.worst_case - (ep.usable - left), 0))
+        parts.append(("headroom", max(0, ep.usable - ep.worst_case), 0))
+        for order, (part, value, own) in enumerate(parts):
+            rows.append({"endpoint": ep.role, "part": part, "connections": value,
+                         "order": order, "service_worst_case": own,
+                         "max_connections": ep.max_connections, "usable": ep.usable,
+                         "worst_case": ep.worst_case, "headroom": ep.headroom})
+    return rows
+
+
 def budget_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]]:
-    """(shape, datasets) of the budget chart."""
+    """(shape, datasets) of the budget chart (stacked by service with several)."""
+    if not rec.single:
+        rows = budget_service_rows(rec)
+        names = [v.name for v in rec.services]
+        present = tuple(p for p in ["reserved", *names, OVER, "headroom"]
+                        if any(r["part"] == p and r["connections"] > 0 for r in rows))
+        limits = [{"endpoint": ep.role, "max_connections": ep.max_connections,
+                   "source": ep.max_connections_source, "marker": "max_connections"}
+                  for ep in rec.endpoints]
+        roles = tuple(ep.role for ep in rec.endpoints)
+        return (roles, present, tuple(service_colors(names))), {"budget": rows,
+                                                                "limits": limits}
     rows = budget_rows(rec)
     present = tuple(sorted({r["part"] for r in rows if r["connections"] > 0},
                            key=PARTS.index))
@@ -106,7 +167,8 @@ def budget_chart(rec: Recommendation) -> alt.LayerChart:
     return _budget(*shape).properties(datasets=data)
 
 
-def _budget(roles: tuple[str, ...], present: tuple[str, ...]) -> alt.LayerChart:
+def _budget(roles: tuple[str, ...], present: tuple[str, ...],
+            domain: tuple[str, ...] = PARTS) -> alt.LayerChart:
     # Explicit band scale and bar size: with the tick layer sharing the y scale, Streamlit's
     # theme otherwise draws the bars as hairlines.
     y = alt.Y(field="endpoint", type="nominal", title=None, sort=list(roles),
@@ -116,7 +178,7 @@ def _budget(roles: tuple[str, ...], present: tuple[str, ...]) -> alt.LayerChart:
                 title="connections at the autoscaling peak"),
         y=y,
         color=alt.Color(field="part", type="nominal", title=None,
-                        scale=alt.Scale(scheme=SCHEME, domain=list(PARTS)),
+                        scale=alt.Scale(scheme=SCHEME, domain=list(domain)),
                         legend=alt.Legend(values=list(present), orient="bottom", columns=3,
                                           labelLimit=150)),
         order=alt.Order(field="order", type="quantitative"),
@@ -238,6 +300,93 @@ def _scale_out(roles_: tuple[str, ...], with_breaks: bool) -> alt.LayerChart:
         title="As the fleet scales out")
 
 
+def services_scale_chart(rec: Recommendation, up_to: int | None = None
+                         ) -> alt.LayerChart | None:
+    """Several services: which one's growth breaks an endpoint first (the core's
+    `sizing.scale_out_services` rows and each ServiceShare's `breaks_at`); None for one."""
+    made = services_scale_data(rec, up_to)
+    return None if made is None else _services_scale(*made[0]).properties(datasets=made[1])
+
+
+def services_scale_data(rec: Recommendation, up_to: int | None = None,
+                        ) -> tuple[tuple, dict[str, list[dict]]] | None:
+    """(shape, datasets) of the services scale-out chart; None without series."""
+    rows = sizing.scale_out_services(rec, up_to)
+    if not rows:
+        return None
+    top = max(r["instances"] for r in rows)
+    seen: dict[str, dict] = {}
+    for r in rows:
+        seen.setdefault(r["series"], r)
+    limits = [{"series": k, "service": r["service"], "endpoint": r["endpoint"],
+               "limit": r["limit"]} for k, r in seen.items()]
+    marks = [{"instances": r["breaks_at"], "series": k, "service": r["service"],
+              "endpoint": r["endpoint"],
+              "label": (f"{r['service']} breaks at {r['breaks_at']:,}" if len(rec.endpoints) == 1
+                        else f"{r['service']} breaks {r['endpoint']} at {r['breaks_at']:,}"),
+              "slot": 4 + 15 * i}
+             for i, (k, r) in enumerate(
+                 (k, r) for k, r in seen.items() if r["breaks_at"] and r["breaks_at"] <= top)]
+    today = [{"instances": r["today"], "series": k, "service": r["service"],
+              "endpoint": r["endpoint"],
+              "connections": next(x["connections"] for x in rows
+                                  if x["series"] == k and x["instances"] == r["today"]),
+              "label": f"{r['service']} today: {r['today']:,} {r['unit']}"}
+             for k, r in seen.items() if r["today"] <= top]
+    names = tuple(v.name for v in rec.services)
+    roles = tuple(dict.fromkeys(r["endpoint"] for r in rows))
+    return ((names, roles), {"services": rows, "limits": limits, "marks": marks,
+                             "today": today})
+
+
+def _services_scale(names: tuple[str, ...], roles_: tuple[str, ...]) -> alt.LayerChart:
+    roles = list(roles_)
+    dashes = [[1, 0], [8, 4], [2, 3], [12, 3, 2, 3], [4, 2], [1, 4]]
+    dash_scale = alt.Scale(domain=roles, range=[dashes[i % 6] for i in range(len(roles))])
+    color = alt.Color(field="service", type="nominal", title=None,
+                      scale=alt.Scale(scheme=SCHEME, domain=service_colors(list(names))),
+                      legend=alt.Legend(values=list(names), orient="bottom", columns=3,
+                                        symbolStrokeWidth=3))
+    dash = alt.StrokeDash(field="endpoint", type="nominal", scale=dash_scale,
+                          legend=alt.Legend(orient="bottom", title=None) if len(roles) > 1
+                          else None)
+    x = alt.X(field="instances", type="quantitative", axis=alt.Axis(tickMinStep=1),
+              title="instances of the growing service")
+    lines = alt.Chart(alt.Data(name="services")).mark_line(strokeWidth=2.5).encode(
+        x=x, y=alt.Y(field="connections", type="quantitative",
+                     title="its connections on the endpoint"),
+        color=color, strokeDash=dash, detail=alt.Detail(field="series", type="nominal"),
+        order=alt.Order(field="instances", type="quantitative"),
+        tooltip=[alt.Tooltip(field="service", type="nominal"),
+                 alt.Tooltip(field="endpoint", type="nominal"),
+                 alt.Tooltip(field="instances", type="quantitative"),
+                 alt.Tooltip(field="connections", type="quantitative", format=","),
+                 alt.Tooltip(field="limit", type="quantitative", format=",",
+                             title="the others leave it"),
+                 alt.Tooltip(field="breaks_at", type="quantitative", title="breaks at")])
+    limit = alt.Chart(alt.Data(name="limits")).mark_rule(size=1.5, opacity=0.8).encode(
+        y=alt.Y(field="limit", type="quantitative"), color=color, strokeDash=dash,
+        tooltip=[alt.Tooltip(field="service", type="nominal"),
+                 alt.Tooltip(field="endpoint", type="nominal"),
+                 alt.Tooltip(field="limit", type="quantitative", format=",",
+                             title="the others leave it")])
+    now = alt.Chart(alt.Data(name="today")).mark_point(size=70, filled=True).encode(
+        x=alt.X(field="instances", type="quantitative"),
+        y=alt.Y(field="connections", type="quantitative"), color=color,
+        tooltip=[alt.Tooltip(field="label", type="nominal")])
+    rules = alt.Chart(alt.Data(name="marks")).mark_rule(strokeDash=[2, 2], size=2).encode(
+        x=alt.X(field="instances", type="quantitative"), color=color,
+        tooltip=[alt.Tooltip(field="label", type="nominal")])
+    # Labels left of their line: the first break point is near the right edge by design.
+    labels = alt.Chart(alt.Data(name="marks")).mark_text(
+        align="right", dx=-4, dy=4, baseline="top").encode(
+        x=alt.X(field="instances", type="quantitative"),
+        y=alt.Y(field="slot", type="quantitative", scale=None),
+        text=alt.Text(field="label", type="nominal"), color=color)
+    return alt.layer(lines, limit, now, rules, labels).properties(
+        width=WIDTH, height=400, title="Which service breaks it first")
+
+
 def serverless_chart(rec: Recommendation) -> alt.LayerChart | None:
     """Serverless behind a pooler: the connections the invocations open on the pooler against
     its client limit, per endpoint; None without a client-side limit or when not serverless."""
@@ -333,16 +482,21 @@ def compare_rows(recs_by_name: Mapping[str, Recommendation]) -> list[dict]:
     rows = []
     for name, rec in recs_by_name.items():
         s = rec.scenario
-        fleet = (f"serverless {s.serverless_concurrency}" if s.serverless else
+        fleet = (f"{len(rec.services)} services" if not rec.single else
+                 f"serverless {s.serverless_concurrency}" if s.serverless else
                  f"{s.peak_instances} inst. x {s.workers} workers")
         setup = (f"{s.provider} {s.instance_class or 'measured'}"
                  f"{'' if s.proxy == 'none' else ' + ' + s.proxy} · {fleet}")
-        for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
+        for ep in rec.endpoints:
+            # Several services: each has its own pool (the Results step lists them).
+            eng = rec.engine(ep.role) if rec.single else None
             rows.append({"scenario": name, "setup": setup, "endpoint": ep.role,
                          "max_connections": ep.max_connections, "usable": ep.usable,
-                         "processes": ep.processes, "pool_size": eng.pool_size,
-                         "max_overflow": eng.max_overflow, "worst_case": ep.worst_case,
-                         "headroom": ep.headroom, **_shares(ep)})
+                         "processes": ep.processes,
+                         "pool_size": eng.pool_size if eng else None,
+                         "max_overflow": eng.max_overflow if eng else None,
+                         "worst_case": ep.worst_case, "headroom": ep.headroom,
+                         **_shares(ep)})
     return rows
 
 
@@ -395,18 +549,20 @@ def compare_chart(recs_by_name: Mapping[str, Recommendation]) -> alt.LayerChart:
 # Each chart kind's data half (the structure half is _structure's).
 _DATA: dict[str, Callable[[Recommendation], Any]] = {
     "budget": budget_data, "scale": scale_out_data, "serverless": serverless_data,
-    "wait": wait_data}
+    "wait": wait_data, "services": services_scale_data}
 
 
 @functools.lru_cache(maxsize=128)
 def _structure(kind: str, shape: tuple) -> dict[str, Any]:
     build: Callable[..., alt.TopLevelMixin] = {"budget": _budget, "scale": _scale_out,
-                                               "serverless": _serverless, "wait": _wait}[kind]
+                                               "serverless": _serverless, "wait": _wait,
+                                               "services": _services_scale}[kind]
     return build(*shape).to_dict(validate=False)
 
 
 def spec(kind: str, rec: Recommendation) -> dict[str, Any] | None:
-    """The Vega-Lite dict of one chart ("budget", "scale", "serverless" or "wait"), equal to
+    """The Vega-Lite dict of one chart ("budget", "scale", "serverless", "wait" or
+    "services"), equal to
     `*_chart(rec).to_dict(validate=False)` but serialising only the data: the structure is
     built once per shape. A fresh dict each call (Streamlit edits the spec it draws)."""
     made = _DATA[kind](rec)

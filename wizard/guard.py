@@ -142,7 +142,10 @@ def _error_line(text: str, s: Scenario, exc: ScenarioError) -> int:
         index = int(m.group(1))
     elif m:
         index = _service_index(s, m.group(1))
-    return estate.line_of(text, (exc.key,) if exc.key else (), index)
+    key = exc.key
+    if key and (flat := re.fullmatch(r"s(\d+)_(.+)", key)):  # a service's own key: s2_workers
+        index, key = int(flat.group(1)), flat.group(2)
+    return estate.line_of(text, (key,) if key else (), index)
 
 
 # --- rendering --------------------------------------------------------------------------

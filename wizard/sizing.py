@@ -10,7 +10,7 @@ import math
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from wizard import bounds, budget, catalog, checks
+from wizard import bounds, budget, catalog, checks, share
 from wizard.model import (
     POOLERS,
     SESSION_POOLERS,
@@ -333,11 +333,9 @@ def recommend(s: Scenario) -> Recommendation:
     (`budget.shares`); each service is then sized within its part. One service gets the
     whole budget, so the flags form is simply the case of one service.
     """
-    budget.validate_services(s)
+    validate(s)
     svcs = s.service_list()
     views = [s.for_service(v) for v in svcs]
-    for svc, view in zip(svcs, views, strict=True):
-        _as_service(svc, 2 if s.services else 1, budget.validate, view)
     paths = [path_facts(v) for v in views]
     loads = [load_sizing(v) for v in views]
     roles = [spec.role for spec in budget.endpoint_specs(views[0])]
@@ -363,6 +361,28 @@ def recommend(s: Scenario) -> Recommendation:
         rec = replace(only.rec, endpoints=tuple(totals))
         return replace(rec, services=(replace(only, rec=rec),))
     return _plan_rec(s, tuple(totals), tuple(results))
+
+
+def validate(s: Scenario) -> None:
+    """Every check `recommend` makes before sizing: the service list, then each service's
+    view of the database. With services, a service's error is keyed by its own parameter
+    (`s2_max_app_instances`), so a form can show it beside that service's field."""
+    budget.validate_services(s)
+    svcs = s.service_list()
+    for i, svc in enumerate(svcs, start=1):
+        try:
+            _as_service(svc, 2 if s.services else 1, budget.validate, s.for_service(svc))
+        except ScenarioError as exc:
+            if not s.services:
+                raise
+            raise ScenarioError(str(exc), key=_service_key(svc, i, exc.key)) from None
+
+
+def _service_key(svc: Service, index: int, key: str | None) -> str | None:
+    """The flat key of a service's own parameter (the scenario's key for a shared one)."""
+    if key is None or (key == "proxy" and svc.proxy is None) or key not in share.SERVICE_KEYS:
+        return key
+    return share.service_key(index, key)
 
 
 def _as_service(svc: Service, n: int, fn: Any, *args: Any, **kw: Any) -> Any:
@@ -391,16 +411,28 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
         if m.pooled:
             groups.setdefault(m.s.proxy, []).append(m)
     needs = {name: _pooler_need(g) for name, g in groups.items()}
-    # The endpoint's usable connections go to direct services and to each pooler's server pool.
+    # The endpoint's usable connections go to direct services and to each pooler's server
+    # pool. A session pooler's services claim one by one (each client connection pins a
+    # server connection, so their tiers hold as for direct services); another pooler claims
+    # once: it opens a server connection only for a client that asks, so at most what its
+    # clients can use, whatever it is configured to open.
     claims = [_claim(m.svc, m.s, m.spec, m.load, False) for m in direct]
+    slots: list[list[int]] = []
     for name, g in groups.items():
-        # A pooler opens a server connection only for a client that asks: it needs at most
-        # what its clients can use, whatever it is configured to open.
-        pool = budget.proxy_limits(g[0].s, g[0].spec, needs[name]).server_pool
-        clients = sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in g)
-        claims.append(budget.Claim(name, "need", min(pool, clients),
-                                   sum(m.svc.weight for m in g)))
-    parts = budget.shares(spec.usable, claims) if len(claims) > 1 else None
+        start = len(claims)
+        if name in SESSION_POOLERS:
+            claims += [_claim(m.svc, m.s, m.spec, m.load, True) for m in g]
+        else:
+            pool = budget.proxy_limits(g[0].s, g[0].spec, needs[name]).server_pool
+            clients = sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in g)
+            claims.append(budget.Claim(name, "need", min(pool, clients),
+                                       sum(m.svc.weight for m in g)))
+        slots.append(list(range(start, len(claims))))
+    split = budget.shares(spec.usable, claims) if len(claims) > 1 else None
+    parts = None if split is None else [*split[:len(direct)], *(
+        budget.Share(sum(split[i].value for i in idx), "; ".join(
+            f"{claims[i].name}: {split[i].how}" for i in idx) if len(idx) > 1
+            else split[idx[0]].how) for idx in slots)]
     # Per service: (the limit its clients share with no one else's, what it may use, how).
     allots: dict[int, tuple[int | None, int | None, str]] = {}
 
@@ -783,4 +815,71 @@ def scale_out(rec: Recommendation, up_to: int | None = None) -> list[dict[str, A
             rows.append({"instances": n, "endpoint": ep.role, "worst_case": worst,
                          "client_connections": clients, "limit": ep.break_limit,
                          "usable": ep.usable, "max_connections": ep.max_connections})
+    return rows
+
+
+def scale_out_services_range(rec: Recommendation) -> int:
+    """Default x-axis end of `scale_out_services`: twice every service's fleet today, and
+    past the first break point (the others may lie further out)."""
+    end, first = 4, None
+    for svc in rec.services:
+        s = svc.rec.scenario
+        now = s.serverless_concurrency or s.autoscaling_max
+        end = max(end, 2 * now, now + 4)
+    for ep in rec.endpoints:
+        for b in ep.by_service:
+            if b.breaks_at is not None:
+                first = b.breaks_at if first is None else min(first, b.breaks_at)
+    if first is not None:
+        end = max(end, first + max(2, first // 5))
+    return end
+
+
+def scale_out_services(rec: Recommendation, up_to: int | None = None) -> list[dict[str, Any]]:
+    """Several services: each service's own growth, the others held at their peaks.
+
+    One row per (service, endpoint, n): x `instances` is that service's fleet (its
+    autoscaling maximum, or its concurrency when serverless; the deploy surge added as
+    everywhere else); `connections` are its clients' connections there with its settings
+    held fixed; `limit` is what the other services at their peaks leave it
+    (ServiceShare.break_limit), so the line crosses the limit at the core's `breaks_at`.
+    Services that do not grow on an endpoint (a fixed reader set) or have no limit there
+    are left out. At most SCALE_OUT_POINTS points in all; [] for one service.
+    """
+    if rec.single:
+        return []
+    top = min(up_to or scale_out_services_range(rec), 10 * bounds.RANGES["app_instances"].high)
+    series = []
+    for ep in rec.endpoints:
+        for b in ep.by_service:
+            svc = rec.service(b.service)
+            s = svc.rec.scenario
+            if b.break_limit is None:
+                continue
+            own = svc.rec.endpoint(ep.role)
+            now = s.serverless_concurrency or s.autoscaling_max
+            if budget.processes_at(s, ep.role, now + 1) == budget.processes_at(s, ep.role, now):
+                continue
+            series.append((ep, b, s, own, now))
+    if not series:
+        return []
+    points = max(20, SCALE_OUT_POINTS // len(series))
+    rows = []
+    for ep, b, s, own, now in series:
+        if top <= points:
+            xs = set(range(1, top + 1))
+        else:
+            step = (top - 1) / (points - 1)
+            xs = {1 + round(i * step) for i in range(points)}
+        for mark in (now, b.breaks_at):
+            if mark:
+                xs |= {x for x in (mark - 1, mark) if 1 <= x <= top}
+        per = own.pool_size + own.max_overflow
+        unit = "invocations" if s.serverless else "instances"
+        for n in sorted(xs):
+            rows.append({"instances": n, "service": b.service, "endpoint": ep.role,
+                         "series": f"{b.service} · {ep.role}", "unit": unit,
+                         "connections": budget.processes_at(s, ep.role, n)
+                         * own.engines_per_process * per,
+                         "limit": b.break_limit, "today": now, "breaks_at": b.breaks_at})
     return rows

@@ -7,6 +7,7 @@ import streamlit as st
 from wizard import share
 from wizard.model import Recommendation
 from wizard.ui import state
+from wizard.ui.text import md_escape
 
 FILES = (("module", "db.py", "text/x-python"),
          ("report", "poolwise-report.md", "text/markdown"),
@@ -50,6 +51,29 @@ def rendered(key: tuple[tuple[str, str], ...], base: str | None = None) -> dict[
             "ini": export.render_pgbouncer_ini(rec, share_base=base)}
 
 
+@st.cache_data(max_entries=128, show_spinner=False)
+def rendered_services(key: tuple[tuple[str, str], ...], base: str | None = None
+                      ) -> dict[str, str]:
+    """Several services: each one's module (its engines only, application_name set), the
+    report of every service and the scenario file, as wizard.export and wizard.estate
+    write them."""
+    from wizard import estate
+
+    export = _exporter()
+    rec, _, _ = state._recommend(key)
+    out = {f"module:{svc.name}": export.render_module(svc.rec, share_base=base,
+                                                      estate=rec.scenario, service=svc.name)
+           for svc in rec.services}
+    out["report"] = export.render_report(rec, share_base=base)
+    out["scenario"] = estate.dump(rec.scenario)
+    return out
+
+
+def module_file(service: str) -> str:
+    """The file name of a service's module (an importable name: - becomes _)."""
+    return f"db_{service.replace('-', '_')}.py"
+
+
 def current_rows(rec: Recommendation) -> list[dict[str, str]]:
     """The settings the team runs today (as given in step 4) beside the exported ones."""
     cur = rec.scenario.current
@@ -77,6 +101,10 @@ def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None
         st.warning("Export is not available in this installation (wizard.export is missing). "
                    "The engine settings are on the Results step.")
         return
+    if not rec.single:
+        _render_services(rec, key)
+        _next()
+        return
     files = rendered(key, app_address())
     row = st.container(horizontal=True, gap="small")
     for kind, name, mime in FILES:
@@ -103,6 +131,55 @@ def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None
     with st.expander("The same from the command line"):
         st.code(share.cli_command(rec.scenario, "recommend"), language="bash",
                 wrap_lines=True)
+    _next()
+
+
+def _render_services(rec: Recommendation, key: tuple[tuple[str, str], ...]) -> None:
+    """One module per service, the report of every service and the scenario file."""
+    files = rendered_services(key, app_address())
+    st.markdown("**One engine module per service** (its engines only; application_name "
+                "is the service's name, so pg_stat_activity and the live check tell them "
+                "apart)")
+    row = st.container(horizontal=True, gap="small")
+    for svc in rec.services:
+        name = module_file(svc.name)
+        row.download_button(f"Download {name}", files[f"module:{svc.name}"], file_name=name,
+                            mime="text/x-python", key=f"download_module_{svc.name}",
+                            on_click="ignore", type="primary", icon=":material/download:")
+    row = st.container(horizontal=True, gap="small")
+    row.download_button("Download poolwise-scenario.toml", files["scenario"],
+                        file_name="poolwise-scenario.toml", mime="application/toml",
+                        key="download_scenario", on_click="ignore",
+                        icon=":material/download:")
+    row.download_button("Download poolwise-report.md", files["report"],
+                        file_name="poolwise-report.md", mime="text/markdown",
+                        key="download_report", on_click="ignore", icon=":material/download:")
+    diff = [(svc, current_rows(svc.rec)) for svc in rec.services]
+    if any(rows for _, rows in diff):
+        st.markdown("**What changes from the settings you run today** (step 3)")
+        for svc, rows in diff:
+            if rows:
+                st.caption(md_escape(svc.name))
+                st.table(rows)
+    else:
+        st.caption("Give the pool each service runs today (step 3, under the service) to see "
+                   "what changes.")
+    for svc in rec.services:
+        with st.expander(f"{md_escape(module_file(svc.name))}: {md_escape(svc.name)}'s "
+                         "engine module"):
+            st.code(files[f"module:{svc.name}"], language="python")
+    with st.expander("poolwise-scenario.toml: the whole estate in one file"):
+        st.code(files["scenario"], language="toml")
+    with st.expander("Markdown report"):
+        st.code(files["report"], language="markdown", wrap_lines=True)
+    with st.expander("The same from the command line"):
+        st.code("python -m wizard recommend --scenario poolwise-scenario.toml\n"
+                + "\n".join(f"python -m wizard export --scenario poolwise-scenario.toml "
+                            f"--service {svc.name} -o {module_file(svc.name)}"
+                            for svc in rec.services), language="bash", wrap_lines=True)
+
+
+def _next() -> None:
     st.markdown("**Next**")
     nxt = st.container(horizontal=True, gap="small")
     nxt.button("Check it against your database", key="export_go_live", on_click=state.go,

@@ -13,6 +13,11 @@ POOLCLASSES = ("AsyncAdaptedQueuePool", "NullPool", "QueuePool")
 
 def render() -> None:
     st.subheader("4 · Load (optional)")
+    if state.service_count(st.session_state):
+        st.caption("Each service's load, split and the pool it runs today are set with the "
+                   "service in step 3.")
+        _reserves()
+        return
     st.toggle("I know my traffic", key="load_on", help=HELP["load_on"], **KEEP)
     if st.session_state.get("load_on"):
         c1, c2, c3 = st.columns(3)
@@ -24,15 +29,7 @@ def render() -> None:
         st.caption("Without load the pools stop at a safe default below the budget ceiling.")
     st.slider("pool_size share of the budget", 0.1, 1.0, step=0.05, key="split",
               help=HELP["split"], **KEEP)
-    with st.expander("Reserved connections"):
-        c1, c2 = st.columns(2)
-        state.number_field(c1, "superuser_reserved_connections", "superuser_reserved", value=None,
-                           placeholder="provider default")
-        state.number_field(c2, "Provider-reserved", "provider_reserved", value=None,
-                           placeholder="documented")
-        state.number_field(c1, "Monitoring / admin", "admin_reserve")
-        state.number_field(c2, "Migrations", "migrations_reserve")
-        state.number_field(c1, "Replication / CDC", "replication_reserve")
+    _reserves()
     with st.expander("Check the settings you run today"):
         st.toggle("Compare with my current pool", key="current_on", help=HELP["current_on"],
                   **KEEP)
@@ -45,3 +42,16 @@ def render() -> None:
             with c2:
                 st.selectbox("Current poolclass", POOLCLASSES, key="current_poolclass",
                              **KEEP)
+
+
+def _reserves() -> None:
+    """The connections kept back from the pools: the database's, whatever the services."""
+    with st.expander("Reserved connections"):
+        c1, c2 = st.columns(2)
+        state.number_field(c1, "superuser_reserved_connections", "superuser_reserved", value=None,
+                           placeholder="provider default")
+        state.number_field(c2, "Provider-reserved", "provider_reserved", value=None,
+                           placeholder="documented")
+        state.number_field(c1, "Monitoring / admin", "admin_reserve")
+        state.number_field(c2, "Migrations", "migrations_reserve")
+        state.number_field(c1, "Replication / CDC", "replication_reserve")

@@ -8,7 +8,14 @@ import streamlit as st
 
 from wizard import budget, sizing
 from wizard.export.render import create_engine_block, engine_block
-from wizard.model import EndpointBudget, EngineSettings, Finding, Recommendation, Scenario
+from wizard.model import (
+    EndpointBudget,
+    EngineSettings,
+    Finding,
+    Recommendation,
+    Scenario,
+    ServiceShare,
+)
 from wizard.ui import state
 from wizard.ui.labels import FIX_STEP, SEVERITY_ICON, STEP_NAMES
 from wizard.ui.text import md_escape
@@ -115,9 +122,12 @@ def answer(rec: Recommendation) -> None:
     s = rec.scenario
     peak = None if s.serverless else s.autoscaling_max
     with st.container(border=True, key="answer"):
-        for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
-            st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
-            _metrics(ep, eng, peak)
+        if rec.single:
+            for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
+                st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
+                _metrics(ep, eng, peak)
+        else:
+            services_answer(rec)
         # checks.run_checks lists errors first, then warnings, then info.
         top = [w for w in rec.warnings if w.severity != "info"][:TOP_FINDINGS]
         for i, w in enumerate(top):
@@ -130,10 +140,70 @@ def answer(rec: Recommendation) -> None:
             st.caption(f"{rest} more finding(s) under Details below.")
 
 
+SERVICE_AT_PEAK = "at everyone's peak"
+
+
+def _service_metrics(rec: Recommendation, ep: EndpointBudget, b: ServiceShare) -> None:
+    """One service's answer on one endpoint: its pool, what it adds at everyone's peak
+    and the fleet size from which it breaks the endpoint (the others at their peaks)."""
+    svc = rec.service(b.service)
+    eng = svc.rec.engine(ep.role)
+    own = svc.rec.scenario
+    row = st.container(horizontal=True, gap="small")
+    if eng.poolclass == "NullPool":
+        row.metric("poolclass", "NullPool", width=METRIC_WIDTH,
+                   help=md_escape(eng.reasons.get("poolclass", "")))
+    else:
+        row.metric("pool_size", b.pool_size, width=METRIC_WIDTH,
+                   help=md_escape(eng.reasons.get("pool_size", "")))
+        row.metric("max_overflow", b.max_overflow, width=METRIC_WIDTH,
+                   help=md_escape(eng.reasons.get("max_overflow", "")))
+    share_words = ("no limit on its side" if b.allotment is None
+                   else f"it may use {b.allotment:,} ({b.allotment_how})")
+    row.metric(SERVICE_AT_PEAK, f"{b.worst_case:,}", width=METRIC_WIDTH,
+               help=md_escape(f"{b.processes:,} processes, {b.clients:,} engines; "
+                              f"{share_words}. {svc.rec.endpoint(ep.role).explanation}"))
+    now = own.serverless_concurrency or own.autoscaling_max
+    unit = "invocations" if own.serverless else "instances"
+    limit = ("" if b.break_limit is None
+             else f" (the {b.break_limit:,} connections the other services leave it)")
+    row.metric(BREAKS_LABEL if not own.serverless else "breaks at (inv.)",
+               _breaks_words(b), width=METRIC_WIDTH,
+               help=md_escape(f"The {unit} from which its connections exceed what the "
+                              f"others at their peaks leave it{limit}; today: {now:,}."))
+
+
+def services_answer(rec: Recommendation) -> None:
+    """Several services: per endpoint what the database sees against usable, then each
+    service's pool on it; the core's sentence on which service breaks it first."""
+    for ep in rec.endpoints:
+        st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
+        row = st.container(horizontal=True, gap="small")
+        row.metric("database sees at peak", f"{ep.worst_case:,}", width=METRIC_WIDTH,
+                   delta=(f"{ep.headroom:,} to spare" if ep.headroom >= 0 else
+                          f"{-ep.headroom:,} over"),
+                   delta_color="normal" if ep.headroom >= 0 else "inverse",
+                   delta_arrow="off", help=md_escape(ep.explanation))
+        row.metric("usable", f"{ep.usable:,}", width=METRIC_WIDTH,
+                   help=md_escape(f"max_connections {ep.max_connections:,} ("
+                                  f"{ep.max_connections_source}) - " + " - ".join(
+                                      f"{r.count} {r.name}" for r in ep.reserves)))
+        for b in ep.by_service:
+            st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind})"))
+            _service_metrics(rec, ep, b)
+    sentence = sizing.break_sentence(rec)
+    if sentence:
+        st.info(md_escape(sentence), icon=":material/trending_up:")
+
+
 def brief(rec: Recommendation | None, error: str) -> None:
     """One line of the result for narrow screens, linking down to the full card."""
     if rec is None:
         line = f"Cannot be sized yet: {md_escape(error)}"
+    elif not rec.single:
+        ep = rec.endpoints[0]
+        line = md_escape(f"{len(rec.services)} services · the database sees "
+                         f"{ep.worst_case:,} of {ep.usable:,} usable")
     else:
         ep, eng = rec.endpoints[0], rec.engines[0]
         pool = ("NullPool" if eng.poolclass == "NullPool" else
@@ -151,10 +221,13 @@ def summary(rec: Recommendation | None, error: str, fix: str,
         return
     s = rec.scenario
     peak = None if s.serverless else s.autoscaling_max
-    for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
-        if len(rec.endpoints) > 1:
-            st.caption(md_escape(ep.role))
-        _metrics(ep, eng, peak)
+    if not rec.single:
+        services_answer(rec)
+    else:
+        for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
+            if len(rec.endpoints) > 1:
+                st.caption(md_escape(ep.role))
+            _metrics(ep, eng, peak)
     st.caption(md_escape(f"Primary: max_connections {rec.endpoints[0].max_connections:,}, "
                      f"{rec.endpoints[0].max_connections_source}."))
     errors = [w for w in rec.warnings if w.severity == "error"]
@@ -173,6 +246,8 @@ def _draw(spec: dict | None, key: str) -> None:
 def chart_tabs(rec: Recommendation) -> list[tuple[str, str]]:
     """(tab label, chart kind) of the charts this scenario has."""
     tabs = [("Budget at the peak", "budget")]
+    if not rec.single:
+        return [*tabs, ("Which service breaks it", "services")]
     if rec.scenario.serverless:
         tabs.append(("Serverless concurrency", "serverless"))
     else:
@@ -196,11 +271,12 @@ def charts_section(rec: Recommendation) -> None:
             spec = charts.spec(kind, rec)
             _draw(spec, f"chart_{kind}")
             if spec is not None:
-                st.caption(charts.CAPTIONS[kind])
+                st.caption(charts.CAPTIONS["budget_services" if kind == "budget"
+                                           and not rec.single else kind])
             if spec is None and kind == "serverless":
                 st.caption("No pooler client limit in this scenario: every invocation opens "
                            "its own connection to the database (see the budget).")
-    if rec.load is None:
+    if rec.load is None and rec.single:
         st.caption("Give your traffic in step 4 to see how often a checkout waits.")
 
 
@@ -214,7 +290,7 @@ def details(rec: Recommendation) -> None:
     for name, draw in (("findings", _findings), ("budget", _budget_steps),
                        ("settings", _settings), ("rules", _rules), ("sources", _sources),
                        ("load", _load)):
-        if name == "load" and rec.load is None:
+        if name == "load" and not any(v.rec.load for v in rec.services or [rec]):
             continue
         box = st.expander(FOLDS[name] + (f" ({len(rec.warnings)})" if name == "findings"
                                           else ""), key=f"fold_{name}", on_change="rerun")
@@ -231,13 +307,31 @@ def _findings(rec: Recommendation) -> None:
         _finding(w, 200 + i)
 
 
+def _each_service(rec: Recommendation, draw) -> None:
+    """Several services: `draw` for each one's own Recommendation under its name."""
+    for svc in rec.services:
+        st.markdown(f"**{md_escape(svc.name)}** ({md_escape(svc.kind)})")
+        draw(svc.rec)
+
+
 def _budget_steps(rec: Recommendation) -> None:
     for ep in rec.endpoints:
         st.markdown(f"**{md_escape(ep.role)}**: {md_escape(ep.explanation)}")
+    if not rec.single:
+        for ep in rec.endpoints:
+            for b in ep.by_service:
+                how = ("no limit on its side" if b.allotment is None
+                       else f"may use {b.allotment:,}: {b.allotment_how}")
+                st.caption(md_escape(f"{ep.role}, {b.service}: {how}; "
+                                     + rec.service(b.service).rec.endpoint(ep.role)
+                                     .explanation))
     st.caption(md_escape(f"What binds: {rec.binding}"))
 
 
 def _settings(rec: Recommendation) -> None:
+    if not rec.single:
+        _each_service(rec, _settings)
+        return
     tab_table, tab_code = st.tabs(["Table", "Code"])
     with tab_table:
         # st.table wraps the long "why" texts a dataframe would cut off.
@@ -252,6 +346,9 @@ def _settings(rec: Recommendation) -> None:
 
 
 def _rules(rec: Recommendation) -> None:
+    if not rec.single:
+        _each_service(rec, _rules)
+        return
     st.table([{"rule": r.name, "formula": r.formula, "per engine": r.per_process,
                "fleet total": r.fleet_total, "fits": "yes" if r.fits else "no"}
               for r in rec.rules])
@@ -265,6 +362,10 @@ def _sources(rec: Recommendation) -> None:
 
 def _load(rec: Recommendation) -> None:
     """The core's load lines as they are; the chart marks the exported connections."""
+    if not rec.single:
+        _each_service(rec, lambda r: _load(r) if r.load is not None else st.caption(
+            "No load given: its pools stop at the safe default."))
+        return
     for line in sizing.load_lines(rec):
         st.caption(md_escape(line))
     ep = rec.endpoints[0]

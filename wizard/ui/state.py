@@ -9,13 +9,22 @@ round trip is testable without Streamlit.
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
 
 from wizard import budget, catalog, share, sizing
-from wizard.model import PROXIES, Recommendation, Scenario, ScenarioError, SizingError
+from wizard.model import (
+    PROXIES,
+    Recommendation,
+    Scenario,
+    ScenarioError,
+    Service,
+    SizingError,
+)
 from wizard.ui.labels import HELP, app_words
 from wizard.ui.text import md_escape
 
@@ -116,7 +125,91 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
         v[f"replica_mc_{i}"] = rep.max_connections if rep else None
         v[f"replica_readers_{i}"] = rep.reader_instances if rep else None
         v[f"replica_region_{i}"] = rep.region if rep else ""
+    for i, svc in enumerate(s.services, start=1):
+        v.update({share.service_key(i, k): x for k, x in service_values(svc).items()})
     return v
+
+
+# ---- Services: each one's values live in session state under its share key (s2_workers),
+# so the flat parameters, links and saved scenarios carry every service as they are.
+
+SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
+# At most this many rows are read back from session state (share keys go up to s99).
+MAX_SERVICE_ROWS = 99
+# Per-service defaults (a Service's own), used when a row leaves a value empty.
+SERVICE_DEFAULTS = {"app_instances": 2, "deploy_surge_percent": 25, "workers": 1,
+                    "engines": 1, "app_vcpus": 2, "split": 0.7, "weight": 1.0}
+
+
+def service_values(svc: Service) -> dict[str, Any]:
+    """One service's values, keyed as share.SERVICE_KEYS (None where unset)."""
+    load, cur = svc.load, svc.current
+    return {
+        "name": svc.name, "kind": svc.kind, "app_instances": svc.app_instances,
+        "max_app_instances": svc.max_app_instances,
+        "deploy_surge_percent": svc.deploy_surge_percent, "workers": svc.workers,
+        "engines": svc.engines_per_process,
+        "serverless_concurrency": svc.serverless_concurrency, "app_vcpus": svc.app_vcpus,
+        "split": svc.pool_split, "rps": load.rps if load else None,
+        "hold_ms": load.hold_ms if load else None,
+        "p95_hold_ms": load.p95_hold_ms if load else None,
+        "current_pool_size": cur.pool_size if cur else None,
+        "current_max_overflow": cur.max_overflow if cur else None,
+        "current_pool_recycle": cur.pool_recycle if cur else None,
+        "current_poolclass": cur.poolclass if cur else None,
+        "endpoints": list(svc.endpoints) if svc.endpoints is not None else None,
+        "proxy": svc.proxy, "weight": svc.weight,
+    }
+
+
+def is_param(key: str) -> bool:
+    """Whether a link parameter is poolwise's (a scenario key or a service's s<N>_ key)."""
+    m = SERVICE_KEY.fullmatch(key)
+    return key in share.BY_KEY or bool(m and m.group(2) in share.SERVICE_KEYS)
+
+
+def service_count(values: Mapping[str, Any]) -> int:
+    """How many services the values hold (0: the one-fleet form)."""
+    n = 0
+    while n < MAX_SERVICE_ROWS and share.service_key(n + 1, "name") in values:
+        n += 1
+    return n
+
+
+def service_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each service's values, in order, keyed as share.SERVICE_KEYS."""
+    return [{k: values.get(share.service_key(i, k)) for k in share.SERVICE_KEYS}
+            for i in range(1, service_count(values) + 1)]
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _service_flat(i: int, row: Mapping[str, Any]) -> dict[str, str]:
+    """Service i's share parameters (only what differs from a Service's defaults; the
+    name always, the kind where it is not the one its fleet implies)."""
+    out = {share.service_key(i, "name"): "" if _blank(row.get("name")) else str(row["name"])}
+    serverless = not _blank(row.get("serverless_concurrency"))
+    kind = row.get("kind")
+    if not _blank(kind) and kind != ("serverless" if serverless else "web"):
+        out[share.service_key(i, "kind")] = str(kind)
+    for key in share.SERVICE_KEYS:
+        if key in ("name", "kind"):
+            continue
+        value = row.get(key)
+        if _blank(value) or value == SERVICE_DEFAULTS.get(key):
+            continue
+        if key == "current_poolclass" and not any(
+                not _blank(row.get(k)) for k in ("current_pool_size", "current_max_overflow",
+                                                 "current_pool_recycle")) \
+                and value == "AsyncAdaptedQueuePool":
+            continue
+        if isinstance(value, list | tuple):
+            out[share.service_key(i, key)] = ",".join(str(x) for x in value)
+        else:
+            out[share.service_key(i, key)] = _txt(value)
+    return out
 
 
 def default_values() -> dict[str, Any]:
@@ -184,6 +277,12 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
     if v.get("network"):
         out["network"] = ",".join(v["network"])
     put("iam_auth", v.get("iam_auth"), False)
+    rows = service_rows(v)
+    if rows:  # several services: the fleet, load and current pool are set per service
+        _database_flat(v, base, put, out)
+        for i, row in enumerate(rows, start=1):
+            out.update(_service_flat(i, row))
+        return out
     put("app_instances", v["app_instances"], base["app_instances"])
     put("max_app_instances", v.get("max_app_instances"))
     put("deploy_surge_percent", v["deploy_surge_percent"], base["deploy_surge_percent"])
@@ -192,6 +291,24 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
     if v.get("serverless_on"):
         put("serverless_concurrency", v.get("serverless_concurrency"))
     put("app_vcpus", v["app_vcpus"], base["app_vcpus"])
+    _database_flat(v, base, put, out)
+    put("split", v["split"], base["split"])
+    if v.get("load_on"):
+        out["rps"] = _txt(v["rps"])
+        out["hold_ms"] = _txt(v["hold_ms"])
+        put("p95_hold_ms", v.get("p95_hold_ms"))
+    if v.get("current_on"):
+        put("current_pool_size", v.get("current_pool_size"))
+        put("current_max_overflow", v.get("current_max_overflow"))
+        put("current_pool_recycle", v.get("current_pool_recycle"))
+        put("current_poolclass", v.get("current_poolclass"), "AsyncAdaptedQueuePool")
+        if not any(k.startswith("current_") for k in out):
+            out["current_poolclass"] = v.get("current_poolclass") or "AsyncAdaptedQueuePool"
+    return out
+
+
+def _database_flat(v: Mapping[str, Any], base: Mapping[str, Any], put, out: dict) -> None:
+    """The replicas and reserves: the database's, whatever the services."""
     n = _count(v.get("replicas"))
     if n is None:  # not a count the core could accept: pass it on for the core to refuse
         out["replicas"] = _txt(v.get("replicas"))
@@ -211,19 +328,6 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
     put("admin_reserve", v["admin_reserve"], base["admin_reserve"])
     put("migrations_reserve", v["migrations_reserve"], base["migrations_reserve"])
     put("replication_reserve", v["replication_reserve"], 0)
-    put("split", v["split"], base["split"])
-    if v.get("load_on"):
-        out["rps"] = _txt(v["rps"])
-        out["hold_ms"] = _txt(v["hold_ms"])
-        put("p95_hold_ms", v.get("p95_hold_ms"))
-    if v.get("current_on"):
-        put("current_pool_size", v.get("current_pool_size"))
-        put("current_max_overflow", v.get("current_max_overflow"))
-        put("current_pool_recycle", v.get("current_pool_recycle"))
-        put("current_poolclass", v.get("current_poolclass"), "AsyncAdaptedQueuePool")
-        if not any(k.startswith("current_") for k in out):
-            out["current_poolclass"] = v.get("current_poolclass") or "AsyncAdaptedQueuePool"
-    return out
 
 
 def guard(flat: Mapping[str, str]) -> None:
@@ -243,6 +347,8 @@ def validate_link(flat: Mapping[str, str]) -> Scenario:
     guard(flat)
     s = share.from_flat(flat)
     budget.validate(s)
+    if s.services:  # each service's own checks, keyed by its parameter (s2_workers)
+        sizing.validate(s)
     for cls in [s.instance_class] + [r.instance_class for r in s.replicas]:
         if cls:
             catalog.instance_class(s.provider, cls)
@@ -261,9 +367,17 @@ def scenario_values(flat: Mapping[str, str]) -> dict[str, Any]:
 
 
 def apply_values(values: Mapping[str, Any]) -> None:
-    """Put widget values into session state (before the widgets are drawn)."""
+    """Put widget values into session state (before the widgets are drawn); the services
+    are replaced as a whole."""
+    clear_services()
     for key, value in values.items():
         st.session_state[key] = value
+
+
+def clear_services() -> None:
+    """Drop every service's values: back to the one-fleet form."""
+    for key in [k for k in st.session_state if SERVICE_KEY.fullmatch(str(k))]:
+        del st.session_state[key]
 
 
 def culprit(flat: Mapping[str, str]) -> tuple[str | None, str]:
@@ -275,8 +389,11 @@ def culprit(flat: Mapping[str, str]) -> tuple[str | None, str]:
         return None, ""
     except ScenarioError as exc:
         message = str(exc)
+        if exc.key and SERVICE_KEY.fullmatch(exc.key) and exc.key in flat:
+            return exc.key, message  # the core names the service's own parameter
     for key in flat:
-        if key == "provider":
+        # Without its name a service is refused for that instead: never the culprit here.
+        if key == "provider" or (SERVICE_KEY.fullmatch(key) and key.endswith("_name")):
             continue
         rest = {k: v for k, v in flat.items() if k != key}
         try:
@@ -292,7 +409,7 @@ def link_values(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     """Widget values for a link: parameters poolwise does not know (utm_*, fbclid, gclid,
     ...) are ignored and a value the core refuses is dropped with its message, so the rest
     of the scenario is kept. Returns (values, messages in the app's words)."""
-    flat = {k: v for k, v in params.items() if k in share.BY_KEY}
+    flat = {k: v for k, v in params.items() if is_param(k)}
     notes: list[str] = []
     for _ in range(len(flat) + 1):  # each pass drops one parameter: bounded by the link
         key, message = culprit(flat)
@@ -322,7 +439,12 @@ def init_session() -> None:
 
 def current_values() -> dict[str, Any]:
     base = default_values()
-    return {k: st.session_state.get(k, base[k]) for k in WIDGET_KEYS}
+    v = {k: st.session_state.get(k, base[k]) for k in WIDGET_KEYS}
+    for i in range(1, service_count(st.session_state) + 1):
+        for key in share.SERVICE_KEYS:
+            name = share.service_key(i, key)
+            v[name] = st.session_state.get(name)
+    return v
 
 
 def current_flat() -> dict[str, str]:

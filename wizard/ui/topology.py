@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from wizard.ui import state
+from wizard.ui import services, state
 from wizard.ui.labels import HELP
 
 KEEP = {"persist_state": "session"}
@@ -12,6 +12,15 @@ KEEP = {"persist_state": "session"}
 
 def render() -> None:
     st.subheader("3 · Your application fleet")
+    if state.service_count(st.session_state):
+        services.render()
+    else:
+        _one_fleet()
+    _replicas()
+
+
+def _one_fleet() -> None:
+    """The one-service form (the flags), and the way to several services."""
     st.toggle("Serverless (one process per invocation)", key="serverless_on",
               help=HELP["serverless_on"], **KEEP)
     if st.session_state.get("serverless_on"):
@@ -27,6 +36,13 @@ def render() -> None:
             st.slider("Rolling-deploy surge (%)", 0, 100, step=5, key="deploy_surge_percent",
                       help=HELP["deploy_surge_percent"], **KEEP)
         state.number_field(c2, "vCPUs per app instance", "app_vcpus")
+    st.button("Several services share this database", key="services_on",
+              on_click=services.start, icon=":material/add:", type="tertiary",
+              help="An API, background workers, cron jobs, serverless functions: size them "
+                   "together against one budget. This fleet becomes the first service.")
+
+
+def _replicas() -> None:
     state.number_field(st.container(), "Read replicas", "replicas")
     n = state._count(st.session_state.get("replicas")) or 0
     if not 0 <= n <= state.MAX_REPLICAS:

@@ -1,0 +1,100 @@
+"""Several services in real headless Chromium at 1440 and 390 px: a shared link with three
+services opens with every service's numbers (the core's), the services table and the
+charts fit the screen, a service is added with its button, and each service's module
+downloads as wizard.export renders it.
+
+Screenshots land in tests/artifacts/e2e/ (services-w<width>-<step>.png).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.e2e.test_wizard_browser import (
+    OVERFLOW_JS,
+    charts_drawn,
+    link_params,
+    settle,
+    shoot,
+    step,
+    top,
+)
+from tests.test_app_services import ESTATE
+from wizard import share, sizing
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def metrics_in(page, where: str) -> list[tuple[str, str]]:
+    """(label, value) of every metric inside a keyed container, in page order."""
+    boxes = page.locator(f".st-key-{where} [data-testid='stMetric']")
+    return [(boxes.nth(i).locator("[data-testid='stMetricLabel']").inner_text().strip(),
+             boxes.nth(i).locator("[data-testid='stMetricValue']").inner_text().strip())
+            for i in range(boxes.count())]
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_services_link_results_and_exports_fit_the_screen(app_url, browser, artifacts,
+                                                          width):
+    context = browser.new_context(viewport={"width": width, "height": 900},
+                                  accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"{app_url}/?{urlencode(ESTATE)}")
+    page.wait_for_selector(".st-key-provider", timeout=30_000)
+    settle(page)
+    assert link_params(page.url) == ESTATE
+    rec = sizing.recommend(share.from_flat(ESTATE))
+    for label in ("1 Database", "3 Fleet", "4 Load", "5 Results", "6 Export"):
+        step(page, label)
+        if label == "5 Results":
+            charts_drawn(page)
+        assert page.locator('[data-testid="stException"]').count() == 0, label
+        problems = page.evaluate(OVERFLOW_JS)
+        assert not problems, (label, width, problems)
+        shoot(page, artifacts / f"services-w{width}-{label.split(' ')[0]}.png")
+        if label == "3 Fleet":
+            table = page.locator(".st-key-services_table [data-testid='stDataFrame']")
+            table.wait_for(timeout=10_000)
+            box = table.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1
+        if label == "5 Results":
+            shown = metrics_in(page, "answer")
+            ep = rec.endpoint("primary")
+            want = [("database sees at peak", f"{ep.worst_case:,}"),
+                    ("usable", f"{ep.usable:,}")]
+            for b in ep.by_service:
+                want += [("pool_size", str(b.pool_size)), ("max_overflow", str(b.max_overflow)),
+                         ("at everyone's peak", f"{b.worst_case:,}"),
+                         ("breaks at (inst.)", "never" if b.breaks_at is None
+                          else f"{b.breaks_at:,}")]
+            assert shown == want
+            answer = page.locator(".st-key-answer")
+            assert sizing.break_sentence(rec) in answer.inner_text()
+            assert top(answer) < top(page.locator('[data-testid="stVegaLiteChart"]'))
+            page.get_by_role("tab", name="Which service breaks it").click()
+            settle(page)
+            charts_drawn(page)
+            assert not page.evaluate(OVERFLOW_JS)
+            chart = page.locator('[data-testid="stVegaLiteChart"]').first
+            chart.scroll_into_view_if_needed()
+            chart.screenshot(path=str(artifacts / f"services-w{width}-scale-chart.png"))
+        if label == "6 Export" and width == 1440:
+            export = pytest.importorskip("wizard.export")
+            svc = rec.service("worker")
+            with page.expect_download() as info:
+                page.locator(".st-key-download_module_worker button").click()
+            assert info.value.suggested_filename == "db_worker.py"
+            body = open(info.value.path(), encoding="utf-8").read()
+            assert body == export.render_module(svc.rec, share_base=app_url,
+                                                estate=rec.scenario, service="worker")
+            assert '"application_name": "worker"' in body
+    # A fourth service joins with one click; the link carries it.
+    step(page, "3 Fleet")
+    page.locator(".st-key-services_add button").click()
+    settle(page)
+    params = link_params(page.url)
+    assert params["s4_name"] == "jobs" and params["s4_kind"] == "worker"
+    assert not page.evaluate(OVERFLOW_JS)
+    context.close()

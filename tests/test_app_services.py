@@ -1,0 +1,257 @@
+"""Several services in the app (issue 12): the services table in step 3 (add, rename,
+remove rows), each service's numbers on the Results step equal to the core's JSON, the
+share link and the saved scenario carrying every service, bad values flagged in the core's
+words, and one module per service on the Export step.
+
+Expected numbers come from `recommend()` / the CLI's JSON on parameters written here, and
+from the budget's documented arithmetic (the parts add up to the endpoint's total).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.apptest import go, new_app, no_exception
+from tests.test_app import chart_tab, open_details, texts
+from wizard import cli, share, sizing
+from wizard.model import ScenarioError
+from wizard.ui import state
+
+# An API fleet, background workers on the primary only and a nightly cron job.
+ESTATE = {"provider": "aws-rds", "instance_class": "db.r6g.large",
+          "s1_name": "api", "s1_app_instances": "4", "s1_max_app_instances": "10",
+          "s1_workers": "4",
+          "s2_name": "worker", "s2_kind": "worker", "s2_app_instances": "3", "s2_workers": "2",
+          "s3_name": "cron", "s3_kind": "cron", "s3_app_instances": "1"}
+# Two services, a replica, the API through PgBouncer and the workers straight to PostgreSQL.
+PATHS = {"provider": "self-hosted", "instance_class": "default", "max_connections": "300",
+         "proxy": "pgbouncer-transaction", "replicas": "1",
+         "s1_name": "api", "s1_app_instances": "6", "s1_rps": "40", "s1_hold_ms": "15",
+         "s2_name": "jobs", "s2_kind": "worker", "s2_app_instances": "2",
+         "s2_proxy": "none", "s2_endpoints": "primary"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated_app):
+    """Every test here runs the app isolated (tests/conftest.py)."""
+
+
+def service_answer(at: AppTest) -> list[tuple[str, dict[str, str]]]:
+    """The answer card read in page order: ('endpoint', totals) for each endpoint, then
+    ('service', its metrics) for each service on it."""
+    out: list[tuple[str, dict[str, str]]] = []
+    for m in at.metric:
+        if m.label == "database sees at peak":
+            out.append(("endpoint", {}))
+        elif m.label in ("pool_size", "poolclass"):
+            out.append(("service", {}))
+        out[-1][1][m.label] = m.value
+    return out
+
+
+@pytest.mark.parametrize("link", [ESTATE, PATHS])
+def test_every_service_shows_the_core_numbers(link):
+    rec = sizing.recommend(share.from_flat(link))
+    data = json.loads(json.dumps(cli.recommendation_json(rec), default=str))
+    at = new_app(link)
+    go(at, "results")
+    no_exception(at)
+    shown = service_answer(at)
+    expected: list[tuple[str, dict[str, str]]] = []
+    for ep in data["endpoints"]:
+        expected.append(("endpoint", {"database sees at peak": f"{ep['worst_case']:,}",
+                                      "usable": f"{ep['usable']:,}"}))
+        # The budget's arithmetic: the endpoint sees the sum of its services' parts.
+        assert ep["worst_case"] == sum(b["worst_case"] for b in ep["by_service"])
+        for b in ep["by_service"]:
+            row = {"pool_size": str(b["pool_size"]), "max_overflow": str(b["max_overflow"]),
+                   services_label(): f"{b['worst_case']:,}"}
+            share_ = rec.endpoint(ep["role"]).by_service
+            n = next(x.breaks_at for x in share_ if x.service == b["service"])
+            row["breaks at (inst.)"] = "never" if n is None else f"{n:,}"
+            expected.append(("service", row))
+    assert [(k, {x: v[x] for x in e}) for (k, v), (_, e) in zip(shown, expected,
+                                                               strict=True)] == expected
+    sentence = sizing.break_sentence(rec)
+    assert sentence and sentence in texts(at, "info")
+
+
+def services_label() -> str:
+    from wizard.ui.results import SERVICE_AT_PEAK
+    return SERVICE_AT_PEAK
+
+
+def chart_data(at: AppTest) -> dict[str, list[dict]]:
+    """The datasets of the chart on screen (Streamlit sends them as Arrow tables)."""
+    from streamlit import dataframe_util
+
+    chart = at.get("vega_lite_chart")[0]
+    return {d.name: dataframe_util.convert_arrow_bytes_to_pandas_df(d.data.data)
+            .to_dict("records") for d in chart.proto.datasets}
+
+
+def test_the_charts_stack_services_and_show_who_breaks_first():
+    rec = sizing.recommend(share.from_flat(ESTATE))
+    at = new_app(ESTATE)
+    go(at, "results")
+    rows = [r for r in chart_data(at)["budget"] if r["endpoint"] == "primary"]
+    parts = {r["part"]: r["connections"] for r in rows}
+    ep = rec.endpoint("primary")
+    for b in ep.by_service:  # every service is a part of the stack, with its worst case
+        assert parts[b.service] == b.worst_case
+    assert sum(parts.values()) == ep.max_connections  # the stack ends at max_connections
+    chart_tab(at, "Which service breaks it")
+    no_exception(at)
+    data = chart_data(at)
+    series = data["services"]
+    # Each line crosses what the others leave it exactly at the core's break point.
+    for b in ep.by_service:
+        own = [r for r in series if r["service"] == b.service]
+        if b.breaks_at is None or b.breaks_at > max(r["instances"] for r in own):
+            continue
+        at_break = next(r for r in own if r["instances"] == b.breaks_at)
+        before = next(r for r in own if r["instances"] == b.breaks_at - 1)
+        assert before["connections"] <= b.break_limit < at_break["connections"]
+    first = min((b for b in ep.by_service if b.breaks_at),
+                key=lambda b: b.breaks_at / rec.service(b.service).rec.scenario.autoscaling_max)
+    assert any(m["service"] == first.service for m in data["marks"])
+
+
+def test_link_with_services_round_trips_and_details_open():
+    at = new_app(ESTATE)
+    no_exception(at)
+    assert share.from_flat(dict(at.query_params)) == share.from_flat(ESTATE)
+    go(at, "topology")
+    assert len(at.data_editor) == 1  # the services table
+    go(at, "results")
+    open_details(at)
+    no_exception(at)
+    go(at, "export")
+    no_exception(at)
+    keys = {b.key for b in at.get("download_button")}
+    assert {f"download_module_{n}" for n in ("api", "worker", "cron")} <= keys
+    assert "download_scenario" in keys
+
+
+def editor(at: AppTest) -> str:
+    """The key of the services table on screen (it changes with every applied edit)."""
+    (table,) = at.data_editor
+    return table.key
+
+
+def edit(at: AppTest, edited=None, added=None, deleted=None) -> AppTest:
+    at.session_state[editor(at)] = {"edited_rows": edited or {}, "added_rows": added or [],
+                                    "deleted_rows": deleted or []}
+    return at.run()
+
+
+def test_rows_are_added_renamed_and_removed():
+    at = new_app()
+    go(at, "topology")
+    at.number_input(key="workers").set_value(4).run()
+    at.button(key="services_on").click().run()
+    no_exception(at)
+    q = dict(at.query_params)
+    # The one fleet became service 1 ("app") with its values; a worker fleet joined it.
+    assert (q["s1_name"], q["s1_workers"], q["s2_name"], q["s2_kind"]) == (
+        "app", "4", "worker", "worker")
+    assert "workers" not in q  # with services the fleet is set per service
+    edit(at, edited={1: {"name": "jobs"}})
+    no_exception(at)
+    assert dict(at.query_params)["s2_name"] == "jobs"
+    edit(at, added=[{"name": "nightly", "kind": "cron"}])
+    q = dict(at.query_params)
+    assert (q["s3_name"], q["s3_kind"]) == ("nightly", "cron")
+    # A folded setting of "jobs" follows it when the row above is removed.
+    at.number_input(key="s2_deploy_surge_percent").set_value(50).run()
+    edit(at, deleted=[0])
+    no_exception(at)
+    q = dict(at.query_params)
+    assert (q["s1_name"], q["s2_name"]) == ("jobs", "nightly")
+    assert q["s1_deploy_surge_percent"] == "50" and "s3_name" not in q
+    rec = sizing.recommend(share.from_flat(q))
+    assert [v.name for v in rec.services] == ["jobs", "nightly"]
+    at.button(key="services_add").click().run()
+    assert dict(at.query_params)["s3_name"] == "worker"
+    at.button(key="services_off").click().run()
+    q = dict(at.query_params)
+    assert not [k for k in q if k.startswith("s1_")] and q["workers"] == "4"
+
+
+def test_bad_values_are_flagged_in_the_core_words_and_kept():
+    at = new_app(ESTATE)
+    go(at, "topology")
+    edit(at, edited={1: {"workers": -5}})
+    no_exception(at)
+    q = dict(at.query_params)
+    assert q["s2_workers"] == "-5"  # kept as typed, never clamped
+    with pytest.raises(ScenarioError) as exc:
+        share.from_flat({**ESTATE, "s2_workers": "-5"})
+    assert exc.value.key == "s2_workers"
+    assert str(exc.value) in texts(at, "error")
+    # A name used twice: the core's words, beside the table.
+    at = new_app(ESTATE)
+    go(at, "topology")
+    edit(at, edited={2: {"name": "api"}})
+    with pytest.raises(ScenarioError) as exc:
+        sizing.recommend(share.from_flat({**ESTATE, "s3_name": "api"}))
+    assert exc.value.key == "s3_name"
+    assert str(exc.value) in texts(at, "error")
+
+
+def test_visitor_names_never_become_markdown():
+    at = new_app(ESTATE)
+    go(at, "topology")
+    edit(at, edited={0: {"name": "**[x](http://evil.example)**"}})
+    no_exception(at)
+    assert dict(at.query_params)["s1_name"] == "**[x](http://evil.example)**"  # as typed
+    shown = [e.value for kind in ("markdown", "caption", "error", "info", "warning")
+             for e in getattr(at, kind)] + [e.label for e in at.expander]
+    assert any("evil" in s for s in shown)  # the core refuses the name, and says so
+    for s in shown:
+        assert "](http" not in s and "**[x]" not in s
+
+
+def test_one_service_is_the_flags_form():
+    at = new_app({"provider": "aws-rds", "instance_class": "db.r6g.large", "workers": "3"})
+    go(at, "topology")
+    assert at.number_input(key="workers").value == 3
+    assert not at.data_editor
+    assert not [k for k in at.query_params if k.startswith("s1_")]
+
+
+@pytest.mark.parametrize("link", [ESTATE, PATHS])
+def test_links_with_services_survive_the_widget_round_trip(link):
+    values = state.scenario_values(link)
+    flat = state.flat_from_values(values)
+    assert share.from_flat(flat) == share.from_flat(link)
+    assert state.flat_from_values(state.scenario_values(flat)) == flat
+
+
+def test_saved_and_compare_take_an_estate():
+    from wizard import charts
+
+    estate = sizing.recommend(share.from_flat(ESTATE))
+    one = sizing.recommend(share.from_flat({"provider": "aws-rds",
+                                            "instance_class": "db.r6g.large"}))
+    rows = charts.compare_rows({"estate": estate, "one": one})
+    mine = [r for r in rows if r["scenario"] == "estate"]
+    assert [r["worst_case"] for r in mine] == [ep.worst_case for ep in estate.endpoints]
+    assert mine[0]["pool_size"] is None  # each service has its own: no one pool to show
+    assert "3 services" in mine[0]["setup"]
+    charts.compare_chart({"estate": estate, "one": one}).to_dict()
+    # Saved scenarios are the flat parameters: every service comes back when loaded.
+    assert share.from_flat(state.flat_from_values(state.scenario_values(ESTATE))) == \
+        estate.scenario
+
+
+def test_a_service_with_a_path_its_provider_lacks_is_flagged_on_its_row():
+    flat = {"provider": "self-hosted", "instance_class": "default",
+            **{f"s{i}_name": f"svc{i}" for i in range(1, 6)}, "s5_proxy": "rds-proxy"}
+    with pytest.raises(ScenarioError) as exc:
+        sizing.recommend(share.from_flat(flat))
+    assert exc.value.key == "s5_proxy"  # the core names the service's own parameter
+    assert state.culprit(flat) == ("s5_proxy", str(exc.value))
