@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import threading
 from collections.abc import Callable
@@ -51,7 +52,8 @@ def _lazy(name: str):
 
 def _warm_up() -> None:
     """Once per server: import what the later steps need in the background, a moment after
-    the first page is drawn, so the first click on Results does not wait for Altair."""
+    the first page is drawn, so the first click on Results does not wait for Altair; then
+    freeze the server's long-lived objects out of the garbage collector's reach."""
     with _warm:
         if _warmed:
             return
@@ -60,6 +62,13 @@ def _warm_up() -> None:
     def run() -> None:
         for module in HEAVY:
             importlib.import_module(module)
+        # Streamlit runs gc.collect(2) after every rerun (runner.postScriptGC), holding the
+        # GIL, so the rerun's last messages and "finished" wait for it. With Altair and
+        # SQLAlchemy loaded that full collection walks ~100,000 module-level objects that
+        # live as long as the server (about 90 ms on 2 cores; bench/ui.md). Frozen, they are
+        # skipped; everything created later is still collected.
+        gc.collect()
+        gc.freeze()
 
     timer = threading.Timer(1.0, run)
     timer.daemon = True
