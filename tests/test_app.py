@@ -198,7 +198,7 @@ def test_replica_gets_its_own_budget():
     assert m["usable"] == f"{rep.max_connections - 12:,}"
     assert len(at.get("vega_lite_chart")) == 1  # the open chart tab only
     chart_tab(at, "Scale-out")
-    assert '"name": "scale"' in at.get("vega_lite_chart")[0].proto.spec
+    assert '"title": "As the fleet scales out"' in at.get("vega_lite_chart")[0].proto.spec
 
 
 def test_serverless_uses_nullpool_and_warns_without_proxy():
@@ -236,7 +236,7 @@ def test_load_sizes_the_pool_and_draws_the_wait_chart():
     assert [t.label for t in at.tabs][:3] == ["Budget at the peak", "Scale-out",
                                               "Checkout waits"]
     chart_tab(at, "Checkout waits")
-    assert '"name": "curve"' in at.get("vega_lite_chart")[0].proto.spec
+    assert '"title": "P(checkout waits)"' in at.get("vega_lite_chart")[0].proto.spec
     open_details(at)
     captions = texts(at, "caption")
     rec = sizing.recommend(share.from_flat(dict(at.query_params)))
