@@ -731,3 +731,29 @@ def test_export_shows_what_changes_and_the_next_steps():
     at.button(key="export_reset").click().run()
     assert at.radio(key="step").value == "database"
     assert dict(at.query_params) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+
+
+def test_modules_imported_since_the_last_rerun_are_frozen_once():
+    # Streamlit collects garbage after every rerun; what the imports left (Altair,
+    # SQLAlchemy, ...) lives as long as the server and is frozen out of that walk, once
+    # per batch of imports (bench/ui.md).
+    import gc
+    import importlib
+    import sys
+    import types
+
+    from wizard.ui import page
+
+    for module in page.HEAVY:  # what the warm-up thread would import meanwhile
+        importlib.import_module(module)
+    page._freeze_new_modules()
+    frozen = gc.get_freeze_count()
+    keep = [[] for _ in range(100)]  # new objects, but no new module: nothing frozen
+    page._freeze_new_modules()
+    assert gc.get_freeze_count() == frozen
+    sys.modules["_poolwise_probe"] = types.ModuleType("_poolwise_probe")
+    try:
+        page._freeze_new_modules()
+        assert gc.get_freeze_count() >= frozen + len(keep)
+    finally:
+        del sys.modules["_poolwise_probe"]
