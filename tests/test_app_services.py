@@ -85,12 +85,10 @@ def services_label() -> str:
 
 
 def chart_data(at: AppTest) -> dict[str, list[dict]]:
-    """The datasets of the chart on screen (Streamlit sends them as Arrow tables)."""
-    from streamlit import dataframe_util
-
-    chart = at.get("vega_lite_chart")[0]
-    return {d.name: dataframe_util.convert_arrow_bytes_to_pandas_df(d.data.data)
-            .to_dict("records") for d in chart.proto.datasets}
+    """The rows of the chart on screen per named dataset (each layer carries its rows)."""
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    return {layer["data"]["name"]: layer["data"]["values"]
+            for layer in spec.get("layer", ()) if "name" in layer.get("data", {})}
 
 
 def test_the_charts_stack_services_and_show_who_breaks_first():

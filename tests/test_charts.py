@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import altair as alt
 import pytest
 
 from wizard import charts, share, sizing
@@ -16,7 +17,7 @@ def rec_for(**kw):
 
 
 def layer_values(spec: dict, i: int) -> list[dict]:
-    """The rows a layer draws (charts pass their data as named datasets)."""
+    """The rows a layer draws (named datasets in the Altair charts, inline in charts.spec)."""
     data = spec["layer"][i].get("data") or spec["data"]
     return data["values"] if "values" in data else spec["datasets"][data["name"]]
 
@@ -211,10 +212,22 @@ def test_spec_is_the_chart_without_building_it_again():
                             ("serverless", charts.serverless_chart),
                             ("wait", charts.wait_chart)):
             chart = build(rec)
-            expected = None if chart is None else chart.to_dict(validate=False)
-            assert charts.spec(kind, rec) == expected, kind
-            if chart is not None:
-                chart.to_dict()  # valid against the Vega-Lite schema
+            got = charts.spec(kind, rec)
+            if chart is None:
+                assert got is None, kind
+                continue
+            expected = chart.to_dict()  # valid against the Vega-Lite schema
+            # the same chart, each layer drawing the rows of the dataset it names
+            assert "datasets" not in got and all("values" in layer["data"]
+                                                 for layer in got["layer"]), kind
+            assert [layer_values(got, i) for i in range(len(got["layer"]))] == [
+                layer_values(expected, i) for i in range(len(expected["layer"]))], kind
+            for spec in (got, expected):
+                spec.pop("datasets", None)
+                for layer in spec["layer"]:
+                    layer.pop("data")
+            assert got == expected, kind
+            alt.LayerChart.from_dict(charts.spec(kind, rec))  # valid as it is drawn
     first = charts.spec("budget", rec)
     first["layer"].clear()  # Streamlit edits the dict it draws: the cache must not see it
     assert charts.spec("budget", rec)["layer"]
@@ -227,9 +240,9 @@ def test_scale_out_marks_whatever_break_point_the_core_gives():
     eps = tuple(replace(ep, breaks_at=n)
                 for ep, n in zip(rec.endpoints, (7, None), strict=True))
     spec = charts.spec("scale", replace(rec, endpoints=eps))
-    marks = spec["datasets"]["marks"]
+    marks = layer_values(spec, 2)
     # x is the autoscaling maximum: the core adds the deploy surge to every point
     assert [(m["endpoint"], m["instances"]) for m in marks] == [
         ("autoscaling peak", rec.scenario.app_instances), ("primary", 7)]
-    assert spec["datasets"]["breaks"][0]["label"] == "primary breaks at 7"
+    assert layer_values(spec, 3)[0]["label"] == "primary breaks at 7"
     assert len(spec["layer"]) == 4  # lines, usable, marker rules, break labels

@@ -7,7 +7,8 @@ Channels are built with `alt.X(field=..., type=...)` objects (shorthand strings 
 milliseconds each to parse). Each chart is two halves: its structure, which depends only
 on the shape of the scenario (the endpoints, which parts are present) and is serialised
 once per shape, and its data, passed as named `datasets`. `*_chart` returns the Altair
-object; `spec(kind, rec)` returns the same Vega-Lite dict at the cost of the data alone.
+object; `spec(kind, rec)` returns its Vega-Lite dict, data written into the layers, at the
+cost of the data alone.
 Titles are short (a phone shows about 40 characters) and carry no subtitle: Vega draws
 subtitles in a fixed dark grey that vanishes on the dark theme, so the app says what the
 ticks and lines mean in a caption (CAPTIONS). No colour is hard-coded: everything takes a
@@ -562,11 +563,26 @@ def _structure(kind: str, shape: tuple) -> dict[str, Any]:
 
 def spec(kind: str, rec: Recommendation) -> dict[str, Any] | None:
     """The Vega-Lite dict of one chart ("budget", "scale", "serverless", "wait" or
-    "services"), equal to
-    `*_chart(rec).to_dict(validate=False)` but serialising only the data: the structure is
-    built once per shape. A fresh dict each call (Streamlit edits the spec it draws)."""
+    "services"): the `*_chart(rec).to_dict(validate=False)` with each layer's named dataset
+    written into the layer (`inline`), at the cost of the data alone: the structure is built
+    once per shape. A fresh dict each call (Streamlit edits the spec it draws)."""
     made = _DATA[kind](rec)
     if made is None:
         return None
     shape, datasets = made
-    return {**copy.deepcopy(_structure(kind, shape)), "datasets": datasets}
+    return inline({**copy.deepcopy(_structure(kind, shape)), "datasets": datasets})
+
+
+def inline(chart: dict[str, Any]) -> dict[str, Any]:
+    """A layered chart's named `datasets` moved into the layers that draw them, in place.
+
+    Streamlit converts top-level data (named datasets, `data.values`) to Arrow through
+    pandas on the server and back to rows in the browser: 2.5 ms per chart here, and the
+    first chart imports pandas, NumPy and pyarrow. Rows inside a layer stay plain JSON in
+    the spec, which Vega-Lite reads as it is (bench/ui.md)."""
+    datasets = chart.pop("datasets", {})
+    for layer in chart.get("layer", ()):
+        name = layer.get("data", {}).get("name")
+        if name in datasets:  # the name stays: tests and readers find the rows by it
+            layer["data"] = {"name": name, "values": datasets[name]}
+    return chart

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,10 +62,31 @@ def _warm_up() -> None:
     def run() -> None:
         for module in HEAVY:
             importlib.import_module(module)
+        _freeze_new_modules()
 
     timer = threading.Timer(1.0, run)
     timer.daemon = True
     timer.start()
+
+
+_frozen_at: list[int] = [0]  # len(sys.modules) at the last gc.freeze()
+
+
+def _freeze_new_modules() -> None:
+    """Move every object alive into the collector's permanent generation when modules were
+    imported since the last time (the first page's, the warm-up's, pandas for a first
+    table): the import count bounds how often.
+
+    Streamlit runs gc.collect(2) after every rerun (runner.postScriptGC) holding the GIL, so
+    the rerun's last messages and "finished" wait for it; with Altair and SQLAlchemy loaded
+    it walked ~115,000 module-level objects that live as long as the server (about 90 ms a
+    rerun on 2 cores; bench/ui.md). Frozen, they are skipped; objects created later are
+    collected as before."""
+    with _warm:
+        if len(sys.modules) == _frozen_at[0]:
+            return
+        _frozen_at[0] = len(sys.modules)
+        gc.freeze()
 
 
 # Streamlit stacks columns below 640 px: there the result beside the inputs would sit
@@ -141,3 +164,4 @@ def main() -> None:
     state.sync_query_params(ctx["flat"])
     _sidebar(ctx["flat"])
     _warm_up()
+    _freeze_new_modules()
