@@ -110,7 +110,11 @@ async def test_connections_map_to_services_and_strays(pg: PgServer) -> None:
         assert (row.worst_case, row.allotment, row.allotment_how) == (
             shares[name].worst_case, shares[name].allotment, shares[name].allotment_how)
     assert rows[n["cron"]].status == "over_allotment"
-    assert f"over its allotment of {cron.allotment}" in rows[n["cron"]].message
+    others_peak = sum(b.worst_case for name, b in shares.items() if name != n["cron"])
+    usable = rec.endpoint("primary").usable
+    assert (f"over its allotment of {cron.allotment}" in rows[n["cron"]].message
+            and f"would see {over + others_peak:,} of {usable:,} usable"
+            in rows[n["cron"]].message)
     assert rows[n["api"]].status == "ok" and rows[n["worker"]].status == "ok"
     others = {o.application_name: o for o in u.others}
     assert (others[n["stray"]].connections, others[n["stray"]].why) == (2, "unknown")
@@ -298,3 +302,22 @@ def test_live_step_shows_connections_by_service(pg: PgServer) -> None:
     shown = "\n".join(str(e.value) for kind in ("markdown", "caption", "warning", "info",
                                                  "success") for e in getattr(at, kind))
     assert pg.password not in shown and pg.password not in table.to_string()
+
+
+def test_cli_exhaustion_proves_the_chosen_services_pool(pg: PgServer, tmp_path: Path) -> None:
+    n = names()
+    s = estate_for(n)
+    path = tmp_path / "estate.toml"
+    path.write_text(estate.dump(s))
+    engine = recommend(s).service(n["cron"]).rec.engine("primary")
+    assert engine.pool_size + engine.max_overflow + 1 <= 10  # a small test
+    url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
+    p = live_cli(["--url", url, "--pre-ping", "0", "--scenario", str(path), "--exhaustion",
+                  "--service", n["cron"], "--json"], {"POOLWISE_LIVE_PASSWORD": pg.password})
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    plan = d["exhaustion_plan"]
+    assert (plan["pool_size"], plan["max_overflow"]) == (engine.pool_size,
+                                                          engine.max_overflow)
+    assert d["exhaustion"]["timed_out"] is True
+    assert pg.password not in p.stdout and pg.password not in p.stderr

@@ -69,11 +69,12 @@ class EndpointUsage:
 
 
 def _service_row(name: str, kind: str, now: int, worst: int, allotment: int | None,
-                 how: str, pooled: bool) -> ServiceUsage:
+                 how: str, pooled: bool, others_peak: int, usable: int) -> ServiceUsage:
     if not pooled and allotment is not None and now > allotment:
         status = "over_allotment"
         message = (f"{name} holds {now:,} connections, over its allotment of {allotment:,} "
-                   f"({how}): at everyone's peak the endpoint runs out.")
+                   f"({how}): with the other services at their peaks ({others_peak:,}) the "
+                   f"endpoint would see {now + others_peak:,} of {usable:,} usable.")
     elif now > worst:
         status = "over_plan"
         message = (f"{name} holds {now:,} connections, more than the {worst:,} its "
@@ -112,14 +113,15 @@ def service_usage(rec: Recommendation, role: str, by_application: Mapping[str, i
         for name, b in shares.items():
             rows.append(_service_row(name, kinds.get(name, ""), counts.pop(name, 0),
                                      b.worst_case, b.allotment, b.allotment_how,
-                                     pooled.get(name, False)))
+                                     pooled.get(name, False), ep.worst_case - b.worst_case,
+                                     ep.usable))
         for app, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
             others.append(OtherUsage(app, n, "not planned here" if app in kinds else "unknown"))
     else:
         b = next(iter(shares.values()))
         rows.append(_service_row(b.service, kinds.get(b.service, ""), sum(counts.values()),
                                  b.worst_case, b.allotment, b.allotment_how,
-                                 pooled.get(b.service, False)))
+                                 pooled.get(b.service, False), 0, ep.usable))
     if own:
         others.append(OtherUsage(check_name, own, "live check"))
     unplanned = sum(o.connections for o in others if o.why != "live check")
