@@ -288,7 +288,13 @@ def test_live_step_shows_connections_by_service(pg: PgServer) -> None:
                 default_timeout=60)
             return await asyncio.get_running_loop().run_in_executor(None, at.run)
 
-    at = asyncio.run(run())
+    main = sys.modules["__main__"]
+    try:
+        at = asyncio.run(run())
+    finally:
+        # AppTest leaves its generated script as __main__, which spawned processes (the
+        # fleet harness) would then run: put the real one back.
+        sys.modules["__main__"] = main
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
     rows = {r["application_name"]: r for r in table.to_dict("records")}
