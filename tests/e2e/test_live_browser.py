@@ -1,6 +1,6 @@
 """The live step in real headless Chromium against `streamlit run app.py` and the real
-PostgreSQL fixture: measured against assumed after a check, and the Host-header guard
-(POOLWISE_ALLOWED_HOSTS) as a browser meets it.
+PostgreSQL fixture: measured against assumed and connections by service after a check, and
+the Host-header guard (POOLWISE_ALLOWED_HOSTS) as a browser meets it.
 
 Screenshots land in tests/artifacts/e2e/.
 """
@@ -57,12 +57,17 @@ def test_measured_against_assumed_in_the_browser(guarded_url, browser, artifacts
         page.get_by_role("button", name="Run the live check").click()
         settle(page)
         page.get_by_text("You assumed max_connections").wait_for(timeout=30_000)
+        page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)
+        page.get_by_text("is counted as its own").wait_for(timeout=30_000)
         text = page.locator('[data-testid="stMain"]').inner_text()
         a = after.engine("primary")
         assert f"the server says {measured:,}" in text
         assert (f"pool {before.pool_size} + {before.max_overflow} becomes "
                 f"{a.pool_size} + {a.max_overflow}") in text
         assert pg.password not in text
+        # Connections by service: the flags form's one service ("app") against its plan.
+        assert "Connections by service on primary" in text
+        assert "every connection but the live check's is counted as its own" in text
         assert page.locator(".st-key-live_url input").input_value() == url
         assert page.locator(".st-key-live_password input").input_value() == ""
         page.screenshot(path=str(artifacts / "live-measured-vs-assumed.png"), full_page=True)

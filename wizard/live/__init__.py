@@ -2,8 +2,8 @@
 
 Public API (UI-free; the Streamlit step and `python -m wizard live` both call it):
 parse_target, run_live_check, run_exhaustion, exhaustion_plan, report_overrides,
-apply_overrides, stated_limit, live_enabled, check_allowed, LiveTarget, LiveReport,
-LiveError.
+endpoint_overrides, apply_overrides, service_usage, stated_limit, live_enabled,
+check_allowed, LiveTarget, LiveReport, LiveError.
 """
 
 from wizard.live import cli as _cli  # noqa: E402,F401  registers the `live` CLI verb
@@ -22,6 +22,7 @@ from wizard.live.check import (
     Timing,
     apply_overrides,
     detect_pooler,
+    endpoint_overrides,
     exhaustion_plan,
     measure_pre_ping,
     read_server,
@@ -43,6 +44,7 @@ from wizard.live.target import (
     parse_target,
     request_host_allowed,
 )
+from wizard.live.usage import EndpointUsage, OtherUsage, ServiceUsage, service_usage
 
 __all__ = [
     "APP_NAME", "CHECK_TIMEOUT", "CONNECT_TIMEOUT", "ENV_ALLOWED_HOSTS", "ENV_DISABLED",
@@ -51,5 +53,6 @@ __all__ = [
     "Timing", "allowed_hosts", "apply_overrides", "check_allowed", "detect_pooler",
     "exhaustion_plan", "live_enabled", "measure_pre_ping", "parse_target", "probe_postgres",
     "read_server", "report_overrides", "run_exhaustion", "run_live_check", "stated_limit",
-    "allowed_ports", "request_host_allowed",
+    "allowed_ports", "request_host_allowed", "endpoint_overrides", "EndpointUsage",
+    "OtherUsage", "ServiceUsage", "service_usage",
 ]

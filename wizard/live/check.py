@@ -781,8 +781,32 @@ def report_overrides(report: LiveReport) -> dict[str, str]:
     return out
 
 
-def apply_overrides(scenario: Scenario, report: LiveReport) -> Scenario:
-    """`scenario` with the measured values in place, sourced "measured <timestamp>"."""
+def endpoint_overrides(flat: dict[str, str], report: LiveReport,
+                       role: str = "primary") -> dict[str, str]:
+    """The share parameters the measured values change when the check ran on endpoint
+    `role`: the primary takes every measured setting, a replica its own max_connections."""
+    measured = report_overrides(report)
+    if not measured or report.readings is None:
+        return {}
+    if role == "primary":
+        return measured
+    n = int(flat.get("replicas") or 0)
+    try:
+        i = int(role.rsplit("-", 1)[1]) - 1
+    except (IndexError, ValueError):
+        return {}
+    if not role.startswith("replica-") or not 0 <= i < n:
+        return {}
+    items = (flat.get("replica_max_connections") or "").split(",")
+    items = (items + [""] * n)[:n]
+    items[i] = str(report.readings.max_connections)
+    return {"replica_max_connections": ",".join(items)}
+
+
+def apply_overrides(scenario: Scenario, report: LiveReport, role: str = "primary") -> Scenario:
+    """`scenario` with the values measured on endpoint `role` in place, sourced
+    "measured <timestamp>" (see endpoint_overrides)."""
     if report.readings is None:
         return scenario
-    return share.from_flat({**share.to_flat(scenario), **report_overrides(report)})
+    flat = share.to_flat(scenario)
+    return share.from_flat({**flat, **endpoint_overrides(flat, report, role)})

@@ -5,9 +5,12 @@
 
 The password comes from --password-env NAME (default POOLWISE_LIVE_PASSWORD) or the URL
 (accepted with a warning: it may stay in shell history); it is never printed.
-With scenario flags (--provider ...), the measured values are applied to the scenario, it
-is re-sized, and --exhaustion uses the recommended primary engine settings; without them,
---exhaustion uses --pool-size/--max-overflow/--pool-timeout (defaults 2/1/2).
+With scenario flags (--provider ...) or --scenario FILE.toml, the measured values are
+applied to the scenario, it is re-sized, the connections per application_name are mapped to
+its services on --endpoint (default primary) and compared with each service's part of the
+plan, and --exhaustion uses the recommended engine settings on that endpoint (of --service
+NAME when there are several); without them, --exhaustion uses
+--pool-size/--max-overflow/--pool-timeout (defaults 2/1/2).
 Exit codes: 0 ok, 2 bad input, 3 the scenario cannot fit, 4 the live check failed.
 """
 
@@ -24,6 +27,7 @@ from dataclasses import replace
 from wizard import cli as core_cli
 from wizard.checks import url_findings
 from wizard.live.check import (
+    APP_NAME,
     CHECK_TIMEOUT,
     CONNECT_TIMEOUT,
     EXHAUSTION_CAP,
@@ -39,7 +43,8 @@ from wizard.live.check import (
 )
 from wizard.live.errors import LiveError, scrub
 from wizard.live.target import ENV_PASSWORD, parse_target
-from wizard.model import EngineSettings, ScenarioError
+from wizard.live.usage import EndpointUsage, service_usage
+from wizard.model import EngineSettings, Recommendation, Scenario, ScenarioError
 from wizard.sizing import recommend
 
 EXIT_LIVE_FAILED = 4
@@ -64,6 +69,11 @@ def setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=CHECK_TIMEOUT, metavar="S",
                    help="limit for the whole check, in (0, 600] seconds (exhaustion adds "
                         "its pool_timeout)")
+    p.add_argument("--endpoint", default="primary", metavar="ROLE",
+                   help="which endpoint of the scenario the URL is: primary or replica-N "
+                        "(default %(default)s)")
+    p.add_argument("--service", metavar="NAME",
+                   help="with several services: whose recommended pool --exhaustion proves")
     p.add_argument("--json", action="store_true")
     core_cli.add_scenario_flags(p)
 
@@ -93,6 +103,36 @@ def check_bounds(args: argparse.Namespace) -> None:
     if not _in(args.pool_timeout, 0, MAX_POOL_TIMEOUT):
         raise ScenarioError(f"--pool-timeout must be in (0, {MAX_POOL_TIMEOUT:g}] seconds, "
                             f"got {args.pool_timeout:g}")
+
+
+def check_plan(args: argparse.Namespace, scenario: Scenario | None) -> None:
+    """Refuse --endpoint and --service values the scenario does not have (exit 2), before
+    anything connects."""
+    if scenario is None:
+        if args.service or args.endpoint != "primary":
+            raise ScenarioError("--endpoint and --service need a scenario (--scenario FILE "
+                                "or the scenario flags)")
+        return
+    roles = ("primary", *(f"replica-{i}" for i in range(1, len(scenario.replicas) + 1)))
+    if args.endpoint not in roles:
+        raise ScenarioError(f"--endpoint {args.endpoint[:20]!r} is not in this scenario; "
+                            f"valid choices: {', '.join(roles)}")
+    names = [svc.name for svc in scenario.service_list()]
+    if args.service is not None and args.service not in names:
+        raise ScenarioError(f"--service {args.service[:40]!r} is not in this scenario; "
+                            f"valid choices: {', '.join(names)}")
+    if args.exhaustion and len(names) > 1 and args.service is None:
+        raise ScenarioError("--exhaustion with several services needs --service NAME; "
+                            f"valid choices: {', '.join(names)}")
+
+
+def _exhaustion_engine(rec: Recommendation, args: argparse.Namespace) -> EngineSettings:
+    """The recommended engine the exhaustion test proves: the chosen service's on --endpoint."""
+    svc = rec.service(args.service) if args.service else rec.services[0]
+    if args.endpoint not in svc.endpoints:
+        raise ScenarioError(f"service {svc.name!r} does not connect to {args.endpoint}; it "
+                            f"uses {', '.join(svc.endpoints)}")
+    return svc.rec.engine(args.endpoint)
 
 
 def _flag_settings(args: argparse.Namespace) -> EngineSettings:
@@ -163,6 +203,19 @@ def render_report(report: LiveReport) -> str:
     return "\n".join(out)
 
 
+def render_usage(usage: EndpointUsage) -> str:
+    """Connections per service on the checked endpoint, against each one's part of the plan."""
+    out = [f"  by service         {usage.role}: {usage.in_use} client connections now; the "
+           f"services' peak {usage.planned:,} of {usage.usable:,} usable"]
+    for u in usage.services:
+        mark = {"ok": "ok", "over_plan": "OVER PLAN", "over_allotment": "OVER ALLOTMENT"}
+        out.append(f"    {u.service:<16} {u.connections:>5} now  [{mark[u.status]}] {u.message}")
+    for o in usage.others:
+        out.append(f"    {o.application_name[:40]:<16} {o.connections:>5} now  ({o.why})")
+    out += [f"    note: {n}" for n in usage.notes]
+    return "\n".join(out)
+
+
 def _stage_printer(stage: str, fraction: float) -> None:
     if fraction == 0.0:
         print(f"[{stage}] ...", file=sys.stderr, flush=True)
@@ -184,17 +237,21 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     flat = {k.key: getattr(args, k.key) for k in core_cli.share.PARAMS
             if getattr(args, k.key, None) is not None}
-    scenario = core_cli.scenario_from_args(args) if flat else None
+    scenario = core_cli.scenario_from_args(args) if flat or args.scenario else None
+    check_plan(args, scenario)
     settings = None if scenario is not None or not args.exhaustion else _flag_settings(args)
     progress = None if args.json else _stage_printer
-    rec = None
+    rec = usage = None
     try:
         report = asyncio.run(run_live_check(
             target, pre_ping=args.pre_ping, timeout=args.timeout,
             connect_timeout=args.connect_timeout, progress=progress, visitor=False))
         if scenario is not None:
-            rec = recommend(apply_overrides(scenario, report))
-            settings = rec.engine("primary") if args.exhaustion else None
+            rec = recommend(apply_overrides(scenario, report, args.endpoint))
+            if report.readings is not None:
+                usage = service_usage(rec, args.endpoint, report.readings.by_application,
+                                      APP_NAME)
+            settings = _exhaustion_engine(rec, args) if args.exhaustion else None
         if settings is not None:
             plan = exhaustion_plan(settings, report.readings)
             print(f"exhaustion test: {plan.summary}", file=sys.stderr, flush=True)
@@ -215,11 +272,15 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_LIVE_FAILED
     if args.json:
         d = report.to_dict()
+        if usage is not None:
+            d["service_usage"] = usage.to_dict()
         if rec is not None:
             d["recommendation"] = core_cli.recommendation_json(rec)
         text = json.dumps(d, indent=2, default=str)
     else:
         text = render_report(report)
+        if usage is not None:
+            text += "\n" + render_usage(usage)
         if rec is not None:
             text += "\n\nRe-sized with the measured values:\n" + core_cli.render_text(rec)
     print(scrub(text, secret))

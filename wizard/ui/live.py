@@ -27,7 +27,8 @@ def _live():
         mod = importlib.import_module("wizard.live")
     except ImportError:
         return None
-    need = ("parse_target", "run_live_check", "report_overrides")
+    need = ("parse_target", "run_live_check", "report_overrides", "endpoint_overrides",
+            "service_usage")
     return mod if all(hasattr(mod, f) for f in need) else None
 
 
@@ -69,29 +70,16 @@ def _take_secrets() -> None:
     st.session_state["live_password"] = ""
 
 
-def endpoint_overrides(flat: dict[str, str], measured: dict[str, str], report,
-                       role: str) -> dict[str, str]:
-    """The share parameters a click on "Use the measured values" changes for `role`: the
-    primary takes every measured setting, a replica its own max_connections."""
-    if not measured or report.readings is None:
-        return {}
-    if role == "primary":
-        return measured
-    i = int(role.rsplit("-", 1)[1]) - 1
-    n = int(flat.get("replicas") or 0)
-    items = (flat.get("replica_max_connections") or "").split(",") if n else []
-    items = (items + [""] * n)[:n]
-    if not 0 <= i < n:
-        return {}
-    items[i] = str(report.readings.max_connections)
-    return {"replica_max_connections": ",".join(items)}
-
-
 # What each measured parameter is called on the Database step (never a CLI flag).
 _WORDS = {"max_connections": "max_connections", "superuser_reserved":
           "superuser_reserved_connections", "provider_reserved": "reserved_connections",
           "pg_version": "PostgreSQL major version", "max_connections_source": "source",
           "replica_max_connections": "replica max_connections"}
+
+
+def _engines(rec: Recommendation, role: str) -> list[tuple[str, object]]:
+    """(service, its recommended engine on `role`) for every service using `role`."""
+    return [(svc.name, svc.rec.engine(role)) for svc in rec.services if role in svc.endpoints]
 
 
 def _against_plan(report, overrides: dict[str, str], rec: Recommendation | None,
@@ -113,14 +101,63 @@ def _against_plan(report, overrides: dict[str, str], rec: Recommendation | None,
         lines.append(f"With the measured values the scenario cannot fit: "
                      f"{md_escape(error, 300)} Fix: {md_escape(fix, 300)}")
     else:
-        a, eb, ea = after_rec.endpoint(role), rec.engine(role), after_rec.engine(role)
-        same = (eb.pool_size, eb.max_overflow) == (ea.pool_size, ea.max_overflow)
-        lines.append(f"Per engine, pool {eb.pool_size} + {eb.max_overflow} "
-                     + ("stays as it is" if same else
-                        f"becomes {ea.pool_size} + {ea.max_overflow}")
+        a = after_rec.endpoint(role)
+        after = dict(_engines(after_rec, role))
+        parts = []
+        for name, eb in _engines(rec, role):
+            ea = after.get(name)
+            if ea is None:
+                continue
+            same = (eb.pool_size, eb.max_overflow) == (ea.pool_size, ea.max_overflow)
+            parts.append(("" if rec.single else f"{name}: ")
+                         + f"pool {eb.pool_size} + {eb.max_overflow} "
+                         + ("stays as it is" if same else
+                            f"becomes {ea.pool_size} + {ea.max_overflow}"))
+        lines.append("Per engine, " + "; ".join(parts)
                      + f"; usable {before.usable:,} → {a.usable:,}; at the peak the database "
                      f"sees {before.worst_case:,} → {a.worst_case:,}.")
     (st.info if after_rec is not None else st.warning)(" ".join(lines))
+
+
+def _exhaustion_engine(rec: Recommendation | None, whose: str | None, role: str):
+    """The recommended engine the exhaustion test proves (ScenarioError: none on `role`)."""
+    if rec is None or whose is None:
+        return None
+    svc = rec.service(whose)
+    if role not in svc.endpoints:
+        raise ScenarioError(f"{whose} does not connect to {role}; pick another service or "
+                            "endpoint for the exhaustion test.")
+    return svc.rec.engine(role)
+
+
+_STATUS = {"ok": "ok", "over_plan": "over plan", "over_allotment": "over allotment"}
+
+
+def _usage(live, report, rec: Recommendation | None, role: str) -> None:
+    """Connections per service now, against each service's part of the plan (core figures
+    from wizard.live.usage; names from the server are shown as plain text only)."""
+    r = report.readings
+    if r is None or rec is None:
+        return
+    try:
+        u = live.service_usage(rec, role, r.by_application, live.APP_NAME)
+    except ScenarioError:
+        return
+    st.markdown(f"**Connections by service on {md_escape(role)}** (now, against the plan "
+                "at the autoscaling peak)")
+    rows = [{"application_name": s.service, "connections now": s.connections,
+             "peak in the plan": s.worst_case,
+             "allotment": None if s.allotment is None or s.pooled else s.allotment,
+             "status": _STATUS[s.status]} for s in u.services]
+    rows += [{"application_name": o.application_name, "connections now": o.connections,
+              "peak in the plan": None, "allotment": None, "status": o.why}
+             for o in u.others]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    for s in u.services:
+        if s.status != "ok":
+            st.warning(md_escape(s.message, 600))
+    for note in u.notes:
+        st.caption(md_escape(note, 600))
 
 
 def _exhaustion_words(e) -> str:
@@ -135,7 +172,7 @@ def _exhaustion_words(e) -> str:
             "released.")
 
 
-def _show(report, overrides: dict[str, str], rec: Recommendation | None = None,
+def _show(live, report, overrides: dict[str, str], rec: Recommendation | None = None,
           role: str = "primary") -> None:
     r = report.readings
     st.success(f"Checked {md_escape(report.target)} in {report.elapsed_s:g} s.")
@@ -149,6 +186,7 @@ def _show(report, overrides: dict[str, str], rec: Recommendation | None = None,
                    f"{r.superuser_reserved_connections}, reserved_connections "
                    f"{r.reserved_connections if r.reserved_connections is not None else 'n/a'}.")
     _against_plan(report, overrides, rec, role)
+    _usage(live, report, rec, role)
     if report.pooler is not None:
         st.info(f"Pooler: {md_escape(report.pooler.message, 600)}")
     if report.pre_ping is not None:
@@ -239,6 +277,11 @@ def render(rec: Recommendation | None) -> None:
         exhaust = st.checkbox("Also prove the recommended pool runs out as expected "
                               "(opens pool_size + max_overflow connections briefly)",
                               key="live_exhaust", disabled=rec is None)
+        names = [svc.name for svc in rec.services] if rec is not None else []
+        whose = names[0] if names else None
+        if len(names) > 1:
+            whose = st.selectbox("Whose recommended pool the exhaustion test proves", names,
+                                 key="live_service")
         submitted = st.form_submit_button("Run the live check", type="primary",
                                           on_click=_take_secrets)
     url, password = st.session_state.pop("_live_pending", ("", ""))
@@ -246,7 +289,11 @@ def render(rec: Recommendation | None) -> None:
         try:
             target = live.parse_target(url, password or None)
             live.check_allowed(target)
+            engine = _exhaustion_engine(rec, whose, role) if exhaust else None
             limits.take_token(st.session_state.setdefault("_live_history", []))
+        except ScenarioError as exc:
+            st.error(md_escape(exc, 300))
+            return
         except Exception as exc:
             _fail(exc, password, url, limits)
             return
@@ -261,7 +308,7 @@ def render(rec: Recommendation | None) -> None:
                 with limits.GATE.slot():
                     report = asyncio.run(asyncio.wait_for(live.run_live_check(
                         target, pre_ping=pre_ping,
-                        exhaustion=rec.engine(role) if (exhaust and rec is not None) else None,
+                        exhaustion=engine,
                         progress=progress), timeout=LIMIT_S))
             except Exception as exc:
                 failure = exc
@@ -282,5 +329,4 @@ def render(rec: Recommendation | None) -> None:
     if kept is not None:
         report, role = kept
         flat = state.current_flat()
-        _show(report, endpoint_overrides(flat, live.report_overrides(report), report, role),
-              rec, role)
+        _show(live, report, live.endpoint_overrides(flat, report, role), rec, role)
