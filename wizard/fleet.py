@@ -115,6 +115,11 @@ class Workload:
     spike_size: int = 0
     spike_width: float = 0.05
     seed: int = 1
+    # "sleep": SELECT pg_sleep(hold_s), the database waits. "compute": a query that keeps a
+    # backend on the CPU for `compute_rows` rows of generate_series (bench/cpu.py), so the
+    # database's CPU, not the pool, is what requests queue for.
+    query: str = "sleep"
+    compute_rows: int = 0
 
     @property
     def mean_rate(self) -> float:
@@ -397,7 +402,10 @@ async def _drive(target: Target, engine: Any, workload: Workload, index: int, t0
                  start: float, end: float) -> dict[str, Any]:
     from sqlalchemy import text
 
-    sleep_sql = text("SELECT pg_sleep(:s)")
+    if workload.query == "compute":
+        sql, params = compute_sql(), {"n": workload.compute_rows}
+    else:
+        sql, params = text("SELECT pg_sleep(:s)"), {"s": workload.hold_s}
     secrets = secrets_of(target.url)
     sched: list[float] = []
     lat: list[float] = []
@@ -413,7 +421,7 @@ async def _drive(target: Target, engine: Any, workload: Workload, index: int, t0
 
     async def one(at: float) -> None:
         try:
-            await request(engine, sleep_sql, {"s": workload.hold_s})
+            await request(engine, sql, params)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is a measured outcome
@@ -464,6 +472,13 @@ async def _drive(target: Target, engine: Any, workload: Workload, index: int, t0
             outcome.append(UNFINISHED)
     return {"index": index, "sched": sched, "lat": lat, "outcome": outcome,
             "messages": messages}
+
+
+def compute_sql() -> Any:
+    """The "compute" workload's statement: CPU in the backend, no I/O, no sleeping."""
+    from sqlalchemy import text
+
+    return text("SELECT sum(i % 7) FROM generate_series(1, CAST(:n AS int)) AS i")
 
 
 def _missing(planned: list[float], seen: list[float]) -> list[float]:
