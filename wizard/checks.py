@@ -129,7 +129,8 @@ def recycle(rec: Recommendation) -> Iterator[Finding]:
                 "RECYCLE_MISSING", "warning",
                 f"pool_recycle is off while {cuts[0][0]} drops idle connections after "
                 f"{cuts[0][1]} s: the first query after a quiet spell fails.",
-                f"Set pool_recycle={rec.engines[0].pool_recycle} and pool_pre_ping=True.")
+                f"Set pool_recycle={rec.engines[0].pool_recycle}"
+                + (" and pool_pre_ping=True." if rec.engines[0].pool_pre_ping else "."))
     elif cuts and cur.pool_recycle >= cuts[0][1]:
         yield Finding(
             "RECYCLE_ABOVE_IDLE", "warning",
