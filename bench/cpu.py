@@ -49,7 +49,6 @@ from wizard.fleet import (  # noqa: E402
 from wizard.model import Load, ProxySettings, Replica, Reserves, Scenario  # noqa: E402
 from wizard.sizing import recommend  # noqa: E402
 
-MARK_START, MARK_END = "<!-- cpu:results -->", "<!-- /cpu:results -->"
 SQLALCHEMY_TIMEOUT = 30.0
 DB_CPU, CLIENT_CPU = 1, 0  # the server's core and the clients' core
 DB_CORES = 1
@@ -392,13 +391,14 @@ def chart(runs: list[dict[str, Any]], rows: list[dict[str, Any]], half: float,
     path.write_bytes(png)
 
 
-def write_docs(md_path: Path, body: str) -> None:
-    text = md_path.read_text() if md_path.exists() else f"{MARK_START}\n{MARK_END}\n"
-    if MARK_START not in text:
-        text += f"\n{MARK_START}\n{MARK_END}\n"
-    head, rest = text.split(MARK_START, 1)
-    _, tail = rest.split(MARK_END, 1)
-    md_path.write_text(f"{head}{MARK_START}\n{body}\n{MARK_END}{tail}")
+def write_docs(md_path: Path, body: str, mark: str) -> None:
+    start, end = f"<!-- {mark} -->", f"<!-- /{mark} -->"
+    text = md_path.read_text() if md_path.exists() else f"{start}\n{end}\n"
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    md_path.write_text(f"{head}{start}\n{body}\n{end}{tail}")
 
 
 def fmt(v: float | None, spec: str = ",.0f") -> str:
@@ -419,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="target database time of one compute query")
     p.add_argument("--sweep-seconds", type=float, default=2.5)
     p.add_argument("--no-docs", action="store_true")
+    p.add_argument("--prewarm", action="store_true",
+                   help="every process opens pool_size connections before the clock starts; "
+                        "results go to their own section of cpu.md and cpu-prewarm.json")
     args = p.parse_args(argv)
     if (os.cpu_count() or 1) < 2:
         print("needs 2 CPUs: one for the server, one for the clients", file=sys.stderr)
@@ -443,10 +446,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  sweep {sw['connections']:>3} connections: {sw['throughput']:.0f}/s, "
                   f"p99 {sw['p99_ms']:.1f} ms", flush=True)
         workloads = {
-            "wait": (Workload(hold_s=0.04, rate=30.0, spike_every=2.0, spike_size=20), 40.0),
+            "wait": (Workload(hold_s=0.04, rate=30.0, spike_every=2.0, spike_size=20,
+                              prewarm=args.prewarm), 40.0),
             # 10 processes x (12 + 6/2) req/s x ~4 ms: about 60% of the one core at the peak.
             "compute": (Workload(hold_s=compute_ms / 1000, rate=12.0, spike_every=2.0,
-                                 spike_size=6, query="compute", compute_rows=rows_n),
+                                 spike_size=6, query="compute", compute_rows=rows_n,
+                                 prewarm=args.prewarm),
                         compute_ms),
         }
         plans = []
@@ -499,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     vs = verdicts(rows)
     art = ROOT / "bench" / "artifacts"
     art.mkdir(parents=True, exist_ok=True)
-    (art / "cpu.json").write_text(json.dumps({
+    tag = "cpu-prewarm" if args.prewarm else "cpu"
+    (art / f"{tag}.json").write_text(json.dumps({
         "compute_rows": rows_n, "compute_ms": compute_ms, "sweep": sweep_rows,
         "bouncer_default_pool_size": bouncer_pool, "cases": described, "rows": rows,
         "verdicts": vs, "elapsed_s": elapsed,
@@ -510,19 +516,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{fmt(v['p99'])} vs best {fmt(v['best_p99'])} ({v['best_p99_by']}) = "
               f"{fmt(v['p99_ratio'], '.2f')}x, throughput {fmt(v['thr_ratio'], '.3f')}x -> "
               f"{'meets' if v['ok'] else 'MISSES'}")
-    png = art / "cpu-quick.png" if args.no_docs else ROOT / "bench" / "cpu.png"
+    png = art / f"{tag}-quick.png" if args.no_docs else ROOT / "bench" / f"{tag}.png"
     chart(runs, rows, half, png)
-    print(f"{elapsed:.0f} s in total; wrote {art / 'cpu.json'} and {png}")
+    print(f"{elapsed:.0f} s in total; wrote {art / tag}.json and {png}")
     if not args.no_docs:
         write_docs(ROOT / "bench" / "cpu.md",
                    body(args, rows, vs, sweep_rows, rows_n, compute_ms, bouncer_pool,
-                        described, elapsed, runs))
+                        described, elapsed, runs, png.name),
+                   "cpu:prewarm" if args.prewarm else "cpu:results")
         print("updated bench/cpu.md")
     return 0 if all(v["ok"] for v in vs) else 1
 
 
 def body(args, rows, vs, sweep_rows, rows_n, compute_ms, bouncer_pool, described, elapsed,
-         runs) -> str:
+         runs, png_name) -> str:
     bound = cores.executable(DB_CORES)
     best = max((sw["throughput"] for sw in sweep_rows), default=1.0)
     loads = [r["load"] for r in runs]
@@ -530,20 +537,26 @@ def body(args, rows, vs, sweep_rows, rows_n, compute_ms, bouncer_pool, described
         f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPUs, {elapsed:.0f} s in "
         f"total, {args.repeats} repeats (order reversed every other repeat); 1-minute load "
         f"average during the runs {min(loads):.1f}-{max(loads):.1f} (other sessions share "
-        "the machine). PostgreSQL 15 pinned to CPU 1, clients and PgBouncer to CPU 0. "
+        "the machine). PostgreSQL 15 pinned to CPU 1, PgBouncer to CPU 0, clients unpinned. "
+        + ("**Every process opened its pool_size connections before the clock started.** "
+           if args.prewarm else "") +
         f"Compute query: sum over {rows_n:,} rows of generate_series, {compute_ms:.2f} ms "
         f"unloaded. PgBouncer 1.18, transaction mode, default_pool_size {bouncer_pool} "
         "(poolwise's recommendation for this fleet), max_client_conn 400.",
         "",
-        f"### Sweep: one core, N connections running the compute query back to back "
-        f"(cores bound {bound.formula})",
-        "",
-        "| connections | x bound | queries/s | vs best | p50 ms | p99 ms |",
-        "|---|---|---|---|---|---|",
-        *[f"| {sw['connections']} | {sw['connections'] / bound.executable:.1f} | "
-          f"{sw['throughput']:,.0f} | {sw['throughput'] / best:.2f} | {sw['p50_ms']:.1f} | "
-          f"{sw['p99_ms']:.1f} |" for sw in sweep_rows],
-        "",
+    ]
+    if sweep_rows:
+        out += [
+            f"### Sweep: one core, N connections running the compute query back to back "
+            f"(cores bound {bound.formula})",
+            "",
+            "| connections | x bound | queries/s | vs best | p50 ms | p99 ms |",
+            "|---|---|---|---|---|---|",
+            *[f"| {sw['connections']} | {sw['connections'] / bound.executable:.1f} | "
+              f"{sw['throughput']:,.0f} | {sw['throughput'] / best:.2f} | {sw['p50_ms']:.1f} | "
+              f"{sw['p99_ms']:.1f} |" for sw in sweep_rows],
+            ""]
+    out += [
         "### Settings",
         "",
         "| case | setting | pool_size | max_overflow | pre_ping | formula |",
@@ -573,7 +586,7 @@ def body(args, rows, vs, sweep_rows, rows_n, compute_ms, bouncer_pool, described
                    f"{fmt(v['p99'])} | {fmt(v['best_p99'])} ({v['best_p99_by']}) | "
                    f"{fmt(v['p99_ratio'], '.2f')} | {fmt(v['thr_ratio'], '.3f')} | "
                    f"{'meets' if v['ok'] else '**misses**'} |")
-    out += ["", "![database CPU over the run and peak-phase p99 per setting](cpu.png)"]
+    out += ["", f"![database CPU over the run and peak-phase p99 per setting]({png_name})"]
     return "\n".join(out)
 
 

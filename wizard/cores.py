@@ -7,9 +7,12 @@ starting point people use, HikariCP's "About Pool Sizing" and the PostgreSQL wik
 
     connections = (core_count x 2) + effective_spindle_count
 
-Pure: no streamlit, no asyncpg, no sizing. checks.py reads these figures for its findings;
-nothing here changes a pool size (bench/cpu.md: capping the pools by it cost throughput on
-a waiting load and did not help p99 on a computing one).
+Pure: no streamlit, no asyncpg, no sizing. checks.py reads these figures for its findings.
+Nothing here caps a pool size: the bound does not know how much of a transaction's hold
+time is spent on the database's CPU. bench/cpu.md's waiting load keeps 16 connections busy
+on average at the peak (400 requests/s x 40 ms of pg_sleep) on a one-core server whose
+bound is 3; capped at 3 the queue would grow without end (Little's law), while the load
+sizing (Erlang C) already keeps a computing load's pools small (2 per process there).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ PG_WIKI = Source("PostgreSQL wiki: Number Of Database Connections",
 # people copy writes it (cores x 2 + 1), for an SSD volume that is not fully cached.
 SPINDLES = 1
 # "Far" above the bound: the worst case is a ceiling the fleet reaches only when every pool
-# is checked out at once. bench/cpu.md's sweep (PostgreSQL on one core, a computing query)
-# kept throughput within 5 % of its best up to FAR x the bound and lost more past it.
+# is checked out at once, so being somewhat above it is normal. A choice, not a measurement:
+# bench/cpu.md's sweep (one core, a computing query) shows what a burst there costs: the
+# throughput stays flat from 1 to 48 connections, and p99 grows with the connections
+# (about 5x the bound's p99 at 4x the bound): the queue moved into PostgreSQL.
 FAR = 4
 
 

@@ -120,6 +120,9 @@ class Workload:
     # database's CPU, not the pool, is what requests queue for.
     query: str = "sleep"
     compute_rows: int = 0
+    # Open pool_size connections in every process before the clock starts (as HikariCP's
+    # minimumIdle does), so the run measures the load, not the connects of a cold pool.
+    prewarm: bool = False
 
     @property
     def mean_rate(self) -> float:
@@ -490,6 +493,13 @@ def _missing(planned: list[float], seen: list[float]) -> list[float]:
     return [t for t, n in left.items() for _ in range(max(0, n))]
 
 
+async def _warm(engine: Any, n: int) -> None:
+    """Open `n` connections and give them back: the pool keeps up to pool_size idle."""
+    held = [await engine.connect() for _ in range(n)]
+    for conn in held:
+        await conn.close()
+
+
 def _worker(target: Target, workload: Workload, index: int, start: float, end: float,
             ready: Any, go: Any, t0: Any, results: Any) -> None:
     """Process entry point: wait for the common start, drive the load, report."""
@@ -497,10 +507,21 @@ def _worker(target: Target, workload: Workload, index: int, start: float, end: f
     try:
         # Imports and the engine (no connection yet) are ready before the clock starts.
         engine = _build_engine(target)
-        ready.put(index)
-        told = True
-        go.wait()
-        out = asyncio.run(_drive(target, engine, workload, index, t0.value, start, end))
+        if workload.prewarm:
+            async def warm_then_drive() -> dict[str, Any]:
+                nonlocal told
+                await _warm(engine, target.settings.pool_size if target.settings else 0)
+                ready.put(index)
+                told = True
+                await asyncio.get_running_loop().run_in_executor(None, go.wait)
+                return await _drive(target, engine, workload, index, t0.value, start, end)
+
+            out = asyncio.run(warm_then_drive())
+        else:
+            ready.put(index)
+            told = True
+            go.wait()
+            out = asyncio.run(_drive(target, engine, workload, index, t0.value, start, end))
     except BaseException as exc:  # noqa: BLE001 - the parent must hear about it
         out = {"index": index, "fatal": scrub(f"{type(exc).__name__}: {exc}",
                                               secrets_of(target.url))[:500]}
