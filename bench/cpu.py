@@ -268,8 +268,32 @@ def sweep(dsn: str, rows: int, counts: list[int], seconds: float) -> list[dict[s
     return [asyncio.run(_sweep_one(dsn, rows, n, seconds)) for n in counts]
 
 
+async def _settle(admin_dsn: str, user: str, timeout: float) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            n = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+                                    user)
+            if n == 0 or time.time() > deadline:
+                return n
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 def one_run(url: str, monitor_url: str, user: str, pid: int, settings: PoolSettings,
             workload: Workload, phases: list[Phase]) -> dict[str, Any]:
+    # Every run starts with none of the app role's connections left on the server: the
+    # previous run's backends would otherwise take slots this run's settings counted on.
+    behind_bouncer = url.split("@")[-1] != monitor_url.split("@")[-1]  # another host:port
+    # Behind PgBouncer its server connections stay open by design: nothing to wait for.
+    left = 0 if behind_bouncer else asyncio.run(_settle(
+        monitor_url.replace("postgresql+asyncpg", "postgresql"), user, 20.0))
+    if left:
+        print(f"  warning: {left} connections of {user} still open before {settings.name}")
     mon = CpuMonitor(monitor_url, user, pid)
     mon.start()
     try:
@@ -358,7 +382,9 @@ def chart(runs: list[dict[str, Any]], rows: list[dict[str, Any]], half: float,
                         for r in runs if r["repeat"] == 0 and r["path"] in ("direct", "pgbouncer")
                         for t, c in r["cpu_series"] if t >= 0])
     cpu["case"] = cpu["workload"] + ", " + cpu["path"]
-    lines = alt.Chart(cpu).mark_line(strokeWidth=1.5, interpolate="monotone").encode(
+    # Clipped at 1.05 cores: backends reaped at the end of a run reach the postmaster's
+    # counters in a batch, a spike that is bookkeeping, not load.
+    lines = alt.Chart(cpu).mark_line(strokeWidth=1.5, clip=True).encode(
         x=alt.X("t:Q", title=f"seconds (scale-out at {half:g} s)"),
         y=alt.Y("database CPU (cores):Q", scale=alt.Scale(domain=[0, 1.05])),
         color=color).properties(width=300, height=150)
@@ -419,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="target database time of one compute query")
     p.add_argument("--sweep-seconds", type=float, default=2.5)
     p.add_argument("--no-docs", action="store_true")
+    p.add_argument("--tag", help="artifact name and cpu.md section (cpu-NAME -> cpu:NAME)")
     p.add_argument("--prewarm", action="store_true",
                    help="every process opens pool_size connections before the clock starts; "
                         "results go to their own section of cpu.md and cpu-prewarm.json")
@@ -487,6 +514,12 @@ def main(argv: list[str] | None = None) -> int:
                     if rep_i > 0:  # their errors repeat run to run (fleet.md): once is enough
                         order = [x for x in order if x.name not in ONCE]
                     for x in order:
+                        if path != "pgbouncer" and "pgbouncer" in paths:
+                            # PgBouncer keeps its idle server connections on the primary
+                            # (server_idle_timeout 600 s); drop them so they do not take
+                            # slots a direct run's settings counted on.
+                            bx.admin(f"KILL {pg.database}")
+                            bx.admin(f"RESUME {pg.database}")
                         out = one_run(url, mon_url, pg.user, pid, x, workload, phases)
                         r: FleetResult = out["result"]
                         out.update(workload=wl, path=path, setting=x.name, repeat=rep_i,
@@ -504,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     vs = verdicts(rows)
     art = ROOT / "bench" / "artifacts"
     art.mkdir(parents=True, exist_ok=True)
-    tag = "cpu-prewarm" if args.prewarm else "cpu"
+    tag = args.tag or ("cpu-prewarm" if args.prewarm else "cpu")
     (art / f"{tag}.json").write_text(json.dumps({
         "compute_rows": rows_n, "compute_ms": compute_ms, "sweep": sweep_rows,
         "bouncer_default_pool_size": bouncer_pool, "cases": described, "rows": rows,
@@ -523,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         write_docs(ROOT / "bench" / "cpu.md",
                    body(args, rows, vs, sweep_rows, rows_n, compute_ms, bouncer_pool,
                         described, elapsed, runs, png.name),
-                   "cpu:prewarm" if args.prewarm else "cpu:results")
+                   tag.replace("cpu-", "cpu:") if tag != "cpu" else "cpu:results")
         print("updated bench/cpu.md")
     return 0 if all(v["ok"] for v in vs) else 1
 

@@ -63,7 +63,7 @@ def executable(vcpu: float | None, spindles: int = SPINDLES) -> CoreBound | None
     cores = max(1, math.floor(vcpu))
     total = cores * 2 + spindles
     return CoreBound(vcpu, cores, spindles, total,
-                     f"{cores} cores x 2 + {spindles} spindle = {total}")
+                     f"{cores} core{'s' if cores != 1 else ''} x 2 + {spindles} spindle = {total}")
 
 
 def busy_connections(per_process_offered: float | None, processes: int,
