@@ -35,7 +35,7 @@ SPINDLES = 1
 # is checked out at once, so being somewhat above it is normal. A choice, not a measurement:
 # bench/cpu.md's sweep (one core, a computing query) shows what a burst there costs: the
 # throughput stays flat from 1 to 48 connections, and p99 grows with the connections
-# (about 5x the bound's p99 at 4x the bound): the queue moved into PostgreSQL.
+# (4-5x the bound's p99 at 4x the bound): the queue moved into PostgreSQL.
 FAR = 4
 
 
