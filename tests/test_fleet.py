@@ -247,3 +247,29 @@ def test_cli_wrong_password_fails_cleanly(pg: PgServer) -> None:
     assert proc.returncode == 1
     assert "password authentication failed" in proc.stderr
     assert wrong not in proc.stdout + proc.stderr
+
+
+@pytest.mark.db
+def test_compute_query_computes_in_the_database(pg: PgServer) -> None:
+    async def main():
+        engine = create_async_engine(pg.url(), pool_size=1, max_overflow=0)
+        try:
+            return await fleet.request(engine, fleet.compute_sql(), {"n": 1000})
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == sum(i % 7 for i in range(1, 1001))
+
+
+@pytest.mark.db
+@pytest.mark.slow
+def test_prewarm_opens_the_pool_before_the_clock(pg: PgServer) -> None:
+    # One closed loop needs one connection; only the pre-warm can have opened three.
+    settings = PoolSettings("warm", pool_size=3, max_overflow=0, pool_timeout=10)
+    target = Target(url=pg.url(), settings=settings, monitor_url=pg.url(user=pg.admin_user),
+                    count_user=pg.user)
+    workload = Workload(concurrency=1, query="compute", compute_rows=1000, prewarm=True)
+    result = run_fleet(target, workload, [Phase("one", 1, 1.0)])
+    (f,) = result.phases
+    assert f.errors == 0 and f.ok > 0, result.messages
+    assert f.peak_server_connections == 3

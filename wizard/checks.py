@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from wizard import budget, catalog, path
+from wizard import budget, catalog, cores, path
 from wizard.model import (
     POOLERS,
     SEVERITIES,
@@ -376,7 +377,8 @@ def recycle(rec: Recommendation) -> Iterator[Finding]:
                 "RECYCLE_MISSING", "warning",
                 f"pool_recycle is off while {cuts[0][0]} drops idle connections after "
                 f"{cuts[0][1]} s: the first query after a quiet spell fails.",
-                f"Set pool_recycle={rec.engines[0].pool_recycle} and pool_pre_ping=True.")
+                f"Set pool_recycle={rec.engines[0].pool_recycle}"
+                + (" and pool_pre_ping=True." if rec.engines[0].pool_pre_ping else "."))
     elif cuts and cur.pool_recycle >= cuts[0][1]:
         yield Finding(
             "RECYCLE_ABOVE_IDLE", "warning",
@@ -504,6 +506,50 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
                 "PROXY_CLIENT_LIMIT", "error",
                 f"{ep.role}: the fleet opens up to {client.worst_case:,} client connections, "
                 f"above the proxy's limit of {client.limit:,}.", fix[0].upper() + fix[1:] + ".")
+
+
+@rule
+def database_cores(rec: Recommendation) -> Iterator[Finding]:
+    """What: the fleet may run far more at once on an endpoint than its vCPUs execute (HikariCP
+    and the PostgreSQL wiki: cores x 2 + spindles). Why: past that, more active connections
+    queue inside PostgreSQL (context switches, lock contention) instead of adding throughput."""
+    s = rec.scenario
+    if s.serverless and s.proxy in POOLERS:
+        return
+    load = rec.load
+    for ep in rec.endpoints:
+        side = ep.server_side
+        busy = cores.busy_connections(load.offered_load if load else None, ep.processes,
+                                      side.offered_load if side else None)
+        over = cores.oversubscription(ep.vcpu, ep.worst_case, busy)
+        if over is None:
+            continue
+        b = over.bound
+        facts = (f"{ep.role}: the fleet may have {ep.worst_case:,} connections active at once on "
+                 f"the database ({over.ratio:.1f}x), but its {b.vcpu:g} vCPUs execute about "
+                 f"{b.executable} at once ({b.formula}; {b.sources[0].url})")
+        if busy is not None:
+            facts += (f"; the load keeps {busy:,.1f} busy on average at the peak "
+                      "(requests/s x hold time)")
+        fix_pool = max(b.executable, math.ceil(busy) if busy is not None else 0)
+        if over.busy_over:
+            why = (": if those transactions compute rather than wait, the database's CPU is the "
+                   "bottleneck and more connections only lengthen the queue inside it.")
+            fix = ("Measure the database's CPU at the peak; if it is saturated, use a bigger "
+                   "class, shorter transactions or read replicas (a pooler adds no CPU).")
+            yield Finding("DB_CORES_BUSY", "warning", facts + why, fix)
+            continue
+        why = (": at a burst the extra connections queue inside PostgreSQL instead of in the "
+               "pools, with a backend each.")
+        if side is not None:
+            fix = (f"Lower {s.proxy}'s server pool toward {fix_pool:,} (the cores bound, or the "
+                   "load's busy connections if more): the proxy queues the rest in front of "
+                   "the database.")
+        else:
+            advice = budget._POOLER_ADVICE.get(s.provider, "PgBouncer in transaction mode")
+            fix = (f"Put a pooler in front ({advice}) with about {fix_pool:,} server "
+                   "connections, so the fleet's bursts queue in the pooler, not in PostgreSQL.")
+        yield Finding("DB_CORES_WORST_CASE", "info", facts + why, fix)
 
 
 @rule

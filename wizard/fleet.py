@@ -115,6 +115,14 @@ class Workload:
     spike_size: int = 0
     spike_width: float = 0.05
     seed: int = 1
+    # "sleep": SELECT pg_sleep(hold_s), the database waits. "compute": a query that keeps a
+    # backend on the CPU for `compute_rows` rows of generate_series (bench/cpu.py), so the
+    # database's CPU, not the pool, is what requests queue for.
+    query: str = "sleep"
+    compute_rows: int = 0
+    # Open pool_size connections in every process before the clock starts (as HikariCP's
+    # minimumIdle does), so the run measures the load, not the connects of a cold pool.
+    prewarm: bool = False
 
     @property
     def mean_rate(self) -> float:
@@ -397,7 +405,10 @@ async def _drive(target: Target, engine: Any, workload: Workload, index: int, t0
                  start: float, end: float) -> dict[str, Any]:
     from sqlalchemy import text
 
-    sleep_sql = text("SELECT pg_sleep(:s)")
+    if workload.query == "compute":
+        sql, params = compute_sql(), {"n": workload.compute_rows}
+    else:
+        sql, params = text("SELECT pg_sleep(:s)"), {"s": workload.hold_s}
     secrets = secrets_of(target.url)
     sched: list[float] = []
     lat: list[float] = []
@@ -413,7 +424,7 @@ async def _drive(target: Target, engine: Any, workload: Workload, index: int, t0
 
     async def one(at: float) -> None:
         try:
-            await request(engine, sleep_sql, {"s": workload.hold_s})
+            await request(engine, sql, params)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is a measured outcome
@@ -466,6 +477,13 @@ async def _drive(target: Target, engine: Any, workload: Workload, index: int, t0
             "messages": messages}
 
 
+def compute_sql() -> Any:
+    """The "compute" workload's statement: CPU in the backend, no I/O, no sleeping."""
+    from sqlalchemy import text
+
+    return text("SELECT sum(i % 7) FROM generate_series(1, CAST(:n AS int)) AS i")
+
+
 def _missing(planned: list[float], seen: list[float]) -> list[float]:
     """Planned arrival times without a recorded outcome (multiset difference)."""
     from collections import Counter
@@ -475,6 +493,13 @@ def _missing(planned: list[float], seen: list[float]) -> list[float]:
     return [t for t, n in left.items() for _ in range(max(0, n))]
 
 
+async def _warm(engine: Any, n: int) -> None:
+    """Open `n` connections and give them back: the pool keeps up to pool_size idle."""
+    held = [await engine.connect() for _ in range(n)]
+    for conn in held:
+        await conn.close()
+
+
 def _worker(target: Target, workload: Workload, index: int, start: float, end: float,
             ready: Any, go: Any, t0: Any, results: Any) -> None:
     """Process entry point: wait for the common start, drive the load, report."""
@@ -482,10 +507,21 @@ def _worker(target: Target, workload: Workload, index: int, start: float, end: f
     try:
         # Imports and the engine (no connection yet) are ready before the clock starts.
         engine = _build_engine(target)
-        ready.put(index)
-        told = True
-        go.wait()
-        out = asyncio.run(_drive(target, engine, workload, index, t0.value, start, end))
+        if workload.prewarm:
+            async def warm_then_drive() -> dict[str, Any]:
+                nonlocal told
+                await _warm(engine, target.settings.pool_size if target.settings else 0)
+                ready.put(index)
+                told = True
+                await asyncio.get_running_loop().run_in_executor(None, go.wait)
+                return await _drive(target, engine, workload, index, t0.value, start, end)
+
+            out = asyncio.run(warm_then_drive())
+        else:
+            ready.put(index)
+            told = True
+            go.wait()
+            out = asyncio.run(_drive(target, engine, workload, index, t0.value, start, end))
     except BaseException as exc:  # noqa: BLE001 - the parent must hear about it
         out = {"index": index, "fatal": scrub(f"{type(exc).__name__}: {exc}",
                                               secrets_of(target.url))[:500]}

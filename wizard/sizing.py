@@ -257,8 +257,7 @@ def _reasons(s: Scenario, null: bool, lifo: bool, bound: str, share_how: str,
         "pool_timeout": f"{path.pool_timeout:g} s: surfaces exhaustion before a typical 30 s "
                         "load-balancer timeout turns it into a 504" + proxy_wait_note(s),
         "pool_recycle": path.recycle_why,
-        "pool_pre_ping": "checks each checkout (BEGIN/ROLLBACK round trips) so connections "
-                         "cut while idle or by a failover are replaced, not raised",
+        "pool_pre_ping": path.pre_ping_why,
         "pool_use_lifo": ("LIFO: surplus connections stay idle so the proxy can reclaim "
                           "them") if lifo else "FIFO: SQLAlchemy's default",
         "connect_args": "; ".join(path.connect_args_why),
@@ -666,7 +665,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
     engine = EngineSettings(
         endpoint=spec.role, poolclass="NullPool" if null else "AsyncAdaptedQueuePool",
         pool_size=pool, max_overflow=overflow, pool_timeout=path.pool_timeout,
-        pool_recycle=path.recycle, pool_pre_ping=not null, pool_use_lifo=lifo,
+        pool_recycle=path.recycle, pool_pre_ping=path.pre_ping and not null, pool_use_lifo=lifo,
         connect_args=dict(path.connect_args),
         reasons=_reasons(s, null, lifo, bound, share_how, share_text, per, path))
     return endpoint, engine, bound
