@@ -4,6 +4,8 @@ Recommendation; this module words nothing the core already says."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from wizard import budget, sizing
@@ -65,8 +67,8 @@ def _breaks_words(ep: EndpointBudget | Recommendation) -> str:
     return "never" if ep.breaks_at is None else f"{ep.breaks_at:,}"
 
 
-def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
-    """The answer for one endpoint, as metrics that wrap two to a row on a phone."""
+def _pool_metrics(eng: EngineSettings) -> Any:
+    """A row of metrics starting with the engine's pool (or NullPool), each with its reason."""
     row = st.container(horizontal=True, gap="small")
     if eng.poolclass == "NullPool":
         row.metric("poolclass", "NullPool", width=METRIC_WIDTH,
@@ -76,6 +78,12 @@ def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
                    help=md_escape(eng.reasons.get("pool_size", "")))
         row.metric("max_overflow", eng.max_overflow, width=METRIC_WIDTH,
                    help=md_escape(eng.reasons.get("max_overflow", "")))
+    return row
+
+
+def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
+    """The answer for one endpoint, as metrics that wrap two to a row on a phone."""
+    row = _pool_metrics(eng)
     row.metric("database sees at peak", f"{ep.worst_case:,}", width=METRIC_WIDTH,
                delta=(f"{ep.headroom:,} to spare" if ep.headroom >= 0 else
                       f"{-ep.headroom:,} over"),
@@ -149,15 +157,7 @@ def _service_metrics(rec: Recommendation, ep: EndpointBudget, b: ServiceShare) -
     svc = rec.service(b.service)
     eng = svc.rec.engine(ep.role)
     own = svc.rec.scenario
-    row = st.container(horizontal=True, gap="small")
-    if eng.poolclass == "NullPool":
-        row.metric("poolclass", "NullPool", width=METRIC_WIDTH,
-                   help=md_escape(eng.reasons.get("poolclass", "")))
-    else:
-        row.metric("pool_size", b.pool_size, width=METRIC_WIDTH,
-                   help=md_escape(eng.reasons.get("pool_size", "")))
-        row.metric("max_overflow", b.max_overflow, width=METRIC_WIDTH,
-                   help=md_escape(eng.reasons.get("max_overflow", "")))
+    row = _pool_metrics(eng)
     share_words = ("no limit on its side" if b.allotment is None
                    else f"it may use {b.allotment:,} ({b.allotment_how})")
     row.metric(SERVICE_AT_PEAK, f"{b.worst_case:,}", width=METRIC_WIDTH,
