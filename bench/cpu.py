@@ -53,6 +53,7 @@ SQLALCHEMY_TIMEOUT = 30.0
 DB_CPU, CLIENT_CPU = 1, 0  # the server's core and the clients' core
 DB_CORES = 1
 PRE_PING_FLIPPED = "poolwise, pre-ping flipped"
+PREVIOUS_SPLIT = "poolwise, previous split"
 ONCE = {"70/30 per instance", "oversized 50 + 50"}
 NO_CACHE = {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
 TICK = os.sysconf("SC_CLK_TCK")
@@ -193,6 +194,15 @@ def settings_for(s: Scenario, path: str) -> list[PoolSettings]:
                      pool_timeout=SQLALCHEMY_TIMEOUT, connect_args=dict(args),
                      formula=f"{DB_CORES} database core x 2 + 1 = {hikari} per process, fixed"),
     ]
+    burst = rec.load.needed_with_overflow if rec.load else None
+    if path == "pgbouncer" and burst and eng.max_overflow == 0 and eng.pool_size > burst:
+        # Behind a transaction pooler the engine is now a fixed pool (wizard/sizing.py
+        # _split): the split it replaced (pool = the burst need, the rest overflow), in the
+        # same run, so the change is measured rather than assumed.
+        out.append(replace(pw, name=PREVIOUS_SPLIT, pool_size=burst,
+                           max_overflow=eng.pool_size - burst,
+                           formula=f"the same total, pool = burst need {burst} + overflow "
+                                   f"{eng.pool_size - burst} (the split before the fixed pool)"))
     if path != "replica":
         # The pre-ping's cost, measured rather than assumed: the same engine, flipped.
         flip = not pw.pool_pre_ping
@@ -372,9 +382,9 @@ def chart(runs: list[dict[str, Any]], rows: list[dict[str, Any]], half: float,
     import altair as alt
     import pandas as pd
 
-    order = ["poolwise", PRE_PING_FLIPPED, "SQLAlchemy defaults",
+    order = ["poolwise", PRE_PING_FLIPPED, PREVIOUS_SPLIT, "SQLAlchemy defaults",
              "HikariCP cores x 2 + 1", "70/30 per instance", "oversized 50 + 50"]
-    palette = ["#1f4e9c", "#9ecae9", "#f28e2b", "#59a14f", "#e15759", "#8e5ea2"]
+    palette = ["#1f4e9c", "#9ecae9", "#6b6ecf", "#f28e2b", "#59a14f", "#e15759", "#8e5ea2"]
     color = alt.Color("setting:N", sort=order, scale=alt.Scale(domain=order, range=palette),
                       legend=alt.Legend(orient="top", title=None))
     cpu = pd.DataFrame([{"workload": r["workload"], "path": r["path"], "setting": r["setting"],

@@ -233,6 +233,41 @@ def test_transaction_pooler_gets_a_small_client_pool():
     assert p.pool_size + p.max_overflow <= 10  # below SQLAlchemy's own 5 + 10
 
 
+@pytest.mark.parametrize("proxy", ["pgbouncer-transaction", "supavisor-transaction",
+                                   "neon-pooler", "azure-pgbouncer"])
+def test_transaction_pooler_with_load_gets_a_fixed_pool(proxy):
+    # 100 req/s per process (2 workers) x 10 ms = 1 Erlang; bursts at twice the rate.
+    # Erlang C by hand: 1 Erlang needs 4 connections for P(wait) <= 5 % (9.1 % at 3,
+    # 2.0 % at 4); 2 Erlang need 6 (17.4 % at 4, 5.97 % at 5, 1.8 % at 6). The load
+    # rule's total is burst + (burst - need) = 6 + 2.
+    load = Load(rps=200, hold_ms=10)
+    need, burst = 4, 6
+    assert (smallest_pool(1.0), smallest_pool(2.0)) == (need, burst)
+    total = burst + (burst - need)
+    kw = dict(app_instances=2, workers=2, load=load)
+    if proxy == "pgbouncer-transaction":
+        kw["proxy_settings"] = ProxySettings(max_client_conn=400)
+    if proxy == "supavisor-transaction":
+        kw.update(provider="supabase", instance_class="Small")
+    if proxy == "neon-pooler":
+        kw.update(provider="neon", instance_class=None, max_connections=104)
+    if proxy == "azure-pgbouncer":
+        kw.update(provider="azure-flexible", instance_class="D2ds_v5")
+    rec = recommend(Scenario(proxy=proxy, **kw))
+    ep, eng = rec.endpoint("primary"), rec.engine("primary")
+    assert ep.per_process_budget is None or ep.per_process_budget >= total
+    # The whole total is pool_size: an idle client connection holds no server connection.
+    assert (eng.pool_size, eng.max_overflow) == (total, 0)
+    assert eng.reasons["max_overflow"].startswith("0: a fixed pool")
+    assert "transaction pooler" in eng.reasons["pool_size"]
+    # Direct and through a session pooler the same load keeps pool = burst need + overflow.
+    for other in ("none", "pgbouncer-session"):
+        o = recommend(Scenario(**{**kw, "provider": "self-hosted", "instance_class": None,
+                                  "max_connections": 400}, proxy=other)).engine("primary")
+        assert (o.pool_size, o.max_overflow) == (burst, burst - need), other
+        assert "fixed pool" not in o.reasons["max_overflow"]
+
+
 def test_supavisor_client_limit_comes_from_the_compute_size():
     # Supabase documents 400 pooler clients for the Small compute size.
     rec = recommend(Scenario(provider="supabase", instance_class="Small",

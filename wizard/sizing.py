@@ -15,6 +15,7 @@ from wizard.model import (
     POOLERS,
     SESSION_POOLERS,
     SEVERITIES,
+    TRANSACTION_POOLERS,
     EndpointBudget,
     EngineSettings,
     Finding,
@@ -205,8 +206,8 @@ def _fmt(n: int) -> str:
     return f"{n:,}"
 
 
-def _split(share: int | None, split: float, load: LoadSizing | None, cap: int
-           ) -> tuple[int, int, str]:
+def _split(share: int | None, split: float, load: LoadSizing | None, cap: int,
+           fixed: bool = False) -> tuple[int, int, str]:
     """pool_size and max_overflow from a per-engine share, capped by the load.
 
     Without load the split applies to min(share, cap). With load, pool_size holds the
@@ -214,7 +215,10 @@ def _split(share: int | None, split: float, load: LoadSizing | None, cap: int
     from overflow pay a connect each time (measured in bench/fleet.md). The overflow adds
     the gap between burst and mean need as a margin. When the share is below the burst
     need (or no server could hold the load), the budget binds and the split applies to
-    the share.
+    the share. `fixed` (behind a transaction pooler, with load): the same total, all of it
+    pool_size and no overflow, since an idle client connection there holds no server
+    connection and a closed overflow one costs a new login at the next burst
+    (bench/cpu.md).
     """
     unbounded = share is None  # no limit on this side: only the load or the cap binds
     if load is None:
@@ -225,18 +229,21 @@ def _split(share: int | None, split: float, load: LoadSizing | None, cap: int
     need, burst = load.needed_pool, load.needed_with_overflow
     if need is None or burst is None:  # no server could hold this load
         total = cap if share is None else share
+        bound = "budget"
         pool = max(1, math.floor(total * split))
-        return pool, total - pool, "budget"
-    want = burst + (burst - need)
-    total = want if share is None else min(share, want)
-    if unbounded or share >= burst:
-        return burst, total - burst, "load"
-    pool = max(1, math.floor(share * split))
-    return pool, total - pool, "budget"
+    else:
+        want = burst + (burst - need)
+        total = want if share is None else min(share, want)
+        bound = "load" if unbounded or share >= burst else "budget"
+        pool = burst if bound == "load" else max(1, math.floor(share * split))
+    if fixed:
+        pool = total
+    return pool, total - pool, bound
 
 
 def _reasons(s: Scenario, null: bool, lifo: bool, bound: str, share_how: str,
-             share_text: str, total: int, path: PathFacts) -> dict[str, str]:
+             share_text: str, total: int, path: PathFacts, fixed: bool = False
+             ) -> dict[str, str]:
     """Why each engine setting has its value; each text is true for that setting."""
     if null:
         unused = "not used: NullPool keeps no connection between checkouts"
@@ -249,11 +256,19 @@ def _reasons(s: Scenario, null: bool, lifo: bool, bound: str, share_how: str,
                              "idle to check",
             "connect_args": "; ".join(path.connect_args_why),
         }
+    pool_why = f"{bound}; budget {share_how} = {share_text} per engine"
+    overflow_why = f"pool_size + max_overflow = {total} connections at most per engine ({bound})"
+    if fixed:
+        kept = ("behind a transaction pooler an idle client connection holds no server "
+                "connection, so the engine keeps all of them: overflow ones would be closed "
+                "on check-in and reopened, a new login each, at every burst")
+        pool_why += f"; a fixed pool (max_overflow 0): {kept}"
+        overflow_why = (f"0: a fixed pool, pool_size = {total} connections at most per engine "
+                        f"({bound}); {kept}")
     return {
         "poolclass": "AsyncAdaptedQueuePool: create_async_engine's default",
-        "pool_size": f"{bound}; budget {share_how} = {share_text} per engine",
-        "max_overflow": f"pool_size + max_overflow = {total} connections at most per engine "
-                        f"({bound})",
+        "pool_size": pool_why,
+        "max_overflow": overflow_why,
         "pool_timeout": f"{path.pool_timeout:g} s: surfaces exhaustion before a typical 30 s "
                         "load-balancer timeout turns it into a 504" + proxy_wait_note(s),
         "pool_recycle": path.recycle_why,
@@ -610,10 +625,14 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
     share, share_how = budget.per_process_budget(s, spec, proxy, group_share)
     if cap is None:
         cap = budget.no_load_cap(proxy is not None)
+    # Behind a transaction pooler an idle client connection holds no server connection:
+    # with a load, the engine keeps its whole total as a fixed pool (see _split).
+    fixed = (proxy is not None and s.proxy in TRANSACTION_POOLERS and load is not None
+             and not s.serverless)
     if s.serverless:
         pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
     else:
-        pool, overflow, bound = _split(share, s.pool_split, load, cap)
+        pool, overflow, bound = _split(share, s.pool_split, load, cap, fixed)
         if proxy is not None and bound == "budget":
             bound = "proxy " + ("server pool" if proxy.session_mode else "client limit")
     per = pool + overflow
@@ -667,7 +686,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
         pool_size=pool, max_overflow=overflow, pool_timeout=path.pool_timeout,
         pool_recycle=path.recycle, pool_pre_ping=path.pre_ping and not null, pool_use_lifo=lifo,
         connect_args=dict(path.connect_args),
-        reasons=_reasons(s, null, lifo, bound, share_how, share_text, per, path))
+        reasons=_reasons(s, null, lifo, bound, share_how, share_text, per, path, fixed))
     return endpoint, engine, bound
 
 
