@@ -480,6 +480,16 @@ def _proportional(left: int, demands: list[int]) -> list[int]:
     return [left * d // total if total else 0 for d in demands]
 
 
+def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
+    """total split by weights in whole connections that sum to it (largest remainder): how
+    a shared pooler's server pool is divided among the services behind it."""
+    raw = [total * w / max(1, sum(weights)) for w in weights]
+    part = [int(x) for x in raw]
+    for k in sorted(range(len(raw)), key=lambda k: part[k] - raw[k])[:total - sum(part)]:
+        part[k] += 1
+    return part
+
+
 def shares(limit: int, claims: Sequence[Claim]) -> tuple[Share, ...]:
     """The only place a limit (an endpoint's usable connections, or a pooler's limit) is
     divided among the members that use it.

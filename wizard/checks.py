@@ -160,16 +160,6 @@ def _per_engine(s: Scenario, share: ServiceShare) -> tuple[bool, int | None, str
     return True, cur.pool_size + overflow, f"today's pool ({cur.pool_size} + {overflow})"
 
 
-def _largest_remainder(total: int, weights: list[int]) -> list[int]:
-    """total split by weights in whole connections that sum to it (as the sizing splits a
-    shared pooler's server pool)."""
-    raw = [total * w / max(1, sum(weights)) for w in weights]
-    part = [int(x) for x in raw]
-    for k in sorted(range(len(raw)), key=lambda k: part[k] - raw[k])[:total - sum(part)]:
-        part[k] += 1
-    return part
-
-
 def current_use(rec: Recommendation) -> tuple[EndpointUse, ...]:
     """Every endpoint at everyone's autoscaling peak (deploy surge counted) with the pool
     each service runs today (its recommended pool where it declares none). Behind a pooler
@@ -200,7 +190,7 @@ def current_use(rec: Recommendation) -> tuple[EndpointUse, ...]:
             if limit is None or sum(asks) <= limit:
                 parts = asks
             else:
-                parts = _largest_remainder(limit, asks)
+                parts = budget.largest_remainder(limit, asks)
             seen.update(zip(idx, parts, strict=True))
         uses = []
         for i, (share, today, per, clients, how, pooler, _, climit) in enumerate(rows):

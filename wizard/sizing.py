@@ -495,10 +495,7 @@ def _share_server_pool(group: list[_Member], sized: Sized, role: str) -> None:
     eps = [sized[m.index][role][0] for m in group]
     clients = [e.client_side.worst_case for e in eps]
     total = min(eps[0].server_side.limit, sum(clients))
-    raw = [total * c / max(1, sum(clients)) for c in clients]
-    part = [int(x) for x in raw]
-    for k in sorted(range(len(raw)), key=lambda k: part[k] - raw[k])[:total - sum(part)]:
-        part[k] += 1
+    part = budget.largest_remainder(total, clients)
     for m, ep, w in zip(group, eps, part, strict=True):
         row = sized[m.index][role]
         sized[m.index][role] = (replace(ep, worst_case=w), *row[1:])
