@@ -7,7 +7,6 @@ never comes out of the primary's.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -596,8 +595,6 @@ def validate(s: Scenario) -> None:
 
 # At most this many services share one database (bounded work per scenario).
 MAX_SERVICES = 32
-# A service name becomes application_name, a file name and a Python comment: keep it plain.
-SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 
 def validate_services(s: Scenario) -> None:
@@ -613,7 +610,7 @@ def validate_services(s: Scenario) -> None:
     roles = ("primary", *(f"replica-{i}" for i in range(1, len(s.replicas) + 1)))
     names: set[str] = set()
     for i, svc in enumerate(s.services, start=1):
-        if not SERVICE_NAME.fullmatch(svc.name):
+        if not share.SERVICE_NAME.fullmatch(svc.name):
             raise ScenarioError(f"service {i}: the name must be 1 to 40 lower-case letters, "
                                 "digits, - or _, starting with a letter",
                                 key=share.service_key(i, "name"))

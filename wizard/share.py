@@ -111,7 +111,8 @@ FLEET_KEYS: tuple[str, ...] = (
 # A service may also take its own path.
 SERVICE_KEYS: tuple[str, ...] = (*SERVICE_BY_KEY, "proxy", *FLEET_KEYS)
 _SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
-_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+# A service name becomes application_name, a file name and a Python comment: keep it plain.
+SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 
 def service_key(index: int, key: str) -> str:
@@ -284,7 +285,7 @@ def from_flat(params: Mapping[str, str]) -> Scenario:
 def _service(i: int, raw: Mapping[str, str], top: Mapping[str, str]) -> Service:
     """Service i from its flat parameters (errors name the service and its key)."""
     name = raw.get("name", "").strip()
-    label = f"service {i}" + (f" ({name})" if _NAME.fullmatch(name) else "")
+    label = f"service {i}" + (f" ({name})" if SERVICE_NAME.fullmatch(name) else "")
     try:
         fleet = {k: raw[k] for k in FLEET_KEYS if k in raw}
         path = {"proxy": raw["proxy"]} if "proxy" in raw else {}
@@ -294,7 +295,7 @@ def _service(i: int, raw: Mapping[str, str], top: Mapping[str, str]) -> Service:
     except ScenarioError as exc:
         key = service_key(i, exc.key) if exc.key else None
         raise ScenarioError(f"{label}: {exc}", key=key) from None
-    if not _NAME.fullmatch(name):
+    if not SERVICE_NAME.fullmatch(name):
         raise ScenarioError(f"{label}: the name must be 1 to 40 lower-case letters, digits, "
                             "- or _, starting with a letter", key=service_key(i, "name"))
     kind = extra.get("kind") or ("serverless" if view.serverless else "web")
