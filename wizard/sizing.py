@@ -313,10 +313,8 @@ def _claim(svc: Service, s: Scenario, spec: budget.EndpointSpec, load: LoadSizin
         per = (burst + (burst - need) if need is not None and burst is not None
                else bounds.PG_MAX_BACKENDS)
         return budget.Claim(svc.name, "need", clients * per, svc.weight)
-    if svc.kind == "cron":
-        return budget.Claim(svc.name, "fixed", clients * budget.FIXED_SHARE_PER_ENGINE,
-                            svc.weight)
-    return budget.Claim(svc.name, "weight", clients * budget.no_load_cap(pooled), svc.weight)
+    tier = "fixed" if svc.kind == "cron" else "weight"
+    return budget.Claim(svc.name, tier, clients * _cap(svc, pooled), svc.weight)
 
 
 def _cap(svc: Service, pooled: bool) -> int:
