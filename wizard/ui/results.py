@@ -81,9 +81,8 @@ def _pool_metrics(eng: EngineSettings) -> Any:
     return row
 
 
-def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
-    """The answer for one endpoint, as metrics that wrap two to a row on a phone."""
-    row = _pool_metrics(eng)
+def _seen_metrics(row: Any, ep: EndpointBudget) -> None:
+    """What the database sees at the peak against its usable connections, added to `row`."""
     row.metric("database sees at peak", f"{ep.worst_case:,}", width=METRIC_WIDTH,
                delta=(f"{ep.headroom:,} to spare" if ep.headroom >= 0 else
                       f"{-ep.headroom:,} over"),
@@ -93,6 +92,12 @@ def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
                help=md_escape(f"max_connections {ep.max_connections:,} ("
                           f"{ep.max_connections_source}) - " + " - ".join(
                               f"{r.count} {r.name}" for r in ep.reserves)))
+
+
+def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
+    """The answer for one endpoint, as metrics that wrap two to a row on a phone."""
+    row = _pool_metrics(eng)
+    _seen_metrics(row, ep)
     if ep.client_side is not None:
         row.metric("clients open", f"{ep.client_side.worst_case:,}", width=METRIC_WIDTH,
                    help=md_escape(ep.client_side.detail))
@@ -178,16 +183,7 @@ def services_answer(rec: Recommendation) -> None:
     service's pool on it; the core's sentence on which service breaks it first."""
     for ep in rec.endpoints:
         st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
-        row = st.container(horizontal=True, gap="small")
-        row.metric("database sees at peak", f"{ep.worst_case:,}", width=METRIC_WIDTH,
-                   delta=(f"{ep.headroom:,} to spare" if ep.headroom >= 0 else
-                          f"{-ep.headroom:,} over"),
-                   delta_color="normal" if ep.headroom >= 0 else "inverse",
-                   delta_arrow="off", help=md_escape(ep.explanation))
-        row.metric("usable", f"{ep.usable:,}", width=METRIC_WIDTH,
-                   help=md_escape(f"max_connections {ep.max_connections:,} ("
-                                  f"{ep.max_connections_source}) - " + " - ".join(
-                                      f"{r.count} {r.name}" for r in ep.reserves)))
+        _seen_metrics(st.container(horizontal=True, gap="small"), ep)
         for b in ep.by_service:
             st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind})"))
             _service_metrics(rec, ep, b)
