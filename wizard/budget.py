@@ -225,7 +225,7 @@ def fleet_sentence(s: Scenario) -> str:
 def endpoint_specs(s: Scenario) -> tuple[EndpointSpec, ...]:
     """The primary and each replica, with max_connections, reserves and client processes
     at the autoscaling peak."""
-    top = s.serverless_concurrency or s.autoscaling_max
+    top = s.fleet_size
     primary = _limit(s, s.instance_class, s.max_connections, s.max_connections_source)
     mc, src, est, vcpu, cls = primary
     specs = [EndpointSpec("primary", cls, mc, src, est, vcpu, reserves_for(s, True, mc),

@@ -167,7 +167,7 @@ def line_of(text: str, keys: Sequence[str] = (), service: int | None = None) -> 
 def dump(s: Scenario) -> str:
     """A scenario as a scenario file (the inverse of parse for what poolwise sizes)."""
     flat = share.to_flat(s)
-    top = [(k, v) for k, v in flat.items() if not re.fullmatch(r"s\d+_.+", k)]
+    top = [(k, v) for k, v in flat.items() if not share.SERVICE_KEY.fullmatch(k)]
     out = [f"{k} = {_toml(k, v)}" for k, v in top]
     for i in range(1, len(s.services) + 1):
         out += ["", "[[service]]"]

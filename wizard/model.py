@@ -261,6 +261,12 @@ class Scenario:
         return self.max_app_instances or self.app_instances
 
     @property
+    def fleet_size(self) -> int:
+        """The scaling unit today: the autoscaling maximum, or the peak concurrent
+        invocations when serverless (what break points and scale-out charts count in)."""
+        return self.serverless_concurrency or self.autoscaling_max
+
+    @property
     def peak_instances(self) -> int:
         """App instances at the autoscaling maximum plus the rolling-deploy surge."""
         top = self.autoscaling_max

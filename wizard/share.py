@@ -110,7 +110,8 @@ FLEET_KEYS: tuple[str, ...] = (
     "current_pool_size", "current_max_overflow", "current_pool_recycle", "current_poolclass")
 # A service may also take its own path.
 SERVICE_KEYS: tuple[str, ...] = (*SERVICE_BY_KEY, "proxy", *FLEET_KEYS)
-_SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
+# A service's flat key: s<index>_<key>.
+SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
 # A service name becomes application_name, a file name and a Python comment: keep it plain.
 SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
@@ -260,7 +261,7 @@ def from_flat(params: Mapping[str, str]) -> Scenario:
     top: dict[str, str] = {}
     per: dict[int, dict[str, str]] = {}
     for key, raw in params.items():
-        m = _SERVICE_KEY.fullmatch(key)
+        m = SERVICE_KEY.fullmatch(key)
         if m and m.group(2) in SERVICE_KEYS:
             if int(m.group(1)) > MAX_SERVICES:
                 raise ScenarioError(f"at most {MAX_SERVICES} services share one database",

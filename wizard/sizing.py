@@ -520,7 +520,7 @@ def _others_limits(members: list[_Member],
         breaks = budget.break_point(ep.pool_size + ep.max_overflow, limit,
                                     lambda n, s=m.s: budget.processes_at(s, role, n),
                                     ep.engines_per_process,
-                                    m.s.serverless_concurrency or m.s.autoscaling_max)
+                                    m.s.fleet_size)
         sized[m.index][role] = (replace(ep, breaks_at=breaks, break_limit=limit,
                                         break_limit_name=name), eng, bound)
 
@@ -650,7 +650,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
     limit, limit_name = client_limit(proxy, spec.usable)
     breaks = budget.break_point(per, limit, lambda n: budget.processes_at(s, spec.role, n),
                                 spec.engines_per_process,
-                                s.serverless_concurrency or s.autoscaling_max)
+                                s.fleet_size)
     waits: tuple[float | None, ...] = (None, None, None)
     if load is not None and not s.serverless:
         waits = wait_figures(load, per, path.pool_timeout)
@@ -735,7 +735,7 @@ def break_sentence(rec: Recommendation) -> str:
 
         def now(b: ServiceShare) -> int:
             sv = kinds[b.service].rec.scenario
-            return sv.serverless_concurrency or sv.autoscaling_max
+            return sv.fleet_size
 
         rows.sort(key=lambda b: b.breaks_at / max(1, now(b)))
         first, rest = rows[0], rows[1:]
@@ -837,7 +837,7 @@ def scale_out_services_range(rec: Recommendation) -> int:
     end, first = 4, None
     for svc in rec.services:
         s = svc.rec.scenario
-        now = s.serverless_concurrency or s.autoscaling_max
+        now = s.fleet_size
         end = max(end, 2 * now, now + 4)
     for ep in rec.endpoints:
         for b in ep.by_service:
@@ -871,7 +871,7 @@ def scale_out_services(rec: Recommendation, up_to: int | None = None) -> list[di
             if b.break_limit is None:
                 continue
             own = svc.rec.endpoint(ep.role)
-            now = s.serverless_concurrency or s.autoscaling_max
+            now = s.fleet_size
             if budget.processes_at(s, ep.role, now + 1) == budget.processes_at(s, ep.role, now):
                 continue
             series.append((ep, b, s, own, now))

@@ -168,7 +168,7 @@ def _service_metrics(rec: Recommendation, ep: EndpointBudget, b: ServiceShare) -
     row.metric(SERVICE_AT_PEAK, f"{b.worst_case:,}", width=METRIC_WIDTH,
                help=md_escape(f"{b.processes:,} processes, {b.clients:,} engines; "
                               f"{share_words}. {svc.rec.endpoint(ep.role).explanation}"))
-    now = own.serverless_concurrency or own.autoscaling_max
+    now = own.fleet_size
     unit = "invocations" if own.serverless else "instances"
     limit = ("" if b.break_limit is None
              else f" (the {b.break_limit:,} connections the other services leave it)")
