@@ -253,3 +253,16 @@ def test_a_service_with_a_path_its_provider_lacks_is_flagged_on_its_row():
         sizing.recommend(share.from_flat(flat))
     assert exc.value.key == "s5_proxy"  # the core names the service's own parameter
     assert state.culprit(flat) == ("s5_proxy", str(exc.value))
+
+
+def test_database_vcpus_survive_the_link_and_reach_the_rules():
+    flat = {"provider": "self-hosted", "instance_class": "", "max_connections": "300",
+            "db_vcpus": "8"}
+    at = new_app(flat)
+    no_exception(at)
+    assert at.session_state["db_vcpus"] == 8
+    go(at, "results")
+    no_exception(at)
+    rec = sizing.recommend(share.from_flat(flat))
+    assert rec.endpoint("primary").vcpu == 8
+    assert share.from_flat(dict(at.query_params)).db_vcpus == 8

@@ -149,3 +149,30 @@ def test_recycle_fix_matches_the_exported_pre_ping():
                                  current=CurrentPool(pool_recycle=-1)))
         (f,) = [w for w in rec.warnings if w.code == "RECYCLE_MISSING"]
         assert ("pool_pre_ping=True" in f.fix) is ping
+
+
+def test_database_vcpus_typed_for_a_self_hosted_server_feed_the_bound_and_the_rule() -> None:
+    """Without a catalog class the server's vCPUs are what the user types (--db-vcpus)."""
+    from wizard import share
+    from wizard.model import Replica, ScenarioError
+
+    base = Scenario(provider="self-hosted", instance_class=None, max_connections=300,
+                    app_instances=20, workers=4)
+    assert recommend(base).endpoint("primary").vcpu is None
+    assert not any(r.name == "HikariCP" for r in recommend(base).rules)
+    s = share.from_flat({**share.to_flat(base), "db_vcpus": "4", "replicas": "1"})
+    rec = recommend(s)
+    assert s.db_vcpus == 4 and all(ep.vcpu == 4 for ep in rec.endpoints)
+    hikari = next(r for r in rec.rules if r.name == "HikariCP")
+    assert "= 9 for the server" in hikari.formula  # 4 cores x 2 + 1 spindle
+    assert any(f.code.startswith("DB_CORES") for f in rec.warnings)
+    # A replica with its own class keeps the class's vCPUs.
+    rds = Scenario(provider="aws-rds", instance_class="db.r6g.large", db_vcpus=3,
+                   replicas=(Replica("db.r6g.xlarge"),))
+    got = {ep.role: ep.vcpu for ep in recommend(rds).endpoints}
+    assert got == {"primary": 3, "replica-1": catalog.instance_class(
+        "aws-rds", "db.r6g.xlarge").vcpu}
+    for bad in ("0", "nan", "-2", "5000"):
+        with pytest.raises(ScenarioError, match="Database vCPUs"):
+            share.from_flat({"provider": "self-hosted", "max_connections": "100",
+                             "db_vcpus": bad})

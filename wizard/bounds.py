@@ -53,6 +53,7 @@ RANGES: dict[str, Range] = dict((
        why="PostgreSQL's MAX_BACKENDS"),
     _r("min_acu", 0, 256, integer=False,
        why="Aurora Serverless v2 capacity range"),
+    _r("db_vcpus", 0, 1_024, integer=False, above=True),
     _r("pg_version", 10, 30),
     _r("pg_minor", 0, 99),
     _r("replicas", 0, MAX_REPLICAS,

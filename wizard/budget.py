@@ -228,11 +228,13 @@ def endpoint_specs(s: Scenario) -> tuple[EndpointSpec, ...]:
     top = s.fleet_size
     primary = _limit(s, s.instance_class, s.max_connections, s.max_connections_source)
     mc, src, est, vcpu, cls = primary
-    specs = [EndpointSpec("primary", cls, mc, src, est, vcpu, reserves_for(s, True, mc),
+    # vCPUs typed for the database describe the primary (and replicas without a class's).
+    specs = [EndpointSpec("primary", cls, mc, src, est, s.db_vcpus or vcpu,
+                          reserves_for(s, True, mc),
                           processes_at(s, "primary", top), s.engines_per_process)]
     for i, rep in enumerate(s.replicas, start=1):
         rmc, rsrc, rest, rvcpu, rcls = _replica_limit(s, rep, primary)
-        specs.append(EndpointSpec(f"replica-{i}", rcls, rmc, rsrc, rest, rvcpu,
+        specs.append(EndpointSpec(f"replica-{i}", rcls, rmc, rsrc, rest, rvcpu or s.db_vcpus,
                                   reserves_for(s, False, rmc),
                                   processes_at(s, f"replica-{i}", top), 1))
     return tuple(specs)

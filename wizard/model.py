@@ -61,6 +61,7 @@ FIELD_LABELS: dict[str, str] = {
     "provider": "Provider", "instance_class": "Instance class",
     "max_connections": "max_connections you measured",
     "max_connections_source": "Where max_connections came from", "min_acu": "Minimum ACU",
+    "db_vcpus": "Database vCPUs",
     "pg_version": "PostgreSQL major version", "pg_minor": "Minor version",
     "replicas": "Read replicas",
     "replica_instance_class": "Replica instance class",
@@ -235,6 +236,7 @@ class Scenario:
     # Minor version (4 for 16.4); None: the current minor a new instance gets.
     pg_minor: int | None = None
     min_acu: float | None = None  # Aurora Serverless v2 minimum capacity
+    db_vcpus: float | None = None  # the database server's vCPUs, over the class's figure
     reserves: Reserves = field(default_factory=Reserves)
     pool_split: float = 0.7
     load: Load | None = None

@@ -46,6 +46,8 @@ PARAMS: tuple[Param, ...] = (
           "overrides the catalog"),
     Param("max_connections_source", "str", "where max_connections came from, e.g. "
           "'measured 2026-11-25T10:00Z'"),
+    Param("db_vcpus", "float", "the database server's vCPUs (self-hosted, or a value other "
+          "than the class's): HikariCP's rule and what the database executes at once"),
     Param("min_acu", "float", "Aurora Serverless v2 minimum ACU (0 or 0.5 caps "
           "max_connections at 2000)"),
     Param("pg_version", "int", "PostgreSQL major version (16+ adds reserved_connections)"),
@@ -129,7 +131,7 @@ def values(s: Scenario) -> dict[str, Any]:
         "provider": s.provider, "instance_class": s.instance_class,
         "max_connections": s.max_connections,
         "max_connections_source": s.max_connections_source, "pg_version": s.pg_version,
-        "min_acu": s.min_acu, "pg_minor": s.pg_minor,
+        "min_acu": s.min_acu, "pg_minor": s.pg_minor, "db_vcpus": s.db_vcpus,
         "replicas": len(reps),
         "replica_instance_class": [r.instance_class or "" for r in reps]
         if any(r.instance_class for r in reps) else None,
@@ -367,6 +369,7 @@ def _from_flat(params: Mapping[str, str]) -> Scenario:
         max_connections=v.get("max_connections"),
         max_connections_source=v.get("max_connections_source") or None,
         pg_version=v.get("pg_version", base.pg_version), min_acu=v.get("min_acu"),
+        db_vcpus=v.get("db_vcpus"),
         pg_minor=v.get("pg_minor"), replicas=replicas, proxy=v.get("proxy", base.proxy),
         proxy_settings=ps,
         app_instances=v.get("app_instances", base.app_instances),

@@ -80,6 +80,13 @@ def render() -> None:
                         on_change=state.forget_measured_source,
                         placeholder="SHOW max_connections", persist_state="session")
         state.flag("max_connections")
+    st.number_input("Database vCPUs", step=1.0, value=None, key="db_vcpus",
+                    placeholder="the class's" if cls else "not known",
+                    help="The database server's vCPUs: HikariCP's cores x 2 + 1 rule and what "
+                         "the database executes at once use them. Give them for a self-hosted "
+                         "server, or where the class's figure is not what runs.",
+                    persist_state="session")
+    state.flag("db_vcpus")
     st.selectbox("PostgreSQL major version", PG_VERSIONS, key="pg_version",
                  help=HELP["pg_version"], persist_state="session")
     if provider == "aws-rds":

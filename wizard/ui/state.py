@@ -84,6 +84,7 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
         "pg_version": s.pg_version,
         "min_acu": s.min_acu,
         "pg_minor": s.pg_minor,
+        "db_vcpus": s.db_vcpus,
         "proxy": s.proxy,
         "pgbouncer_version": ps.pgbouncer_version or "",
         "pgbouncer_pool_size": ps.pool_size,
@@ -258,6 +259,7 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
             put("max_connections_source", v.get("max_connections_source"))
     put("pg_version", v["pg_version"], base["pg_version"])
     put("min_acu", v.get("min_acu"))
+    put("db_vcpus", v.get("db_vcpus"))
     if v["provider"] == "aws-rds":  # only RDS reserves by minor version
         put("pg_minor", v.get("pg_minor"))
     put("proxy", v["proxy"], "none")
