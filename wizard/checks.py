@@ -284,10 +284,7 @@ def plan_failures(rec: Recommendation) -> list[tuple[Finding, tuple[str, ...]]]:
                 continue  # UNBOUNDED_OVERFLOW above says it
             asked = sum(u.clients or 0 for u in group)
             if asked > limit:
-                parts = " + ".join(f"{u.service} {u.clients:,} "
-                                   f"({'today' if u.today else 'recommended'})" for u in group)
-                culprits = [u for u in group if u.above_recommended] or [
-                    u for u in group if u.today]
+                parts, culprits = _sum_words(group, lambda u: u.clients or 0)
                 found.append((Finding(
                     "SERVICES_OVER_CLIENT_LIMIT", "error",
                     f"{use.role}: at every service's autoscaling peak the settings run today "
@@ -297,16 +294,24 @@ def plan_failures(rec: Recommendation) -> list[tuple[Finding, tuple[str, ...]]]:
         bounded = [u for u in use.services if u.connections is not None]
         total = sum(u.connections or 0 for u in bounded)
         if total > use.usable:
-            parts = " + ".join(f"{u.service} {u.connections:,} "
-                               f"({'today' if u.today else 'recommended'})" for u in bounded)
-            culprits = [u for u in bounded if u.above_recommended] or [
-                u for u in bounded if u.today]
+            parts, culprits = _sum_words(bounded, lambda u: u.connections or 0)
             found.append((Finding(
                 "SERVICES_OVER_USABLE", "error",
                 f"{use.role}: at every service's autoscaling peak the settings run today make "
                 f"{parts} = {total:,} connections, above the {use.usable:,} usable.",
                 recommended_pool_fix(culprits)), tuple(u.service for u in culprits)))
     return found
+
+
+def _sum_words(group: list[ServiceUse], amount: Callable[[ServiceUse], int]
+               ) -> tuple[str, list[ServiceUse]]:
+    """The services' parts of a sum in words ("api 900 (today) + jobs 120 (recommended)")
+    and the services to change: those above their recommended pool, else those that
+    declared today's settings."""
+    parts = " + ".join(f"{u.service} {amount(u):,} ({'today' if u.today else 'recommended'})"
+                       for u in group)
+    culprits = [u for u in group if u.above_recommended] or [u for u in group if u.today]
+    return parts, culprits
 
 
 def plan_findings(rec: Recommendation) -> list[Finding]:
