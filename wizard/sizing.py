@@ -522,9 +522,15 @@ def _share_server_pool(group: list[_Member], sized: Sized, role: str) -> None:
     clients = [e.client_side.worst_case for e in eps]
     total = min(eps[0].server_side.limit, sum(clients))
     part = budget.largest_remainder(total, clients)
+    # The server side is the pooler's, the same for every service behind it: what all their
+    # clients make it open (so a finding about it reads the same from each service).
+    words = " + ".join(f"{m.svc.name} {c:,}" for m, c in zip(group, clients, strict=True))
     for m, ep, w in zip(group, eps, part, strict=True):
         row = sized[m.index][role]
-        sized[m.index][role] = (replace(ep, worst_case=w), *row[1:])
+        side = replace(ep.server_side, worst_case=total, detail=(
+            f"min(server pool {_fmt(ep.server_side.limit)}, client connections {words} = "
+            f"{_fmt(sum(clients))})"))
+        sized[m.index][role] = (replace(ep, worst_case=w, server_side=side), *row[1:])
 
 
 def _others_limits(members: list[_Member],
