@@ -518,3 +518,112 @@ def test_cli_flag_error_keys_are_not_made_into_flags() -> None:
     with pytest.raises(ScenarioError) as err:
         share.from_flat({"provider": "self-hosted", "s1_name": "api", "s1_workers": "0"})
     assert err.value.key == "s1_workers" and "service 1 (api)" in str(err.value)
+
+
+# ------------------------------------------------ issue 18: random estates, every proxy
+
+# (provider, instance class, proxy): every proxy with a provider it runs with.
+_PATHS = [
+    ("self-hosted", None, "none"), ("self-hosted", None, "pgbouncer-transaction"),
+    ("self-hosted", None, "pgbouncer-session"), ("aws-rds", "db.r6g.large", "rds-proxy"),
+    ("aws-rds", "db.t3.medium", "none"), ("aws-aurora", "db.r6g.large", "rds-proxy"),
+    ("gcp-cloudsql", "db-custom-2-7680", "cloudsql-auth-proxy"),
+    ("gcp-cloudsql", "db-custom-2-7680", "cloudsql-connector"),
+    ("azure-flexible", "D2s_v3", "azure-pgbouncer"),
+    ("supabase", "large", "supavisor-transaction"), ("supabase", "large", "supavisor-session"),
+    ("neon", "1cu", "neon-pooler"),
+]
+# Findings that speak of a load: a service without one never gets them.
+_LOAD_CODES = {"DB_CORES_BUSY", "PROXY_SERVER_POOL_BELOW_LOAD", "LOAD_OVER_BUDGET",
+               "BUDGET_BELOW_LOAD"}
+
+
+@st.composite
+def _any_estates(draw) -> Scenario:
+    provider, cls, proxy = draw(st.sampled_from(_PATHS))
+    n = draw(st.integers(1, 32))
+    services = []
+    for i in range(n):
+        kind = draw(st.sampled_from(["web", "worker", "cron", "serverless"]))
+        serverless = kind == "serverless"
+        services.append(Service(
+            name=f"s{i}", kind=kind, app_instances=draw(st.integers(1, 4)),
+            workers=1 if serverless else draw(st.integers(1, 8)),
+            serverless_concurrency=draw(st.integers(1, 40)) if serverless else None,
+            load=draw(st.none() | st.builds(Load, st.integers(1, 300).map(float),
+                                            st.integers(1, 50).map(float))),
+            proxy=draw(st.sampled_from([None, None, "none"])),
+            weight=draw(st.sampled_from([1.0, 1.0, 2.0]))))
+    return Scenario(provider=provider, instance_class=cls,
+                    max_connections=draw(st.integers(100, 2000)) if cls is None else None,
+                    replicas=draw(st.sampled_from([(), (budget.Replica(),)])),
+                    proxy=proxy, services=tuple(services))
+
+
+def _floors_fit(s: Scenario) -> bool:
+    """Whether every service's floor fits, counted independently of budget.shares: per
+    endpoint, 1 per client engine (cron without load 2, serverless 1 per invocation) for
+    direct services and session-pooled ones, 1 server connection per transaction pooler;
+    behind a pooler with a client limit, 1 client connection per engine."""
+    from wizard.model import POOLERS, SESSION_POOLERS
+    use: dict[str, list[tuple[Service, Scenario, budget.EndpointSpec]]] = {}
+    for svc in s.services:
+        view = s.for_service(svc)
+        for sp in budget.endpoint_specs(view):
+            use.setdefault(sp.role, []).append((svc, view, sp))
+    for role, rows in use.items():
+        usable = rows[0][2].usable
+        total, poolers = 0, {}
+        for svc, view, sp in rows:
+            floor = sp.clients * (2 if svc.kind == "cron" and svc.load is None else 1)
+            pooled = view.proxy in POOLERS and not (
+                role != "primary" and budget.rds_proxy_skips_replicas(view))
+            if not pooled or view.proxy in SESSION_POOLERS:
+                total += floor
+            if pooled:
+                poolers.setdefault(view.proxy, []).append((view, sp))
+        total += sum(1 for name in poolers if name not in SESSION_POOLERS)
+        if total > usable:
+            return False
+        for name, group in poolers.items():
+            limit = budget.proxy_limits(group[0][0], group[0][1], None).client_limit
+            if name not in SESSION_POOLERS and limit is not None and (
+                    sum(sp.clients for _, sp in group) > limit):
+                return False
+    return True
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_any_estates())
+def test_any_estate_whose_floors_fit_is_sized_fairly(s: Scenario) -> None:
+    fit = _floors_fit(s)
+    try:
+        rec = recommend(s)
+    except SizingError as exc:
+        assert not fit, str(exc)
+        return
+    views = {v.name: s.for_service(v) for v in s.services}
+    for ep in rec.endpoints:
+        # Each endpoint's services sum within usable.
+        assert ep.worst_case == sum(b.worst_case for b in ep.by_service) <= ep.usable
+        # Same kind, weight and path without load: the same per engine, within 1.
+        peers: dict[tuple, list[int]] = {}
+        for b in ep.by_service:
+            svc = next(v for v in s.services if v.name == b.service)
+            if svc.load is None and svc.kind != "serverless":
+                peers.setdefault((svc.kind, svc.weight, views[svc.name].proxy), []).append(
+                    b.pool_size + b.max_overflow)
+        for key, totals in peers.items():
+            assert max(totals) - min(totals) <= 1, (ep.role, key, totals)
+    # No service's finding cites another service's load.
+    for v in rec.services:
+        svc = next(x for x in s.services if x.name == v.name)
+        for f in v.rec.warnings:
+            if svc.load is None:
+                assert f.code not in _LOAD_CODES, (v.name, f)
+                assert "busy on average" not in f.message, (v.name, f)
+            elif f.code == "DB_CORES_BUSY":
+                ep = v.rec.endpoint(f.message.split(":", 1)[0])
+                ld = v.rec.load
+                own = ld.offered_load * (1 if svc.kind == "serverless" else ep.processes)
+                assert f"keeps {own:,.1f} busy" in f.message, (v.name, f)
