@@ -476,7 +476,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
             side = client_limit(proxy, spec.usable)[1]
             inner = budget.shares(
                 limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in g],
-                f"{spec.role}: {side} of {name}",
+                f"{spec.role}: {side} ({limit:,}, {name})",
                 ("use transaction mode, fewer processes or a bigger server pool"
                  if proxy.session_mode else budget.client_limit_fix(
                      g[0].s, sum(m.spec.clients for m in g))) + ".")
