@@ -536,20 +536,30 @@ def database_cores(rec: Recommendation) -> Iterator[Finding]:
     load = rec.load
     for ep in rec.endpoints:
         side = ep.server_side
-        # This service's own load only (a shared pooler's figure holds the others' too); a
-        # serverless service's load is the whole service's already.
-        busy = cores.busy_connections(load.offered_load if load else None,
-                                      1 if s.serverless else ep.processes)
-        over = cores.oversubscription(ep.vcpu, ep.worst_case, busy)
+        if side is None:
+            # Direct: this service's own connections and its own load (a serverless
+            # service's load is the whole service's already).
+            who, worst = "the fleet", ep.worst_case
+            busy = cores.busy_connections(load.offered_load if load else None,
+                                          1 if s.serverless else ep.processes)
+        else:
+            # Behind a pooler the server pool is the path's, shared by every service on it:
+            # its figures read the same from each, and a service without a load leaves a
+            # loaded path's finding to the services whose load it is.
+            if load is None and side.offered_load is not None:
+                continue
+            who, worst, busy = f"the clients behind {s.proxy}", side.worst_case, \
+                side.offered_load
+        over = cores.oversubscription(ep.vcpu, worst, busy)
         if over is None:
             continue
         b = over.bound
-        facts = (f"{ep.role}: the fleet may have {ep.worst_case:,} connections active at once on "
+        facts = (f"{ep.role}: {who} may have {worst:,} connections active at once on "
                  f"the database ({over.ratio:.1f}x), but its {b.vcpu:g} vCPUs execute about "
                  f"{b.executable} at once ({b.formula}; {b.sources[0].url})")
         if busy is not None:
-            facts += (f"; the load keeps {busy:,.1f} busy on average at the peak "
-                      "(requests/s x hold time)")
+            facts += (f"; the load {'behind it ' if side else ''}keeps {busy:,.1f} busy on "
+                      "average at the peak (requests/s x hold time)")
         fix_pool = max(b.executable, math.ceil(busy) if busy is not None else 0)
         if over.busy_over:
             why = (": if those transactions compute rather than wait, the database's CPU is the "
