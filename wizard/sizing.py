@@ -448,9 +448,9 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
         slots.append(list(range(start, len(claims))))
     split = None
     if len(claims) > 1:
-        split = budget.shares(spec.usable, claims, *_floors_words(
-            spec, f"{spec.role}: the {spec.usable:,} usable connections",
-            [m for m in direct], groups))
+        split = budget.shares(spec.usable, claims,
+                              f"{spec.role}: the {spec.usable:,} usable connections",
+                              _floors_fix(direct))
     parts = None if split is None else [*split[:len(direct)], *(
         budget.Share(sum(split[i].value for i in idx), "; ".join(
             f"{claims[i].name}: {split[i].how}" for i in idx) if len(idx) > 1
@@ -494,16 +494,15 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     return _endpoint_total(members, allots, sized, spec.role)
 
 
-def _floors_words(spec: budget.EndpointSpec, what: str, direct: list[_Member],
-                  groups: dict[str, list[_Member]]) -> tuple[str, str]:
-    """The limit's name and the fix when the services' floors do not fit in an endpoint."""
+def _floors_fix(direct: list[_Member]) -> str:
+    """What to change when the services' floors do not fit in an endpoint's usable."""
     big = max(direct, key=lambda m: m.spec.clients, default=None)
-    fewer = (f"fewer processes (service {big.svc.name!r} has {big.spec.clients:,} client "
-             "engines), " if big is not None else "")
-    pooler = ("" if not direct else "or a pooling proxy in front: "
-              f"{budget._POOLER_ADVICE.get(big.s.provider, 'PgBouncer in transaction mode')}")
-    return what, (f"{fewer}a bigger instance class, fewer services on this endpoint"
-                  + (", " + pooler if pooler else "") + ".")
+    if big is None:
+        return "a bigger instance class or fewer services on this endpoint."
+    advice = budget._POOLER_ADVICE.get(big.s.provider, "PgBouncer in transaction mode")
+    return (f"fewer processes (service {big.svc.name!r} has {big.spec.clients:,} client "
+            "engines), a bigger instance class, fewer services on this endpoint, or a pooling "
+            f"proxy in front: {advice}.")
 
 
 def _pooler_need(group: list[_Member]) -> int | None:
