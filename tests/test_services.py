@@ -245,6 +245,7 @@ def test_floors_over_the_limit_name_every_service_and_the_excess() -> None:
         recommend(s)
     msg = err.value.message
     assert "api 20" in msg and "fn 20" in msg and "cron 4" in msg and "11 over" in msg
+    assert "1 per concurrent invocation x 20" in msg
 
 
 def test_pooled_services_share_the_poolers_server_pool() -> None:

@@ -465,7 +465,8 @@ class Claim:
     and weights are per engine. `floor` is what it cannot run with less of (default: the
     whole demand for "fixed", else 1 per engine; a serverless service's 1 per concurrent
     invocation is its whole demand). `firm` is the part of a need kept before its elastic
-    part (the burst margin) is cut (default: the whole demand).
+    part (the burst margin) is cut (default: the whole demand). `unit` names what an
+    engine is in a refusal ("concurrent invocation" for a serverless service).
     """
 
     name: str
@@ -475,6 +476,7 @@ class Claim:
     engines: int = 1
     floor: int | None = None
     firm: int | None = None
+    unit: str = "client engine"
 
     @property
     def base(self) -> int:
@@ -501,7 +503,8 @@ class Share:
 def largest_remainder(total: int, weights: Sequence[float]) -> list[int]:
     """total split by weights in whole connections that sum to it (largest remainder): how
     a shared pooler's server pool is divided among the services behind it."""
-    raw = [total * w / max(1e-12, sum(weights)) if sum(weights) else 0.0 for w in weights]
+    whole = sum(weights)
+    raw = [total * w / whole if whole else 0.0 for w in weights]
     part = [int(x) for x in raw]
     for k in sorted(range(len(raw)), key=lambda k: part[k] - raw[k])[:total - sum(part)]:
         part[k] += 1
@@ -545,10 +548,10 @@ def floors_refusal(what: str, limit: int, claims: Sequence[Claim]) -> str:
 
 def _floor_words(c: Claim) -> str:
     if c.tier == "fixed":
-        return f"fixed share of {c.engines:,} engine(s)"
+        return f"fixed share: {c.demand // max(1, c.engines):,} per engine x {c.engines:,}"
     if c.floor is not None and c.floor < c.engines:
         return "at least one server connection"
-    return f"1 per client engine x {c.engines:,}"
+    return f"1 per {c.unit} x {c.engines:,}"
 
 
 def shares(limit: int, claims: Sequence[Claim], what: str = "the limit",

@@ -309,7 +309,8 @@ def _claim(svc: Service, s: Scenario, spec: budget.EndpointSpec, load: LoadSizin
     client engine (client connections at the peak)."""
     clients = spec.clients
     if s.serverless:
-        return budget.Claim(svc.name, "need", clients, svc.weight, clients, clients)
+        return budget.Claim(svc.name, "need", clients, svc.weight, clients, clients,
+                            unit="concurrent invocation")
     if load is not None:
         need, burst = load.needed_pool, load.needed_with_overflow
         fits = need is not None and burst is not None
