@@ -115,3 +115,90 @@ def test_rds_proxy_default_percent_gets_a_concrete_fix():
     found = [w for w in rec.warnings if w.code == "PROXY_SERVER_POOL_OVER_MAX"]
     ep = rec.endpoint("primary")
     assert found and f"{ep.usable * 100 // ep.max_connections}%" in found[0].fix
+
+
+# ------------------------------------------- issue 18: findings belong to what they speak of
+
+_RDS_ESTATE = dict(provider="aws-rds", instance_class="db.r6g.large", proxy="rds-proxy",
+                   replicas=(Replica(),))
+
+
+def _estate_rec():
+    from wizard.model import Service
+    return recommend(Scenario(**_RDS_ESTATE, services=(
+        Service(name="api", app_instances=10, max_app_instances=20, workers=4,
+                load=Load(200, 20)),
+        Service(name="worker", kind="worker", app_instances=5, workers=2),
+        Service(name="cron", kind="cron", app_instances=1))))
+
+
+def test_a_service_without_load_never_gets_db_cores_busy():
+    # Old main: the worker and the cron carried the api's "100.0 busy on average".
+    rec = _estate_rec()
+    for name in ("worker", "cron"):
+        own = rec.service(name).rec.warnings
+        assert not [f for f in own if f.code == "DB_CORES_BUSY"], name
+        assert not [f for f in own if "busy on average" in f.message], name
+    plan = [f for f in rec.warnings if f.code == "DB_CORES_BUSY"]
+    assert plan and all(f.message.startswith("api: ") for f in plan)
+
+
+def test_a_path_finding_appears_once_per_endpoint_and_path():
+    # Old main: one PROXY_SERVER_POOL_OVER_MAX per service (each with its own worst case).
+    rec = _estate_rec()
+    for code in ("PROXY_SERVER_POOL_OVER_MAX", "RDS_PROXY_PINNING", "RDS_PROXY_WRITER_ONLY"):
+        assert len([f for f in rec.warnings if f.code == code]) == 1, code
+    (over,) = [f for f in rec.warnings if f.code == "PROXY_SERVER_POOL_OVER_MAX"]
+    worst = sum(b.worst_case for b in rec.endpoint("primary").by_service)
+    assert f"at most {worst:,}" in over.message
+
+
+def test_pool_below_load_is_never_raised_without_a_load():
+    # Old main: Supavisor session mode said "the fleet's load needs about 160" with no load.
+    s = Scenario(provider="supabase", instance_class="large", proxy="supavisor-session",
+                 app_instances=20, workers=2)
+    assert "PROXY_SERVER_POOL_BELOW_LOAD" not in codes(s)
+    assert not [f for f in recommend(s).warnings if "load" in f.message.lower()
+                and f.code != "NO_LOAD"]
+    # With a load it still is.
+    loaded = Scenario(provider="azure-flexible", instance_class="D2s_v3",
+                      proxy="azure-pgbouncer", app_instances=20, workers=4,
+                      load=Load(400, 30))
+    assert "PROXY_SERVER_POOL_BELOW_LOAD" in codes(loaded)
+
+
+def test_behind_azure_pgbouncer_the_fix_is_its_pool_size_not_a_bigger_sku():
+    # The default pool (50) keeps 300 busy connections waiting while 840 are usable.
+    s = Scenario(provider="azure-flexible", instance_class="D2s_v3", proxy="azure-pgbouncer",
+                 app_instances=20, workers=4, load=Load(400, 30))
+    rec = recommend(s)
+    over = [f for f in rec.warnings if f.code == "LOAD_OVER_BUDGET"]
+    assert over and all("pgbouncer.default_pool_size" in f.fix for f in over)
+    # The pool findings point at the pool (the cores finding's bigger class is about CPU).
+    assert not [f for f in rec.warnings if f.code.startswith(("LOAD_", "PROXY_"))
+                and ("bigger SKU" in f.fix or "bigger class" in f.fix)]
+    pairs = Scenario(provider="azure-flexible", instance_class="D2s_v3",
+                     proxy="azure-pgbouncer", proxy_settings=ProxySettings(user_db_pairs=20))
+    (f,) = [f for f in recommend(pairs).warnings if f.code == "PROXY_SERVER_POOL_OVER_MAX"]
+    assert "pgbouncer.default_pool_size" in f.fix and "SKU" not in f.fix
+
+
+@pytest.mark.parametrize("load", [None, Load(200, 30)])
+def test_neon_pooler_fixes_never_size_the_pooler(load):
+    s = Scenario(provider="neon", instance_class="1cu", proxy="neon-pooler", app_instances=20,
+                 workers=4, load=load)
+    rec = recommend(s)
+    assert rec.warnings
+    for f in rec.warnings:
+        low = f.fix.lower()
+        assert "lower neon-pooler" not in low and "server pool toward" not in low, f
+        assert "size the proxy" not in low and "raise the proxy's pool" not in low, f
+    cores = [f for f in rec.warnings if f.code.startswith("DB_CORES")]
+    assert cores and all("cannot be changed" in f.fix or "bigger class" in f.fix
+                         for f in cores)
+
+
+def test_defaults_over_max_for_serverless_speaks_of_concurrent_invocations():
+    s = Scenario(provider="aws-rds", instance_class="db.r6g.large", serverless_concurrency=200)
+    (f,) = [f for f in recommend(s).warnings if f.code == "DEFAULTS_OVER_MAX"]
+    assert "concurrent invocation" in f.message and "autoscaling" not in f.message

@@ -83,27 +83,63 @@ def test_fixed_shares_come_first_then_needs_then_weights() -> None:
 def test_a_tier_that_does_not_fit_is_cut_pro_rata() -> None:
     got = shares(90, [Claim("a", "need", 100), Claim("b", "need", 50), Claim("c", "weight", 9)])
     a, b, c = (s.value for s in got)
-    assert (a, b, c) == (60, 30, 0)  # 90 x 100/150, 90 x 50/150, nothing left
+    # Every member keeps its floor (1: one engine each); the 87 left go to the needs pro
+    # rata 99 : 49 (58.2, 28.8, largest remainder); nothing is left for the weighted c.
+    assert (a, b, c) == (1 + 58, 1 + 29, 1)
     assert "pro rata" in got[0].how
 
 
-def test_weights_split_what_is_left_and_leftover_goes_back_by_weight() -> None:
-    got = shares(300, [Claim("a", "weight", 1000, 2), Claim("b", "weight", 1000, 1)])
-    assert [s.value for s in got] == [200, 100]
-    # b can use only 40: a gets the rest of its weighted part, then the leftover by weight.
-    got = shares(300, [Claim("a", "weight", 1000, 1), Claim("b", "weight", 40, 1)])
-    assert got[1].value >= 40 and got[0].value >= 300 - 40 - got[1].value
-    assert sum(s.value for s in got) <= 300
+def test_a_need_is_cut_at_its_burst_margin_first() -> None:
+    # 15 engines: floors 15; burst needs (firm) 60 + 30 fit in the 85 left; the margins
+    # (20 + 10) share the last 10 pro rata (6.7, 3.3).
+    got = shares(100, [Claim("api", "need", 80, engines=10, firm=60),
+                       Claim("jobs", "need", 40, engines=5, firm=30)])
+    assert [s.value for s in got] == [60 + 7, 30 + 3]
+    assert "burst margin cut first" in got[0].how
+
+
+def test_weights_are_per_client_engine() -> None:
+    # Issue 18: a 1-process and a 16-process service without load, same kind and weight,
+    # get the same per engine (17 x 17 = 289 of 300; 18 per engine would take 306).
+    one, many = shares(300, [Claim("one", "weight", 20, engines=1),
+                             Claim("many", "weight", 320, engines=16)])
+    assert abs(one.value // 1 - many.value // 16) <= 1
+    assert many.value // 16 == 17
+    # weight scales the per-engine share: 2 : 1 with the same engines.
+    a, b = shares(300, [Claim("a", "weight", 1000, 2, engines=10),
+                        Claim("b", "weight", 1000, 1, engines=10)])
+    assert (a.value // 10, b.value // 10) == (20, 10)
+
+
+def test_floors_come_first_and_only_floors_over_the_limit_refuse() -> None:
+    # A serverless service's 20 invocations are a hard floor, cron's fixed share 2 per
+    # engine, 1 per engine for the others: 20 + 4 + 10 = 34 fit in 34 however big the
+    # needs, and the needs get nothing more.
+    got = shares(34, [Claim("fn", "need", 20, engines=20, floor=20),
+                      Claim("cron", "fixed", 4, engines=2),
+                      Claim("api", "need", 500, engines=10, firm=300)])
+    assert [s.value for s in got] == [20, 4, 10]
+    with pytest.raises(SizingError) as err:
+        shares(33, [Claim("fn", "need", 20, engines=20, floor=20),
+                    Claim("cron", "fixed", 4, engines=2),
+                    Claim("api", "need", 500, engines=10, firm=300)], "primary: 33 usable")
+    assert "fn 20" in err.value.message and "cron 4" in err.value.message
+    assert "api 10" in err.value.message and "1 over" in err.value.message
 
 
 @given(st.integers(1, 300_000), st.lists(st.tuples(
-    st.sampled_from(budget.TIERS), st.integers(1, 500_000), st.floats(0.01, 100)),
-    min_size=1, max_size=32))
+    st.sampled_from(budget.TIERS), st.integers(1, 500_000), st.floats(0.01, 100),
+    st.integers(1, 600)), min_size=1, max_size=32))
 def test_shares_never_exceed_the_limit(limit: int, raw: list) -> None:
-    claims = [Claim(f"m{i}", t, d, w) for i, (t, d, w) in enumerate(raw)]
+    claims = [Claim(f"m{i}", t, d, w, e) for i, (t, d, w, e) in enumerate(raw)]
+    if len(claims) > 1 and sum(c.base for c in claims) > limit:
+        with pytest.raises(SizingError):
+            shares(limit, claims)
+        return
     got = shares(limit, claims)
-    assert sum(s.value for s in got) <= limit
-    assert all(s.value >= 0 for s in got)
+    assert sum(s.value for s in got) == limit
+    if len(claims) > 1:
+        assert all(s.value >= c.base for s, c in zip(got, claims, strict=True))
     fits = sum(c.demand for c in claims) <= limit
     if fits:  # everyone gets at least what it can use
         assert all(s.value >= c.demand for s, c in zip(got, claims, strict=True))
@@ -157,6 +193,59 @@ def test_services_over_the_budget_is_refused_with_the_service_named() -> None:
                  services=(_svc("api", app_instances=30), _svc("jobs", app_instances=30)))
     with pytest.raises(SizingError, match="service 'api'|service 'jobs'"):
         recommend(s)
+
+
+def test_feasible_estate_with_a_big_no_load_service_is_sized() -> None:
+    # Issue 18: exited 3 ("cannot give each of 32 client engines even one connection")
+    # although the floors (60 + 32 + 2) and the api's need fit in 293.
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=300,
+                 replicas=(budget.Replica(),), services=(
+                     _svc("api", app_instances=6, max_app_instances=12, workers=4,
+                          load=Load(120, 10)),
+                     _svc("worker", kind="worker", app_instances=3, workers=8),
+                     _svc("one", kind="worker", app_instances=1)))
+    rec = recommend(s)
+    for ep in rec.endpoints:
+        assert ep.worst_case == sum(b.worst_case for b in ep.by_service) <= ep.usable
+        by = {b.service: b for b in ep.by_service}
+        assert by["worker"].clients == 32 and by["one"].clients == 2
+        # Same kind, weight and path: the same per engine (within 1).
+        per = {n: by[n].allotment // by[n].clients for n in ("worker", "one")}
+        assert abs(per["worker"] - per["one"]) <= 1, per
+        # The api keeps at least its burst need per engine.
+        api = rec.service("api").rec
+        assert by["api"].pool_size >= api.load.needed_with_overflow
+
+
+def test_serverless_floor_beside_a_load_and_cron_is_sized() -> None:
+    # Issue 18: an api with load + cron + 20 invocations on max_connections 100 exited 3.
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=100, services=(
+        _svc("api", app_instances=4, workers=2, load=Load(100, 20)),
+        _svc("cron", kind="cron", app_instances=1),
+        _svc("fn", kind="serverless", serverless_concurrency=20)))
+    rec = recommend(s)
+    ep = rec.endpoint("primary")
+    by = {b.service: b for b in ep.by_service}
+    assert ep.worst_case == sum(b.worst_case for b in ep.by_service) <= ep.usable
+    assert by["fn"].allotment >= 20 and by["fn"].worst_case == 20  # its hard floor
+    assert by["cron"].pool_size + by["cron"].max_overflow == budget.FIXED_SHARE_PER_ENGINE
+    # The api's need is cut at its burst margin, never below its burst need.
+    api = rec.service("api").rec
+    assert by["api"].pool_size >= api.load.needed_with_overflow
+    assert "burst margin" in by["api"].allotment_how
+
+
+def test_floors_over_the_limit_name_every_service_and_the_excess() -> None:
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=40, services=(
+        _svc("api", app_instances=8, workers=2, load=Load(100, 20)),
+        _svc("cron", kind="cron", app_instances=1),
+        _svc("fn", kind="serverless", serverless_concurrency=20)))
+    # usable 33; floors: api 20 engines, fn 20 invocations, cron 2 x 2 = 44, 11 over.
+    with pytest.raises(SizingError) as err:
+        recommend(s)
+    msg = err.value.message
+    assert "api 20" in msg and "fn 20" in msg and "cron 4" in msg and "11 over" in msg
+    assert "1 per concurrent invocation x 20" in msg
 
 
 def test_pooled_services_share_the_poolers_server_pool() -> None:
@@ -430,3 +519,119 @@ def test_cli_flag_error_keys_are_not_made_into_flags() -> None:
     with pytest.raises(ScenarioError) as err:
         share.from_flat({"provider": "self-hosted", "s1_name": "api", "s1_workers": "0"})
     assert err.value.key == "s1_workers" and "service 1 (api)" in str(err.value)
+
+
+# ------------------------------------------------ issue 18: random estates, every proxy
+
+# (provider, instance class, proxy): every proxy with a provider it runs with.
+_PATHS = [
+    ("self-hosted", None, "none"), ("self-hosted", None, "pgbouncer-transaction"),
+    ("self-hosted", None, "pgbouncer-session"), ("aws-rds", "db.r6g.large", "rds-proxy"),
+    ("aws-rds", "db.t3.medium", "none"), ("aws-aurora", "db.r6g.large", "rds-proxy"),
+    ("gcp-cloudsql", "db-custom-2-7680", "cloudsql-auth-proxy"),
+    ("gcp-cloudsql", "db-custom-2-7680", "cloudsql-connector"),
+    ("azure-flexible", "D2s_v3", "azure-pgbouncer"),
+    ("supabase", "large", "supavisor-transaction"), ("supabase", "large", "supavisor-session"),
+    ("neon", "1cu", "neon-pooler"),
+]
+# Findings that speak of a load: a service without one never gets them.
+_LOAD_CODES = {"DB_CORES_BUSY", "PROXY_SERVER_POOL_BELOW_LOAD", "LOAD_OVER_BUDGET",
+               "BUDGET_BELOW_LOAD"}
+
+
+@st.composite
+def _any_estates(draw) -> Scenario:
+    provider, cls, proxy = draw(st.sampled_from(_PATHS))
+    n = draw(st.integers(1, 32))
+    services = []
+    for i in range(n):
+        kind = draw(st.sampled_from(["web", "worker", "cron", "serverless"]))
+        serverless = kind == "serverless"
+        services.append(Service(
+            name=f"s{i}", kind=kind, app_instances=draw(st.integers(1, 4)),
+            workers=1 if serverless else draw(st.integers(1, 8)),
+            serverless_concurrency=draw(st.integers(1, 40)) if serverless else None,
+            load=draw(st.none() | st.builds(Load, st.integers(1, 300).map(float),
+                                            st.integers(1, 50).map(float))),
+            proxy=draw(st.sampled_from([None, None, "none"])),
+            weight=draw(st.sampled_from([1.0, 1.0, 2.0]))))
+    return Scenario(provider=provider, instance_class=cls,
+                    max_connections=draw(st.integers(100, 2000)) if cls is None else None,
+                    replicas=draw(st.sampled_from([(), (budget.Replica(),)])),
+                    proxy=proxy, services=tuple(services))
+
+
+def _floors_fit(s: Scenario) -> bool:
+    """Whether every service's floor fits, counted independently of budget.shares: per
+    endpoint, 1 per client engine (cron without load 2, serverless 1 per invocation) for
+    direct services and session-pooled ones, 1 server connection per transaction pooler;
+    behind a pooler with a client limit, 1 client connection per engine."""
+    from wizard.model import POOLERS, SESSION_POOLERS
+    use: dict[str, list[tuple[Service, Scenario, budget.EndpointSpec]]] = {}
+    for svc in s.services:
+        view = s.for_service(svc)
+        for sp in budget.endpoint_specs(view):
+            use.setdefault(sp.role, []).append((svc, view, sp))
+    for role, rows in use.items():
+        usable = rows[0][2].usable
+        total, poolers = 0, {}
+        for svc, view, sp in rows:
+            floor = sp.clients * (2 if svc.kind == "cron" and svc.load is None else 1)
+            pooled = view.proxy in POOLERS and not (
+                role != "primary" and budget.rds_proxy_skips_replicas(view))
+            if not pooled or view.proxy in SESSION_POOLERS:
+                total += floor
+            if pooled:
+                poolers.setdefault(view.proxy, []).append((view, sp))
+        total += sum(1 for name in poolers if name not in SESSION_POOLERS)
+        if total > usable:
+            return False
+        for name, group in poolers.items():
+            limit = budget.proxy_limits(group[0][0], group[0][1], None).client_limit
+            if name not in SESSION_POOLERS and limit is not None and (
+                    sum(sp.clients for _, sp in group) > limit):
+                return False
+    return True
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_any_estates())
+def test_any_estate_whose_floors_fit_is_sized_fairly(s: Scenario) -> None:
+    fit = _floors_fit(s)
+    try:
+        rec = recommend(s)
+    except SizingError as exc:
+        assert not fit, str(exc)
+        return
+    views = {v.name: s.for_service(v) for v in s.services}
+    for ep in rec.endpoints:
+        # Each endpoint's services sum within usable.
+        assert ep.worst_case == sum(b.worst_case for b in ep.by_service) <= ep.usable
+        # Same kind, weight and path without load: the same per engine, within 1.
+        peers: dict[tuple, list[int]] = {}
+        for b in ep.by_service:
+            svc = next(v for v in s.services if v.name == b.service)
+            if svc.load is None and svc.kind != "serverless":
+                peers.setdefault((svc.kind, svc.weight, views[svc.name].proxy), []).append(
+                    b.pool_size + b.max_overflow)
+        for key, totals in peers.items():
+            assert max(totals) - min(totals) <= 1, (ep.role, key, totals)
+    # No service's finding cites another service's load.
+    for v in rec.services:
+        svc = next(x for x in s.services if x.name == v.name)
+        for f in v.rec.warnings:
+            if svc.load is None:
+                assert f.code not in _LOAD_CODES, (v.name, f)
+                assert "busy on average" not in f.message, (v.name, f)
+            elif f.code == "DB_CORES_BUSY":
+                role = f.message.split(":", 1)[0]
+                # Direct: its own load; behind a pooler: the loads of the services on that
+                # path (the finding is the path's, the same from each of them).
+                path = [x for x in rec.services if role in x.endpoints and (
+                    x.rec.endpoint(role).server_side is not None) and (
+                    x.rec.scenario.proxy == v.rec.scenario.proxy)]
+                on = path if "load behind it" in f.message else [v]
+                busy = sum(x.rec.load.offered_load * (
+                    1 if x.kind == "serverless" else x.rec.endpoint(role).processes)
+                    for x in on if x.rec.load is not None)
+                assert f"keeps {busy:,.1f} busy" in f.message, (v.name, f)

@@ -7,9 +7,9 @@ never comes out of the primary's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
 from wizard import bounds, catalog, share
 from wizard.model import (
@@ -450,7 +450,8 @@ def per_process_budget(s: Scenario, spec: EndpointSpec, proxy: ProxyLimits | Non
 
 # A cron or migration-style service without a load: pool_size + max_overflow per engine.
 FIXED_SHARE_PER_ENGINE = 2
-# Share tiers, served in this order: fixed small shares, then needs, then weights.
+# Share tiers, served in this order after every member's floor: fixed small shares, then
+# needs, then weights.
 TIERS = ("fixed", "need", "weight")
 
 
@@ -458,14 +459,37 @@ TIERS = ("fixed", "need", "weight")
 class Claim:
     """What one member (a service, or a pooler its services share) asks of a limit.
 
-    `tier`: "fixed" (cron/migrations: a small fixed share), "need" (a load or a pooler's
-    server pool), "weight" (no load: split by `weight`); `demand` is the most it can use.
+    `tier`: "fixed" (cron/migrations: a small fixed share, all of it its floor), "need" (a
+    load or a pooler's server pool), "weight" (no load: split by `weight` per client
+    engine); `demand` is the most it can use. `engines` counts its client engines: floors
+    and weights are per engine. `floor` is what it cannot run with less of (default: the
+    whole demand for "fixed", else 1 per engine; a serverless service's 1 per concurrent
+    invocation is its whole demand). `firm` is the part of a need kept before its elastic
+    part (the burst margin) is cut (default: the whole demand). `unit` names what an
+    engine is in a refusal ("concurrent invocation" for a serverless service).
     """
 
     name: str
     tier: str
     demand: int
     weight: float = 1.0
+    engines: int = 1
+    floor: int | None = None
+    firm: int | None = None
+    unit: str = "client engine"
+
+    @property
+    def base(self) -> int:
+        """The floor: served before any tier, never cut."""
+        if self.floor is not None:
+            return min(self.floor, self.demand)
+        return self.demand if self.tier == "fixed" else min(self.engines, self.demand)
+
+    @property
+    def kept(self) -> int:
+        """The part of a need cut only after every other need's elastic part."""
+        return max(self.base, min(self.firm if self.firm is not None else self.demand,
+                                  self.demand))
 
 
 @dataclass(frozen=True)
@@ -476,71 +500,116 @@ class Share:
     how: str
 
 
-def _proportional(left: int, demands: list[int]) -> list[int]:
-    total = sum(demands)
-    return [left * d // total if total else 0 for d in demands]
-
-
-def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
+def largest_remainder(total: int, weights: Sequence[float]) -> list[int]:
     """total split by weights in whole connections that sum to it (largest remainder): how
     a shared pooler's server pool is divided among the services behind it."""
-    raw = [total * w / max(1, sum(weights)) for w in weights]
+    whole = sum(weights)
+    raw = [total * w / whole if whole else 0.0 for w in weights]
     part = [int(x) for x in raw]
     for k in sorted(range(len(raw)), key=lambda k: part[k] - raw[k])[:total - sum(part)]:
         part[k] += 1
     return part
 
 
-def shares(limit: int, claims: Sequence[Claim]) -> tuple[Share, ...]:
+def _per_engine_level(room: int, members: list[tuple[int, float, int, int]]) -> list[int]:
+    """Connections per engine for weighted members sharing `room`: the highest level L at
+    which each gets min(cap, max(1, floor(L x weight))) per engine and their totals (that x
+    engines, between floor and demand) fit. `members`: (engines, weight, floor, demand).
+    The same weight and cap per engine give the same number per engine; a bisection, so
+    the cost does not grow with room."""
+    def per(level: float) -> list[int]:
+        return [min(max(1, d // e), max(1, math.floor(level * w + 1e-9)))
+                for e, w, _, d in members]
+
+    def total(level: float) -> int:
+        return sum(min(d, max(f, p * e))
+                   for p, (e, _, f, d) in zip(per(level), members, strict=True))
+
+    lo, hi = 0.0, max(d / e / w for e, w, _, d in members) + 1
+    if total(hi) <= room:
+        return per(hi)
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if total(mid) <= room:
+            lo = mid
+        else:
+            hi = mid
+    return per(lo)
+
+
+def floors_refusal(what: str, limit: int, claims: Sequence[Claim]) -> str:
+    """Why floors do not fit, naming each member's floor and the excess."""
+    need = sum(c.base for c in claims)
+    parts = " + ".join(f"{c.name} {c.base:,} ({_floor_words(c)})"
+                       for c in sorted(claims, key=lambda c: -c.base) if c.base)
+    return (f"{what} cannot hold every service's floor: {parts} = {need:,}, "
+            f"{need - limit:,} over.")
+
+
+def _floor_words(c: Claim) -> str:
+    if c.tier == "fixed":
+        return f"fixed share: {c.demand // max(1, c.engines):,} per engine x {c.engines:,}"
+    if c.floor is not None and c.floor < c.engines:
+        return "at least one server connection"
+    return f"1 per {c.unit} x {c.engines:,}"
+
+
+def shares(limit: int, claims: Sequence[Claim], what: str = "the limit",
+           fix: str = "fewer processes or a bigger limit") -> tuple[Share, ...]:
     """The only place a limit (an endpoint's usable connections, or a pooler's limit) is
     divided among the members that use it.
 
-    Fixed shares first, then needs, then the weighted members up to what they can use
-    (each tier pro rata when it does not fit); what is then left is added to every member
-    by weight, so one member alone gets the whole limit. Members' pools stay capped by
-    their own need or cap, so the extra is headroom they may not use. The cost grows with
-    the number of members only.
+    First every member's floor (1 per client engine; 1 per concurrent invocation for a
+    serverless service; cron's fixed share); when the floors alone exceed the limit, a
+    SizingError names each member's floor and the excess (`what` names the limit, `fix`
+    says what to change). Then needs: their firm part (the burst need), then their elastic
+    part (the burst margin), each pro rata when it does not fit. Then the weighted members,
+    per client engine: each engine gets the same number x its service's weight, up to what
+    it can use. What is then left goes to every member by weight x engines, so one member
+    alone gets the whole limit. Members' pools stay capped by their own need or cap, so the
+    extra is headroom they may not use. The cost grows with the number of members only.
     """
     n = len(claims)
-    got = [0] * n
-    how = [""] * n
-    left = limit
-    for tier in ("fixed", "need"):
-        idx = [i for i, c in enumerate(claims) if c.tier == tier]
-        want = sum(claims[i].demand for i in idx)
-        parts = ([claims[i].demand for i in idx] if want <= left
-                 else _proportional(left, [claims[i].demand for i in idx]))
-        for i, part in zip(idx, parts, strict=True):
-            got[i] = part
-            how[i] = (f"{tier} {claims[i].demand:,}" if want <= left
-                      else f"{tier} {claims[i].demand:,} cut pro rata to {part:,}")
-        left -= sum(parts)
+    if n == 1:
+        return (Share(limit, "the whole budget"),)
+    floors = [c.base for c in claims]
+    if sum(floors) > limit:
+        raise SizingError(floors_refusal(what, limit, claims), fix)
+    got = list(floors)
+    how = [f"floor {f:,}" if c.tier != "fixed" else f"fixed {c.demand:,}"
+           for f, c in zip(floors, claims, strict=True)]
+    left = limit - sum(floors)
+    needs = [i for i, c in enumerate(claims) if c.tier == "need"]
+    cut: dict[int, str] = {}  # need members cut, and what was cut
+    for part, top in (("firm", lambda c: c.kept), ("margin", lambda c: c.demand)):
+        asks = [max(0, top(claims[i]) - got[i]) for i in needs]
+        gives = asks if sum(asks) <= left else largest_remainder(left, asks)
+        for i, ask, give in zip(needs, asks, gives, strict=True):
+            got[i] += give
+            if give < ask:
+                cut.setdefault(i, "its burst margin cut first" if part == "margin"
+                               else "its burst margin cut, then its burst need")
+        left -= sum(gives)
+    for i in needs:
+        how[i] = (f"need {claims[i].demand:,} cut pro rata to {got[i]:,} ({cut[i]}; its "
+                  f"floor of {floors[i]:,} kept)" if i in cut
+                  else f"need {claims[i].demand:,}")
     open_ = [i for i, c in enumerate(claims) if c.tier == "weight"]
-    for i in open_:
-        how[i] = f"weight {claims[i].weight:g}, up to {claims[i].demand:,}"
-    # Water-filling: each round either satisfies a member or uses up what is left.
-    while open_ and left > 0:
-        wsum = sum(Fraction(claims[i].weight) for i in open_)
-        give = {i: int(left * Fraction(claims[i].weight) / wsum) for i in open_}
-        full = [i for i in open_ if got[i] + give[i] >= claims[i].demand]
-        if not full:
-            for i in open_:
-                got[i] += give[i]
-            left -= sum(give.values())
-            break
-        for i in full:
-            left -= claims[i].demand - got[i]
-            got[i] = claims[i].demand
-        open_ = [i for i in open_ if i not in full]
+    if open_:
+        rows = [(max(1, claims[i].engines), claims[i].weight, floors[i], claims[i].demand)
+                for i in open_]
+        level = _per_engine_level(left + sum(floors[i] for i in open_), rows)
+        for i, p, (e, *_) in zip(open_, level, rows, strict=True):
+            total = min(claims[i].demand, max(floors[i], p * e))
+            left -= total - got[i]
+            got[i] = total
+            how[i] = f"weight {claims[i].weight:g}: {p:,} per engine x {e:,}"
     if left > 0:
-        wsum = sum(Fraction(c.weight) for c in claims)
-        extra = [int(left * Fraction(c.weight) / wsum) for c in claims]
+        extra = largest_remainder(left, [c.weight * max(1, c.engines) for c in claims])
         for i in range(n):
             got[i] += extra[i]
-            if n > 1 and extra[i]:
+            if extra[i]:
                 how[i] += f" + {extra[i]:,} of what is left"
-    if n == 1:
-        how[0] = "the whole budget"
     return tuple(Share(g, h) for g, h in zip(got, how, strict=True))
 
 

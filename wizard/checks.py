@@ -71,14 +71,20 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
         if total > room:
             breaks = budget.break_point(
                 per, room, lambda n, role=ep.role: budget.processes_at(s, role, n),
-                ep.engines_per_process, s.autoscaling_max)
-            where = (f" (it breaks from an autoscaling maximum of about {breaks:,}, deploy "
-                     "surge counted)" if breaks else "")
+                ep.engines_per_process, s.fleet_size)
+            if s.serverless:  # one engine per concurrent invocation, no autoscaling maximum
+                fleet = f"{ep.clients:,} engines (one per concurrent invocation) at the peak"
+                where = (f" (it breaks from about {breaks:,} concurrent invocations)"
+                         if breaks else "")
+            else:
+                fleet = f"{ep.clients:,} engines at the autoscaling maximum"
+                where = (f" (it breaks from an autoscaling maximum of about {breaks:,}, "
+                         "deploy surge counted)" if breaks else "")
             yield Finding(
                 "WORST_CASE_OVER_MAX" if mine else "DEFAULTS_OVER_MAX",
                 "error" if mine else "warning",
-                f"{ep.role}: {label} x {ep.clients:,} engines at the autoscaling maximum "
-                f"= {total:,} connections, above the {room:,} {left}{where}.",
+                f"{ep.role}: {label} x {fleet} = {total:,} connections, above the {room:,} "
+                f"{left}{where}.",
                 f"Use pool_size={ep.pool_size}, max_overflow={ep.max_overflow} per engine, "
                 "or put a pooler in front.")
 
@@ -445,9 +451,25 @@ def _pool_over_fix(s, ep, side) -> str:
                 "Database Settings, or pick a bigger compute size.")
     if s.proxy == "azure-pgbouncer":
         return (f"Set the server parameter pgbouncer.default_pool_size to at most "
-                f"{max(1, ep.room // pairs):,}, or pick a bigger SKU.")
+                f"{max(1, ep.room // pairs):,}.")
     return (f"Size the proxy's server pool to at most {side.limit:,} (the ini snippet does), "
             "or pick a bigger class.")
+
+
+# Where a user sets each pooler's server pool (Neon's pooler: nowhere, it is fixed).
+_POOL_LEVER = {
+    "azure-pgbouncer": "the server parameter pgbouncer.default_pool_size",
+    "supavisor-transaction": "Supavisor's pool size in Database Settings",
+    "supavisor-session": "Supavisor's pool size in Database Settings",
+    "rds-proxy": "the proxy's MaxConnectionsPercent",
+    "pgbouncer-transaction": "PgBouncer's default_pool_size (the ini snippet sets it)",
+    "pgbouncer-session": "PgBouncer's default_pool_size (the ini snippet sets it)",
+}
+
+
+def _neon_fixed() -> str:
+    return (f"Neon's pool is fixed at {budget.neon_pool_fraction():g} x max_connections per "
+            "user/database pair and cannot be changed")
 
 
 def _pool_below_load_fix(s, ep, side) -> str:
@@ -456,15 +478,11 @@ def _pool_below_load_fix(s, ep, side) -> str:
         return (f"The need exceeds the {ep.usable:,} usable: pick a bigger class or shorten "
                 "transactions.")
     if s.proxy == "neon-pooler":
-        return (f"Neon's pool is fixed at {budget.neon_pool_fraction():g} x max_connections per "
-                "user/database pair: pick a bigger compute size or shorten transactions.")
+        return f"{_neon_fixed()}: pick a bigger compute size or shorten transactions."
     if s.proxy == "rds-proxy":
         pct = -(-side.needed * 100 // ep.max_connections)
         return f"Raise the proxy's MaxConnectionsPercent to at least {min(pct, 100)}%."
-    where = {"azure-pgbouncer": "the server parameter pgbouncer.default_pool_size",
-             "supavisor-transaction": "Supavisor's pool size in Database Settings",
-             "supavisor-session": "Supavisor's pool size in Database Settings"
-             }.get(s.proxy, "the proxy's pool size")
+    where = _POOL_LEVER.get(s.proxy, "the proxy's pool size")
     return (f"Raise {where} to {side.needed:,} (within the {ep.usable:,} usable). In poolwise: "
             "the proxy step's pool size.")
 
@@ -485,15 +503,19 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
                 "PROXY_SERVER_POOL_OVER_MAX", "warning" if s.proxy == "rds-proxy" else "error",
                 f"{ep.role}: as configured, {s.proxy} may open up to {configured:,} server "
                 f"connections once its clients ask for them, above {room}. "
-                f"poolwise counts it at {side.limit:,} (the fix below); this fleet makes the "
-                f"database see at most {ep.worst_case:,}.",
+                f"poolwise counts it at {side.limit:,} (the fix below); the clients behind it "
+                f"make the database see at most {side.worst_case:,}.",
                 _pool_over_fix(s, ep, side))
-        if side.needed and side.limit is not None and side.needed > side.limit:
+        # Only a load says what the pool needs (a service without one has no need of its
+        # own; behind a shared pooler the pooled need is the path's, so every service with
+        # a load there reports the same finding and the plan shows it once).
+        if (rec.load is not None and side.offered_load is not None and side.needed
+                and side.limit is not None and side.needed > side.limit):
             yield Finding(
                 "PROXY_SERVER_POOL_BELOW_LOAD", "warning",
-                f"{ep.role}: the fleet's load needs about {side.needed:,} server connections "
-                f"at the peak, but {s.proxy} opens at most {side.limit:,}: queries queue in "
-                "the proxy.", _pool_below_load_fix(s, ep, side))
+                f"{ep.role}: the load behind {s.proxy} needs about {side.needed:,} server "
+                f"connections at the peak, but it opens at most {side.limit:,}: queries "
+                "queue in the proxy.", _pool_below_load_fix(s, ep, side))
         client = ep.client_side
         if client and client.limit and client.worst_case > client.limit:
             fix = budget.client_limit_fix(s, client.worst_case)
@@ -514,18 +536,30 @@ def database_cores(rec: Recommendation) -> Iterator[Finding]:
     load = rec.load
     for ep in rec.endpoints:
         side = ep.server_side
-        busy = cores.busy_connections(load.offered_load if load else None, ep.processes,
-                                      side.offered_load if side else None)
-        over = cores.oversubscription(ep.vcpu, ep.worst_case, busy)
+        if side is None:
+            # Direct: this service's own connections and its own load (a serverless
+            # service's load is the whole service's already).
+            who, worst = "the fleet", ep.worst_case
+            busy = cores.busy_connections(load.offered_load if load else None,
+                                          1 if s.serverless else ep.processes)
+        else:
+            # Behind a pooler the server pool is the path's, shared by every service on it:
+            # its figures read the same from each, and a service without a load leaves a
+            # loaded path's finding to the services whose load it is.
+            if load is None and side.offered_load is not None:
+                continue
+            who, worst, busy = f"the clients behind {s.proxy}", side.worst_case, \
+                side.offered_load
+        over = cores.oversubscription(ep.vcpu, worst, busy)
         if over is None:
             continue
         b = over.bound
-        facts = (f"{ep.role}: the fleet may have {ep.worst_case:,} connections active at once on "
+        facts = (f"{ep.role}: {who} may have {worst:,} connections active at once on "
                  f"the database ({over.ratio:.1f}x), but its {b.vcpu:g} vCPUs execute about "
                  f"{b.executable} at once ({b.formula}; {b.sources[0].url})")
         if busy is not None:
-            facts += (f"; the load keeps {busy:,.1f} busy on average at the peak "
-                      "(requests/s x hold time)")
+            facts += (f"; the load {'behind it ' if side else ''}keeps {busy:,.1f} busy on "
+                      "average at the peak (requests/s x hold time)")
         fix_pool = max(b.executable, math.ceil(busy) if busy is not None else 0)
         if over.busy_over:
             why = (": if those transactions compute rather than wait, the database's CPU is the "
@@ -536,10 +570,15 @@ def database_cores(rec: Recommendation) -> Iterator[Finding]:
             continue
         why = (": at a burst the extra connections queue inside PostgreSQL instead of in the "
                "pools, with a backend each.")
-        if side is not None:
-            fix = (f"Lower {s.proxy}'s server pool toward {fix_pool:,} (the cores bound, or the "
-                   "load's busy connections if more): the proxy queues the rest in front of "
-                   "the database.")
+        if side is not None and s.proxy == "neon-pooler":
+            fix = (f"{_neon_fixed()}: keep the client pools small (the database sees at most "
+                   "min(the pool, the client connections)), or pick a compute size with more "
+                   "vCPUs.")
+        elif side is not None:
+            lever = _POOL_LEVER.get(s.proxy, f"{s.proxy}'s server pool")
+            fix = (f"Lower the server pool toward {fix_pool:,} with {lever} (the cores "
+                   "bound, or the load's busy connections if more): the proxy queues the rest "
+                   "in front of the database.")
         else:
             advice = budget._POOLER_ADVICE.get(s.provider, "PgBouncer in transaction mode")
             fix = (f"Put a pooler in front ({advice}) with about {fix_pool:,} server "
@@ -660,12 +699,19 @@ def load_vs_budget(rec: Recommendation) -> Iterator[Finding]:
         side = ep.server_side
         if side is not None and side.offered_load is not None and side.limit is not None and (
                 side.offered_load >= side.limit):
+            lever = _POOL_LEVER.get(s.proxy)
+            if s.proxy == "neon-pooler":
+                fix = f"{_neon_fixed()}: pick a bigger compute size or shorten transactions."
+            elif lever and side.limit < ep.room and side.offered_load < ep.room:
+                fix = (f"Raise {lever} so the server pool is above {side.offered_load:,.0f} "
+                       f"(up to the {ep.room:,} usable), or shorten transactions.")
+            else:
+                fix = "Use a bigger class, shorter transactions or fewer instances."
             yield Finding(
                 "LOAD_OVER_BUDGET", "error",
-                f"{ep.role}: the fleet's load keeps {side.offered_load:,.1f} server "
-                f"connections busy on average, but {s.proxy} opens at most {side.limit:,}: "
-                "its queue grows without bound.",
-                "Use a bigger class, shorter transactions or fewer instances.")
+                f"{ep.role}: the load behind {s.proxy} keeps {side.offered_load:,.1f} server "
+                f"connections busy on average, but it opens at most {side.limit:,}: "
+                "its queue grows without bound.", fix)
 
 
 _TOKEN = re.compile(r"X-Amz-(Signature|Credential|Security-Token)|Action=connect", re.I)

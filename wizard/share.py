@@ -102,7 +102,7 @@ SERVICE_PARAMS: tuple[Param, ...] = (
     Param("name", "str", "service name: lower-case letters, digits, - or _"),
     Param("kind", "str", "web, worker, cron or serverless"),
     Param("endpoints", "list", "endpoints it connects to, e.g. primary,replica-1 (default all)"),
-    Param("weight", "float", "its share weight without a load (default 1)"),
+    Param("weight", "float", "its share weight per client engine without a load (default 1)"),
 )
 SERVICE_BY_KEY = {p.key: p for p in SERVICE_PARAMS}
 # Flag keys a service owns: with several services they are set per service.

@@ -303,18 +303,22 @@ def _pooled(s: Scenario, role: str) -> bool:
 
 def _claim(svc: Service, s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | None,
            pooled: bool) -> budget.Claim:
-    """What one service asks of a limit it shares: its need with a load, a fixed share for
-    cron, else its cap split by weight (client connections at the peak)."""
+    """What one service asks of a limit it shares: its floor (1 per client engine; 1 per
+    concurrent invocation when serverless; cron's fixed share), then its need with a load
+    (the burst need firm, the burst margin elastic), else its cap split by weight per
+    client engine (client connections at the peak)."""
     clients = spec.clients
     if s.serverless:
-        return budget.Claim(svc.name, "need", clients, svc.weight)
+        return budget.Claim(svc.name, "need", clients, svc.weight, clients, clients,
+                            unit="concurrent invocation")
     if load is not None:
         need, burst = load.needed_pool, load.needed_with_overflow
-        per = (burst + (burst - need) if need is not None and burst is not None
-               else bounds.PG_MAX_BACKENDS)
-        return budget.Claim(svc.name, "need", clients * per, svc.weight)
+        fits = need is not None and burst is not None
+        per = burst + (burst - need) if fits else bounds.PG_MAX_BACKENDS
+        return budget.Claim(svc.name, "need", clients * per, svc.weight, clients,
+                            firm=clients * (burst if fits else per))
     tier = "fixed" if svc.kind == "cron" else "weight"
-    return budget.Claim(svc.name, tier, clients * _cap(svc, pooled), svc.weight)
+    return budget.Claim(svc.name, tier, clients * _cap(svc, pooled), svc.weight, clients)
 
 
 def _cap(svc: Service, pooled: bool) -> int:
@@ -436,11 +440,18 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
             claims += [_claim(m.svc, m.s, m.spec, m.load, True) for m in g]
         else:
             pool = budget.proxy_limits(g[0].s, g[0].spec, needs[name]).server_pool
-            clients = sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in g)
-            claims.append(budget.Claim(name, "need", min(pool, clients),
-                                       sum(m.svc.weight for m in g)))
+            asks = [_claim(m.svc, m.s, m.spec, m.load, True) for m in g]
+            engines = sum(c.engines for c in asks)
+            # The pooler's floor is one server connection: it queues its clients.
+            claims.append(budget.Claim(name, "need", min(pool, sum(c.demand for c in asks)),
+                                       sum(c.weight * c.engines for c in asks) / engines,
+                                       engines, floor=1))
         slots.append(list(range(start, len(claims))))
-    split = budget.shares(spec.usable, claims) if len(claims) > 1 else None
+    split = None
+    if len(claims) > 1:
+        split = budget.shares(spec.usable, claims,
+                              f"{spec.role}: the {spec.usable:,} usable connections",
+                              _floors_fix(direct))
     parts = None if split is None else [*split[:len(direct)], *(
         budget.Share(sum(split[i].value for i in idx), "; ".join(
             f"{claims[i].name}: {split[i].how}" for i in idx) if len(idx) > 1
@@ -463,7 +474,13 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
         limit = client_limit(proxy, spec.usable)[0] if proxy else None
         inner = None
         if len(g) > 1 and limit is not None:
-            inner = budget.shares(limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in g])
+            side = client_limit(proxy, spec.usable)[1]
+            inner = budget.shares(
+                limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in g],
+                f"{spec.role}: {side} ({limit:,}, {name})",
+                ("use transaction mode, fewer processes or a bigger server pool"
+                 if proxy.session_mode else budget.client_limit_fix(
+                     g[0].s, sum(m.spec.clients for m in g))) + ".")
         for j, m in enumerate(g):
             sized[m.index][spec.role] = m.size(
                 m.s, allot(m.spec, k), m.load, paths[m.index], cap=_cap(m.svc, True),
@@ -476,6 +493,17 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     if len(members) > 1:
         _others_limits(members, allots, sized, spec.role)
     return _endpoint_total(members, allots, sized, spec.role)
+
+
+def _floors_fix(direct: list[_Member]) -> str:
+    """What to change when the services' floors do not fit in an endpoint's usable."""
+    big = max(direct, key=lambda m: m.spec.clients, default=None)
+    if big is None:
+        return "a bigger instance class or fewer services on this endpoint."
+    advice = budget._POOLER_ADVICE.get(big.s.provider, "PgBouncer in transaction mode")
+    return (f"fewer processes (service {big.svc.name!r} has {big.spec.clients:,} client "
+            "engines), a bigger instance class, fewer services on this endpoint, or a pooling "
+            f"proxy in front: {advice}.")
 
 
 def _pooler_need(group: list[_Member]) -> int | None:
@@ -494,9 +522,15 @@ def _share_server_pool(group: list[_Member], sized: Sized, role: str) -> None:
     clients = [e.client_side.worst_case for e in eps]
     total = min(eps[0].server_side.limit, sum(clients))
     part = budget.largest_remainder(total, clients)
+    # The server side is the pooler's, the same for every service behind it: what all their
+    # clients make it open (so a finding about it reads the same from each service).
+    words = " + ".join(f"{m.svc.name} {c:,}" for m, c in zip(group, clients, strict=True))
     for m, ep, w in zip(group, eps, part, strict=True):
         row = sized[m.index][role]
-        sized[m.index][role] = (replace(ep, worst_case=w), *row[1:])
+        side = replace(ep.server_side, worst_case=total, detail=(
+            f"min(server pool {_fmt(ep.server_side.limit)}, client connections {words} = "
+            f"{_fmt(sum(clients))})"))
+        sized[m.index][role] = (replace(ep, worst_case=w, server_side=side), *row[1:])
 
 
 def _others_limits(members: list[_Member],

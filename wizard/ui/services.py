@@ -169,8 +169,9 @@ def _config(provider: str, roles: list[str]) -> dict[str, Any]:
         "rps": cc.NumberColumn("req/s per inst.", help=HELP["rps"] + " Empty: no load.",
                                format="%g"),
         "hold_ms": cc.NumberColumn("hold ms", help=HELP["hold_ms"], format="%g"),
-        "weight": cc.NumberColumn("weight", help="Its share of what is left without a load "
-                                  "(default 1).", default=1.0, format="%g"),
+        "weight": cc.NumberColumn("weight", help="Without a load, each of its engines gets "
+                                  "this times what an engine of weight 1 gets of what is "
+                                  "left (default 1).", default=1.0, format="%g"),
         "endpoints": cc.MultiselectColumn("endpoints", options=roles,
                                           help="Where it connects; empty: every endpoint. "
                                                "With replicas, list the primary too."),
