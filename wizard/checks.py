@@ -446,6 +446,11 @@ def _pool_over_fix(s, ep, side) -> str:
     if s.proxy == "azure-pgbouncer":
         return (f"Set the server parameter pgbouncer.default_pool_size to at most "
                 f"{max(1, ep.room // pairs):,}, or pick a bigger SKU.")
+    if side.pool_size_per_pair is not None:  # self-managed PgBouncer: the ini's values
+        dps, reserve = side.pool_size_per_pair, side.reserve_pool
+        return (f"Set default_pool_size = {dps} and reserve_pool_size = {reserve}: "
+                f"({dps} + {reserve}) x {side.pairs} pair(s) = {side.total or side.limit:,} "
+                "server connections (the ini snippet does), or pick a bigger class.")
     return (f"Size the proxy's server pool to at most {side.limit:,} (the ini snippet does), "
             "or pick a bigger class.")
 
@@ -485,7 +490,8 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
                 "PROXY_SERVER_POOL_OVER_MAX", "warning" if s.proxy == "rds-proxy" else "error",
                 f"{ep.role}: as configured, {s.proxy} may open up to {configured:,} server "
                 f"connections once its clients ask for them, above {room}. "
-                f"poolwise counts it at {side.limit:,} (the fix below); this fleet makes the "
+                f"poolwise counts it at {side.total or side.limit:,} (the fix below); this "
+                "fleet makes the "
                 f"database see at most {ep.worst_case:,}.",
                 _pool_over_fix(s, ep, side))
         if side.needed and side.limit is not None and side.needed > side.limit:

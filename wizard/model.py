@@ -83,7 +83,7 @@ FIELD_LABELS: dict[str, str] = {
     "split": "pool_size share of the budget", "rps": "Requests/s per instance",
     "hold_ms": "Mean hold time (ms)", "p95_hold_ms": "p95 hold time (ms)",
     "network": "Idle cut-offs on the network path",
-    "iam_auth": "IAM / Entra ID token authentication",
+    "iam_auth": "IAM / Entra ID token authentication", "pre_ping": "pool_pre_ping",
     "current_pool_size": "Current pool_size", "current_max_overflow": "Current max_overflow",
     "current_pool_recycle": "Current pool_recycle", "current_poolclass": "Current poolclass",
     "name": "Service name", "kind": "Service kind", "endpoints": "Endpoints it connects to",
@@ -244,6 +244,8 @@ class Scenario:
     iam_auth: bool = False
     current: CurrentPool | None = None
     services: tuple[Service, ...] = ()
+    # pool_pre_ping where it pays (on by default); False: the user opts out.
+    pre_ping: bool = True
 
     def service_list(self) -> tuple[Service, ...]:
         """The services sharing the database; the flags form is one service named "app"."""
@@ -321,6 +323,8 @@ class ProxySide:
     reserve_pool: int = 0
     needed: int | None = None  # server connections the fleet's load needs (Erlang C)
     offered_load: float | None = None  # mean busy server connections (Little's law)
+    pairs: int = 1  # user/database pairs the pooler serves (one per URL, so per service)
+    total: int | None = None  # server connections the pooler may open over all its pairs
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,9 @@ PARAMS: tuple[Param, ...] = (
     Param("network", "list", "idle cut-offs on the path: aws-nat-gateway, aws-nlb, "
           "azure-load-balancer, gcp-cloud-nat, gcp-vpc"),
     Param("iam_auth", "bool", "IAM / Entra ID token authentication"),
+    Param("pre_ping", "bool", "pool_pre_ping (on by default; --no-pre-ping or pre_ping=false "
+          "turns it off: one round trip less per checkout, but a connection a restart, "
+          "failover or scale-to-zero closed fails the request that checks it out)"),
     Param("current_pool_size", "int", "pool_size your service uses today"),
     Param("current_max_overflow", "int", "max_overflow your service uses today"),
     Param("current_pool_recycle", "int", "pool_recycle your service uses today (-1 = off)"),
@@ -155,7 +158,7 @@ def values(s: Scenario) -> dict[str, Any]:
         "split": s.pool_split, "rps": load.rps if load else None,
         "hold_ms": load.hold_ms if load else None,
         "p95_hold_ms": load.p95_hold_ms if load else None,
-        "network": list(s.network) or None, "iam_auth": s.iam_auth,
+        "network": list(s.network) or None, "iam_auth": s.iam_auth, "pre_ping": s.pre_ping,
         "current_pool_size": cur.pool_size if cur else None,
         "current_max_overflow": cur.max_overflow if cur else None,
         "current_pool_recycle": cur.pool_recycle if cur else None,
@@ -381,6 +384,7 @@ def _from_flat(params: Mapping[str, str]) -> Scenario:
         app_vcpus=v.get("app_vcpus", base.app_vcpus), reserves=rs,
         pool_split=v.get("split", base.pool_split), load=load,
         network=tuple(v.get("network") or ()), iam_auth=v.get("iam_auth", False),
+        pre_ping=v.get("pre_ping", True),
         current=current)
 
 

@@ -215,7 +215,8 @@ def _split(share: int | None, split: float, load: LoadSizing | None, cap: int,
     from overflow pay a connect each time (measured in bench/fleet.md). The overflow adds
     the gap between burst and mean need as a margin. When the share is below the burst
     need (or no server could hold the load), the budget binds and the split applies to
-    the share. `fixed` (behind a transaction pooler, with load): the same total, all of it
+    the share. `fixed` (behind a transaction pooler, with or without load): the same total,
+    all of it
     pool_size and no overflow, since an idle client connection there holds no server
     connection and a closed overflow one costs a new login at the next burst
     (bench/cpu.md).
@@ -223,7 +224,7 @@ def _split(share: int | None, split: float, load: LoadSizing | None, cap: int,
     unbounded = share is None  # no limit on this side: only the load or the cap binds
     if load is None:
         total = cap if share is None else min(share, cap)
-        pool = max(1, math.floor(total * split))
+        pool = total if fixed else max(1, math.floor(total * split))
         bound = "default cap (no load given)" if unbounded or share > cap else "budget"
         return pool, total - pool, bound
     need, burst = load.needed_pool, load.needed_with_overflow
@@ -435,9 +436,15 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
         if name in SESSION_POOLERS:
             claims += [_claim(m.svc, m.s, m.spec, m.load, True) for m in g]
         else:
-            pool = budget.proxy_limits(g[0].s, g[0].spec, needs[name]).server_pool
-            clients = sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in g)
-            claims.append(budget.Claim(name, "need", min(pool, clients),
+            proxy = budget.proxy_limits(g[0].s, g[0].spec, needs[name], len(g))
+            demands = [_claim(m.svc, m.s, m.spec, m.load, True).demand for m in g]
+            if name in budget.PAIR_POOLERS:
+                # A pool per service's pair, and the pairs no service here uses.
+                seen = (sum(min(proxy.server_pool, d) for d in demands)
+                        + max(0, proxy.pairs - len(g)) * proxy.server_pool)
+            else:
+                seen = sum(demands)
+            claims.append(budget.Claim(name, "need", min(proxy.total, seen),
                                        sum(m.svc.weight for m in g)))
         slots.append(list(range(start, len(claims))))
     split = budget.shares(spec.usable, claims) if len(claims) > 1 else None
@@ -459,10 +466,11 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
         allots[m.index] = (sp.budget, sp.budget, parts[k].how if parts else "the whole budget")
     for k, (name, g) in enumerate(groups.items(), start=len(direct)):
         sp = allot(g[0].spec, k)
-        proxy = budget.proxy_limits(g[0].s, sp, needs[name])
+        proxy = budget.proxy_limits(g[0].s, sp, needs[name], len(g))
         limit = client_limit(proxy, spec.usable)[0] if proxy else None
+        own_pools = name in budget.PAIR_POOLERS and name in SESSION_POOLERS
         inner = None
-        if len(g) > 1 and limit is not None:
+        if len(g) > 1 and limit is not None and not own_pools:
             inner = budget.shares(limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in g])
         for j, m in enumerate(g):
             sized[m.index][spec.role] = m.size(
@@ -471,7 +479,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
                 group_share=inner[j] if inner else None)
             allots[m.index] = (limit, inner[j].value if inner else limit,
                                inner[j].how if inner else "the whole budget")
-        if len(g) > 1:
+        if len(g) > 1 and name not in budget.PAIR_POOLERS:
             _share_server_pool(g, sized, spec.role)
     if len(members) > 1:
         _others_limits(members, allots, sized, spec.role)
@@ -482,6 +490,9 @@ def _pooler_need(group: list[_Member]) -> int | None:
     """Server connections a pooler should open for its services: in session mode every
     client connection pins one, so what the clients can use; otherwise the fleets' load
     (Erlang C over the pooled bursts)."""
+    if len(group) > 1 and group[0].s.proxy in budget.PAIR_POOLERS:
+        # One pool per service's pair, all of one size: the largest need sets it.
+        return max((n for m in group if (n := _pooler_need([m])) is not None), default=None)
     if group[0].s.proxy in SESSION_POOLERS:
         return sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in group)
     return fleet_server_need([(m.s, _instances(m.s, m.spec)) for m in group])
@@ -513,8 +524,10 @@ def _others_limits(members: list[_Member],
             name = "usable connections the other services leave"
         else:
             base = allots[m.index][0]
-            others = sum(sized[x.index][role][0].client_side.worst_case for x in members
-                         if x.pooled and x.s.proxy == m.s.proxy and x.index != m.index)
+            own_pool = m.s.proxy in budget.PAIR_POOLERS and m.s.proxy in SESSION_POOLERS
+            others = 0 if own_pool else sum(
+                sized[x.index][role][0].client_side.worst_case for x in members
+                if x.pooled and x.s.proxy == m.s.proxy and x.index != m.index)
             limit = None if base is None else max(0, base - others)
             name = ep.break_limit_name + " the other services leave"
         breaks = budget.break_point(ep.pool_size + ep.max_overflow, limit,
@@ -616,14 +629,13 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
     fleets = group or [(s, instances)]
     if fleet_need is None:
         fleet_need = fleet_server_need(fleets)
-    proxy = budget.proxy_limits(s, spec, fleet_need)
+    proxy = budget.proxy_limits(s, spec, fleet_need, len(group) if group else 1)
     share, share_how = budget.per_process_budget(s, spec, proxy, group_share)
     if cap is None:
         cap = budget.no_load_cap(proxy is not None)
     # Behind a transaction pooler an idle client connection holds no server connection:
-    # with a load, the engine keeps its whole total as a fixed pool (see _split).
-    fixed = (proxy is not None and s.proxy in TRANSACTION_POOLERS and load is not None
-             and not s.serverless)
+    # with a load or without, the engine keeps its whole total as a fixed pool (see _split).
+    fixed = proxy is not None and s.proxy in TRANSACTION_POOLERS and not s.serverless
     if s.serverless:
         pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
     else:
@@ -642,7 +654,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
                                 f"connections {_fmt(client_total)})",
                                 proxy.configured_server_pool, proxy.pool_size_per_pair,
                                 proxy.reserve_pool, fleet_need,
-                                fleet_offered_load(fleets))
+                                fleet_offered_load(fleets), proxy.pairs, proxy.total)
         client_side = ProxySide(proxy.client_limit, proxy.client_limit_source,
                                 client_total, f"{spec.clients:,} engines x {per}")
         seen = (f"; the database sees at most min(server pool "
