@@ -252,6 +252,27 @@ def engine_block(rec: Recommendation) -> str:
         connect_args=_dict_literal([ln for g in rec.engines for ln in _fmt_connect_args(g)]))
 
 
+def cloudsql_ip_type(s: Scenario) -> tuple[str, str]:
+    """The Cloud SQL connector's ip_type for this scenario, and why."""
+    if "gcp-vpc" in s.network:
+        return "private", ("ip_type: private, the scenario's path is the VPC (gcp-vpc); set "
+                           "CLOUDSQL_IP_TYPE=public or psc to connect otherwise")
+    return "public", ("ip_type: public, the connector's default (no VPC on the scenario's "
+                      "path); set CLOUDSQL_IP_TYPE=private for a private IP instance")
+
+
+def cloudsql_refresh_strategy(s: Scenario) -> tuple[str, str]:
+    """The Cloud SQL connector's refresh_strategy, and why (lazy when serverless)."""
+    fact = catalog.proxy_fact("cloudsql-connector", "refresh_strategy_serverless")
+    url = fact[1].url if fact else ""
+    if s.serverless:
+        return "lazy", ("refresh_strategy: lazy, serverless: a background refresh is "
+                        "throttled when the CPU scales to zero, so certificates are fetched "
+                        f"when a connection needs them (connector >= 1.10; {url})")
+    return "background", ("refresh_strategy: background, the connector's default for "
+                          "always-on instances (lazy suits serverless)")
+
+
 def create_engine_block(rec: Recommendation) -> str:
     """The module's `create_engine_for` (by URL, or through the Cloud SQL connector)."""
     s = rec.scenario
@@ -261,8 +282,12 @@ def create_engine_block(rec: Recommendation) -> str:
             + _lit("CLOUDSQL_INSTANCE" if r == "primary"
                    else f"CLOUDSQL_REPLICA_{r.split('-')[1]}_INSTANCE") + ","
             for r in ["primary", *_replica_roles(rec)]])
+        ip_type, ip_why = cloudsql_ip_type(s)
+        refresh, refresh_why = cloudsql_refresh_strategy(s)
         return _template("engine_cloudsql_connector.py.tmpl").substitute(
-            instance_env=inst, iam=repr(bool(s.iam_auth)))
+            instance_env=inst, iam=repr(bool(s.iam_auth)), ip_type=_lit(ip_type),
+            ip_type_reason="\n".join(_comment(ip_why, 0)), refresh=_lit(refresh),
+            refresh_reason="\n".join(_comment(refresh_why, 0)))
     listen = ""
     if _auth_kind(rec):
         listen = ('    # A token per new connection, never one baked into the URL.\n'
@@ -285,7 +310,7 @@ def render_module(rec: Recommendation, *, generated_on: str | None = None,
     if auth == "azure":
         extras.append("azure-identity (Entra ID tokens)")
     if connector:
-        extras.append("cloud-sql-python-connector[asyncpg]")
+        extras.append("cloud-sql-python-connector[asyncpg]>=1.10")
     caches_off = any("statement_cache_size" in g.connect_args for g in rec.engines)
     uses_null = any(g.poolclass == "NullPool" for g in rec.engines)
     stdlib = ["from collections.abc import AsyncIterator",
