@@ -171,8 +171,9 @@ def test_flags_form_file_is_one_service(tmp_path, capsys) -> None:
     assert "pool_size=" in f["fix"] and "max_overflow=" in f["fix"]
 
 
-def test_services_behind_one_pooler_share_its_server_pool(tmp_path, capsys) -> None:
-    """Two services behind one PgBouncer: the database sees its server pool once."""
+def test_services_behind_one_pgbouncer_each_reach_their_own_pool(tmp_path, capsys) -> None:
+    """Two services behind one PgBouncer: one URL is one user/database pair, so each
+    service's engines reach one pool of default_pool_size, and the pools add up."""
     text = (DATABASE + 'proxy = "pgbouncer-transaction"\npgbouncer_pool_size = 80\n'
             + service("api", **API) + service("web", **{**API, "top": 6})
             + service("jobs", **JOBS, extra='proxy = "none"\n'))
@@ -181,9 +182,12 @@ def test_services_behind_one_pooler_share_its_server_pool(tmp_path, capsys) -> N
     (primary,) = got["endpoints"]
     rows = {s["service"]: s for s in primary["services"]}
     assert rows["api"]["pooler"] == rows["web"]["pooler"] == "pgbouncer-transaction"
-    assert rows["api"]["connections"] + rows["web"]["connections"] == 80
+    for name in ("api", "web"):
+        assert rows[name]["connections"] == min(80, rows[name]["client_connections"])
+    pools = rows["api"]["connections"] + rows["web"]["connections"]
+    assert pools > 80  # not one pool shared by both
     assert rows["jobs"]["connections"] == seen(JOBS) and rows["jobs"]["pooler"] is None
-    assert primary["connections"] == 80 + seen(JOBS)
+    assert primary["connections"] == pools + seen(JOBS)
     assert rows["api"]["client_connections"] == seen(API)
     assert code == 0, got["failures"]
 

@@ -8,7 +8,7 @@ import configparser
 import pytest
 
 from wizard.export import render_pgbouncer_ini
-from wizard.model import Load, ProxySettings, Scenario, Service
+from wizard.model import Load, ProxySettings, Replica, Scenario, Service
 from wizard.sizing import recommend
 
 
@@ -133,3 +133,30 @@ def test_pre_ping_opt_out_by_link_key_cli_flag_and_scenario_file(tmp_path):
     assert cli.scenario_from_args(args).pre_ping is False
     assert estate.parse('provider = "neon"\ninstance_class = "1cu"\npre_ping = false\n'
                         ).pre_ping is False
+
+
+def test_a_replica_reached_directly_never_cites_rds_proxy():
+    rec = recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
+                             proxy="rds-proxy", replicas=(Replica(),)))
+    replica = rec.engine("replica-1")
+    said = " ".join(replica.reasons.values()) + rec.endpoint("replica-1").explanation
+    assert "RDS Proxy" not in said and "ConnectionBorrowTimeout" not in said
+    assert "RDS Proxy IdleClientTimeout" in rec.engine("primary").reasons["pool_recycle"]
+
+
+def test_the_same_max_connections_carries_the_same_estimate_label_everywhere():
+    from wizard.cli import render_text
+    from wizard.export import render_module, render_report
+
+    s = Scenario(provider="aws-rds", instance_class="db.r6g.large",
+                 services=(Service(name="api"), Service(name="jobs", kind="worker")))
+    rec = recommend(s)
+    label = rec.endpoint("primary").max_connections_label
+    assert label.endswith(" (estimate)")
+    number = label.split()[0]
+    for text in (render_text(rec), render_report(rec),
+                 render_module(rec.service("api").rec)):
+        shown = [ln for ln in text.splitlines()
+                 if number in ln or number.replace(",", "") in ln]
+        tables = [ln for ln in shown if ln.startswith(("|", "primary ", "#   primary:"))]
+        assert tables and all("estimate" in ln for ln in tables), tables

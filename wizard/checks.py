@@ -183,11 +183,14 @@ def current_use(rec: Recommendation) -> tuple[EndpointUse, ...]:
         for i, row in enumerate(rows):
             if row[5] is not None:
                 groups.setdefault(row[5], []).append(i)
-        for idx in groups.values():
+        for name, idx in groups.items():
             limit = max((rows[i][6] for i in idx if rows[i][6] is not None), default=None)
             # An engine without a limit may open at least the whole server pool.
             asks = [rows[i][3] if rows[i][3] is not None else (limit or 0) for i in idx]
-            if limit is None or sum(asks) <= limit:
+            if name in budget.PAIR_POOLERS and limit is not None:
+                # One URL is one pair: each service's engines reach their own pool.
+                parts = [min(limit, a) for a in asks]
+            elif limit is None or sum(asks) <= limit:
                 parts = asks
             else:
                 parts = budget.largest_remainder(limit, asks)

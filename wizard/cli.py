@@ -92,7 +92,7 @@ def render_text(rec: Recommendation) -> str:
         return _render_one(rec)
     out = [f"poolwise: {rec.scenario.provider} {rec.scenario.instance_class or ''}: "
            f"{len(rec.services)} services share the database", ""]
-    rows = [[e.role, e.instance_class or "-", f"{e.max_connections:,}", str(e.reserved),
+    rows = [[e.role, e.instance_class or "-", e.max_connections_label, str(e.reserved),
              f"{e.usable:,}", b.service, f"{b.clients:,}", str(b.pool_size),
              str(b.max_overflow), f"{b.worst_case:,}",
              f"{b.breaks_at:,}" if b.breaks_at is not None else "-"]
@@ -124,9 +124,8 @@ def _render_one(rec: Recommendation, brief: bool = False) -> str:
                f"{s.serverless_concurrency or s.peak_instances} "
                f"{'invocations' if s.serverless else 'instances at peak'} x {s.workers} workers")
     out.append("")
-    rows = [[e.role, e.instance_class or "-", f"{e.max_connections:,}"
-             + (" (estimate)" if e.max_connections_estimated else ""),
-             str(e.reserved), f"{e.usable:,}", f"{e.clients:,}", str(e.pool_size),
+    rows = [[e.role, e.instance_class or "-", e.max_connections_label, str(e.reserved),
+             f"{e.usable:,}", f"{e.clients:,}", str(e.pool_size),
              str(e.max_overflow), f"{e.worst_case:,}"] for e in rec.endpoints]
     out.append(_table(rows, ["endpoint", "class", "max_conn", "reserved", "usable", "engines",
                              "pool_size", "overflow", "worst_case"]))
@@ -188,11 +187,11 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         return 0
     print(_table([[r.instance_class, f"{r.vcpu:g}" if r.vcpu else "-",
                    f"{r.memory_gib:g}" if r.memory_gib else "-",
-                   f"{r.max_connections:,}" + (" (est.)" if r.estimated else ""), r.basis,
+                   f"{r.max_connections:,}" + (" (estimate)" if r.estimated else ""), r.basis,
                    r.source.url] for r in rows],
                  ["instance_class", "vcpu", "memory_gib", "max_connections", "basis", "source"]))
     if any(r.estimated for r in rows):
-        print("(est.) = estimate from the provider's formula until measured with "
+        print("(estimate) = estimate from the provider's formula until measured with "
               "SHOW max_connections")
     return 0
 

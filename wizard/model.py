@@ -374,6 +374,12 @@ class EndpointBudget:
     def headroom(self) -> int:
         return self.usable - self.worst_case
 
+    @property
+    def max_connections_label(self) -> str:
+        """max_connections as every table shows it: "1,722 (estimate)" until measured."""
+        return f"{self.max_connections:,}" + (" (estimate)" if self.max_connections_estimated
+                                              else "")
+
 
 @dataclass(frozen=True)
 class EngineSettings:

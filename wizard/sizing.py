@@ -630,6 +630,12 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
     if fleet_need is None:
         fleet_need = fleet_server_need(fleets)
     proxy = budget.proxy_limits(s, spec, fleet_need, len(group) if group else 1)
+    path_s = s
+    if proxy is None and s.proxy in POOLERS:
+        # RDS Proxy serves only the writer: this replica is reached directly, so its idle
+        # cut-offs, waits and pre-ping are the direct path's, never the proxy's.
+        path_s = replace(s, proxy="none")
+        path = path_facts(path_s)
     share, share_how = budget.per_process_budget(s, spec, proxy, group_share)
     if cap is None:
         cap = budget.no_load_cap(proxy is not None)
@@ -693,7 +699,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
         pool_size=pool, max_overflow=overflow, pool_timeout=path.pool_timeout,
         pool_recycle=path.recycle, pool_pre_ping=path.pre_ping and not null, pool_use_lifo=lifo,
         connect_args=dict(path.connect_args),
-        reasons=_reasons(s, null, lifo, bound, share_how, share_text, per, path, fixed))
+        reasons=_reasons(path_s, null, lifo, bound, share_how, share_text, per, path, fixed))
     return endpoint, engine, bound
 
 

@@ -195,9 +195,8 @@ def _header(rec: Recommendation, generated_on: str, share_base: str | None,
         lines += _hcomment(f"service {service}: one of {len(estate.services)} services sharing "
                            f"this database ({names}); each budget below is its share")
     for ep in rec.endpoints:
-        est = ", estimate" if ep.max_connections_estimated else ""
         lines.append(f"#   {ep.role}: {s.provider} {ep.instance_class or '(no class)'}, "
-                     f"max_connections {ep.max_connections:,}{est}, {ep.usable:,} usable")
+                     f"max_connections {ep.max_connections_label}, {ep.usable:,} usable")
     lines.append(f"#   proxy: {_proxy_line(rec)}")
     lines += _hcomment(f"fleet: {_fleet(rec)}")
     if s.iam_auth:
@@ -410,10 +409,8 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
     out += ["", f"Fleet: {_fleet(rec)}.", "", "## Budget per endpoint", ""]
     rows = []
     for e in rec.endpoints:
-        rows.append([e.role, e.instance_class or "-",
-                     f"{e.max_connections}" + (" (estimate)" if e.max_connections_estimated
-                                               else ""),
-                     e.reserved, e.usable, e.clients,
+        rows.append([e.role, e.instance_class or "-", e.max_connections_label, e.reserved,
+                     e.usable, e.clients,
                      e.per_process_budget if e.per_process_budget is not None else "unbounded",
                      e.pool_size,
                      e.max_overflow, e.worst_case, e.headroom])
@@ -424,7 +421,8 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
         source = e.max_connections_source
         if e.role == "primary" and rec.scenario.max_connections_source:
             source = f"`{source}`"  # the visitor's own words: never a live Markdown link
-        out += ["", f"### {e.role}", "", f"- max_connections {e.max_connections}: {source}"]
+        out += ["", f"### {e.role}", "", f"- max_connections {e.max_connections_label}: "
+                f"{source}"]
         for r in e.reserves:
             out.append(f"- reserved {r.count} for {r.name} ({r.source})")
         out.append(f"- usable: {e.usable}")
