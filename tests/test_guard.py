@@ -397,3 +397,30 @@ def test_installed_check_passes_fails_and_refuses(installed: Installed) -> None:
     out = installed.run("check", "--scenario", broken)
     assert out.returncode == 2
     assert re.fullmatch(rf"error: {re.escape(broken)}:\d+: not valid TOML.*\n", out.stderr)
+
+
+def test_max_overflow_without_pool_size_counts_sqlalchemys_default_five(tmp_path,
+                                                                       capsys) -> None:
+    """create_async_engine(max_overflow=190) keeps pool_size 5: 195 per engine."""
+    text = ('provider = "self-hosted"\nmax_connections = 100\nsuperuser_reserved = 3\n'
+            "admin_reserve = 3\nmigrations_reserve = 1\n"
+            + service("api", instances=1, surge=0, overflow=190))
+    code, out, _ = run(tmp_path, text, "--json", capsys=capsys)
+    got = json.loads(out)
+    (primary,) = got["endpoints"]
+    assert primary["usable"] == 93
+    assert primary["connections"] == 5 + 190
+    assert primary["services"][0]["counted"] == "today"
+    assert code == 1
+
+
+def test_a_declared_statement_cache_off_silences_the_prepared_statement_warning(
+        tmp_path, capsys) -> None:
+    """The check cannot see statement_cache_size; a service that declares it 0 is compliant."""
+    pooler = 'proxy = "pgbouncer-transaction"\npgbouncer_version = "1.18"\n'
+    base = DATABASE + pooler + service("api", **API)
+    for extra, warned in (("", True), ("current_statement_cache_size = 0\n", False)):
+        code, out, _ = run(tmp_path, base + extra, "--json", capsys=capsys)
+        got = json.loads(out)
+        codes = {p["code"] for p in got["failures"] + got.get("warnings", [])}
+        assert ("PREPARED_STATEMENTS_TXN_POOLER" in codes) is warned, got

@@ -86,6 +86,7 @@ RANGES: dict[str, Range] = dict((
     _r("current_pool_size", 0, PG_MAX_BACKENDS),
     _r("current_max_overflow", -1, PG_MAX_BACKENDS),
     _r("current_pool_recycle", -1, 31_536_000),
+    _r("current_statement_cache_size", 0, 1_000_000),
     _r("weight", 0, 1_000, integer=False, above=True),
 ))
 

@@ -345,6 +345,8 @@ def serverless_without_proxy(rec: Recommendation) -> Iterator[Finding]:
 @rule
 def prepared_statements(rec: Recommendation) -> Iterator[Finding]:
     s = rec.scenario
+    if s.current is not None and s.current.statement_cache_size == 0:
+        return  # the service declares asyncpg's caches off: nothing to warn about
     if s.proxy in TRANSACTION_POOLERS and not path.prepared_statements_survive(s):
         other = {
             "azure-pgbouncer": "or set the server parameter pgbouncer.max_prepared_statements "

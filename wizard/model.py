@@ -86,6 +86,7 @@ FIELD_LABELS: dict[str, str] = {
     "iam_auth": "IAM / Entra ID token authentication", "pre_ping": "pool_pre_ping",
     "current_pool_size": "Current pool_size", "current_max_overflow": "Current max_overflow",
     "current_pool_recycle": "Current pool_recycle", "current_poolclass": "Current poolclass",
+    "current_statement_cache_size": "Current statement_cache_size",
     "name": "Service name", "kind": "Service kind", "endpoints": "Endpoints it connects to",
     "weight": "Share weight", "services": "Services",
 }
@@ -175,6 +176,9 @@ class CurrentPool:
     max_overflow: int | None = None
     pool_recycle: int | None = None
     poolclass: str = "AsyncAdaptedQueuePool"
+    # asyncpg's statement caches as the service sets them today (None: not declared; 0: off,
+    # as a transaction pooler without prepared-statement tracking needs).
+    statement_cache_size: int | None = None
 
 
 @dataclass(frozen=True)

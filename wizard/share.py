@@ -30,6 +30,9 @@ from wizard.model import (
 )
 from wizard.redact import credential_params
 
+# SQLAlchemy's QueuePool default pool_size (create_async_engine without pool_size).
+SQLALCHEMY_POOL_SIZE = 5
+
 
 @dataclass(frozen=True)
 class Param:
@@ -97,6 +100,9 @@ PARAMS: tuple[Param, ...] = (
     Param("current_max_overflow", "int", "max_overflow your service uses today"),
     Param("current_pool_recycle", "int", "pool_recycle your service uses today (-1 = off)"),
     Param("current_poolclass", "str", "poolclass your service uses today"),
+    Param("current_statement_cache_size", "int", "asyncpg statement_cache_size your service "
+          "uses today (0: it passes statement_cache_size=0 and prepared_statement_cache_size=0, "
+          "as the exported module does behind a transaction pooler)"),
 )
 BY_KEY = {p.key: p for p in PARAMS}
 
@@ -112,7 +118,8 @@ SERVICE_BY_KEY = {p.key: p for p in SERVICE_PARAMS}
 FLEET_KEYS: tuple[str, ...] = (
     "app_instances", "max_app_instances", "deploy_surge_percent", "workers", "engines",
     "serverless_concurrency", "app_vcpus", "split", "rps", "hold_ms", "p95_hold_ms",
-    "current_pool_size", "current_max_overflow", "current_pool_recycle", "current_poolclass")
+    "current_pool_size", "current_max_overflow", "current_pool_recycle", "current_poolclass",
+    "current_statement_cache_size")
 # A service may also take its own path.
 SERVICE_KEYS: tuple[str, ...] = (*SERVICE_BY_KEY, "proxy", *FLEET_KEYS)
 # A service's flat key: s<index>_<key>.
@@ -163,6 +170,7 @@ def values(s: Scenario) -> dict[str, Any]:
         "current_max_overflow": cur.max_overflow if cur else None,
         "current_pool_recycle": cur.pool_recycle if cur else None,
         "current_poolclass": cur.poolclass if cur else None,
+        "current_statement_cache_size": cur.statement_cache_size if cur else None,
     }
 
 
@@ -360,9 +368,14 @@ def _from_flat(params: Mapping[str, str]) -> Scenario:
         load = Load(v["rps"], v["hold_ms"], v.get("p95_hold_ms"))
     current = None
     if any(k.startswith("current_") for k in v):
-        current = CurrentPool(v.get("current_pool_size"), v.get("current_max_overflow"),
+        # max_overflow without pool_size runs with SQLAlchemy's default pool_size 5.
+        pool_size = v.get("current_pool_size")
+        if pool_size is None and v.get("current_max_overflow") is not None:
+            pool_size = SQLALCHEMY_POOL_SIZE
+        current = CurrentPool(pool_size, v.get("current_max_overflow"),
                               v.get("current_pool_recycle"),
-                              v.get("current_poolclass") or "AsyncAdaptedQueuePool")
+                              v.get("current_poolclass") or "AsyncAdaptedQueuePool",
+                              v.get("current_statement_cache_size"))
     cls = v.get("instance_class", base.instance_class) or None
     provider = v.get("provider", base.provider)
     if provider != base.provider and "instance_class" not in v:
