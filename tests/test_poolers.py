@@ -160,3 +160,34 @@ def test_the_same_max_connections_carries_the_same_estimate_label_everywhere():
                  if number in ln or number.replace(",", "") in ln]
         tables = [ln for ln in shown if ln.startswith(("|", "primary ", "#   primary:"))]
         assert tables and all("estimate" in ln for ln in tables), tables
+
+
+def test_the_report_states_the_break_point_like_the_text():
+    from wizard.cli import render_text
+    from wizard.export import render_report
+    from wizard.sizing import break_lines
+
+    rec = recommend(Scenario(provider="aws-rds", instance_class="db.t3.micro", app_instances=4,
+                             max_app_instances=8, workers=4))
+    (line,) = break_lines(rec)
+    assert line.startswith("primary: breaks from about ")
+    assert line in render_text(rec)
+    assert f"- {line}." in render_report(rec)
+
+
+def test_a_services_report_shows_the_endpoints_headroom_with_every_service_at_its_peak():
+    import re
+
+    from wizard.export import render_report
+
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=300,
+                 services=(Service(name="api", app_instances=4, workers=2),
+                           Service(name="jobs", kind="worker", app_instances=3)))
+    rec = recommend(s)
+    total = rec.endpoint("primary")
+    api = rec.service("api").rec.endpoint("primary")
+    assert api.shared_headroom == total.headroom < api.headroom
+    report = render_report(rec.service("api").rec, estate=s, service="api")
+    assert "headroom (every service at its peak)" in report
+    row = next(ln for ln in report.splitlines() if ln.startswith("| primary |"))
+    assert re.split(r"\s*\|\s*", row.strip("| "))[-1] == str(total.headroom)

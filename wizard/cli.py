@@ -145,11 +145,7 @@ def _render_one(rec: Recommendation, brief: bool = False) -> str:
         out.append("")
         out.append("Load:")
         out += [f"  {line}" for line in sizing.load_lines(rec)]
-    for e in rec.endpoints:
-        if e.breaks_at is not None:
-            unit = "invocations" if s.serverless else "instances at the autoscaling maximum"
-            out.append(f"  {e.role}: breaks from about {e.breaks_at:,} {unit} with these "
-                       f"settings (above {e.break_limit:,} {e.break_limit_name})")
+    out += [f"  {line}" for line in sizing.break_lines(rec)]
     out.append("")
     out.append("Rules people copy (per engine x engines = fleet total, against "
                f"{sizing.rules_limit(rec)} on the primary):")

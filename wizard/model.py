@@ -368,6 +368,9 @@ class EndpointBudget:
     # The part of usable this service (or the pooler it shares) may use when services share
     # the endpoint; None: all of usable.
     allotment: int | None = None
+    # Several services: the endpoint's headroom with every service at its peak (a service's
+    # own `headroom` counts only its own connections); None with one service.
+    shared_headroom: int | None = None
 
     @property
     def room(self) -> int:

@@ -363,6 +363,11 @@ def recommend(s: Scenario) -> Recommendation:
                    for i in range(len(svcs)) if role in specs[i]]
         if members:
             totals.append(_size_shared(members, paths, sized))
+            if len(svcs) > 1:  # each service's row carries the endpoint's headroom
+                for m in members:
+                    ep, eng, bound = sized[m.index][role]
+                    sized[m.index][role] = (replace(ep, shared_headroom=totals[-1].headroom),
+                                            eng, bound)
     results = []
     for i, (svc, view) in enumerate(zip(svcs, views, strict=True)):
         rows = [sized[i][r] for r in roles if r in sized[i]]
@@ -766,6 +771,16 @@ def break_sentence(rec: Recommendation) -> str:
                 f"{b.service} would at {b.breaks_at:,} (today {now(b):,})" for b in rest)
         lines.append(text + ", each with the other services at their peaks.")
     return " ".join(lines)
+
+
+def break_lines(rec: Recommendation) -> list[str]:
+    """Where each endpoint breaks as the fleet grows, in words; the CLI and the report print
+    these lines as they are."""
+    s = rec.scenario
+    unit = "invocations" if s.serverless else "instances at the autoscaling maximum"
+    return [f"{e.role}: breaks from about {e.breaks_at:,} {unit} with these settings (above "
+            f"{e.break_limit:,} {e.break_limit_name})"
+            for e in rec.endpoints if e.breaks_at is not None and e.break_limit is not None]
 
 
 def rules_limit(rec: Recommendation) -> str:

@@ -413,10 +413,16 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
                      e.usable, e.clients,
                      e.per_process_budget if e.per_process_budget is not None else "unbounded",
                      e.pool_size,
-                     e.max_overflow, e.worst_case, e.headroom])
+                     e.max_overflow, e.worst_case,
+                     e.headroom if e.shared_headroom is None else e.shared_headroom])
+    shared = any(e.shared_headroom is not None for e in rec.endpoints)
     out += _md_table(["endpoint", "class", "max_connections", "reserved", "usable", "engines",
-                      "budget per engine", "pool_size", "max_overflow", "worst case", "headroom"],
+                      "budget per engine", "pool_size", "max_overflow", "worst case",
+                      "headroom (every service at its peak)" if shared else "headroom"],
                      rows)
+    breaks = sizing.break_lines(rec)
+    if breaks:
+        out += ["", *(f"- {line}." for line in breaks)]
     for e in rec.endpoints:
         source = e.max_connections_source
         if e.role == "primary" and rec.scenario.max_connections_source:
