@@ -191,3 +191,19 @@ def test_a_services_report_shows_the_endpoints_headroom_with_every_service_at_it
     assert "headroom (every service at its peak)" in report
     row = next(ln for ln in report.splitlines() if ln.startswith("| primary |"))
     assert re.split(r"\s*\|\s*", row.strip("| "))[-1] == str(total.headroom)
+
+
+def test_supavisor_ports_share_one_pool_and_get_one_value():
+    # Supavisor has one pool size per project, shared by the session (5432) and transaction
+    # (6543) ports: services on both get one advised value, and the endpoint sees it once.
+    s = Scenario(provider="supabase", instance_class="Large", proxy="supavisor-transaction",
+                 services=(Service(name="api", app_instances=4, workers=2, load=Load(100, 20)),
+                           Service(name="jobs", kind="worker", app_instances=2,
+                                   proxy="supavisor-session")))
+    rec = recommend(s)
+    sides = [v.rec.endpoint("primary").server_side for v in rec.services]
+    assert sides[0].limit == sides[1].limit
+    assert sides[0].limit_source == sides[1].limit_source
+    assert f"set {sides[0].limit} in Database Settings" in sides[0].limit_source
+    total = rec.endpoint("primary")
+    assert total.worst_case <= sides[0].limit <= total.usable

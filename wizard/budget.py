@@ -280,6 +280,12 @@ PAIR_POOLERS = frozenset({"pgbouncer-transaction", "pgbouncer-session", "azure-p
                           "neon-pooler"})
 
 
+def pool_key(proxy: str) -> str:
+    """Services whose pooler paths share one server pool: Supavisor has one pool size per
+    project, shared by its session (5432) and transaction (6543) ports."""
+    return "supavisor" if proxy.startswith("supavisor") else proxy
+
+
 def pgbouncer_server_connections(pool_size: int, reserve: int, pairs: int,
                                  max_db_connections: int | None = None) -> int:
     """Server connections a PgBouncer may open on one database: reserve_pool_size is per

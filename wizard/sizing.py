@@ -427,7 +427,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     groups: dict[str, list[_Member]] = {}
     for m in members:
         if m.pooled:
-            groups.setdefault(m.s.proxy, []).append(m)
+            groups.setdefault(budget.pool_key(m.s.proxy), []).append(m)
     needs = {name: _pooler_need(g) for name, g in groups.items()}
     # The endpoint's usable connections go to direct services and to each pooler's server
     # pool. A session pooler's services claim one by one (each client connection pins a
@@ -438,7 +438,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     slots: list[list[int]] = []
     for name, g in groups.items():
         start = len(claims)
-        if name in SESSION_POOLERS:
+        if all(m.s.proxy in SESSION_POOLERS for m in g):
             claims += [_claim(m.svc, m.s, m.spec, m.load, True) for m in g]
         else:
             proxy = budget.proxy_limits(g[0].s, g[0].spec, needs[name], len(g))
@@ -471,19 +471,29 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
         allots[m.index] = (sp.budget, sp.budget, parts[k].how if parts else "the whole budget")
     for k, (name, g) in enumerate(groups.items(), start=len(direct)):
         sp = allot(g[0].spec, k)
-        proxy = budget.proxy_limits(g[0].s, sp, needs[name], len(g))
-        limit = client_limit(proxy, spec.usable)[0] if proxy else None
         own_pools = name in budget.PAIR_POOLERS and name in SESSION_POOLERS
-        inner = None
-        if len(g) > 1 and limit is not None and not own_pools:
-            inner = budget.shares(limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in g])
-        for j, m in enumerate(g):
+        # Supavisor's two ports share one pool: each mode's services split the limit that
+        # binds them (session: the server pool; transaction: the client limit).
+        inner: dict[int, budget.Share] = {}
+        limits: dict[int, int | None] = {}
+        for mode in {m.s.proxy for m in g}:
+            sub = [m for m in g if m.s.proxy == mode]
+            proxy = budget.proxy_limits(sub[0].s, sp, needs[name], len(g))
+            limit = client_limit(proxy, spec.usable)[0] if proxy else None
+            limits.update((m.index, limit) for m in sub)
+            if len(sub) > 1 and limit is not None and not own_pools:
+                inner.update(zip((m.index for m in sub), budget.shares(
+                    limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in sub]),
+                    strict=True))
+        for m in g:
+            mine = inner.get(m.index)
             sized[m.index][spec.role] = m.size(
                 m.s, allot(m.spec, k), m.load, paths[m.index], cap=_cap(m.svc, True),
                 fleet_need=needs[name], group=[(x.s, _instances(x.s, x.spec)) for x in g],
-                group_share=inner[j] if inner else None)
-            allots[m.index] = (limit, inner[j].value if inner else limit,
-                               inner[j].how if inner else "the whole budget")
+                group_share=mine)
+            limit = limits[m.index]
+            allots[m.index] = (limit, mine.value if mine else limit,
+                               mine.how if mine else "the whole budget")
         if len(g) > 1 and name not in budget.PAIR_POOLERS:
             _share_server_pool(g, sized, spec.role)
     if len(members) > 1:
@@ -498,9 +508,15 @@ def _pooler_need(group: list[_Member]) -> int | None:
     if len(group) > 1 and group[0].s.proxy in budget.PAIR_POOLERS:
         # One pool per service's pair, all of one size: the largest need sets it.
         return max((n for m in group if (n := _pooler_need([m])) is not None), default=None)
-    if group[0].s.proxy in SESSION_POOLERS:
-        return sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in group)
-    return fleet_server_need([(m.s, _instances(m.s, m.spec)) for m in group])
+    session = [m for m in group if m.s.proxy in SESSION_POOLERS]
+    other = [m for m in group if m.s.proxy not in SESSION_POOLERS]
+    # Supavisor's session and transaction ports share one pool: their needs add up.
+    pinned = sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in session)
+    loaded = fleet_server_need([(m.s, _instances(m.s, m.spec)) for m in other]) if other \
+        else None
+    if not other:
+        return pinned
+    return loaded if not session else pinned + (loaded or 0)
 
 
 def _share_server_pool(group: list[_Member], sized: Sized, role: str) -> None:
