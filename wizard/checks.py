@@ -182,7 +182,7 @@ def current_use(rec: Recommendation) -> tuple[EndpointUse, ...]:
         groups: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
             if row[5] is not None:
-                groups.setdefault(row[5], []).append(i)
+                groups.setdefault(budget.pool_key(row[5]), []).append(i)
         for name, idx in groups.items():
             limit = max((rows[i][6] for i in idx if rows[i][6] is not None), default=None)
             # An engine without a limit may open at least the whole server pool.
