@@ -207,3 +207,17 @@ def test_supavisor_ports_share_one_pool_and_get_one_value():
     assert f"set {sides[0].limit} in Database Settings" in sides[0].limit_source
     total = rec.endpoint("primary")
     assert total.worst_case <= sides[0].limit <= total.usable
+
+
+def test_max_db_connections_caps_the_server_side():
+    # (50 + 10) x 3 = 180 capped by max_db_connections 150: 150 <= 168 usable fits.
+    rec = recommend(_pgbouncer(175, pool_size=50, reserve_pool=10, user_db_pairs=3,
+                               max_db_connections=150))
+    ep = rec.endpoint("primary")
+    assert ep.server_side.configured == 150
+    # The cap bounds the database side: the typed 50 + 10 per pool is kept.
+    assert (ep.server_side.pool_size_per_pair, ep.server_side.reserve_pool) == (50, 10)
+    assert "PROXY_SERVER_POOL_OVER_MAX" not in {w.code for w in rec.warnings}
+    text = render_pgbouncer_ini(rec)
+    assert "max_db_connections = 150" in text
+    assert "capped by max_db_connections 150 = 150 <= 168 usable" in text

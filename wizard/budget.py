@@ -321,15 +321,17 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None,
     if s.proxy in ("pgbouncer-transaction", "pgbouncer-session"):
         default, src = catalog.proxy_int("pgbouncer", "default_pool_size", 20)
         per_pair = ps.pool_size or default
-        configured = pgbouncer_server_connections(per_pair, ps.reserve_pool, pairs)
+        cap = ps.max_db_connections
+        configured = pgbouncer_server_connections(per_pair, ps.reserve_pool, pairs, cap)
         # Self-managed PgBouncer: recommend a pool that fits; grow it to the fleet's need
         # (all of it on one pair: the service's engines connect with one URL).
-        room = max(1, usable // pairs)
+        # A max_db_connections within usable already bounds what the database sees.
+        room = cap if cap and cap <= usable else max(1, usable // pairs)
         reserve = min(ps.reserve_pool, room - 1)
         fit = max(1, room - reserve)
         want = per_pair if ps.pool_size else max(per_pair, fleet_need or 0)
         dps = min(want, fit)
-        total = pgbouncer_server_connections(dps, reserve, pairs)
+        total = pgbouncer_server_connections(dps, reserve, pairs, cap)
         client_default, csrc = catalog.proxy_int("pgbouncer", "max_client_conn", 100)
         # Self-managed: max_client_conn is the user's to set; only a given value binds.
         client_src = ("your max_client_conn" if ps.max_client_conn else
@@ -337,9 +339,13 @@ def proxy_limits(s: Scenario, spec: EndpointSpec, fleet_need: int | None,
                       "the ini snippet sets it")
         how = (f"default_pool_size {dps} + reserve_pool_size {reserve} per user/database "
                "pair (one URL is one pair)")
-        if pairs > 1:
-            how += f"; ({dps} + {reserve}) x {pairs} pairs = {total:,} on the endpoint"
-        return ProxyLimits(min(dps + reserve, usable), how, configured, ps.max_client_conn,
+        capped = bool(cap) and total < (dps + reserve) * pairs
+        if pairs > 1 or capped:
+            how += f"; ({dps} + {reserve}) x {pairs} pair(s)"
+            how += f" capped by max_db_connections {cap:,}" if capped else ""
+            how += f" = {total:,} on the endpoint"
+        per_url = min(dps + reserve, cap) if cap else dps + reserve
+        return ProxyLimits(min(per_url, usable), how, configured, ps.max_client_conn,
                            client_src, session, dps, reserve, pairs, min(total, usable))
     if s.proxy == "rds-proxy":
         pct = ps.rds_proxy_max_connections_percent

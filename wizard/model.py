@@ -70,6 +70,7 @@ FIELD_LABELS: dict[str, str] = {
     "proxy": "Proxy or pooler", "pgbouncer_version": "PgBouncer version",
     "pgbouncer_pool_size": "default_pool_size", "pgbouncer_reserve_pool": "reserve_pool_size",
     "pgbouncer_max_client_conn": "max_client_conn",
+    "pgbouncer_max_db_connections": "max_db_connections",
     "max_prepared_statements": "max_prepared_statements",
     "user_db_pairs": "user/database pairs",
     "rds_proxy_max_connections_percent": "MaxConnectionsPercent",
@@ -157,6 +158,7 @@ class ProxySettings:
     max_prepared_statements: int | None = None
     user_db_pairs: int = 1
     rds_proxy_max_connections_percent: int = 100
+    max_db_connections: int | None = None  # PgBouncer's cap per database (None/0: none)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,8 @@ PARAMS: tuple[Param, ...] = (
     Param("pgbouncer_pool_size", "int", "PgBouncer default_pool_size (per user/database pair)"),
     Param("pgbouncer_reserve_pool", "int", "PgBouncer reserve_pool_size"),
     Param("pgbouncer_max_client_conn", "int", "PgBouncer max_client_conn"),
+    Param("pgbouncer_max_db_connections", "int", "PgBouncer max_db_connections: caps the "
+          "server connections of all pools of a database (0: no cap)"),
     Param("max_prepared_statements", "int", "PgBouncer max_prepared_statements"),
     Param("user_db_pairs", "int", "distinct (user, database) pairs through the pooler"),
     Param("rds_proxy_max_connections_percent", "int", "RDS Proxy MaxConnectionsPercent"),
@@ -153,6 +155,7 @@ def values(s: Scenario) -> dict[str, Any]:
         "proxy": s.proxy, "pgbouncer_version": ps.pgbouncer_version,
         "pgbouncer_pool_size": ps.pool_size, "pgbouncer_reserve_pool": ps.reserve_pool,
         "pgbouncer_max_client_conn": ps.max_client_conn,
+        "pgbouncer_max_db_connections": ps.max_db_connections,
         "max_prepared_statements": ps.max_prepared_statements,
         "user_db_pairs": ps.user_db_pairs,
         "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
@@ -353,6 +356,7 @@ def _from_flat(params: Mapping[str, str]) -> Scenario:
         pgbouncer_version=v.get("pgbouncer_version"), pool_size=v.get("pgbouncer_pool_size"),
         reserve_pool=v.get("pgbouncer_reserve_pool", 0),
         max_client_conn=v.get("pgbouncer_max_client_conn"),
+        max_db_connections=v.get("pgbouncer_max_db_connections") or None,
         max_prepared_statements=v.get("max_prepared_statements"),
         user_db_pairs=v.get("user_db_pairs", 1),
         rds_proxy_max_connections_percent=v.get("rds_proxy_max_connections_percent", 100))

@@ -593,9 +593,14 @@ def render_pgbouncer_ini(rec: Recommendation, *, share_base: str | None = None) 
         f"pool_mode = {mode}",
         "; reserve_pool_size is per pool, as default_pool_size is: each service's URL reaches",
         f"; {dps} + {reserve} = {dps + reserve} server connections, and ({dps} + {reserve}) x "
-        f"{pairs} pair(s) = {primary.server_side.total} <= {primary.usable} usable on the primary",
+        f"{pairs} pair(s)" + (f" capped by max_db_connections {ps.max_db_connections}"
+                              if ps.max_db_connections and primary.server_side.total
+                              < (dps + reserve) * pairs else "")
+        + f" = {primary.server_side.total} <= {primary.usable} usable on the primary",
         f"default_pool_size = {dps}",
         f"reserve_pool_size = {reserve}",
+        *(["; your cap on the server connections of all pools of one database",
+           f"max_db_connections = {ps.max_db_connections}"] if ps.max_db_connections else []),
         f"; client worst case {clients} ({primary.client_side.detail} on the primary"
         + (", plus the replicas" if len(rec.endpoints) > 1 else "") + ") + margin",
         f"max_client_conn = {max_client}",
