@@ -32,7 +32,7 @@ def add_scenario_flags(p: argparse.ArgumentParser) -> None:
         flag = "--" + param.key.replace("_", "-")
         if param.kind == "bool" and _DEFAULT_ON.get(param.key):
             # On by default: the flag is the opt-out (`live --pre-ping N` is another flag).
-            p.add_argument("--no-" + flag[2:], dest=_dest(param.key), action="store_const",
+            p.add_argument("--no-" + flag[2:], dest=flag_dest(param.key), action="store_const",
                            const="0", help=param.help)
         elif param.kind == "bool":
             p.add_argument(flag, dest=param.key, action="store_const", const="1",
@@ -48,14 +48,14 @@ _DEFAULT_ON = {p.key: True for p in share.PARAMS
                if p.kind == "bool" and getattr(Scenario(), p.key, False) is True}
 
 
-def _dest(key: str) -> str:
+def flag_dest(key: str) -> str:
     """The argparse dest of a parameter (an opt-out flag keeps clear of other commands')."""
     return f"scenario_{key}" if key in _DEFAULT_ON else key
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
-    flat = {p.key: getattr(args, _dest(p.key)) for p in share.PARAMS
-            if getattr(args, _dest(p.key), None) is not None}
+    flat = {p.key: getattr(args, flag_dest(p.key)) for p in share.PARAMS
+            if getattr(args, flag_dest(p.key), None) is not None}
     if getattr(args, "scenario", None):
         if flat:
             first = next(iter(flat))
