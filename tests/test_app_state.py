@@ -18,6 +18,7 @@ LINKS = [
      "workers": "3", "max_app_instances": "10", "network": "aws-nat-gateway,aws-nlb"},
     {"provider": "supabase", "instance_class": "Small", "proxy": "supavisor-transaction",
      "serverless_concurrency": "40"},
+    {"provider": "neon", "instance_class": "1cu", "proxy": "neon-pooler", "pre_ping": "0"},
     {"provider": "self-hosted", "instance_class": "default", "proxy": "pgbouncer-transaction",
      "pgbouncer_version": "1.24", "max_prepared_statements": "100", "rps": "80",
      "hold_ms": "12.5", "p95_hold_ms": "40", "split": "0.5", "admin_reserve": "5"},

@@ -111,3 +111,27 @@ def test_proxy_and_network_defaults():
     assert catalog.proxy_fact("aws-nat-gateway", "idle_timeout")[0] == "350"
     assert catalog.proxy_fact("azure-load-balancer", "idle_timeout")[0] == "240"
     assert catalog.proxy_fact("azure-pgbouncer", "default_pool_size")[0] == "50"
+
+
+def test_aurora_estimates_never_exceed_awss_documented_figures_for_the_same_memory():
+    # Aurora's table: db.r6g.large (16 GiB) 1,722, db.r6g.xlarge (32 GiB) 3,479; Serverless
+    # v2 1 ACU 189, 4 ACU 823 (2 ACU, 4 GiB, is not in it: about 400, never RDS's 413).
+    rows = catalog.catalog("aws-aurora")
+    documented: dict[tuple[bool, float], int] = {}
+    for r in rows:
+        if r.basis == "documented":
+            key = (r.family == "serverless-v2", r.memory_gib)
+            documented[key] = max(documented.get(key, 0), r.max_connections)
+    for r in rows:
+        if r.basis != "formula":
+            continue
+        same = documented.get((r.family == "serverless-v2", r.memory_gib))
+        if same is not None:
+            assert r.max_connections <= same, r
+    by_name = {r.instance_class: r.max_connections for r in rows}
+    for name in ("db.r7g.large", "db.r8g.large", "db.r6i.large"):
+        assert by_name[name] == 1722
+    assert by_name["db.r7g.xlarge"] == 3479
+    assert 189 < by_name["db.serverless-2acu"] <= 400
+    assert "Aurora's own documented" in catalog.instance_class("aws-aurora",
+                                                               "db.r7g.large").source_label

@@ -29,7 +29,7 @@ def test_catalog_json_lists_documented_azure_values():
 def test_catalog_text_marks_rds_estimates():
     out = run("catalog", "--provider", "aws-rds")
     assert out.returncode == 0
-    assert "db.t3.medium" in out.stdout and "(est.)" in out.stdout
+    assert "db.t3.medium" in out.stdout and "(estimate)" in out.stdout
     assert "SHOW max_connections" in out.stdout
 
 

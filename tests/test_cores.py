@@ -126,14 +126,17 @@ def test_cores_module_is_pure():
 
 
 @pytest.mark.parametrize("proxy", sorted(TRANSACTION_POOLERS))
-def test_no_pre_ping_behind_a_transaction_pooler(proxy):
+def test_pre_ping_behind_a_transaction_pooler_is_on_unless_opted_out(proxy):
+    # Issue 18: a pooler restart drops every client connection; pre-ping is the default.
     provider = {"azure-pgbouncer": "azure-flexible", "supavisor-transaction": "supabase",
                 "neon-pooler": "neon"}.get(proxy, "aws-rds")
     cls = catalog.catalog(provider)[-1].instance_class
-    rec = recommend(Scenario(provider=provider, instance_class=cls, proxy=proxy))
-    for g in rec.engines:
-        assert g.pool_pre_ping is False
-        assert g.reasons["pool_pre_ping"].startswith("off")
+    for opt_in in (True, False):
+        rec = recommend(Scenario(provider=provider, instance_class=cls, proxy=proxy,
+                                 pre_ping=opt_in))
+        for g in rec.engines:
+            assert g.pool_pre_ping is opt_in
+            assert g.reasons["pool_pre_ping"].startswith("on" if opt_in else "off")
 
 
 @pytest.mark.parametrize("proxy", ["none", "pgbouncer-session", "rds-proxy"])
@@ -144,8 +147,9 @@ def test_pre_ping_stays_where_the_engine_reaches_the_database(proxy):
 
 
 def test_recycle_fix_matches_the_exported_pre_ping():
-    for proxy, ping in (("none", True), ("pgbouncer-transaction", False)):
-        rec = recommend(Scenario(proxy=proxy, network=("aws-nat-gateway",),
+    for proxy, ping in (("none", True), ("pgbouncer-transaction", True),
+                        ("pgbouncer-transaction", False)):
+        rec = recommend(Scenario(proxy=proxy, network=("aws-nat-gateway",), pre_ping=ping,
                                  current=CurrentPool(pool_recycle=-1)))
         (f,) = [w for w in rec.warnings if w.code == "RECYCLE_MISSING"]
         assert ("pool_pre_ping=True" in f.fix) is ping

@@ -138,6 +138,33 @@ def test_module_from_host_and_password_variables(pg: PgServer, tmp_path: Path,
     assert run(main()) == pg.database
 
 
+def test_pool_metrics_report_nothing_checked_out_when_idle(pg: PgServer, tmp_path: Path,
+                                                          monkeypatch) -> None:
+    # The checkin event fires before the pool takes the connection back: an idle pool must
+    # still report 0 checked out, not 1 after each check-in.
+    mod = _module(tmp_path, "direct-rds")
+    monkeypatch.setenv("DATABASE_URL", pg.url())
+    monkeypatch.setenv("DATABASE_SSL", "disable")
+
+    async def main() -> tuple[dict[str, int], dict[str, int]]:
+        engines = mod.create_engines()
+        try:
+            async with engines.write_session() as s:
+                await s.execute(text("select 1"))
+                busy = dict(mod.POOL_STATS["primary"])
+            for _ in range(3):
+                async with engines.write_session() as s:
+                    await s.execute(text("select 1"))
+            return busy, dict(mod.POOL_STATS["primary"])
+        finally:
+            await mod.dispose_engines(engines)
+
+    busy, idle = run(main())
+    assert busy["checked_out"] == 1
+    assert idle["checked_out"] == 0
+    assert idle["checkouts"] == idle["checkins"] == 4 and idle["peak_checked_out"] == 1
+
+
 def test_replica_engines_round_robin(pg: PgServer, tmp_path: Path, monkeypatch) -> None:
     mod = _module(tmp_path, "two-replicas")
     for var in ("DATABASE_URL", "DATABASE_REPLICA_1_URL", "DATABASE_REPLICA_2_URL"):

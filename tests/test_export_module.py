@@ -22,6 +22,7 @@ from tests.test_export_support import (
 )
 from wizard import share
 from wizard.export import render_module
+from wizard.sizing import recommend
 
 DUMMY_URL = "postgresql://app@db.invalid:5432/app"  # never connected to
 
@@ -214,3 +215,25 @@ def test_cloudsql_connector_imports_lazily(tmp_path: Path, monkeypatch) -> None:
     # needs it (it is not in the project's requirements).
     with pytest.raises(ModuleNotFoundError, match="google"):
         asyncio.run(connect())
+
+
+@pytest.mark.parametrize(("network", "serverless", "ip_type", "refresh"), [
+    ("gcp-vpc", None, "private", "background"),
+    ("", None, "public", "background"),
+    ("gcp-vpc", "40", "private", "lazy"),
+])
+def test_cloudsql_connector_sets_ip_type_and_refresh_strategy(tmp_path: Path, network,
+                                                              serverless, ip_type, refresh):
+    flat = {"provider": "gcp-cloudsql", "instance_class": "db-custom-2-7680",
+            "proxy": "cloudsql-connector"}
+    if network:
+        flat["network"] = network
+    if serverless:
+        flat["serverless_concurrency"] = serverless
+    text = render_module(recommend(share.from_flat(flat)))
+    path = tmp_path / "db.py"
+    path.write_text(text)
+    mod = load_module(path, f"poolwise_db_cloudsql_{ip_type}_{refresh}_{id(tmp_path)}")
+    assert (mod.CLOUDSQL_IP_TYPE, mod.CLOUDSQL_REFRESH_STRATEGY) == (ip_type, refresh)
+    assert "ip_type=os.environ.get(CLOUDSQL_IP_TYPE_ENV) or CLOUDSQL_IP_TYPE" in text
+    assert "refresh_strategy=CLOUDSQL_REFRESH_STRATEGY" in text

@@ -45,7 +45,7 @@ def test_report_budget_table_matches_the_recommendation(name: str) -> None:
     assert list(rows) == [e.role for e in rec.endpoints]
     for e in rec.endpoints:
         row = rows[e.role]
-        assert int(row["max_connections"].split()[0]) == e.max_connections
+        assert int(row["max_connections"].split()[0].replace(",", "")) == e.max_connections
         assert ("estimate" in row["max_connections"]) is e.max_connections_estimated
         assert int(row["reserved"]) == sum(r.count for r in e.reserves)
         assert int(row["usable"]) == e.max_connections - int(row["reserved"])
@@ -89,6 +89,12 @@ def test_report_has_settings_warnings_sources_and_link(name: str) -> None:
         assert f"reserved {r.count} for {r.name}" in report
 
 
+def _ini_text(name: str) -> str:
+    text = render_pgbouncer_ini(rec_for(name))
+    assert text is not None
+    return text
+
+
 def _ini(name: str) -> configparser.ConfigParser:
     text = render_pgbouncer_ini(rec_for(name))
     assert text is not None
@@ -105,8 +111,10 @@ def test_ini_consistent_with_the_recommendation(name: str) -> None:
     pairs = s.proxy_settings.user_db_pairs
     dps, reserve = int(b["default_pool_size"]), int(b["reserve_pool_size"])
     primary = rec.endpoint("primary")
-    assert dps * pairs + reserve == primary.server_side.limit
-    assert dps * pairs + reserve <= primary.usable
+    # reserve_pool_size is per pool: one URL reaches one pool, the pairs add up.
+    assert dps + reserve == primary.server_side.limit
+    assert (dps + reserve) * pairs == primary.server_side.total <= primary.usable
+    assert f"= {(dps + reserve) * pairs} <= {primary.usable} usable" in _ini_text(name)
     assert reserve == s.proxy_settings.reserve_pool
     clients = sum(e.client_side.worst_case for e in rec.endpoints)
     assert int(b["max_client_conn"]) >= clients
@@ -128,7 +136,7 @@ def test_ini_numbers_from_independent_reasoning() -> None:
     rec = rec_for("pgbouncer-tx-replica")
     replica = rec.endpoint("replica-1")
     per = int(re.search(r"pool_size=(\d+)", cp["databases"]["app_replica_1"]).group(1))
-    assert per * 2 + 3 <= replica.usable
+    assert (per + 3) * 2 <= replica.usable
 
 
 @pytest.mark.pgbouncer

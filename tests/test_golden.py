@@ -73,7 +73,8 @@ def _contains(golden, new, where: str = "$") -> list[str]:
     if isinstance(golden, list):
         if not isinstance(new, list) or len(new) != len(golden):
             return [f"{where}: list changed length or type"]
-        return [d for i, (a, b) in enumerate(zip(golden, new)) for d in _contains(a, b, f"{where}[{i}]")]
+        return [d for i, (a, b) in enumerate(zip(golden, new, strict=True))
+                for d in _contains(a, b, f"{where}[{i}]")]
     return [] if golden == new else [f"{where}: {golden!r} -> {new!r}"]
 
 

@@ -171,8 +171,9 @@ def test_flags_form_file_is_one_service(tmp_path, capsys) -> None:
     assert "pool_size=" in f["fix"] and "max_overflow=" in f["fix"]
 
 
-def test_services_behind_one_pooler_share_its_server_pool(tmp_path, capsys) -> None:
-    """Two services behind one PgBouncer: the database sees its server pool once."""
+def test_services_behind_one_pgbouncer_each_reach_their_own_pool(tmp_path, capsys) -> None:
+    """Two services behind one PgBouncer: one URL is one user/database pair, so each
+    service's engines reach one pool of default_pool_size, and the pools add up."""
     text = (DATABASE + 'proxy = "pgbouncer-transaction"\npgbouncer_pool_size = 80\n'
             + service("api", **API) + service("web", **{**API, "top": 6})
             + service("jobs", **JOBS, extra='proxy = "none"\n'))
@@ -181,9 +182,12 @@ def test_services_behind_one_pooler_share_its_server_pool(tmp_path, capsys) -> N
     (primary,) = got["endpoints"]
     rows = {s["service"]: s for s in primary["services"]}
     assert rows["api"]["pooler"] == rows["web"]["pooler"] == "pgbouncer-transaction"
-    assert rows["api"]["connections"] + rows["web"]["connections"] == 80
+    for name in ("api", "web"):
+        assert rows[name]["connections"] == min(80, rows[name]["client_connections"])
+    pools = rows["api"]["connections"] + rows["web"]["connections"]
+    assert pools > 80  # not one pool shared by both
     assert rows["jobs"]["connections"] == seen(JOBS) and rows["jobs"]["pooler"] is None
-    assert primary["connections"] == 80 + seen(JOBS)
+    assert primary["connections"] == pools + seen(JOBS)
     assert rows["api"]["client_connections"] == seen(API)
     assert code == 0, got["failures"]
 
@@ -393,3 +397,30 @@ def test_installed_check_passes_fails_and_refuses(installed: Installed) -> None:
     out = installed.run("check", "--scenario", broken)
     assert out.returncode == 2
     assert re.fullmatch(rf"error: {re.escape(broken)}:\d+: not valid TOML.*\n", out.stderr)
+
+
+def test_max_overflow_without_pool_size_counts_sqlalchemys_default_five(tmp_path,
+                                                                       capsys) -> None:
+    """create_async_engine(max_overflow=190) keeps pool_size 5: 195 per engine."""
+    text = ('provider = "self-hosted"\nmax_connections = 100\nsuperuser_reserved = 3\n'
+            "admin_reserve = 3\nmigrations_reserve = 1\n"
+            + service("api", instances=1, surge=0, overflow=190))
+    code, out, _ = run(tmp_path, text, "--json", capsys=capsys)
+    got = json.loads(out)
+    (primary,) = got["endpoints"]
+    assert primary["usable"] == 93
+    assert primary["connections"] == 5 + 190
+    assert primary["services"][0]["counted"] == "today"
+    assert code == 1
+
+
+def test_a_declared_statement_cache_off_silences_the_prepared_statement_warning(
+        tmp_path, capsys) -> None:
+    """The check cannot see statement_cache_size; a service that declares it 0 is compliant."""
+    pooler = 'proxy = "pgbouncer-transaction"\npgbouncer_version = "1.18"\n'
+    base = DATABASE + pooler + service("api", **API)
+    for extra, warned in (("", True), ("current_statement_cache_size = 0\n", False)):
+        code, out, _ = run(tmp_path, base + extra, "--json", capsys=capsys)
+        got = json.loads(out)
+        codes = {p["code"] for p in got["failures"] + got.get("warnings", [])}
+        assert ("PREPARED_STATEMENTS_TXN_POOLER" in codes) is warned, got

@@ -248,7 +248,9 @@ def test_floors_over_the_limit_name_every_service_and_the_excess() -> None:
     assert "1 per concurrent invocation x 20" in msg
 
 
-def test_pooled_services_share_the_poolers_server_pool() -> None:
+def test_pooled_services_get_one_pgbouncer_pool_each() -> None:
+    # One URL is one user/database pair: each service's engines reach one PgBouncer pool
+    # (default_pool_size + reserve_pool_size), and the pools add up on the endpoint.
     s = Scenario(provider="self-hosted", instance_class=None, max_connections=200,
                  proxy="pgbouncer-transaction",
                  services=(_svc("api", app_instances=20, workers=2, load=Load(100, 30)),
@@ -261,11 +263,12 @@ def test_pooled_services_share_the_poolers_server_pool() -> None:
     api_ep = rec.service("api").rec.endpoint("primary")
     jobs_ep = rec.service("jobs").rec.endpoint("primary")
     pool = api_ep.server_side.limit
-    assert jobs_ep.server_side.limit == pool  # one server pool for the pooled services
-    pooled = api_ep.client_side.worst_case + jobs_ep.client_side.worst_case
-    assert by["api"].worst_case + by["jobs"].worst_case == min(pool, pooled)
-    # The cron job goes direct: its connections come out of usable beside the pool.
-    assert by["migrate"].worst_case + pool <= ep.usable
+    assert jobs_ep.server_side.limit == pool  # one default_pool_size for every pair
+    assert api_ep.server_side.pairs == 2 and api_ep.server_side.total == 2 * pool
+    for name, own in (("api", api_ep), ("jobs", jobs_ep)):
+        assert by[name].worst_case == min(pool, own.client_side.worst_case)
+    # The cron job goes direct: its connections come out of usable beside the pools.
+    assert by["migrate"].worst_case + 2 * pool <= ep.usable
 
 
 @st.composite

@@ -62,6 +62,7 @@ RANGES: dict[str, Range] = dict((
     _r("pgbouncer_pool_size", 1, PG_MAX_BACKENDS),
     _r("pgbouncer_reserve_pool", 0, PG_MAX_BACKENDS),
     _r("pgbouncer_max_client_conn", 1, 10_000_000),
+    _r("pgbouncer_max_db_connections", 0, PG_MAX_BACKENDS),
     _r("max_prepared_statements", 0, 1_000_000),
     _r("user_db_pairs", 1, 10_000),
     _r("rds_proxy_max_connections_percent", 1, 100,
@@ -86,6 +87,7 @@ RANGES: dict[str, Range] = dict((
     _r("current_pool_size", 0, PG_MAX_BACKENDS),
     _r("current_max_overflow", -1, PG_MAX_BACKENDS),
     _r("current_pool_recycle", -1, 31_536_000),
+    _r("current_statement_cache_size", 0, 1_000_000),
     _r("weight", 0, 1_000, integer=False, above=True),
 ))
 

@@ -51,6 +51,12 @@ class InstanceClass:
 
     @property
     def source_label(self) -> str:
+        if self.basis == "formula" and self.provider == "aws-aurora":
+            kind = "Serverless v2" if self.family == "serverless-v2" else "provisioned"
+            return (f"estimate from {RDS_FORMULA} ({RDS_FORMULA_URL}) on {self.memory_gib:g} GiB "
+                    f"at the ratio of Aurora's own documented {kind} values "
+                    f"(data/aws-aurora.csv), never above them; measure with SHOW "
+                    "max_connections")
         if self.basis == "formula":
             return (f"estimate from {RDS_FORMULA} ({RDS_FORMULA_URL}) on {self.memory_gib:g} GiB "
                     f"less what the instance keeps (data/aws-rds-calibration.csv); "
@@ -99,13 +105,32 @@ def formula_cap(provider: str) -> int:
     return int(fact[0]) if fact else 5000
 
 
-def dbinstanceclassmemory_ratio(memory_gib: float) -> float:
+@cache
+def _aurora_calibration(serverless: bool) -> tuple[tuple[float, float], ...]:
+    """(memory_gib, documented/nominal ratio) from Aurora's own table (data/aws-aurora.csv):
+    Serverless v2 rows or provisioned rows, the highest documented value per memory, rows
+    at the formula's cap left out (they say nothing of the ratio)."""
+    cap = formula_cap("aws-aurora")
+    by_mem: dict[float, float] = {}
+    for row in _read("aws-aurora.csv"):
+        mem, value = _num(row.get("memory_gib", "")), _num(row.get("max_connections", ""))
+        if (row["basis"].strip() != "documented" or mem is None or value is None
+                or value >= cap or ((row.get("family") or "").strip() == "serverless-v2")
+                != serverless):
+            continue
+        ratio = value / (mem * 2**30 / formula_divisor("aws-aurora"))
+        by_mem[mem] = max(by_mem.get(mem, 0.0), ratio)
+    return tuple(sorted(by_mem.items()))
+
+
+def dbinstanceclassmemory_ratio(memory_gib: float,
+                                points: tuple[tuple[float, float], ...] | None = None) -> float:
     """Share of nominal memory that RDS reports as DBInstanceClassMemory.
 
-    Interpolated in log(memory) between measured defaults; held flat beyond the
-    measured range, since RDS keeps a roughly constant share there.
+    Interpolated in log(memory) between measured defaults (or the given points); held flat
+    beyond the measured range, since RDS keeps a roughly constant share there.
     """
-    pts = _rds_calibration()
+    pts = points or _rds_calibration()
     if memory_gib <= pts[0][0]:
         return pts[0][1]
     if memory_gib >= pts[-1][0]:
@@ -117,10 +142,19 @@ def dbinstanceclassmemory_ratio(memory_gib: float) -> float:
     return pts[-1][1]
 
 
-def rds_max_connections(memory_gib: float, provider: str = "aws-rds") -> int:
-    """Estimated default max_connections for an RDS/Aurora class of this nominal memory."""
+def rds_max_connections(memory_gib: float, provider: str = "aws-rds", family: str = "") -> int:
+    """Estimated default max_connections for an RDS/Aurora class of this nominal memory.
+
+    Aurora's documented table sits below RDS's measured ratio for the same memory (16 GiB:
+    1,722 on db.r6g.large), so Aurora classes without a documented row use Aurora's own
+    ratios (Serverless v2's for Serverless v2 sizes), never RDS's.
+    """
     nominal = memory_gib * 2**30 / formula_divisor(provider)
-    return min(int(nominal * dbinstanceclassmemory_ratio(memory_gib)), formula_cap(provider))
+    points = (_aurora_calibration(family == "serverless-v2") if provider == "aws-aurora"
+              else None)
+    # A hair above the product keeps a documented value exact (1722/1802.5 x 1802.5).
+    value = int(nominal * dbinstanceclassmemory_ratio(memory_gib, points) + 1e-6)
+    return min(value, formula_cap(provider))
 
 
 @cache
@@ -191,7 +225,7 @@ def _resolve(provider: str, row: dict[str, str]) -> InstanceClass:
     if basis == "formula":
         if mem is None:
             raise ValueError(f"{provider}: {row['instance_class']} has basis formula but no memory")
-        value = rds_max_connections(mem, provider)
+        value = rds_max_connections(mem, provider, (row.get("family") or "").strip())
     elif raw is None and basis == "tier" and mem is not None:
         value = cloudsql_max_connections(mem)[0]
     else:

@@ -188,12 +188,15 @@ def current_use(rec: Recommendation) -> tuple[EndpointUse, ...]:
         groups: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
             if row[5] is not None:
-                groups.setdefault(row[5], []).append(i)
-        for idx in groups.values():
+                groups.setdefault(budget.pool_key(row[5]), []).append(i)
+        for name, idx in groups.items():
             limit = max((rows[i][6] for i in idx if rows[i][6] is not None), default=None)
             # An engine without a limit may open at least the whole server pool.
             asks = [rows[i][3] if rows[i][3] is not None else (limit or 0) for i in idx]
-            if limit is None or sum(asks) <= limit:
+            if name in budget.PAIR_POOLERS and limit is not None:
+                # One URL is one pair: each service's engines reach their own pool.
+                parts = [min(limit, a) for a in asks]
+            elif limit is None or sum(asks) <= limit:
                 parts = asks
             else:
                 parts = budget.largest_remainder(limit, asks)
@@ -348,6 +351,8 @@ def serverless_without_proxy(rec: Recommendation) -> Iterator[Finding]:
 @rule
 def prepared_statements(rec: Recommendation) -> Iterator[Finding]:
     s = rec.scenario
+    if s.current is not None and s.current.statement_cache_size == 0:
+        return  # the service declares asyncpg's caches off: nothing to warn about
     if s.proxy in TRANSACTION_POOLERS and not path.prepared_statements_survive(s):
         other = {
             "azure-pgbouncer": "or set the server parameter pgbouncer.max_prepared_statements "
@@ -452,6 +457,11 @@ def _pool_over_fix(s, ep, side) -> str:
     if s.proxy == "azure-pgbouncer":
         return (f"Set the server parameter pgbouncer.default_pool_size to at most "
                 f"{max(1, ep.room // pairs):,}.")
+    if side.pool_size_per_pair is not None:  # self-managed PgBouncer: the ini's values
+        dps, reserve = side.pool_size_per_pair, side.reserve_pool
+        return (f"Set default_pool_size = {dps} and reserve_pool_size = {reserve}: "
+                f"({dps} + {reserve}) x {side.pairs} pair(s) = {side.total or side.limit:,} "
+                "server connections (the ini snippet does), or pick a bigger class.")
     return (f"Size the proxy's server pool to at most {side.limit:,} (the ini snippet does), "
             "or pick a bigger class.")
 
@@ -503,8 +513,8 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
                 "PROXY_SERVER_POOL_OVER_MAX", "warning" if s.proxy == "rds-proxy" else "error",
                 f"{ep.role}: as configured, {s.proxy} may open up to {configured:,} server "
                 f"connections once its clients ask for them, above {room}. "
-                f"poolwise counts it at {side.limit:,} (the fix below); the clients behind it "
-                f"make the database see at most {side.worst_case:,}.",
+                f"poolwise counts it at {side.total or side.limit:,} (the fix below); the clients "
+                f"behind it make the database see at most {side.worst_case:,}.",
                 _pool_over_fix(s, ep, side))
         # Only a load says what the pool needs (a service without one has no need of its
         # own; behind a shared pooler the pooled need is the path's, so every service with

@@ -30,7 +30,11 @@ def add_scenario_flags(p: argparse.ArgumentParser) -> None:
     """Every Scenario parameter as a flag; values are parsed by share.from_flat."""
     for param in share.PARAMS:
         flag = "--" + param.key.replace("_", "-")
-        if param.kind == "bool":
+        if param.kind == "bool" and _DEFAULT_ON.get(param.key):
+            # On by default: the flag is the opt-out (`live --pre-ping N` is another flag).
+            p.add_argument("--no-" + flag[2:], dest=flag_dest(param.key), action="store_const",
+                           const="0", help=param.help)
+        elif param.kind == "bool":
             p.add_argument(flag, dest=param.key, action="store_const", const="1",
                            help=param.help)
         else:
@@ -39,9 +43,19 @@ def add_scenario_flags(p: argparse.ArgumentParser) -> None:
                    "and its [[service]] tables (instead of the flags above)")
 
 
+# Scenario booleans that are on by default: their flag is --no-<key>.
+_DEFAULT_ON = {p.key: True for p in share.PARAMS
+               if p.kind == "bool" and getattr(Scenario(), p.key, False) is True}
+
+
+def flag_dest(key: str) -> str:
+    """The argparse dest of a parameter (an opt-out flag keeps clear of other commands')."""
+    return f"scenario_{key}" if key in _DEFAULT_ON else key
+
+
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
-    flat = {p.key: getattr(args, p.key) for p in share.PARAMS
-            if getattr(args, p.key, None) is not None}
+    flat = {p.key: getattr(args, flag_dest(p.key)) for p in share.PARAMS
+            if getattr(args, flag_dest(p.key), None) is not None}
     if getattr(args, "scenario", None):
         if flat:
             first = next(iter(flat))
@@ -78,7 +92,7 @@ def render_text(rec: Recommendation) -> str:
         return _render_one(rec)
     out = [f"poolwise: {rec.scenario.provider} {rec.scenario.instance_class or ''}: "
            f"{len(rec.services)} services share the database", ""]
-    rows = [[e.role, e.instance_class or "-", f"{e.max_connections:,}", str(e.reserved),
+    rows = [[e.role, e.instance_class or "-", e.max_connections_label, str(e.reserved),
              f"{e.usable:,}", b.service, f"{b.clients:,}", str(b.pool_size),
              str(b.max_overflow), f"{b.worst_case:,}",
              f"{b.breaks_at:,}" if b.breaks_at is not None else "-"]
@@ -110,9 +124,8 @@ def _render_one(rec: Recommendation, brief: bool = False) -> str:
                f"{s.serverless_concurrency or s.peak_instances} "
                f"{'invocations' if s.serverless else 'instances at peak'} x {s.workers} workers")
     out.append("")
-    rows = [[e.role, e.instance_class or "-", f"{e.max_connections:,}"
-             + (" (estimate)" if e.max_connections_estimated else ""),
-             str(e.reserved), f"{e.usable:,}", f"{e.clients:,}", str(e.pool_size),
+    rows = [[e.role, e.instance_class or "-", e.max_connections_label, str(e.reserved),
+             f"{e.usable:,}", f"{e.clients:,}", str(e.pool_size),
              str(e.max_overflow), f"{e.worst_case:,}"] for e in rec.endpoints]
     out.append(_table(rows, ["endpoint", "class", "max_conn", "reserved", "usable", "engines",
                              "pool_size", "overflow", "worst_case"]))
@@ -132,11 +145,7 @@ def _render_one(rec: Recommendation, brief: bool = False) -> str:
         out.append("")
         out.append("Load:")
         out += [f"  {line}" for line in sizing.load_lines(rec)]
-    for e in rec.endpoints:
-        if e.breaks_at is not None:
-            unit = "invocations" if s.serverless else "instances at the autoscaling maximum"
-            out.append(f"  {e.role}: breaks from about {e.breaks_at:,} {unit} with these "
-                       f"settings (above {e.break_limit:,} {e.break_limit_name})")
+    out += [f"  {line}" for line in sizing.break_lines(rec)]
     out.append("")
     out.append("Rules people copy (per engine x engines = fleet total, against "
                f"{sizing.rules_limit(rec)} on the primary):")
@@ -174,11 +183,11 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         return 0
     print(_table([[r.instance_class, f"{r.vcpu:g}" if r.vcpu else "-",
                    f"{r.memory_gib:g}" if r.memory_gib else "-",
-                   f"{r.max_connections:,}" + (" (est.)" if r.estimated else ""), r.basis,
+                   f"{r.max_connections:,}" + (" (estimate)" if r.estimated else ""), r.basis,
                    r.source.url] for r in rows],
                  ["instance_class", "vcpu", "memory_gib", "max_connections", "basis", "source"]))
     if any(r.estimated for r in rows):
-        print("(est.) = estimate from the provider's formula until measured with "
+        print("(estimate) = estimate from the provider's formula until measured with "
               "SHOW max_connections")
     return 0
 

@@ -2,8 +2,11 @@
 
 Each [[service]] may declare the pool it runs today (current_pool_size, current_max_overflow,
 current_pool_recycle, current_poolclass); the check puts every service at its autoscaling
-peak with those settings (its recommended pool where it declares none) and fails when an
-endpoint would exceed its usable connections or an error-severity finding holds.
+peak with those settings (its recommended pool where it declares none; max_overflow without
+pool_size counts SQLAlchemy's default pool_size 5) and fails when an endpoint would exceed
+its usable connections or an error-severity finding holds. A setting the check cannot see
+may be declared too: current_statement_cache_size = 0 says the service turns asyncpg's
+statement caches off, so no prepared-statement warning is raised for it.
 
 Exit 0: every endpoint fits (the headroom is printed); 1: the budget breaks (each failure
 names the service, the endpoint and the fix); 2: the file is invalid (file and line).
@@ -43,6 +46,7 @@ FINDING_KEYS: dict[str, tuple[str, ...]] = {
     "CURRENT_OVER_CLIENT_LIMIT": _CURRENT,
     "SERVICES_OVER_CLIENT_LIMIT": _CURRENT,
     "CANNOT_FIT": ("max_app_instances", "serverless_concurrency", "app_instances"),
+    "PREPARED_STATEMENTS_TXN_POOLER": ("current_statement_cache_size", "proxy"),
 }
 
 

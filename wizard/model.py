@@ -70,6 +70,7 @@ FIELD_LABELS: dict[str, str] = {
     "proxy": "Proxy or pooler", "pgbouncer_version": "PgBouncer version",
     "pgbouncer_pool_size": "default_pool_size", "pgbouncer_reserve_pool": "reserve_pool_size",
     "pgbouncer_max_client_conn": "max_client_conn",
+    "pgbouncer_max_db_connections": "max_db_connections",
     "max_prepared_statements": "max_prepared_statements",
     "user_db_pairs": "user/database pairs",
     "rds_proxy_max_connections_percent": "MaxConnectionsPercent",
@@ -83,9 +84,10 @@ FIELD_LABELS: dict[str, str] = {
     "split": "pool_size share of the budget", "rps": "Requests/s per instance",
     "hold_ms": "Mean hold time (ms)", "p95_hold_ms": "p95 hold time (ms)",
     "network": "Idle cut-offs on the network path",
-    "iam_auth": "IAM / Entra ID token authentication",
+    "iam_auth": "IAM / Entra ID token authentication", "pre_ping": "pool_pre_ping",
     "current_pool_size": "Current pool_size", "current_max_overflow": "Current max_overflow",
     "current_pool_recycle": "Current pool_recycle", "current_poolclass": "Current poolclass",
+    "current_statement_cache_size": "Current statement_cache_size",
     "name": "Service name", "kind": "Service kind", "endpoints": "Endpoints it connects to",
     "weight": "Share weight", "services": "Services",
 }
@@ -156,6 +158,7 @@ class ProxySettings:
     max_prepared_statements: int | None = None
     user_db_pairs: int = 1
     rds_proxy_max_connections_percent: int = 100
+    max_db_connections: int | None = None  # PgBouncer's cap per database (None/0: none)
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,9 @@ class CurrentPool:
     max_overflow: int | None = None
     pool_recycle: int | None = None
     poolclass: str = "AsyncAdaptedQueuePool"
+    # asyncpg's statement caches as the service sets them today (None: not declared; 0: off,
+    # as a transaction pooler without prepared-statement tracking needs).
+    statement_cache_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +250,8 @@ class Scenario:
     iam_auth: bool = False
     current: CurrentPool | None = None
     services: tuple[Service, ...] = ()
+    # pool_pre_ping where it pays (on by default); False: the user opts out.
+    pre_ping: bool = True
 
     def service_list(self) -> tuple[Service, ...]:
         """The services sharing the database; the flags form is one service named "app"."""
@@ -321,6 +329,8 @@ class ProxySide:
     reserve_pool: int = 0
     needed: int | None = None  # server connections the fleet's load needs (Erlang C)
     offered_load: float | None = None  # mean busy server connections (Little's law)
+    pairs: int = 1  # user/database pairs the pooler serves (one per URL, so per service)
+    total: int | None = None  # server connections the pooler may open over all its pairs
 
 
 @dataclass(frozen=True)
@@ -360,6 +370,9 @@ class EndpointBudget:
     # The part of usable this service (or the pooler it shares) may use when services share
     # the endpoint; None: all of usable.
     allotment: int | None = None
+    # Several services: the endpoint's headroom with every service at its peak (a service's
+    # own `headroom` counts only its own connections); None with one service.
+    shared_headroom: int | None = None
 
     @property
     def room(self) -> int:
@@ -369,6 +382,12 @@ class EndpointBudget:
     @property
     def headroom(self) -> int:
         return self.usable - self.worst_case
+
+    @property
+    def max_connections_label(self) -> str:
+        """max_connections as every table shows it: "1,722 (estimate)" until measured."""
+        return f"{self.max_connections:,}" + (" (estimate)" if self.max_connections_estimated
+                                              else "")
 
 
 @dataclass(frozen=True)

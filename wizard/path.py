@@ -44,23 +44,52 @@ def path_facts(s: Scenario) -> PathFacts:
 
 
 def pre_ping_for(s: Scenario) -> tuple[bool, str]:
-    """Whether pool_pre_ping pays on this path, and why.
+    """Whether the engine pre-pings each checkout, and why.
 
     A pre-ping is BEGIN, an empty statement and ROLLBACK on every checkout: 0.27 ms more per
-    checkout direct and 0.57 ms through PgBouncer on loopback (bench/live.md), three round
-    trips on a real network. It pays where the engine's own connections to the database can
-    break while idle in the pool: a failover, a restart, a terminated backend (idle cut-offs
-    are pool_recycle's job). Behind a transaction pooler the engine's connections end at the
-    pooler, which replaces broken server connections itself; the pre-ping then only costs a
-    pooled transaction per checkout (bench/cpu.md).
+    checkout direct and 0.57 ms through PgBouncer on loopback (bench/live.md), a pooled
+    round trip on a real network. It is on by default, SQLAlchemy's pessimistic disconnect
+    handling: a pooler restart or failover, a database failover or restart, a terminated
+    backend or Neon's scale to zero close the engine's idle connections, and without it the
+    request that checks one out fails. `Scenario.pre_ping` False opts out.
     """
+    neon = s.provider == "neon"
+    suspend = _neon_suspend(s)
+    if not s.pre_ping:
+        why = ("off (your choice, pre_ping=false): one round trip less per checkout, but a "
+               "connection a restart, failover or scale-to-zero closed fails the request that "
+               "checks it out")
+        if neon and suspend:
+            why += (f"; pool_recycle stays below Neon's {suspend} s scale-to-zero, which "
+                    "closes idle connections")
+        return False, why
+    cost = f"; costs one pooled round trip per checkout ({SQLALCHEMY_DISCONNECT_URL})"
     if s.proxy in TRANSACTION_POOLERS:
-        return False, ("off: behind a transaction pooler the engine's connections end at the "
-                       "pooler, which replaces broken server connections itself; a pre-ping "
-                       "would cost a pooled transaction per checkout (bench/cpu.md)")
+        return True, ("on: behind a transaction pooler the engine's connections end at the "
+                      "pooler, and a pooler restart or failover drops every one of them; "
+                      "without a pre-ping the first request on each fails (measured: one "
+                      "failed request per worker process with it off, none with it on)"
+                      + (f"; Neon also closes connections when the compute scales to zero "
+                         f"after {suspend} s" if neon and suspend else "") + cost
+                      + "; opt out with pre_ping=false")
+    if neon:
+        return True, (f"on: Neon scales an idle compute to zero after {suspend or 300} s and "
+                      "closes its connections; the pre-ping replaces them instead of failing "
+                      f"the next request ({NEON_SUSPEND_URL})" + cost)
     return True, ("checks each checkout (BEGIN/ROLLBACK round trips) so connections cut by a "
                   "failover or restart are replaced, not raised (bench/live.md: 0.27 ms per "
                   "checkout on loopback)")
+
+
+SQLALCHEMY_DISCONNECT_URL = ("https://docs.sqlalchemy.org/en/20/core/pooling.html"
+                             "#disconnect-handling-pessimistic")
+NEON_SUSPEND_URL = "https://neon.com/docs/introduction/compute-lifecycle"
+
+
+def _neon_suspend(s: Scenario) -> int:
+    """Seconds of inactivity after which Neon suspends the compute (0: not Neon)."""
+    value, _ = catalog.int_fact(catalog.provider_fact(s.provider, "scale_to_zero_after"), 0)
+    return value
 
 
 def idle_cutoffs(s: Scenario) -> list[Cutoff]:
@@ -80,6 +109,7 @@ def idle_cutoffs(s: Scenario) -> list[Cutoff]:
     add(f"{s.provider} network", catalog.provider_fact(s.provider, "tcp_idle_cutoff"))
     add(f"{s.provider} idle_session_timeout",
         catalog.provider_fact(s.provider, "server_idle_session_timeout"))
+    add(f"{s.provider} scale to zero", catalog.provider_fact(s.provider, "scale_to_zero_after"))
     if s.proxy == "rds-proxy":
         add("RDS Proxy IdleClientTimeout", catalog.proxy_fact("rds-proxy", "IdleClientTimeout"))
     if s.proxy.startswith("pgbouncer"):

@@ -30,6 +30,9 @@ from wizard.model import (
 )
 from wizard.redact import credential_params
 
+# SQLAlchemy's QueuePool default pool_size (create_async_engine without pool_size).
+SQLALCHEMY_POOL_SIZE = 5
+
 
 @dataclass(frozen=True)
 class Param:
@@ -67,6 +70,8 @@ PARAMS: tuple[Param, ...] = (
     Param("pgbouncer_pool_size", "int", "PgBouncer default_pool_size (per user/database pair)"),
     Param("pgbouncer_reserve_pool", "int", "PgBouncer reserve_pool_size"),
     Param("pgbouncer_max_client_conn", "int", "PgBouncer max_client_conn"),
+    Param("pgbouncer_max_db_connections", "int", "PgBouncer max_db_connections: caps the "
+          "server connections of all pools of a database (0: no cap)"),
     Param("max_prepared_statements", "int", "PgBouncer max_prepared_statements"),
     Param("user_db_pairs", "int", "distinct (user, database) pairs through the pooler"),
     Param("rds_proxy_max_connections_percent", "int", "RDS Proxy MaxConnectionsPercent"),
@@ -90,10 +95,16 @@ PARAMS: tuple[Param, ...] = (
     Param("network", "list", "idle cut-offs on the path: aws-nat-gateway, aws-nlb, "
           "azure-load-balancer, gcp-cloud-nat, gcp-vpc"),
     Param("iam_auth", "bool", "IAM / Entra ID token authentication"),
+    Param("pre_ping", "bool", "pool_pre_ping (on by default; --no-pre-ping or pre_ping=false "
+          "turns it off: one round trip less per checkout, but a connection a restart, "
+          "failover or scale-to-zero closed fails the request that checks it out)"),
     Param("current_pool_size", "int", "pool_size your service uses today"),
     Param("current_max_overflow", "int", "max_overflow your service uses today"),
     Param("current_pool_recycle", "int", "pool_recycle your service uses today (-1 = off)"),
     Param("current_poolclass", "str", "poolclass your service uses today"),
+    Param("current_statement_cache_size", "int", "asyncpg statement_cache_size your service "
+          "uses today (0: it passes statement_cache_size=0 and prepared_statement_cache_size=0, "
+          "as the exported module does behind a transaction pooler)"),
 )
 BY_KEY = {p.key: p for p in PARAMS}
 
@@ -109,7 +120,8 @@ SERVICE_BY_KEY = {p.key: p for p in SERVICE_PARAMS}
 FLEET_KEYS: tuple[str, ...] = (
     "app_instances", "max_app_instances", "deploy_surge_percent", "workers", "engines",
     "serverless_concurrency", "app_vcpus", "split", "rps", "hold_ms", "p95_hold_ms",
-    "current_pool_size", "current_max_overflow", "current_pool_recycle", "current_poolclass")
+    "current_pool_size", "current_max_overflow", "current_pool_recycle", "current_poolclass",
+    "current_statement_cache_size")
 # A service may also take its own path.
 SERVICE_KEYS: tuple[str, ...] = (*SERVICE_BY_KEY, "proxy", *FLEET_KEYS)
 # A service's flat key: s<index>_<key>.
@@ -143,6 +155,7 @@ def values(s: Scenario) -> dict[str, Any]:
         "proxy": s.proxy, "pgbouncer_version": ps.pgbouncer_version,
         "pgbouncer_pool_size": ps.pool_size, "pgbouncer_reserve_pool": ps.reserve_pool,
         "pgbouncer_max_client_conn": ps.max_client_conn,
+        "pgbouncer_max_db_connections": ps.max_db_connections,
         "max_prepared_statements": ps.max_prepared_statements,
         "user_db_pairs": ps.user_db_pairs,
         "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
@@ -155,11 +168,12 @@ def values(s: Scenario) -> dict[str, Any]:
         "split": s.pool_split, "rps": load.rps if load else None,
         "hold_ms": load.hold_ms if load else None,
         "p95_hold_ms": load.p95_hold_ms if load else None,
-        "network": list(s.network) or None, "iam_auth": s.iam_auth,
+        "network": list(s.network) or None, "iam_auth": s.iam_auth, "pre_ping": s.pre_ping,
         "current_pool_size": cur.pool_size if cur else None,
         "current_max_overflow": cur.max_overflow if cur else None,
         "current_pool_recycle": cur.pool_recycle if cur else None,
         "current_poolclass": cur.poolclass if cur else None,
+        "current_statement_cache_size": cur.statement_cache_size if cur else None,
     }
 
 
@@ -342,6 +356,7 @@ def _from_flat(params: Mapping[str, str]) -> Scenario:
         pgbouncer_version=v.get("pgbouncer_version"), pool_size=v.get("pgbouncer_pool_size"),
         reserve_pool=v.get("pgbouncer_reserve_pool", 0),
         max_client_conn=v.get("pgbouncer_max_client_conn"),
+        max_db_connections=v.get("pgbouncer_max_db_connections") or None,
         max_prepared_statements=v.get("max_prepared_statements"),
         user_db_pairs=v.get("user_db_pairs", 1),
         rds_proxy_max_connections_percent=v.get("rds_proxy_max_connections_percent", 100))
@@ -357,9 +372,14 @@ def _from_flat(params: Mapping[str, str]) -> Scenario:
         load = Load(v["rps"], v["hold_ms"], v.get("p95_hold_ms"))
     current = None
     if any(k.startswith("current_") for k in v):
-        current = CurrentPool(v.get("current_pool_size"), v.get("current_max_overflow"),
+        # max_overflow without pool_size runs with SQLAlchemy's default pool_size 5.
+        pool_size = v.get("current_pool_size")
+        if pool_size is None and v.get("current_max_overflow") is not None:
+            pool_size = SQLALCHEMY_POOL_SIZE
+        current = CurrentPool(pool_size, v.get("current_max_overflow"),
                               v.get("current_pool_recycle"),
-                              v.get("current_poolclass") or "AsyncAdaptedQueuePool")
+                              v.get("current_poolclass") or "AsyncAdaptedQueuePool",
+                              v.get("current_statement_cache_size"))
     cls = v.get("instance_class", base.instance_class) or None
     provider = v.get("provider", base.provider)
     if provider != base.provider and "instance_class" not in v:
@@ -381,6 +401,7 @@ def _from_flat(params: Mapping[str, str]) -> Scenario:
         app_vcpus=v.get("app_vcpus", base.app_vcpus), reserves=rs,
         pool_split=v.get("split", base.pool_split), load=load,
         network=tuple(v.get("network") or ()), iam_auth=v.get("iam_auth", False),
+        pre_ping=v.get("pre_ping", True),
         current=current)
 
 

@@ -215,7 +215,8 @@ def _split(share: int | None, split: float, load: LoadSizing | None, cap: int,
     from overflow pay a connect each time (measured in bench/fleet.md). The overflow adds
     the gap between burst and mean need as a margin. When the share is below the burst
     need (or no server could hold the load), the budget binds and the split applies to
-    the share. `fixed` (behind a transaction pooler, with load): the same total, all of it
+    the share. `fixed` (behind a transaction pooler, with or without load): the same total,
+    all of it
     pool_size and no overflow, since an idle client connection there holds no server
     connection and a closed overflow one costs a new login at the next burst
     (bench/cpu.md).
@@ -223,7 +224,7 @@ def _split(share: int | None, split: float, load: LoadSizing | None, cap: int,
     unbounded = share is None  # no limit on this side: only the load or the cap binds
     if load is None:
         total = cap if share is None else min(share, cap)
-        pool = max(1, math.floor(total * split))
+        pool = total if fixed else max(1, math.floor(total * split))
         bound = "default cap (no load given)" if unbounded or share > cap else "budget"
         return pool, total - pool, bound
     need, burst = load.needed_pool, load.needed_with_overflow
@@ -366,6 +367,11 @@ def recommend(s: Scenario) -> Recommendation:
                    for i in range(len(svcs)) if role in specs[i]]
         if members:
             totals.append(_size_shared(members, paths, sized))
+            if len(svcs) > 1:  # each service's row carries the endpoint's headroom
+                for m in members:
+                    ep, eng, bound = sized[m.index][role]
+                    sized[m.index][role] = (replace(ep, shared_headroom=totals[-1].headroom),
+                                            eng, bound)
     results = []
     for i, (svc, view) in enumerate(zip(svcs, views, strict=True)):
         rows = [sized[i][r] for r in roles if r in sized[i]]
@@ -425,7 +431,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     groups: dict[str, list[_Member]] = {}
     for m in members:
         if m.pooled:
-            groups.setdefault(m.s.proxy, []).append(m)
+            groups.setdefault(budget.pool_key(m.s.proxy), []).append(m)
     needs = {name: _pooler_need(g) for name, g in groups.items()}
     # The endpoint's usable connections go to direct services and to each pooler's server
     # pool. A session pooler's services claim one by one (each client connection pins a
@@ -436,16 +442,24 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     slots: list[list[int]] = []
     for name, g in groups.items():
         start = len(claims)
-        if name in SESSION_POOLERS:
+        if all(m.s.proxy in SESSION_POOLERS for m in g):
             claims += [_claim(m.svc, m.s, m.spec, m.load, True) for m in g]
         else:
-            pool = budget.proxy_limits(g[0].s, g[0].spec, needs[name]).server_pool
+            proxy = budget.proxy_limits(g[0].s, g[0].spec, needs[name], len(g))
             asks = [_claim(m.svc, m.s, m.spec, m.load, True) for m in g]
+            demands = [c.demand for c in asks]
+            if name in budget.PAIR_POOLERS:
+                # A pool per service's pair, and the pairs no service here uses.
+                seen = (sum(min(proxy.server_pool, d) for d in demands)
+                        + max(0, proxy.pairs - len(g)) * proxy.server_pool)
+            else:
+                seen = sum(demands)
             engines = sum(c.engines for c in asks)
-            # The pooler's floor is one server connection: it queues its clients.
-            claims.append(budget.Claim(name, "need", min(pool, sum(c.demand for c in asks)),
-                                       sum(c.weight * c.engines for c in asks) / engines,
-                                       engines, floor=1))
+            # The pooler's floor is one server connection per pool: it queues its clients.
+            claims.append(budget.Claim(
+                name, "need", min(proxy.total, seen),
+                sum(c.weight * c.engines for c in asks) / engines, engines,
+                floor=len(g) if name in budget.PAIR_POOLERS else 1))
         slots.append(list(range(start, len(claims))))
     split = None
     if len(claims) > 1:
@@ -470,25 +484,35 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
         allots[m.index] = (sp.budget, sp.budget, parts[k].how if parts else "the whole budget")
     for k, (name, g) in enumerate(groups.items(), start=len(direct)):
         sp = allot(g[0].spec, k)
-        proxy = budget.proxy_limits(g[0].s, sp, needs[name])
-        limit = client_limit(proxy, spec.usable)[0] if proxy else None
-        inner = None
-        if len(g) > 1 and limit is not None:
-            side = client_limit(proxy, spec.usable)[1]
-            inner = budget.shares(
-                limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in g],
-                f"{spec.role}: {side} ({limit:,}, {name})",
-                ("use transaction mode, fewer processes or a bigger server pool"
-                 if proxy.session_mode else budget.client_limit_fix(
-                     g[0].s, sum(m.spec.clients for m in g))) + ".")
-        for j, m in enumerate(g):
+        own_pools = name in budget.PAIR_POOLERS and name in SESSION_POOLERS
+        # Supavisor's two ports share one pool: each mode's services split the limit that
+        # binds them (session: the server pool; transaction: the client limit).
+        inner: dict[int, budget.Share] = {}
+        limits: dict[int, int | None] = {}
+        for mode in {m.s.proxy for m in g}:
+            sub = [m for m in g if m.s.proxy == mode]
+            proxy = budget.proxy_limits(sub[0].s, sp, needs[name], len(g))
+            limit = client_limit(proxy, spec.usable)[0] if proxy else None
+            limits.update((m.index, limit) for m in sub)
+            if len(sub) > 1 and limit is not None and not own_pools:
+                side = client_limit(proxy, spec.usable)[1]
+                inner.update(zip((m.index for m in sub), budget.shares(
+                    limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in sub],
+                    f"{spec.role}: {side} ({limit:,}, {name})",
+                    ("use transaction mode, fewer processes or a bigger server pool"
+                     if proxy.session_mode else budget.client_limit_fix(
+                         sub[0].s, sum(m.spec.clients for m in sub))) + "."),
+                    strict=True))
+        for m in g:
+            mine = inner.get(m.index)
             sized[m.index][spec.role] = m.size(
                 m.s, allot(m.spec, k), m.load, paths[m.index], cap=_cap(m.svc, True),
                 fleet_need=needs[name], group=[(x.s, _instances(x.s, x.spec)) for x in g],
-                group_share=inner[j] if inner else None)
-            allots[m.index] = (limit, inner[j].value if inner else limit,
-                               inner[j].how if inner else "the whole budget")
-        if len(g) > 1:
+                group_share=mine)
+            limit = limits[m.index]
+            allots[m.index] = (limit, mine.value if mine else limit,
+                               mine.how if mine else "the whole budget")
+        if len(g) > 1 and name not in budget.PAIR_POOLERS:
             _share_server_pool(g, sized, spec.role)
     if len(members) > 1:
         _others_limits(members, allots, sized, spec.role)
@@ -510,9 +534,18 @@ def _pooler_need(group: list[_Member]) -> int | None:
     """Server connections a pooler should open for its services: in session mode every
     client connection pins one, so what the clients can use; otherwise the fleets' load
     (Erlang C over the pooled bursts)."""
-    if group[0].s.proxy in SESSION_POOLERS:
-        return sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in group)
-    return fleet_server_need([(m.s, _instances(m.s, m.spec)) for m in group])
+    if len(group) > 1 and group[0].s.proxy in budget.PAIR_POOLERS:
+        # One pool per service's pair, all of one size: the largest need sets it.
+        return max((n for m in group if (n := _pooler_need([m])) is not None), default=None)
+    session = [m for m in group if m.s.proxy in SESSION_POOLERS]
+    other = [m for m in group if m.s.proxy not in SESSION_POOLERS]
+    # Supavisor's session and transaction ports share one pool: their needs add up.
+    pinned = sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in session)
+    loaded = fleet_server_need([(m.s, _instances(m.s, m.spec)) for m in other]) if other \
+        else None
+    if not other:
+        return pinned
+    return loaded if not session else pinned + (loaded or 0)
 
 
 def _share_server_pool(group: list[_Member], sized: Sized, role: str) -> None:
@@ -547,8 +580,10 @@ def _others_limits(members: list[_Member],
             name = "usable connections the other services leave"
         else:
             base = allots[m.index][0]
-            others = sum(sized[x.index][role][0].client_side.worst_case for x in members
-                         if x.pooled and x.s.proxy == m.s.proxy and x.index != m.index)
+            own_pool = m.s.proxy in budget.PAIR_POOLERS and m.s.proxy in SESSION_POOLERS
+            others = 0 if own_pool else sum(
+                sized[x.index][role][0].client_side.worst_case for x in members
+                if x.pooled and x.s.proxy == m.s.proxy and x.index != m.index)
             limit = None if base is None else max(0, base - others)
             name = ep.break_limit_name + " the other services leave"
         breaks = budget.break_point(ep.pool_size + ep.max_overflow, limit,
@@ -650,14 +685,19 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
     fleets = group or [(s, instances)]
     if fleet_need is None:
         fleet_need = fleet_server_need(fleets)
-    proxy = budget.proxy_limits(s, spec, fleet_need)
+    proxy = budget.proxy_limits(s, spec, fleet_need, len(group) if group else 1)
+    path_s = s
+    if proxy is None and s.proxy in POOLERS:
+        # RDS Proxy serves only the writer: this replica is reached directly, so its idle
+        # cut-offs, waits and pre-ping are the direct path's, never the proxy's.
+        path_s = replace(s, proxy="none")
+        path = path_facts(path_s)
     share, share_how = budget.per_process_budget(s, spec, proxy, group_share)
     if cap is None:
         cap = budget.no_load_cap(proxy is not None)
     # Behind a transaction pooler an idle client connection holds no server connection:
-    # with a load, the engine keeps its whole total as a fixed pool (see _split).
-    fixed = (proxy is not None and s.proxy in TRANSACTION_POOLERS and load is not None
-             and not s.serverless)
+    # with a load or without, the engine keeps its whole total as a fixed pool (see _split).
+    fixed = proxy is not None and s.proxy in TRANSACTION_POOLERS and not s.serverless
     if s.serverless:
         pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
     else:
@@ -676,7 +716,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
                                 f"connections {_fmt(client_total)})",
                                 proxy.configured_server_pool, proxy.pool_size_per_pair,
                                 proxy.reserve_pool, fleet_need,
-                                fleet_offered_load(fleets))
+                                fleet_offered_load(fleets), proxy.pairs, proxy.total)
         client_side = ProxySide(proxy.client_limit, proxy.client_limit_source,
                                 client_total, f"{spec.clients:,} engines x {per}")
         seen = (f"; the database sees at most min(server pool "
@@ -715,7 +755,7 @@ def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | Non
         pool_size=pool, max_overflow=overflow, pool_timeout=path.pool_timeout,
         pool_recycle=path.recycle, pool_pre_ping=path.pre_ping and not null, pool_use_lifo=lifo,
         connect_args=dict(path.connect_args),
-        reasons=_reasons(s, null, lifo, bound, share_how, share_text, per, path, fixed))
+        reasons=_reasons(path_s, null, lifo, bound, share_how, share_text, per, path, fixed))
     return endpoint, engine, bound
 
 
@@ -782,6 +822,16 @@ def break_sentence(rec: Recommendation) -> str:
                 f"{b.service} would at {b.breaks_at:,} (today {now(b):,})" for b in rest)
         lines.append(text + ", each with the other services at their peaks.")
     return " ".join(lines)
+
+
+def break_lines(rec: Recommendation) -> list[str]:
+    """Where each endpoint breaks as the fleet grows, in words; the CLI and the report print
+    these lines as they are."""
+    s = rec.scenario
+    unit = "invocations" if s.serverless else "instances at the autoscaling maximum"
+    return [f"{e.role}: breaks from about {e.breaks_at:,} {unit} with these settings (above "
+            f"{e.break_limit:,} {e.break_limit_name})"
+            for e in rec.endpoints if e.breaks_at is not None and e.break_limit is not None]
 
 
 def rules_limit(rec: Recommendation) -> str:

@@ -195,9 +195,8 @@ def _header(rec: Recommendation, generated_on: str, share_base: str | None,
         lines += _hcomment(f"service {service}: one of {len(estate.services)} services sharing "
                            f"this database ({names}); each budget below is its share")
     for ep in rec.endpoints:
-        est = ", estimate" if ep.max_connections_estimated else ""
         lines.append(f"#   {ep.role}: {s.provider} {ep.instance_class or '(no class)'}, "
-                     f"max_connections {ep.max_connections:,}{est}, {ep.usable:,} usable")
+                     f"max_connections {ep.max_connections_label}, {ep.usable:,} usable")
     lines.append(f"#   proxy: {_proxy_line(rec)}")
     lines += _hcomment(f"fleet: {_fleet(rec)}")
     if s.iam_auth:
@@ -252,6 +251,27 @@ def engine_block(rec: Recommendation) -> str:
         connect_args=_dict_literal([ln for g in rec.engines for ln in _fmt_connect_args(g)]))
 
 
+def cloudsql_ip_type(s: Scenario) -> tuple[str, str]:
+    """The Cloud SQL connector's ip_type for this scenario, and why."""
+    if "gcp-vpc" in s.network:
+        return "private", ("ip_type: private, the scenario's path is the VPC (gcp-vpc); set "
+                           "CLOUDSQL_IP_TYPE=public or psc to connect otherwise")
+    return "public", ("ip_type: public, the connector's default (no VPC on the scenario's "
+                      "path); set CLOUDSQL_IP_TYPE=private for a private IP instance")
+
+
+def cloudsql_refresh_strategy(s: Scenario) -> tuple[str, str]:
+    """The Cloud SQL connector's refresh_strategy, and why (lazy when serverless)."""
+    fact = catalog.proxy_fact("cloudsql-connector", "refresh_strategy_serverless")
+    url = fact[1].url if fact else ""
+    if s.serverless:
+        return "lazy", ("refresh_strategy: lazy, serverless: a background refresh is "
+                        "throttled when the CPU scales to zero, so certificates are fetched "
+                        f"when a connection needs them (connector >= 1.10; {url})")
+    return "background", ("refresh_strategy: background, the connector's default for "
+                          "always-on instances (lazy suits serverless)")
+
+
 def create_engine_block(rec: Recommendation) -> str:
     """The module's `create_engine_for` (by URL, or through the Cloud SQL connector)."""
     s = rec.scenario
@@ -261,8 +281,12 @@ def create_engine_block(rec: Recommendation) -> str:
             + _lit("CLOUDSQL_INSTANCE" if r == "primary"
                    else f"CLOUDSQL_REPLICA_{r.split('-')[1]}_INSTANCE") + ","
             for r in ["primary", *_replica_roles(rec)]])
+        ip_type, ip_why = cloudsql_ip_type(s)
+        refresh, refresh_why = cloudsql_refresh_strategy(s)
         return _template("engine_cloudsql_connector.py.tmpl").substitute(
-            instance_env=inst, iam=repr(bool(s.iam_auth)))
+            instance_env=inst, iam=repr(bool(s.iam_auth)), ip_type=_lit(ip_type),
+            ip_type_reason="\n".join(_comment(ip_why, 0)), refresh=_lit(refresh),
+            refresh_reason="\n".join(_comment(refresh_why, 0)))
     listen = ""
     if _auth_kind(rec):
         listen = ('    # A token per new connection, never one baked into the URL.\n'
@@ -285,7 +309,7 @@ def render_module(rec: Recommendation, *, generated_on: str | None = None,
     if auth == "azure":
         extras.append("azure-identity (Entra ID tokens)")
     if connector:
-        extras.append("cloud-sql-python-connector[asyncpg]")
+        extras.append("cloud-sql-python-connector[asyncpg]>=1.10")
     caches_off = any("statement_cache_size" in g.connect_args for g in rec.engines)
     uses_null = any(g.poolclass == "NullPool" for g in rec.engines)
     stdlib = ["from collections.abc import AsyncIterator",
@@ -385,21 +409,26 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
     out += ["", f"Fleet: {_fleet(rec)}.", "", "## Budget per endpoint", ""]
     rows = []
     for e in rec.endpoints:
-        rows.append([e.role, e.instance_class or "-",
-                     f"{e.max_connections}" + (" (estimate)" if e.max_connections_estimated
-                                               else ""),
-                     e.reserved, e.usable, e.clients,
+        rows.append([e.role, e.instance_class or "-", e.max_connections_label, e.reserved,
+                     e.usable, e.clients,
                      e.per_process_budget if e.per_process_budget is not None else "unbounded",
                      e.pool_size,
-                     e.max_overflow, e.worst_case, e.headroom])
+                     e.max_overflow, e.worst_case,
+                     e.headroom if e.shared_headroom is None else e.shared_headroom])
+    shared = any(e.shared_headroom is not None for e in rec.endpoints)
     out += _md_table(["endpoint", "class", "max_connections", "reserved", "usable", "engines",
-                      "budget per engine", "pool_size", "max_overflow", "worst case", "headroom"],
+                      "budget per engine", "pool_size", "max_overflow", "worst case",
+                      "headroom (every service at its peak)" if shared else "headroom"],
                      rows)
+    breaks = sizing.break_lines(rec)
+    if breaks:
+        out += ["", *(f"- {line}." for line in breaks)]
     for e in rec.endpoints:
         source = e.max_connections_source
         if e.role == "primary" and rec.scenario.max_connections_source:
             source = f"`{source}`"  # the visitor's own words: never a live Markdown link
-        out += ["", f"### {e.role}", "", f"- max_connections {e.max_connections}: {source}"]
+        out += ["", f"### {e.role}", "", f"- max_connections {e.max_connections_label}: "
+                f"{source}"]
         for r in e.reserves:
             out.append(f"- reserved {r.count} for {r.name} ({r.source})")
         out.append(f"- usable: {e.usable}")
@@ -525,9 +554,9 @@ def render_pgbouncer_ini(rec: Recommendation, *, share_base: str | None = None) 
         return None
     mode = "transaction" if s.proxy == "pgbouncer-transaction" else "session"
     ps = s.proxy_settings
-    pairs = max(1, ps.user_db_pairs)
     dps, reserve = pool_size_per_pair(rec)
     primary = rec.endpoint("primary")
+    pairs = primary.server_side.pairs
     clients = sum(e.client_side.worst_case for r in group for e in r.endpoints if e.client_side)
     need = clients + max(10, -(-clients // 10))  # 10% margin for deploys and admin tools
     max_client = max(need, ps.max_client_conn or 0)
@@ -539,7 +568,8 @@ def render_pgbouncer_ini(rec: Recommendation, *, share_base: str | None = None) 
     lines = [
         f"; PgBouncer settings generated by poolwise {wizard.__version__} for:",
         *[f";   {part}" for part in _app_link(link_scenario, share_base)],
-        f"; {pairs} user/database pair(s); {primary.clients} client engines of "
+        f"; {pairs} user/database pair(s), one pool each (one URL is one pair); "
+        f"{primary.clients} client engines of "
         f"{primary.pool_size + primary.max_overflow} connections at most on the primary"
         + ("." if len(group) == 1 else
            f" ({names.split(', ')[0]}); {clients:,} client connections in all from "
@@ -561,10 +591,16 @@ def render_pgbouncer_ini(rec: Recommendation, *, share_base: str | None = None) 
         "",
         "[pgbouncer]",
         f"pool_mode = {mode}",
-        f"; {dps} x {pairs} pair(s) + reserve {reserve} = {primary.server_side.limit} server "
-        f"connections <= {primary.usable} usable on the primary",
+        "; reserve_pool_size is per pool, as default_pool_size is: each service's URL reaches",
+        f"; {dps} + {reserve} = {dps + reserve} server connections, and ({dps} + {reserve}) x "
+        f"{pairs} pair(s)" + (f" capped by max_db_connections {ps.max_db_connections}"
+                              if ps.max_db_connections and primary.server_side.total
+                              < (dps + reserve) * pairs else "")
+        + f" = {primary.server_side.total} <= {primary.usable} usable on the primary",
         f"default_pool_size = {dps}",
         f"reserve_pool_size = {reserve}",
+        *(["; your cap on the server connections of all pools of one database",
+           f"max_db_connections = {ps.max_db_connections}"] if ps.max_db_connections else []),
         f"; client worst case {clients} ({primary.client_side.detail} on the primary"
         + (", plus the replicas" if len(rec.endpoints) > 1 else "") + ") + margin",
         f"max_client_conn = {max_client}",

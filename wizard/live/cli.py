@@ -235,8 +235,8 @@ def run(args: argparse.Namespace) -> int:
         print("warning: the URL holds a password; it may stay in your shell history. "
               "Put it in an environment variable and pass --password-env NAME instead.",
               file=sys.stderr)
-    flat = {k.key: getattr(args, k.key) for k in core_cli.share.PARAMS
-            if getattr(args, k.key, None) is not None}
+    flat = {k.key: getattr(args, core_cli.flag_dest(k.key)) for k in core_cli.share.PARAMS
+            if getattr(args, core_cli.flag_dest(k.key), None) is not None}
     scenario = core_cli.scenario_from_args(args) if flat or args.scenario else None
     check_plan(args, scenario)
     settings = None if scenario is not None or not args.exhaustion else _flag_settings(args)

@@ -70,6 +70,9 @@ HELP = {
     "network": "Anything that cuts idle TCP connections between the app and the database "
                "(NAT gateways, load balancers). pool_recycle is set below the shortest.",
     "iam_auth": "You connect with short-lived IAM / Entra ID tokens instead of a password.",
+    "pre_ping": "On by default: each checkout first runs one pooled round trip, so a connection "
+                "a restart, failover or Neon's scale to zero closed is replaced instead of "
+                "failing the request. Off saves that round trip per checkout.",
     "serverless_on": "Lambda, Cloud Run, Cloud Functions, Vercel: each invocation is its own "
                      "process.",
     "serverless_concurrency": "Peak concurrent invocations: Lambda reserved concurrency, or "

@@ -45,6 +45,7 @@ def render() -> None:
                   help=HELP["rds_proxy_max_connections_percent"], persist_state="session")
     st.multiselect("Idle cut-offs on the network path", NETWORK_CUTOFFS, key="network",
                    format_func=NETWORK.get, help=HELP["network"], persist_state="session")
+    st.checkbox("pool_pre_ping", key="pre_ping", help=HELP["pre_ping"], persist_state="session")
     if provider in ("aws-rds", "aws-aurora", "azure-flexible", "gcp-cloudsql"):
         st.checkbox("IAM / Entra ID token authentication", key="iam_auth",
                     help=HELP["iam_auth"], persist_state="session")

@@ -95,6 +95,7 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
         "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
         "network": list(s.network),
         "iam_auth": s.iam_auth,
+        "pre_ping": s.pre_ping,
         "app_instances": s.app_instances,
         "max_app_instances": s.max_app_instances,
         "deploy_surge_percent": s.deploy_surge_percent,
@@ -279,6 +280,7 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
     if v.get("network"):
         out["network"] = ",".join(v["network"])
     put("iam_auth", v.get("iam_auth"), False)
+    put("pre_ping", v.get("pre_ping"), True)
     rows = service_rows(v)
     if rows:  # several services: the fleet, load and current pool are set per service
         _database_flat(v, base, put, out)
