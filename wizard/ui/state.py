@@ -641,6 +641,9 @@ def _problem_cached(key: tuple[tuple[str, str], ...]) -> tuple[str | None, str]:
 
 def _problem_now(key: tuple[tuple[str, str], ...]) -> tuple[str | None, str]:
     param, message = culprit(dict(key))
+    if param in FLAG_AT and FLAG_AT[param] == "replicas" and (
+            m := re.match(r"replica (\d+): ", message)) and int(m.group(1)) <= MAX_REPLICAS:
+        return f"replica-{m.group(1)}", app_words(message)  # beside that replica's fields
     return FLAG_AT.get(param, param), app_words(message)
 
 
