@@ -216,7 +216,8 @@ def test_one_bad_row_never_hides_the_others(sqlite_store):
     sqlite_store.save("a good", FLAT)
     sqlite_store.save("z good", FLAT)
     _raw_rows(sqlite_store, {"b broken json": "{not json", "c a list": '["provider"]',
-                             "d numbers": '{"workers": 4}', "e huge": "{" + " " * 9000 + "}"})
+                             "d numbers": '{"workers": 4}',
+                             "e huge": "{" + " " * (store.MAX_PARAMS_TEXT + 1) + "}"})
     rows = {r.name: r for r in sqlite_store.list()}
     assert set(rows) == {"a good", "z good", "b broken json", "c a list", "d numbers", "e huge"}
     assert rows["a good"].problem is None and rows["z good"].params == FLAT
