@@ -419,7 +419,7 @@ _NEAREST = {"replica_max_connections": ("replica_instance_class", "replicas"),
 
 
 def _present(key: str | None, flat: Mapping[str, str]) -> str | None:
-    if key is None or key in flat:
+    if key is None or key in flat or key == "services":  # "services": the services table
         return key
     return next((k for k in _NEAREST.get(key, ()) if k in flat), None)
 
@@ -482,7 +482,7 @@ def link_values(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str], s
         if key is not None and _field_holds(key, flat):
             # As the link says: flag() shows the error beside the field at fault.
             return _values_of(s), notes, app_words(message)
-        if key is None or key == "provider":
+        if key not in flat or key == "provider":
             break
         notes.append(app_words(message))
         del flat[key]
