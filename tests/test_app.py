@@ -785,10 +785,14 @@ def test_a_refused_link_shows_its_own_values_and_the_error_beside_the_field():
             "replica_instance_class": "db.r6g.large"}
     at = new_app(link)
     no_exception(at)
-    assert at.selectbox(key="instance_class").value == "db.r6g.xlarge"
     assert dict(at.query_params) == link  # the address still says what the link said
     notice = " ".join(texts(at, "warning"))
     assert "shown as they are" in notice and "below the primary" in notice
+    assert "marked in 3 Fleet" in notice
+    assert at.radio(key="step").value == "topology"  # it opens where the error is shown
+    assert at.selectbox(key="replica_class_0").value == "db.r6g.large"
+    go(at, "database")
+    assert at.selectbox(key="instance_class").value == "db.r6g.xlarge"
     go(at, "topology")
     no_exception(at)
     assert at.number_input(key="replicas").value == 1

@@ -175,7 +175,8 @@ def read(path: str | Path) -> str:
     bytes: a pull request that commits a link to /dev/zero or a FIFO gets one line."""
     shown = str(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise ScenarioFileError("no such file", shown, None) from None
     except (OSError, ValueError) as exc:

@@ -25,7 +25,7 @@ from wizard.model import (
     Service,
     SizingError,
 )
-from wizard.ui.labels import HELP, app_words
+from wizard.ui.labels import HELP, STEP_NAMES, app_words
 from wizard.ui.text import md_escape
 
 MAX_REPLICAS = 5
@@ -500,6 +500,31 @@ def _values_of(s: Scenario) -> dict[str, Any]:
     return v
 
 
+# The step whose form shows a widget (the flag() names a widget), for a refused link.
+_STEP_OF = {
+    "database": ("provider", "instance_class", "max_connections", "max_connections_source",
+                 "db_vcpus", "min_acu", "pg_minor", "pg_version"),
+    "proxy": ("proxy", "pgbouncer_version", "pgbouncer_pool_size", "pgbouncer_reserve_pool",
+              "pgbouncer_max_client_conn", "max_prepared_statements", "user_db_pairs",
+              "rds_proxy_max_connections_percent", "network", "iam_auth"),
+    "topology": ("app_instances", "max_app_instances", "workers", "engines", "app_vcpus",
+                 "deploy_surge_percent", "serverless_concurrency", "replicas", "services"),
+    "load": ("rps", "hold_ms", "p95_hold_ms", "split", "current_pool_size",
+             "current_max_overflow", "current_pool_recycle", "current_poolclass",
+             "superuser_reserved", "provider_reserved", "admin_reserve", "migrations_reserve",
+             "replication_reserve"),
+}
+
+
+def step_of(widget: str | None) -> str | None:
+    """The wizard step that shows `widget` (None when unknown)."""
+    if not widget:
+        return None
+    if widget.startswith("replica-") or SERVICE_KEY.fullmatch(widget):
+        return "topology"  # the replica boxes and the services table
+    return next((step for step, keys in _STEP_OF.items() if widget in keys), None)
+
+
 def init_session() -> None:
     """First run of a session: take the scenario from the link, or defaults with a notice."""
     if "_initialised" in st.session_state:
@@ -511,11 +536,17 @@ def init_session() -> None:
     if notes:
         notice.append("Part of this link could not be read (" + "; ".join(notes) + "). The "
                       "rest of the scenario is shown.")
+    step = None
     if refused:
+        where, _ = _problem(flat_key(flat_from_values(values)))
+        step = step_of(where)
         notice.append("This link's values are shown as they are, but they do not go "
-                      f"together: {refused}. The field at fault is marked.")
+                      f"together: {refused}. The field at fault is marked"
+                      + (f" in {STEP_NAMES[step]}." if step else "."))
     if notice:
         st.session_state[NOTICE_KEY] = " ".join(notice)
+    if step:
+        st.session_state[STEP_KEY] = step  # open where the error is shown
     apply_values(values)
 
 
