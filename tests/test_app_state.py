@@ -158,6 +158,7 @@ def test_a_refused_link_keeps_its_own_values():
     ({"provider": "aws-rds", "instance_class": "db.nope.huge", "workers": "2"},
      "instance_class"),
     ({"provider": "aws-rds", "split": "7", "app_instances": "5"}, "split"),
+    ({"provider": "aws-rds", "replicas": "7", "workers": "2"}, "replicas"),  # 5 boxes at most
 ])
 def test_a_value_its_field_cannot_hold_is_dropped_with_a_note(query, dropped):
     values, notes, refused = state.link_values(query)

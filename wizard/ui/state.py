@@ -438,6 +438,9 @@ def _field_holds(key: str, flat: Mapping[str, str]) -> bool:
     value = flat.get(key, "")
     if key == "provider":
         return False
+    if key == "replicas":  # the form draws at most MAX_REPLICAS replica boxes
+        n = _count(value.strip() or 0) if value.strip().isdigit() else None
+        return n is not None and n <= MAX_REPLICAS
     if key == "proxy":
         return value in proxies_for(provider)
     if key == "instance_class":
