@@ -11,8 +11,13 @@ setup-app:
 setup-test:
 	bash scripts/setup.sh test
 
+# This machine only by default (as `poolwise app`); `make run ADDRESS=0.0.0.0` serves a team.
+ADDRESS ?= $(or $(STREAMLIT_SERVER_ADDRESS),127.0.0.1)
+PORT    ?= $(or $(STREAMLIT_SERVER_PORT),8501)
+
 run: setup-app
-	$(VENV)/bin/streamlit run app.py --server.headless true --browser.gatherUsageStats false
+	$(VENV)/bin/streamlit run app.py --server.headless true --browser.gatherUsageStats false \
+		--server.address $(ADDRESS) --server.port $(PORT)
 
 lint: setup-test
 	$(VENV)/bin/ruff check .

@@ -757,3 +757,56 @@ def test_modules_imported_since_the_last_rerun_are_frozen_once():
         assert gc.get_freeze_count() >= frozen + len(keep)
     finally:
         del sys.modules["_poolwise_probe"]
+
+
+def _blocks_holding(node, want) -> list:
+    """The blocks from the page down to the first element `want(element)` accepts."""
+    for child in getattr(node, "children", {}).values():
+        if want(child):
+            return [node]
+        inner = _blocks_holding(child, want)
+        if inner:
+            return [node, *inner]
+    return []
+
+
+def _descendants(node) -> list:
+    out = []
+    for child in getattr(node, "children", {}).values():
+        out += [child, *_descendants(child)]
+    return out
+
+
+def test_a_refused_link_shows_its_own_values_and_the_error_beside_the_field():
+    """Issue 20: a link with db.r6g.xlarge and a smaller replica opened as db.r6g.large (a
+    scenario that fits) and blamed the replica. Now the fields hold exactly the link's values
+    and the refusal sits in the replica's own box."""
+    link = {"provider": "aws-rds", "instance_class": "db.r6g.xlarge", "replicas": "1",
+            "replica_instance_class": "db.r6g.large"}
+    at = new_app(link)
+    no_exception(at)
+    assert dict(at.query_params) == link  # the address still says what the link said
+    notice = " ".join(texts(at, "warning"))
+    assert "shown as they are" in notice and "below the primary" in notice
+    assert "marked in 3 Fleet" in notice
+    assert at.radio(key="step").value == "topology"  # it opens where the error is shown
+    assert at.selectbox(key="replica_class_0").value == "db.r6g.large"
+    go(at, "database")
+    assert at.selectbox(key="instance_class").value == "db.r6g.xlarge"
+    go(at, "topology")
+    no_exception(at)
+    assert at.number_input(key="replicas").value == 1
+    assert at.selectbox(key="replica_class_0").value == "db.r6g.large"
+    assert dict(at.query_params) == link
+    path = _blocks_holding(at.main, lambda e: getattr(e, "key", None) == "replica_class_0")
+    assert path, "no replica class field"
+    # the replica's own box: the innermost block with its heading ("replica-1")
+    box = next(b for b in reversed(path) if any(
+        "replica-1" in str(getattr(e, "value", "")) for e in _descendants(b)
+        if type(e).__name__ == "Markdown"))
+    assert not any(getattr(e, "key", None) == "replicas" for e in _descendants(box))
+    errors = [as_read(e.value) for e in _descendants(box) if type(e).__name__ == "Error"]
+    assert any("replica 1" in m and "below the primary" in m for m in errors), errors
+    # ... and not beside another field
+    beside = [as_read(e.value) for e in at.error]
+    assert beside.count(errors[0]) == 1  # shown once, in that box

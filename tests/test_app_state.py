@@ -90,3 +90,133 @@ def test_core_messages_name_the_app_fields_not_the_cli_flags():
         "unknown class 'a'")
     # every share parameter has a field name
     assert set(share.BY_KEY) <= set(FIELD_LABELS)
+
+
+# --- issue 21/20: crafted links cost one validation and are never rewritten silently --
+
+SMALLER_REPLICA = {"provider": "aws-rds", "instance_class": "db.r6g.xlarge", "replicas": "1",
+                   "replica_instance_class": "db.r6g.large"}
+
+
+def _long_link(refused: dict[str, str]) -> dict[str, str]:
+    """An ~8 KB link: 32 services with their fleet and load, then `refused`."""
+    link: dict[str, str] = {}
+    for i in range(1, 33):
+        link.update({f"s{i}_name": f"service-number-{i:02d}-of-the-estate",
+                     f"s{i}_app_instances": "2", f"s{i}_max_app_instances": "4",
+                     f"s{i}_workers": "2", f"s{i}_engines": "2", f"s{i}_app_vcpus": "4",
+                     f"s{i}_split": "0.5", f"s{i}_weight": "1.5",
+                     f"s{i}_current_pool_size": "3", f"s{i}_current_max_overflow": "1",
+                     f"s{i}_endpoints": "primary,replica-1", f"s{i}_deploy_surge_percent": "50",
+                     f"s{i}_current_pool_recycle": "1800"})
+    # The refused values last: a search key by key reaches them after every service's.
+    return {"provider": refused["provider"], **link, **refused}
+
+
+def _count_parses(monkeypatch) -> list[int]:
+    calls = [0]
+    real = share.from_flat
+
+    def counted(params):
+        calls[0] += 1
+        return real(params)
+    monkeypatch.setattr(share, "from_flat", counted)
+    return calls
+
+
+@pytest.mark.parametrize("refused", [
+    SMALLER_REPLICA,  # values that do not go together
+    {"provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
+     "s7_workers": "2.5"},  # a value that does not parse
+    {"provider": "neon", "instance_class": "1cu", "replicas": "1",
+     "proxy": "rds-proxy"},  # a choice the field does not offer
+])
+def test_finding_a_long_links_culprit_costs_about_one_validation(monkeypatch, refused):
+    link = _long_link(refused)
+    assert len("&".join(f"{k}={v}" for k, v in link.items())) > 8000
+    calls = _count_parses(monkeypatch)
+    key, message = state.culprit(link)
+    assert message and key in link
+    assert calls[0] <= 2, f"{calls[0]} validations to find the field at fault"
+    calls[0] = 0
+    state.link_values(link)
+    assert calls[0] <= 6, f"{calls[0]} validations to open the link"
+
+
+def test_a_refused_link_keeps_its_own_values():
+    # Issue 20: it opened as db.r6g.large with another scenario, blaming the replica.
+    values, notes, refused = state.link_values(SMALLER_REPLICA)
+    assert values["instance_class"] == "db.r6g.xlarge"
+    assert values["replica_class_0"] == "db.r6g.large"
+    assert state.flat_from_values(values) == SMALLER_REPLICA
+    assert notes == [] and "below the primary" in refused
+    where, message = state._problem_now(state.flat_key(SMALLER_REPLICA))
+    assert where == "replica-1" and "below the primary" in message
+
+
+@pytest.mark.parametrize(("query", "dropped"), [
+    ({"provider": "neon", "proxy": "rds-proxy", "workers": "3"}, "proxy"),
+    ({"provider": "aws-rds", "instance_class": "db.nope.huge", "workers": "2"},
+     "instance_class"),
+    ({"provider": "aws-rds", "split": "7", "app_instances": "5"}, "split"),
+    ({"provider": "aws-rds", "replicas": "7", "workers": "2"}, "replicas"),  # 5 boxes at most
+])
+def test_a_value_its_field_cannot_hold_is_dropped_with_a_note(query, dropped):
+    values, notes, refused = state.link_values(query)
+    flat = state.flat_from_values(values)
+    assert len(notes) == 1 and not refused
+    assert dropped not in flat or flat[dropped] != query[dropped]
+
+
+def test_every_text_field_has_a_documented_maximum():
+    for p in (*share.PARAMS, *share.SERVICE_PARAMS):
+        cap = share.max_chars(p.key)
+        assert 0 < cap <= 2000, p.key
+        key = p.key if p in share.PARAMS else "s1_" + p.key
+        link = {"provider": "self-hosted", key: "9" * (cap + 1)}
+        if p in share.SERVICE_PARAMS:
+            link.setdefault("s1_name", "api")
+        with pytest.raises(ScenarioError, match=f"at most {cap}") as exc:
+            share.from_flat(link)
+        assert exc.value.key == key
+    huge = {"provider": "self-hosted", "proxy": "pgbouncer-transaction",
+            "pgbouncer_version": "1." + "2" * 3_000_000}
+    with pytest.raises(ScenarioError) as exc:
+        share.from_flat(huge)
+    assert len(str(exc.value)) < 200 and exc.value.key == "pgbouncer_version"
+
+
+def test_control_characters_and_non_ascii_text_are_refused():
+    for value in ("db.r6g.large\n::error::x", "r\u00e9gion", "a\x00b"):
+        with pytest.raises(ScenarioError, match="printable ASCII"):
+            share.from_flat({"provider": "aws-rds", "replica_regions": value})
+
+
+def test_caches_never_key_an_unbounded_value(monkeypatch):
+    """The process-wide caches hold at most CACHE_ENTRIES keys of MAX_FLAT_CHARS each: a
+    multi-MB typed value is computed uncached (and refused)."""
+    huge = {"provider": "self-hosted", "max_connections": "100",
+            "proxy": "pgbouncer-transaction", "pgbouncer_version": "1" * 2_000_000}
+    key = state.flat_key(huge)
+
+    def no_cache(_key):
+        raise AssertionError("a multi-MB key went into a process-wide cache")
+    monkeypatch.setattr(state, "_recommend_cached", no_cache)
+    monkeypatch.setattr(state, "_problem_cached", no_cache)
+    rec, error, _ = state._recommend(key)
+    assert rec is None and "at most 16" in error
+    assert state._problem(key)[0] == "pgbouncer_version"
+    assert state.cacheable(state.flat_key(_long_link(SMALLER_REPLICA)))
+
+
+def test_a_33rd_service_is_refused():
+    values = state.default_values()
+    for i in range(1, 33):
+        values[share.service_key(i, "name")] = f"svc{i}"
+    assert not state.room_for_service(values)
+    assert state.room_for_service({k: v for k, v in values.items() if k != "s32_name"})
+    values["s33_name"] = "svc33"
+    flat = state.flat_from_values(values)
+    assert "s33_name" in flat  # read back, not silently dropped
+    key, message = state.culprit(flat)
+    assert "at most 32 services" in message

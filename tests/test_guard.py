@@ -424,3 +424,134 @@ def test_a_declared_statement_cache_off_silences_the_prepared_statement_warning(
         got = json.loads(out)
         codes = {p["code"] for p in got["failures"] + got.get("warnings", [])}
         assert ("PREPARED_STATEMENTS_TXN_POOLER" in codes) is warned, got
+
+
+# --- issue 21: hostile files and the CI log --------------------------------------------
+
+NOTICE = re.compile(rf"::notice file=({PROPERTY}),title=({PROPERTY})::((?:[^%\r\n]|%25|%0D|%0A)*)")
+
+
+def assert_no_stray_command(text: str) -> None:
+    """Every line is an escaped annotation, or plain text the runner cannot read as a
+    workflow command (`::cmd` after leading space, or the older `##[cmd]` anywhere)."""
+    for ln in re.split(r"\r\n|\r|\n", text):
+        if ANNOTATION.fullmatch(ln) or NOTICE.fullmatch(ln):
+            continue
+        assert not ln.lstrip().startswith("::") and "##[" not in ln, repr(ln)
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
+
+
+HOSTILE_VALUE = "db.r6g.large\n::add-mask::hunter2\n::error file=x,line=1::forged\r##[error]old"
+
+
+@pytest.mark.parametrize("text", [
+    # a file value holding line breaks and commands, in each kind of file
+    'provider = "aws-rds"\ninstance_class = "db.r6g.large"\nreplicas = 1\n'
+    f"replica_instance_class = [{_toml_string(HOSTILE_VALUE)}]\n",
+    PASSING.replace('name = "jobs"', f'name = "jobs"\nkind = {_toml_string(HOSTILE_VALUE)}'),
+    PASSING.replace("provider = \"self-hosted\"", f"provider = {_toml_string(HOSTILE_VALUE)}"),
+    PASSING.replace("workers = 4", f"{_toml_string(HOSTILE_VALUE)} = 4"),
+    DATABASE + service("api", **{**API, "top": 20}) + service("jobs", **JOBS),  # fails
+    PASSING,
+])
+@pytest.mark.parametrize("name", ["poolwise.toml", "deploy\n::error::forged\n##[error]x.toml"])
+def test_github_mode_never_prints_a_workflow_command_of_the_files(tmp_path, capsys, text,
+                                                                   name) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    code = cli.main(["check", "--scenario", str(path), "--format", "github"])
+    out = capsys.readouterr()
+    assert code in (0, 1, 2)
+    assert_no_stray_command(out.out)
+    assert_no_stray_command(out.err)
+    if code == 2:
+        assert out.err.count("\n") == 1
+
+
+def _many_services_over(n: int) -> str:
+    text = DATABASE
+    for i in range(n):
+        text += service(f"svc{i}", instances=2, top=4, surge=0, workers=4, pool=20,
+                        overflow=10)
+    return text
+
+
+def test_github_mode_shows_ten_errors_then_says_how_many_more(tmp_path, capsys) -> None:
+    code, out, _ = run(tmp_path, _many_services_over(14), "--format", "github", capsys=capsys)
+    assert code == 1
+    errors = [ln for ln in out.splitlines() if ln.startswith("::error ")]
+    notices = [NOTICE.fullmatch(ln) for ln in out.splitlines()
+               if ln.startswith("::notice ") and "more errors" in ln]
+    report = guard.check(_many_services_over(14), "x.toml")
+    total = sum(len(set(p.lines)) for p in report.failures)
+    assert total > 10 and len(errors) == 10
+    assert len(notices) == 1 and notices[0]
+    assert f"{total - 10} more error annotations" in unescape(notices[0].group(3))
+    assert_no_stray_command(out)
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path) -> None:
+    path = tmp_path / "estate.toml"
+    path.write_text(_many_services_over(14))
+    proc = subprocess.Popen([sys.executable, "-m", "wizard", "check", "--scenario", str(path),
+                             "--format", "github"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # `| head -0`: the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "Exception ignored" not in err and "Error" not in err
+    assert err == ""
+    assert proc.returncode == cli.EXIT_CLOSED_PIPE
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "directory", "dev-null-link"])
+def test_only_regular_files_are_read(tmp_path, capsys, kind) -> None:
+    import os
+    path = tmp_path / "estate.toml"
+    if kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "dev-null-link":
+        path.symlink_to("/dev/null")
+    elif kind == "fifo":
+        os.mkfifo(path)  # no writer: opening it for reading would block
+    else:
+        path.mkdir()
+    code = cli.main(["check", "--scenario", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "regular file" in err, err
+    with pytest.raises(estate.ScenarioFileError, match="regular file"):
+        estate.load(path)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("workers = " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+    ('provider = "self-hosted"\nmax_connections = ' + "9" * 5000 + "\n", "4,300 digits"),
+    ('provider = "self-hosted"\nmax_connections = ' + "9" * 4000 + "\n", "at most 32 digits"),
+    ("a = " + "{b = " * 3000 + "1" + "}" * 3000 + "\n", "nested too deeply"),
+])
+def test_absurd_toml_is_a_bad_file_in_one_line(tmp_path, capsys, text, words) -> None:
+    code, out, err = run(tmp_path, text, capsys=capsys)
+    assert code == 2 and err.count("\n") == 1 and words in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ('name = "api"', 'name = ["api"]', "name"),
+    ("workers = 4", "workers = [4]", "workers"),
+    ("app_instances = 4", "app_instances = true", "app_instances"),
+    ('name = "jobs"', 'name = "jobs"\nendpoints = "primary"', "endpoints"),
+    ('max_connections = 1000', 'max_connections = 1000.0', "max_connections"),
+    ('provider = "self-hosted"', "provider = 7", "provider"),
+])
+def test_values_of_the_wrong_type_are_refused_not_coerced(tmp_path, capsys, old, new,
+                                                          key) -> None:
+    text = PASSING.replace(old, new, 1)
+    assert text != PASSING
+    line = next(no for no, t in enumerate(text.splitlines(), start=1)
+                if t.startswith(new.splitlines()[-1]))
+    code, out, err = run(tmp_path, text, capsys=capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"poolwise.toml:{line}: '{key}' must be" in err

@@ -262,7 +262,8 @@ def test_saved_scenarios_with_extreme_values_cost_no_more_than_normal_ones(tmp_p
 
 def test_hostile_link_value_is_echoed_as_text() -> None:
     """A bad link value shown back is escaped: no live link, image or colour directive."""
-    evil = "[click](http://evil.example/) ![x](http://evil.example/p.png) :red[ALERT]"
+    # within a number's 32 characters (a longer value is refused without being echoed)
+    evil = "[c](http://evil.ex/) :red[A]"
     at = new_app({"provider": "self-hosted", "max_connections": evil})
     no_exception(at)
     _assert_no_live_markdown(at)

@@ -455,3 +455,26 @@ def test_fleet_has_the_live_checks_off_switch_and_allowlist(env: dict[str, str],
                                                             host: str) -> None:
     proc = _cli("fleet", "--url", f"postgresql+asyncpg://u@{host}:{free_port()}/d", env=env)
     _one_line_refusal(proc, "not allowed" if "DISABLED" not in str(env) else "switched off")
+
+
+# --- issue 21: `make run` serves this machine only unless told otherwise -------------------
+
+def _make_run(**env: str) -> str:
+    """The command `make run` starts (dry run: nothing is installed or started)."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("ADDRESS", "PORT", "STREAMLIT_SERVER_ADDRESS", "STREAMLIT_SERVER_PORT")}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-n", "run", *(f"{k}={v}" for k, v in env.items())],
+                         cwd=root, env=clean, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return " ".join(out.stdout.replace("\\\n", " ").split())
+
+
+@pytest.mark.skipif(not Path("/usr/bin/make").exists(), reason="needs make")
+def test_make_run_listens_on_localhost_by_default():
+    cmd = _make_run()
+    assert "streamlit run app.py" in cmd
+    assert "--server.address 127.0.0.1" in cmd  # as `poolwise app`; README says localhost
+    assert "--server.port 8501" in cmd
+    team = _make_run(ADDRESS="0.0.0.0", PORT="9000")  # README: how to serve a team
+    assert "--server.address 0.0.0.0" in team and "--server.port 9000" in team

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wizard import share
+from wizard import cli, share
 from wizard.model import (
     CurrentPool,
     Load,
@@ -103,3 +103,16 @@ def test_free_text_parameters_have_a_shape(key, value):
 def test_cli_command_leaves_out_empty_values():
     s = Scenario(provider="self-hosted", instance_class=None, max_connections=100)
     assert "--instance-class" not in share.cli_command(s)
+
+
+@pytest.mark.parametrize("key, raw", [
+    ("workers", "[4]"), ("workers", "4.0"), ("app_instances", "true"), ("replicas", "1e1"),
+    ("iam_auth", "maybe"), ("max_connections", "9" * 5000),
+])
+def test_link_and_flag_values_of_the_wrong_type_are_refused_not_coerced(key, raw):
+    with pytest.raises(ScenarioError) as exc:
+        share.from_flat({"provider": "self-hosted", "max_connections": "100", key: raw})
+    assert exc.value.key == key and len(str(exc.value)) < 200
+    if key != "iam_auth":  # a flag without a value on the command line
+        assert cli.main(["recommend", "--provider", "self-hosted", "--max-connections", "100",
+                         f"--{key.replace('_', '-')}", raw]) == 2

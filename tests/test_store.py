@@ -216,7 +216,8 @@ def test_one_bad_row_never_hides_the_others(sqlite_store):
     sqlite_store.save("a good", FLAT)
     sqlite_store.save("z good", FLAT)
     _raw_rows(sqlite_store, {"b broken json": "{not json", "c a list": '["provider"]',
-                             "d numbers": '{"workers": 4}', "e huge": "{" + " " * 9000 + "}"})
+                             "d numbers": '{"workers": 4}',
+                             "e huge": "{" + " " * (store.MAX_PARAMS_TEXT + 1) + "}"})
     rows = {r.name: r for r in sqlite_store.list()}
     assert set(rows) == {"a good", "z good", "b broken json", "c a list", "d numbers", "e huge"}
     assert rows["a good"].problem is None and rows["z good"].params == FLAT
@@ -268,3 +269,49 @@ def test_pages_and_search_in_sql(sqlite_store):
     assert sqlite_store.count("svc 0999") == 10
     assert sqlite_store.count("%") == 1 and sqlite_store.count("_odd_") == 1  # literal
     assert sqlite_store.count("SVC 00001") == 1  # case-insensitive
+
+
+def _estate_of_32() -> dict[str, str]:
+    """A valid 32-service scenario with every service's keys set, names at their maximum."""
+    flat = {"provider": "self-hosted", "max_connections": "262143", "replicas": "2",
+            "replica_max_connections": "262143,262143", "replica_regions": "eu-west-1,us-east-1",
+            "max_connections_source": "measured 2026-11-25T10:00Z on the primary by the DBA team",
+            "proxy": "none"}
+    for i in range(1, 33):
+        name = f"service-{i:02d}-" + "x" * 29
+        flat.update({f"s{i}_name": name[:40], f"s{i}_kind": "worker",
+                     f"s{i}_endpoints": "primary,replica-1,replica-2", f"s{i}_weight": "1.25",
+                     f"s{i}_app_instances": "2", f"s{i}_max_app_instances": "6",
+                     f"s{i}_deploy_surge_percent": "50", f"s{i}_workers": "4",
+                     f"s{i}_engines": "2", f"s{i}_app_vcpus": "4", f"s{i}_split": "0.65",
+                     f"s{i}_rps": "125.5", f"s{i}_hold_ms": "12.25", f"s{i}_p95_hold_ms": "80.5",
+                     f"s{i}_current_pool_size": "5", f"s{i}_current_max_overflow": "10",
+                     f"s{i}_current_pool_recycle": "1800",
+                     f"s{i}_current_poolclass": "AsyncAdaptedQueuePool"})
+    return flat
+
+
+def test_a_32_service_scenario_that_saves_loads_and_restores(sqlite_store):
+    from wizard import sizing
+    flat = _estate_of_32()
+    sizing.validate(share.from_flat(flat))  # a scenario poolwise sizes
+    assert len(store.json.dumps(flat)) > 8000  # the old limit of what the store read back
+    sqlite_store.save("estate", flat)
+    assert sqlite_store.load("estate") == flat
+    (row,) = sqlite_store.list()
+    assert row.problem is None and row.params == flat
+    sqlite_store.save("estate", {"provider": "aws-rds"})
+    sqlite_store.restore("estate")
+    assert sqlite_store.load("estate") == flat
+
+
+def test_whatever_the_core_accepts_fits_what_the_store_reads():
+    """The largest flat parameters share.check_text lets through (every value at its
+    maximum, of characters JSON escapes, with 32 services) are no longer than the store
+    reads back."""
+    flat = {p.key: '"' * share.max_chars(p.key) for p in share.PARAMS}
+    for i in range(1, 33):
+        flat.update({share.service_key(i, k): "\\" * share.max_chars(k)
+                     for k in share.SERVICE_KEYS})
+    share.check_text({k: v.replace('"', "a").replace("\\", "a") for k, v in flat.items()})
+    assert len(store.json.dumps(flat, sort_keys=True)) <= store.MAX_PARAMS_TEXT

@@ -20,6 +20,8 @@ PG_MAX_BACKENDS_SOURCE = (
 MAX_REPLICAS = 15
 MAX_REPLICAS_SOURCE = ("https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/"
                        "API_CreateDBInstanceReadReplica.html")
+# At most this many services share one database (bounded work per scenario).
+MAX_SERVICES = 32
 
 
 @dataclass(frozen=True)

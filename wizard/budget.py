@@ -728,7 +728,7 @@ def validate(s: Scenario) -> None:
 
 
 # At most this many services share one database (bounded work per scenario).
-MAX_SERVICES = 32
+MAX_SERVICES = bounds.MAX_SERVICES
 
 
 def validate_services(s: Scenario) -> None:
@@ -819,7 +819,9 @@ def validate_topology(s: Scenario) -> None:
                                            "max_connections ({mc})").format(mc=mc)
         raise ScenarioError(f"replica {i}: max_connections {rmc:,} is below the primary's "
                             f"{mc:,}; a hot standby needs at least the primary's or it does not "
-                            f"run ({url}). Fix: {fix}", key="replica_max_connections")
+                            f"run ({url}). Fix: {fix}", key="replica_max_connections"
+                            if rep.max_connections or not rep.instance_class
+                            else "replica_instance_class")
 
 
 def no_load_cap(pooled: bool) -> int:

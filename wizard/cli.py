@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -243,7 +245,37 @@ def _load_plugins() -> None:
                 raise
 
 
+# Exit status when the reader of stdout goes away (`poolwise ... | head`): 128 + SIGPIPE,
+# as a shell reports a command a closed pipe stopped.
+EXIT_CLOSED_PIPE = 141
+
+# Characters that end a line for a terminal or a CI log reader (GitHub's runner reads
+# stdout and stderr line by line and runs any line starting with `::` as a command).
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text` as one line of plain text: line breaks and control characters shown as
+    escapes (\\n, \\x1b), and never readable as a workflow command (`::cmd` at its
+    start, or the runner's older `##[cmd]` anywhere)."""
+    out = _BREAKS.sub(lambda m: repr(m.group())[1:-1], text).replace("##[", "# #[")
+    return "| " + out if out.lstrip().startswith("::") else out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still end quietly
+        return code
+    except BrokenPipeError:
+        # The reader left: nothing more is written (not even Python's own flush at exit).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_CLOSED_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -252,11 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         return args.run(args)
     except SizingError as exc:
-        print(f"error: cannot fit: {exc}", file=sys.stderr)
+        print(one_line(f"error: cannot fit: {exc}"), file=sys.stderr)
         return EXIT_CANNOT_FIT
     except ScenarioError as exc:
         # The message is in plain words (the app shows it beside its field); name the flag.
         flag = (f"--{exc.key.replace('_', '-')}: " if exc.key and exc.key in share.BY_KEY
                 and not isinstance(exc, estate.ScenarioFileError) else "")
-        print(f"error: {flag}{exc}", file=sys.stderr)
+        print(one_line(f"error: {flag}{exc}"), file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -8,7 +8,9 @@ form (one service). Errors name the file and the line.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,11 +33,34 @@ class ScenarioFileError(ScenarioError):
         self.line = line
 
 
-def _text(value: Any) -> str:
-    """A TOML value as the flat text share.from_flat parses (a table is not a value)."""
-    if isinstance(value, dict) or (isinstance(value, list) and any(
-            isinstance(v, dict | list) for v in value)):
-        raise ValueError("a table")
+# The TOML type each parameter kind takes: a value of another type is refused, never
+# coerced (`workers = [4]`, `app_instances = true` and `name = ["api"]` are mistakes).
+_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false",
+               "str": "a quoted string", "list": 'an array of values, e.g. ["a", "b"]'}
+
+
+def _typed(value: Any, kind: str) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "list":
+        return isinstance(value, list) and all(
+            isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
+            for v in value)
+    return isinstance(value, str)
+
+
+def _text(value: Any, kind: str = "str") -> str:
+    """A TOML value as the flat text share.from_flat parses (ValueError when its type is
+    not the parameter's)."""
+    if not _typed(value, kind):
+        raise ValueError(_KIND_WORDS[kind])
+    if isinstance(value, int) and not isinstance(value, bool) and (
+            value.bit_length() > 4 * share.MAX_NUMBER_CHARS):
+        raise ValueError("a number of at most 32 digits")
     return share.flat_text(value)
 
 
@@ -71,7 +96,15 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
                                 "is a few hundred lines", path, None)
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except RecursionError:
+        raise ScenarioFileError("not valid TOML for poolwise: arrays or tables nested too "
+                                "deeply", path, None) from None
+    except ValueError as exc:
+        if not isinstance(exc, tomllib.TOMLDecodeError):  # e.g. int's 4,300-digit limit
+            what = ("a number is too long (more than 4,300 digits)" if "digits" in str(exc)
+                    else "a value cannot be read")
+            raise ScenarioFileError(f"not valid TOML for poolwise: {what}", path,
+                                    None) from None
         m = re.search(r"line (\d+)", str(exc))
         line = int(m.group(1)) if m else (
             max(1, len(text.splitlines())) if "end of document" in str(exc) else None)
@@ -100,6 +133,9 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         for i, table in enumerate(services, start=1):
             lines = svc_lines[i - 1] if i - 1 < len(svc_lines) else {}
             start = starts[i - 1] if i - 1 < len(starts) else None
+            if not isinstance(table, dict):
+                raise ScenarioFileError("'service' must be [[service]] tables", path,
+                                        top_lines.get("service"))
             if "name" not in table:
                 raise ScenarioFileError(f"[[service]] {i} has no name", path, start, "name")
             for key, value in table.items():
@@ -118,28 +154,64 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
 
 
 def _value(value: Any, key: str, path: str, line: int | None) -> str:
+    param = share.BY_KEY.get(key) or share.SERVICE_BY_KEY.get(key)
+    kind = param.kind if param else "str"
     try:
-        return _text(value)
-    except ValueError:
-        raise ScenarioFileError(f"{key!r} must be a value, not a table", path, line,
+        return _text(value, kind)
+    except ValueError as exc:
+        got = ("a table" if isinstance(value, dict) else "an array" if isinstance(value, list)
+               else "true/false" if isinstance(value, bool) else "a longer number"
+               if isinstance(value, int) else "a string" if isinstance(value, str)
+               else "a decimal number" if isinstance(value, float) else "a date or time")
+        raise ScenarioFileError(f"{key!r} must be {exc}, not {got}", path, line,
                                 key) from None
 
 
 def read(path: str | Path) -> str:
-    """A scenario file's text (ScenarioFileError for a missing, huge or unreadable file)."""
-    p = Path(path)
+    """A scenario file's text (ScenarioFileError for a missing, huge or unreadable file).
+
+    Only a regular file is read (a symbolic link to one is followed; to a device, a FIFO
+    or a directory it is refused), opened without blocking and read up to MAX_BYTES + 1
+    bytes: a pull request that commits a link to /dev/zero or a FIFO gets one line."""
+    shown = str(path)
     try:
-        if p.stat().st_size > MAX_BYTES:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ScenarioFileError("no such file", shown, None) from None
+    except (OSError, ValueError) as exc:
+        raise ScenarioFileError(f"cannot open it ({type(exc).__name__})", shown,
+                                None) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = ("a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO (named pipe)"
+                    if stat.S_ISFIFO(info.st_mode) else "a device"
+                    if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                    else "not a regular file")
+            raise ScenarioFileError(f"{what}: a scenario file must be a regular file", shown,
+                                    None)
+        if info.st_size > MAX_BYTES:
             raise ScenarioFileError(f"the file is over {MAX_BYTES // 1024} KiB; a scenario "
-                                    "file is a few hundred lines", str(path), None)
-        return p.read_text(encoding="utf-8")
+                                    "file is a few hundred lines", shown, None)
+        chunks, size = [], 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_BYTES:  # it grew while being read
+            raise ScenarioFileError(f"the file is over {MAX_BYTES // 1024} KiB; a scenario "
+                                    "file is a few hundred lines", shown, None)
+        return b"".join(chunks).decode("utf-8")
     except ScenarioFileError:
         raise
-    except FileNotFoundError:
-        raise ScenarioFileError("no such file", str(path), None) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioFileError(f"cannot read it ({type(exc).__name__})", str(path),
+        raise ScenarioFileError(f"cannot read it ({type(exc).__name__})", shown,
                                 None) from None
+    finally:
+        os.close(fd)
 
 
 def load(path: str | Path) -> Scenario:

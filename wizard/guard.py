@@ -160,6 +160,11 @@ def _services(names: tuple[str, ...]) -> str:
 
 def render_text(report: Report) -> str:
     """The report for people: verdict, every endpoint's headroom, failures with their fix."""
+    return "\n".join(text_lines(report))
+
+
+def text_lines(report: Report) -> list[str]:
+    """render_text's lines (a value may hold a line break: see render_github)."""
     failures = report.failures
     if report.ok:
         head = "OK: every endpoint fits at every service's autoscaling peak"
@@ -184,7 +189,7 @@ def render_text(report: Report) -> str:
     for p in rest:
         out.append(f"warning: {_services(p.services)}: {p.code}: {p.message}")
         out.append(f"  fix: {p.fix}")
-    return "\n".join(out)
+    return out
 
 
 def _problem_json(p: Problem) -> dict:
@@ -233,20 +238,47 @@ def annotation(kind: str, path: str, line: int, title: str, message: str) -> str
             f"title={escape_property(title)}::{escape_data(message)}")
 
 
+# GitHub shows at most 10 error and 10 warning annotations per step: past that, one notice
+# says how many more there are (the text report above them lists every one).
+MAX_ANNOTATIONS = 10
+
+
 def render_github(report: Report) -> str:
-    """The text report, then one annotation per problem and file line (errors, warnings)."""
-    out = [render_text(report)]
+    """The text report, then one annotation per problem and file line (errors, warnings).
+
+    Every line is either a workflow command whose values are escaped (annotation) or plain
+    text that cannot be read as one (cli.one_line): a line break in a file value or in the
+    file's path never starts a command of its own."""
+    out = [cli.one_line(line) for line in text_lines(report)]
+    shown = {"error": 0, "warning": 0}
+    more = {"error": 0, "warning": 0}
     for p in report.problems:
         if p.severity == "info":
             continue
         kind = "error" if p.severity == "error" else "warning"
         where = f" on {p.endpoint}" if p.endpoint else ""
         for line in dict.fromkeys(p.lines):  # one annotation per line, naming its services
+            if shown[kind] == MAX_ANNOTATIONS:
+                more[kind] += 1
+                continue
+            shown[kind] += 1
             names = _services(tuple(n for n, at in zip(p.services, p.lines, strict=True)
                                     if at == line))
             out.append(annotation(kind, report.path, line, f"poolwise: {names}{where}: {p.code}",
                                   f"{names}: {p.message} Fix: {p.fix}"))
+    for kind, n in more.items():
+        if n:
+            out.append(notice(report.path, f"poolwise: {n} more {kind}s",
+                              f"{n} more {kind} annotation{'s' * (n != 1)} not shown: GitHub "
+                              f"shows {MAX_ANNOTATIONS} per step. The log above lists every "
+                              "problem."))
     return "\n".join(out)
+
+
+def notice(path: str, title: str, message: str) -> str:
+    """`::notice file=F,title=T::M` (escaped as annotation's)."""
+    return (f"::notice file={escape_property(path)},title={escape_property(title)}::"
+            f"{escape_data(message)}")
 
 
 def render_bad_file(exc: estate.ScenarioFileError, fmt: str) -> str:
@@ -281,7 +313,7 @@ def _run(args: argparse.Namespace) -> int:
         shown = render_bad_file(exc, fmt)
         if shown:
             print(shown)
-        print(f"error: {exc}", file=sys.stderr)
+        print(cli.one_line(f"error: {exc}"), file=sys.stderr)
         return EXIT_BAD_FILE
     if fmt == "json":
         print(json.dumps(render_json(report), indent=2))

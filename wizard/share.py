@@ -128,6 +128,61 @@ SERVICE_KEYS: tuple[str, ...] = (*SERVICE_BY_KEY, "proxy", *FLEET_KEYS)
 SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
 # A service name becomes application_name, a file name and a Python comment: keep it plain.
 SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+PARAMS_KIND = {p.key: p.kind for p in (*PARAMS, *SERVICE_PARAMS)}
+
+
+# The longest value each parameter takes, in characters (every value is printable ASCII).
+# Numbers and flags take MAX_NUMBER_CHARS; text and lists their own below. Checked by
+# from_flat before anything is parsed, so no link, flag, file or saved row can carry more.
+MAX_NUMBER_CHARS = 32
+MAX_LIST_ITEMS = 16  # the primary and 15 replicas (bounds.MAX_REPLICAS)
+MAX_TEXT_CHARS: dict[str, int] = {
+    "provider": 40, "instance_class": 64, "max_connections_source": 120, "proxy": 40,
+    "pgbouncer_version": 16, "current_poolclass": 40,
+    "replica_instance_class": MAX_LIST_ITEMS * 65, "replica_max_connections": MAX_LIST_ITEMS * 8,
+    "replica_readers": MAX_LIST_ITEMS * 8, "replica_regions": MAX_LIST_ITEMS * 41,
+    "network": 200,
+    # a service's own
+    "name": 40, "kind": 20, "endpoints": MAX_LIST_ITEMS * 11,
+}
+
+
+def max_chars(key: str) -> int:
+    """The documented maximum length of a parameter's value (`key` as PARAMS or
+    SERVICE_PARAMS spell it)."""
+    return MAX_TEXT_CHARS.get(key, MAX_NUMBER_CHARS)
+
+
+# The largest flat scenario: every parameter at its maximum, with the most services.
+MAX_FLAT_KEYS = len(PARAMS) + bounds.MAX_SERVICES * len(SERVICE_KEYS)
+MAX_FLAT_CHARS = (sum(len(p.key) + max_chars(p.key) for p in PARAMS)
+                  + bounds.MAX_SERVICES * sum(len(f"s{bounds.MAX_SERVICES}_{k}") + max_chars(k)
+                                          for k in SERVICE_KEYS))
+
+
+def check_text(params: Mapping[str, str]) -> None:
+    """Refuse flat parameters that are too long as a whole or in any value, or that hold
+    anything but printable ASCII (the value is never repeated: it may be huge)."""
+    if len(params) > MAX_FLAT_KEYS:
+        raise ScenarioError(f"the scenario has {len(params):,} parameters; at most "
+                            f"{MAX_FLAT_KEYS:,}")
+    for key, raw in params.items():
+        m = SERVICE_KEY.fullmatch(key)
+        own = m.group(2) if m and m.group(2) in SERVICE_KEYS else key
+        raw = str(raw)
+        if len(raw) > max_chars(own):
+            raise ScenarioError(f"{field_name(own)} is {len(raw):,} characters long; at most "
+                                f"{max_chars(own)}", key=key)
+        if not (raw.isascii() and raw.isprintable()):
+            raise ScenarioError(f"{field_name(own)} must be printable ASCII text (letters, "
+                                "digits, punctuation; no control characters)", key=key)
+        if PARAMS_KIND.get(own) == "list" and raw.count(",") >= MAX_LIST_ITEMS:
+            raise ScenarioError(f"{field_name(own)} has more than {MAX_LIST_ITEMS} items",
+                                key=key)
+    total = sum(len(str(k)) + len(str(v)) for k, v in params.items())
+    if total > MAX_FLAT_CHARS:
+        raise ScenarioError(f"the scenario is {total:,} characters long; at most "
+                            f"{MAX_FLAT_CHARS:,}")
 
 
 def service_key(index: int, key: str) -> str:
@@ -260,6 +315,10 @@ _TEXT_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
                         "region names such as eu-west-1"),
     "max_connections_source": (re.compile(r"[\w .:()/,+'-]{1,120}"),
                                "a short note such as 'measured 2026-11-25T08:00Z'"),
+    "instance_class": (re.compile(r"[A-Za-z0-9._-]{1,64}"), "a class name such as "
+                       "db.r6g.large (letters, digits, '.', '-', '_')"),
+    "replica_instance_class": (re.compile(r"[A-Za-z0-9._-]{0,64}(,[A-Za-z0-9._-]{0,64})*"),
+                               "class names such as db.r6g.large"),
     "current_poolclass": (re.compile(r"AsyncAdaptedQueuePool|QueuePool|NullPool"),
                           "AsyncAdaptedQueuePool, QueuePool or NullPool"),
 }
@@ -272,8 +331,9 @@ def from_flat(params: Mapping[str, str]) -> Scenario:
     A value that looks like a password, token or credentialed URL is refused without
     being repeated.
     """
-    from wizard.budget import MAX_SERVICES
+    from wizard.bounds import MAX_SERVICES
 
+    check_text(params)
     top: dict[str, str] = {}
     per: dict[int, dict[str, str]] = {}
     for key, raw in params.items():

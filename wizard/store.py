@@ -49,7 +49,10 @@ ENV_URL = "POOLWISE_STORE_URL"
 MAX_NAME = 80
 PAGE_SIZE = 25
 KEEP_VERSIONS = 10  # earlier versions kept per name (replaced or deleted)
-MAX_PARAMS_TEXT = 8000  # a stored row longer than this is not read as a scenario
+# A stored row longer than this is not read as a scenario. It is the JSON of the largest
+# scenario share.from_flat accepts (every value at its maximum, the most services; each
+# character escaped at most as two), so whatever saves can be loaded and restored.
+MAX_PARAMS_TEXT = 2 * share.MAX_FLAT_CHARS + 8 * share.MAX_FLAT_KEYS + 2
 
 metadata = MetaData()
 scenarios = Table(
@@ -249,6 +252,9 @@ class ScenarioStore:
         version is kept in the versions table (see `versions`, `restore`)."""
         name = check_name(name)
         text = json.dumps(_check_params(params), sort_keys=True)
+        if len(text) > MAX_PARAMS_TEXT:  # not for a scenario from_flat accepts: a backstop
+            raise StoreError(f"Not saved: its parameters are {len(text):,} characters long "
+                             f"(at most {MAX_PARAMS_TEXT:,}).")
         with self._guard("save"):
             self._save(name, text)
 

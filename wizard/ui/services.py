@@ -82,6 +82,8 @@ def start() -> None:
 
 def add() -> None:
     """Button callback: one more service (a worker fleet with a free name)."""
+    if not state.room_for_service(st.session_state):
+        return  # the documented maximum: the button says so
     rows = state.service_rows(st.session_state)
     write_rows([*rows, new_row({str(r["name"]) for r in rows}, len(rows) + 1)])
 
@@ -236,7 +238,10 @@ def render() -> None:
         st.rerun()
     _flag_table()
     bar = st.container(horizontal=True, gap="small")
-    bar.button("Add a service", key="services_add", on_click=add, icon=":material/add:")
+    room = state.room_for_service(st.session_state)
+    bar.button("Add a service", key="services_add", on_click=add, icon=":material/add:",
+               disabled=not room, help=None if room else
+               f"At most {state.budget.MAX_SERVICES} services share one database.")
     bar.button("Back to one fleet", key="services_off", on_click=back_to_one,
                icon=":material/undo:", type="tertiary",
                help="Drop the services: the single-fleet form comes back with its values.")

@@ -25,7 +25,7 @@ from wizard.model import (
     Service,
     SizingError,
 )
-from wizard.ui.labels import HELP, app_words
+from wizard.ui.labels import HELP, STEP_NAMES, app_words
 from wizard.ui.text import md_escape
 
 MAX_REPLICAS = 5
@@ -136,8 +136,10 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
 # so the flat parameters, links and saved scenarios carry every service as they are.
 
 SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
-# At most this many rows are read back from session state (share keys go up to s99).
-MAX_SERVICE_ROWS = 99
+# At most this many rows are read back from session state
+# (one past the maximum: a 33rd service is read back, and refused by the core).
+MAX_SERVICE_ROWS = budget.MAX_SERVICES + 1
+
 # Per-service defaults (a Service's own), used when a row leaves a value empty.
 SERVICE_DEFAULTS = {"app_instances": 2, "deploy_surge_percent": 25, "workers": 1,
                     "engines": 1, "app_vcpus": 2, "split": 0.7, "weight": 1.0}
@@ -176,6 +178,11 @@ def service_count(values: Mapping[str, Any]) -> int:
     while n < MAX_SERVICE_ROWS and share.service_key(n + 1, "name") in values:
         n += 1
     return n
+
+
+def room_for_service(values: Mapping[str, Any]) -> bool:
+    """Whether one more service may be added (the core refuses more than MAX_SERVICES)."""
+    return service_count(values) < budget.MAX_SERVICES
 
 
 def service_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -342,22 +349,32 @@ def guard(flat: Mapping[str, str]) -> None:
     except ValueError:
         return  # the core words a malformed number
     if n > MAX_REPLICAS:
-        raise ScenarioError(f"at most {MAX_REPLICAS} replicas, got {n:,}")
+        raise ScenarioError(f"at most {MAX_REPLICAS} replicas, got {n:,}", key="replicas")
 
 
 def validate_link(flat: Mapping[str, str]) -> Scenario:
     """A Scenario from link parameters, or ScenarioError if the link is tampered/outdated:
-    unknown keys, bad values, invalid proxy/provider pairs, unknown instance classes."""
+    unknown keys, bad values, invalid proxy/provider pairs, unknown instance classes.
+    Every error the core raises here carries the key of the parameter at fault."""
     guard(flat)
     s = share.from_flat(flat)
+    try:
+        catalog.check_provider(s.provider)
+    except ScenarioError as exc:
+        raise ScenarioError(str(exc), key="provider") from None
     budget.validate(s)
     if s.services:  # each service's own checks, keyed by its parameter (s2_workers)
         sizing.validate(s)
-    for cls in [s.instance_class] + [r.instance_class for r in s.replicas]:
+    for key, cls in [("instance_class", s.instance_class)] + [
+            ("replica_instance_class", r.instance_class) for r in s.replicas]:
         if cls:
-            catalog.instance_class(s.provider, cls)
+            try:
+                catalog.instance_class(s.provider, cls)
+            except ScenarioError as exc:
+                raise ScenarioError(str(exc), key=key) from None
     if s.replicas and len(s.replicas) > MAX_REPLICAS:
-        raise ScenarioError(f"at most {MAX_REPLICAS} replicas, got {len(s.replicas)}")
+        raise ScenarioError(f"at most {MAX_REPLICAS} replicas, got {len(s.replicas)}",
+                            key="replicas")
     return s
 
 
@@ -386,45 +403,131 @@ def clear_services() -> None:
 
 def culprit(flat: Mapping[str, str]) -> tuple[str | None, str]:
     """(parameter, message) of the first value the core refuses in these parameters, or
-    (None, "") when they are valid. The parameter is the one whose removal changes the
-    core's message: the core words the problem, this only finds the field to show it by."""
+    (None, "") when they are valid. One validation: the core keys its error by the
+    parameter at fault (None when it cannot name one, e.g. a link that is too long)."""
     try:
         validate_link(flat)
         return None, ""
     except ScenarioError as exc:
-        message = str(exc)
-        if exc.key and SERVICE_KEY.fullmatch(exc.key) and exc.key in flat:
-            return exc.key, message  # the core names the service's own parameter
-    for key in flat:
-        # Without its name a service is refused for that instead: never the culprit here.
-        if key == "provider" or (SERVICE_KEY.fullmatch(key) and key.endswith("_name")):
-            continue
-        rest = {k: v for k, v in flat.items() if k != key}
-        try:
-            validate_link(rest)
-        except ScenarioError as exc:
-            if str(exc) == message:
-                continue
-        return key, message
-    return None, message
+        return _present(exc.key, flat), str(exc)
 
 
-def link_values(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """Widget values for a link: parameters poolwise does not know (utm_*, fbclid, gclid,
-    ...) are ignored and a value the core refuses is dropped with its message, so the rest
-    of the scenario is kept. Returns (values, messages in the app's words)."""
+# A parameter the core blames that the link leaves at its default: the field that shows it.
+_NEAREST = {"replica_max_connections": ("replica_instance_class", "replicas"),
+            "replica_instance_class": ("replica_max_connections", "replicas"),
+            "replica_readers": ("replicas",), "replica_regions": ("replicas",),
+            "max_app_instances": ("app_instances",), "p95_hold_ms": ("hold_ms",),
+            "max_connections_source": ("max_connections",)}
+
+
+def _present(key: str | None, flat: Mapping[str, str]) -> str | None:
+    if key is None or key in flat or key == "services":  # "services": the services table
+        return key
+    return next((k for k in _NEAREST.get(key, ()) if k in flat), None)
+
+
+# A link refused for a value its field cannot hold (a choice the field does not offer, a
+# value the core cannot parse) loses that value; any other refusal (values that do not go
+# together) keeps every value as the link says, with the error beside the field at fault.
+MAX_DROPPED = 8
+
+
+def _field_holds(key: str, flat: Mapping[str, str]) -> bool:
+    """Whether the form can show this link value as it is (a choice it offers)."""
+    from wizard.model import NETWORK_CUTOFFS
+
+    provider = flat.get("provider", "aws-rds")
+    value = flat.get(key, "")
+    if key == "provider":
+        return False
+    if key == "replicas":  # the form draws at most MAX_REPLICAS replica boxes
+        n = _count(value.strip() or 0) if value.strip().isdigit() else None
+        return n is not None and n <= MAX_REPLICAS
+    if key == "proxy":
+        return value in proxies_for(provider)
+    if key == "instance_class":
+        return value in class_names(provider)
+    if key == "replica_instance_class":
+        names = class_names(provider)
+        return all(not v.strip() or v.strip() in names for v in value.split(","))
+    if key == "network":
+        return all(v.strip() in NETWORK_CUTOFFS for v in value.split(",") if v.strip())
+    m = SERVICE_KEY.fullmatch(key)
+    if m and m.group(2) == "proxy":
+        return value in proxies_for(provider)
+    if m and m.group(2) == "kind":
+        from wizard.model import SERVICE_KINDS
+        return value in SERVICE_KINDS
+    return key in flat
+
+
+def link_values(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str], str]:
+    """Widget values for a link, notes in the app's words, and the core's refusal of the
+    link's scenario when its values are kept as they are ("" when none). Parameters poolwise does
+    not know (utm_*, fbclid, gclid, ...) are ignored. A value the core cannot parse, or a
+    choice its field does not offer, is dropped with its message (the rest is kept); any
+    other refusal keeps the link's own values, and the field at fault shows the error.
+    At most MAX_DROPPED + 1 validations, whatever the link's length."""
     flat = {k: v for k, v in params.items() if is_param(k)}
     notes: list[str] = []
-    for _ in range(len(flat) + 1):  # each pass drops one parameter: bounded by the link
+    message = ""
+    for _ in range(MAX_DROPPED):
+        try:
+            s = share.from_flat(flat)
+        except ScenarioError as exc:
+            message = str(exc)
+            if exc.key not in flat or exc.key == "provider":
+                break
+            notes.append(app_words(message))
+            del flat[exc.key]
+            continue
         key, message = culprit(flat)
         if not message:
-            return scenario_values(flat), notes
-        if key is None:
+            return scenario_values(flat), notes, ""
+        if key is not None and _field_holds(key, flat):
+            # As the link says: flag() shows the error beside the field at fault.
+            return _values_of(s), notes, app_words(message)
+        if key not in flat or key == "provider":
             break
         notes.append(app_words(message))
         del flat[key]
+    else:
+        message = f"more than {MAX_DROPPED} values were refused"
     notes.append(app_words(message) + "; showing the defaults instead")
-    return default_values(), notes
+    return default_values(), notes, ""
+
+
+def _values_of(s: Scenario) -> dict[str, Any]:
+    """Widget values for a parsed scenario the core refuses as a whole."""
+    v = values_from_scenario(s)
+    if s.instance_class is None and s.max_connections is None:
+        v["instance_class"] = default_class(s.provider)
+    return v
+
+
+# The step whose form shows a widget (the flag() names a widget), for a refused link.
+_STEP_OF = {
+    "database": ("provider", "instance_class", "max_connections", "max_connections_source",
+                 "db_vcpus", "min_acu", "pg_minor", "pg_version"),
+    "proxy": ("proxy", "pgbouncer_version", "pgbouncer_pool_size", "pgbouncer_reserve_pool",
+              "pgbouncer_max_client_conn", "max_prepared_statements", "user_db_pairs",
+              "rds_proxy_max_connections_percent", "network", "iam_auth"),
+    "topology": ("app_instances", "max_app_instances", "workers", "engines", "app_vcpus",
+                 "deploy_surge_percent", "serverless_concurrency", "replicas", "services"),
+    "load": ("rps", "hold_ms", "p95_hold_ms", "split", "current_pool_size",
+             "current_max_overflow", "current_pool_recycle", "current_poolclass",
+             "superuser_reserved", "provider_reserved", "admin_reserve", "migrations_reserve",
+             "replication_reserve"),
+}
+
+
+def step_of(widget: str | None) -> str | None:
+    """The wizard step that shows `widget` (None when unknown)."""
+    if not widget:
+        return None
+    if widget.startswith("replica-") or SERVICE_KEY.fullmatch(widget):
+        return "topology"  # the replica boxes and the services table
+    return next((step for step, keys in _STEP_OF.items() if widget in keys), None)
 
 
 def init_session() -> None:
@@ -433,11 +536,22 @@ def init_session() -> None:
         return
     st.session_state["_initialised"] = True
     params = {k: st.query_params.get(k) for k in st.query_params.keys()}
-    values, notes = link_values(params)
+    values, notes, refused = link_values(params)
+    notice = []
     if notes:
-        st.session_state[NOTICE_KEY] = (
-            "Part of this link could not be read (" + "; ".join(notes) + "). The rest of the "
-            "scenario is shown.")
+        notice.append("Part of this link could not be read (" + "; ".join(notes) + "). The "
+                      "rest of the scenario is shown.")
+    step = None
+    if refused:
+        where, _ = _problem(flat_key(flat_from_values(values)))
+        step = step_of(where)
+        notice.append("This link's values are shown as they are, but they do not go "
+                      f"together: {refused}. The field at fault is marked"
+                      + (f" in {STEP_NAMES[step]}." if step else "."))
+    if notice:
+        st.session_state[NOTICE_KEY] = " ".join(notice)
+    if step:
+        st.session_state[STEP_KEY] = step  # open where the error is shown
     apply_values(values)
 
 
@@ -459,9 +573,33 @@ def flat_key(flat: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(flat.items()))
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
+# The process-wide caches below hold at most CACHE_ENTRIES entries each, and only keys
+# (flat parameters) of at most share.MAX_FLAT_CHARS characters: a longer set of values (a
+# huge typed value the core refuses anyway) is computed uncached, so they hold at most
+# CACHE_ENTRIES x MAX_FLAT_CHARS characters of keys however long the values visitors type.
+CACHE_ENTRIES = 256
+
+
+def key_chars(key: tuple[tuple[str, str], ...]) -> int:
+    return sum(len(k) + len(str(v)) for k, v in key)
+
+
+def cacheable(key: tuple[tuple[str, str], ...]) -> bool:
+    return len(key) <= share.MAX_FLAT_KEYS and key_chars(key) <= share.MAX_FLAT_CHARS
+
+
 def _recommend(key: tuple[tuple[str, str], ...]) -> tuple[Recommendation | None, str, str]:
-    """(rec, error, fix) for flat parameters; cached: Recommendation is immutable."""
+    """(rec, error, fix) for flat parameters; cached when the key is small enough."""
+    return _recommend_cached(key) if cacheable(key) else _recommend_now(key)
+
+
+@st.cache_resource(max_entries=CACHE_ENTRIES, show_spinner=False)
+def _recommend_cached(key: tuple[tuple[str, str], ...]
+                      ) -> tuple[Recommendation | None, str, str]:
+    return _recommend_now(key)  # cached: Recommendation is immutable
+
+
+def _recommend_now(key: tuple[tuple[str, str], ...]) -> tuple[Recommendation | None, str, str]:
     try:
         guard(dict(key))
         s = share.from_flat(dict(key))
@@ -527,9 +665,21 @@ FLAG_AT = {"replica_instance_class": "replicas", "replica_max_connections": "rep
            "max_connections_source": "max_connections"}
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
 def _problem(key: tuple[tuple[str, str], ...]) -> tuple[str | None, str]:
+    """(widget, message) of the value the core refuses (cached when the key is small)."""
+    return _problem_cached(key) if cacheable(key) else _problem_now(key)
+
+
+@st.cache_resource(max_entries=CACHE_ENTRIES, show_spinner=False)
+def _problem_cached(key: tuple[tuple[str, str], ...]) -> tuple[str | None, str]:
+    return _problem_now(key)
+
+
+def _problem_now(key: tuple[tuple[str, str], ...]) -> tuple[str | None, str]:
     param, message = culprit(dict(key))
+    if param in FLAG_AT and FLAG_AT[param] == "replicas" and (
+            m := re.match(r"replica (\d+): ", message)) and int(m.group(1)) <= MAX_REPLICAS:
+        return f"replica-{m.group(1)}", app_words(message)  # beside that replica's fields
     return FLAG_AT.get(param, param), app_words(message)
 
 

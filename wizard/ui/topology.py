@@ -64,3 +64,4 @@ def _replicas() -> None:
                           help="A label only, e.g. eu-west-1: a cross-region replica counts "
                                "the same way, with its own class and its own readers.",
                           max_chars=40, **KEEP)
+            state.flag(f"replica-{i + 1}")  # the core's refusal of this replica
