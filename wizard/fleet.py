@@ -290,7 +290,8 @@ def secrets_of(url: str) -> list[str]:
 
 
 def scrub(text: str, secrets: Sequence[str | None]) -> str:
-    """`text` with every secret (and its URL-encoded forms) replaced by ***."""
+    """One error message made safe to show (wizard.redact.scrub): passwords redacted by
+    structure, the whole message withheld if it still repeats a secret."""
     return redact.scrub(text, *secrets)
 
 
@@ -916,18 +917,17 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {scrub(str(exc), secrets_of(url))}", file=sys.stderr)
         return 1
-    secrets = secrets_of(url)
     if args.json:
         d = result.to_dict()
         d["setting"] = label
         d["url"] = _safe_url(args.url)
         d.pop("samples")
-        print(scrub(json.dumps(d, indent=2), secrets))
+        print(redact.redact(json.dumps(d, indent=2)))  # messages were scrubbed when caught
     else:
         result = dataclasses.replace(result, setting=label)
-        print(scrub(text_table(table([result])), secrets))
+        print(redact.redact(text_table(table([result]))))
         for k, v in result.messages.items():
-            print(scrub(f"  first {k}: {v}", secrets))
+            print(redact.redact(f"  first {k}: {v}"))
         f = result.phases[0]
         print("peak server connections counts the URL's role on its database, minus what it "
               "held before the run")

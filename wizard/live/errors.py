@@ -34,6 +34,14 @@ class LiveError(Exception):
 
 
 scrub = redact.scrub  # one home for redaction; re-exported for the live check
+MAX_SERVER_TEXT = 200  # characters of any server text kept or shown
+
+
+def short(text: str, most: int = MAX_SERVER_TEXT) -> str:
+    """Server text as shown: its first line, at most `most` characters."""
+    lines = text.strip().splitlines()
+    line = lines[0] if lines else ""
+    return line[:most] + ("…" if len(line) > most or len(lines) > 1 else "")
 
 
 async def probe_postgres(host: str, port: int, timeout: float) -> str:
@@ -79,8 +87,9 @@ async def classify(
 ) -> LiveError:
     """Turn a connect or query failure into one LiveError (never echoing the password)."""
     where = _where(host, port)
-    detail = scrub(str(exc), password).strip().splitlines()[0] if str(exc).strip() else ""
-    low = str(exc).lower()
+    raw = str(exc)[:MAX_SERVER_TEXT * 4]  # never more than a few hundred bytes of it
+    detail = short(scrub(raw, password))
+    low = raw.lower()
     sqlstate = getattr(exc, "sqlstate", None)
 
     if isinstance(exc, LiveError):

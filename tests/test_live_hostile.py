@@ -1,0 +1,72 @@
+"""A database the visitor controls: the live check against hostile loopback servers.
+
+Each fake (tests/fakepg.py) speaks just enough PostgreSQL to log asyncpg in, then sends
+too much or nothing. The check must stop at its byte and time limits with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.fakepg import FakePg, error
+from wizard.live import LiveError, parse_target, run_live_check
+from wizard.live.wire import MAX_SERVER_BYTES
+
+
+@pytest.fixture(autouse=True)
+def _fixture_ports_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
+    monkeypatch.delenv("POOLWISE_LIVE_ALLOWED_HOSTS", raising=False)
+
+
+def target(fake: FakePg, password: str = "pw"):
+    return parse_target(f"postgresql://u@127.0.0.1:{fake.port}/d?sslmode=disable", password)
+
+
+async def fail(fake: FakePg, *, guard: float = 15.0, **kw) -> tuple[LiveError, float]:
+    t0 = time.monotonic()
+    with pytest.raises(LiveError) as info:
+        await asyncio.wait_for(run_live_check(target(fake), pre_ping=0, **kw), guard)
+    return info.value, time.monotonic() - t0
+
+
+@pytest.mark.parametrize("mode", ["huge_error", "huge_param"])
+async def test_huge_server_messages_are_cut_off_at_the_byte_limit(mode: str) -> None:
+    """A 64 MiB error message or startup parameter: the check reads at most 1 MiB, stops
+    within the connect limit and says so in one short line."""
+    async with FakePg(mode, size=64 << 20) as fake:
+        err, elapsed = await fail(fake, connect_timeout=5)
+    assert err.code == "oversized", err
+    assert fake.sent < 16 * MAX_SERVER_BYTES  # kernel buffers at most; the rest never read
+    assert elapsed < 5
+    assert len(err.message) < 300 and "xxxx" not in err.message
+
+
+async def test_a_long_error_message_under_the_byte_limit_is_shown_short() -> None:
+    """Server text is shown at most a few hundred characters, on one line."""
+    async with FakePg("reply", reply=error(b"denied " + b"y" * 300_000
+                                           + b"\nsecond line")) as fake:
+        err, _ = await fail(fake, connect_timeout=5)
+    assert len(err.message) < 400 and "second line" not in err.message
+    assert "denied yyy" in err.message
+
+
+async def test_a_million_rows_are_refused_not_read() -> None:
+    """Memory must not follow the server's answer: the check stops at the byte limit."""
+    async with FakePg("rows", rows=1_000_000) as fake:
+        err, elapsed = await fail(fake, connect_timeout=5)
+    assert err.code == "oversized", err
+    assert fake.sent < 16 * MAX_SERVER_BYTES
+    assert elapsed < 5
+
+
+async def test_a_server_that_stalls_after_login_is_cut_off_within_the_phase_limit() -> None:
+    """Logged in, then silence: the readings phase ends at its limit (the connect
+    timeout), long before the whole check's 30 s."""
+    async with FakePg("stall") as fake:
+        err, elapsed = await fail(fake, connect_timeout=1.0)
+    assert err.code == "stalled", err
+    assert elapsed < 3.5
