@@ -70,3 +70,20 @@ async def test_a_server_that_stalls_after_login_is_cut_off_within_the_phase_limi
         err, elapsed = await fail(fake, connect_timeout=1.0)
     assert err.code == "stalled", err
     assert elapsed < 3.5
+
+
+@pytest.mark.parametrize("ssl", ["disable", "require"])
+async def test_pg_hba_reject_names_the_rule_not_tls(ssl: str) -> None:
+    """PostgreSQL's words for a `reject` line end in "no encryption" too: the cause is the
+    rule, and TLS is offered as a fix only for an unencrypted connection."""
+    text = (b'pg_hba.conf rejects connection for host "127.0.0.1", user "u", database "d", '
+            + (b"no encryption" if ssl == "disable" else b"SSL encryption"))
+    async with FakePg("reply", reply=error(text, b"28000")) as fake:
+        t = parse_target(f"postgresql://u@127.0.0.1:{fake.port}/d?sslmode=disable", "pw")
+        with pytest.raises(LiveError) as info:
+            await asyncio.wait_for(run_live_check(t, pre_ping=0, connect_timeout=3), 10)
+    err = info.value
+    assert err.code == "hba_reject", err
+    assert "pg_hba.conf" in err.message and "reject" in err.message
+    assert "requires TLS" not in err.message
+    assert "allow this user" in err.fix

@@ -158,6 +158,27 @@ async def classify(
             f"Database {database!r} does not exist on {where}.",
             "put an existing database in the URL path (…/DBNAME); list them with \\l in psql.",
             "no_database")
+    if "pg_hba.conf rejects connection" in low:
+        # A `reject` line in pg_hba.conf matched: TLS does not change that (unless the line
+        # is hostnossl, which only an unencrypted connection matches).
+        unencrypted = "no encryption" in low and ssl not in ("require", "verify-ca",
+                                                             "verify-full")
+        return LiveError(
+            f"The server at {where} refuses user {user!r} on database {database!r} from "
+            "this client's address: a pg_hba.conf `reject` rule matches.",
+            "ask the database's operator to allow this user and address in pg_hba.conf (or "
+            "the provider's access rules), or use another user"
+            + ("; if the rule only rejects unencrypted connections (hostnossl), add "
+               "?sslmode=require." if unencrypted else "."), "hba_reject")
+    if "no pg_hba.conf entry" in low:
+        unencrypted = "no encryption" in low
+        return LiveError(
+            f"The server at {where} has no pg_hba.conf entry for user {user!r} on database "
+            f"{database!r} from this client's address"
+            + (" without TLS." if unencrypted else "."),
+            ("add ?sslmode=require if the server accepts this user only over TLS "
+             "(hostssl); otherwise " if unencrypted else "")
+            + "ask its operator to add an entry for this user and address.", "not_allowed")
     if "no encryption" in low or ("ssl" in low and "required" in low):
         return LiveError(
             f"The server at {where} requires TLS.",

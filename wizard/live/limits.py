@@ -27,7 +27,7 @@ WINDOW_S = 60.0
 # name, another protocol, TLS quirks): shown to web visitors as one generic sentence.
 NETWORK_CODES = frozenset((
     "unknown_host", "closed_port", "timeout", "not_postgres", "unreachable", "tls_refused",
-    "tls_failed", "failed", "over_limit",
+    "tls_failed", "failed", "over_limit", "oversized",
 ))
 GENERIC = LiveError("Could not reach a PostgreSQL server at that address.",
                     "check the host, port and network path (VPN, security group, firewall); "
