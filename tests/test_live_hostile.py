@@ -87,3 +87,78 @@ async def test_pg_hba_reject_names_the_rule_not_tls(ssl: str) -> None:
     assert "pg_hba.conf" in err.message and "reject" in err.message
     assert "requires TLS" not in err.message
     assert "allow this user" in err.fix
+
+
+# --------------------------------------------------------------------------- probing
+
+
+def _gated_run(port: int, pad_s: float) -> tuple[float, str]:
+    """One web-style check (limits.run_gated) of 127.0.0.1:port; (seconds held, code)."""
+    from wizard.live import limits
+
+    t = parse_target(f"postgresql://u@127.0.0.1:{port}/d", "pw")
+    started = time.monotonic()
+    try:
+        limits.run_gated(lambda: run_live_check(t, pre_ping=0, connect_timeout=pad_s), started,
+                         pad_s)
+    except LiveError as err:
+        return time.monotonic() - started, err.code
+    return time.monotonic() - started, "ok"
+
+
+def test_the_slot_is_held_through_the_pad(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused port fails at once but keeps its slot for the whole pad: ten sessions
+    cannot probe ten targets at once, the eleventh visitor gets "busy"."""
+    import threading
+
+    from tests.pgserver import free_port
+    from wizard.live import limits
+
+    monkeypatch.setenv("POOLWISE_LIVE_MAX_CONCURRENT", "1")
+    out: list[tuple[float, str]] = []
+    th = threading.Thread(target=lambda: out.append(_gated_run(free_port(), 2.0)))
+    th.start()
+    time.sleep(1.0)  # the refusal came back long ago; the pad is running
+    try:
+        assert limits.GATE.running == 1
+        with pytest.raises(LiveError) as info, limits.GATE.slot():
+            pass
+        assert info.value.code == "busy"
+    finally:
+        th.join(10)
+    assert limits.GATE.running == 0
+    held, code = out[0]
+    assert code == "closed_port" and held >= 2.0
+
+
+def test_busy_lasts_as_long_for_a_silent_host_as_for_a_closed_port() -> None:
+    """How long a check holds its slot says nothing about the target: a refused port is
+    padded to the connect timeout a silent host runs into."""
+    import socket
+
+    from tests.pgserver import free_port
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)  # accepts in the kernel, never answers
+    try:
+        silent, code_s = _gated_run(hole.getsockname()[1], 1.5)
+    finally:
+        hole.close()
+    closed, code_c = _gated_run(free_port(), 1.5)
+    assert (code_s, code_c) == ("timeout", "closed_port")
+    assert abs(silent - closed) < 0.4, (silent, closed)
+
+
+def test_a_process_wide_rate_counts_every_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New sessions (fresh histories) do not reset the rate across sessions."""
+    from wizard.live import limits
+
+    monkeypatch.setattr(limits, "_ALL", [])
+    env = {"POOLWISE_LIVE_MAX_PER_MINUTE": "5", "POOLWISE_LIVE_MAX_PER_MINUTE_ALL": "3"}
+    for _ in range(3):
+        limits.take_token([], env, now=100.0)
+    with pytest.raises(LiveError) as info:
+        limits.take_token([], env, now=101.0)
+    assert info.value.code == "rate_limited" and "all visitors" in info.value.message
+    limits.take_token([], env, now=161.0)  # a minute later

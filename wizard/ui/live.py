@@ -306,17 +306,13 @@ def render(rec: Recommendation | None) -> None:
                 if fraction == 0.0:
                     status.write(f"{stage}…")
 
-            try:
-                with limits.GATE.slot():
-                    report = asyncio.run(asyncio.wait_for(live.run_live_check(
-                        target, pre_ping=pre_ping,
-                        exhaustion=engine,
-                        progress=progress), timeout=LIMIT_S))
+            try:  # the slot is held through the pad (limits.run_gated)
+                report = limits.run_gated(lambda: asyncio.wait_for(live.run_live_check(
+                    target, pre_ping=pre_ping,
+                    exhaustion=engine,
+                    progress=progress), timeout=LIMIT_S), started, live.CONNECT_TIMEOUT)
             except Exception as exc:
                 failure = exc
-                if getattr(exc, "code", "") in limits.NETWORK_CODES \
-                        and not limits.detailed_errors():
-                    limits.pad(started, live.CONNECT_TIMEOUT)
                 status.update(label="Live check failed: see below", state="error",
                               expanded=False)
             else:
