@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from wizard import redact
+from wizard.export import cells
 from wizard.model import Recommendation, ScenarioError
 from wizard.ui import state
 from wizard.ui.text import md_escape
@@ -154,7 +155,7 @@ def _usage(live, report, rec: Recommendation | None, role: str) -> None:
     rows += [{"application_name": o.application_name, "connections now": o.connections,
               "peak in the plan": None, "allotment": None, "status": o.why}
              for o in u.others]
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(cells.safe_rows(rows), hide_index=True, width="stretch")  # CSV-injection safe
     for s in u.services:
         if s.status != "ok":
             st.warning(md_escape(s.message, 600))
