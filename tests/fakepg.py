@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import struct
 
 CHUNK = 64 * 1024
@@ -57,8 +58,9 @@ class FakePg:
     (an ErrorResponse `reply` instead of a login)."""
 
     def __init__(self, mode: str, *, size: int = 8 << 20, rows: int = 1_000_000,
-                 reply: bytes = b"") -> None:
+                 reply: bytes = b"", tls: ssl.SSLContext | None = None) -> None:
         self.mode, self.size, self.rows, self.reply = mode, size, rows, reply
+        self.tls = tls  # answer SSLRequest with "S" and speak TLS with this context
         self.sent = 0
         self.connections = 0
         self.server: asyncio.Server | None = None
@@ -100,9 +102,11 @@ class FakePg:
         while True:
             (n,) = struct.unpack("!i", await reader.readexactly(4))
             body = await reader.readexactly(n - 4)
-            if body[:4] == struct.pack("!i", 80877103):  # SSLRequest: no TLS here
-                writer.write(b"N")
+            if body[:4] == struct.pack("!i", 80877103):  # SSLRequest
+                writer.write(b"S" if self.tls else b"N")
                 await writer.drain()
+                if self.tls:
+                    await writer.start_tls(self.tls)
                 continue
             return
 

@@ -162,3 +162,31 @@ def test_a_process_wide_rate_counts_every_session(monkeypatch: pytest.MonkeyPatc
         limits.take_token([], env, now=101.0)
     assert info.value.code == "rate_limited" and "all visitors" in info.value.message
     limits.take_token([], env, now=161.0)  # a minute later
+
+
+@pytest.fixture(scope="module")
+def server_tls(tmp_path_factory: pytest.TempPathFactory):
+    """A self-signed certificate for a fake server that speaks TLS (openssl CLI)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(d / "k.pem"),
+                    "-out", str(d / "c.pem")], check=True, capture_output=True, timeout=60)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(d / "c.pem", d / "k.pem")
+    return ctx
+
+
+async def test_the_byte_limit_holds_over_tls(server_tls) -> None:
+    """sslmode=prefer against a TLS server: the meter counts the encrypted stream."""
+    async with FakePg("huge_error", size=64 << 20, tls=server_tls) as fake:
+        t = parse_target(f"postgresql://u@127.0.0.1:{fake.port}/d?sslmode=require", "pw")
+        with pytest.raises(LiveError) as info:
+            await asyncio.wait_for(run_live_check(t, pre_ping=0, connect_timeout=5), 15)
+    assert info.value.code == "oversized", info.value
+    assert fake.sent < 16 * MAX_SERVER_BYTES
