@@ -54,7 +54,8 @@ class FakePg:
     """Modes: huge_error (an ErrorResponse of `size` bytes instead of a login),
     huge_param (a ParameterStatus of `size` bytes during login), stall (logs in, then
     never answers), rows (logs in, answers the first query, whatever it asks, with
-    `rows` rows of pg_stat_activity-like text), reply
+    `rows` rows of pg_stat_activity-like text), many_rows (answers every extended-protocol
+    query with `rows` rows of three text columns), reply
     (an ErrorResponse `reply` instead of a login)."""
 
     def __init__(self, mode: str, *, size: int = 8 << 20, rows: int = 1_000_000,
@@ -130,6 +131,8 @@ class FakePg:
                 await self._send(writer, LOGIN)
                 if self.mode == "rows":
                     await self._answer_rows(reader, writer)
+                elif self.mode == "many_rows":
+                    await self._answer_queries(reader, writer)
             await reader.read()  # stall: wait for the client to give up
         except (ConnectionError, asyncio.IncompleteReadError, OSError):
             pass
@@ -148,3 +151,35 @@ class FakePg:
         for _ in range(self.rows // 1000):
             await self._send(writer, batch)
         await self._send(writer, msg(b"C", b"SELECT 1\0") + msg(b"Z", b"T"))
+
+    async def _answer_queries(self, reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+        """Simple queries are acknowledged; each extended query (Parse, Describe, Flush,
+        then Bind, Execute, Sync) gets `rows` rows of three text columns."""
+        query, executing = b"", False
+        row = _data_row([b"client backend", b"idle", b"y" * 20])
+        while True:
+            kind = await reader.readexactly(1)
+            (n,) = struct.unpack("!i", await reader.readexactly(4))
+            body = await reader.readexactly(n - 4)
+            if kind == b"Q":
+                tag = body.split(b" ", 1)[0].rstrip(b"\0;").upper()
+                await self._send(writer, msg(b"C", tag + b"\0") + msg(b"Z", b"T"))
+            elif kind == b"P":
+                query = body.split(b"\0", 2)[1]
+            elif kind == b"H" and query:  # asyncpg describes with a Flush, not a Sync
+                n_params = query.count(b"$")
+                oids = [1009 if b"text[]" in query else 25] * n_params
+                await self._send(writer, msg(b"1") + msg(b"t", struct.pack(
+                    "!h" + "i" * n_params, n_params, *oids)) + _row_description(3))
+                query = b""
+            elif kind == b"E":
+                executing = True
+            elif kind == b"S":
+                if executing:
+                    await self._send(writer, msg(b"2") + row * self.rows
+                                     + msg(b"C", b"SELECT 1\0"))
+                    executing = False
+                await self._send(writer, msg(b"Z", b"T"))
+            elif kind == b"X":
+                return

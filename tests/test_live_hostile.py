@@ -190,3 +190,13 @@ async def test_the_byte_limit_holds_over_tls(server_tls) -> None:
             await asyncio.wait_for(run_live_check(t, pre_ping=0, connect_timeout=5), 15)
     assert info.value.code == "oversized", info.value
     assert fake.sent < 16 * MAX_SERVER_BYTES
+
+
+async def test_more_rows_than_asked_for_are_refused_in_one_line() -> None:
+    """10,000 rows (under the byte limit) for a query that asks for at most a few dozen:
+    refused by count, with one line."""
+    async with FakePg("many_rows", rows=10_000) as fake:
+        err, elapsed = await fail(fake, connect_timeout=5)
+    assert err.code == "oversized", err
+    assert "rows" in err.message and "\n" not in err.message and len(err.message) < 200
+    assert elapsed < 5

@@ -425,8 +425,8 @@ def _timing(samples_s: list[float]) -> Timing:
 
 
 def _too_many(what: str, n: int, most: int) -> LiveError:
-    return LiveError(f"The server answered {n:,} rows for {what} (at most {most} expected); "
-                     "the live check stopped reading.",
+    return LiveError(f"The server answered {n:,} rows for {what} where the query asks for at "
+                     f"most {most}; the live check refused the answer.",
                      "point the check at a PostgreSQL server or pooler.", "oversized")
 
 
