@@ -274,6 +274,9 @@ def _connect_kwargs(t: LiveTarget, timeout: float, cache: bool) -> dict[str, Any
         "host": t.host, "port": t.port, "user": t.user, "database": t.database,
         "timeout": timeout, "sslmode": t.ssl, "password": t.password or "",
         "server_settings": {"application_name": APP_NAME},
+        # Every query and the polite close wait at most this long for the server: a server
+        # that stops answering cannot hold a pooled connection (or its close) open.
+        "command_timeout": timeout,
     }
     if not cache:
         kw["statement_cache_size"] = 0
@@ -384,6 +387,15 @@ async def _close(conn: asyncpg.Connection | None) -> None:
         raise
     except Exception:
         conn.terminate()
+
+
+async def _dispose(engine: AsyncEngine, seconds: float = 2.0) -> None:
+    """engine.dispose(), given at most `seconds`: a stalled server cannot make the close
+    outlive the check's limit (the sockets are dropped with the engine)."""
+    try:
+        await asyncio.wait_for(engine.dispose(), seconds)
+    except (TimeoutError, OSError, asyncpg.PostgresError, sa_exc.SQLAlchemyError):
+        pass
 
 
 def _engine(t: LiveTarget, timeout: float, *, cache: bool, pool_size: int = 1,
@@ -613,7 +625,7 @@ async def measure_pre_ping(t: LiveTarget, n: int, *, cache: bool,
     finally:
         await _close(conn)
         for engine in engines:
-            await engine.dispose()
+            await _dispose(engine)
     return PrePing(n=n, connect_ms=round(connect_s * 1000, 3),
                    engine_connect_ms=round(first_s * 1000, 3),
                    pre_ping_checkout=_timing(results[True]),
@@ -679,7 +691,7 @@ async def prove_exhaustion(t: LiveTarget, settings: EngineSettings, plan: Exhaus
         for conn in held:
             with contextlib.suppress(Exception):
                 await conn.close()
-        await engine.dispose()
+        await _dispose(engine)
     return Exhaustion(holders=plan.holders, opened=len(held), server_connections=checked_out,
                       timed_out=timed_out, waited_s=round(waited, 3),
                       pool_timeout=settings.pool_timeout, error=error, released=True)
