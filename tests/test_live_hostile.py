@@ -200,3 +200,29 @@ async def test_more_rows_than_asked_for_are_refused_in_one_line() -> None:
     assert err.code == "oversized", err
     assert "rows" in err.message and "\n" not in err.message and len(err.message) < 200
     assert elapsed < 5
+
+
+def test_cli_prints_one_short_line_for_a_huge_error_message(capsys) -> None:
+    """The CLI printed a 200 MB error message: now one line of a few hundred bytes."""
+    import threading
+
+    from wizard import cli
+
+    loop = asyncio.new_event_loop()
+    fake = FakePg("reply", reply=error(b"denied " + b"z" * 500_000))
+    loop.run_until_complete(fake.__aenter__())
+    th = threading.Thread(target=loop.run_forever, daemon=True)
+    th.start()
+    try:
+        code = cli.main(["live", "--url", f"postgresql://u@127.0.0.1:{fake.port}/d"
+                         "?sslmode=disable", "--pre-ping", "0", "--connect-timeout", "3"])
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        th.join(5)
+        loop.run_until_complete(fake.__aexit__())
+        loop.close()
+    out = capsys.readouterr()
+    assert code == 4
+    lines = [ln for ln in out.err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and len(lines[0]) < 500 and "denied zzz" in lines[0]
+    assert len(out.err) < 2000 and len(out.out) < 2000
