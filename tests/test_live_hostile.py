@@ -226,3 +226,31 @@ def test_cli_prints_one_short_line_for_a_huge_error_message(capsys) -> None:
     lines = [ln for ln in out.err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and len(lines[0]) < 500 and "denied zzz" in lines[0]
     assert len(out.err) < 2000 and len(out.out) < 2000
+
+
+def test_the_web_step_keeps_its_slot_through_the_pad(isolated_app, monkeypatch) -> None:
+    """The live step itself (AppTest): while a refused port's failure is padded, the slot
+    is still taken, so another visitor gets "busy" for as long as with a silent host."""
+    import threading
+
+    from tests.apptest import go, new_app
+    from tests.pgserver import free_port
+    from wizard.live import limits
+
+    monkeypatch.setenv("POOLWISE_LIVE_MAX_CONCURRENT", "1")
+    at = go(new_app(), "live")
+    at.text_input(key="live_url").input(f"postgresql://u@127.0.0.1:{free_port()}/d")
+    at.text_input(key="live_password").input("pw")
+    at.slider(key="live_pre_ping").set_value(0)
+    next(b for b in at.button if b.label == "Run the live check").click()
+    th = threading.Thread(target=at.run)
+    t0 = time.monotonic()
+    th.start()
+    try:
+        time.sleep(2.5)  # refused at once; the pad runs to 5 s
+        running = limits.GATE.running
+    finally:
+        th.join(30)
+    assert running == 1
+    assert time.monotonic() - t0 >= 5.0 and limits.GATE.running == 0
+    assert any("Could not reach" in str(e.value) for e in at.error)
