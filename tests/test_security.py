@@ -512,7 +512,10 @@ def test_fleet_refuses_unbounded_pools(flags: list[str], why: str) -> None:
 @pytest.mark.parametrize("env, host", [
     ({"POOLWISE_LIVE_DISABLED": "yes please"}, "127.0.0.1"),
     ({"POOLWISE_LIVE_ALLOWED_HOSTS": "db.internal"}, "127.0.0.1"),
+    ({"POOLWISE_LIVE_ALLOWED_HOSTS": "10.0.0.0/8"}, "localhost"),  # resolves outside
+    ({"POOLWISE_LIVE_ALLOWED_HOSTS": "127.0.0.*"}, "127.0.0.1.attacker.example"),
     ({}, "169.254.169.254"),
+    ({}, "[64:ff9b::a9fe:a9fe]"),
     ({}, "metadata.google.internal"),
 ])
 def test_fleet_has_the_live_checks_off_switch_and_allowlist(env: dict[str, str],

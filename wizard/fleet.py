@@ -850,6 +850,24 @@ def _check_args(args: argparse.Namespace) -> None:
     _check_allowed(u)
 
 
+def _check_addresses(host: str, port: int) -> None:
+    """The addresses `host` resolves to, judged like the live check's (metadata and
+    link-local refused; address patterns of POOLWISE_LIVE_ALLOWED_HOSTS matched against
+    them). A name that does not resolve passes only where any host may (the connection
+    then reports it)."""
+    import socket
+
+    from wizard.live.target import _refused, blocked_address, host_allowed
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        infos = []
+    addrs = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if any(blocked_address(a) for a in addrs) or not host_allowed(host, addrs):
+        raise _refused()
+
+
 def _check_allowed(u: Any) -> None:
     """The live check's operator controls apply to the fleet too: POOLWISE_LIVE_DISABLED
     switches it off, POOLWISE_LIVE_ALLOWED_HOSTS limits the hosts, and metadata /
@@ -861,6 +879,7 @@ def _check_allowed(u: Any) -> None:
                         database=u.database or "")
     try:
         check_allowed(target, visitor=False)
+        _check_addresses(target.host, target.port)
     except LiveError as err:
         if err.code == "disabled":
             raise ScenarioError("fleet runs are switched off here (POOLWISE_LIVE_DISABLED "
