@@ -231,21 +231,21 @@ async def test_activity_is_counted_in_sql_top_names_and_the_rest(
     from wizard.live import check
 
     monkeypatch.setattr(check, "TOP_APPS", 2)
-    names = ["top-a", "top-a", "top-a", "top-b", "top-b", "rest-1", "rest-2", "rest-3"]
+    # More than any other name could hold (earlier tests' connections may linger).
+    names = ["top-a"] * 7 + ["top-b"] * 6 + ["rest-1", "rest-2", "rest-3"]
     held = [await asyncpg.connect(pg.dsn(), server_settings={"application_name": n})
             for n in names]
     try:
         report = await run_live_check(target_for(pg), pre_ping=0)
-        admin = psql_int(pg, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
-                             "'client backend' AND pid <> pg_backend_pid()")
     finally:
         for c in held:
             await c.close()
     r = report.readings
-    assert (r.by_application["top-a"], r.by_application["top-b"]) == (3, 2)
+    assert (r.by_application["top-a"], r.by_application["top-b"]) == (7, 6)
     more = [k for k in r.by_application if k.endswith("more names)")]
     assert len(r.by_application) == 3 and len(more) == 1
-    assert sum(r.by_application.values()) == r.in_use == admin + 1
+    assert r.by_application[more[0]] >= 3  # rest-1..3, the check's own and any other
+    assert sum(r.by_application.values()) == r.in_use
 
 
 def test_activity_query_asks_for_a_bounded_number_of_rows() -> None:
