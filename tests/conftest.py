@@ -76,7 +76,7 @@ def pgbouncer_factory(pg: PgServer) -> Iterator[Callable[..., Bouncer]]:
 APP_SETTINGS = ("POOLWISE_STORE_URL", "POOLWISE_LIVE_DISABLED", "POOLWISE_ALLOWED_HOSTS",
                 "POOLWISE_LIVE_ALLOWED_HOSTS", "POOLWISE_LIVE_DETAILED_ERRORS",
                 "POOLWISE_LIVE_MAX_PER_MINUTE", "POOLWISE_LIVE_MAX_CONCURRENT",
-                "POOLWISE_PUBLIC_URL")
+                "POOLWISE_LIVE_MAX_PER_MINUTE_ALL", "POOLWISE_PUBLIC_URL")
 
 
 @pytest.fixture
@@ -89,6 +89,9 @@ def isolated_app(tmp_path, monkeypatch):
     for name in APP_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_PORTS", "1024-65535")
+    from wizard.live import limits
+
+    limits._ALL.clear()  # the process-wide live-check rate starts afresh for each test
     st.cache_data.clear()
     st.cache_resource.clear()
     yield

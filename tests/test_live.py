@@ -224,6 +224,37 @@ async def test_readings_as_app_role(pg: PgServer) -> None:
     assert report.elapsed_s <= report.limit_s == stated_limit()
 
 
+async def test_activity_is_counted_in_sql_top_names_and_the_rest(
+        pg: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pg_stat_activity is read aggregated, never row by row: the TOP_APPS busiest names
+    one by one, every other name in one "(N more names)" count; the counts still add up."""
+    from wizard.live import check
+
+    monkeypatch.setattr(check, "TOP_APPS", 2)
+    # More than any other name could hold (earlier tests' connections may linger).
+    names = ["top-a"] * 7 + ["top-b"] * 6 + ["rest-1", "rest-2", "rest-3"]
+    held = [await asyncpg.connect(pg.dsn(), server_settings={"application_name": n})
+            for n in names]
+    try:
+        report = await run_live_check(target_for(pg), pre_ping=0)
+    finally:
+        for c in held:
+            await c.close()
+    r = report.readings
+    assert (r.by_application["top-a"], r.by_application["top-b"]) == (7, 6)
+    more = [k for k in r.by_application if k.endswith("more names)")]
+    assert len(r.by_application) == 3 and len(more) == 1
+    assert r.by_application[more[0]] >= 3  # rest-1..3, the check's own and any other
+    assert sum(r.by_application.values()) == r.in_use
+
+
+def test_activity_query_asks_for_a_bounded_number_of_rows() -> None:
+    from wizard.live import check
+
+    q = check._ACTIVITY.lower()
+    assert "group by" in q and "limit $1" in q and "limit $2" in q and "left(" in q
+
+
 async def test_readings_of_role_timeouts(pg: PgServer, roles: dict[str, str]) -> None:
     report = await run_live_check(
         target_for(pg, user="live_reader", password=roles["live_reader"]), pre_ping=0)

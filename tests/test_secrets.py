@@ -34,7 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from tests.pgserver import PgServer, free_port
-from wizard import cli, fleet, store
+from wizard import cli, fleet, redact, store
 from wizard.export import export, render_module
 from wizard.live import LiveError, parse_target, run_live_check
 from wizard.live.cli import render_report
@@ -182,8 +182,8 @@ async def test_live_failures_never_echo_the_password(pg: PgServer, role: str, ca
                 "closed_port": "closed_port", "timeout": "timeout",
                 "not_postgres": "not_postgres", "rogue_echo": "failed"}[case]
     assert err.code == expected
-    if case == "rogue_echo":  # the server's text is shown, with the password scrubbed
-        assert "rogue server saw ***" in err.message
+    if case == "rogue_echo":  # the server repeats the password: its text is withheld whole
+        assert "rogue server saw" not in err.message and "text withheld" in err.message
     clean(full(err), json.dumps(err.to_dict()), caplog.text)
 
 
@@ -282,7 +282,9 @@ def test_fleet_safe_url_masks_password_and_query_secrets() -> None:
     shown = fleet._safe_url(url)
     assert shown.startswith("postgresql+asyncpg://u:***@h/db?")
     assert sorted(shown.split("?")[1].split("&")) == ["ssl=require", "sslpassword=***"]
-    assert fleet.scrub(f"in {url} and {CANARY}", fleet.secrets_of(url)).count("***") == 3
+    assert fleet.scrub(f"in {url}", fleet.secrets_of(url)).count("***") == 2  # by structure
+    # The bare value in free text is never masked in place: the message is withheld whole.
+    assert fleet.scrub(f"in {url} and {CANARY}", fleet.secrets_of(url)) == redact.WITHHELD
 
 
 HOSTILE_EXPORT = '''
@@ -443,11 +445,55 @@ async def test_exported_module_reads_the_password_from_env_only(
     clean(full(info.value), caplog.text)
 
 
-def test_redact_scrub_removes_every_encoded_form():
-    from wizard.redact import scrub
+def test_redact_scrub_withholds_every_encoded_form_whole():
+    from wizard.redact import WITHHELD, scrub
 
     secret = "p@ss/w%rd:x y"
-    text = f"raw {secret} quoted p%40ss%2Fw%25rd%3Ax%20y plus p%40ss%2Fw%25rd%3Ax+y"
-    out = scrub(text, secret, None, "")
-    assert "p@ss" not in out and "p%40ss" not in out
-    assert out.count("***") == 3
+    for said in (f"raw {secret}", "quoted p%40ss%2Fw%25rd%3Ax%20y", "plus p%40ss%2Fw%25rd%3Ax+y"):
+        assert scrub(f"error: {said} end", secret, None, "") == WITHHELD
+    assert scrub("nothing secret here", secret) == "nothing secret here"
+
+
+@pytest.mark.parametrize("said", [
+    "expected string or bytes-like object, got 'File'",
+    "connection to server failed: FATAL: sorry, too many clients already",
+])
+def test_a_short_password_is_never_masked_letter_by_letter(said: str) -> None:
+    """With password "x", masking every x spelled it out ("e***pected ... Fi***"): a
+    message is shown as it is or withheld whole, never masked in place."""
+    from wizard.redact import WITHHELD, scrub
+
+    out = scrub(said, "x")
+    assert out in (said, WITHHELD) and "***" not in out
+
+
+@pytest.mark.parametrize(("said", "shown"), [
+    ("postgresql://u:x@h:5432/db failed", "postgresql://u:***@h:5432/db failed"),
+    ("postgresql+asyncpg://app:p%40ss@db/x?ssl=require",
+     "postgresql+asyncpg://app:***@db/x?ssl=require"),
+    ("password=x host=h", "password=*** host=h"),
+    ("{'password': 'x', 'user': 'u'}", "{'password': ***, 'user': 'u'}"),
+    ("PGPASSWORD=xyz sslpassword=abc X-Amz-Signature=0f", "PGPASSWORD=*** sslpassword=*** "
+     "X-Amz-Signature=***"),
+    ("exhaustion expected x", "exhaustion expected x"),
+])
+def test_redact_works_by_structure_never_by_value(said: str, shown: str) -> None:
+    from wizard.redact import redact
+
+    assert redact(said) == shown
+
+
+async def test_live_cli_with_a_one_letter_password_masks_no_letters(capsys,
+                                                                     monkeypatch) -> None:
+    """A server's error that contains the password's letter: never masked letter by letter."""
+    from tests.fakepg import FakePg, error
+
+    monkeypatch.setenv("POOLWISE_LIVE_PASSWORD", "x")
+    async with FakePg("reply", reply=error(b"expected string, got File", b"28000")) as fake:
+        url = f"postgresql://u@127.0.0.1:{fake.port}/d?sslmode=disable"
+        code = await asyncio.to_thread(cli.main, ["live", "--url", url, "--pre-ping", "0",
+                                                  "--connect-timeout", "3"])
+    out = capsys.readouterr()
+    assert code == 4
+    assert "***" not in out.err.replace(redact.WITHHELD, "")
+    assert "e***pected" not in out.err and "Fi***" not in out.err

@@ -7,6 +7,7 @@ loopback that asks for a cleartext password and records what it receives.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import struct
 import subprocess
@@ -169,6 +170,10 @@ def test_control_characters_refused_in_every_url_part(url: str, password: str) -
     "[::ffff:169.254.169.254]", "metadata.google.internal", "METADATA.google.internal.",
     "metadata", "instance-data", "100.100.100.200",
     "0xa9fea9fe", "2852039166",  # 169.254.169.254 in other spellings: caught after DNS
+    # Every IPv6 form that embeds 169.254.169.254: NAT64 (well-known, local-use), SIIT,
+    # IPv4-compatible, 6to4, Teredo (client address stored inverted).
+    "[64:ff9b::a9fe:a9fe]", "[64:ff9b:1::a9fe:a9fe]", "[::ffff:0:a9fe:a9fe]",
+    "[::a9fe:a9fe]", "[2002:a9fe:a9fe::1]", "[2001:0:4136:e378:8000:63bf:5601:5601]",
 ])
 async def test_metadata_and_link_local_always_refused(
         host: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,6 +184,65 @@ async def test_metadata_and_link_local_always_refused(
     with pytest.raises(LiveError) as info:
         await asyncio.wait_for(run_live_check(target, pre_ping=0, connect_timeout=2), 10)
     assert info.value.code == "host_not_allowed"
+
+
+@pytest.mark.parametrize("host", [
+    "64:ff9b::a9fe:a9fe", "::ffff:0:a9fe:a9fe", "64:ff9b::6464:64c8", "2002:a9fe:a9fe::",
+])
+def test_embedded_ipv4_forms_refused_before_any_lookup(host: str) -> None:
+    with pytest.raises(LiveError) as info:
+        check_allowed(parse_target(f"postgresql://u@[{host}]:5432/db", "pw"),
+                      {"POOLWISE_LIVE_ALLOWED_HOSTS": "*"})
+    assert info.value.code == "host_not_allowed"
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+ALLOW = {"POOLWISE_LIVE_ALLOWED_HOSTS": "10.0.0.*, 192.168.0.0/16, *.internal, db"}
+
+
+@pytest.mark.parametrize(("host", "allowed"), [
+    ("10.0.0.5", True), ("192.168.7.9", True), ("x.internal", True), ("db", True),
+    ("[::ffff:10.0.0.5]", True),
+    ("10.0.0.5.attacker.example", False), ("10.0.0.999", False), ("10.0.1.5", False),
+    ("10.0.0.5.internal.attacker.example", False), ("192.168.0.0.attacker.example", False),
+    ("dbx", False), ("192.169.0.1", False),
+])
+def test_allowed_hosts_address_patterns_match_addresses_names_match_names(
+        host: str, allowed: bool) -> None:
+    """`10.0.0.*` is an address pattern: it allows 10.0.0.5, never a name that starts with
+    that text nor a number that is no address; `*.internal` allows names only. A name is
+    judged on the addresses it resolves to (here one outside every pattern)."""
+    from wizard.live.target import host_allowed
+
+    t = parse_target(f"postgresql://u@{host}:5432/db", "pw")
+    literal = _is_address(t.host)
+    resolved = [t.host] if literal else ["203.0.113.5"]
+    assert host_allowed(t.host, resolved, ALLOW) is allowed
+    if allowed:
+        check_allowed(t, ALLOW)
+    elif literal:  # an address literal: refused before any lookup
+        with pytest.raises(LiveError):
+            check_allowed(t, ALLOW)
+
+
+async def test_a_name_is_allowed_by_address_pattern_only_through_its_addresses(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from wizard.live.target import resolve_checked
+
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_HOSTS", "127.0.0.0/8, ::1")
+    assert "127.0.0.1" in await resolve_checked("localhost", 5432)
+    monkeypatch.setenv("POOLWISE_LIVE_ALLOWED_HOSTS", "10.0.0.*")
+    for host in ("localhost", "127.0.0.1"):  # resolves outside 10.0.0.*
+        with pytest.raises(LiveError) as info:
+            await resolve_checked(host, 5432)
+        assert info.value.code == "host_not_allowed"
 
 
 def test_ports_limited_for_visitors_by_a_documented_setting() -> None:
@@ -448,7 +512,10 @@ def test_fleet_refuses_unbounded_pools(flags: list[str], why: str) -> None:
 @pytest.mark.parametrize("env, host", [
     ({"POOLWISE_LIVE_DISABLED": "yes please"}, "127.0.0.1"),
     ({"POOLWISE_LIVE_ALLOWED_HOSTS": "db.internal"}, "127.0.0.1"),
+    ({"POOLWISE_LIVE_ALLOWED_HOSTS": "10.0.0.0/8"}, "localhost"),  # resolves outside
+    ({"POOLWISE_LIVE_ALLOWED_HOSTS": "127.0.0.*"}, "127.0.0.1.attacker.example"),
     ({}, "169.254.169.254"),
+    ({}, "[64:ff9b::a9fe:a9fe]"),
     ({}, "metadata.google.internal"),
 ])
 def test_fleet_has_the_live_checks_off_switch_and_allowlist(env: dict[str, str],

@@ -290,7 +290,8 @@ def secrets_of(url: str) -> list[str]:
 
 
 def scrub(text: str, secrets: Sequence[str | None]) -> str:
-    """`text` with every secret (and its URL-encoded forms) replaced by ***."""
+    """One error message made safe to show (wizard.redact.scrub): passwords redacted by
+    structure, the whole message withheld if it still repeats a secret."""
     return redact.scrub(text, *secrets)
 
 
@@ -849,6 +850,24 @@ def _check_args(args: argparse.Namespace) -> None:
     _check_allowed(u)
 
 
+def _check_addresses(host: str, port: int) -> None:
+    """The addresses `host` resolves to, judged like the live check's (metadata and
+    link-local refused; address patterns of POOLWISE_LIVE_ALLOWED_HOSTS matched against
+    them). A name that does not resolve passes only where any host may (the connection
+    then reports it)."""
+    import socket
+
+    from wizard.live.target import _refused, blocked_address, host_allowed
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        infos = []
+    addrs = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if any(blocked_address(a) for a in addrs) or not host_allowed(host, addrs):
+        raise _refused()
+
+
 def _check_allowed(u: Any) -> None:
     """The live check's operator controls apply to the fleet too: POOLWISE_LIVE_DISABLED
     switches it off, POOLWISE_LIVE_ALLOWED_HOSTS limits the hosts, and metadata /
@@ -860,6 +879,7 @@ def _check_allowed(u: Any) -> None:
                         database=u.database or "")
     try:
         check_allowed(target, visitor=False)
+        _check_addresses(target.host, target.port)
     except LiveError as err:
         if err.code == "disabled":
             raise ScenarioError("fleet runs are switched off here (POOLWISE_LIVE_DISABLED "
@@ -916,18 +936,17 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {scrub(str(exc), secrets_of(url))}", file=sys.stderr)
         return 1
-    secrets = secrets_of(url)
     if args.json:
         d = result.to_dict()
         d["setting"] = label
         d["url"] = _safe_url(args.url)
         d.pop("samples")
-        print(scrub(json.dumps(d, indent=2), secrets))
+        print(redact.redact(json.dumps(d, indent=2)))  # messages were scrubbed when caught
     else:
         result = dataclasses.replace(result, setting=label)
-        print(scrub(text_table(table([result])), secrets))
+        print(redact.redact(text_table(table([result]))))
         for k, v in result.messages.items():
-            print(scrub(f"  first {k}: {v}", secrets))
+            print(redact.redact(f"  first {k}: {v}"))
         f = result.phases[0]
         print("peak server connections counts the URL's role on its database, minus what it "
               "held before the run")

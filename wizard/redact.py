@@ -28,12 +28,34 @@ def credential_params(params: Mapping[str, object]) -> list[str]:
             if looks_like_credential(str(v)) or looks_like_credential(f"{k}=")]
 
 
+# Redaction by structure: the password field of any scheme://user:password@host, and the
+# value of a parameter whose name says it is secret (password=..., "sslpassword": "...",
+# PGPASSWORD=..., X-Amz-Signature=...). Never a search for the value in free text: with
+# password "x", masking every "x" would spell the password out by which letters went.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^\s/@:]*:)[^\s/@]*(?=@)",
+                           re.IGNORECASE)
+_SECRET_VALUE = re.compile(
+    r"(?P<head>\b(?:ssl)?(?:pg)?(?:password|passwd|pwd|passfile|secret|token|api[_-]?key"
+    r"|X-Amz-(?:Signature|Credential|Security-Token))[\"']?\s*(?:=|:|%3D)\s*)"
+    r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,'\"]+)", re.IGNORECASE)
+WITHHELD = ("(text withheld: it repeats the password; poolwise never shows or masks it "
+            "letter by letter)")
+
+
+def redact(text: str) -> str:
+    """`text` with URL passwords and secret parameters' values replaced by ***, found by
+    their place (scheme://user:***@, password=***), never by searching for a value."""
+    text = _URL_PASSWORD.sub(lambda m: m["head"] + "***", text)
+    return _SECRET_VALUE.sub(lambda m: m["head"] + "***", text)
+
+
 def scrub(text: str, *secrets: str | None) -> str:
-    """`text` with every secret, as given or URL-encoded, replaced by ***."""
+    """One message from outside (a driver's or server's error) made safe to show: redacted
+    by structure (see `redact`), and withheld whole if it still holds a secret, as given
+    or URL-encoded (a server that repeats the password in its own words). Never masked in
+    place: which letters went would spell a short password out."""
     from urllib.parse import quote, quote_plus
 
+    text = redact(text)
     forms = {f for s in secrets if s for f in (s, quote(s, safe=""), quote_plus(s))}
-    # Longest first, so a secret is never half-replaced by one of its own substrings.
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, "***")
-    return text
+    return WITHHELD if any(f in text for f in forms) else text

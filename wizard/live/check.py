@@ -25,8 +25,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from wizard import share
-from wizard.live.errors import LiveError, classify, scrub
+from wizard.live.errors import LiveError, classify, scrub, short
 from wizard.live.target import LiveTarget, check_allowed, resolve_checked
+from wizard.live.wire import BoundedLoop
 from wizard.model import EngineSettings, Scenario
 
 APP_NAME = "poolwise-live"
@@ -44,7 +45,7 @@ _SETTINGS = (
     "tcp_keepalives_idle", "server_version", "server_version_num",
 )
 _WHOAMI = """
-SELECT current_user::text AS usr, current_database()::text AS db,
+SELECT left(current_user::text, 64) AS usr, left(current_database()::text, 64) AS db,
        r.rolsuper AS superuser, r.rolconnlimit AS connlimit,
        pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS read_all_stats,
        pg_backend_pid() AS pid, inet_server_port() AS server_port
@@ -54,14 +55,30 @@ FROM pg_roles r WHERE r.rolname = current_user
 # slots. Other roles' backend_type and state are hidden from non-privileged users, so
 # "no user or no database" rules out background processes for them (the logical
 # replication launcher runs as the bootstrap superuser without a database).
+# Counted in SQL, never row by row: at most MAX_STATES states, the TOP_APPS busiest
+# application names (cut to NAME_CHARS) and one row for the rest, whatever the server holds.
 _ACTIVITY = """
-SELECT coalesce(state, '(hidden)') AS state,
-       coalesce(nullif(application_name, ''), '(none)') AS app, count(*)::int AS n
-FROM pg_stat_activity
-WHERE usesysid IS NOT NULL AND datid IS NOT NULL
-  AND coalesce(backend_type, 'client backend') = 'client backend'
-GROUP BY 1, 2
+WITH a AS (
+  SELECT coalesce(state, '(hidden)') AS state,
+         coalesce(nullif(application_name, ''), '(none)') AS app
+  FROM pg_stat_activity
+  WHERE usesysid IS NOT NULL AND datid IS NOT NULL
+    AND coalesce(backend_type, 'client backend') = 'client backend'
+), apps AS (
+  SELECT app, count(*)::int AS n FROM a GROUP BY app
+), top AS (
+  SELECT app, n FROM apps ORDER BY n DESC, app LIMIT $1
+)
+(SELECT 'state'::text AS kind, left(state, $3) AS name, count(*)::int AS n FROM a
+ GROUP BY state ORDER BY 3 DESC LIMIT $2)
+UNION ALL (SELECT 'app', left(app, $3), n FROM top)
+UNION ALL (SELECT 'more', count(*)::text, coalesce(sum(n), 0)::int FROM apps
+           WHERE app NOT IN (SELECT app FROM top))
 """
+TOP_APPS = 50  # application names listed one by one; the rest as one "(N more names)"
+MAX_STATES = 16
+NAME_CHARS = 64  # PostgreSQL keeps 63 bytes of an application_name
+TEXT_CHARS = 200  # any other server text kept or shown (versions, messages)
 _PID_QUERY = "SELECT pg_backend_pid() + $1::int"
 
 
@@ -257,6 +274,9 @@ def _connect_kwargs(t: LiveTarget, timeout: float, cache: bool) -> dict[str, Any
         "host": t.host, "port": t.port, "user": t.user, "database": t.database,
         "timeout": timeout, "sslmode": t.ssl, "password": t.password or "",
         "server_settings": {"application_name": APP_NAME},
+        # Every query and the polite close wait at most this long for the server: a server
+        # that stops answering cannot hold a pooled connection (or its close) open.
+        "command_timeout": timeout,
     }
     if not cache:
         kw["statement_cache_size"] = 0
@@ -296,7 +316,8 @@ async def isolated_connect(*, sslmode: str = "prefer", password: str = "",
     if sslmode != "verify-full":  # verify-full must check the certificate against the name
         kw["host"], kw["port"] = addrs, [int(kw["port"])] * len(addrs)
     kw.update(password=password or "", passfile=None, direct_tls=False,
-              target_session_attrs="any", krbsrvname="postgres", gsslib="gssapi")
+              target_session_attrs="any", krbsrvname="postgres", gsslib="gssapi",
+              loop=BoundedLoop(asyncio.get_running_loop()))  # at most 1 MiB read (wire.py)
     if sslmode == "disable":
         return await asyncpg.connect(ssl=False, **kw)
     try:
@@ -337,16 +358,44 @@ async def _connect(t: LiveTarget, timeout: float, *, cache: bool = False) -> asy
         raise await _as_live_error(exc, t, timeout) from None
 
 
+def _stalled(stage: str, seconds: float) -> LiveError:
+    return LiveError(f"The server logged in, then sent no answer for the {stage} within "
+                     f"{seconds:g} s; the live check stopped.",
+                     "check the server's load and the network path, then run it again.",
+                     "stalled")
+
+
+async def _phase(work: Any, conn: asyncpg.Connection | None, stage: str, seconds: float) -> Any:
+    """Await one phase of the check within `seconds`; a stalled server is cut off at once
+    (its connection dropped, not closed politely), so no phase outlives its limit."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await work
+    except TimeoutError:
+        if conn is not None:
+            conn.terminate()
+        raise _stalled(stage, seconds) from None
+
+
 async def _close(conn: asyncpg.Connection | None) -> None:
     if conn is None or conn.is_closed():
         return
     try:
-        await asyncio.wait_for(conn.close(), 2)
+        await asyncio.wait_for(conn.close(), 1)
     except asyncio.CancelledError:
         conn.terminate()
         raise
     except Exception:
         conn.terminate()
+
+
+async def _dispose(engine: AsyncEngine, seconds: float = 2.0) -> None:
+    """engine.dispose(), given at most `seconds`: a stalled server cannot make the close
+    outlive the check's limit (the sockets are dropped with the engine)."""
+    try:
+        await asyncio.wait_for(engine.dispose(), seconds)
+    except (TimeoutError, OSError, asyncpg.PostgresError, sa_exc.SQLAlchemyError):
+        pass
 
 
 def _engine(t: LiveTarget, timeout: float, *, cache: bool, pool_size: int = 1,
@@ -387,23 +436,46 @@ def _timing(samples_s: list[float]) -> Timing:
 # --------------------------------------------------------------------------- stages
 
 
+def _too_many(what: str, n: int, most: int) -> LiveError:
+    return LiveError(f"The server answered {n:,} rows for {what} where the query asks for at "
+                     f"most {most}; the live check refused the answer.",
+                     "point the check at a PostgreSQL server or pooler.", "oversized")
+
+
+def _text(value: object, most: int = TEXT_CHARS) -> str:
+    """Server text as kept and shown: one line, at most `most` characters."""
+    return short(str(value)[:most * 4], most)
+
+
 async def read_server(conn: asyncpg.Connection) -> Readings:
-    """Settings, sessions by state and application, and the role, in a read-only transaction."""
+    """Settings, sessions by state and application, and the role, in a read-only transaction.
+
+    Bounded whatever the server holds or sends: pg_stat_activity is counted in SQL (see
+    _ACTIVITY), more rows than asked for are refused, and every text is cut short."""
     async with conn.transaction(readonly=True):
         rows = await conn.fetch("SELECT name, setting, unit FROM pg_settings "
                                 "WHERE name = ANY($1::text[])", list(_SETTINGS))
+        if len(rows) > len(_SETTINGS):
+            raise _too_many("settings", len(rows), len(_SETTINGS))
         who = await conn.fetchrow(_WHOAMI)
-        activity = await conn.fetch(_ACTIVITY)
+        activity = await conn.fetch(_ACTIVITY, TOP_APPS, MAX_STATES, NAME_CHARS)
+        if len(activity) > TOP_APPS + MAX_STATES + 1:
+            raise _too_many("connections", len(activity), TOP_APPS + MAX_STATES + 1)
     s = {r["name"]: (r["setting"], r["unit"]) for r in rows}
     by_state: dict[str, int] = {}
     by_app: dict[str, int] = {}
     for r in activity:
-        by_state[r["state"]] = by_state.get(r["state"], 0) + r["n"]
-        by_app[r["app"]] = by_app.get(r["app"], 0) + r["n"]
+        name, n = _text(r["name"], NAME_CHARS), int(r["n"])
+        if r["kind"] == "state":
+            by_state[name] = by_state.get(name, 0) + n
+        elif r["kind"] == "app":
+            by_app[name] = by_app.get(name, 0) + n
+        elif n:
+            by_app[f"({int(name):,} more names)"] = n
     reserved = s.get("reserved_connections")
     sees_all = bool(who["superuser"] or who["read_all_stats"])
     return Readings(
-        server_version=s["server_version"][0],
+        server_version=_text(s["server_version"][0], 64),
         server_version_num=int(s["server_version_num"][0]),
         max_connections=int(s["max_connections"][0]),
         superuser_reserved_connections=int(s["superuser_reserved_connections"][0]),
@@ -420,8 +492,8 @@ async def read_server(conn: asyncpg.Connection) -> Readings:
         if "tcp_keepalives_idle" in s else None,
         is_superuser=bool(who["superuser"]),
         role_connection_limit=int(who["connlimit"]),
-        user=who["usr"],
-        database=who["db"],
+        user=_text(who["usr"], NAME_CHARS),
+        database=_text(who["db"], NAME_CHARS),
         server_port=who["server_port"],
     )
 
@@ -454,7 +526,7 @@ async def _two_transactions(t: LiveTarget, timeout: float, cache: bool
             pid2 = await a.fetchval(_PID_QUERY, 0)
             error = ""
         except asyncpg.PostgresError as exc:
-            pid2, error = None, scrub(str(exc), t.password).splitlines()[0]
+            pid2, error = None, _text(scrub(str(exc), t.password))
         await a.execute("ROLLBACK")
         return pid1, pid2, error, False
     except LiveError:
@@ -473,12 +545,14 @@ async def detect_pooler(t: LiveTarget, readings: Readings | None,
     Uses asyncpg's named-statement cache on purpose: a pooler that hands each transaction
     another backend loses the statement ("prepared statement ... does not exist").
     """
-    pid1, pid2, error, queued = await _two_transactions(t, timeout, cache=True)
+    pid1, pid2, error, queued = await _phase(_two_transactions(t, timeout, cache=True), None,
+                                             "pooler detection", 3 * timeout)
     changed = pid1 is not None and pid2 is not None and pid1 != pid2
     breaks = bool(error) and "prepared statement" in error
     cache_off_works = None
     if breaks or changed or queued:
-        p1, p2, err2, q2 = await _two_transactions(t, timeout, cache=False)
+        p1, p2, err2, q2 = await _phase(_two_transactions(t, timeout, cache=False), None,
+                                        "pooler detection", 3 * timeout)
         cache_off_works = not err2 and not q2
         changed = changed or (p1 is not None and p2 is not None and p1 != p2)
     server_port = readings.server_port if readings else None
@@ -551,7 +625,7 @@ async def measure_pre_ping(t: LiveTarget, n: int, *, cache: bool,
     finally:
         await _close(conn)
         for engine in engines:
-            await engine.dispose()
+            await _dispose(engine)
     return PrePing(n=n, connect_ms=round(connect_s * 1000, 3),
                    engine_connect_ms=round(first_s * 1000, 3),
                    pre_ping_checkout=_timing(results[True]),
@@ -617,7 +691,7 @@ async def prove_exhaustion(t: LiveTarget, settings: EngineSettings, plan: Exhaus
         for conn in held:
             with contextlib.suppress(Exception):
                 await conn.close()
-        await engine.dispose()
+        await _dispose(engine)
     return Exhaustion(holders=plan.holders, opened=len(held), server_connections=checked_out,
                       timed_out=timed_out, waited_s=round(waited, 3),
                       pool_timeout=settings.pool_timeout, error=error, released=True)
@@ -643,7 +717,7 @@ async def exhaustion_under_lock(t: LiveTarget, settings: EngineSettings, *, cach
     try:
         conn = await _connect(t, timeout)
         try:
-            fresh = await read_server(conn)
+            fresh = await _phase(read_server(conn), conn, "readings", timeout)
         except Exception as exc:
             raise await _as_live_error(exc, t, timeout) from None
         finally:
@@ -697,7 +771,7 @@ async def run_live_check(
             conn = await _connect(target, connect_timeout)
             try:
                 progress("readings", 0.0)
-                readings = await read_server(conn)
+                readings = await _phase(read_server(conn), conn, "readings", connect_timeout)
             except Exception as exc:
                 raise await _as_live_error(exc, target, connect_timeout) from None
             finally:

@@ -41,10 +41,11 @@ from wizard.live.check import (
     run_exhaustion,
     run_live_check,
 )
-from wizard.live.errors import LiveError, scrub
+from wizard.live.errors import LiveError
 from wizard.live.target import ENV_PASSWORD, parse_target
 from wizard.live.usage import EndpointUsage, service_usage
 from wizard.model import EngineSettings, Recommendation, Scenario, ScenarioError
+from wizard.redact import redact
 from wizard.sizing import recommend
 
 EXIT_LIVE_FAILED = 4
@@ -228,7 +229,6 @@ def run(args: argparse.Namespace) -> int:
     except LiveError as err:
         print(f"error: {err.message} Fix: {err.fix}", file=sys.stderr)
         return core_cli.EXIT_BAD_INPUT
-    secret = target.password
     for finding in url_findings(args.url):  # e.g. an IAM token baked into the URL
         print(f"warning: {finding.message} Fix: {finding.fix}", file=sys.stderr)
     if target.password_from == "url":
@@ -268,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
                                "lower --pool-size/--max-overflow for the test, or run it when "
                                "the server has more free connections."),))
     except LiveError as err:
-        print(scrub(f"error: {err.message} Fix: {err.fix}", secret), file=sys.stderr)
+        print(redact(f"error: {err.message} Fix: {err.fix}"), file=sys.stderr)
         return EXIT_LIVE_FAILED
     if args.json:
         d = report.to_dict()
@@ -283,9 +283,11 @@ def run(args: argparse.Namespace) -> int:
             text += "\n" + render_usage(usage)
         if rec is not None:
             text += "\n\nRe-sized with the measured values:\n" + core_cli.render_text(rec)
-    print(scrub(text, secret))
+    # By structure only: the report holds no password, and its server texts were scrubbed
+    # one by one (wizard.redact.scrub) where they were read.
+    print(redact(text))
     for e in report.errors:
-        print(scrub(f"error: {e.message} Fix: {e.fix}", secret), file=sys.stderr)
+        print(redact(f"error: {e.message} Fix: {e.fix}"), file=sys.stderr)
     return EXIT_LIVE_FAILED if report.errors else 0
 
 

@@ -34,6 +34,14 @@ class LiveError(Exception):
 
 
 scrub = redact.scrub  # one home for redaction; re-exported for the live check
+MAX_SERVER_TEXT = 200  # characters of any server text kept or shown
+
+
+def short(text: str, most: int = MAX_SERVER_TEXT) -> str:
+    """Server text as shown: its first line, at most `most` characters."""
+    lines = text.strip().splitlines()
+    line = lines[0] if lines else ""
+    return line[:most] + ("…" if len(line) > most or len(lines) > 1 else "")
 
 
 async def probe_postgres(host: str, port: int, timeout: float) -> str:
@@ -79,8 +87,9 @@ async def classify(
 ) -> LiveError:
     """Turn a connect or query failure into one LiveError (never echoing the password)."""
     where = _where(host, port)
-    detail = scrub(str(exc), password).strip().splitlines()[0] if str(exc).strip() else ""
-    low = str(exc).lower()
+    raw = str(exc)[:MAX_SERVER_TEXT * 4]  # never more than a few hundred bytes of it
+    detail = short(scrub(raw, password))
+    low = raw.lower()
     sqlstate = getattr(exc, "sqlstate", None)
 
     if isinstance(exc, LiveError):
@@ -149,6 +158,27 @@ async def classify(
             f"Database {database!r} does not exist on {where}.",
             "put an existing database in the URL path (…/DBNAME); list them with \\l in psql.",
             "no_database")
+    if "pg_hba.conf rejects connection" in low:
+        # A `reject` line in pg_hba.conf matched: TLS does not change that (unless the line
+        # is hostnossl, which only an unencrypted connection matches).
+        unencrypted = "no encryption" in low and ssl not in ("require", "verify-ca",
+                                                             "verify-full")
+        return LiveError(
+            f"The server at {where} refuses user {user!r} on database {database!r} from "
+            "this client's address: a pg_hba.conf `reject` rule matches.",
+            "ask the database's operator to allow this user and address in pg_hba.conf (or "
+            "the provider's access rules), or use another user"
+            + ("; if the rule only rejects unencrypted connections (hostnossl), add "
+               "?sslmode=require." if unencrypted else "."), "hba_reject")
+    if "no pg_hba.conf entry" in low:
+        unencrypted = "no encryption" in low
+        return LiveError(
+            f"The server at {where} has no pg_hba.conf entry for user {user!r} on database "
+            f"{database!r} from this client's address"
+            + (" without TLS." if unencrypted else "."),
+            ("add ?sslmode=require if the server accepts this user only over TLS "
+             "(hostssl); otherwise " if unencrypted else "")
+            + "ask its operator to add an entry for this user and address.", "not_allowed")
     if "no encryption" in low or ("ssl" in low and "required" in low):
         return LiveError(
             f"The server at {where} requires TLS.",

@@ -9,7 +9,7 @@ import os
 import re
 import socket
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -166,6 +166,63 @@ def allowed_hosts(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(p.strip().lower() for p in raw.split(",") if p.strip())
 
 
+_OCTETS = re.compile(r"^(\d{1,3}|\*)(\.(\d{1,3}|\*)){0,3}$")
+
+
+@dataclass(frozen=True)
+class HostPatterns:
+    """POOLWISE_LIVE_ALLOWED_HOSTS split by kind: address patterns match addresses only
+    (CIDR "10.0.0.0/24", an address, or the legacy "10.0.0.*" read octet by octet), name
+    patterns ("db.internal", "*.internal") match names only, never an address's text."""
+
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    octets: tuple[tuple[str, ...], ...] = ()  # "10.0.*.5" -> ("10", "0", "*", "5")
+    names: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return not (self.networks or self.octets or self.names)
+
+    def address_ok(self, address: str) -> bool:
+        ip = _ip(address)
+        if ip is None:
+            return False
+        forms = (ip, ip.ipv4_mapped) if ip.version == 6 and ip.ipv4_mapped else (ip,)
+        for a in forms:
+            if any(a in net for net in self.networks if net.version == a.version):
+                return True
+            if a.version == 4 and any(all(p in ("*", str(int(q))) for p, q in
+                                          zip(pat, str(a).split("."), strict=True))
+                                      for pat in self.octets):
+                return True
+        return False
+
+    def name_ok(self, host: str) -> bool:
+        return any(fnmatch.fnmatchcase(host, p) for p in self.names)
+
+
+def host_patterns(env: Mapping[str, str] | None = None) -> HostPatterns:
+    """The operator's allowlist, parsed (see HostPatterns); "*" alone allows every host."""
+    networks, octets, names = [], [], []
+    for p in allowed_hosts(env):
+        if p == "*":
+            return HostPatterns()
+        try:
+            networks.append(ipaddress.ip_network(p.strip("[]"), strict=False))
+            continue
+        except ValueError:
+            pass
+        if _OCTETS.match(p):  # legacy "10.0.0.*": an address pattern, never a name
+            parts = p.split(".")
+            parts += ["*"] * (4 - len(parts)) if parts[-1] == "*" else []
+            if len(parts) == 4 and all(x == "*" or int(x) <= 255 for x in parts):
+                octets.append(tuple(x if x == "*" else str(int(x)) for x in parts))
+            continue  # a malformed address pattern allows nothing
+        if any(c.isalpha() for c in p):
+            names.append(p.rstrip("."))
+    return HostPatterns(tuple(networks), tuple(octets), tuple(names))
+
+
 def allowed_ports(env: Mapping[str, str] | None = None) -> tuple[tuple[int, int], ...]:
     """Port ranges a visitor may check (POOLWISE_LIVE_ALLOWED_PORTS, e.g. "5432,6432,7000-7010";
     default 5432-5439,6432,6543). A malformed setting allows nothing rather than everything."""
@@ -184,15 +241,46 @@ def allowed_ports(env: Mapping[str, str] | None = None) -> tuple[tuple[int, int]
     return tuple(out)
 
 
-def blocked_address(address: str) -> bool:
-    """True for link-local and cloud-metadata addresses (IPv4-mapped IPv6 included)."""
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64 (well-known and
+# local-use, RFC 6052/8215), SIIT's IPv4-translated form (RFC 2765), the deprecated
+# IPv4-compatible form. IPv4-mapped (::ffff:0:0/96), 6to4 and Teredo are read by ipaddress.
+_V4_IN_LAST_32 = tuple(ipaddress.ip_network(n) for n in (
+    "64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96", "::/96",
+))
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        return ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
     except ValueError:
+        return None
+
+
+def embedded_v4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                ) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address carries (mapped, NAT64, SIIT, 6to4, Teredo)."""
+    if ip.version == 4:
+        return ()
+    out = []
+    if ip.ipv4_mapped is not None:
+        out.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        out.append(ip.sixtofour)
+    if ip.teredo is not None:
+        out += list(ip.teredo)
+    if any(ip in net for net in _V4_IN_LAST_32) and ip != ipaddress.IPv6Address("::"):
+        out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return tuple(out)
+
+
+def blocked_address(address: str) -> bool:
+    """True for link-local and cloud-metadata addresses, in every IPv6 form that embeds
+    one (IPv4-mapped, NAT64 64:ff9b::/96 and /48, SIIT ::ffff:0:a.b.c.d, 6to4, Teredo)."""
+    ip = _ip(address)
+    if ip is None:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in _BLOCKED_NETS if net.version == ip.version)
+    return any(any(a in net for net in _BLOCKED_NETS if net.version == a.version)
+               for a in (ip, *embedded_v4(ip)))
 
 
 def blocked_name(host: str) -> bool:
@@ -222,16 +310,25 @@ def check_allowed(target: LiveTarget, env: Mapping[str, str] | None = None, *,
                         "disabled")
     if blocked_name(target.host):
         raise _refused()
-    patterns = allowed_hosts(env)
+    pats = host_patterns(env)
     host = target.host.lower().rstrip(".")
-    if patterns and not any(fnmatch.fnmatchcase(host, p) for p in patterns):
-        raise _refused()
+    if not pats.any:
+        if _ip(host) is not None:
+            if not pats.address_ok(host):
+                raise _refused()
+        elif not pats.name_ok(host) and not (pats.networks or pats.octets):
+            raise _refused()
+        # A name outside the name patterns may still resolve into an allowed network:
+        # resolve_checked decides on its addresses.
     if visitor and not any(a <= target.port <= b for a, b in allowed_ports(env)):
         raise _refused("port_not_allowed")
 
 
-async def resolve_checked(host: str, port: int) -> list[str]:
-    """The addresses `host` resolves to, or LiveError if any is link-local or metadata.
+async def resolve_checked(host: str, port: int,
+                          env: Mapping[str, str] | None = None) -> list[str]:
+    """The addresses `host` resolves to, or LiveError if any is link-local or metadata, or
+    (with address patterns in POOLWISE_LIVE_ALLOWED_HOSTS, for a name no name pattern
+    allows) any falls outside them.
 
     Connecting to these addresses (not the name again) keeps a rebinding DNS answer from
     switching to a refused address between the check and the connection.
@@ -242,7 +339,23 @@ async def resolve_checked(host: str, port: int) -> list[str]:
     addrs = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addrs or any(blocked_address(a) for a in addrs):
         raise _refused()
+    if not host_allowed(host, addrs, env):
+        raise _refused()
     return addrs
+
+
+def host_allowed(host: str, addresses: Sequence[str],
+                 env: Mapping[str, str] | None = None) -> bool:
+    """Whether POOLWISE_LIVE_ALLOWED_HOSTS allows `host` (as typed) that resolved to
+    `addresses`: an address literal by the address patterns; a name by a name pattern,
+    else by every address it resolves to matching an address pattern."""
+    pats = host_patterns(env)
+    if pats.any:
+        return True
+    name = host.lower().rstrip(".").strip("[]")
+    if _ip(name) is None and pats.name_ok(name):
+        return True
+    return bool(addresses) and all(pats.address_ok(a) for a in addresses)
 
 
 ENV_APP_HOSTS = "POOLWISE_ALLOWED_HOSTS"

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from wizard import redact
+from wizard.export import cells
 from wizard.model import Recommendation, ScenarioError
 from wizard.ui import state
 from wizard.ui.text import md_escape
@@ -32,7 +33,9 @@ def _live():
     return mod if all(hasattr(mod, f) for f in need) else None
 
 
-_scrub = redact.scrub
+def _scrub(text: str, *_secrets: str) -> str:
+    """By structure (wizard.redact.redact): the core scrubbed the server's texts already."""
+    return redact.redact(text)
 
 
 def _apply(overrides: dict[str, str]) -> None:
@@ -152,7 +155,7 @@ def _usage(live, report, rec: Recommendation | None, role: str) -> None:
     rows += [{"application_name": o.application_name, "connections now": o.connections,
               "peak in the plan": None, "allotment": None, "status": o.why}
              for o in u.others]
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(cells.safe_rows(rows), hide_index=True, width="stretch")  # CSV-injection safe
     for s in u.services:
         if s.status != "ok":
             st.warning(md_escape(s.message, 600))
@@ -304,17 +307,13 @@ def render(rec: Recommendation | None) -> None:
                 if fraction == 0.0:
                     status.write(f"{stage}…")
 
-            try:
-                with limits.GATE.slot():
-                    report = asyncio.run(asyncio.wait_for(live.run_live_check(
-                        target, pre_ping=pre_ping,
-                        exhaustion=engine,
-                        progress=progress), timeout=LIMIT_S))
+            try:  # the slot is held through the pad (limits.run_gated)
+                report = limits.run_gated(lambda: asyncio.wait_for(live.run_live_check(
+                    target, pre_ping=pre_ping,
+                    exhaustion=engine,
+                    progress=progress), timeout=LIMIT_S), started, live.CONNECT_TIMEOUT)
             except Exception as exc:
                 failure = exc
-                if getattr(exc, "code", "") in limits.NETWORK_CODES \
-                        and not limits.detailed_errors():
-                    limits.pad(started, live.CONNECT_TIMEOUT)
                 status.update(label="Live check failed: see below", state="error",
                               expanded=False)
             else:
