@@ -60,15 +60,15 @@ def test_services_link_results_and_exports_fit_the_screen(app_url, browser, arti
             box = table.bounding_box()
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1
         if label == "5 Results":
-            shown = metrics_in(page, "answer")
-            ep = rec.endpoint("primary")
-            want = [("database sees at peak", f"{ep.worst_case:,}"),
-                    ("usable", f"{ep.usable:,}")]
-            for b in ep.by_service:
-                want += [("pool_size", str(b.pool_size)), ("max_overflow", str(b.max_overflow)),
-                         ("at everyone's peak", f"{b.worst_case:,}"),
-                         ("breaks at (inst.)", "never" if b.breaks_at is None
-                          else f"{b.breaks_at:,}")]
+            # The answer table: every service's pool on every endpoint it uses.
+            rows = page.locator("table.answer_table tbody tr")
+            shown = [(rows.nth(i).get_attribute("data-service"),
+                      rows.nth(i).locator("td[data-label='pool_size']").inner_text(),
+                      rows.nth(i).locator("td[data-label='max_overflow']").inner_text())
+                     for i in range(rows.count())]
+            want = [(svc.name, str(b.pool_size), str(b.max_overflow))
+                    for svc in rec.services for role in svc.endpoints
+                    for b in rec.endpoint(role).by_service if b.service == svc.name]
             assert shown == want
             answer = page.locator(".st-key-answer")
             assert sizing.break_sentence(rec) in answer.inner_text()

@@ -18,6 +18,7 @@ from wizard.model import (
     Scenario,
     ServiceShare,
 )
+from wizard.ui import answer as table
 from wizard.ui import state
 from wizard.ui.labels import FIX_STEP, SEVERITY_ICON, STEP_NAMES
 from wizard.ui.text import md_escape
@@ -121,36 +122,58 @@ def _finding(w: Finding, i: int, with_button: bool = True) -> None:
                   args=(step,), icon=":material/arrow_forward:", type="tertiary")
 
 
-def _where(rec: Recommendation, ep: EndpointBudget) -> str:
-    """" · class · region" of an endpoint (the region is the visitor's own label)."""
-    parts = [ep.instance_class or ""]
-    if ep.role.startswith("replica-"):
-        parts.append(rec.scenario.replicas[int(ep.role.split("-")[1]) - 1].region)
-    return "".join(f" · {p}" for p in parts if p)
+_where = table._where
+
+
+def answer_table(rec: Recommendation, copy: bool = True) -> None:
+    """The compact answer table (ui/answer.py), with a button to copy it as text."""
+    st.html(table.CSS)
+    with st.container(key="answer_box"):
+        st.html(table.as_html(rec))
+    if copy:
+        with st.popover("Copy the table", icon=":material/content_copy:"):
+            st.caption("Tab-separated: paste into a sheet, a ticket or a chat.")
+            st.code(table.as_text(rec), language=None)
+
+
+def _errors(rec: Recommendation, with_button: bool = True) -> list[Finding]:
+    """The error findings, each shown above the table (the rows they concern say so)."""
+    errors = [w for w in rec.warnings if w.severity == "error"]
+    for i, w in enumerate(errors):
+        _finding(w, 300 + i, with_button)
+    return errors
 
 
 def answer(rec: Recommendation) -> None:
-    """The first screenful: per endpoint the settings, what the database sees at the peak
-    against usable, where it breaks; then the top findings with a way to fix each."""
+    """The first screenful: the errors, the answer table (per service and endpoint: its
+    pool, what the database sees at everyone's peak, headroom, where it breaks, what binds),
+    which service breaks it first; then the top warnings with a way to fix each, and the
+    metric cards below."""
     s = rec.scenario
     peak = None if s.serverless else s.autoscaling_max
     with st.container(border=True, key="answer"):
+        errors = _errors(rec)
+        answer_table(rec)
+        sentence = sizing.break_sentence(rec)
+        if sentence:
+            st.info(md_escape(sentence), icon=":material/trending_up:")
+        # checks.run_checks lists errors first, then warnings, then info.
+        top = [w for w in rec.warnings if w.severity == "warning"][:TOP_FINDINGS]
+        for i, w in enumerate(top):
+            _finding(w, i)
+        if not top and not errors:
+            st.success("Nothing to fix: every endpoint fits at the autoscaling peak.",
+                       icon=":material/check_circle:")
+        rest = len(rec.warnings) - len(top) - len(errors)
+        if rest > 0:
+            st.caption(f"{rest} more finding(s) under Details below.")
         if rec.single:
             for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
                 st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
                 _metrics(ep, eng, peak)
         else:
-            services_answer(rec)
-        # checks.run_checks lists errors first, then warnings, then info.
-        top = [w for w in rec.warnings if w.severity != "info"][:TOP_FINDINGS]
-        for i, w in enumerate(top):
-            _finding(w, i)
-        if not top:
-            st.success("Nothing to fix: every endpoint fits at the autoscaling peak.",
-                       icon=":material/check_circle:")
-        rest = len(rec.warnings) - len(top)
-        if rest > 0:
-            st.caption(f"{rest} more finding(s) under Details below.")
+            with st.expander("Each service as metric cards"):
+                services_answer(rec, sentence=False)
 
 
 SERVICE_AT_PEAK = "at everyone's peak"
@@ -178,7 +201,7 @@ def _service_metrics(rec: Recommendation, ep: EndpointBudget, b: ServiceShare) -
                               f"others at their peaks leave it{limit}; today: {now:,}."))
 
 
-def services_answer(rec: Recommendation) -> None:
+def services_answer(rec: Recommendation, sentence: bool = True) -> None:
     """Several services: per endpoint what the database sees against usable, then each
     service's pool on it; the core's sentence on which service breaks it first."""
     for ep in rec.endpoints:
@@ -187,9 +210,9 @@ def services_answer(rec: Recommendation) -> None:
         for b in ep.by_service:
             st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind})"))
             _service_metrics(rec, ep, b)
-    sentence = sizing.break_sentence(rec)
-    if sentence:
-        st.info(md_escape(sentence), icon=":material/trending_up:")
+    said = sizing.break_sentence(rec) if sentence else ""
+    if said:
+        st.info(md_escape(said), icon=":material/trending_up:")
 
 
 def brief(rec: Recommendation | None, error: str) -> None:
@@ -218,7 +241,10 @@ def summary(rec: Recommendation | None, error: str, fix: str,
     s = rec.scenario
     peak = None if s.serverless else s.autoscaling_max
     if not rec.single:
-        services_answer(rec)
+        answer_table(rec, copy=False)
+        said = sizing.break_sentence(rec)
+        if said:
+            st.info(md_escape(said), icon=":material/trending_up:")
     else:
         for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
             if len(rec.endpoints) > 1:

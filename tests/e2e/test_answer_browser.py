@@ -1,0 +1,91 @@
+"""The estate's answer at a glance, in real headless Chromium: a link with three services and
+a replica opens, Results shows one table whose pool_size and max_overflow for every service
+on every endpoint it uses are within the first screen at 1440x900, equal to
+`python -m wizard recommend --scenario FILE --json` for the same estate; at 390x844 the first
+service's row is within the first screen and nothing scrolls sideways.
+
+Screenshots of both widths are written to docs/ (answer-w1440.png, answer-w390.png), the
+ones the README shows.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.e2e.test_wizard_browser import OVERFLOW_JS, link_params, settle, step
+from wizard import estate, share
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+# The issue's estate: RDS db.r6g.xlarge with one replica, an API fleet 4..20 pods x 4
+# workers at 300 req/s, a queue worker 2..6 pods x 8 processes (primary only) and a
+# nightly cron (primary only).
+ESTATE = {"provider": "aws-rds", "instance_class": "db.r6g.xlarge", "replicas": "1",
+          "s1_name": "api", "s1_app_instances": "4", "s1_max_app_instances": "20",
+          "s1_workers": "4", "s1_rps": "300", "s1_hold_ms": "20",
+          "s2_name": "queue", "s2_kind": "worker", "s2_app_instances": "2",
+          "s2_max_app_instances": "6", "s2_workers": "8", "s2_endpoints": "primary",
+          "s3_name": "nightly", "s3_kind": "cron", "s3_app_instances": "1",
+          "s3_endpoints": "primary"}
+SIZES = {1440: (1440, 900), 390: (390, 844)}
+
+
+def cli_answer(tmp_path: Path) -> list[tuple[str, str, str, str]]:
+    """(service, endpoint, pool_size, max_overflow) from the command line's JSON."""
+    path = tmp_path / "estate.toml"
+    path.write_text(estate.dump(share.from_flat(ESTATE)))
+    out = subprocess.run([sys.executable, "-m", "wizard", "recommend", "--scenario",
+                          str(path), "--json"], cwd=ROOT, capture_output=True, text=True,
+                         check=True, timeout=60)
+    data = json.loads(out.stdout)
+    return [(svc["name"], eng["endpoint"], str(eng["pool_size"]), str(eng["max_overflow"]))
+            for svc in data["services"] for eng in svc["engines"]]
+
+
+ROWS_JS = """() => [...document.querySelectorAll('table.answer_table tbody tr')].map(tr => {
+  const cell = (label) => tr.querySelector(`td[data-label="${label}"]`);
+  const box = (el) => { const r = el.getBoundingClientRect();
+                        return [r.top, r.bottom, r.left, r.right]; };
+  return {service: tr.dataset.service, endpoint: tr.dataset.endpoint,
+          pool_size: cell('pool_size').innerText.trim(),
+          max_overflow: cell('max_overflow').innerText.trim(),
+          boxes: [box(cell('pool_size')), box(cell('max_overflow')), box(tr)]};
+})"""
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_estate_answer_table_in_the_first_screen(app_url, browser, tmp_path, width):
+    w, h = SIZES[width]
+    page = browser.new_context(viewport={"width": w, "height": h}).new_page()
+    page.goto(f"{app_url}/?{urlencode(ESTATE)}")
+    page.wait_for_selector(".st-key-provider", timeout=30_000)
+    settle(page)
+    assert link_params(page.url) == share.to_flat(share.from_flat(ESTATE))
+    step(page, "5 Results")
+    page.locator("table.answer_table").wait_for(timeout=15_000)
+    page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+                  " if (m) m.scrollTop = 0; window.scrollTo(0, 0); }")
+    page.wait_for_timeout(300)
+    rows = page.evaluate(ROWS_JS)
+    want = cli_answer(tmp_path)
+    shown = [(r["service"], r["endpoint"], r["pool_size"], r["max_overflow"]) for r in rows]
+    assert shown == want
+    assert len({s for s, *_ in want}) == 3 and any(e == "replica-1" for _, e, *_ in want)
+    on_screen = rows if width == 1440 else rows[:1]
+    for r in on_screen:
+        for top, bottom, left, right in r["boxes"][:2]:
+            assert 0 <= top and bottom <= h, (r["service"], r["endpoint"], top, bottom)
+            assert 0 <= left and right <= w, (r["service"], r["endpoint"], left, right)
+    problems = page.evaluate(OVERFLOW_JS)
+    assert not problems, problems
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / f"answer-w{width}.png"))
+    page.close()

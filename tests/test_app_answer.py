@@ -1,0 +1,118 @@
+"""The answer table of the Results step (issue 20): one row per service and endpoint it uses
+with the core's numbers (the CLI's JSON), errors in the rows they concern and above the
+table (never a green headroom beside them), visitor text escaped, a copy of it as text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from html.parser import HTMLParser
+
+import pytest
+
+from tests.apptest import go, new_app, no_exception
+from tests.e2e.test_answer_browser import ESTATE
+from tests.test_app import texts
+from wizard import cli, share, sizing
+from wizard.ui import answer
+
+# Today's pools of the API are far over a small server: errors while the recommended
+# numbers leave headroom.
+OVER = {"provider": "self-hosted", "instance_class": "default", "max_connections": "100",
+        "replicas": "1",
+        "s1_name": "api", "s1_app_instances": "4", "s1_workers": "2",
+        "s1_current_pool_size": "20", "s1_current_max_overflow": "10",
+        "s2_name": "jobs", "s2_kind": "worker", "s2_app_instances": "1",
+        "s2_endpoints": "primary"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated_app):
+    """Every test here runs the app isolated (tests/conftest.py)."""
+
+
+class _Rows(HTMLParser):
+    """Every <tr class="row..."> of the table: its data attributes and its cells by label."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, str]] = []
+        self._label: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and (a.get("class") or "").startswith("row"):
+            self.rows.append({"_service": a.get("data-service") or "",
+                              "_endpoint": a.get("data-endpoint") or "",
+                              "class": a.get("class") or ""})
+        elif tag == "td" and self.rows:
+            self._label = a.get("data-label")
+            if self._label:
+                self.rows[-1][self._label + ".class"] = a.get("class") or ""
+                self.rows[-1][self._label] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._label = None
+
+    def handle_data(self, data):
+        if self._label and self.rows:
+            self.rows[-1][self._label] += data
+
+
+def table_rows(at) -> list[dict[str, str]]:
+    bodies = [h.proto.body for h in at.get("html")
+              if h.proto.body.startswith(f"<table class=\"{answer.KEY}\"")]
+    assert len(bodies) == 1, "one answer table"
+    parser = _Rows()
+    parser.feed(bodies[0])
+    return parser.rows
+
+
+def test_the_table_is_the_cli_json_for_every_service_and_endpoint():
+    rec = sizing.recommend(share.from_flat(ESTATE))
+    data = json.loads(json.dumps(cli.recommendation_json(rec), default=str))
+    at = go(new_app(ESTATE), "results")
+    no_exception(at)
+    rows = table_rows(at)
+    want = [(svc["name"], e["endpoint"], str(e["pool_size"]), str(e["max_overflow"]))
+            for svc in data["services"] for e in svc["engines"]]
+    assert [(r["_service"], r["_endpoint"], r["pool_size"], r["max_overflow"])
+            for r in rows] == want
+    for r in rows:
+        ep = next(e for e in data["endpoints"] if e["role"] == r["_endpoint"])
+        b = next(x for x in ep["by_service"] if x["service"] == r["_service"])
+        assert r["sees at everyone's peak"] == (f"{ep['worst_case']:,} of {ep['usable']:,}"
+                                                f"this service {b['worst_case']:,}")
+        assert r["headroom"] == f"{ep['usable'] - ep['worst_case']:,} to spare"
+        unit = "never" if b["breaks_at"] is None else f"{b['breaks_at']:,} instances"
+        assert r["breaks at"].startswith(unit + " today ")
+    # The table comes before any metric card or chart, and the copy holds the same rows.
+    code = [c.value for c in at.code if c.value.startswith("service\t")]
+    assert code == [answer.as_text(rec)]
+    assert len(code[0].splitlines()) == 1 + len(want)
+
+
+def test_errors_show_above_the_table_and_in_their_rows_never_green():
+    rec = sizing.recommend(share.from_flat(OVER))
+    errors = [w for w in rec.warnings if w.severity == "error"]
+    assert errors and all(ep.headroom >= 0 for ep in rec.endpoints)
+    at = go(new_app(OVER), "results")
+    no_exception(at)
+    shown = texts(at, "error")
+    for w in errors:
+        assert any(w.message in t for t in shown)
+    rows = table_rows(at)
+    assert rows and all("error" in r["class"] for r in rows)
+    assert all(r["headroom.class"] == "bad" and "see above" in r["headroom"] for r in rows)
+    assert "Nothing to fix" not in " ".join(texts(at, "success"))
+
+
+def test_visitor_text_in_the_table_is_escaped():
+    rec = sizing.recommend(share.from_flat(ESTATE))
+    s = rec.scenario
+    hostile = '<img src=x onerror="alert(1)">**bold**'
+    rec = replace(rec, scenario=replace(s, replicas=(replace(s.replicas[0], region=hostile),)))
+    out = answer.as_html(rec)
+    assert "<img" not in out and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in out
