@@ -55,10 +55,16 @@ def test_services_link_results_and_exports_fit_the_screen(app_url, browser, arti
         assert not problems, (label, width, problems)
         shoot(page, artifacts / f"services-w{width}-{label.split(' ')[0]}.png")
         if label == "3 Fleet":
-            table = page.locator(".st-key-services_table [data-testid='stDataFrame']")
-            table.wait_for(timeout=10_000)
-            box = table.bounding_box()
-            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1
+            # Each service a form: its essentials on screen, side by side, none cut off.
+            for i in (1, 2, 3):
+                for key in ("name", "kind", "app_instances", "max_app_instances", "workers"):
+                    field = page.locator(f".st-key-s{i}_{key}")
+                    field.wait_for(timeout=10_000)
+                    box = field.bounding_box()
+                    assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1
+            one = page.locator(".st-key-s1_app_instances").bounding_box()
+            most = page.locator(".st-key-s1_max_app_instances").bounding_box()
+            assert one and most and abs(one["y"] - most["y"]) < 2  # paired, also on a phone
         if label == "5 Results":
             # The answer table: every service's pool on every endpoint it uses.
             rows = page.locator("table.answer_table tbody tr")
