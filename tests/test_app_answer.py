@@ -116,3 +116,36 @@ def test_visitor_text_in_the_table_is_escaped():
     rec = replace(rec, scenario=replace(s, replicas=(replace(s.replicas[0], region=hostile),)))
     out = answer.as_html(rec)
     assert "<img" not in out and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in out
+
+
+# A replica of a smaller class than the primary: RDS refuses such a hot standby.
+SMALL_REPLICA = {"provider": "aws-rds", "instance_class": "db.r6g.xlarge", "replicas": "1",
+                 "replica_instance_class": "db.t4g.micro"}
+
+
+def test_a_refused_replica_is_flagged_on_the_replica_with_replica_fixes():
+    from wizard.model import ScenarioError
+
+    with pytest.raises(ScenarioError) as exc:
+        sizing.recommend(share.from_flat(SMALL_REPLICA))
+    assert exc.value.key.startswith("replica_")
+    # Chosen on step 3 (links are loaded by another part: ui/state.link_values).
+    at = new_app({k: v for k, v in SMALL_REPLICA.items() if k != "replica_instance_class"})
+    go(at, "topology")
+    at.selectbox(key="replica_class_0").set_value("db.t4g.micro").run()
+    no_exception(at)
+    # The error sits with the replica, whose fixes are a replica's: never a proxy or a
+    # bigger primary.
+    labels = [b.label for b in at.button]
+    assert "Use the primary's class and max_connections" in labels
+    assert not [x for x in labels if "proxy" in x or "bigger database" in x]
+    assert any(str(exc.value).split(" (")[0] in e for e in texts(at, "error"))
+    go(at, "results")
+    labels = [b.label for b in at.button]
+    assert "Fix the replica (step 3)" in labels
+    assert not [x for x in labels if "proxy" in x or "bigger database" in x]
+    go(at, "topology")
+    at.button(key="replica_same_0").click().run()
+    no_exception(at)
+    assert "replica_instance_class" not in dict(at.query_params)
+    assert sizing.recommend(share.from_flat(dict(at.query_params))).endpoint("replica-1")

@@ -43,6 +43,7 @@ def engine_rows(rec: Recommendation) -> list[dict]:
 FIX_STEPS = (("topology", "Change the fleet (step 3)"),
              ("proxy", "Add a pooling proxy (step 2)"),
              ("database", "Pick a bigger database (step 1)"))
+REPLICA_FIX = (("topology", "Fix the replica (step 3)"),)
 
 
 def show_error(error: str, fix: str, scenario: Scenario | None = None,
@@ -54,7 +55,11 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
         st.info(f"**Fix:** {md_escape(fix)}")
     if scenario is not None:
         st.caption(md_escape(budget.fleet_sentence(scenario)))
-    for step, label in FIX_STEPS:
+    where, _ = state._problem(state.flat_key(state.current_flat()))
+    # A refused replica is fixed on the replica (its class or max_connections, step 3),
+    # not with a proxy or a bigger primary.
+    steps = REPLICA_FIX if where == "replicas" else FIX_STEPS
+    for step, label in steps:
         if step != here:
             st.button(label, key=f"fix_go_{step}", on_click=state.go, args=(step,),
                       icon=":material/arrow_forward:")

@@ -527,7 +527,18 @@ FLAG_AT = {"replica_instance_class": "replicas", "replica_max_connections": "rep
 
 @st.cache_resource(max_entries=256, show_spinner=False)
 def _problem(key: tuple[tuple[str, str], ...]) -> tuple[str | None, str]:
-    param, message = culprit(dict(key))
+    """(widget to flag, message) of the value the core refuses: the parameter the core
+    names when it names one (a replica's max_connections below the primary's is the
+    replica's, not the primary class's), else the one culprit() finds."""
+    flat = dict(key)
+    try:
+        validate_link(flat)
+    except ScenarioError as exc:
+        if exc.key and (exc.key in FLAG_AT or is_param(exc.key)):
+            return FLAG_AT.get(exc.key, exc.key), app_words(str(exc))
+    except ValueError:
+        pass
+    param, message = culprit(flat)
     return FLAG_AT.get(param, param), app_words(message)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from wizard.ui import services, state
 from wizard.ui.labels import HELP
+from wizard.ui.text import md_escape
 
 KEEP = {"persist_state": "session"}
 
@@ -42,8 +45,45 @@ def _one_fleet() -> None:
                    "together against one budget. This fleet becomes the first service.")
 
 
+def replica_problem() -> tuple[int | None, str]:
+    """(replica number, message) when the core refuses one replica's values (it names the
+    replica first: "replica 2: ..."), else (None, message or "")."""
+    where, message = state._problem(state.flat_key(state.current_flat()))
+    if where != "replicas" or not message:
+        return None, ""
+    m = re.match(r"replica ([0-9]+):", message)
+    return (int(m.group(1)) if m else None), message
+
+
+def same_as_primary(i: int) -> None:
+    """Button callback: replica i takes the primary's class and its max_connections."""
+    st.session_state[f"replica_class_{i}"] = ""
+    st.session_state[f"replica_mc_{i}"] = None
+
+
+def clear_measured(i: int) -> None:
+    """Button callback: replica i's max_connections from its class's catalog again."""
+    st.session_state[f"replica_mc_{i}"] = None
+
+
+def _replica_fixes(i: int, message: str) -> None:
+    """Beside a refused replica: the core's message and the fixes for a replica (its class
+    or its max_connections), not a proxy or a bigger primary."""
+    st.error(md_escape(message), icon=":material/error:")
+    bar = st.container(horizontal=True, gap="small")
+    if st.session_state.get(f"replica_class_{i}"):
+        bar.button("Use the primary's class and max_connections", key=f"replica_same_{i}",
+                   on_click=same_as_primary, args=(i,), icon=":material/content_copy:")
+    if st.session_state.get(f"replica_mc_{i}") is not None:
+        bar.button("Clear its measured max_connections", key=f"replica_clear_mc_{i}",
+                   on_click=clear_measured, args=(i,), icon=":material/backspace:")
+
+
 def _replicas() -> None:
-    state.number_field(st.container(), "Read replicas", "replicas")
+    at, message = replica_problem()
+    st.number_input("Read replicas", key="replicas", help=HELP.get("replicas"), **state.WHOLE)
+    if at is None:
+        state.flag("replicas")
     n = state._count(st.session_state.get("replicas")) or 0
     if not 0 <= n <= state.MAX_REPLICAS:
         return  # flagged above; no widgets are drawn for a count the app refuses
@@ -64,3 +104,5 @@ def _replicas() -> None:
                           help="A label only, e.g. eu-west-1: a cross-region replica counts "
                                "the same way, with its own class and its own readers.",
                           max_chars=40, **KEEP)
+            if at == i + 1:
+                _replica_fixes(i, message)
