@@ -101,7 +101,7 @@ def test_the_charts_stack_services_and_show_who_breaks_first():
     for b in ep.by_service:  # every service is a part of the stack, with its worst case
         assert parts[b.service] == b.worst_case
     assert sum(parts.values()) == ep.max_connections  # the stack ends at max_connections
-    chart_tab(at, "Which service breaks it")
+    chart_tab(at, "Scale-out: which service breaks it")
     no_exception(at)
     data = chart_data(at)
     series = data["services"]

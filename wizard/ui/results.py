@@ -274,7 +274,10 @@ def chart_tabs(rec: Recommendation) -> list[tuple[str, str]]:
     """(tab label, chart kind) of the charts this scenario has."""
     tabs = [("Budget at the peak", "budget")]
     if not rec.single:
-        return [*tabs, ("Which service breaks it", "services")]
+        tabs.append(("Scale-out: which service breaks it", "services"))
+        if any(svc.rec.load is not None for svc in rec.services):
+            tabs.append(("Checkout waits", "wait"))
+        return tabs
     if rec.scenario.serverless:
         tabs.append(("Serverless concurrency", "serverless"))
     else:
@@ -295,6 +298,9 @@ def charts_section(rec: Recommendation) -> None:
         if not tab.open:
             continue
         with tab:
+            if kind == "wait" and not rec.single:
+                _service_waits(rec, charts)
+                continue
             spec = charts.spec(kind, rec)
             _draw(spec, f"chart_{kind}")
             if spec is not None:
@@ -305,6 +311,17 @@ def charts_section(rec: Recommendation) -> None:
                            "its own connection to the database (see the budget).")
     if rec.load is None and rec.single:
         st.caption("Give your traffic in step 4 to see how often a checkout waits.")
+
+
+def _service_waits(rec: Recommendation, charts: Any) -> None:
+    """Several services: the checkout-wait chart of each service given a load."""
+    for svc in rec.services:
+        if svc.rec.load is None:
+            st.caption(md_escape(f"{svc.name}: no load given, no wait chart."))
+            continue
+        st.markdown(f"**{md_escape(svc.name)}** ({md_escape(svc.kind)})")
+        _draw(charts.spec("wait", svc.rec), f"chart_wait_{svc.name}")
+    st.caption(charts.CAPTIONS["wait"])
 
 
 FOLDS = {"findings": "All findings", "budget": "The budget, step by step",

@@ -166,8 +166,12 @@ def _service(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) ->
         st.session_state[kind] = ("serverless" if row.get("serverless_concurrency")
                                   else "web")
     with st.container(border=True, key=f"service_{i}"):
+        # Two groups that wrap as wholes: on a phone the fleet's numbers (instances and
+        # autoscaling maximum above all) stay side by side under the name and kind.
         line = st.container(horizontal=True, gap="small", vertical_alignment="bottom")
-        with line:
+        who = line.container(horizontal=True, gap="small", width="content")
+        size = line.container(horizontal=True, gap="small", width="content")
+        with who:
             st.text_input("service", key=key(i, "name"), max_chars=40, width=100,
                           persist_state="session",
                           help="Lower-case letters, digits, - or _; it becomes the "
@@ -177,6 +181,7 @@ def _service(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) ->
                          help="web (requests), worker (queue consumers), cron (short jobs, "
                               "migrations: a small fixed share) or serverless (one "
                               "connection per invocation).")
+        with size:
             for name, label, width in ESSENTIALS:
                 _number(label, key(i, name), width=width,
                         placeholder="same" if name == "max_app_instances" else None)
