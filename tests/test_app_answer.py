@@ -149,3 +149,18 @@ def test_a_refused_replica_is_flagged_on_the_replica_with_replica_fixes():
     no_exception(at)
     assert "replica_instance_class" not in dict(at.query_params)
     assert sizing.recommend(share.from_flat(dict(at.query_params))).endpoint("replica-1")
+
+
+def test_supabase_says_the_supavisor_pool_size_and_clients_of_the_limit():
+    link = {"provider": "supabase", "instance_class": "Small",
+            "proxy": "supavisor-transaction", "app_instances": "20", "workers": "2"}
+    rec = sizing.recommend(share.from_flat(link))
+    ep = rec.endpoints[0]
+    assert ep.client_side.limit and ep.server_side.configured
+    at = go(new_app(link), "results")
+    no_exception(at)
+    (row,) = table_rows(at)
+    seen = row["sees at everyone's peak"]
+    assert f"clients on Supavisor: {ep.client_side.worst_case:,} of " \
+           f"{ep.client_side.limit:,}" in seen
+    assert f"set its pool size to {ep.server_side.configured:,}" in seen

@@ -32,6 +32,7 @@ class Row:
     max_overflow: str
     sees: str
     sees_own: str  # this service's part ("" for one fleet)
+    pooler: str  # its clients on the pooler against the pooler's limit, the pool size to set
     headroom: str
     over: bool  # the endpoint is over its usable connections
     breaks: str
@@ -68,6 +69,21 @@ def errors_for(rec: Recommendation, service: str, role: str) -> tuple[Finding, .
     return tuple(out)
 
 
+def _pooler(proxy: str | None, ep: EndpointBudget, shared: bool = False) -> str:
+    """ "clients on Supavisor: 200 of 400 · set its pool size to 36" from the endpoint's
+    proxy sides ("" without a pooler client limit); `shared`: the services' pooler."""
+    name = "Supavisor" if (proxy or "").startswith("supavisor") else "the pooler"
+    parts = []
+    c = ep.client_side
+    if c is not None and c.limit is not None:
+        parts.append(f"its clients on {name}: {c.worst_case:,} of {c.limit:,} shared" if shared
+                     else f"clients on {name}: {c.worst_case:,} of {c.limit:,}")
+    srv = ep.server_side
+    if srv is not None and srv.configured is not None and name == "Supavisor":
+        parts.append(f"set its pool size to {srv.configured:,} (Database Settings)")
+    return " · ".join(parts)
+
+
 def _headroom(ep: EndpointBudget) -> tuple[str, bool]:
     if ep.headroom >= 0:
         return f"{ep.headroom:,} to spare", False
@@ -91,7 +107,7 @@ def rows(rec: Recommendation) -> list[Row]:
                 "", "", ep.role, _where(rec, ep),
                 "NullPool" if null else str(eng.pool_size),
                 "–" if null else str(eng.max_overflow),
-                f"{ep.worst_case:,} of {ep.usable:,}", "", room, over,
+                f"{ep.worst_case:,} of {ep.usable:,}", "", _pooler(s.proxy, ep), room, over,
                 *_breaks(ep.breaks_at, s.fleet_size, s.serverless), rec.binding,
                 errors_for(rec, "", ep.role), i == 0, len(rec.endpoints)))
         return out
@@ -107,7 +123,8 @@ def rows(rec: Recommendation) -> list[Row]:
                 "NullPool" if null else str(b.pool_size),
                 "–" if null else str(b.max_overflow),
                 f"{ep.worst_case:,} of {ep.usable:,}", f"this service {b.worst_case:,}",
-                room, over, *_breaks(b.breaks_at, own.fleet_size, own.serverless),
+                _pooler(own.proxy, svc.rec.endpoint(role), shared=True), room, over,
+                *_breaks(b.breaks_at, own.fleet_size, own.serverless),
                 svc.rec.binding, errors_for(rec, svc.name, role), i == 0,
                 len(svc.endpoints)))
     return out
@@ -118,7 +135,7 @@ def as_text(rec: Recommendation) -> str:
     lines = ["\t".join(COLUMNS)]
     for r in rows(rec):
         flag = " (error: see above)" if r.errors else ""
-        own = f" ({r.sees_own})" if r.sees_own else ""
+        own = "".join(f" ({x})" for x in (r.sees_own, r.pooler) if x)
         lines.append("\t".join((r.service or "app", r.endpoint + r.where, r.pool_size,
                                 r.max_overflow, r.sees + own, r.headroom + flag,
                                 f"{r.breaks} ({r.today})", r.binds)))
@@ -175,7 +192,8 @@ def as_html(rec: Recommendation) -> str:
         cells.append(f'<td data-label="endpoint"><b>{_e(r.endpoint)}</b>{where}</td>')
         cells.append(f'<td class="num" data-label="pool_size">{_e(r.pool_size)}</td>')
         cells.append(f'<td class="num" data-label="max_overflow">{_e(r.max_overflow)}</td>')
-        own = f'<br><span class="kind">{_e(r.sees_own)}</span>' if r.sees_own else ""
+        own = "".join(f'<br><span class="kind">{_e(x)}</span>'
+                      for x in (r.sees_own, r.pooler) if x)
         cells.append(f'<td data-label="sees at everyone\'s peak"><span class="nw">{_e(r.sees)}'
                      f'</span>{own}</td>')
         if r.errors:
