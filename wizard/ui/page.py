@@ -120,8 +120,16 @@ def _sidebar(flat: dict[str, str]) -> None:
         st.caption("The same from the command line:")
         scenario = state.scenario_or_none(flat)
         if scenario is not None:
-            st.code(share.cli_command(scenario), language=None, wrap_lines=True)
+            st.code(cli_line(scenario), language=None, wrap_lines=True)
         st.button("Reset to defaults", key="reset", on_click=state.reset_defaults)
+
+
+def cli_line(scenario) -> str:
+    """The installed command that reproduces the scenario (several services: from the
+    scenario file the Export step downloads)."""
+    from wizard.export.render import installed_command
+
+    return installed_command(share.cli_command(scenario))
 
 
 def _context(flat: dict[str, str]) -> dict:
