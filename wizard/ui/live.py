@@ -35,16 +35,34 @@ def _live():
 _scrub = redact.scrub
 
 
+def changes(before: dict[str, str], overrides: dict[str, str]) -> list[str]:
+    """What applying `overrides` changes, in the Database step's words ("max_connections
+    1,741 → 1,000"); values that stay the same are left out."""
+    out = []
+    for key, new in overrides.items():
+        old = before.get(key, "")
+        if old == new:
+            continue
+        word = _WORDS.get(key, key)
+        out.append(f"{word} {old or 'not set'} → {new}" if key != "max_connections_source"
+                   else f"{word}: {new}")
+    return out
+
+
 def _apply(overrides: dict[str, str]) -> None:
-    flat = state.current_flat()
-    flat.update(overrides)
+    before = state.current_flat()
+    flat = {**before, **overrides}
     try:
         state.load_flat(flat)
     except ScenarioError as exc:
-        st.session_state["_live_msg"] = ("Could not apply the measured values: "
+        st.session_state["_live_msg"] = ("error", "Could not apply the measured values: "
                                          + md_escape(exc))
     else:
-        st.session_state["_live_msg"] = "Measured values applied: see the Database step."
+        done = changes(before, overrides)
+        st.session_state["_live_msg"] = ("ok", (
+            "Applied: " + "; ".join(md_escape(c, 200) for c in done) if done
+            else "The measured values were already the ones in use")
+            + ". Every step, the answer table and the findings now use them.")
 
 
 def url_to_keep(url: str) -> str:
@@ -207,6 +225,16 @@ def _show(live, report, overrides: dict[str, str], rec: Recommendation | None = 
                   args=(overrides,), type="primary")
         st.caption("This sets on the Database step: " + "; ".join(
             f"{_WORDS.get(k, k)} {md_escape(v, 80)}" for k, v in overrides.items()) + ".")
+    _applied()
+
+
+def _applied() -> None:
+    """Beside the button: what applying the measured values changed (or why it could not)."""
+    msg = st.session_state.pop("_live_msg", None)
+    if msg:
+        kind, text = msg
+        (st.success if kind == "ok" else st.error)(text, icon=":material/check_circle:"
+                                                   if kind == "ok" else ":material/error:")
 
 
 def _refusal(live) -> str | None:
@@ -237,6 +265,16 @@ def _fail(failure: BaseException, password: str, url: str, limits) -> None:
     st.info("**Fix:** " + md_escape(_scrub(fix, password, url), 600))
 
 
+def _port_refused(port: int) -> None:
+    """The port is the reason: say so, and where the operator allows ports (the list itself
+    stays with the operator)."""
+    st.error(f"Live check refused because of the port: this deployment does not allow "
+             f"live checks on port {port}.", icon=":material/block:")
+    st.info("**Fix:** check the port your app really connects to (the database's or its "
+            "pooler's), or ask the operator to add this one to "
+            "`POOLWISE_LIVE_ALLOWED_PORTS`.")
+
+
 def render(rec: Recommendation | None) -> None:
     st.subheader("Live check (optional)")
     live = _live()
@@ -256,9 +294,6 @@ def render(rec: Recommendation | None) -> None:
                "pre-ping. Nothing is written; every connection is closed at the end. The "
                "password is used for this check only and never stored or shown; the "
                "server's own credentials are never used.")
-    msg = st.session_state.pop("_live_msg", None)
-    if msg:
-        st.info(msg)
     roles = [e.role for e in rec.endpoints] if rec is not None else ["primary"]
     if "live_url" not in st.session_state:  # back from another step: the URL is still here
         st.session_state["live_url"] = st.session_state.get("_live_url_kept", "")
@@ -286,6 +321,7 @@ def render(rec: Recommendation | None) -> None:
                                           on_click=_take_secrets)
     url, password = st.session_state.pop("_live_pending", ("", ""))
     if submitted:
+        target = None
         try:
             target = live.parse_target(url, password or None)
             live.check_allowed(target)
@@ -295,6 +331,9 @@ def render(rec: Recommendation | None) -> None:
             st.error(md_escape(exc, 300))
             return
         except Exception as exc:
+            if getattr(exc, "code", "") == "port_not_allowed" and target is not None:
+                _port_refused(target.port)
+                return
             _fail(exc, password, url, limits)
             return
         failure = None

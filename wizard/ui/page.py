@@ -42,7 +42,10 @@ STEPS: dict[str, Step] = {
     "live": Step("Live check", lambda ctx: _lazy("live").render(ctx["rec"])),
 }
 ORDER = list(STEPS)
-HEAVY = ("altair", "wizard.charts", "wizard.ui.saved", "wizard.ui.live")
+# The live check's own imports (asyncpg, SQLAlchemy's async engine and asyncpg dialect) too:
+# cold, they made the first check settle seconds after the server was done.
+HEAVY = ("altair", "wizard.charts", "wizard.ui.saved", "wizard.ui.live", "wizard.live",
+         "sqlalchemy.dialects.postgresql.asyncpg")
 _warm = threading.Lock()
 _warmed: list[bool] = []
 
