@@ -230,7 +230,13 @@ def test_saved_and_compare_take_an_estate():
     rows = charts.compare_rows({"estate": estate, "one": one})
     mine = [r for r in rows if r["scenario"] == "estate"]
     assert [r["worst_case"] for r in mine] == [ep.worst_case for ep in estate.endpoints]
-    assert mine[0]["pool_size"] is None  # each service has its own: no one pool to show
+    # Each service's own pools on the endpoint, never "None".
+    want = " · ".join(f"{v.name} {v.rec.engine('primary').pool_size} + "
+                      f"{v.rec.engine('primary').max_overflow}" for v in estate.services)
+    assert mine[0]["pools"] == want
+    theirs = [r for r in rows if r["scenario"] == "one"]
+    eng = one.engine("primary")
+    assert theirs[0]["pools"] == f"{eng.pool_size} + {eng.max_overflow}"
     assert "3 services" in mine[0]["setup"]
     charts.compare_chart({"estate": estate, "one": one}).to_dict()
     # Saved scenarios are the flat parameters: every service comes back when loaded.

@@ -519,16 +519,26 @@ def compare_rows(recs_by_name: Mapping[str, Recommendation]) -> list[dict]:
         setup = (f"{s.provider} {s.instance_class or 'measured'}"
                  f"{'' if s.proxy == 'none' else ' + ' + s.proxy} · {fleet}")
         for ep in rec.endpoints:
-            # Several services: each has its own pool (the Results step lists them).
-            eng = rec.engine(ep.role) if rec.single else None
             rows.append({"scenario": name, "setup": setup, "endpoint": ep.role,
                          "max_connections": ep.max_connections, "usable": ep.usable,
-                         "processes": ep.processes,
-                         "pool_size": eng.pool_size if eng else None,
-                         "max_overflow": eng.max_overflow if eng else None,
+                         "processes": ep.processes, "pools": pools_words(rec, ep),
                          "worst_case": ep.worst_case, "headroom": ep.headroom,
                          **_shares(ep)})
     return rows
+
+
+def pools_words(rec: Recommendation, ep: EndpointBudget) -> str:
+    """The pools on an endpoint as text: "7 + 2" (pool_size + max_overflow), "NullPool",
+    or each service's ("api 7 + 2 · queue 14 + 6"); "–" when none."""
+    def one(eng) -> str:
+        return "NullPool" if eng.poolclass == "NullPool" else \
+            f"{eng.pool_size} + {eng.max_overflow}"
+
+    if rec.single:
+        return one(rec.engine(ep.role))
+    parts = [f"{svc.name} {one(svc.rec.engine(ep.role))}" for svc in rec.services
+             if ep.role in svc.endpoints]
+    return " · ".join(parts) or "–"
 
 
 def _shares(ep: EndpointBudget) -> dict[str, float]:
@@ -557,8 +567,7 @@ def compare_chart(recs_by_name: Mapping[str, Recommendation]) -> alt.LayerChart:
            alt.Tooltip(field="worst_case", type="quantitative", format=","),
            alt.Tooltip(field="usable", type="quantitative", format=","),
            alt.Tooltip(field="headroom", type="quantitative", format=","),
-           alt.Tooltip(field="pool_size", type="quantitative"),
-           alt.Tooltip(field="max_overflow", type="quantitative")]
+           alt.Tooltip(field="pools", type="nominal")]
     bars = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
         x=alt.X(field="share", type="quantitative", stack="zero",
                 title="share of each endpoint's usable connections",
