@@ -164,3 +164,19 @@ def test_supabase_says_the_supavisor_pool_size_and_clients_of_the_limit():
     assert f"clients on Supavisor: {ep.client_side.worst_case:,} of " \
            f"{ep.client_side.limit:,}" in seen
     assert f"set its pool size to {ep.server_side.configured:,}" in seen
+
+
+def test_a_finding_the_export_answers_comes_after_the_others_and_says_so():
+    link = {"provider": "supabase", "instance_class": "Small",
+            "proxy": "supavisor-transaction", "rps": "200", "hold_ms": "30"}
+    rec = sizing.recommend(share.from_flat(link))
+    codes = [w.code for w in rec.warnings if w.severity == "warning"]
+    assert codes[0] == "PREPARED_STATEMENTS_TXN_POOLER" and len(codes) > 1  # the core's order
+    prepared = rec.warnings[0]
+    at = go(new_app(link), "results")
+    no_exception(at)
+    warned = texts(at, "warning")
+    assert warned and "prepared" not in warned[0]
+    done = [t for t in texts(at, "info") if t.startswith("Already in the exported module")]
+    assert len(done) == 1 and prepared.message in done[0]
+    assert all("statement_cache_size" in e.connect_args for e in rec.engines)

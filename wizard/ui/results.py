@@ -20,7 +20,7 @@ from wizard.model import (
 )
 from wizard.ui import answer as table
 from wizard.ui import state
-from wizard.ui.labels import FIX_STEP, SEVERITY_ICON, STEP_NAMES
+from wizard.ui.labels import EXPORT_ANSWERS, FIX_STEP, SEVERITY_ICON, STEP_NAMES
 from wizard.ui.text import md_escape
 
 TOP_FINDINGS = 3
@@ -117,7 +117,19 @@ def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
                               f"today's autoscaling maximum: {peak:,}."))
 
 
-def _finding(w: Finding, i: int, with_button: bool = True) -> None:
+def exported(rec: Recommendation, w: Finding) -> bool:
+    """Whether the exported module already does what the finding asks (EXPORT_ANSWERS):
+    every engine it exports carries the setting."""
+    key = EXPORT_ANSWERS.get(w.code)
+    engines = [e for v in rec.services for e in v.rec.engines] or list(rec.engines)
+    return bool(key and engines and all(key in e.connect_args for e in engines))
+
+
+def _finding(w: Finding, i: int, with_button: bool = True, done: bool = False) -> None:
+    if done:
+        st.info(f"Already in the exported module: {md_escape(w.fix)}  \n"
+                f"{md_escape(w.message)}", icon=":material/task_alt:")
+        return
     show = {"error": st.error, "warning": st.warning}.get(w.severity, st.info)
     show(f"{md_escape(w.message)}  \n**Fix:** {md_escape(w.fix)}",
          icon=SEVERITY_ICON.get(w.severity))
@@ -162,10 +174,12 @@ def answer(rec: Recommendation) -> None:
         sentence = sizing.break_sentence(rec)
         if sentence:
             st.info(md_escape(sentence), icon=":material/trending_up:")
-        # checks.run_checks lists errors first, then warnings, then info.
-        top = [w for w in rec.warnings if w.severity == "warning"][:TOP_FINDINGS]
+        # checks.run_checks lists errors first, then warnings, then info; a warning the
+        # exported module already answers comes after the others, said to be done.
+        warns = [w for w in rec.warnings if w.severity == "warning"]
+        top = sorted(warns, key=lambda w: exported(rec, w))[:TOP_FINDINGS]
         for i, w in enumerate(top):
-            _finding(w, i)
+            _finding(w, i, done=exported(rec, w))
         if not top and not errors:
             st.success("Nothing to fix: every endpoint fits at the autoscaling peak.",
                        icon=":material/check_circle:")
