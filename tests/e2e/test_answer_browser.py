@@ -88,4 +88,13 @@ def test_estate_answer_table_in_the_first_screen(app_url, browser, tmp_path, wid
     assert not problems, problems
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / f"answer-w{width}.png"))
+    # The share link: in the sidebar on a laptop, from the page itself on a phone.
+    share_button = page.locator(".st-key-phone_share button")
+    if width == 390:
+        share_button.click()
+        link = page.locator("[data-testid='stPopoverBody'] code").first
+        link.wait_for(timeout=10_000)
+        assert "s1_name=api" in link.inner_text().replace("\n", "")
+    else:
+        assert not share_button.is_visible()
     page.close()

@@ -95,7 +95,7 @@ def _freeze_new_modules() -> None:
 # Streamlit stacks columns below 640 px: there the result beside the inputs would sit
 # below all of them, so a one-line version with a jump link goes above them instead.
 PHONE_CSS = """<style>
-@media (min-width: 640px) { .st-key-phone_summary { display: none; } }
+@media (min-width: 640px) { .st-key-phone_summary, .st-key-phone_share { display: none; } }
 </style>"""
 
 
@@ -109,17 +109,28 @@ def _nav_buttons(step: str) -> None:
                   type="primary")
 
 
+def _link(flat: dict[str, str]) -> str:
+    try:
+        base = (st.context.url or "").split("?")[0]
+    except Exception:  # no browser context (AppTest)
+        base = ""
+    return f"{base}?{urlencode(flat)}"
+
+
+def _phone_share(flat: dict[str, str]) -> None:
+    """On a phone (the sidebar folded away): the share link from the page itself."""
+    with st.container(key="phone_share"):
+        with st.popover("Share this scenario", icon=":material/share:"):
+            st.caption("The whole scenario (never a password): send it to a colleague.")
+            st.code(_link(flat), language=None, wrap_lines=True)
+
+
 def _sidebar(flat: dict[str, str]) -> None:
     with st.sidebar:
         st.markdown("### Share")
-        try:
-            base = (st.context.url or "").split("?")[0]
-        except Exception:  # no browser context (AppTest)
-            base = ""
-        query = urlencode(flat)
         st.caption("The address bar always holds the whole scenario (never a password): "
                    "send it to a colleague.")
-        st.code(f"{base}?{query}", language=None, wrap_lines=True)
+        st.code(_link(flat), language=None, wrap_lines=True)
         st.caption("The same from the command line:")
         scenario = state.scenario_or_none(flat)
         if scenario is not None:
@@ -156,8 +167,8 @@ def main() -> None:
         st.success(md_escape(flash), icon=":material/check_circle:")
     step = st.radio("Step", ORDER, key=state.STEP_KEY, format_func=lambda s: STEPS[s].label,
                     horizontal=True, label_visibility="collapsed")
+    st.html(PHONE_CSS)
     if STEPS[step].beside_result:
-        st.html(PHONE_CSS)
         phone = st.container(key="phone_summary")
         left, right = st.columns([3, 2], gap="large")
         with left:
@@ -172,6 +183,7 @@ def main() -> None:
         ctx = _context(state.current_flat())
         STEPS[step].render(ctx)
     _nav_buttons(step)
+    _phone_share(ctx["flat"])
     state.sync_query_params(ctx["flat"])
     _sidebar(ctx["flat"])
     _warm_up()
