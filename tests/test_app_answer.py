@@ -180,3 +180,23 @@ def test_a_finding_the_export_answers_comes_after_the_others_and_says_so():
     done = [t for t in texts(at, "info") if t.startswith("Already in the exported module")]
     assert len(done) == 1 and prepared.message in done[0]
     assert all("statement_cache_size" in e.connect_args for e in rec.engines)
+
+
+def test_fix_it_in_goes_to_the_step_and_highlights_the_field():
+    from tests.test_app import open_details
+    from wizard.ui.labels import FIX_FIELD
+
+    link = {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+    rec = sizing.recommend(share.from_flat(link))
+    i = next(i for i, w in enumerate(rec.warnings) if w.code == "WORKERS_COUNTED")
+    at = open_details(go(new_app(link), "results"))
+    at.button(key=f"finding_go_{200 + i}").click().run()
+    no_exception(at)
+    assert at.radio(key="step").value == "topology"
+    bodies = [h.proto.body for h in at.get("html")]
+    field = FIX_FIELD["WORKERS_COUNTED"]
+    assert any(f".st-key-{field} {{ outline" in b for b in bodies)
+    assert any(f"querySelector('.st-key-{field}')" in b and "scrollIntoView" in b
+               for b in bodies)
+    at.run()  # once only: the next run draws no highlight
+    assert not any("outline" in h.proto.body for h in at.get("html"))

@@ -109,6 +109,34 @@ def _nav_buttons(step: str) -> None:
                   type="primary")
 
 
+FOCUS_CSS = """<style>
+.st-key-{key} {{ outline: 3px solid #ff4b4b; outline-offset: 4px; border-radius: 6px;
+  scroll-margin-top: 6rem; }}
+</style>"""
+# Scrolls the highlighted field into view once it is drawn (the key is one of the app's
+# own widget keys, labels.FIX_FIELD: never visitor text).
+FOCUS_JS = """<script>
+(function () {{
+  let tries = 0;
+  const find = () => {{
+    const el = document.querySelector('.st-key-{key}');
+    if (el) {{ el.scrollIntoView({{block: 'center', behavior: 'smooth'}}); return; }}
+    if (++tries < 40) setTimeout(find, 100);
+  }};
+  find();
+}})();
+</script>"""
+
+
+def focus() -> None:
+    """After "Fix it in ...": outline the field to fix (this run only) and scroll to it."""
+    key = st.session_state.pop(state.FOCUS_KEY, None)
+    if not key or not str(key).replace("_", "").isalnum():
+        return
+    st.html(FOCUS_CSS.format(key=key))
+    st.html(FOCUS_JS.format(key=key), unsafe_allow_javascript=True)
+
+
 def _link(flat: dict[str, str]) -> str:
     try:
         base = (st.context.url or "").split("?")[0]
@@ -168,6 +196,7 @@ def main() -> None:
     step = st.radio("Step", ORDER, key=state.STEP_KEY, format_func=lambda s: STEPS[s].label,
                     horizontal=True, label_visibility="collapsed")
     st.html(PHONE_CSS)
+    focus()
     if STEPS[step].beside_result:
         phone = st.container(key="phone_summary")
         left, right = st.columns([3, 2], gap="large")

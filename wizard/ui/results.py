@@ -20,7 +20,7 @@ from wizard.model import (
 )
 from wizard.ui import answer as table
 from wizard.ui import state
-from wizard.ui.labels import EXPORT_ANSWERS, FIX_STEP, SEVERITY_ICON, STEP_NAMES
+from wizard.ui.labels import EXPORT_ANSWERS, FIX_FIELD, FIX_STEP, SEVERITY_ICON, STEP_NAMES
 from wizard.ui.text import md_escape
 
 TOP_FINDINGS = 3
@@ -136,7 +136,8 @@ def _finding(w: Finding, i: int, with_button: bool = True, done: bool = False) -
     step = FIX_STEP.get(w.code)
     if with_button and step:
         st.button(f"Fix it in {STEP_NAMES[step]}", key=f"finding_go_{i}", on_click=state.go,
-                  args=(step,), icon=":material/arrow_forward:", type="tertiary")
+                  args=(step, FIX_FIELD.get(w.code)), icon=":material/arrow_forward:",
+                  type="tertiary")
 
 
 _where = table._where

@@ -50,9 +50,15 @@ FLASH_KEY = "_flash"  # one-run success message shown above the steps
 STEP_KEY = "step"
 
 
-def go(step: str) -> None:
-    """Button callback: switch the wizard to another step."""
+def go(step: str, field: str | None = None) -> None:
+    """Button callback: switch the wizard to another step (and, with `field`, scroll to
+    that widget and highlight it once: page.focus)."""
     st.session_state[STEP_KEY] = step
+    if field:
+        st.session_state[FOCUS_KEY] = field
+
+
+FOCUS_KEY = "_focus"  # a widget key to scroll to and highlight on the next run
 
 
 def class_names(provider: str) -> list[str]:
