@@ -22,6 +22,13 @@ def render() -> None:
     _replicas()
 
 
+def pair():
+    """Two cells of one row that share its width on every screen (a horizontal container
+    does not stack below 640 px as st.columns does)."""
+    row = st.container(horizontal=True, gap="small")
+    return row.container(), row.container()
+
+
 def _one_fleet() -> None:
     """The one-service form (the flags), and the way to several services."""
     st.toggle("Serverless (one process per invocation)", key="serverless_on",
@@ -29,12 +36,15 @@ def _one_fleet() -> None:
     if st.session_state.get("serverless_on"):
         state.number_field(st.container(), "Peak concurrent invocations", "serverless_concurrency")
     else:
-        c1, c2 = st.columns(2)
+        # Pairs in rows that stay side by side on a phone too (st.columns would stack them).
+        c1, c2 = pair()
         state.number_field(c1, "App instances (normal)", "app_instances")
         state.number_field(c2, "Autoscaling maximum", "max_app_instances", value=None,
                            placeholder="no autoscaling")
+        c1, c2 = pair()
         state.number_field(c1, "Workers per instance", "workers")
         state.number_field(c2, "Engines per process", "engines")
+        c1, c2 = pair()
         with c1:
             st.slider("Rolling-deploy surge (%)", 0, 100, step=5, key="deploy_surge_percent",
                       help=HELP["deploy_surge_percent"], **KEEP)
