@@ -200,3 +200,17 @@ def test_fix_it_in_goes_to_the_step_and_highlights_the_field():
                for b in bodies)
     at.run()  # once only: the next run draws no highlight
     assert not any("outline" in h.proto.body for h in at.get("html"))
+
+
+def test_a_replica_measured_below_a_measured_primary_offers_the_primary_value():
+    link = {"provider": "self-hosted", "instance_class": "", "max_connections": "400",
+            "replicas": "1"}
+    at = go(new_app(link), "topology")
+    at.number_input(key="replica_mc_0").set_value(100).run()
+    no_exception(at)
+    labels = [b.label for b in at.button]
+    assert "Use the primary's max_connections (400) for this replica" in labels
+    at.button(key="replica_primary_mc_0").click().run()
+    no_exception(at)
+    assert dict(at.query_params).get("replica_max_connections") == "400"
+    assert sizing.recommend(share.from_flat(dict(at.query_params)))

@@ -84,3 +84,21 @@ def test_applying_says_what_changed_beside_the_button_and_the_table_follows(pg: 
     (row,) = table_rows(at)
     ep = rec.endpoint("primary")
     assert row["sees at everyone's peak"].startswith(f"{ep.worst_case:,} of {ep.usable:,}")
+
+
+def test_a_transaction_pooler_the_plan_already_uses_is_said_to_match():
+    from types import SimpleNamespace
+
+    detected = SimpleNamespace(
+        kind="transaction-pooler", named_statements_break=True, cache_off_works=True,
+        driver_error='prepared statement "__asyncpg_stmt_1__" does not exist',
+        message="A transaction-mode pooler: ... Pick a transaction-mode proxy type (...).")
+    planned = sizing.recommend(share.from_flat({
+        "provider": "self-hosted", "instance_class": "default", "max_connections": "300",
+        "proxy": "pgbouncer-transaction"}))
+    words = live.pooler_words(detected, planned, "primary")
+    assert "matches the plan (pgbouncer-transaction)" in words and "Pick" not in words
+    assert "statement caches off, which works (checked)" in words
+    direct = sizing.recommend(share.from_flat({
+        "provider": "self-hosted", "instance_class": "default", "max_connections": "300"}))
+    assert live.pooler_words(detected, direct, "primary") == detected.message

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from wizard import redact
-from wizard.model import Recommendation, ScenarioError
+from wizard.model import TRANSACTION_POOLERS, Recommendation, ScenarioError
 from wizard.ui import state
 from wizard.ui.text import md_escape
 
@@ -178,6 +178,27 @@ def _usage(live, report, rec: Recommendation | None, role: str) -> None:
         st.caption(md_escape(note, 600))
 
 
+def pooler_words(p, rec: Recommendation | None, role: str) -> str:
+    """The pooler detection in words; when the plan already goes through a transaction-mode
+    proxy on this endpoint, say that it matches instead of advising to pick one."""
+    proxies = set()
+    if rec is not None:
+        plans = [v.rec.scenario for v in rec.services if role in v.endpoints] \
+            or [rec.scenario]
+        proxies = {s.proxy for s in plans}
+    planned = sorted(proxies & TRANSACTION_POOLERS)
+    if p.kind != "transaction-pooler" or not planned:
+        return p.message
+    said = (f"a transaction-mode pooler, which matches the plan ({', '.join(planned)}). ")
+    if p.named_statements_break:
+        said += (f"Named prepared statements break here ({p.driver_error}); the exported "
+                 "module keeps asyncpg's statement caches off, which "
+                 + ("works (checked)." if p.cache_off_works else "it needs."))
+    else:
+        said += "Prepared statements keep working through it."
+    return said[0].upper() + said[1:]
+
+
 def _exhaustion_words(e) -> str:
     """The exhaustion proof in a sentence."""
     if not e.timed_out:
@@ -206,7 +227,7 @@ def _show(live, report, overrides: dict[str, str], rec: Recommendation | None = 
     _against_plan(report, overrides, rec, role)
     _usage(live, report, rec, role)
     if report.pooler is not None:
-        st.info(f"Pooler: {md_escape(report.pooler.message, 600)}")
+        st.info(f"Pooler: {md_escape(pooler_words(report.pooler, rec, role), 600)}")
     if report.pre_ping is not None:
         p = report.pre_ping
         st.caption(f"pool_pre_ping: checkout p50 {p.pre_ping_checkout.p50_ms:.2f} ms with it, "

@@ -71,6 +71,11 @@ def same_as_primary(i: int) -> None:
     st.session_state[f"replica_mc_{i}"] = None
 
 
+def primary_measured(i: int, n: int) -> None:
+    """Button callback: replica i's max_connections is the primary's measured value."""
+    st.session_state[f"replica_mc_{i}"] = n
+
+
 def clear_measured(i: int) -> None:
     """Button callback: replica i's max_connections from its class's catalog again."""
     st.session_state[f"replica_mc_{i}"] = None
@@ -84,6 +89,12 @@ def _replica_fixes(i: int, message: str) -> None:
     if st.session_state.get(f"replica_class_{i}"):
         bar.button("Use the primary's class and max_connections", key=f"replica_same_{i}",
                    on_click=same_as_primary, args=(i,), icon=":material/content_copy:")
+    primary = state._count(st.session_state.get("max_connections")) \
+        if st.session_state.get("mc_mode") == "measured" else None
+    if primary:
+        bar.button(f"Use the primary's max_connections ({primary:,}) for this replica",
+                   key=f"replica_primary_mc_{i}", on_click=primary_measured,
+                   args=(i, primary), icon=":material/content_copy:")
     if st.session_state.get(f"replica_mc_{i}") is not None:
         bar.button("Clear its measured max_connections", key=f"replica_clear_mc_{i}",
                    on_click=clear_measured, args=(i,), icon=":material/backspace:")
