@@ -154,6 +154,7 @@ table.answer_table td.num { font-variant-numeric: tabular-nums; font-weight: 700
   font-size: 1.05rem; white-space: nowrap; }
 table.answer_table td.ok { color: #1a7f37; }
 table.answer_table td.bad, table.answer_table .err { color: #cf222e; font-weight: 600; }
+table.answer_table td.bad .nw { font-weight: 400; }
 table.answer_table td.binds { font-size: 0.8rem; }
 table.answer_table .kind { opacity: 0.7; font-size: 0.78rem; }
 table.answer_table .nw { white-space: nowrap; }
@@ -199,8 +200,8 @@ def as_html(rec: Recommendation) -> str:
         if r.errors:
             word = "error" if len(r.errors) == 1 else f"{len(r.errors)} errors"
             cells.append(f'<td class="bad" data-label="headroom"><span class="nw">'
-                         f'{_e(r.headroom)}</span> <span class="err">{word}: see above'
-                         f'</span></td>')
+                         f'{_e(r.headroom)} with these pools</span><br>'
+                         f'<span class="err">⚠ {word}: see above</span></td>')
         else:
             cells.append(f'<td class="{"bad" if r.over else "ok"}" data-label="headroom">'
                          f'<span class="nw">{_e(r.headroom)}</span></td>')
