@@ -98,3 +98,50 @@ def test_estate_answer_table_in_the_first_screen(app_url, browser, tmp_path, wid
     else:
         assert not share_button.is_visible()
     page.close()
+
+
+# Every word of a label, a table header or a metric label on one line: none is broken
+# mid-word ("max_connec / tions") or cut by an ellipsis.
+BROKEN_WORDS_JS = """() => {
+  const out = [];
+  const sel = ['[data-testid="stWidgetLabel"]', 'table.answer_table th',
+               '[data-testid="stMetricLabel"]', 'table.answer_table td[data-label]'];
+  for (const el of document.querySelectorAll(
+      sel.map(s => '[data-testid="stMain"] ' + s).join(', '))) {
+    if (!el.getClientRects().length) continue;
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    let node;
+    while ((node = walker.nextNode())) {
+      let at = 0;
+      for (const part of node.textContent.split(/(\\s+)/)) {
+        if (part.trim().length > 3) {
+          const r = document.createRange();
+          r.setStart(node, at);
+          r.setEnd(node, at + part.length);
+          const tops = new Set([...r.getClientRects()].filter(x => x.width > 0)
+                               .map(x => Math.round(x.top)));
+          if (tops.size > 1) out.push(part);
+        }
+        at += part.length;
+      }
+    }
+    const p = el.querySelector('p') || el;
+    if (p.scrollWidth > p.clientWidth + 1 && getComputedStyle(p).textOverflow === 'ellipsis')
+      out.push('cut: ' + p.innerText);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_no_label_is_broken_mid_word(app_url, browser, width):
+    w, h = SIZES[width]
+    page = browser.new_context(viewport={"width": w, "height": h}).new_page()
+    page.goto(f"{app_url}/?{urlencode(ESTATE)}")
+    page.wait_for_selector(".st-key-provider", timeout=30_000)
+    settle(page)
+    for label in ("1 Database", "3 Fleet", "5 Results"):
+        step(page, label)
+        broken = page.evaluate(BROKEN_WORDS_JS)
+        assert not broken, (label, width, broken)
+    page.close()
