@@ -214,3 +214,19 @@ def test_a_replica_measured_below_a_measured_primary_offers_the_primary_value():
     no_exception(at)
     assert dict(at.query_params).get("replica_max_connections") == "400"
     assert sizing.recommend(share.from_flat(dict(at.query_params)))
+
+
+def test_one_fleet_error_is_never_beside_a_green_headroom():
+    link = {"provider": "self-hosted", "instance_class": "default", "max_connections": "100",
+            "app_instances": "4", "workers": "2", "current_pool_size": "20",
+            "current_max_overflow": "10"}
+    rec = sizing.recommend(share.from_flat(link))
+    assert [w.severity for w in rec.warnings][0] == "error" and rec.endpoints[0].headroom >= 0
+    at = go(new_app(link), "results")
+    no_exception(at)
+    seen = [m for m in at.metric if m.label == "database sees at peak"]
+    assert seen and all("error above" in m.delta for m in seen)
+    colors = seen[0].proto.DESCRIPTOR.fields_by_name["color"].enum_type.values_by_number
+    assert {colors[m.proto.color].name for m in seen} == {"RED"}
+    (row,) = table_rows(at)
+    assert row["headroom.class"] == "bad"

@@ -87,12 +87,14 @@ def _pool_metrics(eng: EngineSettings) -> Any:
     return row
 
 
-def _seen_metrics(row: Any, ep: EndpointBudget) -> None:
-    """What the database sees at the peak against its usable connections, added to `row`."""
+def _seen_metrics(row: Any, ep: EndpointBudget, error: bool = False) -> None:
+    """What the database sees at the peak against its usable connections, added to `row`;
+    with an error on the endpoint the headroom is never green (the error says why)."""
+    spare = ep.headroom >= 0
     row.metric("database sees at peak", f"{ep.worst_case:,}", width=METRIC_WIDTH,
-               delta=(f"{ep.headroom:,} to spare" if ep.headroom >= 0 else
-                      f"{-ep.headroom:,} over"),
-               delta_color="normal" if ep.headroom >= 0 else "inverse",
+               delta=(f"{ep.headroom:,} to spare" if spare else f"{-ep.headroom:,} over")
+               + (", error above" if error else ""),
+               delta_color="inverse" if error or not spare else "normal",
                delta_arrow="off", help=md_escape(ep.explanation))
     row.metric("usable", f"{ep.usable:,}", width=METRIC_WIDTH,
                help=md_escape(f"max_connections {ep.max_connections:,} ("
@@ -100,10 +102,11 @@ def _seen_metrics(row: Any, ep: EndpointBudget) -> None:
                               f"{r.count} {r.name}" for r in ep.reserves)))
 
 
-def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
+def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None,
+             error: bool = False) -> None:
     """The answer for one endpoint, as metrics that wrap two to a row on a phone."""
     row = _pool_metrics(eng)
-    _seen_metrics(row, ep)
+    _seen_metrics(row, ep, error)
     if ep.client_side is not None:
         row.metric("clients open", f"{ep.client_side.worst_case:,}", width=METRIC_WIDTH,
                    help=md_escape(ep.client_side.detail))
@@ -190,7 +193,7 @@ def answer(rec: Recommendation) -> None:
         if rec.single:
             for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
                 st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
-                _metrics(ep, eng, peak)
+                _metrics(ep, eng, peak, bool(table.errors_for(rec, "", ep.role)))
         else:
             with st.expander("Each service as metric cards"):
                 services_answer(rec, sentence=False)
@@ -226,7 +229,8 @@ def services_answer(rec: Recommendation, sentence: bool = True) -> None:
     service's pool on it; the core's sentence on which service breaks it first."""
     for ep in rec.endpoints:
         st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
-        _seen_metrics(st.container(horizontal=True, gap="small"), ep)
+        _seen_metrics(st.container(horizontal=True, gap="small"), ep,
+                      any(table.errors_for(rec, b.service, ep.role) for b in ep.by_service))
         for b in ep.by_service:
             st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind})"))
             _service_metrics(rec, ep, b)
@@ -269,7 +273,7 @@ def summary(rec: Recommendation | None, error: str, fix: str,
         for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
             if len(rec.endpoints) > 1:
                 st.caption(md_escape(ep.role))
-            _metrics(ep, eng, peak)
+            _metrics(ep, eng, peak, bool(table.errors_for(rec, "", ep.role)))
     st.caption(md_escape(f"Primary: max_connections {rec.endpoints[0].max_connections:,}, "
                      f"{rec.endpoints[0].max_connections_source}."))
     errors = [w for w in rec.warnings if w.severity == "error"]
