@@ -282,6 +282,8 @@ def test_wait_chart_never_goes_below_zero_and_its_legend_is_never_cut():
     spec = charts.spec("wait", rec)
     y = spec["layer"][0]["encoding"]["y"]
     assert y["scale"]["domainMin"] == 0 and y["scale"]["clamp"] is True
+    # End labels centred on their ticks: flush, "0 %" sat above the line the curve ends on.
+    assert y["axis"]["labelFlush"] is False
     legend = spec["layer"][1]["encoding"]["color"]["legend"]
     assert legend["labelLimit"] == 0 and legend["columns"] == 1
 

@@ -488,7 +488,10 @@ def _wait() -> alt.LayerChart:
     curve = alt.Chart(alt.Data(name="curve")).mark_line(point=True).encode(
         x=x,
         y=alt.Y(field="p_wait", type="quantitative", title="P(checkout waits)",
-                axis=alt.Axis(format="%"), scale=alt.Scale(domainMin=0, clamp=True)),
+                # labelFlush off: the theme's flush end labels sat above the 0 % line and
+                # under the 100 % one, so the curve looked below 0 % and above 100 %.
+                axis=alt.Axis(format="%", labelFlush=False),
+                scale=alt.Scale(domainMin=0, clamp=True)),
         tooltip=[alt.Tooltip(field="pool_size", type="quantitative"),
                  alt.Tooltip(field="p_wait", type="quantitative", format=".1%")],
     )
