@@ -145,3 +145,22 @@ def test_no_label_is_broken_mid_word(app_url, browser, width):
         broken = page.evaluate(BROKEN_WORDS_JS)
         assert not broken, (label, width, broken)
     page.close()
+
+
+def test_a_fraction_typed_in_a_service_field_is_kept_and_refused_beside_it(app_url, browser):
+    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    page.goto(f"{app_url}/?{urlencode(ESTATE)}")
+    page.wait_for_selector(".st-key-provider", timeout=30_000)
+    settle(page)
+    step(page, "3 Fleet")
+    field = page.locator(".st-key-s1_app_instances input")
+    field.fill("2.5")
+    field.press("Enter")
+    settle(page)
+    assert page.locator(".st-key-s1_app_instances input").input_value() == "2.5"
+    alert = page.locator(".st-key-service_1 [data-testid='stAlert']")
+    assert "must be a whole number, got '2.5'" in alert.inner_text()
+    # Beside the field: the refusal is drawn right under the service's row.
+    box, where = alert.bounding_box(), page.locator(".st-key-s1_app_instances").bounding_box()
+    assert box and where and 0 < box["y"] - (where["y"] + where["height"]) < 120
+    page.close()
