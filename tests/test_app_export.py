@@ -71,3 +71,15 @@ def test_the_sidebar_and_export_step_give_the_installed_command():
     assert "poolwise export --scenario poolwise-scenario.toml --service worker -o " \
            "db_worker.py" in cli
     assert "python -m wizard" not in cli
+
+
+def test_the_report_reproduces_with_the_installed_command_and_the_real_file():
+    from wizard.export import render_report
+
+    rec = sizing.recommend(share.from_flat(ESTATE))
+    worker = rec.service("worker")
+    text = render_report(worker.rec, estate=rec.scenario, service="worker",
+                         generated_on="2026-01-01")
+    assert ("Reproduce: `poolwise export --scenario poolwise-scenario.toml --service worker "
+            "--kind report -o report.md`") in text
+    assert "SCENARIO.toml" not in text and "python -m wizard" not in text

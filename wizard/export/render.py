@@ -419,7 +419,7 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
     out = [f"{title} via {s.proxy}",
            "",
            f"Generated on {generated_on} by poolwise {wizard.__version__}. {opener}",
-           "", "Reproduce: `" + (share.cli_command(estate or s, "export")
+           "", "Reproduce: `" + (installed_command(share.cli_command(estate or s, "export"))
                                   + (f" --service {service}" if service else ""))
            + " --kind report -o report.md`",
            "", "## Scenario", ""]

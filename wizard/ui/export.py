@@ -131,8 +131,10 @@ def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None
     with st.expander("Markdown report"):
         st.code(files["report"], language="markdown", wrap_lines=True)
     with st.expander("The same from the command line"):
-        st.code(share.cli_command(rec.scenario, "recommend"), language="bash",
-                wrap_lines=True)
+        from wizard.export.render import installed_command
+
+        st.code(installed_command(share.cli_command(rec.scenario, "recommend")),
+                language="bash", wrap_lines=True)
     _next()
 
 
