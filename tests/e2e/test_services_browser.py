@@ -27,14 +27,6 @@ from wizard import share, sizing
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def metrics_in(page, where: str) -> list[tuple[str, str]]:
-    """(label, value) of every metric inside a keyed container, in page order."""
-    boxes = page.locator(f".st-key-{where} [data-testid='stMetric']")
-    return [(boxes.nth(i).locator("[data-testid='stMetricLabel']").inner_text().strip(),
-             boxes.nth(i).locator("[data-testid='stMetricValue']").inner_text().strip())
-            for i in range(boxes.count())]
-
-
 @pytest.mark.parametrize("width", [1440, 390])
 def test_services_link_results_and_exports_fit_the_screen(app_url, browser, artifacts,
                                                           width):

@@ -21,7 +21,6 @@ from wizard.ui import state
 from wizard.ui.labels import HELP
 from wizard.ui.text import md_escape
 
-VERSION = "_services_v"  # bumped whenever the services are rewritten (add, remove, start)
 TABLE = "services_table"  # the container around the services (st-key-services_table)
 POOLCLASSES = ("AsyncAdaptedQueuePool", "NullPool", "QueuePool")
 # A new row: a worker fleet of one instance (the first free name of these).
@@ -49,7 +48,6 @@ def write_rows(rows: list[Mapping[str, Any]]) -> None:
     for i, row in enumerate(rows, start=1):
         for key in share.SERVICE_KEYS:
             st.session_state[share.service_key(i, key)] = row.get(key)
-    st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
 
 
 def start() -> None:
@@ -79,7 +77,6 @@ def add() -> None:
 def back_to_one() -> None:
     """Button callback: drop the services; the one-fleet form shows its own values again."""
     state.clear_services()
-    st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
 
 
 def remove(i: int) -> None:
