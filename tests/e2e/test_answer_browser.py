@@ -164,3 +164,20 @@ def test_a_fraction_typed_in_a_service_field_is_kept_and_refused_beside_it(app_u
     box, where = alert.bounding_box(), page.locator(".st-key-s1_app_instances").bounding_box()
     assert box and where and 0 < box["y"] - (where["y"] + where["height"]) < 120
     page.close()
+
+
+def test_removing_a_service_moves_the_next_one_up_in_the_fields(app_url, browser):
+    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    page.goto(f"{app_url}/?{urlencode(ESTATE)}")
+    page.wait_for_selector(".st-key-provider", timeout=30_000)
+    settle(page)
+    step(page, "3 Fleet")
+    page.locator(".st-key-services_remove_1 button").first.click()
+    settle(page)
+    assert page.locator(".st-key-s1_name input").input_value() == "queue"
+    assert page.locator(".st-key-s1_workers input").input_value() == "8"
+    assert page.locator(".st-key-s2_name input").input_value() == "nightly"
+    assert page.locator(".st-key-s3_name").count() == 0
+    params = link_params(page.url)
+    assert params["s1_name"] == "queue" and "s3_name" not in params
+    page.close()
