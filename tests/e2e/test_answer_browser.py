@@ -87,7 +87,8 @@ def test_estate_answer_table_in_the_first_screen(app_url, browser, tmp_path, wid
     problems = page.evaluate(OVERFLOW_JS)
     assert not problems, problems
     DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / f"answer-w{width}.png"))
+    # The main area as it first shows (the sidebar's link would carry this run's port).
+    page.locator('[data-testid="stMain"]').screenshot(path=str(DOCS / f"answer-w{width}.png"))
     # The share link: in the sidebar on a laptop, from the page itself on a phone.
     share_button = page.locator(".st-key-phone_share button")
     if width == 390:
