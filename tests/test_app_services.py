@@ -101,7 +101,7 @@ def test_the_charts_stack_services_and_show_who_breaks_first():
     for b in ep.by_service:  # every service is a part of the stack, with its worst case
         assert parts[b.service] == b.worst_case
     assert sum(parts.values()) == ep.max_connections  # the stack ends at max_connections
-    chart_tab(at, "Which service breaks it")
+    chart_tab(at, "Scale-out: which service breaks it")
     no_exception(at)
     data = chart_data(at)
     series = data["services"]
@@ -123,7 +123,9 @@ def test_link_with_services_round_trips_and_details_open():
     no_exception(at)
     assert share.from_flat(dict(at.query_params)) == share.from_flat(ESTATE)
     go(at, "topology")
-    assert len(at.data_editor) == 1  # the services table
+    assert not at.data_editor  # a form per service, not a grid
+    assert [at.text_input(key=f"s{i}_name").value for i in (1, 2, 3)] == [
+        "api", "worker", "cron"]
     go(at, "results")
     open_details(at)
     no_exception(at)
@@ -132,18 +134,6 @@ def test_link_with_services_round_trips_and_details_open():
     keys = {b.key for b in at.get("download_button")}
     assert {f"download_module_{n}" for n in ("api", "worker", "cron")} <= keys
     assert "download_scenario" in keys
-
-
-def editor(at: AppTest) -> str:
-    """The key of the services table on screen (it changes with every applied edit)."""
-    (table,) = at.data_editor
-    return table.key
-
-
-def edit(at: AppTest, edited=None, added=None, deleted=None) -> AppTest:
-    at.session_state[editor(at)] = {"edited_rows": edited or {}, "added_rows": added or [],
-                                    "deleted_rows": deleted or []}
-    return at.run()
 
 
 def test_rows_are_added_renamed_and_removed():
@@ -157,15 +147,17 @@ def test_rows_are_added_renamed_and_removed():
     assert (q["s1_name"], q["s1_workers"], q["s2_name"], q["s2_kind"]) == (
         "app", "4", "worker", "worker")
     assert "workers" not in q  # with services the fleet is set per service
-    edit(at, edited={1: {"name": "jobs"}})
+    at.text_input(key="s2_name").input("jobs").run()
     no_exception(at)
     assert dict(at.query_params)["s2_name"] == "jobs"
-    edit(at, added=[{"name": "nightly", "kind": "cron"}])
+    at.button(key="services_add").click().run()
+    at.text_input(key="s3_name").input("nightly").run()
+    at.selectbox(key="s3_kind").set_value("cron").run()
     q = dict(at.query_params)
     assert (q["s3_name"], q["s3_kind"]) == ("nightly", "cron")
-    # A folded setting of "jobs" follows it when the row above is removed.
+    # A folded setting of "jobs" follows it when the service above is removed.
     at.number_input(key="s2_deploy_surge_percent").set_value(50).run()
-    edit(at, deleted=[0])
+    at.button(key="services_remove_1").click().run()
     no_exception(at)
     q = dict(at.query_params)
     assert (q["s1_name"], q["s2_name"]) == ("jobs", "nightly")
@@ -182,7 +174,7 @@ def test_rows_are_added_renamed_and_removed():
 def test_bad_values_are_flagged_in_the_core_words_and_kept():
     at = new_app(ESTATE)
     go(at, "topology")
-    edit(at, edited={1: {"workers": -5}})
+    at.number_input(key="s2_workers").set_value(-5).run()
     no_exception(at)
     q = dict(at.query_params)
     assert q["s2_workers"] == "-5"  # kept as typed, never clamped
@@ -193,7 +185,7 @@ def test_bad_values_are_flagged_in_the_core_words_and_kept():
     # A name used twice: the core's words, beside the table.
     at = new_app(ESTATE)
     go(at, "topology")
-    edit(at, edited={2: {"name": "api"}})
+    at.text_input(key="s3_name").input("api").run()
     with pytest.raises(ScenarioError) as exc:
         sizing.recommend(share.from_flat({**ESTATE, "s3_name": "api"}))
     assert exc.value.key == "s3_name"
@@ -203,7 +195,7 @@ def test_bad_values_are_flagged_in_the_core_words_and_kept():
 def test_visitor_names_never_become_markdown():
     at = new_app(ESTATE)
     go(at, "topology")
-    edit(at, edited={0: {"name": "**[x](http://evil.example)**"}})
+    at.text_input(key="s1_name").input("**[x](http://evil.example)**").run()
     no_exception(at)
     assert dict(at.query_params)["s1_name"] == "**[x](http://evil.example)**"  # as typed
     shown = [e.value for kind in ("markdown", "caption", "error", "info", "warning")
@@ -238,7 +230,13 @@ def test_saved_and_compare_take_an_estate():
     rows = charts.compare_rows({"estate": estate, "one": one})
     mine = [r for r in rows if r["scenario"] == "estate"]
     assert [r["worst_case"] for r in mine] == [ep.worst_case for ep in estate.endpoints]
-    assert mine[0]["pool_size"] is None  # each service has its own: no one pool to show
+    # Each service's own pools on the endpoint, never "None".
+    want = " · ".join(f"{v.name} {v.rec.engine('primary').pool_size} + "
+                      f"{v.rec.engine('primary').max_overflow}" for v in estate.services)
+    assert mine[0]["pools"] == want
+    theirs = [r for r in rows if r["scenario"] == "one"]
+    eng = one.engine("primary")
+    assert theirs[0]["pools"] == f"{eng.pool_size} + {eng.max_overflow}"
     assert "3 services" in mine[0]["setup"]
     charts.compare_chart({"estate": estate, "one": one}).to_dict()
     # Saved scenarios are the flat parameters: every service comes back when loaded.
@@ -266,3 +264,47 @@ def test_database_vcpus_survive_the_link_and_reach_the_rules():
     rec = sizing.recommend(share.from_flat(flat))
     assert rec.endpoint("primary").vcpu == 8
     assert share.from_flat(dict(at.query_params)).db_vcpus == 8
+
+
+def test_a_fraction_in_a_whole_number_field_is_kept_and_refused_beside_it():
+    at = new_app(ESTATE)
+    go(at, "topology")
+    at.number_input(key="s1_app_instances").set_value(2.5).run()
+    no_exception(at)
+    assert at.number_input(key="s1_app_instances").value == 2.5  # as typed
+    assert at.session_state["s1_app_instances"] == 2.5
+    with pytest.raises(ScenarioError) as exc:
+        share.from_flat({**ESTATE, "s1_app_instances": "2.5"})
+    assert str(exc.value) in texts(at, "error")
+
+
+def test_each_service_states_its_endpoints_and_changes_them():
+    link = {**ESTATE, "replicas": "1"}
+    at = new_app(link)
+    go(at, "topology")
+    shown = " ".join(texts(at, "caption"))
+    assert "Connects to every endpoint (the default): primary, replica-1" in shown
+    at.multiselect(key="_svc_ep_2").set_value(["primary"]).run()
+    no_exception(at)
+    q = dict(at.query_params)
+    assert q["s2_endpoints"] == "primary"
+    rec = sizing.recommend(share.from_flat(q))
+    assert rec.service("worker").endpoints == ("primary",)
+    assert "Connects to primary" in " ".join(texts(at, "caption"))
+    at.multiselect(key="_svc_ep_2").set_value([]).run()  # empty: back to the default
+    assert "s2_endpoints" not in dict(at.query_params)
+
+
+def test_adding_stops_at_the_core_maximum():
+    from wizard.budget import MAX_SERVICES
+
+    flat = {"provider": "self-hosted", "instance_class": "default", "max_connections": "5000",
+            **{f"s{i}_name": f"svc{i}" for i in range(1, MAX_SERVICES + 1)}}
+    at = new_app(flat, timeout=60)
+    go(at, "topology")
+    no_exception(at)
+    assert at.button(key="services_add").disabled
+    flat.pop(f"s{MAX_SERVICES}_name")
+    at = new_app(flat, timeout=60)
+    go(at, "topology")
+    assert not at.button(key="services_add").disabled

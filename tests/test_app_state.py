@@ -150,8 +150,10 @@ def test_a_refused_link_keeps_its_own_values():
     assert values["replica_class_0"] == "db.r6g.large"
     assert state.flat_from_values(values) == SMALLER_REPLICA
     assert notes == [] and "below the primary" in refused
+    # The replicas' fields show it, in replica 1's box (ui/topology.replica_problem).
     where, message = state._problem_now(state.flat_key(SMALLER_REPLICA))
-    assert where == "replica-1" and "below the primary" in message
+    assert where == "replicas" and message.startswith("replica 1:")
+    assert "below the primary" in message
 
 
 @pytest.mark.parametrize(("query", "dropped"), [

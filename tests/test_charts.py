@@ -246,3 +246,52 @@ def test_scale_out_marks_whatever_break_point_the_core_gives():
         ("autoscaling peak", rec.scenario.app_instances), ("primary", 7)]
     assert layer_values(spec, 3)[0]["label"] == "primary breaks at 7"
     assert len(spec["layer"]) == 4  # lines, usable, marker rules, break labels
+
+
+# The estate: its break points lie far apart (13, 49, 77, 517).
+ESTATE = {"provider": "aws-rds", "instance_class": "db.r6g.xlarge", "replicas": "1",
+          "s1_name": "api", "s1_app_instances": "4", "s1_max_app_instances": "20",
+          "s1_workers": "4", "s1_rps": "300", "s1_hold_ms": "20",
+          "s2_name": "queue", "s2_kind": "worker", "s2_app_instances": "2",
+          "s2_max_app_instances": "6", "s2_workers": "8", "s2_endpoints": "primary",
+          "s3_name": "nightly", "s3_kind": "cron", "s3_app_instances": "1",
+          "s3_endpoints": "primary"}
+
+
+def test_services_chart_reaches_past_every_break_point_and_names_its_endpoint():
+    rec = sizing.recommend(share.from_flat(ESTATE))
+    spec = charts.spec("services", rec)
+    rows = layer_values(spec, 0)
+    breaks = {(b.service, ep.role): b.breaks_at for ep in rec.endpoints
+              for b in ep.by_service if b.breaks_at is not None}
+    assert len(breaks) == 4 and max(breaks.values()) > 2 * min(breaks.values())
+    top = max(r["instances"] for r in rows)
+    assert all(top > n for n in breaks.values())
+    marks = next(layer_values(spec, i) for i, layer in enumerate(spec["layer"])
+                 if layer["data"]["name"] == "marks")
+    assert {(m["service"], m["endpoint"]) for m in marks} == set(breaks)
+    for m in marks:  # each label names its endpoint and the core's break point
+        assert m["label"] == f"{m['service']} breaks {m['endpoint']} at " \
+                             f"{breaks[(m['service'], m['endpoint'])]:,}"
+    title = spec["title"]
+    assert "primary" in title["subtitle"] and "replica-1" in title["subtitle"]
+
+
+def test_wait_chart_never_goes_below_zero_and_its_legend_is_never_cut():
+    rec = rec_for(load=Load(rps=200, hold_ms=20))
+    spec = charts.spec("wait", rec)
+    y = spec["layer"][0]["encoding"]["y"]
+    assert y["scale"]["domainMin"] == 0 and y["scale"]["clamp"] is True
+    # End labels centred on their ticks: flush, "0 %" sat above the line the curve ends on.
+    assert y["axis"]["labelFlush"] is False
+    legend = spec["layer"][1]["encoding"]["color"]["legend"]
+    assert legend["labelLimit"] == 0 and legend["columns"] == 1
+
+
+def test_services_with_a_load_get_a_wait_chart_each():
+    from wizard.ui import results
+
+    rec = sizing.recommend(share.from_flat(ESTATE))
+    kinds = [k for _, k in results.chart_tabs(rec)]
+    assert kinds == ["budget", "services", "wait"]
+    assert [v.name for v in rec.services if charts.spec("wait", v.rec)] == ["api"]

@@ -22,6 +22,7 @@ from tests.test_export_support import (
 )
 from wizard import share
 from wizard.export import render_module
+from wizard.export.render import installed_command
 from wizard.sizing import recommend
 
 DUMMY_URL = "postgresql://app@db.invalid:5432/app"  # never connected to
@@ -89,10 +90,12 @@ def test_header_carries_provenance_and_no_secret(name: str) -> None:
     assert f"{s.provider} {rec.endpoint('primary').instance_class or '(no class)'}" in head
     assert f"proxy: {s.proxy}" in head
     assert share.share_url(s, "https://pw.example/") in head
-    # The CLI command, unwrapped from its shell continuations, is the core's.
+    # The CLI command, unwrapped from its shell continuations, is the core's, as the
+    # installed command writing the module's own file.
     cli = " ".join(ln[1:].strip().rstrip("\\").strip() for ln in head.splitlines()
-                   if ln.startswith("#   python") or ln.startswith("#     --"))
-    assert cli == share.cli_command(s, "export")
+                   if ln.startswith("#   poolwise") or ln.startswith("#     --"))
+    assert cli == installed_command(share.cli_command(s, "export")) + " --output db.py"
+    assert cli.startswith("poolwise export ")
     engines = rec.endpoint("primary").clients
     assert f"= {engines:,} engines on the primary" in " ".join(
         ln.lstrip("# ") for ln in head.splitlines())

@@ -487,7 +487,8 @@ def test_exported_service_module_compiles_passes_ruff_and_names_itself(tmp_path:
     assert src == render_module(worker, estate=rec.scenario, service="worker",
                                 generated_on=src.split("Generated on ")[1].split()[0])
     assert "application_name" in src and "replica-1" not in src.split("ENGINE_SETTINGS")[1]
-    assert "--scenario SCENARIO.toml --service worker" in src
+    assert "poolwise export --scenario poolwise-scenario.toml --service worker -o db_worker.py" \
+        in src
 
 
 @pytest.mark.db

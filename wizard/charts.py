@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -309,10 +310,18 @@ def services_scale_chart(rec: Recommendation, up_to: int | None = None
     return None if made is None else _services_scale(*made[0]).properties(datasets=made[1])
 
 
+def services_scale_range(rec: Recommendation) -> int:
+    """The x axis end: the core's default range, and past every service's break point (not
+    only the first one), so each break is on the chart."""
+    last = max((b.breaks_at for ep in rec.endpoints for b in ep.by_service
+                if b.breaks_at is not None), default=0)
+    return max(sizing.scale_out_services_range(rec), last + max(2, last // 10))
+
+
 def services_scale_data(rec: Recommendation, up_to: int | None = None,
                         ) -> tuple[tuple, dict[str, list[dict]]] | None:
     """(shape, datasets) of the services scale-out chart; None without series."""
-    rows = sizing.scale_out_services(rec, up_to)
+    rows = sizing.scale_out_services(rec, up_to or services_scale_range(rec))
     if not rows:
         return None
     top = max(r["instances"] for r in rows)
@@ -323,11 +332,18 @@ def services_scale_data(rec: Recommendation, up_to: int | None = None,
                "limit": r["limit"]} for k, r in seen.items()]
     marks = [{"instances": r["breaks_at"], "series": k, "service": r["service"],
               "endpoint": r["endpoint"],
-              "label": (f"{r['service']} breaks at {r['breaks_at']:,}" if len(rec.endpoints) == 1
-                        else f"{r['service']} breaks {r['endpoint']} at {r['breaks_at']:,}"),
+              "label": f"{r['service']} breaks {r['endpoint']} at {r['breaks_at']:,}",
               "slot": 4 + 15 * i}
              for i, (k, r) in enumerate(
                  (k, r) for k, r in seen.items() if r["breaks_at"] and r["breaks_at"] <= top)]
+    # Far-apart break points (13 and 517) on a log axis; the y axis up to a bit past the
+    # highest limit (lines climbing past it are cut at the top: they broke long before).
+    log = top > 60
+    where = (lambda x: math.log(max(1, x)) / math.log(top)) if log else (lambda x: x / top)
+    for m in marks:
+        m["side"] = "left" if where(m["instances"]) > 0.5 else "right"
+    ymax = int(max((r["limit"] for r in rows if r["limit"] is not None), default=0) * 1.5)
+    ymax = max(ymax, max(r["connections"] for r in rows if r["instances"] <= 1) + 1, 10)
     today = [{"instances": r["today"], "series": k, "service": r["service"],
               "endpoint": r["endpoint"],
               "connections": next(x["connections"] for x in rows
@@ -336,25 +352,30 @@ def services_scale_data(rec: Recommendation, up_to: int | None = None,
              for k, r in seen.items() if r["today"] <= top]
     names = tuple(v.name for v in rec.services)
     roles = tuple(dict.fromkeys(r["endpoint"] for r in rows))
-    return ((names, roles), {"services": rows, "limits": limits, "marks": marks,
-                             "today": today})
+    return ((names, roles, log, ymax), {"services": rows, "limits": limits, "marks": marks,
+                                        "today": today})
 
 
-def _services_scale(names: tuple[str, ...], roles_: tuple[str, ...]) -> alt.LayerChart:
+def _services_scale(names: tuple[str, ...], roles_: tuple[str, ...], log: bool = False,
+                    ymax: int | None = None) -> alt.LayerChart:
     roles = list(roles_)
     dashes = [[1, 0], [8, 4], [2, 3], [12, 3, 2, 3], [4, 2], [1, 4]]
     dash_scale = alt.Scale(domain=roles, range=[dashes[i % 6] for i in range(len(roles))])
     color = alt.Color(field="service", type="nominal", title=None,
                       scale=alt.Scale(scheme=SCHEME, domain=service_colors(list(names))),
-                      legend=alt.Legend(values=list(names), orient="bottom", columns=3,
-                                        symbolStrokeWidth=3))
+                      legend=alt.Legend(values=list(names), orient="bottom", columns=2,
+                                        symbolStrokeWidth=3, labelLimit=110))
+    # Two columns and one: both legends fit side by side under a 390 px phone's chart.
     dash = alt.StrokeDash(field="endpoint", type="nominal", scale=dash_scale,
-                          legend=alt.Legend(orient="bottom", title=None) if len(roles) > 1
-                          else None)
+                          legend=alt.Legend(orient="bottom", title=None, columns=1,
+                                            labelLimit=90) if len(roles) > 1 else None)
+    xscale = alt.Scale(type="log") if log else alt.Scale()
     x = alt.X(field="instances", type="quantitative", axis=alt.Axis(tickMinStep=1),
-              title="instances of the growing service")
-    lines = alt.Chart(alt.Data(name="services")).mark_line(strokeWidth=2.5).encode(
-        x=x, y=alt.Y(field="connections", type="quantitative",
+              title="instances of the growing service" + (" (log scale)" if log else ""),
+              scale=xscale)
+    yscale = alt.Scale(domain=[0, ymax]) if ymax else alt.Scale()
+    lines = alt.Chart(alt.Data(name="services")).mark_line(strokeWidth=2.5, clip=True).encode(
+        x=x, y=alt.Y(field="connections", type="quantitative", scale=yscale,
                      title="its connections on the endpoint"),
         color=color, strokeDash=dash, detail=alt.Detail(field="series", type="nominal"),
         order=alt.Order(field="instances", type="quantitative"),
@@ -371,21 +392,30 @@ def _services_scale(names: tuple[str, ...], roles_: tuple[str, ...]) -> alt.Laye
                  alt.Tooltip(field="endpoint", type="nominal"),
                  alt.Tooltip(field="limit", type="quantitative", format=",",
                              title="the others leave it")])
-    now = alt.Chart(alt.Data(name="today")).mark_point(size=70, filled=True).encode(
+    now = alt.Chart(alt.Data(name="today")).mark_point(size=70, filled=True,
+                                                       clip=True).encode(
         x=alt.X(field="instances", type="quantitative"),
         y=alt.Y(field="connections", type="quantitative"), color=color,
         tooltip=[alt.Tooltip(field="label", type="nominal")])
     rules = alt.Chart(alt.Data(name="marks")).mark_rule(strokeDash=[2, 2], size=2).encode(
         x=alt.X(field="instances", type="quantitative"), color=color,
         tooltip=[alt.Tooltip(field="label", type="nominal")])
-    # Labels left of their line: the first break point is near the right edge by design.
-    labels = alt.Chart(alt.Data(name="marks")).mark_text(
-        align="right", dx=-4, dy=4, baseline="top").encode(
-        x=alt.X(field="instances", type="quantitative"),
-        y=alt.Y(field="slot", type="quantitative", scale=None),
-        text=alt.Text(field="label", type="nominal"), color=color)
-    return alt.layer(lines, limit, now, rules, labels).properties(
-        width=WIDTH, height=400, title="Which service breaks it first")
+    # Each label beside its line, on the side with room (never over the axis title).
+    def labels(side: str) -> alt.Chart:
+        right = side == "right"
+        return alt.Chart(alt.Data(name="marks")).mark_text(
+            align="left" if right else "right", dx=4 if right else -4, dy=4,
+            baseline="top").encode(
+            x=alt.X(field="instances", type="quantitative"),
+            y=alt.Y(field="slot", type="quantitative", scale=None),
+            text=alt.Text(field="label", type="nominal"), color=color
+        ).transform_filter(alt.datum.side == side)
+
+    where = (f"on {roles[0]}" if len(roles) == 1
+             else "on " + ", ".join(roles) + " (one dash each)")
+    return alt.layer(lines, limit, now, rules, labels("right"), labels("left")).properties(
+        width=WIDTH, height=400,
+        title=alt.TitleParams("Which service breaks it first", subtitle=where))
 
 
 def serverless_chart(rec: Recommendation) -> alt.LayerChart | None:
@@ -451,14 +481,17 @@ def _wait() -> alt.LayerChart:
                        scale=alt.Scale(scheme=SCHEME,
                                        domain=["_", EXPORTED, "_2", "_3",
                                                "target"]),
-                       legend=alt.Legend(values=[EXPORTED, "target"],
-                                         orient="bottom"))
+                       legend=alt.Legend(values=[EXPORTED, "target"], orient="bottom",
+                                         columns=1, labelLimit=0))  # never cut
     x = alt.X(field="pool_size", type="quantitative", title="pool_size per process",
               axis=alt.Axis(tickMinStep=1))
     curve = alt.Chart(alt.Data(name="curve")).mark_line(point=True).encode(
         x=x,
         y=alt.Y(field="p_wait", type="quantitative", title="P(checkout waits)",
-                axis=alt.Axis(format="%")),
+                # labelFlush off: the theme's flush end labels sat above the 0 % line and
+                # under the 100 % one, so the curve looked below 0 % and above 100 %.
+                axis=alt.Axis(format="%", labelFlush=False),
+                scale=alt.Scale(domainMin=0, clamp=True)),
         tooltip=[alt.Tooltip(field="pool_size", type="quantitative"),
                  alt.Tooltip(field="p_wait", type="quantitative", format=".1%")],
     )
@@ -489,16 +522,26 @@ def compare_rows(recs_by_name: Mapping[str, Recommendation]) -> list[dict]:
         setup = (f"{s.provider} {s.instance_class or 'measured'}"
                  f"{'' if s.proxy == 'none' else ' + ' + s.proxy} · {fleet}")
         for ep in rec.endpoints:
-            # Several services: each has its own pool (the Results step lists them).
-            eng = rec.engine(ep.role) if rec.single else None
             rows.append({"scenario": name, "setup": setup, "endpoint": ep.role,
                          "max_connections": ep.max_connections, "usable": ep.usable,
-                         "processes": ep.processes,
-                         "pool_size": eng.pool_size if eng else None,
-                         "max_overflow": eng.max_overflow if eng else None,
+                         "processes": ep.processes, "pools": pools_words(rec, ep),
                          "worst_case": ep.worst_case, "headroom": ep.headroom,
                          **_shares(ep)})
     return rows
+
+
+def pools_words(rec: Recommendation, ep: EndpointBudget) -> str:
+    """The pools on an endpoint as text: "7 + 2" (pool_size + max_overflow), "NullPool",
+    or each service's ("api 7 + 2 · queue 14 + 6"); "–" when none."""
+    def one(eng) -> str:
+        return "NullPool" if eng.poolclass == "NullPool" else \
+            f"{eng.pool_size} + {eng.max_overflow}"
+
+    if rec.single:
+        return one(rec.engine(ep.role))
+    parts = [f"{svc.name} {one(svc.rec.engine(ep.role))}" for svc in rec.services
+             if ep.role in svc.endpoints]
+    return " · ".join(parts) or "–"
 
 
 def _shares(ep: EndpointBudget) -> dict[str, float]:
@@ -527,8 +570,7 @@ def compare_chart(recs_by_name: Mapping[str, Recommendation]) -> alt.LayerChart:
            alt.Tooltip(field="worst_case", type="quantitative", format=","),
            alt.Tooltip(field="usable", type="quantitative", format=","),
            alt.Tooltip(field="headroom", type="quantitative", format=","),
-           alt.Tooltip(field="pool_size", type="quantitative"),
-           alt.Tooltip(field="max_overflow", type="quantitative")]
+           alt.Tooltip(field="pools", type="nominal")]
     bars = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
         x=alt.X(field="share", type="quantitative", stack="zero",
                 title="share of each endpoint's usable connections",

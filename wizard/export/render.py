@@ -184,6 +184,47 @@ def _app_link(s, share_base: str | None) -> list[str]:
     return [f"(append to the app's address; set {share.ENV_PUBLIC_URL} for a full link)", link]
 
 
+SCENARIO_FILE = "poolwise-scenario.toml"  # the name the app's Export step downloads it as
+
+
+def module_file_name(service: str | None) -> str:
+    """The exported module's file name: db.py, or db_<service>.py for one of several."""
+    return "db.py" if service is None else f"db_{service.replace('-', '_')}.py"
+
+
+def installed_command(command: str) -> str:
+    """A `python -m wizard ...` line as the installed `poolwise` command, reading the
+    scenario file by the name the app downloads it under."""
+    if command.startswith("python -m wizard "):
+        command = "poolwise " + command[len("python -m wizard "):]
+    return command.replace("--scenario SCENARIO.toml", f"--scenario {SCENARIO_FILE}")
+
+
+def _usage_example(estate: Scenario | None, service: str | None) -> str:
+    """The module docstring's example: a queue worker or job for a worker or cron service,
+    FastAPI's lifespan for the rest; the import is the module's real name."""
+    module = module_file_name(service)[:-3]
+    kind = next((v.kind for v in estate.services if v.name == service), None) \
+        if estate is not None else None
+    alias = "" if module == "db" else " as db"
+    if kind in ("worker", "cron"):
+        what = "consume the queue" if kind == "worker" else "run the job"
+        return ("a worker or job\ndoes both itself:\n\n"
+                f"    import asyncio\n    import {module}{alias}\n\n"
+                "    async def main() -> None:\n"
+                "        engines = db.create_engines()\n"
+                "        try:\n"
+                "            async with engines.write_session() as session:\n"
+                f"                ...  # {what}\n"
+                "        finally:\n"
+                "            await db.dispose_engines(engines)\n\n"
+                "    asyncio.run(main())")
+    return ("`lifespan` does both for FastAPI:\n\n"
+            f"    from fastapi import FastAPI\n    import {module}{alias}\n\n"
+            "    app = FastAPI(lifespan=db.lifespan)\n"
+            "    # in a handler: async with app.state.db.write_session() as session: ...")
+
+
 def _header(rec: Recommendation, generated_on: str, share_base: str | None,
             extras: list[str], estate: Scenario | None = None, service: str | None = None
             ) -> str:
@@ -211,10 +252,12 @@ def _header(rec: Recommendation, generated_on: str, share_base: str | None,
         "file from the app, to get the link)")
     lines.append("# Reproduce on the command line:")
     if estate is not None and service is not None:
-        lines.append(f"#   python -m wizard export --scenario SCENARIO.toml --service {service} "
-                     "-o db.py")
+        lines.append(f"#   poolwise export --scenario {SCENARIO_FILE} --service {service} "
+                     f"-o {module_file_name(service)}")
+        lines.append(f"#   ({SCENARIO_FILE}: the whole estate, from the app's Export step)")
     else:
-        lines += _cli_lines(share.cli_command(s, "export"))
+        lines += _cli_lines(installed_command(share.cli_command(s, "export"))
+                            + " --output db.py")
     lines.append(f"# Requires: {', '.join([REQUIRES, *extras])}")
     lines.append("#")
     lines.append("# Environment (secrets live there, never in this file):")
@@ -356,7 +399,7 @@ def render_module(rec: Recommendation, *, generated_on: str | None = None,
                  "proxy in front.\n")
     text = _template("module.py.tmpl").substitute(
         header=_header(rec, generated_on, share_base, extras, estate, service),
-        usage_note=usage,
+        usage_example=_usage_example(estate, service), usage_note=usage,
         stdlib_imports="\n".join(stdlib),
         pool_import="from sqlalchemy.pool import NullPool\n" if uses_null else "",
         engine_block=engine_block(rec), part_env=part_env, default_host=_lit(default_host),
@@ -400,7 +443,7 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
     out = [f"{title} via {s.proxy}",
            "",
            f"Generated on {generated_on} by poolwise {wizard.__version__}. {opener}",
-           "", "Reproduce: `" + (share.cli_command(estate or s, "export")
+           "", "Reproduce: `" + (installed_command(share.cli_command(estate or s, "export"))
                                   + (f" --service {service}" if service else ""))
            + " --kind report -o report.md`",
            "", "## Scenario", ""]

@@ -22,8 +22,9 @@ def _class_label(provider: str):
             return name
         cpu = f"{row.vcpu:g} vCPU" if row.vcpu else "shared vCPU"
         mem = f"{row.memory_gib:g} GiB" if row.memory_gib else "? GiB"
-        est = " (estimate)" if row.estimated else ""
-        return f"{name} · {cpu} · {mem} · max_connections {row.max_connections:,}{est}"
+        est = " est." if row.estimated else ""
+        # The number that matters first: a phone's field cuts the end, never mid-number.
+        return f"{name} · {row.max_connections:,} conn.{est} · {cpu} · {mem}"
 
     return label
 

@@ -71,7 +71,9 @@ def rendered_services(key: tuple[tuple[str, str], ...], base: str | None = None
 
 def module_file(service: str) -> str:
     """The file name of a service's module (an importable name: - becomes _)."""
-    return f"db_{service.replace('-', '_')}.py"
+    from wizard.export.render import module_file_name
+
+    return module_file_name(service)
 
 
 def current_rows(rec: Recommendation) -> list[dict[str, str]]:
@@ -129,8 +131,10 @@ def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None
     with st.expander("Markdown report"):
         st.code(files["report"], language="markdown", wrap_lines=True)
     with st.expander("The same from the command line"):
-        st.code(share.cli_command(rec.scenario, "recommend"), language="bash",
-                wrap_lines=True)
+        from wizard.export.render import installed_command
+
+        st.code(installed_command(share.cli_command(rec.scenario, "recommend")),
+                language="bash", wrap_lines=True)
     _next()
 
 
@@ -173,8 +177,8 @@ def _render_services(rec: Recommendation, key: tuple[tuple[str, str], ...]) -> N
     with st.expander("Markdown report"):
         st.code(files["report"], language="markdown", wrap_lines=True)
     with st.expander("The same from the command line"):
-        st.code("python -m wizard recommend --scenario poolwise-scenario.toml\n"
-                + "\n".join(f"python -m wizard export --scenario poolwise-scenario.toml "
+        st.code("poolwise recommend --scenario poolwise-scenario.toml\n"
+                + "\n".join(f"poolwise export --scenario poolwise-scenario.toml "
                             f"--service {svc.name} -o {module_file(svc.name)}"
                             for svc in rec.services), language="bash", wrap_lines=True)
 

@@ -137,6 +137,27 @@ FIX_STEP = {
     "IAM_TOKEN_PER_CONNECTION": "export",
 }
 
+# The field a finding's fix is made in (scrolled to and highlighted by "Fix it in ..."): a
+# widget key of that step; findings fixed in the export have none.
+FIX_FIELD = {
+    "ESTIMATED_MAX_CONNECTIONS": "mc_mode",
+    "REPLICA_SMALLER": "replicas",
+    "SERVERLESS_NO_PROXY": "proxy",
+    "PREPARED_STATEMENTS_TXN_POOLER": "proxy",
+    "PROXY_SERVER_POOL_OVER_MAX": "proxy",
+    "PROXY_SERVER_POOL_BELOW_LOAD": "proxy",
+    "PROXY_CLIENT_LIMIT": "proxy",
+    "DEPLOY_SURGE_NOT_COUNTED": "deploy_surge_percent",
+    "WORKERS_COUNTED": "workers",
+    "NO_LOAD": "load_on",
+    "BUDGET_BELOW_LOAD": "rps",
+    "LOAD_OVER_BUDGET": "rps",
+}
+
+# Findings the exported module already answers when its engines carry this connect_args
+# key (checks word the risk; the export sets the fix): shown after the others, as done.
+EXPORT_ANSWERS = {"PREPARED_STATEMENTS_TXN_POOLER": "statement_cache_size"}
+
 STEP_NAMES = {"database": "1 Database", "proxy": "2 Proxy", "topology": "3 Fleet",
               "load": "4 Load", "results": "5 Results", "export": "6 Export"}
 

@@ -15,7 +15,7 @@ import streamlit as st
 
 from wizard import redact
 from wizard.export import cells
-from wizard.model import Recommendation, ScenarioError
+from wizard.model import TRANSACTION_POOLERS, Recommendation, ScenarioError
 from wizard.ui import state
 from wizard.ui.text import md_escape
 
@@ -38,16 +38,34 @@ def _scrub(text: str, *_secrets: str) -> str:
     return redact.redact(text)
 
 
+def changes(before: dict[str, str], overrides: dict[str, str]) -> list[str]:
+    """What applying `overrides` changes, in the Database step's words ("max_connections
+    1,741 → 1,000"); values that stay the same are left out."""
+    out = []
+    for key, new in overrides.items():
+        old = before.get(key, "")
+        if old == new:
+            continue
+        word = _WORDS.get(key, key)
+        out.append(f"{word} {old or 'not set'} → {new}" if key != "max_connections_source"
+                   else f"{word}: {new}")
+    return out
+
+
 def _apply(overrides: dict[str, str]) -> None:
-    flat = state.current_flat()
-    flat.update(overrides)
+    before = state.current_flat()
+    flat = {**before, **overrides}
     try:
         state.load_flat(flat)
     except ScenarioError as exc:
-        st.session_state["_live_msg"] = ("Could not apply the measured values: "
+        st.session_state["_live_msg"] = ("error", "Could not apply the measured values: "
                                          + md_escape(exc))
     else:
-        st.session_state["_live_msg"] = "Measured values applied: see the Database step."
+        done = changes(before, overrides)
+        st.session_state["_live_msg"] = ("ok", (
+            "Applied: " + "; ".join(md_escape(c, 200) for c in done) if done
+            else "The measured values were already the ones in use")
+            + ". Every step, the answer table and the findings now use them.")
 
 
 def url_to_keep(url: str) -> str:
@@ -163,6 +181,27 @@ def _usage(live, report, rec: Recommendation | None, role: str) -> None:
         st.caption(md_escape(note, 600))
 
 
+def pooler_words(p, rec: Recommendation | None, role: str) -> str:
+    """The pooler detection in words; when the plan already goes through a transaction-mode
+    proxy on this endpoint, say that it matches instead of advising to pick one."""
+    proxies = set()
+    if rec is not None:
+        plans = [v.rec.scenario for v in rec.services if role in v.endpoints] \
+            or [rec.scenario]
+        proxies = {s.proxy for s in plans}
+    planned = sorted(proxies & TRANSACTION_POOLERS)
+    if p.kind != "transaction-pooler" or not planned:
+        return p.message
+    said = (f"a transaction-mode pooler, which matches the plan ({', '.join(planned)}). ")
+    if p.named_statements_break:
+        said += (f"Named prepared statements break here ({p.driver_error}); the exported "
+                 "module keeps asyncpg's statement caches off, which "
+                 + ("works (checked)." if p.cache_off_works else "it needs."))
+    else:
+        said += "Prepared statements keep working through it."
+    return said[0].upper() + said[1:]
+
+
 def _exhaustion_words(e) -> str:
     """The exhaustion proof in a sentence."""
     if not e.timed_out:
@@ -191,7 +230,7 @@ def _show(live, report, overrides: dict[str, str], rec: Recommendation | None = 
     _against_plan(report, overrides, rec, role)
     _usage(live, report, rec, role)
     if report.pooler is not None:
-        st.info(f"Pooler: {md_escape(report.pooler.message, 600)}")
+        st.info(f"Pooler: {md_escape(pooler_words(report.pooler, rec, role), 600)}")
     if report.pre_ping is not None:
         p = report.pre_ping
         st.caption(f"pool_pre_ping: checkout p50 {p.pre_ping_checkout.p50_ms:.2f} ms with it, "
@@ -210,6 +249,16 @@ def _show(live, report, overrides: dict[str, str], rec: Recommendation | None = 
                   args=(overrides,), type="primary")
         st.caption("This sets on the Database step: " + "; ".join(
             f"{_WORDS.get(k, k)} {md_escape(v, 80)}" for k, v in overrides.items()) + ".")
+    _applied()
+
+
+def _applied() -> None:
+    """Beside the button: what applying the measured values changed (or why it could not)."""
+    msg = st.session_state.pop("_live_msg", None)
+    if msg:
+        kind, text = msg
+        (st.success if kind == "ok" else st.error)(text, icon=":material/check_circle:"
+                                                   if kind == "ok" else ":material/error:")
 
 
 def _refusal(live) -> str | None:
@@ -240,6 +289,16 @@ def _fail(failure: BaseException, password: str, url: str, limits) -> None:
     st.info("**Fix:** " + md_escape(_scrub(fix, password, url), 600))
 
 
+def _port_refused(port: int) -> None:
+    """The port is the reason: say so, and where the operator allows ports (the list itself
+    stays with the operator)."""
+    st.error(f"Live check refused because of the port: this deployment does not allow "
+             f"live checks on port {port}.", icon=":material/block:")
+    st.info("**Fix:** check the port your app really connects to (the database's or its "
+            "pooler's), or ask the operator to add this one to "
+            "`POOLWISE_LIVE_ALLOWED_PORTS`.")
+
+
 def render(rec: Recommendation | None) -> None:
     st.subheader("Live check (optional)")
     live = _live()
@@ -259,9 +318,6 @@ def render(rec: Recommendation | None) -> None:
                "pre-ping. Nothing is written; every connection is closed at the end. The "
                "password is used for this check only and never stored or shown; the "
                "server's own credentials are never used.")
-    msg = st.session_state.pop("_live_msg", None)
-    if msg:
-        st.info(msg)
     roles = [e.role for e in rec.endpoints] if rec is not None else ["primary"]
     if "live_url" not in st.session_state:  # back from another step: the URL is still here
         st.session_state["live_url"] = st.session_state.get("_live_url_kept", "")
@@ -289,6 +345,7 @@ def render(rec: Recommendation | None) -> None:
                                           on_click=_take_secrets)
     url, password = st.session_state.pop("_live_pending", ("", ""))
     if submitted:
+        target = None
         try:
             target = live.parse_target(url, password or None)
             live.check_allowed(target)
@@ -298,6 +355,9 @@ def render(rec: Recommendation | None) -> None:
             st.error(md_escape(exc, 300))
             return
         except Exception as exc:
+            if getattr(exc, "code", "") == "port_not_allowed" and target is not None:
+                _port_refused(target.port)
+                return
             _fail(exc, password, url, limits)
             return
         failure = None

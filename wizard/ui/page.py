@@ -42,7 +42,10 @@ STEPS: dict[str, Step] = {
     "live": Step("Live check", lambda ctx: _lazy("live").render(ctx["rec"])),
 }
 ORDER = list(STEPS)
-HEAVY = ("altair", "wizard.charts", "wizard.ui.saved", "wizard.ui.live")
+# The live check's own imports (asyncpg, SQLAlchemy's async engine and asyncpg dialect) too:
+# cold, they made the first check settle seconds after the server was done.
+HEAVY = ("altair", "wizard.charts", "wizard.ui.saved", "wizard.ui.live", "wizard.live",
+         "sqlalchemy.dialects.postgresql.asyncpg")
 _warm = threading.Lock()
 _warmed: list[bool] = []
 
@@ -92,7 +95,7 @@ def _freeze_new_modules() -> None:
 # Streamlit stacks columns below 640 px: there the result beside the inputs would sit
 # below all of them, so a one-line version with a jump link goes above them instead.
 PHONE_CSS = """<style>
-@media (min-width: 640px) { .st-key-phone_summary { display: none; } }
+@media (min-width: 640px) { .st-key-phone_summary, .st-key-phone_share { display: none; } }
 </style>"""
 
 
@@ -106,22 +109,69 @@ def _nav_buttons(step: str) -> None:
                   type="primary")
 
 
+FOCUS_CSS = """<style>
+.st-key-{key} {{ outline: 3px solid #ff4b4b; outline-offset: 4px; border-radius: 6px;
+  scroll-margin-top: 6rem; }}
+</style>"""
+# Scrolls the highlighted field into view once it is drawn (the key is one of the app's
+# own widget keys, labels.FIX_FIELD: never visitor text).
+FOCUS_JS = """<script>
+(function () {{
+  let tries = 0;
+  const find = () => {{
+    const el = document.querySelector('.st-key-{key}');
+    if (el) {{ el.scrollIntoView({{block: 'center', behavior: 'smooth'}}); return; }}
+    if (++tries < 40) setTimeout(find, 100);
+  }};
+  find();
+}})();
+</script>"""
+
+
+def focus() -> None:
+    """After "Fix it in ...": outline the field to fix (this run only) and scroll to it."""
+    key = st.session_state.pop(state.FOCUS_KEY, None)
+    if not key or not str(key).replace("_", "").isalnum():
+        return
+    st.html(FOCUS_CSS.format(key=key))
+    st.html(FOCUS_JS.format(key=key), unsafe_allow_javascript=True)
+
+
+def _link(flat: dict[str, str]) -> str:
+    try:
+        base = (st.context.url or "").split("?")[0]
+    except Exception:  # no browser context (AppTest)
+        base = ""
+    return f"{base}?{urlencode(flat)}"
+
+
+def _phone_share(flat: dict[str, str]) -> None:
+    """On a phone (the sidebar folded away): the share link from the page itself."""
+    with st.container(key="phone_share"):
+        with st.popover("Share this scenario", icon=":material/share:"):
+            st.caption("The whole scenario (never a password): send it to a colleague.")
+            st.code(_link(flat), language=None, wrap_lines=True)
+
+
 def _sidebar(flat: dict[str, str]) -> None:
     with st.sidebar:
         st.markdown("### Share")
-        try:
-            base = (st.context.url or "").split("?")[0]
-        except Exception:  # no browser context (AppTest)
-            base = ""
-        query = urlencode(flat)
         st.caption("The address bar always holds the whole scenario (never a password): "
                    "send it to a colleague.")
-        st.code(f"{base}?{query}", language=None, wrap_lines=True)
+        st.code(_link(flat), language=None, wrap_lines=True)
         st.caption("The same from the command line:")
         scenario = state.scenario_or_none(flat)
         if scenario is not None:
-            st.code(share.cli_command(scenario), language=None, wrap_lines=True)
+            st.code(cli_line(scenario), language=None, wrap_lines=True)
         st.button("Reset to defaults", key="reset", on_click=state.reset_defaults)
+
+
+def cli_line(scenario) -> str:
+    """The installed command that reproduces the scenario (several services: from the
+    scenario file the Export step downloads)."""
+    from wizard.export.render import installed_command
+
+    return installed_command(share.cli_command(scenario))
 
 
 def _context(flat: dict[str, str]) -> dict:
@@ -145,8 +195,9 @@ def main() -> None:
         st.success(md_escape(flash), icon=":material/check_circle:")
     step = st.radio("Step", ORDER, key=state.STEP_KEY, format_func=lambda s: STEPS[s].label,
                     horizontal=True, label_visibility="collapsed")
+    st.html(PHONE_CSS)
+    focus()
     if STEPS[step].beside_result:
-        st.html(PHONE_CSS)
         phone = st.container(key="phone_summary")
         left, right = st.columns([3, 2], gap="large")
         with left:
@@ -161,6 +212,7 @@ def main() -> None:
         ctx = _context(state.current_flat())
         STEPS[step].render(ctx)
     _nav_buttons(step)
+    _phone_share(ctx["flat"])
     state.sync_query_params(ctx["flat"])
     _sidebar(ctx["flat"])
     _warm_up()

@@ -18,8 +18,9 @@ from wizard.model import (
     Scenario,
     ServiceShare,
 )
+from wizard.ui import answer as table
 from wizard.ui import state
-from wizard.ui.labels import FIX_STEP, SEVERITY_ICON, STEP_NAMES
+from wizard.ui.labels import EXPORT_ANSWERS, FIX_FIELD, FIX_STEP, SEVERITY_ICON, STEP_NAMES
 from wizard.ui.text import md_escape
 
 TOP_FINDINGS = 3
@@ -42,6 +43,7 @@ def engine_rows(rec: Recommendation) -> list[dict]:
 FIX_STEPS = (("topology", "Change the fleet (step 3)"),
              ("proxy", "Add a pooling proxy (step 2)"),
              ("database", "Pick a bigger database (step 1)"))
+REPLICA_FIX = (("topology", "Fix the replica (step 3)"),)
 
 
 def show_error(error: str, fix: str, scenario: Scenario | None = None,
@@ -53,7 +55,11 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
         st.info(f"**Fix:** {md_escape(fix)}")
     if scenario is not None:
         st.caption(md_escape(budget.fleet_sentence(scenario)))
-    for step, label in FIX_STEPS:
+    where, _ = state._problem(state.flat_key(state.current_flat()))
+    # A refused replica is fixed on the replica (its class or max_connections, step 3),
+    # not with a proxy or a bigger primary.
+    steps = REPLICA_FIX if where == "replicas" else FIX_STEPS
+    for step, label in steps:
         if step != here:
             st.button(label, key=f"fix_go_{step}", on_click=state.go, args=(step,),
                       icon=":material/arrow_forward:")
@@ -81,12 +87,14 @@ def _pool_metrics(eng: EngineSettings) -> Any:
     return row
 
 
-def _seen_metrics(row: Any, ep: EndpointBudget) -> None:
-    """What the database sees at the peak against its usable connections, added to `row`."""
+def _seen_metrics(row: Any, ep: EndpointBudget, error: bool = False) -> None:
+    """What the database sees at the peak against its usable connections, added to `row`;
+    with an error on the endpoint the headroom is never green (the error says why)."""
+    spare = ep.headroom >= 0
     row.metric("database sees at peak", f"{ep.worst_case:,}", width=METRIC_WIDTH,
-               delta=(f"{ep.headroom:,} to spare" if ep.headroom >= 0 else
-                      f"{-ep.headroom:,} over"),
-               delta_color="normal" if ep.headroom >= 0 else "inverse",
+               delta=(f"{ep.headroom:,} to spare" if spare else f"{-ep.headroom:,} over")
+               + (", error above" if error else ""),
+               delta_color="inverse" if error or not spare else "normal",
                delta_arrow="off", help=md_escape(ep.explanation))
     row.metric("usable", f"{ep.usable:,}", width=METRIC_WIDTH,
                help=md_escape(f"max_connections {ep.max_connections:,} ("
@@ -94,10 +102,11 @@ def _seen_metrics(row: Any, ep: EndpointBudget) -> None:
                               f"{r.count} {r.name}" for r in ep.reserves)))
 
 
-def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
+def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None,
+             error: bool = False) -> None:
     """The answer for one endpoint, as metrics that wrap two to a row on a phone."""
     row = _pool_metrics(eng)
-    _seen_metrics(row, ep)
+    _seen_metrics(row, ep, error)
     if ep.client_side is not None:
         row.metric("clients open", f"{ep.client_side.worst_case:,}", width=METRIC_WIDTH,
                    help=md_escape(ep.client_side.detail))
@@ -111,46 +120,83 @@ def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None) -> None:
                               f"today's autoscaling maximum: {peak:,}."))
 
 
-def _finding(w: Finding, i: int, with_button: bool = True) -> None:
+def exported(rec: Recommendation, w: Finding) -> bool:
+    """Whether the exported module already does what the finding asks (EXPORT_ANSWERS):
+    every engine it exports carries the setting."""
+    key = EXPORT_ANSWERS.get(w.code)
+    engines = [e for v in rec.services for e in v.rec.engines] or list(rec.engines)
+    return bool(key and engines and all(key in e.connect_args for e in engines))
+
+
+def _finding(w: Finding, i: int, with_button: bool = True, done: bool = False) -> None:
+    if done:
+        st.info(f"Already in the exported module: {md_escape(w.fix)}  \n"
+                f"{md_escape(w.message)}", icon=":material/task_alt:")
+        return
     show = {"error": st.error, "warning": st.warning}.get(w.severity, st.info)
     show(f"{md_escape(w.message)}  \n**Fix:** {md_escape(w.fix)}",
          icon=SEVERITY_ICON.get(w.severity))
     step = FIX_STEP.get(w.code)
     if with_button and step:
         st.button(f"Fix it in {STEP_NAMES[step]}", key=f"finding_go_{i}", on_click=state.go,
-                  args=(step,), icon=":material/arrow_forward:", type="tertiary")
+                  args=(step, FIX_FIELD.get(w.code)), icon=":material/arrow_forward:",
+                  type="tertiary")
 
 
-def _where(rec: Recommendation, ep: EndpointBudget) -> str:
-    """" · class · region" of an endpoint (the region is the visitor's own label)."""
-    parts = [ep.instance_class or ""]
-    if ep.role.startswith("replica-"):
-        parts.append(rec.scenario.replicas[int(ep.role.split("-")[1]) - 1].region)
-    return "".join(f" · {p}" for p in parts if p)
+_where = table._where
+
+
+def answer_table(rec: Recommendation, copy: bool = True) -> None:
+    """The compact answer table (ui/answer.py), with a button to copy it as text."""
+    st.html(table.CSS)
+    with st.container(key="answer_box"):
+        st.html(table.as_html(rec))
+    if copy:
+        with st.popover("Copy the table", icon=":material/content_copy:"):
+            st.caption("Tab-separated: paste into a sheet, a ticket or a chat.")
+            st.code(table.as_text(rec), language=None)
+
+
+def _errors(rec: Recommendation, with_button: bool = True) -> list[Finding]:
+    """The error findings, each shown above the table (the rows they concern say so)."""
+    errors = [w for w in rec.warnings if w.severity == "error"]
+    for i, w in enumerate(errors):
+        _finding(w, 300 + i, with_button)
+    return errors
 
 
 def answer(rec: Recommendation) -> None:
-    """The first screenful: per endpoint the settings, what the database sees at the peak
-    against usable, where it breaks; then the top findings with a way to fix each."""
+    """The first screenful: the errors, the answer table (per service and endpoint: its
+    pool, what the database sees at everyone's peak, headroom, where it breaks, what binds),
+    which service breaks it first; then the top warnings with a way to fix each, and the
+    metric cards below."""
     s = rec.scenario
     peak = None if s.serverless else s.autoscaling_max
     with st.container(border=True, key="answer"):
+        errors = _errors(rec)
+        answer_table(rec)
+        sentence = sizing.break_sentence(rec)
+        if sentence:
+            st.info(md_escape(sentence), icon=":material/trending_up:")
+        # checks.run_checks lists errors first, then warnings, then info; a warning the
+        # exported module already answers comes after the others, said to be done.
+        warns = [w for w in rec.warnings if w.severity == "warning"]
+        top = sorted(warns, key=lambda w: exported(rec, w))[:TOP_FINDINGS]
+        for i, w in enumerate(top):
+            _finding(w, i, done=exported(rec, w))
+        if not top and not errors:
+            st.success("Nothing to fix: every endpoint fits at the autoscaling peak.",
+                       icon=":material/check_circle:")
+        rest = len(rec.warnings) - len(top) - len(errors)
+        if rest > 0:
+            st.caption(f"{rest} more finding(s) under Details below.")
         if rec.single:
             for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
                 st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
-                _metrics(ep, eng, peak)
+                _metrics(ep, eng, peak, bool(table.errors_for(rec, "", ep.role)))
         else:
-            services_answer(rec)
-        # checks.run_checks lists errors first, then warnings, then info.
-        top = [w for w in rec.warnings if w.severity != "info"][:TOP_FINDINGS]
-        for i, w in enumerate(top):
-            _finding(w, i)
-        if not top:
-            st.success("Nothing to fix: every endpoint fits at the autoscaling peak.",
-                       icon=":material/check_circle:")
-        rest = len(rec.warnings) - len(top)
-        if rest > 0:
-            st.caption(f"{rest} more finding(s) under Details below.")
+            with st.expander("Each service as metric cards"):
+                services_answer(rec, sentence=False)
 
 
 SERVICE_AT_PEAK = "at everyone's peak"
@@ -178,18 +224,19 @@ def _service_metrics(rec: Recommendation, ep: EndpointBudget, b: ServiceShare) -
                               f"others at their peaks leave it{limit}; today: {now:,}."))
 
 
-def services_answer(rec: Recommendation) -> None:
+def services_answer(rec: Recommendation, sentence: bool = True) -> None:
     """Several services: per endpoint what the database sees against usable, then each
     service's pool on it; the core's sentence on which service breaks it first."""
     for ep in rec.endpoints:
         st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
-        _seen_metrics(st.container(horizontal=True, gap="small"), ep)
+        _seen_metrics(st.container(horizontal=True, gap="small"), ep,
+                      any(table.errors_for(rec, b.service, ep.role) for b in ep.by_service))
         for b in ep.by_service:
             st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind})"))
             _service_metrics(rec, ep, b)
-    sentence = sizing.break_sentence(rec)
-    if sentence:
-        st.info(md_escape(sentence), icon=":material/trending_up:")
+    said = sizing.break_sentence(rec) if sentence else ""
+    if said:
+        st.info(md_escape(said), icon=":material/trending_up:")
 
 
 def brief(rec: Recommendation | None, error: str) -> None:
@@ -218,12 +265,15 @@ def summary(rec: Recommendation | None, error: str, fix: str,
     s = rec.scenario
     peak = None if s.serverless else s.autoscaling_max
     if not rec.single:
-        services_answer(rec)
+        answer_table(rec, copy=False)
+        said = sizing.break_sentence(rec)
+        if said:
+            st.info(md_escape(said), icon=":material/trending_up:")
     else:
         for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
             if len(rec.endpoints) > 1:
                 st.caption(md_escape(ep.role))
-            _metrics(ep, eng, peak)
+            _metrics(ep, eng, peak, bool(table.errors_for(rec, "", ep.role)))
     st.caption(md_escape(f"Primary: max_connections {rec.endpoints[0].max_connections:,}, "
                      f"{rec.endpoints[0].max_connections_source}."))
     errors = [w for w in rec.warnings if w.severity == "error"]
@@ -243,7 +293,10 @@ def chart_tabs(rec: Recommendation) -> list[tuple[str, str]]:
     """(tab label, chart kind) of the charts this scenario has."""
     tabs = [("Budget at the peak", "budget")]
     if not rec.single:
-        return [*tabs, ("Which service breaks it", "services")]
+        tabs.append(("Scale-out: which service breaks it", "services"))
+        if any(svc.rec.load is not None for svc in rec.services):
+            tabs.append(("Checkout waits", "wait"))
+        return tabs
     if rec.scenario.serverless:
         tabs.append(("Serverless concurrency", "serverless"))
     else:
@@ -264,6 +317,9 @@ def charts_section(rec: Recommendation) -> None:
         if not tab.open:
             continue
         with tab:
+            if kind == "wait" and not rec.single:
+                _service_waits(rec, charts)
+                continue
             spec = charts.spec(kind, rec)
             _draw(spec, f"chart_{kind}")
             if spec is not None:
@@ -274,6 +330,17 @@ def charts_section(rec: Recommendation) -> None:
                            "its own connection to the database (see the budget).")
     if rec.load is None and rec.single:
         st.caption("Give your traffic in step 4 to see how often a checkout waits.")
+
+
+def _service_waits(rec: Recommendation, charts: Any) -> None:
+    """Several services: the checkout-wait chart of each service given a load."""
+    for svc in rec.services:
+        if svc.rec.load is None:
+            st.caption(md_escape(f"{svc.name}: no load given, no wait chart."))
+            continue
+        st.markdown(f"**{md_escape(svc.name)}** ({md_escape(svc.kind)})")
+        _draw(charts.spec("wait", svc.rec), f"chart_wait_{svc.name}")
+    st.caption(charts.CAPTIONS["wait"])
 
 
 FOLDS = {"findings": "All findings", "budget": "The budget, step by step",

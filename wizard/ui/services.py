@@ -1,9 +1,10 @@
-"""Step 3 with several services: one row per service (add, rename, remove in a table), each
-with its fleet, load, path and share weight, and its less common settings folded below.
+"""Step 3 with several services: each service a small form (its essentials on one row: name,
+kind, instances, autoscaling maximum, workers; where it connects, its load, its path and
+today's pool folded under it), with buttons to add (up to budget.MAX_SERVICES) and remove.
 
 Each service's values live in session state under its share key (`s2_workers`), so the
 share link, the saved scenario and the result read them like any other parameter. Names
-are visitor text: the table and st.text show them as typed, never as Markdown.
+are visitor text: the fields show them as typed, labels escape them (never Markdown).
 """
 
 from __future__ import annotations
@@ -14,21 +15,13 @@ from typing import Any
 import streamlit as st
 
 from wizard import share
+from wizard.budget import MAX_SERVICES
 from wizard.model import SERVICE_KINDS
 from wizard.ui import state
 from wizard.ui.labels import HELP
 from wizard.ui.text import md_escape
 
-VERSION = "_services_v"  # bumped on every applied edit: the table starts afresh from state
-TABLE = "services_table"  # the container around the table (st-key-services_table)
-# The table's columns (share keys); the rest of share.SERVICE_KEYS are folded per service.
-COLUMNS = ("name", "kind", "app_instances", "max_app_instances", "workers", "engines",
-           "serverless_concurrency", "rps", "hold_ms", "weight", "endpoints", "proxy")
-INTEGER = ("app_instances", "max_app_instances", "workers", "engines",
-           "serverless_concurrency")
-NUMBER = ("rps", "hold_ms", "weight")
-FOLDED = ("deploy_surge_percent", "app_vcpus", "split", "p95_hold_ms", "current_pool_size",
-          "current_max_overflow", "current_pool_recycle", "current_poolclass")
+TABLE = "services_table"  # the container around the services (st-key-services_table)
 POOLCLASSES = ("AsyncAdaptedQueuePool", "NullPool", "QueuePool")
 # A new row: a worker fleet of one instance (the first free name of these).
 NEW_NAMES = ("worker", "cron", "jobs", "api", "web")
@@ -36,10 +29,6 @@ NEW_ROW = {"kind": "worker", "app_instances": 1, "workers": 1, "engines": 1,
            "deploy_surge_percent": 25, "app_vcpus": 2, "split": 0.7, "weight": 1.0,
            "current_poolclass": "AsyncAdaptedQueuePool"}
 SHORT_PROXY = {"": "the path of step 2"}
-
-
-def editor_key() -> str:
-    return f"services_editor_{st.session_state.get(VERSION, 0)}"
 
 
 def _free_name(taken: set[str], i: int) -> str:
@@ -59,7 +48,6 @@ def write_rows(rows: list[Mapping[str, Any]]) -> None:
     for i, row in enumerate(rows, start=1):
         for key in share.SERVICE_KEYS:
             st.session_state[share.service_key(i, key)] = row.get(key)
-    st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
 
 
 def start() -> None:
@@ -91,186 +79,179 @@ def add() -> None:
 def back_to_one() -> None:
     """Button callback: drop the services; the one-fleet form shows its own values again."""
     state.clear_services()
-    st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
 
 
-def _cell(key: str, value: Any) -> Any:
-    """A table cell for a stored value."""
-    if key == "endpoints":
-        return list(value or [])
-    if key in ("name", "kind", "proxy"):
-        return "" if value is None else str(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return value
+def remove(i: int) -> None:
+    """Button callback: drop service i; the ones below move up with all their values."""
+    rows = state.service_rows(st.session_state)
+    write_rows([r for j, r in enumerate(rows, start=1) if j != i])
 
 
-def _stored(key: str, value: Any) -> Any:
-    """A stored value for a table cell (empty cells are None; numbers as typed)."""
-    import pandas as pd  # loaded with the table already
-
-    if key == "endpoints":
-        items = [] if value is None or isinstance(value, float) else list(value)
-        return [str(x) for x in items] or None
-    if value is None or pd.isna(value):
-        return None
-    if key == "proxy":
-        return str(value) or None
-    if key in ("name", "kind"):
-        return str(value)
-    number = float(value)
-    return int(number) if number.is_integer() and key in INTEGER else number
+def _sync_endpoints(i: int) -> None:
+    """Multiselect callback: an empty choice is the default (every endpoint)."""
+    chosen = st.session_state.get(f"_svc_ep_{i}") or []
+    st.session_state[share.service_key(i, "endpoints")] = list(chosen) or None
 
 
-def table(rows: list[Mapping[str, Any]]):
-    """The rows as the table's DataFrame (typed columns, so cells edit as numbers)."""
-    import pandas as pd
-
-    data = {key: [_cell(key, r.get(key)) for r in rows] for key in COLUMNS}
-    df = pd.DataFrame(data, columns=list(COLUMNS))
-    for key in INTEGER:
-        df[key] = pd.array([None if x is None else x for x in data[key]], dtype="Float64")
-    for key in NUMBER:
-        df[key] = pd.array(data[key], dtype="Float64")
-    return df
+ESSENTIALS = (("app_instances", "instances", 76), ("max_app_instances", "autoscale max", 104),
+              ("workers", "workers", 72))
+# Per-service fields that are whole numbers: "%g" shows 2.5 as typed (the core refuses it
+# beside the field) where "%.0f" would show 3.
+WHOLE = {"format": "%g", "value": None}
 
 
-def rows_of(df) -> list[tuple[int | None, dict[str, Any]]]:
-    """(row of the stored services it edits, or None for a new row; its stored values) for
-    every row of a table: the editor keeps each row's index, new rows get new ones."""
-    out = []
-    for idx, record in zip(df.index, df.to_dict("records"), strict=True):
-        try:
-            at: int | None = int(idx)
-        except (TypeError, ValueError):
-            at = None
-        out.append((at, {key: _stored(key, record.get(key)) for key in COLUMNS}))
-    return out
+def _number(label: str, key: str, width: int | str = "stretch", **kw) -> None:
+    st.number_input(label, key=key, help=HELP.get(key.split("_", 1)[1]),
+                    **{**state.WHOLE, **WHOLE, **kw}, width=width)
 
 
-def _config(provider: str, roles: list[str]) -> dict[str, Any]:
-    cc = st.column_config
-    whole = {"step": 1, "format": "%g"}
-    return {
-        "name": cc.TextColumn("service", help="Lower-case letters, digits, - or _; it "
-                              "becomes the engines' application_name.", max_chars=40,
-                              pinned=True),
-        "kind": cc.SelectboxColumn("kind", options=list(SERVICE_KINDS),
-                                   help="web (requests), worker (queue consumers), cron "
-                                        "(short jobs, migrations: a small fixed share) or "
-                                        "serverless (one connection per invocation).",
-                                   default="worker"),
-        "app_instances": cc.NumberColumn("instances", help=HELP["app_instances"], default=1,
-                                         **whole),
-        "max_app_instances": cc.NumberColumn("autoscaling max", help=HELP["max_app_instances"],
-                                             **whole),
-        "workers": cc.NumberColumn("workers", help=HELP["workers"], default=1, **whole),
-        "engines": cc.NumberColumn("engines", help=HELP["engines"], default=1, **whole),
-        "serverless_concurrency": cc.NumberColumn(
-            "concurrency", help=HELP["serverless_concurrency"] + " Serverless only.", **whole),
-        "rps": cc.NumberColumn("req/s per inst.", help=HELP["rps"] + " Empty: no load.",
-                               format="%g"),
-        "hold_ms": cc.NumberColumn("hold ms", help=HELP["hold_ms"], format="%g"),
-        "weight": cc.NumberColumn("weight", help="Without a load, each of its engines gets "
-                                  "this times what an engine of weight 1 gets of what is "
-                                  "left (default 1).", default=1.0, format="%g"),
-        "endpoints": cc.MultiselectColumn("endpoints", options=roles,
-                                          help="Where it connects; empty: every endpoint. "
-                                               "With replicas, list the primary too."),
-        "proxy": cc.SelectboxColumn("own path", options=["", *state.proxies_for(provider)],
-                                    format_func=lambda p: SHORT_PROXY.get(p, p),
-                                    help="Its own proxy (e.g. cron straight to PostgreSQL "
-                                         "while the API goes through PgBouncer); empty: the "
-                                         "path of step 2."),
-    }
-
-
-def _apply(before: list[tuple[int | None, dict[str, Any]]],
-           edited: list[tuple[int | None, dict[str, Any]]]) -> bool:
-    """Store the table's edits: kept rows keep their folded settings, new rows get a free
-    name and the defaults for what they leave empty. True when anything changed."""
-    if edited == before:
-        return False
-    stored = state.service_rows(st.session_state)
-    taken = {str(r["name"]) for _, r in edited if r.get("name")}
-    out = []
-    for i, (at, row) in enumerate(edited, start=1):
-        if at is not None and 0 <= at < len(stored):
-            out.append({**stored[at], **row})
-            continue
-        base = new_row(taken, i)
-        taken.add(base["name"])
-        out.append({**base, **{k: v for k, v in row.items() if v is not None}})
-    write_rows(out)
-    return True
-
-
-def _problem_here() -> tuple[str | None, str]:
-    where, message = state._problem(state.flat_key(state.current_flat()))
-    return where, message
-
-
-def _flag_table() -> None:
-    """Under the table: the core's message when it refuses one of the table's values."""
+def _problems(i: int) -> None:
+    """Under service i's row: the core's message when it refuses one of its values."""
     where, message = _problem_here()
     m = state.SERVICE_KEY.fullmatch(where or "")
-    if message and (where == "services" or (m and m.group(2) in COLUMNS)):
+    if message and m and int(m.group(1)) == i:
         st.error(md_escape(message), icon=":material/error:")
 
 
+def _endpoints_words(row: Mapping[str, Any], roles: list[str]) -> str:
+    chosen = row.get("endpoints")
+    if not chosen:
+        return ("every endpoint (the default): " + ", ".join(roles)) if len(roles) > 1 \
+            else "the primary"
+    return ", ".join(str(x) for x in chosen)
+
+
+def _summary(row: Mapping[str, Any], roles: list[str]) -> str:
+    """One line under a service's essentials: where it connects, its load, today's pool."""
+    load = (f"{row['rps']:g} req/s per instance x {row.get('hold_ms') or 0:g} ms"
+            if isinstance(row.get("rps"), int | float) else "no load given")
+    pool = row.get("current_pool_size")
+    today = (f"today {pool} + {row.get('current_max_overflow') or 0}"
+             if isinstance(pool, int | float) else "today's pool not given")
+    return f"Connects to {_endpoints_words(row, roles)} · {load} · {today}"
+
+
 def render() -> None:
-    """The services table, its buttons, and each service's folded settings."""
+    """Each service as a small form: its essentials on one row, where it connects, its load
+    and today's pool folded under it; buttons to add (up to the core's maximum) or go back."""
     provider = st.session_state["provider"]
     n_rep = state._count(st.session_state.get("replicas")) or 0
     roles = ["primary", *(f"replica-{i}" for i in range(1, min(n_rep, state.MAX_REPLICAS) + 1))]
-    rows = [{k: r.get(k) for k in COLUMNS} for r in state.service_rows(st.session_state)]
+    rows = state.service_rows(st.session_state)
     st.caption("Every service that opens connections to this database, each at its "
-               "autoscaling peak at once. Add, rename or remove rows; the result beside "
-               "shows each one's pool.")
+               "autoscaling peak at once. The result beside shows each one's pool.")
     with st.container(key=TABLE):
-        edited = st.data_editor(table(rows), key=editor_key(), num_rows="dynamic",
-                                hide_index=True, column_config=_config(provider, roles),
-                                column_order=list(COLUMNS), width="stretch",
-                                placeholder="")
-    if _apply(rows_of(table(rows)), rows_of(edited)):
-        # Draw the table afresh from the stored rows: the edited one on screen would keep
-        # its edits apart from them and the next edit would be lost.
-        st.rerun()
-    _flag_table()
+        for i, row in enumerate(rows, start=1):
+            _service(i, row, provider, roles)
+        where, message = _problem_here()
+        if message and where == "services":
+            st.error(md_escape(message), icon=":material/error:")
     bar = st.container(horizontal=True, gap="small")
-    room = state.room_for_service(st.session_state)
+    full = len(rows) >= MAX_SERVICES
     bar.button("Add a service", key="services_add", on_click=add, icon=":material/add:",
-               disabled=not room, help=None if room else
-               f"At most {state.budget.MAX_SERVICES} services share one database.")
+               disabled=full, help=(f"At most {MAX_SERVICES} services share one database."
+                                    if full else None))
     bar.button("Back to one fleet", key="services_off", on_click=back_to_one,
                icon=":material/undo:", type="tertiary",
                help="Drop the services: the single-fleet form comes back with its values.")
-    for i, row in enumerate(state.service_rows(st.session_state), start=1):
-        _folded(i, row)
+    if full:
+        st.caption(f"{MAX_SERVICES} services: the most one database is sized for.")
 
 
-def _folded(i: int, row: Mapping[str, Any]) -> None:
-    """Service i's less common settings, in an expander named after it (as typed)."""
+def _service(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) -> None:
+    key = share.service_key
+    kind = key(i, "kind")
+    if st.session_state.get(kind) not in SERVICE_KINDS:
+        st.session_state[kind] = ("serverless" if row.get("serverless_concurrency")
+                                  else "web")
+    with st.container(border=True, key=f"service_{i}"):
+        # Two groups that wrap as wholes: on a phone the fleet's numbers (instances and
+        # autoscaling maximum above all) stay side by side under the name and kind.
+        line = st.container(horizontal=True, gap="small", vertical_alignment="bottom")
+        who = line.container(horizontal=True, gap="small", width="content")
+        size = line.container(horizontal=True, gap="small", width="content")
+        with who:
+            st.text_input("service", key=key(i, "name"), max_chars=40, width=100,
+                          persist_state="session",
+                          help="Lower-case letters, digits, - or _; it becomes the "
+                               "engines' application_name.")
+            st.selectbox("kind", list(SERVICE_KINDS), key=kind, width=96,
+                         persist_state="session",
+                         help="web (requests), worker (queue consumers), cron (short jobs, "
+                              "migrations: a small fixed share) or serverless (one "
+                              "connection per invocation).")
+        with size:
+            for name, label, width in ESSENTIALS:
+                _number(label, key(i, name), width=width,
+                        placeholder="same" if name == "max_app_instances" else None)
+        _problems(i)
+        under = st.container(horizontal=True, gap="small", vertical_alignment="center")
+        under.caption(md_escape(_summary(row, roles)))
+        under.button("Remove", key=f"services_remove_{i}", on_click=remove, args=(i,),
+                     icon=":material/delete:", type="tertiary",
+                     help="Remove this service; the ones below move up.")
+        _folded(i, row, provider, roles)
+
+
+def _folded(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) -> None:
+    """Service i's endpoints, load, path and today's pool, in an expander named after it."""
     key = share.service_key
     name = row.get("name") or f"service {i}"
-    with st.expander(f"{md_escape(name, 60)}: deploy surge, vCPUs, split, p95, today's pool"):
+    with st.expander(f"{md_escape(name, 60)}: endpoints, load, path, today's pool"):
+        ep = f"_svc_ep_{i}"
+        st.session_state[ep] = [r for r in (row.get("endpoints") or []) if r in roles]
+        st.multiselect("Endpoints it connects to", roles, key=ep, on_change=_sync_endpoints,
+                       args=(i,), placeholder="every endpoint (default)",
+                       help="Empty: every endpoint (the primary and each replica). "
+                            "With replicas, list the primary too.")
+        st.caption(md_escape("Connects to " + _endpoints_words(row, roles) + "."))
         c1, c2 = st.columns(2)
-        state.number_field(c1, "Rolling-deploy surge (%)", key(i, "deploy_surge_percent"))
-        state.number_field(c2, "vCPUs per app instance", key(i, "app_vcpus"))
-        state.number_field(c1, "pool_size share of the budget", key(i, "split"), step=0.05,
-                           format="%g")
-        state.number_field(c2, "p95 hold time (ms)", key(i, "p95_hold_ms"), step=5.0,
+        state.number_field(c1, "Requests/s per instance", key(i, "rps"), step=1.0,
+                           format="%g", value=None, placeholder="no load")
+        state.number_field(c2, "Hold time per request (ms)", key(i, "hold_ms"), step=5.0,
                            format="%g", value=None, placeholder="unknown")
+        state.number_field(c1, "p95 hold time (ms)", key(i, "p95_hold_ms"), step=5.0,
+                           format="%g", value=None, placeholder="unknown")
+        state.number_field(c2, "Engines per process", key(i, "engines"), format="%g",
+                           value=None)
+        pr = key(i, "proxy")
+        options = ["", *state.proxies_for(provider)]
+        if st.session_state.get(pr) is not None and st.session_state.get(pr) not in options:
+            options.append(str(st.session_state[pr]))  # kept as given; the core flags it
+        if st.session_state.get(pr) is None:
+            st.session_state[pr] = ""
+        with c1:
+            st.selectbox("Its own path", options, key=pr, persist_state="session",
+                         format_func=lambda p: SHORT_PROXY.get(p, p),
+                         help="Its own proxy (e.g. cron straight to PostgreSQL while the "
+                              "API goes through PgBouncer); empty: the path of step 2.")
+            state.flag(pr)
+        state.number_field(c2, "Serverless concurrency", key(i, "serverless_concurrency"),
+                           format="%g", value=None, placeholder="not serverless")
+        state.number_field(c1, "Share weight (no load)", key(i, "weight"), step=0.5,
+                           format="%g", value=None)
+        state.number_field(c2, "Rolling-deploy surge (%)", key(i, "deploy_surge_percent"),
+                           format="%g", value=None)
+        state.number_field(c1, "vCPUs per app instance", key(i, "app_vcpus"), format="%g",
+                           value=None)
+        state.number_field(c2, "pool_size share of the budget", key(i, "split"), step=0.05,
+                           format="%g", value=None)
         st.caption("The pool it runs today (empty: not compared).")
         c1, c2 = st.columns(2)
-        state.number_field(c1, "Current pool_size", key(i, "current_pool_size"), value=None)
-        state.number_field(c2, "Current max_overflow", key(i, "current_max_overflow"),
+        state.number_field(c1, "Current pool_size", key(i, "current_pool_size"), format="%g",
                            value=None)
+        state.number_field(c2, "Current max_overflow", key(i, "current_max_overflow"),
+                           format="%g", value=None)
         state.number_field(c1, "Current pool_recycle (s, -1 = off)",
-                           key(i, "current_pool_recycle"), value=None)
+                           key(i, "current_pool_recycle"), format="%g", value=None)
         pc = key(i, "current_poolclass")
         if st.session_state.get(pc) not in POOLCLASSES:
             st.session_state[pc] = POOLCLASSES[0]
         with c2:
             st.selectbox("Current poolclass", POOLCLASSES, key=pc, persist_state="session")
             state.flag(pc)
+
+
+def _problem_here() -> tuple[str | None, str]:
+    where, message = state._problem(state.flat_key(state.current_flat()))
+    return where, message

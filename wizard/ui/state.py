@@ -50,9 +50,15 @@ FLASH_KEY = "_flash"  # one-run success message shown above the steps
 STEP_KEY = "step"
 
 
-def go(step: str) -> None:
-    """Button callback: switch the wizard to another step."""
+def go(step: str, field: str | None = None) -> None:
+    """Button callback: switch the wizard to another step (and, with `field`, scroll to
+    that widget and highlight it once: page.focus)."""
     st.session_state[STEP_KEY] = step
+    if field:
+        st.session_state[FOCUS_KEY] = field
+
+
+FOCUS_KEY = "_focus"  # a widget key to scroll to and highlight on the next run
 
 
 def class_names(provider: str) -> list[str]:
@@ -676,10 +682,9 @@ def _problem_cached(key: tuple[tuple[str, str], ...]) -> tuple[str | None, str]:
 
 
 def _problem_now(key: tuple[tuple[str, str], ...]) -> tuple[str | None, str]:
+    # The core keys its refusal by the parameter at fault (a replica's max_connections below
+    # the primary's is the replica's): one validation, in culprit().
     param, message = culprit(dict(key))
-    if param in FLAG_AT and FLAG_AT[param] == "replicas" and (
-            m := re.match(r"replica (\d+): ", message)) and int(m.group(1)) <= MAX_REPLICAS:
-        return f"replica-{m.group(1)}", app_words(message)  # beside that replica's fields
     return FLAG_AT.get(param, param), app_words(message)
 
 
