@@ -54,7 +54,7 @@ def _outputs(scenario: Path, capsys, tmp_path: Path) -> dict[str, str]:
                 argv += ["--service", name]
             code, _ = _run(capsys, argv)
             text = target.read_text() if target.exists() else ""
-            got[f"{name or 'app'}.py"] = f"exit {code}\n{_DATE.sub('YYYY-MM-DD', text)}"
+            got[f"{name or 'app'}.module"] = f"exit {code}\n{_DATE.sub('YYYY-MM-DD', text)}"
     return got
 
 
