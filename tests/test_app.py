@@ -810,3 +810,17 @@ def test_a_refused_link_shows_its_own_values_and_the_error_beside_the_field():
     # ... and not beside another field
     beside = [as_read(e.value) for e in at.error]
     assert beside.count(errors[0]) == 1  # shown once, in that box
+
+
+def test_compare_table_neutralises_formula_names(tmp_path):
+    """Issue 21: every exported table (the compare table has a "Download as CSV") keeps a
+    saved name that looks like a formula as text (OWASP CSV injection)."""
+    at = new_app()
+    go(at, "saved")
+    for name in ("=HYPERLINK(x)", "@SUM(a)"):
+        at.text_input(key="save_name").input(name)
+        at.button[0].click()
+        at.run()
+    assert sorted(s.name for s in store.ScenarioStore().list()) == ["=HYPERLINK(x)", "@SUM(a)"]
+    rows = at.dataframe[0].value
+    assert sorted(rows["scenario"]) == ["'=HYPERLINK(x)", "'@SUM(a)"]

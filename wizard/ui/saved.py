@@ -11,6 +11,7 @@ import os
 import streamlit as st
 
 from wizard import charts, store
+from wizard.export import cells
 from wizard.model import ScenarioError
 from wizard.ui import state
 from wizard.ui.text import md_escape
@@ -200,7 +201,9 @@ def _compare(saved: list[store.SavedScenario]) -> None:
     for line in failed:
         st.warning(md_escape(line, 600))
     if len(recs) >= 2:
-        st.dataframe(charts.compare_rows(recs), hide_index=True, width="stretch")
+        # CSV-injection safe: its toolbar downloads the cells as shown.
+        st.dataframe(cells.safe_rows(charts.compare_rows(recs)), hide_index=True,
+                     width="stretch")
         st.altair_chart(charts.compare_chart(recs), width="stretch")
     elif chosen:
         st.caption("Pick at least two scenarios to compare.")
