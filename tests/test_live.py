@@ -231,8 +231,15 @@ async def test_activity_is_counted_in_sql_top_names_and_the_rest(
     from wizard.live import check
 
     monkeypatch.setattr(check, "TOP_APPS", 2)
-    # More than any other name could hold (earlier tests' connections may linger).
-    names = ["top-a"] * 7 + ["top-b"] * 6 + ["rest-1", "rest-2", "rest-3"]
+    # More than any other name holds (earlier tests' connections may linger).
+    probe = await asyncpg.connect(pg.dsn())
+    try:
+        most = await probe.fetchval("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n "
+                                    "FROM pg_stat_activity GROUP BY application_name) c")
+    finally:
+        await probe.close()
+    a, b = most + 7, most + 6
+    names = ["top-a"] * a + ["top-b"] * b + ["rest-1", "rest-2", "rest-3"]
     held = [await asyncpg.connect(pg.dsn(), server_settings={"application_name": n})
             for n in names]
     try:
@@ -241,7 +248,7 @@ async def test_activity_is_counted_in_sql_top_names_and_the_rest(
         for c in held:
             await c.close()
     r = report.readings
-    assert (r.by_application["top-a"], r.by_application["top-b"]) == (7, 6)
+    assert (r.by_application["top-a"], r.by_application["top-b"]) == (a, b)
     more = [k for k in r.by_application if k.endswith("more names)")]
     assert len(r.by_application) == 3 and len(more) == 1
     assert r.by_application[more[0]] >= 3  # rest-1..3, the check's own and any other
