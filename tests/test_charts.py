@@ -8,6 +8,7 @@ from dataclasses import replace
 import altair as alt
 import pytest
 
+from tests.apptest import ESTATE
 from wizard import charts, share, sizing
 from wizard.model import Load, Replica, Scenario
 
@@ -248,18 +249,8 @@ def test_scale_out_marks_whatever_break_point_the_core_gives():
     assert len(spec["layer"]) == 4  # lines, usable, marker rules, break labels
 
 
-# The estate: its break points lie far apart (13, 49, 77, 517).
-ESTATE = {"provider": "aws-rds", "instance_class": "db.r6g.xlarge", "replicas": "1",
-          "s1_name": "api", "s1_app_instances": "4", "s1_max_app_instances": "20",
-          "s1_workers": "4", "s1_rps": "300", "s1_hold_ms": "20",
-          "s2_name": "queue", "s2_kind": "worker", "s2_app_instances": "2",
-          "s2_max_app_instances": "6", "s2_workers": "8", "s2_endpoints": "primary",
-          "s3_name": "nightly", "s3_kind": "cron", "s3_app_instances": "1",
-          "s3_endpoints": "primary"}
-
-
 def test_services_chart_reaches_past_every_break_point_and_names_its_endpoint():
-    rec = sizing.recommend(share.from_flat(ESTATE))
+    rec = sizing.recommend(share.from_flat(ESTATE))  # break points far apart: 13 .. 517
     spec = charts.spec("services", rec)
     rows = layer_values(spec, 0)
     breaks = {(b.service, ep.role): b.breaks_at for ep in rec.endpoints

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.apptest import ESTATE
 from tests.e2e.test_wizard_browser import OVERFLOW_JS, link_params, settle, step
 from wizard import estate, share
 
@@ -25,16 +26,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-# The estate: RDS db.r6g.xlarge with one replica, an API fleet 4..20 pods x 4
-# workers at 300 req/s, a queue worker 2..6 pods x 8 processes (primary only) and a
-# nightly cron (primary only).
-ESTATE = {"provider": "aws-rds", "instance_class": "db.r6g.xlarge", "replicas": "1",
-          "s1_name": "api", "s1_app_instances": "4", "s1_max_app_instances": "20",
-          "s1_workers": "4", "s1_rps": "300", "s1_hold_ms": "20",
-          "s2_name": "queue", "s2_kind": "worker", "s2_app_instances": "2",
-          "s2_max_app_instances": "6", "s2_workers": "8", "s2_endpoints": "primary",
-          "s3_name": "nightly", "s3_kind": "cron", "s3_app_instances": "1",
-          "s3_endpoints": "primary"}
 SIZES = {1440: (1440, 900), 390: (390, 844)}
 
 
