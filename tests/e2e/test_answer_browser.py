@@ -139,12 +139,18 @@ def test_no_label_is_broken_mid_word(app_url, browser, width):
     page.close()
 
 
-def test_a_fraction_typed_in_a_service_field_is_kept_and_refused_beside_it(app_url, browser):
-    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+def _fleet_step(app_url, browser, width: int, height: int):
+    """A page of the estate's link at this size, on step 3."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
     page.goto(f"{app_url}/?{urlencode(ESTATE)}")
     page.wait_for_selector(".st-key-provider", timeout=30_000)
     settle(page)
     step(page, "3 Fleet")
+    return page
+
+
+def test_a_fraction_typed_in_a_service_field_is_kept_and_refused_beside_it(app_url, browser):
+    page = _fleet_step(app_url, browser, 390, 844)
     field = page.locator(".st-key-s1_app_instances input")
     field.fill("2.5")
     field.press("Enter")
@@ -159,11 +165,7 @@ def test_a_fraction_typed_in_a_service_field_is_kept_and_refused_beside_it(app_u
 
 
 def test_removing_a_service_moves_the_next_one_up_in_the_fields(app_url, browser):
-    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-    page.goto(f"{app_url}/?{urlencode(ESTATE)}")
-    page.wait_for_selector(".st-key-provider", timeout=30_000)
-    settle(page)
-    step(page, "3 Fleet")
+    page = _fleet_step(app_url, browser, 1440, 900)
     page.locator(".st-key-services_remove_1 button").first.click()
     settle(page)
     assert page.locator(".st-key-s1_name input").input_value() == "queue"
