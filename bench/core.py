@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/core.py [--n 10000] [--seed 7] [--out bench/core.md]
 
-Each scenario draws every numeric input from its documented range (wizard/bounds.py),
+Each scenario draws every numeric input from its documented range (wizard/core/bounds.py),
 a third of them at a bound (the hostile corners: 100,000 instances x 1,024 workers,
 max_connections 262,143, a million requests/s held for an hour). Reports the median, p99
 and max time of one recommend() call, side by side with the default scenario's median
@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wizard import bounds, budget, catalog  # noqa: E402
-from wizard.budget import PROXY_PROVIDERS  # noqa: E402
-from wizard.model import (  # noqa: E402
+from wizard import catalog  # noqa: E402
+from wizard.core import bounds, budget
+from wizard.core.budget import PROXY_PROVIDERS  # noqa: E402
+from wizard.core.model import (  # noqa: E402
     PROVIDERS,
     PROXIES,
     Load,
@@ -33,7 +34,7 @@ from wizard.model import (  # noqa: E402
     Service,
     SizingError,
 )
-from wizard.sizing import recommend  # noqa: E402
+from wizard.core.sizing import recommend  # noqa: E402
 
 
 def pick(rng: random.Random, key: str, extreme: bool) -> float:

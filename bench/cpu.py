@@ -12,7 +12,7 @@ not starve the server. Two workloads side by side:
 Each setting runs the fleet benchmark's two phases (4 processes, then 10 after the
 scale-out), repeated; the database's CPU (postmaster + backends, from /proc) is sampled
 with the connections. A closed-loop sweep first measures what more active connections
-than the core can execute do to throughput and p99 (wizard/cores.py's FAR).
+than the core can execute do to throughput and p99 (wizard/core/cores.py's FAR).
 
 Writes bench/artifacts/cpu.json, bench/cpu.png and the results section of bench/cpu.md.
 """
@@ -36,6 +36,8 @@ if str(ROOT) not in sys.path:
 
 from tests.pgserver import pgbouncer_server, postgres_server  # noqa: E402
 from wizard import cores  # noqa: E402
+from wizard.core.model import Load, ProxySettings, Replica, Reserves, Scenario  # noqa: E402
+from wizard.core.sizing import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402
     FleetResult,
     Monitor,
@@ -46,8 +48,6 @@ from wizard.fleet import (  # noqa: E402
     percentile,
     run_fleet,
 )
-from wizard.model import Load, ProxySettings, Replica, Reserves, Scenario  # noqa: E402
-from wizard.sizing import recommend  # noqa: E402
 
 SQLALCHEMY_TIMEOUT = 30.0
 DB_CPU, CLIENT_CPU = 1, 0  # the server's core and the clients' core
@@ -196,7 +196,7 @@ def settings_for(s: Scenario, path: str) -> list[PoolSettings]:
     ]
     burst = rec.load.needed_with_overflow if rec.load else None
     if path == "pgbouncer" and burst and eng.max_overflow == 0 and eng.pool_size > burst:
-        # Behind a transaction pooler the engine is now a fixed pool (wizard/sizing.py
+        # Behind a transaction pooler the engine is now a fixed pool (wizard/core/sizing.py
         # _split): the split it replaced (pool = the burst need, the rest overflow), in the
         # same run, so the change is measured rather than assumed.
         out.append(replace(pw, name=PREVIOUS_SPLIT, pool_size=burst,

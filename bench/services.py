@@ -41,6 +41,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from wizard import estate  # noqa: E402
+from wizard.core.model import Scenario, Service  # noqa: E402
+from wizard.core.sizing import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402
     CHECKOUT_TIMEOUT,
     CONN_ERROR,
@@ -58,8 +60,6 @@ from wizard.fleet import (  # noqa: E402
     secrets_of,
     text_table,
 )
-from wizard.model import Scenario, Service  # noqa: E402
-from wizard.sizing import recommend  # noqa: E402
 
 MARK_START, MARK_END = "<!-- services:results -->", "<!-- /services:results -->"
 SCENARIO = ROOT / "bench" / "services.toml"

@@ -13,7 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.apptest import go, new_app, no_exception
-from wizard import share, sizing, store
+from wizard.core import sizing
+from wizard.scenario import links, store
 from wizard.ui.labels import PROXIES as LABELS
 from wizard.ui.text import as_read
 
@@ -82,7 +83,7 @@ def chart_tab(at: AppTest, label: str) -> AppTest:
 def test_first_screen_shows_a_result_with_defaults():
     at = new_app()
     no_exception(at)
-    expected = sizing.recommend(share.from_flat({"provider": "aws-rds",
+    expected = sizing.recommend(links.from_flat({"provider": "aws-rds",
                                                  "instance_class": "db.r6g.large"}))
     m = metrics(at)
     assert m["pool_size"] == str(expected.engines[0].pool_size)
@@ -139,7 +140,7 @@ def test_every_provider_and_proxy_pair_is_offered_and_sized():
             go(at, "results")
             no_exception(at)
             try:
-                expected = sizing.recommend(share.from_flat(
+                expected = sizing.recommend(links.from_flat(
                     {"provider": provider, "instance_class": cls, "proxy": proxy}))
             except ValueError as exc:  # SizingError/ScenarioError: shown as an error
                 assert any(getattr(exc, "message", str(exc))[:40] in e
@@ -161,7 +162,7 @@ def test_provider_change_resets_class_and_invalid_proxy():
     go(at, "database")
     at.selectbox(key="provider").set_value("gcp-cloudsql").run()
     no_exception(at)
-    from wizard import catalog
+    from wizard.core import catalog
     assert at.selectbox(key="instance_class").value in [
         c.instance_class for c in catalog.catalog("gcp-cloudsql")]
     go(at, "proxy")
@@ -188,7 +189,7 @@ def test_replica_gets_its_own_budget():
     go(at, "results")
     no_exception(at)
     m = answers(at)[1]
-    expected = sizing.recommend(share.from_flat({
+    expected = sizing.recommend(links.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
         "replica_instance_class": "db.r6g.xlarge"}))
     rep = expected.endpoint("replica-1")
@@ -213,7 +214,7 @@ def test_serverless_uses_nullpool_and_warns_without_proxy():
     assert m["poolclass"] == "NullPool"
     code = "\n".join(c.value for c in at.code)
     assert '"poolclass": NullPool' in code
-    severities = [w.severity for w in sizing.recommend(share.from_flat({
+    severities = [w.severity for w in sizing.recommend(links.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large",
         "serverless_concurrency": "50"})).warnings]
     shown = len(texts(at, "error")) + len(texts(at, "warning")) + len(texts(at, "info"))
@@ -239,7 +240,7 @@ def test_load_sizes_the_pool_and_draws_the_wait_chart():
     assert '"title": "P(checkout waits)"' in at.get("vega_lite_chart")[0].proto.spec
     open_details(at)
     captions = texts(at, "caption")
-    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
+    rec = sizing.recommend(links.from_flat(dict(at.query_params)))
     assert all(line in captions for line in sizing.load_lines(rec))
 
 
@@ -267,7 +268,7 @@ def test_warnings_are_ranked_by_severity_with_fixes():
     go(at, "results")
     open_details(at)
     no_exception(at)
-    rec = sizing.recommend(share.from_flat({
+    rec = sizing.recommend(links.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large", "current_pool_size": "500",
         "current_max_overflow": "300"}))
     assert any(w.severity == "error" for w in rec.warnings)
@@ -310,7 +311,7 @@ def test_share_link_round_trips_to_a_fresh_session():
     link = dict(at.query_params)
     assert link["proxy"] == "neon-pooler" and link["replica_instance_class"] == "1cu"
     # the link is exactly the share module's parameters for this scenario
-    assert share.from_flat(link) == share.from_flat(share.to_flat(share.from_flat(link)))
+    assert links.from_flat(link) == links.from_flat(links.to_flat(links.from_flat(link)))
     first = metrics(at)
     colleague = new_app(link)
     no_exception(colleague)
@@ -389,7 +390,7 @@ def test_store_save_list_load_delete_and_compare(tmp_path):
     # compare: the two saved scenarios side by side
     rows = at.dataframe[0].value
     assert list(rows["scenario"]) == ["rds 2 pods", "rds 4 workers"]
-    expected = [sizing.recommend(share.from_flat(s.params)).endpoints[0].worst_case
+    expected = [sizing.recommend(links.from_flat(s.params)).endpoints[0].worst_case
                 for s in saved]
     assert list(rows["worst_case"]) == expected
     assert len(at.get("vega_lite_chart")) == 1
@@ -412,7 +413,7 @@ def test_export_step_shows_exactly_what_the_export_renders():
     at.selectbox(key="proxy").set_value("pgbouncer-transaction").run()
     go(at, "export")
     no_exception(at)
-    rec = sizing.recommend(share.from_flat({"provider": "aws-rds",
+    rec = sizing.recommend(links.from_flat({"provider": "aws-rds",
                                             "instance_class": "db.r6g.large",
                                             "proxy": "pgbouncer-transaction"}))
     codes = [c.value for c in at.code]  # st.code drops the final newline
@@ -493,7 +494,7 @@ NOFIT = {"provider": "self-hosted", "max_connections": "50", "app_instances": "4
 
 def test_input_step_summary_fits_two_columns_and_shows_worst_case():
     at = new_app()
-    ep = sizing.recommend(share.from_flat({"provider": "aws-rds",
+    ep = sizing.recommend(links.from_flat({"provider": "aws-rds",
                                            "instance_class": "db.r6g.large"})).endpoints[0]
     m = metrics(at)
     assert set(m) == {"pool_size", "max_overflow", "usable", "database sees at peak",
@@ -529,7 +530,7 @@ def test_results_show_the_core_break_point_per_endpoint_with_its_region():
     no_exception(at)
     words = " ".join(texts(at, "markdown"))
     assert "**replica-1** · db.r6g.large · eu-west-1" in words
-    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
+    rec = sizing.recommend(links.from_flat(dict(at.query_params)))
     for ep, shown in zip(rec.endpoints, answers(at), strict=True):
         assert shown["breaks at (inst.)"] == ("never" if ep.breaks_at is None else
                                         f"{ep.breaks_at:,}")
@@ -540,7 +541,7 @@ def test_engine_settings_table_keeps_every_reason_whole():
     go(at, "results")
     assert not at.table  # folded: nothing built until it is opened
     open_details(at)
-    rec = sizing.recommend(share.from_flat({"provider": "aws-rds",
+    rec = sizing.recommend(links.from_flat({"provider": "aws-rds",
                                             "instance_class": "db.r6g.large"}))
     table = at.table[0].value
     assert list(table["setting"])[:3] == ["poolclass", "pool_size", "max_overflow"]
@@ -554,7 +555,7 @@ def test_wait_caption_explains_the_recommended_pool_not_only_the_mean_need():
     at = new_app(q)
     go(at, "results")
     open_details(at)
-    rec = sizing.recommend(share.from_flat(q))
+    rec = sizing.recommend(links.from_flat(q))
     # 200 req/s per instance over 4 workers = 50 req/s per process x 15 ms = 0.75 Erlangs
     assert rec.load.offered_load == pytest.approx(0.75)
     ep = rec.endpoints[0]
@@ -632,10 +633,10 @@ def test_out_of_range_numbers_are_flagged_beside_the_field_not_replaced():
     flagged = [e for e in texts(at, "error") if "workers per instance" in e.lower()]
     assert flagged, texts(at, "error")
     # the core's own message, in the app's words
-    from wizard import budget
-    from wizard.model import ScenarioError
+    from wizard.core import budget
+    from wizard.core.model import ScenarioError
     with pytest.raises(ScenarioError) as exc:
-        budget.validate(share.from_flat({"workers": "-5"}))
+        budget.validate(links.from_flat({"workers": "-5"}))
     assert str(exc.value) in flagged[0]
     # a large number is read whole (an integer field would read "1e9" as 1)
     at.number_input(key="workers").set_value(1e9).run()
@@ -704,7 +705,7 @@ def test_code_tab_is_the_exported_engine_block():
     at = new_app(q)
     go(at, "results")
     open_details(at)
-    rec = sizing.recommend(share.from_flat(dict(at.query_params)))
+    rec = sizing.recommend(links.from_flat(dict(at.query_params)))
     module = export.render_module(rec)
     code = next(c.value for c in at.code if "ENGINE_SETTINGS" in c.value)
     assert "async_creator=getconn" in code and "CLOUDSQL_REPLICA_1_INSTANCE" in code
@@ -718,7 +719,7 @@ def test_export_shows_what_changes_and_the_next_steps():
     at = new_app(q)
     go(at, "export")
     no_exception(at)
-    rec = sizing.recommend(share.from_flat(q))
+    rec = sizing.recommend(links.from_flat(q))
     table = at.table[0].value
     assert list(table["setting"]) == ["poolclass", "pool_size", "max_overflow"]
     assert list(table["today"])[1:] == ["40", "10"]

@@ -12,8 +12,9 @@ import pytest
 
 from tests.apptest import go, new_app, no_exception
 from tests.test_app_services import ESTATE
-from wizard import share, sizing
+from wizard.core import sizing
 from wizard.export import render_module
+from wizard.scenario import links
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +23,7 @@ def _isolated(isolated_app):
 
 
 def modules() -> dict[str, str]:
-    rec = sizing.recommend(share.from_flat(ESTATE))
+    rec = sizing.recommend(links.from_flat(ESTATE))
     return {v.name: render_module(v.rec, estate=rec.scenario, service=v.name,
                                   generated_on="2026-01-01") for v in rec.services}
 
@@ -51,7 +52,7 @@ def test_a_worker_module_shows_a_worker_and_a_web_module_fastapi():
 
 
 def test_one_fleet_module_gives_the_installed_command():
-    rec = sizing.recommend(share.from_flat({"provider": "aws-rds",
+    rec = sizing.recommend(links.from_flat({"provider": "aws-rds",
                                             "instance_class": "db.r6g.large"}))
     body = render_module(rec, generated_on="2026-01-01")
     header = body.split('"""')[0]
@@ -76,7 +77,7 @@ def test_the_sidebar_and_export_step_give_the_installed_command():
 def test_the_report_reproduces_with_the_installed_command_and_the_real_file():
     from wizard.export import render_report
 
-    rec = sizing.recommend(share.from_flat(ESTATE))
+    rec = sizing.recommend(links.from_flat(ESTATE))
     worker = rec.service("worker")
     text = render_report(worker.rec, estate=rec.scenario, service="worker",
                          generated_on="2026-01-01")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wizard import share
-from wizard.model import PROVIDERS, ScenarioError
+from wizard.core.model import PROVIDERS, ScenarioError
+from wizard.scenario import links
 from wizard.ui import state
 
 LINKS = [
@@ -34,7 +34,7 @@ LINKS = [
 def test_link_to_widgets_and_back_is_the_same_scenario(link):
     values = state.scenario_values(link)
     flat = state.flat_from_values(values)
-    assert share.from_flat(flat) == share.from_flat(link)
+    assert links.from_flat(flat) == links.from_flat(link)
     assert state.flat_from_values(state.scenario_values(flat)) == flat
 
 
@@ -44,7 +44,7 @@ def test_defaults_are_a_valid_first_result():
 
 
 def test_every_provider_has_a_default_class_in_its_catalog():
-    from wizard import catalog
+    from wizard.core import catalog
     for provider in PROVIDERS:
         cls = state.default_class(provider)
         assert cls in [c.instance_class for c in catalog.catalog(provider)]
@@ -81,7 +81,7 @@ def test_plain_text_cannot_become_markdown():
 
 
 def test_core_messages_name_the_app_fields_not_the_cli_flags():
-    from wizard.model import FIELD_LABELS
+    from wizard.core.model import FIELD_LABELS
     from wizard.ui.labels import app_words
 
     assert app_words("--max-app-instances must be a whole number, got 'x'") == (
@@ -89,7 +89,7 @@ def test_core_messages_name_the_app_fields_not_the_cli_flags():
     assert app_words("unknown class 'a' (see `python -m wizard catalog --provider x`)") == (
         "unknown class 'a'")
     # every share parameter has a field name
-    assert set(share.BY_KEY) <= set(FIELD_LABELS)
+    assert set(links.BY_KEY) <= set(FIELD_LABELS)
 
 
 # --- issue 21/20: crafted links cost one validation and are never rewritten silently --
@@ -115,12 +115,12 @@ def _long_link(refused: dict[str, str]) -> dict[str, str]:
 
 def _count_parses(monkeypatch) -> list[int]:
     calls = [0]
-    real = share.from_flat
+    real = links.from_flat
 
     def counted(params):
         calls[0] += 1
         return real(params)
-    monkeypatch.setattr(share, "from_flat", counted)
+    monkeypatch.setattr(links, "from_flat", counted)
     return calls
 
 
@@ -171,27 +171,27 @@ def test_a_value_its_field_cannot_hold_is_dropped_with_a_note(query, dropped):
 
 
 def test_every_text_field_has_a_documented_maximum():
-    for p in (*share.PARAMS, *share.SERVICE_PARAMS):
-        cap = share.max_chars(p.key)
+    for p in (*links.PARAMS, *links.SERVICE_PARAMS):
+        cap = links.max_chars(p.key)
         assert 0 < cap <= 2000, p.key
-        key = p.key if p in share.PARAMS else "s1_" + p.key
+        key = p.key if p in links.PARAMS else "s1_" + p.key
         link = {"provider": "self-hosted", key: "9" * (cap + 1)}
-        if p in share.SERVICE_PARAMS:
+        if p in links.SERVICE_PARAMS:
             link.setdefault("s1_name", "api")
         with pytest.raises(ScenarioError, match=f"at most {cap}") as exc:
-            share.from_flat(link)
+            links.from_flat(link)
         assert exc.value.key == key
     huge = {"provider": "self-hosted", "proxy": "pgbouncer-transaction",
             "pgbouncer_version": "1." + "2" * 3_000_000}
     with pytest.raises(ScenarioError) as exc:
-        share.from_flat(huge)
+        links.from_flat(huge)
     assert len(str(exc.value)) < 200 and exc.value.key == "pgbouncer_version"
 
 
 def test_control_characters_and_non_ascii_text_are_refused():
     for value in ("db.r6g.large\n::error::x", "r\u00e9gion", "a\x00b"):
         with pytest.raises(ScenarioError, match="printable ASCII"):
-            share.from_flat({"provider": "aws-rds", "replica_regions": value})
+            links.from_flat({"provider": "aws-rds", "replica_regions": value})
 
 
 def test_caches_never_key_an_unbounded_value(monkeypatch):
@@ -214,7 +214,7 @@ def test_caches_never_key_an_unbounded_value(monkeypatch):
 def test_a_33rd_service_is_refused():
     values = state.default_values()
     for i in range(1, 33):
-        values[share.service_key(i, "name")] = f"svc{i}"
+        values[links.service_key(i, "name")] = f"svc{i}"
     assert not state.room_for_service(values)
     assert state.room_for_service({k: v for k, v in values.items() if k != "s32_name"})
     values["s33_name"] = "svc33"

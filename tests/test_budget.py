@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from wizard.model import (
+from wizard.core.model import (
     Load,
     ProxySettings,
     Replica,
@@ -17,7 +17,7 @@ from wizard.model import (
     ScenarioError,
     SizingError,
 )
-from wizard.sizing import erlang_c, recommend, smallest_pool
+from wizard.core.sizing import erlang_c, recommend, smallest_pool
 
 
 def test_azure_b2s_budget_by_hand():
@@ -291,7 +291,7 @@ def test_aurora_serverless_v2_low_minimum_caps_at_2000():
 
 def _runnable_replicas(s):
     """Replicas the provider can run next to this primary (else: the primary's class)."""
-    from wizard.budget import validate_topology
+    from wizard.core.budget import validate_topology
     try:
         validate_topology(s)
     except ScenarioError:
@@ -301,9 +301,9 @@ def _runnable_replicas(s):
 
 
 def _catalog_scenarios():
-    from wizard import catalog
-    from wizard.budget import PROXY_PROVIDERS
-    from wizard.model import PROVIDERS, PROXIES
+    from wizard.core import catalog
+    from wizard.core.budget import PROXY_PROVIDERS
+    from wizard.core.model import PROVIDERS, PROXIES
 
     def for_provider(provider):
         classes = [r.instance_class for r in catalog.catalog(provider)]

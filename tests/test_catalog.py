@@ -6,9 +6,9 @@ import csv
 
 import pytest
 
-from wizard import catalog
-from wizard.catalog import DATA_DIR
-from wizard.model import PROVIDERS, ScenarioError
+from wizard.core import catalog
+from wizard.core.catalog import DATA_DIR
+from wizard.core.model import PROVIDERS, ScenarioError
 
 NOMINAL = 2**30 / 9531392  # connections per GiB by the RDS formula on nominal memory
 

@@ -9,8 +9,10 @@ import altair as alt
 import pytest
 
 from tests.apptest import ESTATE
-from wizard import charts, share, sizing
-from wizard.model import Load, Replica, Scenario
+from wizard import charts
+from wizard.core import sizing
+from wizard.core.model import Load, Replica, Scenario
+from wizard.scenario import links
 
 
 def rec_for(**kw):
@@ -187,7 +189,7 @@ def _literal_colours(node, parent: str = ""):
 
 def test_charts_follow_the_share_round_trip():
     flat = {"provider": "azure-flexible", "instance_class": "B2s", "workers": "2"}
-    rec = sizing.recommend(share.from_flat(flat))
+    rec = sizing.recommend(links.from_flat(flat))
     ticks = layer_values(charts.budget_chart(rec).to_dict(), 1)
     assert ticks[0]["max_connections"] == 429  # Azure's documented B2s default
 
@@ -250,7 +252,7 @@ def test_scale_out_marks_whatever_break_point_the_core_gives():
 
 
 def test_services_chart_reaches_past_every_break_point_and_names_its_endpoint():
-    rec = sizing.recommend(share.from_flat(ESTATE))  # break points far apart: 13 .. 517
+    rec = sizing.recommend(links.from_flat(ESTATE))  # break points far apart: 13 .. 517
     spec = charts.spec("services", rec)
     rows = layer_values(spec, 0)
     breaks = {(b.service, ep.role): b.breaks_at for ep in rec.endpoints
@@ -282,7 +284,7 @@ def test_wait_chart_never_goes_below_zero_and_its_legend_is_never_cut():
 def test_services_with_a_load_get_a_wait_chart_each():
     from wizard.ui import results
 
-    rec = sizing.recommend(share.from_flat(ESTATE))
+    rec = sizing.recommend(links.from_flat(ESTATE))
     kinds = [k for _, k in results.chart_tabs(rec)]
     assert kinds == ["budget", "services", "wait"]
     assert [v.name for v in rec.services if charts.spec("wait", v.rec)] == ["api"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from wizard.checks import url_findings
-from wizard.model import CurrentPool, Load, ProxySettings, Replica, Scenario
-from wizard.sizing import recommend
+from wizard.core.checks import url_findings
+from wizard.core.model import CurrentPool, Load, ProxySettings, Replica, Scenario
+from wizard.core.sizing import recommend
 
 
 def codes(s: Scenario) -> dict[str, str]:
@@ -124,7 +124,7 @@ _RDS_ESTATE = dict(provider="aws-rds", instance_class="db.r6g.large", proxy="rds
 
 
 def _estate_rec():
-    from wizard.model import Service
+    from wizard.core.model import Service
     return recommend(Scenario(**_RDS_ESTATE, services=(
         Service(name="api", app_instances=10, max_app_instances=20, workers=4,
                 load=Load(200, 20)),

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from wizard import budget, catalog, cores
-from wizard.model import TRANSACTION_POOLERS, CurrentPool, Load, ProxySettings, Scenario
-from wizard.sizing import recommend
+from wizard.core import budget, catalog, cores
+from wizard.core.model import TRANSACTION_POOLERS, CurrentPool, Load, ProxySettings, Scenario
+from wizard.core.sizing import recommend
 
 
 def test_hikari_wiki_example():
@@ -119,8 +119,8 @@ def test_self_hosted_without_vcpus_has_no_cores_finding():
 
 
 def test_cores_module_is_pure():
-    code = ("import sys, wizard.cores, wizard.checks; "
-            "bad = {'streamlit', 'asyncpg', 'wizard.sizing'} & set(sys.modules); "
+    code = ("import sys, wizard.core.cores, wizard.core.checks; "
+            "bad = {'streamlit', 'asyncpg', 'wizard.core.sizing'} & set(sys.modules); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -157,14 +157,14 @@ def test_recycle_fix_matches_the_exported_pre_ping():
 
 def test_database_vcpus_typed_for_a_self_hosted_server_feed_the_bound_and_the_rule() -> None:
     """Without a catalog class the server's vCPUs are what the user types (--db-vcpus)."""
-    from wizard import share
-    from wizard.model import Replica, ScenarioError
+    from wizard.core.model import Replica, ScenarioError
+    from wizard.scenario import links
 
     base = Scenario(provider="self-hosted", instance_class=None, max_connections=300,
                     app_instances=20, workers=4)
     assert recommend(base).endpoint("primary").vcpu is None
     assert not any(r.name == "HikariCP" for r in recommend(base).rules)
-    s = share.from_flat({**share.to_flat(base), "db_vcpus": "4", "replicas": "1"})
+    s = links.from_flat({**links.to_flat(base), "db_vcpus": "4", "replicas": "1"})
     rec = recommend(s)
     assert s.db_vcpus == 4 and all(ep.vcpu == 4 for ep in rec.endpoints)
     hikari = next(r for r in rec.rules if r.name == "HikariCP")
@@ -178,5 +178,5 @@ def test_database_vcpus_typed_for_a_self_hosted_server_feed_the_bound_and_the_ru
         "aws-rds", "db.r6g.xlarge").vcpu}
     for bad in ("0", "nan", "-2", "5000"):
         with pytest.raises(ScenarioError, match="Database vCPUs"):
-            share.from_flat({"provider": "self-hosted", "max_connections": "100",
+            links.from_flat({"provider": "self-hosted", "max_connections": "100",
                              "db_vcpus": bad})

@@ -20,10 +20,10 @@ from tests.test_export_support import (
     rec_for,
     ruff_check,
 )
-from wizard import share
+from wizard.core.sizing import recommend
 from wizard.export import render_module
 from wizard.export.render import installed_command
-from wizard.sizing import recommend
+from wizard.scenario import links
 
 DUMMY_URL = "postgresql://app@db.invalid:5432/app"  # never connected to
 
@@ -89,12 +89,12 @@ def test_header_carries_provenance_and_no_secret(name: str) -> None:
     assert "Generated on 2030-01-02" in head and f"poolwise {wizard.__version__}" in head
     assert f"{s.provider} {rec.endpoint('primary').instance_class or '(no class)'}" in head
     assert f"proxy: {s.proxy}" in head
-    assert share.share_url(s, "https://pw.example/") in head
+    assert links.share_url(s, "https://pw.example/") in head
     # The CLI command, unwrapped from its shell continuations, is the core's, as the
     # installed command writing the module's own file.
     cli = " ".join(ln[1:].strip().rstrip("\\").strip() for ln in head.splitlines()
                    if ln.startswith("#   poolwise") or ln.startswith("#     --"))
-    assert cli == installed_command(share.cli_command(s, "export")) + " --output db.py"
+    assert cli == installed_command(links.cli_command(s, "export")) + " --output db.py"
     assert cli.startswith("poolwise export ")
     engines = rec.endpoint("primary").clients
     assert f"= {engines:,} engines on the primary" in " ".join(
@@ -233,7 +233,7 @@ def test_cloudsql_connector_sets_ip_type_and_refresh_strategy(tmp_path: Path, ne
         flat["network"] = network
     if serverless:
         flat["serverless_concurrency"] = serverless
-    text = render_module(recommend(share.from_flat(flat)))
+    text = render_module(recommend(links.from_flat(flat)))
     path = tmp_path / "db.py"
     path.write_text(text)
     mod = load_module(path, f"poolwise_db_cloudsql_{ip_type}_{refresh}_{id(tmp_path)}")

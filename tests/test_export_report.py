@@ -12,7 +12,7 @@ import pytest
 
 from tests.pgserver import PgServer
 from tests.test_export_support import ROOT, SCENARIOS, rec_for
-from wizard import share
+from wizard.core.model import ScenarioError
 from wizard.export import (
     export,
     pool_size_per_pair,
@@ -20,7 +20,7 @@ from wizard.export import (
     render_pgbouncer_ini,
     render_report,
 )
-from wizard.model import ScenarioError
+from wizard.scenario import links
 
 PGBOUNCER_SCENARIOS = ("pgbouncer-tx-1.18", "pgbouncer-tx-1.24", "pgbouncer-session",
                        "pgbouncer-tx-replica")
@@ -72,7 +72,7 @@ def test_report_engines_follow_the_fleet() -> None:
 def test_report_has_settings_warnings_sources_and_link(name: str) -> None:
     rec = rec_for(name)
     report = render_report(rec, share_base="https://pw.example/")
-    assert share.share_url(rec.scenario, "https://pw.example/") in report
+    assert links.share_url(rec.scenario, "https://pw.example/") in report
     for w in rec.warnings:
         assert f"**{w.severity}** `{w.code}`" in report
         assert w.fix in report

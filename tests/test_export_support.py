@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from wizard import share
-from wizard.model import Recommendation
-from wizard.sizing import recommend
+from wizard.core.model import Recommendation
+from wizard.core.sizing import recommend
+from wizard.scenario import links
 
 ROOT = Path(__file__).resolve().parent.parent
 RUFF = ROOT / ".venv" / "bin" / "ruff"
@@ -63,7 +63,7 @@ TRANSACTION_POOLER_SCENARIOS = ("pgbouncer-tx-1.18", "azure-pgbouncer", "supavis
 
 
 def rec_for(name: str) -> Recommendation:
-    return recommend(share.from_flat(SCENARIOS[name]))
+    return recommend(links.from_flat(SCENARIOS[name]))
 
 
 def load_module(path: Path, name: str) -> ModuleType:

@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.installed import ROOT, Installed
-from wizard import checks, cli, estate, guard, sizing
+from wizard import cli, guard
+from wizard.core import checks, sizing
+from wizard.scenario import files
 
 # self-hosted with every reserve given: usable = 1000 - (3 + 5 + 2 + 0) = 990.
 DATABASE = """\
@@ -127,7 +129,7 @@ def test_raising_an_autoscaling_maximum_fails_naming_service_endpoint_and_fix(
     assert f["services"] == ["api"] and f["endpoint"] == "primary"
     assert f"= {total:,} connections, above the {USABLE:,} usable" in f["message"]
     # The fix is api's recommended pool, the one `export --service api` writes.
-    eng = sizing.recommend(estate.parse(text)).service("api").rec.engine("primary")
+    eng = sizing.recommend(files.parse(text)).service("api").rec.engine("primary")
     assert f"api's recommended pool_size={eng.pool_size}, max_overflow={eng.max_overflow}" in (
         f["fix"])
     assert f["lines"] == [key_line(text, "current_pool_size", 1)]
@@ -145,7 +147,7 @@ def test_a_service_without_current_settings_counts_at_its_recommended_pool(tmp_p
     got = json.loads(out)
     jobs = next(s for s in got["endpoints"][0]["services"] if s["service"] == "jobs")
     assert jobs["counted"] == "recommended"
-    rec = sizing.recommend(estate.parse(text))
+    rec = sizing.recommend(files.parse(text))
     share = next(b for b in rec.endpoint("primary").by_service if b.service == "jobs")
     n = engines(JOBS["instances"], JOBS["top"], JOBS["surge"], JOBS["workers"])
     assert jobs["engines"] == n
@@ -221,7 +223,7 @@ def test_without_current_settings_the_check_sees_the_recommended_estate() -> Non
             + service("api", instances=5, top=12, workers=3)
             + service("web", instances=2, top=9, workers=2)
             + service("cron", instances=1, workers=1, extra='kind = "cron"\nproxy = "none"\n'))
-    rec = sizing.recommend(estate.parse(text))
+    rec = sizing.recommend(files.parse(text))
     uses = checks.current_use(rec)
     for use, ep in zip(uses, rec.endpoints, strict=True):
         assert use.total == ep.worst_case
@@ -246,7 +248,7 @@ def test_unbounded_overflow_fails(tmp_path, capsys) -> None:
 def test_the_check_and_recommend_agree_on_the_sum() -> None:
     api = {**API, "top": 20}
     text = DATABASE + service("api", **api) + service("jobs", **JOBS)
-    rec = sizing.recommend(estate.parse(text))
+    rec = sizing.recommend(files.parse(text))
     report = guard.check(text, "f.toml")
     (use,) = report.endpoints
     (plan,) = [w for w in rec.warnings if w.code == "SERVICES_OVER_USABLE"]
@@ -522,8 +524,8 @@ def test_only_regular_files_are_read(tmp_path, capsys, kind) -> None:
     code = cli.main(["check", "--scenario", str(path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "regular file" in err, err
-    with pytest.raises(estate.ScenarioFileError, match="regular file"):
-        estate.load(path)
+    with pytest.raises(files.ScenarioFileError, match="regular file"):
+        files.load(path)
 
 
 @pytest.mark.parametrize("text, words", [

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.apptest import go, new_app, no_exception
 from tests.pgserver import free_port
-from wizard import store
+from wizard.scenario import store
 
 HANG_GUARD_S = 20  # a hostile link's run must end well within this (a hang guard, not a bench)
 GENERIC = "Could not reach a PostgreSQL server at that address"
@@ -391,15 +391,16 @@ _FUZZ = r"""
 import json, resource, signal, sys
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 from hypothesis import HealthCheck, example, given, settings, strategies as hs
-from wizard import share, sizing
-from wizard.model import PROVIDERS, ScenarioError, SizingError
+from wizard.core import sizing
+from wizard.scenario import links
+from wizard.core.model import PROVIDERS, ScenarioError, SizingError
 from wizard.ui import state
 
 def alarm(*_):
     raise TimeoutError("a link took more than 5 s to check and size")
 
 signal.signal(signal.SIGALRM, alarm)
-keys = [p.key for p in share.PARAMS if p.key != "provider"]
+keys = [p.key for p in links.PARAMS if p.key != "provider"]
 numbers = hs.one_of(
     hs.sampled_from(["nan", "inf", "-inf", "1e300", "-1e300", "1e11", "20000000", "200000",
                      "0", "-1", "262144", "99999999999999999999", "0x10", "1_000", " 5 "]),

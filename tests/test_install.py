@@ -34,7 +34,7 @@ def checkout(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_installed_copy_carries_its_data_and_settings(installed: Installed) -> None:
     wizard_file, data_dir = installed.py(
-        "import wizard, wizard.catalog as c; print(wizard.__file__); print(c.DATA_DIR)"
+        "import wizard, wizard.core.catalog as c; print(wizard.__file__); print(c.DATA_DIR)"
     ).splitlines()
     assert Path(wizard_file).is_relative_to(installed.venv)  # not the checkout
     shipped = Path(data_dir)

@@ -18,7 +18,8 @@ import asyncpg
 import pytest
 
 from tests.pgserver import Bouncer, PgServer, free_port
-from wizard import share
+from wizard.core.model import EngineSettings, Scenario
+from wizard.core.sizing import recommend
 from wizard.live import (
     APP_NAME,
     LiveError,
@@ -33,8 +34,7 @@ from wizard.live import (
     run_live_check,
     stated_limit,
 )
-from wizard.model import EngineSettings, Scenario
-from wizard.sizing import recommend
+from wizard.scenario import links
 
 pytestmark = pytest.mark.db
 
@@ -452,7 +452,7 @@ async def test_overrides_feed_the_scenario(pg: PgServer) -> None:
     superuser = [i for i in primary.reserves if i.name == "superuser_reserved_connections"]
     assert [(i.count, i.source) for i in superuser] == [(3, "you")]
     # The same numbers through the share/CLI parameters.
-    assert share.from_flat({**share.to_flat(base), **flat}).max_connections == 60
+    assert links.from_flat({**links.to_flat(base), **flat}).max_connections == 60
 
 
 # --------------------------------------------------------------------------- bad input

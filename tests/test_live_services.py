@@ -24,7 +24,8 @@ import asyncpg
 import pytest
 
 from tests.pgserver import PgServer
-from wizard import estate, share
+from wizard.core.model import Replica, Reserves, Scenario, ScenarioError, Service
+from wizard.core.sizing import recommend
 from wizard.live import (
     APP_NAME,
     endpoint_overrides,
@@ -33,8 +34,7 @@ from wizard.live import (
     service_usage,
 )
 from wizard.live.cli import render_usage
-from wizard.model import Replica, Reserves, Scenario, ScenarioError, Service
-from wizard.sizing import recommend
+from wizard.scenario import files, links
 
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
@@ -188,7 +188,7 @@ async def test_replica_overrides_touch_only_that_replica(pg: PgServer) -> None:
     s = Scenario(provider="self-hosted", instance_class=None, max_connections=500,
                  pg_version=15, replicas=(Replica(max_connections=400),
                                           Replica(max_connections=300)))
-    flat = share.to_flat(s)
+    flat = links.to_flat(s)
     measured = int(pg.psql("SHOW max_connections").strip())
     assert endpoint_overrides(flat, report, "replica-2") == {
         "replica_max_connections": f"400,{measured}"}
@@ -208,7 +208,7 @@ def live_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 def test_cli_scenario_file_json_and_text(pg: PgServer, tmp_path: Path) -> None:
     n = names()
     path = tmp_path / "estate.toml"
-    path.write_text(estate.dump(estate_for(n)))
+    path.write_text(files.dump(estate_for(n)))
     url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
     env = {"POOLWISE_LIVE_PASSWORD": pg.password}
     async def run() -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
@@ -240,7 +240,7 @@ def test_cli_scenario_file_json_and_text(pg: PgServer, tmp_path: Path) -> None:
 def test_cli_refuses_unknown_endpoint_and_ambiguous_exhaustion(tmp_path: Path) -> None:
     """Refused before any connection: the URL points nowhere."""
     path = tmp_path / "estate.toml"
-    path.write_text(estate.dump(estate_for(names())))
+    path.write_text(files.dump(estate_for(names())))
     url = "postgresql://u@127.0.0.1:1/d"
     p = live_cli(["--url", url, "--scenario", str(path), "--endpoint", "replica-2"], {})
     assert p.returncode == 2 and "valid choices: primary" in p.stderr
@@ -269,13 +269,14 @@ def _live_step_script(host: str, port: int, user: str, database: str, password: 
     wizard's own form has no services yet: the step is fed the estate's recommendation)."""
     import asyncio
 
-    from wizard import live, share
-    from wizard.sizing import recommend
+    from wizard import live
+    from wizard.core.sizing import recommend
+    from wizard.scenario import links
     from wizard.ui import live as ui_live
 
     t = live.parse_target(f"postgresql://{user}@{host}:{port}/{database}", password, env={})
     report = asyncio.run(live.run_live_check(t, pre_ping=0))
-    ui_live._show(live, report, {}, recommend(share.from_flat(query)), "primary")
+    ui_live._show(live, report, {}, recommend(links.from_flat(query)), "primary")
 
 
 def run_live_step(pg: PgServer, query: dict[str, str],
@@ -303,7 +304,7 @@ def run_live_step(pg: PgServer, query: dict[str, str],
 def test_live_step_shows_connections_by_service(pg: PgServer) -> None:
 
     n = names()
-    query = share.to_flat(estate_for(n))
+    query = links.to_flat(estate_for(n))
     rec = recommend(estate_for(n))
 
     at = run_live_step(pg, query, [(n["worker"], 2, False),
@@ -326,7 +327,7 @@ def test_cli_exhaustion_proves_the_chosen_services_pool(pg: PgServer, tmp_path: 
     n = names()
     s = estate_for(n)
     path = tmp_path / "estate.toml"
-    path.write_text(estate.dump(s))
+    path.write_text(files.dump(s))
     engine = recommend(s).service(n["cron"]).rec.engine("primary")
     assert engine.pool_size + engine.max_overflow + 1 <= 10  # a small test
     url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
@@ -352,7 +353,7 @@ def test_live_step_table_is_safe_to_download_as_csv(pg: PgServer) -> None:
     from wizard.export.cells import FORMULA_PREFIXES
 
     n = names()
-    query = share.to_flat(estate_for(n))
+    query = links.to_flat(estate_for(n))
 
     at = run_live_step(pg, query, [(f, 1, False) for f in FORMULAS])
     table = at.dataframe[0].value

@@ -7,9 +7,9 @@ import configparser
 
 import pytest
 
+from wizard.core.model import Load, ProxySettings, Replica, Scenario, Service
+from wizard.core.sizing import recommend
 from wizard.export import render_pgbouncer_ini
-from wizard.model import Load, ProxySettings, Replica, Scenario, Service
-from wizard.sizing import recommend
 
 
 def _pgbouncer(max_connections: int, **ps) -> Scenario:
@@ -121,17 +121,18 @@ def test_every_neon_engine_survives_scale_to_zero(proxy, pre_ping):
 
 
 def test_pre_ping_opt_out_by_link_key_cli_flag_and_scenario_file(tmp_path):
-    from wizard import cli, estate, share
+    from wizard import cli
+    from wizard.scenario import files, links
 
-    s = share.from_flat({"provider": "neon", "instance_class": "1cu", "pre_ping": "false"})
+    s = links.from_flat({"provider": "neon", "instance_class": "1cu", "pre_ping": "false"})
     assert s.pre_ping is False
-    assert share.to_flat(s)["pre_ping"] == "0"
-    assert share.from_flat(share.to_flat(s)) == s
-    assert "pre_ping" not in share.to_flat(Scenario())
+    assert links.to_flat(s)["pre_ping"] == "0"
+    assert links.from_flat(links.to_flat(s)) == s
+    assert "pre_ping" not in links.to_flat(Scenario())
     args = cli.build_parser().parse_args(["recommend", "--provider", "neon", "--instance-class",
                                           "1cu", "--no-pre-ping"])
     assert cli.scenario_from_args(args).pre_ping is False
-    assert estate.parse('provider = "neon"\ninstance_class = "1cu"\npre_ping = false\n'
+    assert files.parse('provider = "neon"\ninstance_class = "1cu"\npre_ping = false\n'
                         ).pre_ping is False
 
 
@@ -164,8 +165,8 @@ def test_the_same_max_connections_carries_the_same_estimate_label_everywhere():
 
 def test_the_report_states_the_break_point_like_the_text():
     from wizard.cli import render_text
+    from wizard.core.sizing import break_lines
     from wizard.export import render_report
-    from wizard.sizing import break_lines
 
     rec = recommend(Scenario(provider="aws-rds", instance_class="db.t3.micro", app_instances=4,
                              max_app_instances=8, workers=4))

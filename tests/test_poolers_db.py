@@ -14,10 +14,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.pgserver import Bouncer, PgServer, _pg_os_user, _wait_tcp, find_pgbouncer
-from wizard import budget
+from wizard.core import budget
+from wizard.core.model import ProxySettings, Scenario
+from wizard.core.sizing import recommend
 from wizard.export import render_pgbouncer_ini
-from wizard.model import ProxySettings, Scenario
-from wizard.sizing import recommend
 
 pytestmark = [pytest.mark.db, pytest.mark.pgbouncer]
 

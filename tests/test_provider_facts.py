@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from wizard import budget, catalog
-from wizard.model import (
+from wizard.core import budget, catalog
+from wizard.core.model import (
     Load,
     ProxySettings,
     Replica,
@@ -24,7 +24,7 @@ from wizard.model import (
     ScenarioError,
     SizingError,
 )
-from wizard.sizing import recommend
+from wizard.core.sizing import recommend
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_APP_RESERVES = Reserves(admin=0, migrations=0)
@@ -116,11 +116,11 @@ def test_older_minor_from_the_cli_frees_the_slots():
 
 
 def test_minor_version_survives_link_and_widgets():
-    from wizard import share
+    from wizard.scenario import links
     from wizard.ui import state
     link = {"provider": "aws-rds", "instance_class": "db.r6g.large", "pg_minor": "4"}
     flat = state.flat_from_values(state.scenario_values(link))
-    assert share.from_flat(flat).pg_minor == 4 == share.from_flat(link).pg_minor
+    assert links.from_flat(flat).pg_minor == 4 == links.from_flat(link).pg_minor
 
 
 # 3. Supabase ------------------------------------------------------------------------------

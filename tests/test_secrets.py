@@ -34,12 +34,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from tests.pgserver import PgServer, free_port
-from wizard import cli, fleet, redact, store
+from wizard import cli, fleet
+from wizard.core.model import EngineSettings, Scenario, ScenarioError
+from wizard.core.sizing import recommend
 from wizard.export import export, render_module
 from wizard.live import LiveError, parse_target, run_live_check
 from wizard.live.cli import render_report
-from wizard.model import EngineSettings, Scenario, ScenarioError
-from wizard.sizing import recommend
+from wizard.scenario import redact, store
 
 
 @pytest.fixture(autouse=True)
@@ -450,7 +451,7 @@ async def test_exported_module_reads_the_password_from_env_only(
 
 
 def test_redact_scrub_withholds_every_encoded_form_whole():
-    from wizard.redact import WITHHELD, scrub
+    from wizard.scenario.redact import WITHHELD, scrub
 
     secret = "p@ss/w%rd:x y"
     for said in (f"raw {secret}", "quoted p%40ss%2Fw%25rd%3Ax%20y", "plus p%40ss%2Fw%25rd%3Ax+y"):
@@ -465,7 +466,7 @@ def test_redact_scrub_withholds_every_encoded_form_whole():
 def test_a_short_password_is_never_masked_letter_by_letter(said: str) -> None:
     """With password "x", masking every x spelled it out ("e***pected ... Fi***"): a
     message is shown as it is or withheld whole, never masked in place."""
-    from wizard.redact import WITHHELD, scrub
+    from wizard.scenario.redact import WITHHELD, scrub
 
     out = scrub(said, "x")
     assert out in (said, WITHHELD) and "***" not in out
@@ -482,7 +483,7 @@ def test_a_short_password_is_never_masked_letter_by_letter(said: str) -> None:
     ("exhaustion expected x", "exhaustion expected x"),
 ])
 def test_redact_works_by_structure_never_by_value(said: str, shown: str) -> None:
-    from wizard.redact import redact
+    from wizard.scenario.redact import redact
 
     assert redact(said) == shown
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.pgserver import PgServer, free_port
+from wizard.core.model import EngineSettings
 from wizard.live import (
     LiveError,
     check_allowed,
@@ -26,7 +27,6 @@ from wizard.live import (
     parse_target,
     run_live_check,
 )
-from wizard.model import EngineSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -417,13 +417,13 @@ def test_exports_link_to_the_public_url_never_localhost(kind: str) -> None:
 
 
 def test_public_url_setting_must_be_a_plain_http_address() -> None:
-    from wizard import share
+    from wizard.scenario import links
 
-    assert share.public_url({"POOLWISE_PUBLIC_URL": "https://pw.example:8443"}) == \
+    assert links.public_url({"POOLWISE_PUBLIC_URL": "https://pw.example:8443"}) == \
         "https://pw.example:8443/"
     for bad in ("javascript:alert(1)", "https://user:pw@pw.example/", "ftp://pw.example/",
                 "https://pw.example/\r\nX: y", "pw.example"):
-        assert share.public_url({"POOLWISE_PUBLIC_URL": bad}) is None, bad
+        assert links.public_url({"POOLWISE_PUBLIC_URL": bad}) is None, bad
 
 
 def test_export_step_links_to_the_public_url(monkeypatch: pytest.MonkeyPatch,

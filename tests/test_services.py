@@ -21,11 +21,13 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from tests.test_export_support import load_module, ruff_check
-from wizard import budget, cli, estate, share
-from wizard.budget import Claim, shares
+from wizard import cli
+from wizard.core import budget
+from wizard.core.budget import Claim, shares
+from wizard.core.model import Load, Scenario, ScenarioError, Service, SizingError
+from wizard.core.sizing import recommend
 from wizard.export import render_module
-from wizard.model import Load, Scenario, ScenarioError, Service, SizingError
-from wizard.sizing import recommend
+from wizard.scenario import files, links
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,7 +154,7 @@ def _svc(name: str, **kw) -> Service:
 
 
 def test_estate_example_sums_and_sizes_each_service() -> None:
-    s = estate.parse(ESTATE)
+    s = files.parse(ESTATE)
     rec = recommend(s)
     assert [v.name for v in rec.services] == ["api", "worker", "cron"]
     primary = rec.endpoint("primary")
@@ -173,7 +175,7 @@ def test_estate_example_sums_and_sizes_each_service() -> None:
 
 
 def test_break_point_counts_the_other_services_at_their_peaks() -> None:
-    rec = recommend(estate.parse(ESTATE))
+    rec = recommend(files.parse(ESTATE))
     primary = rec.endpoint("primary")
     api = next(b for b in primary.by_service if b.service == "api")
     others = primary.worst_case - api.worst_case
@@ -183,8 +185,8 @@ def test_break_point_counts_the_other_services_at_their_peaks() -> None:
     n = api.breaks_at
     assert (n + math.ceil(n * 0.25)) * 4 * per > api.break_limit
     assert (n - 1 + math.ceil((n - 1) * 0.25)) * 4 * per <= api.break_limit
-    sentence = recommend(estate.parse(ESTATE)).services and __import__(
-        "wizard.sizing", fromlist=["break_sentence"]).break_sentence(rec)
+    sentence = recommend(files.parse(ESTATE)).services and __import__(
+        "wizard.core.sizing", fromlist=["break_sentence"]).break_sentence(rec)
     assert f"at {api.breaks_at:,} instances" in sentence
 
 
@@ -360,7 +362,7 @@ def _flags_scenario(flat: dict[str, str]) -> dict[str, str]:
 def test_a_one_service_file_equals_the_flags(raw: dict[str, str]) -> None:
     flat = _flags_scenario(raw)
     try:
-        flags = recommend(share.from_flat(flat))
+        flags = recommend(links.from_flat(flat))
     except (SizingError, ScenarioError):
         return
     # The same keys written as a file, numbers as TOML numbers.
@@ -368,13 +370,13 @@ def test_a_one_service_file_equals_the_flags(raw: dict[str, str]) -> None:
                                      "engines", "rps", "hold_ms", "replicas",
                                      "max_connections") else f'{k} = "{v}"'
              for k, v in flat.items()]
-    from_file = recommend(estate.parse("\n".join(lines)))
+    from_file = recommend(files.parse("\n".join(lines)))
     assert from_file.to_dict() == flags.to_dict()
     # One [[service]] table: the same numbers, the engines named after the service.
-    top = [ln for ln in lines if ln.split(" =")[0] in share.BY_KEY
-           and ln.split(" =")[0] not in share.FLEET_KEYS]
-    fleet = [ln for ln in lines if ln.split(" =")[0] in share.FLEET_KEYS]
-    one = recommend(estate.parse("\n".join([*top, "[[service]]", 'name = "api"', *fleet])))
+    top = [ln for ln in lines if ln.split(" =")[0] in links.BY_KEY
+           and ln.split(" =")[0] not in links.FLEET_KEYS]
+    fleet = [ln for ln in lines if ln.split(" =")[0] in links.FLEET_KEYS]
+    one = recommend(files.parse("\n".join([*top, "[[service]]", 'name = "api"', *fleet])))
     for a, b in zip(one.endpoints, flags.endpoints, strict=True):
         assert (a.pool_size, a.max_overflow, a.worst_case, a.usable, a.breaks_at) == (
             b.pool_size, b.max_overflow, b.worst_case, b.usable, b.breaks_at)
@@ -383,12 +385,12 @@ def test_a_one_service_file_equals_the_flags(raw: dict[str, str]) -> None:
 # ------------------------------------------------------------ flat form and files
 
 def test_services_round_trip_through_share_links_and_files() -> None:
-    s = estate.parse(ESTATE)
-    flat = share.to_flat(s)
+    s = files.parse(ESTATE)
+    flat = links.to_flat(s)
     assert flat["s2_name"] == "worker" and flat["s3_kind"] == "cron"
     assert "app_instances" not in flat  # fleet keys live in the services
-    assert share.from_flat(flat) == s
-    assert estate.parse(estate.dump(s)) == s
+    assert links.from_flat(flat) == s
+    assert files.parse(files.dump(s)) == s
 
 
 @pytest.mark.parametrize(("text", "line", "words"), [
@@ -406,8 +408,8 @@ def test_services_round_trip_through_share_links_and_files() -> None:
      "belongs in a [[service]] table"),
 ])
 def test_bad_files_name_the_line(text: str, line: int, words: str) -> None:
-    with pytest.raises(estate.ScenarioFileError) as err:
-        estate.parse(text, "estate.toml")
+    with pytest.raises(files.ScenarioFileError) as err:
+        files.parse(text, "estate.toml")
     assert str(err.value).startswith(f"estate.toml:{line}: ")
     assert words in str(err.value)
 
@@ -429,16 +431,16 @@ def test_bad_services_are_refused_in_one_line() -> None:
         with pytest.raises(ScenarioError, match=words):
             recommend(s)
     with pytest.raises(ScenarioError, match="at most 32"):
-        share.from_flat({"provider": "self-hosted", "s99_name": "x"})
+        links.from_flat({"provider": "self-hosted", "s99_name": "x"})
     with pytest.raises(ScenarioError, match="service 2 is missing"):
-        share.from_flat({"provider": "self-hosted", "s1_name": "a", "s3_name": "b"})
+        links.from_flat({"provider": "self-hosted", "s1_name": "a", "s3_name": "b"})
 
 
 def test_a_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "big.toml"
     path.write_text("# x\n" * 100_000)
-    with pytest.raises(estate.ScenarioFileError, match="over 256 KiB"):
-        estate.load(path)
+    with pytest.raises(files.ScenarioFileError, match="over 256 KiB"):
+        files.load(path)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -482,7 +484,7 @@ def test_exported_service_module_compiles_passes_ruff_and_names_itself(tmp_path:
     src = out.stdout
     compile(src, "db.py", "exec")
     assert ruff_check(src).returncode == 0, ruff_check(src).stdout
-    rec = recommend(estate.parse(ESTATE))
+    rec = recommend(files.parse(ESTATE))
     worker = rec.service("worker").rec
     assert src == render_module(worker, estate=rec.scenario, service="worker",
                                 generated_on=src.split("Generated on ")[1].split()[0])
@@ -494,7 +496,7 @@ def test_exported_service_module_compiles_passes_ruff_and_names_itself(tmp_path:
 @pytest.mark.db
 def test_service_module_runs_and_pg_sees_its_application_name(pg, tmp_path: Path,
                                                              monkeypatch) -> None:
-    s = estate.parse(ESTATE.replace('provider = "aws-rds"\ninstance_class = "db.r6g.large"',
+    s = files.parse(ESTATE.replace('provider = "aws-rds"\ninstance_class = "db.r6g.large"',
                                     'provider = "self-hosted"\nmax_connections = 2000'))
     rec = recommend(s)
     path = tmp_path / "db_worker.py"
@@ -521,7 +523,7 @@ def test_cli_flag_error_keys_are_not_made_into_flags() -> None:
     parser = cli.build_parser()
     assert parser is not None
     with pytest.raises(ScenarioError) as err:
-        share.from_flat({"provider": "self-hosted", "s1_name": "api", "s1_workers": "0"})
+        links.from_flat({"provider": "self-hosted", "s1_name": "api", "s1_workers": "0"})
     assert err.value.key == "s1_workers" and "service 1 (api)" in str(err.value)
 
 
@@ -570,7 +572,7 @@ def _floors_fit(s: Scenario) -> bool:
     endpoint, 1 per client engine (cron without load 2, serverless 1 per invocation) for
     direct services and session-pooled ones, 1 server connection per transaction pooler;
     behind a pooler with a client limit, 1 client connection per engine."""
-    from wizard.model import POOLERS, SESSION_POOLERS
+    from wizard.core.model import POOLERS, SESSION_POOLERS
     use: dict[str, list[tuple[Service, Scenario, budget.EndpointSpec]]] = {}
     for svc in s.services:
         view = s.for_service(svc)

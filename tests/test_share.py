@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wizard import cli, share
-from wizard.model import (
+from wizard import cli
+from wizard.core.model import (
     CurrentPool,
     Load,
     ProxySettings,
@@ -18,10 +18,11 @@ from wizard.model import (
     Scenario,
     ScenarioError,
 )
+from wizard.scenario import links
 
 
 def test_default_scenario_is_a_short_link():
-    assert share.to_flat(Scenario()) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+    assert links.to_flat(Scenario()) == {"provider": "aws-rds", "instance_class": "db.r6g.large"}
 
 
 def test_full_scenario_round_trips():
@@ -37,14 +38,14 @@ def test_full_scenario_round_trips():
                                    replication_slots=1),
                  pool_split=0.6, load=Load(120.0, 15.0, 40.0), network=("aws-nlb",),
                  iam_auth=True, current=CurrentPool(20, 5, -1, "AsyncAdaptedQueuePool"))
-    flat = share.to_flat(s)
-    assert share.from_flat(flat) == s
-    assert share.from_flat(dict(parse_qsl(share.to_query(s)))) == s
+    flat = links.to_flat(s)
+    assert links.from_flat(flat) == s
+    assert links.from_flat(dict(parse_qsl(links.to_query(s)))) == s
 
 
 def test_cli_command_quotes_for_the_shell():
     s = Scenario(max_connections_source="measured 2026-11-25T08:00Z", max_connections=100)
-    cmd = share.cli_command(s)
+    cmd = links.cli_command(s)
     assert "'measured 2026-11-25T08:00Z'" in cmd
 
 
@@ -57,11 +58,11 @@ def test_cli_command_quotes_for_the_shell():
 ])
 def test_tampered_parameters_raise_scenario_error(params):
     with pytest.raises(ScenarioError):
-        share.from_flat(params)
+        links.from_flat(params)
 
 
 def test_no_parameter_can_carry_a_secret():
-    keys = {p.key for p in share.PARAMS}
+    keys = {p.key for p in links.PARAMS}
     assert not {k for k in keys if any(w in k for w in ("password", "token", "secret", "url"))}
 
 
@@ -72,7 +73,7 @@ def test_no_parameter_can_carry_a_secret():
                  network=st.lists(st.sampled_from(["aws-nlb", "gcp-vpc"]), max_size=2)
                  .map(tuple)))
 def test_round_trip_property(s):
-    assert share.from_flat(dict(parse_qsl(share.to_query(s)))) == s
+    assert links.from_flat(dict(parse_qsl(links.to_query(s)))) == s
 
 
 @pytest.mark.parametrize(("key", "value"), [
@@ -83,7 +84,7 @@ def test_round_trip_property(s):
 ])
 def test_credential_looking_values_are_refused_without_echo(key, value):
     with pytest.raises(ScenarioError) as exc:
-        share.from_flat({"provider": "aws-rds", key: value})
+        links.from_flat({"provider": "aws-rds", key: value})
     assert "Hunter2-Canary" not in str(exc.value)
 
 
@@ -95,14 +96,14 @@ def test_credential_looking_values_are_refused_without_echo(key, value):
 ])
 def test_free_text_parameters_have_a_shape(key, value):
     with pytest.raises(ScenarioError) as exc:
-        share.from_flat({"provider": "aws-rds", key: value})
+        links.from_flat({"provider": "aws-rds", key: value})
     assert exc.value.key == key
-    assert share.field_name(key) in str(exc.value)
+    assert links.field_name(key) in str(exc.value)
 
 
 def test_cli_command_leaves_out_empty_values():
     s = Scenario(provider="self-hosted", instance_class=None, max_connections=100)
-    assert "--instance-class" not in share.cli_command(s)
+    assert "--instance-class" not in links.cli_command(s)
 
 
 @pytest.mark.parametrize("key, raw", [
@@ -111,7 +112,7 @@ def test_cli_command_leaves_out_empty_values():
 ])
 def test_link_and_flag_values_of_the_wrong_type_are_refused_not_coerced(key, raw):
     with pytest.raises(ScenarioError) as exc:
-        share.from_flat({"provider": "self-hosted", "max_connections": "100", key: raw})
+        links.from_flat({"provider": "self-hosted", "max_connections": "100", key: raw})
     assert exc.value.key == key and len(str(exc.value)) < 200
     if key != "iam_auth":  # a flag without a value on the command line
         assert cli.main(["recommend", "--provider", "self-hosted", "--max-connections", "100",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wizard import share, store
-from wizard.model import Scenario
+from wizard.core.model import Scenario
+from wizard.scenario import links, store
 
 FLAT = {"provider": "aws-rds", "instance_class": "db.r6g.large", "workers": "4"}
 
@@ -47,7 +47,7 @@ def test_save_list_load_overwrite_delete(sqlite_store):
     again = sqlite_store.list()[1]
     assert again.params["workers"] == "8"
     assert again.created_at == first.created_at and again.updated_at >= first.updated_at
-    assert share.from_flat(sqlite_store.load("b scenario")).workers == 8
+    assert links.from_flat(sqlite_store.load("b scenario")).workers == 8
     assert sqlite_store.delete("b scenario") is True
     assert sqlite_store.delete("b scenario") is False
     with pytest.raises(store.StoreError, match="No saved scenario"):
@@ -114,7 +114,7 @@ def _check_nothing_lost(s: store.ScenarioStore, threads: int = 8, per_thread: in
             assert saved[f"t{t}-{i}"]["app_instances"] == str(i + 1)
     # last writer wins, and the winner is one complete scenario
     assert saved["contested"]["workers"] in {str(t + 1) for t in range(threads)}
-    assert share.from_flat(saved["contested"]).provider == "aws-rds"
+    assert links.from_flat(saved["contested"]).provider == "aws-rds"
 
 
 def test_concurrent_saves_lose_nothing_on_sqlite(sqlite_store):
@@ -166,10 +166,10 @@ def test_concurrent_saves_lose_nothing_on_postgresql(pg):
 
 
 def test_saved_scenario_round_trips_through_share(sqlite_store):
-    scenario = share.from_flat({"provider": "gcp-cloudsql", "instance_class": "db-custom-2-7680",
+    scenario = links.from_flat({"provider": "gcp-cloudsql", "instance_class": "db-custom-2-7680",
                                 "proxy": "pgbouncer-transaction", "rps": "50", "hold_ms": "20"})
-    sqlite_store.save("gcp", share.to_flat(scenario))
-    assert share.from_flat(sqlite_store.load("gcp")) == scenario
+    sqlite_store.save("gcp", links.to_flat(scenario))
+    assert links.from_flat(sqlite_store.load("gcp")) == scenario
     assert Path(sqlite_store.engine.url.database).stat().st_size > 0
     assert Scenario() != scenario
 
@@ -292,9 +292,9 @@ def _estate_of_32() -> dict[str, str]:
 
 
 def test_a_32_service_scenario_that_saves_loads_and_restores(sqlite_store):
-    from wizard import sizing
+    from wizard.core import sizing
     flat = _estate_of_32()
-    sizing.validate(share.from_flat(flat))  # a scenario poolwise sizes
+    sizing.validate(links.from_flat(flat))  # a scenario poolwise sizes
     assert len(store.json.dumps(flat)) > 8000  # the old limit of what the store read back
     sqlite_store.save("estate", flat)
     assert sqlite_store.load("estate") == flat
@@ -306,12 +306,12 @@ def test_a_32_service_scenario_that_saves_loads_and_restores(sqlite_store):
 
 
 def test_whatever_the_core_accepts_fits_what_the_store_reads():
-    """The largest flat parameters share.check_text lets through (every value at its
+    """The largest flat parameters links.check_text lets through (every value at its
     maximum, of characters JSON escapes, with 32 services) are no longer than the store
     reads back."""
-    flat = {p.key: '"' * share.max_chars(p.key) for p in share.PARAMS}
+    flat = {p.key: '"' * links.max_chars(p.key) for p in links.PARAMS}
     for i in range(1, 33):
-        flat.update({share.service_key(i, k): "\\" * share.max_chars(k)
-                     for k in share.SERVICE_KEYS})
-    share.check_text({k: v.replace('"', "a").replace("\\", "a") for k, v in flat.items()})
+        flat.update({links.service_key(i, k): "\\" * links.max_chars(k)
+                     for k in links.SERVICE_KEYS})
+    links.check_text({k: v.replace('"', "a").replace("\\", "a") for k, v in flat.items()})
     assert len(store.json.dumps(flat, sort_keys=True)) <= store.MAX_PARAMS_TEXT

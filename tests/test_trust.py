@@ -19,9 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wizard import bounds, budget, cli, share, sizing
+from wizard import cli
+from wizard.core import bounds, budget, sizing
+from wizard.core.model import Load, Replica, Scenario, ScenarioError, SizingError
 from wizard.export import render_module, render_report
-from wizard.model import Load, Replica, Scenario, ScenarioError, SizingError
+from wizard.scenario import links
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,8 +44,8 @@ def exact_erlang_c(n: int, a: float) -> float:
 # ----------------------------------------------------------------------- bounds
 
 def test_every_range_names_a_parameter():
-    assert set(bounds.RANGES) <= set(share.BY_KEY) | set(share.SERVICE_BY_KEY)
-    numeric = {p.key for p in share.PARAMS if p.kind in ("int", "float")}
+    assert set(bounds.RANGES) <= set(links.BY_KEY) | set(links.SERVICE_BY_KEY)
+    numeric = {p.key for p in links.PARAMS if p.kind in ("int", "float")}
     assert numeric <= set(bounds.RANGES), numeric - set(bounds.RANGES)
 
 
@@ -94,7 +96,7 @@ def test_a_link_with_millions_of_replicas_is_refused_before_building_them():
     tracemalloc.start()
     try:
         with pytest.raises(ScenarioError) as exc:
-            share.from_flat({"provider": "self-hosted", "max_connections": "100",
+            links.from_flat({"provider": "self-hosted", "max_connections": "100",
                              "replicas": "20000000"})
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -113,7 +115,7 @@ def test_load_must_be_finite_and_positive(value):
 
 def test_messages_name_the_field_in_words_and_carry_its_key():
     with pytest.raises(ScenarioError) as exc:
-        share.from_flat({"provider": "aws-rds", "workers": "0"})
+        links.from_flat({"provider": "aws-rds", "workers": "0"})
     assert exc.value.key == "workers"
     assert "Workers per instance must be" in str(exc.value)
     assert "--" not in str(exc.value)  # the app shows it beside the field: no CLI flags
@@ -357,12 +359,12 @@ def test_rds_replicas_reached_directly_get_direct_pool_settings():
 
 def test_checks_read_the_recommendation_not_sizing():
     # Imports point one way (STYLE 4): sizing imports checks, checks never imports sizing.
-    code = "import wizard.checks, sys; assert 'wizard.sizing' not in sys.modules"
+    code = "import wizard.core.checks, sys; assert 'wizard.core.sizing' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
 def test_a_typed_max_connections_source_stays_text_in_the_report():
-    rec = sizing.recommend(share.from_flat({
+    rec = sizing.recommend(links.from_flat({
         "provider": "self-hosted", "max_connections": "100",
         "max_connections_source": "measured see http://evil.example/x"}))
     report = render_report(rec)

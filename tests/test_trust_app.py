@@ -11,9 +11,11 @@ from hypothesis import strategies as st_
 
 from tests.test_app import answers, go, new_app
 from tests.test_trust import any_scenario, engine_settings_of
-from wizard import cli, share, sizing
+from wizard import cli
+from wizard.core import sizing
+from wizard.core.model import ScenarioError, SizingError
 from wizard.export import render_module
-from wizard.model import ScenarioError, SizingError
+from wizard.scenario import links
 
 
 @settings(max_examples=12, deadline=None,
@@ -22,9 +24,9 @@ from wizard.model import ScenarioError, SizingError
 def test_results_metrics_are_the_json_and_the_export(tmp_path, monkeypatch, s):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     st.cache_resource.clear()
-    flat = share.to_flat(s)
+    flat = links.to_flat(s)
     try:
-        rec = sizing.recommend(share.from_flat(flat))
+        rec = sizing.recommend(links.from_flat(flat))
     except (SizingError, ScenarioError):
         return
     at = new_app(flat)
@@ -88,7 +90,7 @@ def test_every_service_on_the_results_step_is_the_json(tmp_path, monkeypatch, fl
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     st.cache_resource.clear()
     try:
-        rec = sizing.recommend(share.from_flat(flat))
+        rec = sizing.recommend(links.from_flat(flat))
     except (SizingError, ScenarioError):
         return
     data = json.loads(json.dumps(cli.recommendation_json(rec), default=str))

@@ -27,8 +27,8 @@ from typing import Any
 
 import altair as alt
 
-from wizard import sizing
-from wizard.model import EndpointBudget, Recommendation
+from wizard.core import sizing
+from wizard.core.model import EndpointBudget, Recommendation
 
 SCHEME = "tableau10"
 EXPORTED = "exported pool_size + max_overflow"

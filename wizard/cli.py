@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from wizard import catalog, estate, share, sizing
-from wizard.model import Recommendation, Scenario, ScenarioError, SizingError
-from wizard.sizing import recommend
+from wizard.core import catalog, sizing
+from wizard.core.model import Recommendation, Scenario, ScenarioError, SizingError
+from wizard.core.sizing import recommend
+from wizard.scenario import files, links
 
 EXIT_BAD_INPUT = 2
 EXIT_CANNOT_FIT = 3
@@ -29,8 +30,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def add_scenario_flags(p: argparse.ArgumentParser) -> None:
-    """Every Scenario parameter as a flag; values are parsed by share.from_flat."""
-    for param in share.PARAMS:
+    """Every Scenario parameter as a flag; values are parsed by links.from_flat."""
+    for param in links.PARAMS:
         flag = "--" + param.key.replace("_", "-")
         if param.kind == "bool" and _DEFAULT_ON.get(param.key):
             # On by default: the flag is the opt-out (`live --pre-ping N` is another flag).
@@ -46,7 +47,7 @@ def add_scenario_flags(p: argparse.ArgumentParser) -> None:
 
 
 # Scenario booleans that are on by default: their flag is --no-<key>.
-_DEFAULT_ON = {p.key: True for p in share.PARAMS
+_DEFAULT_ON = {p.key: True for p in links.PARAMS
                if p.kind == "bool" and getattr(Scenario(), p.key, False) is True}
 
 
@@ -56,29 +57,29 @@ def flag_dest(key: str) -> str:
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
-    flat = {p.key: getattr(args, flag_dest(p.key)) for p in share.PARAMS
+    flat = {p.key: getattr(args, flag_dest(p.key)) for p in links.PARAMS
             if getattr(args, flag_dest(p.key), None) is not None}
     if getattr(args, "scenario", None):
         if flat:
             first = next(iter(flat))
             raise ScenarioError(f"--scenario cannot be combined with --{first.replace('_', '-')}"
                                 ": put every setting in the file")
-        return estate.load(args.scenario)
+        return files.load(args.scenario)
     if "provider" not in flat:
         raise ScenarioError("--provider is required; valid choices: "
                             + ", ".join(catalog_providers()))
-    return share.from_flat(flat)
+    return links.from_flat(flat)
 
 
 def catalog_providers() -> tuple[str, ...]:
-    from wizard.model import PROVIDERS
+    from wizard.core.model import PROVIDERS
     return PROVIDERS
 
 
 def recommendation_json(rec: Recommendation) -> dict:
     """The documented --json shape: endpoints, engines, warnings, sources (and more)."""
     d = rec.to_dict()
-    d["share_query"] = share.to_query(rec.scenario)
+    d["share_query"] = links.to_query(rec.scenario)
     return d
 
 
@@ -288,7 +289,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_CANNOT_FIT
     except ScenarioError as exc:
         # The message is in plain words (the app shows it beside its field); name the flag.
-        flag = (f"--{exc.key.replace('_', '-')}: " if exc.key and exc.key in share.BY_KEY
-                and not isinstance(exc, estate.ScenarioFileError) else "")
+        flag = (f"--{exc.key.replace('_', '-')}: " if exc.key and exc.key in links.BY_KEY
+                and not isinstance(exc, files.ScenarioFileError) else "")
         print(one_line(f"error: {flag}{exc}"), file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wizard import redact
-from wizard.model import EngineSettings, ScenarioError
+from wizard.core.model import EngineSettings, ScenarioError
+from wizard.scenario import redact
 
 MAX_SECONDS = 600
 MAX_PROCESSES = 64
@@ -76,7 +76,7 @@ class PoolSettings:
                    max_overflow=engine.max_overflow, pool_timeout=engine.pool_timeout,
                    pool_recycle=engine.pool_recycle, pool_pre_ping=engine.pool_pre_ping,
                    pool_use_lifo=engine.pool_use_lifo, connect_args=dict(engine.connect_args),
-                   formula=formula or "wizard.sizing.recommend(scenario)")
+                   formula=formula or "wizard.core.sizing.recommend(scenario)")
 
     @property
     def per_process(self) -> int:
@@ -290,7 +290,7 @@ def secrets_of(url: str) -> list[str]:
 
 
 def scrub(text: str, secrets: Sequence[str | None]) -> str:
-    """One error message made safe to show (wizard.redact.scrub): passwords redacted by
+    """One error message made safe to show (wizard.scenario.redact.scrub): passwords redacted by
     structure, the whole message withheld if it still repeats a secret."""
     return redact.scrub(text, *secrets)
 
@@ -843,7 +843,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if _secret_query(u):
         raise ScenarioError(f"--url holds a password or token in its query string; put the "
                             f"password in ${PASSWORD_ENV} instead")
-    from wizard.checks import url_findings
+    from wizard.core.checks import url_findings
 
     for finding in url_findings(args.url):
         raise ScenarioError(f"--url: {finding.message} {finding.fix}")

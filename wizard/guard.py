@@ -22,8 +22,10 @@ import re
 import sys
 from dataclasses import dataclass
 
-from wizard import checks, cli, estate, sizing
-from wizard.model import Finding, Recommendation, Scenario, ScenarioError, SizingError
+from wizard import cli
+from wizard.core import checks, sizing
+from wizard.core.model import Finding, Recommendation, Scenario, ScenarioError, SizingError
+from wizard.scenario import files
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -108,7 +110,7 @@ def _attributed(rec: Recommendation) -> list[tuple[Finding, tuple[str, ...]]]:
 
 def check(text: str, path: str) -> Report:
     """The check of a scenario file's text (ScenarioFileError when the file is invalid)."""
-    s = estate.parse(text, path)
+    s = files.parse(text, path)
     try:
         rec = sizing.recommend(s)
     except SizingError as exc:
@@ -117,14 +119,14 @@ def check(text: str, path: str) -> Report:
         names = (m.group(1),) if m else tuple(v.name for v in s.service_list())
         message = exc.message[m.end():] if m else exc.message
         keys = FINDING_KEYS["CANNOT_FIT"]
-        lines = tuple(estate.line_of(text, keys, _service_index(s, n)) for n in names)
+        lines = tuple(files.line_of(text, keys, _service_index(s, n)) for n in names)
         endpoint = message.split(":", 1)[0] if re.match(r"(primary|replica-\d+): ",
                                                           message) else None
         problem = Problem("CANNOT_FIT", "error", names, endpoint, message,
                           exc.fix[:1].upper() + exc.fix[1:], lines)
         return Report(path, (), (problem,))
     except ScenarioError as exc:
-        raise estate.ScenarioFileError(str(exc), path, _error_line(text, s, exc),
+        raise files.ScenarioFileError(str(exc), path, _error_line(text, s, exc),
                                        exc.key) from None
     roles = [e.role for e in rec.endpoints]
     problems = []
@@ -133,7 +135,7 @@ def check(text: str, path: str) -> Report:
         problems.append(Problem(
             f.code, f.severity, names,
             next((r for r in roles if f.message.startswith(f"{r}: ")), None), f.message, f.fix,
-            tuple(estate.line_of(text, keys, _service_index(s, n)) for n in names)))
+            tuple(files.line_of(text, keys, _service_index(s, n)) for n in names)))
     problems.sort(key=lambda p: ("error", "warning", "info").index(p.severity))
     return Report(path, checks.current_use(rec), tuple(problems))
 
@@ -149,7 +151,7 @@ def _error_line(text: str, s: Scenario, exc: ScenarioError) -> int:
     key = exc.key
     if key and (flat := re.fullmatch(r"s(\d+)_(.+)", key)):  # a service's own key: s2_workers
         index, key = int(flat.group(1)), flat.group(2)
-    return estate.line_of(text, (key,) if key else (), index)
+    return files.line_of(text, (key,) if key else (), index)
 
 
 # --- rendering --------------------------------------------------------------------------
@@ -281,7 +283,7 @@ def notice(path: str, title: str, message: str) -> str:
             f"{escape_data(message)}")
 
 
-def render_bad_file(exc: estate.ScenarioFileError, fmt: str) -> str:
+def render_bad_file(exc: files.ScenarioFileError, fmt: str) -> str:
     """An invalid file in the chosen format (stdout); stderr gets the one-line error."""
     if fmt == "json":
         return json.dumps({"file": exc.path, "ok": False, "exit_code": EXIT_BAD_FILE,
@@ -308,8 +310,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.json and args.format not in (None, "json"):
         raise ScenarioError(f"--json cannot be combined with --format {args.format}")
     try:
-        report = check(estate.read(args.scenario), args.scenario)
-    except estate.ScenarioFileError as exc:
+        report = check(files.read(args.scenario), args.scenario)
+    except files.ScenarioFileError as exc:
         shown = render_bad_file(exc, fmt)
         if shown:
             print(shown)

@@ -20,7 +20,7 @@ import pytest
 
 from tests.apptest import ESTATE
 from tests.e2e.test_wizard_browser import OVERFLOW_JS, link_params, settle, step
-from wizard import estate, share
+from wizard.scenario import files, links
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,7 +32,7 @@ SIZES = {1440: (1440, 900), 390: (390, 844)}
 def cli_answer(tmp_path: Path) -> list[tuple[str, str, str, str]]:
     """(service, endpoint, pool_size, max_overflow) from the command line's JSON."""
     path = tmp_path / "estate.toml"
-    path.write_text(estate.dump(share.from_flat(ESTATE)))
+    path.write_text(files.dump(links.from_flat(ESTATE)))
     out = subprocess.run([sys.executable, "-m", "wizard", "recommend", "--scenario",
                           str(path), "--json"], cwd=ROOT, capture_output=True, text=True,
                          check=True, timeout=60)
@@ -59,7 +59,7 @@ def test_estate_answer_table_in_the_first_screen(app_url, browser, tmp_path, wid
     page.goto(f"{app_url}/?{urlencode(ESTATE)}")
     page.wait_for_selector(".st-key-provider", timeout=30_000)
     settle(page)
-    assert link_params(page.url) == share.to_flat(share.from_flat(ESTATE))
+    assert link_params(page.url) == links.to_flat(links.from_flat(ESTATE))
     step(page, "5 Results")
     page.locator("table.answer_table").wait_for(timeout=15_000)
     page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"

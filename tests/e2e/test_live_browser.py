@@ -15,7 +15,8 @@ import pytest
 from tests.e2e.conftest import ROOT, start_streamlit, stop, wait_healthy
 from tests.e2e.test_wizard_browser import IDLE, settle, step
 from tests.pgserver import PgServer, free_port
-from wizard import share, sizing
+from wizard.core import sizing
+from wizard.scenario import links
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.db]
 
@@ -44,11 +45,11 @@ def test_measured_against_assumed_in_the_browser(guarded_url, browser, artifacts
                                                  pg: PgServer) -> None:
     base, _ = guarded_url
     measured = int(pg.psql("SHOW max_connections").strip())
-    before = sizing.recommend(share.from_flat(QUERY)).engine("primary")
-    after = sizing.recommend(share.from_flat({**QUERY, "max_connections": str(measured)}))
+    before = sizing.recommend(links.from_flat(QUERY)).engine("primary")
+    after = sizing.recommend(links.from_flat({**QUERY, "max_connections": str(measured)}))
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     try:
-        page.goto(f"{base}/?{share.to_query(share.from_flat(QUERY))}")
+        page.goto(f"{base}/?{links.to_query(links.from_flat(QUERY))}")
         page.wait_for_selector(IDLE, timeout=30_000)
         step(page, "Live check")
         url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"

@@ -22,7 +22,8 @@ from tests.e2e.test_wizard_browser import (
     top,
 )
 from tests.test_app_services import ESTATE
-from wizard import share, sizing
+from wizard.core import sizing
+from wizard.scenario import links
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,7 +38,7 @@ def test_services_link_results_and_exports_fit_the_screen(app_url, browser, arti
     page.wait_for_selector(".st-key-provider", timeout=30_000)
     settle(page)
     assert link_params(page.url) == ESTATE
-    rec = sizing.recommend(share.from_flat(ESTATE))
+    rec = sizing.recommend(links.from_flat(ESTATE))
     for label in ("1 Database", "3 Fleet", "4 Load", "5 Results", "6 Export"):
         step(page, label)
         if label == "5 Results":

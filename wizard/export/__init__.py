@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 from wizard import cli
+from wizard.core.model import ScenarioError
+from wizard.core.sizing import recommend
 from wizard.export.render import (
     KINDS,
     export,
@@ -22,8 +24,6 @@ from wizard.export.render import (
     render_pgbouncer_ini,
     render_report,
 )
-from wizard.model import ScenarioError
-from wizard.sizing import recommend
 
 __all__ = [
     "KINDS",

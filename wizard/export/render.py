@@ -15,9 +15,10 @@ from string import Template
 from typing import Any
 
 import wizard
-from wizard import catalog, share, sizing
-from wizard.model import EngineSettings, Recommendation, Scenario, ScenarioError
-from wizard.redact import credential_params
+from wizard.core import catalog, sizing
+from wizard.core.model import EngineSettings, Recommendation, Scenario, ScenarioError
+from wizard.scenario import links
+from wizard.scenario.redact import credential_params
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 KINDS = ("module", "report", "pgbouncer")
@@ -178,10 +179,10 @@ def _cli_lines(command: str) -> list[str]:
 def _app_link(s, share_base: str | None) -> list[str]:
     """The scenario's link, alone on its line; without a known address (no request and no
     POOLWISE_PUBLIC_URL), the query to append to the app's address, never a made-up host."""
-    link = share.share_url(s, share_base)
+    link = links.share_url(s, share_base)
     if not link.startswith("?"):
         return [link]
-    return [f"(append to the app's address; set {share.ENV_PUBLIC_URL} for a full link)", link]
+    return [f"(append to the app's address; set {links.ENV_PUBLIC_URL} for a full link)", link]
 
 
 SCENARIO_FILE = "poolwise-scenario.toml"  # the name the app's Export step downloads it as
@@ -248,7 +249,7 @@ def _header(rec: Recommendation, generated_on: str, share_base: str | None,
     link = _app_link(estate or s, share_base)
     # A bare "?query" line would break ruff's line length; the CLI line below reproduces it.
     lines += [f"#   {link[0]}"] if len(link) == 1 else _hcomment(
-        f"(the app's address is not known here: set {share.ENV_PUBLIC_URL}, or download this "
+        f"(the app's address is not known here: set {links.ENV_PUBLIC_URL}, or download this "
         "file from the app, to get the link)")
     lines.append("# Reproduce on the command line:")
     if estate is not None and service is not None:
@@ -256,7 +257,7 @@ def _header(rec: Recommendation, generated_on: str, share_base: str | None,
                      f"-o {module_file_name(service)}")
         lines.append(f"#   ({SCENARIO_FILE}: the whole estate, from the app's Export step)")
     else:
-        lines += _cli_lines(installed_command(share.cli_command(s, "export"))
+        lines += _cli_lines(installed_command(links.cli_command(s, "export"))
                             + " --output db.py")
     lines.append(f"# Requires: {', '.join([REQUIRES, *extras])}")
     lines.append("#")
@@ -443,11 +444,11 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
     out = [f"{title} via {s.proxy}",
            "",
            f"Generated on {generated_on} by poolwise {wizard.__version__}. {opener}",
-           "", "Reproduce: `" + (installed_command(share.cli_command(estate or s, "export"))
+           "", "Reproduce: `" + (installed_command(links.cli_command(estate or s, "export"))
                                   + (f" --service {service}" if service else ""))
            + " --kind report -o report.md`",
            "", "## Scenario", ""]
-    flat = share.to_flat(s)
+    flat = links.to_flat(s)
     out += _md_table(["parameter", "value"], [[k, v if v else "(none)"] for k, v in flat.items()])
     out += ["", f"Fleet: {_fleet(rec)}.", "", "## Budget per endpoint", ""]
     rows = []
@@ -668,7 +669,7 @@ def refuse_credentials(rec: Recommendation) -> None:
     Free-text values (max_connections_source, pgbouncer_version, ...) land in comments,
     the share link and the CLI line of every export: a pasted secret must not.
     """
-    bad = credential_params(share.to_flat(rec.scenario))
+    bad = credential_params(links.to_flat(rec.scenario))
     if bad:
         raise ScenarioError(f"--{bad[0].replace('_', '-')} looks like it holds a password, "
                             "token or URL with credentials; exports never carry secrets")

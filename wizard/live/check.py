@@ -24,11 +24,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from wizard import share
+from wizard.core.model import EngineSettings, Scenario
 from wizard.live.errors import LiveError, classify, scrub, short
 from wizard.live.target import LiveTarget, check_allowed, resolve_checked
 from wizard.live.wire import BoundedLoop
-from wizard.model import EngineSettings, Scenario
+from wizard.scenario import links
 
 APP_NAME = "poolwise-live"
 CONNECT_TIMEOUT = 5.0  # seconds per connection attempt
@@ -838,7 +838,7 @@ async def run_exhaustion(
 
 
 def report_overrides(report: LiveReport) -> dict[str, str]:
-    """Measured values as flat share/CLI parameters (see wizard.share.PARAMS).
+    """Measured values as flat share/CLI parameters (see wizard.scenario.links.PARAMS).
 
     reserved_connections (PostgreSQL 16+) is the slot the providers use for their own
     roles, so a measured value replaces the provider-reserved default.
@@ -882,5 +882,5 @@ def apply_overrides(scenario: Scenario, report: LiveReport, role: str = "primary
     "measured <timestamp>" (see endpoint_overrides)."""
     if report.readings is None:
         return scenario
-    flat = share.to_flat(scenario)
-    return share.from_flat({**flat, **endpoint_overrides(flat, report, role)})
+    flat = links.to_flat(scenario)
+    return links.from_flat({**flat, **endpoint_overrides(flat, report, role)})

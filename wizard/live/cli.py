@@ -25,7 +25,9 @@ import sys
 from dataclasses import replace
 
 from wizard import cli as core_cli
-from wizard.checks import url_findings
+from wizard.core.checks import url_findings
+from wizard.core.model import EngineSettings, Recommendation, Scenario, ScenarioError
+from wizard.core.sizing import recommend
 from wizard.live.check import (
     APP_NAME,
     CHECK_TIMEOUT,
@@ -44,9 +46,7 @@ from wizard.live.check import (
 from wizard.live.errors import LiveError
 from wizard.live.target import ENV_PASSWORD, parse_target
 from wizard.live.usage import EndpointUsage, service_usage
-from wizard.model import EngineSettings, Recommendation, Scenario, ScenarioError
-from wizard.redact import redact
-from wizard.sizing import recommend
+from wizard.scenario.redact import redact
 
 EXIT_LIVE_FAILED = 4
 
@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         print("warning: the URL holds a password; it may stay in your shell history. "
               "Put it in an environment variable and pass --password-env NAME instead.",
               file=sys.stderr)
-    flat = {k.key: getattr(args, core_cli.flag_dest(k.key)) for k in core_cli.share.PARAMS
+    flat = {k.key: getattr(args, core_cli.flag_dest(k.key)) for k in core_cli.links.PARAMS
             if getattr(args, core_cli.flag_dest(k.key), None) is not None}
     scenario = core_cli.scenario_from_args(args) if flat or args.scenario else None
     check_plan(args, scenario)
@@ -284,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         if rec is not None:
             text += "\n\nRe-sized with the measured values:\n" + core_cli.render_text(rec)
     # By structure only: the report holds no password, and its server texts were scrubbed
-    # one by one (wizard.redact.scrub) where they were read.
+    # one by one (wizard.scenario.redact.scrub) where they were read.
     print(redact(text))
     for e in report.errors:
         print(redact(f"error: {e.message} Fix: {e.fix}"), file=sys.stderr)

@@ -14,7 +14,7 @@ import struct
 
 import asyncpg
 
-from wizard import redact
+from wizard.scenario import redact
 
 # What a PostgreSQL server answers to an SSLRequest: "S" (TLS on) or "N" (TLS off).
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)

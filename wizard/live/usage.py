@@ -1,7 +1,7 @@
 """Connections per service: the live check's counts by application_name against the plan.
 
 Pure (no driver, no UI): the CLI and the web app both render `service_usage(...)`.
-Engines of named services set application_name to the service's name (wizard.sizing), so
+Engines of named services set application_name to the service's name (wizard.core.sizing), so
 pg_stat_activity tells the services apart; every other name is a connection the plan does
 not count. The counts are a moment's reading, the plan's figures are the autoscaling peak.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from wizard.model import Recommendation, ScenarioError
+from wizard.core.model import Recommendation, ScenarioError
 
 # What pg_stat_activity shows for a connection without application_name (check.py's query).
 NO_NAME = "(none)"

@@ -13,7 +13,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from wizard.model import EndpointBudget, Finding, Recommendation
+from wizard.core.model import EndpointBudget, Finding, Recommendation
 
 COLUMNS = ("service", "endpoint", "pool_size", "max_overflow",
            "database sees at everyone's peak", "headroom", "breaks at", "what binds")

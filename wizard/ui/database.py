@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from wizard import catalog
-from wizard.model import PROVIDERS
+from wizard.core import catalog
+from wizard.core.model import PROVIDERS
 from wizard.ui import state
 from wizard.ui.labels import HELP
 from wizard.ui.labels import PROVIDERS as PROVIDER_LABELS

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from wizard import share
-from wizard.model import Recommendation
+from wizard.core.model import Recommendation
+from wizard.scenario import links
 from wizard.ui import state
 from wizard.ui.text import md_escape
 
@@ -31,14 +31,14 @@ def app_address() -> str | None:
     address (when its Host is one the deployment serves); never a made-up localhost."""
     from wizard.live.target import request_host_allowed
 
-    configured = share.public_url()
+    configured = links.public_url()
     if configured:
         return configured
     try:
         url, host = st.context.url, st.context.headers.get("Host")
     except Exception:  # no request context (AppTest)
         return None
-    return share.app_base((url or "").split("?")[0]) if request_host_allowed(host) else None
+    return links.app_base((url or "").split("?")[0]) if request_host_allowed(host) else None
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -55,9 +55,9 @@ def rendered(key: tuple[tuple[str, str], ...], base: str | None = None) -> dict[
 def rendered_services(key: tuple[tuple[str, str], ...], base: str | None = None
                       ) -> dict[str, str]:
     """Several services: each one's module (its engines only, application_name set), the
-    report of every service and the scenario file, as wizard.export and wizard.estate
+    report of every service and the scenario file, as wizard.export and wizard.scenario.files
     write them."""
-    from wizard import estate
+    from wizard.scenario import files
 
     export = _exporter()
     rec, _, _ = state._recommend(key)
@@ -65,7 +65,7 @@ def rendered_services(key: tuple[tuple[str, str], ...], base: str | None = None
                                                       estate=rec.scenario, service=svc.name)
            for svc in rec.services}
     out["report"] = export.render_report(rec, share_base=base)
-    out["scenario"] = estate.dump(rec.scenario)
+    out["scenario"] = files.dump(rec.scenario)
     return out
 
 
@@ -133,7 +133,7 @@ def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None
     with st.expander("The same from the command line"):
         from wizard.export.render import installed_command
 
-        st.code(installed_command(share.cli_command(rec.scenario, "recommend")),
+        st.code(installed_command(links.cli_command(rec.scenario, "recommend")),
                 language="bash", wrap_lines=True)
     _next()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from wizard.model import field_name
+from wizard.core.model import field_name
 
 PROVIDERS = {
     "aws-rds": "AWS RDS for PostgreSQL",

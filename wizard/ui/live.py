@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from wizard import redact
+from wizard.core.model import TRANSACTION_POOLERS, Recommendation, ScenarioError
 from wizard.export import cells
-from wizard.model import TRANSACTION_POOLERS, Recommendation, ScenarioError
+from wizard.scenario import redact
 from wizard.ui import state
 from wizard.ui.text import md_escape
 
@@ -34,7 +34,7 @@ def _live():
 
 
 def _scrub(text: str, *_secrets: str) -> str:
-    """By structure (wizard.redact.redact): the core scrubbed the server's texts already."""
+    """By structure (redact.redact): the core scrubbed the server's texts already."""
     return redact.redact(text)
 
 

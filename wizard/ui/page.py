@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from wizard import share
+from wizard.scenario import links
 from wizard.ui import database, export, load, proxy, results, state, topology
 from wizard.ui.labels import STEP_NAMES
 from wizard.ui.text import md_escape
@@ -171,7 +171,7 @@ def cli_line(scenario) -> str:
     scenario file the Export step downloads)."""
     from wizard.export.render import installed_command
 
-    return installed_command(share.cli_command(scenario))
+    return installed_command(links.cli_command(scenario))
 
 
 def _context(flat: dict[str, str]) -> dict:

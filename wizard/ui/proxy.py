@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from wizard import share
-from wizard.model import NETWORK_CUTOFFS
+from wizard.core.model import NETWORK_CUTOFFS
+from wizard.scenario import links
 from wizard.ui import state
 from wizard.ui.labels import HELP, NETWORK, PROXIES
 
@@ -28,7 +28,7 @@ def render() -> None:
     if proxy.startswith("pgbouncer"):
         st.text_input("PgBouncer version", key="pgbouncer_version", placeholder="e.g. 1.24",
                       help=HELP["pgbouncer_version"], persist_state="session",
-                      max_chars=share.max_chars("pgbouncer_version"))
+                      max_chars=links.max_chars("pgbouncer_version"))
         state.flag("pgbouncer_version")
     if proxy in POOL_SIZE_PROXIES:
         c1, c2 = st.columns(2)

@@ -8,9 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from wizard import budget, sizing
-from wizard.export.render import create_engine_block, engine_block
-from wizard.model import (
+from wizard.core import budget, sizing
+from wizard.core.model import (
     EndpointBudget,
     EngineSettings,
     Finding,
@@ -18,6 +17,7 @@ from wizard.model import (
     Scenario,
     ServiceShare,
 )
+from wizard.export.render import create_engine_block, engine_block
 from wizard.ui import answer as table
 from wizard.ui import state
 from wizard.ui.labels import EXPORT_ANSWERS, FIX_FIELD, FIX_STEP, SEVERITY_ICON, STEP_NAMES

@@ -10,9 +10,10 @@ import os
 
 import streamlit as st
 
-from wizard import charts, store
+from wizard import charts
+from wizard.core.model import ScenarioError
 from wizard.export import cells
-from wizard.model import ScenarioError
+from wizard.scenario import store
 from wizard.ui import state
 from wizard.ui.text import md_escape
 

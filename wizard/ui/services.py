@@ -14,9 +14,9 @@ from typing import Any
 
 import streamlit as st
 
-from wizard import share
-from wizard.budget import MAX_SERVICES
-from wizard.model import SERVICE_KINDS
+from wizard.core.budget import MAX_SERVICES
+from wizard.core.model import SERVICE_KINDS
+from wizard.scenario import links
 from wizard.ui import state
 from wizard.ui.labels import HELP
 from wizard.ui.text import md_escape
@@ -46,8 +46,8 @@ def write_rows(rows: list[Mapping[str, Any]]) -> None:
     """Replace every service in session state by these rows (renumbered from 1)."""
     state.clear_services()
     for i, row in enumerate(rows, start=1):
-        for key in share.SERVICE_KEYS:
-            st.session_state[share.service_key(i, key)] = row.get(key)
+        for key in links.SERVICE_KEYS:
+            st.session_state[links.service_key(i, key)] = row.get(key)
 
 
 def start() -> None:
@@ -90,7 +90,7 @@ def remove(i: int) -> None:
 def _sync_endpoints(i: int) -> None:
     """Multiselect callback: an empty choice is the default (every endpoint)."""
     chosen = st.session_state.get(f"_svc_ep_{i}") or []
-    st.session_state[share.service_key(i, "endpoints")] = list(chosen) or None
+    st.session_state[links.service_key(i, "endpoints")] = list(chosen) or None
 
 
 ESSENTIALS = (("app_instances", "instances", 76), ("max_app_instances", "autoscale max", 104),
@@ -159,7 +159,7 @@ def render() -> None:
 
 
 def _service(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) -> None:
-    key = share.service_key
+    key = links.service_key
     kind = key(i, "kind")
     if st.session_state.get(kind) not in SERVICE_KINDS:
         st.session_state[kind] = ("serverless" if row.get("serverless_concurrency")
@@ -195,7 +195,7 @@ def _service(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) ->
 
 def _folded(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) -> None:
     """Service i's endpoints, load, path and today's pool, in an expander named after it."""
-    key = share.service_key
+    key = links.service_key
     name = row.get("name") or f"service {i}"
     with st.expander(f"{md_escape(name, 60)}: endpoints, load, path, today's pool"):
         ep = f"_svc_ep_{i}"

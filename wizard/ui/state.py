@@ -1,6 +1,6 @@
 """Wizard state: widget values in st.session_state <-> flat share parameters <-> Scenario.
 
-Widgets are keyed by the `wizard.share.PARAMS` keys where one widget holds one
+Widgets are keyed by the `wizard.scenario.links.PARAMS` keys where one widget holds one
 parameter; the few helpers (catalog vs measured, load on/off, one widget per replica)
 have their own keys. `flat_from_values` and `values_from_scenario` are pure so the
 round trip is testable without Streamlit.
@@ -16,8 +16,8 @@ from typing import Any
 
 import streamlit as st
 
-from wizard import budget, catalog, share, sizing
-from wizard.model import (
+from wizard.core import budget, catalog, sizing
+from wizard.core.model import (
     PROXIES,
     Recommendation,
     Scenario,
@@ -25,6 +25,7 @@ from wizard.model import (
     Service,
     SizingError,
 )
+from wizard.scenario import links
 from wizard.ui.labels import HELP, STEP_NAMES, app_words
 from wizard.ui.text import md_escape
 
@@ -134,7 +135,7 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
         v[f"replica_readers_{i}"] = rep.reader_instances if rep else None
         v[f"replica_region_{i}"] = rep.region if rep else ""
     for i, svc in enumerate(s.services, start=1):
-        v.update({share.service_key(i, k): x for k, x in service_values(svc).items()})
+        v.update({links.service_key(i, k): x for k, x in service_values(svc).items()})
     return v
 
 
@@ -152,7 +153,7 @@ SERVICE_DEFAULTS = {"app_instances": 2, "deploy_surge_percent": 25, "workers": 1
 
 
 def service_values(svc: Service) -> dict[str, Any]:
-    """One service's values, keyed as share.SERVICE_KEYS (None where unset)."""
+    """One service's values, keyed as links.SERVICE_KEYS (None where unset)."""
     load, cur = svc.load, svc.current
     return {
         "name": svc.name, "kind": svc.kind, "app_instances": svc.app_instances,
@@ -175,13 +176,13 @@ def service_values(svc: Service) -> dict[str, Any]:
 def is_param(key: str) -> bool:
     """Whether a link parameter is poolwise's (a scenario key or a service's s<N>_ key)."""
     m = SERVICE_KEY.fullmatch(key)
-    return key in share.BY_KEY or bool(m and m.group(2) in share.SERVICE_KEYS)
+    return key in links.BY_KEY or bool(m and m.group(2) in links.SERVICE_KEYS)
 
 
 def service_count(values: Mapping[str, Any]) -> int:
     """How many services the values hold (0: the one-fleet form)."""
     n = 0
-    while n < MAX_SERVICE_ROWS and share.service_key(n + 1, "name") in values:
+    while n < MAX_SERVICE_ROWS and links.service_key(n + 1, "name") in values:
         n += 1
     return n
 
@@ -192,8 +193,8 @@ def room_for_service(values: Mapping[str, Any]) -> bool:
 
 
 def service_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each service's values, in order, keyed as share.SERVICE_KEYS."""
-    return [{k: values.get(share.service_key(i, k)) for k in share.SERVICE_KEYS}
+    """Each service's values, in order, keyed as links.SERVICE_KEYS."""
+    return [{k: values.get(links.service_key(i, k)) for k in links.SERVICE_KEYS}
             for i in range(1, service_count(values) + 1)]
 
 
@@ -204,12 +205,12 @@ def _blank(value: Any) -> bool:
 def _service_flat(i: int, row: Mapping[str, Any]) -> dict[str, str]:
     """Service i's share parameters (only what differs from a Service's defaults; the
     name always, the kind where it is not the one its fleet implies)."""
-    out = {share.service_key(i, "name"): "" if _blank(row.get("name")) else str(row["name"])}
+    out = {links.service_key(i, "name"): "" if _blank(row.get("name")) else str(row["name"])}
     serverless = not _blank(row.get("serverless_concurrency"))
     kind = row.get("kind")
     if not _blank(kind) and kind != ("serverless" if serverless else "web"):
-        out[share.service_key(i, "kind")] = str(kind)
-    for key in share.SERVICE_KEYS:
+        out[links.service_key(i, "kind")] = str(kind)
+    for key in links.SERVICE_KEYS:
         if key in ("name", "kind"):
             continue
         value = row.get(key)
@@ -221,9 +222,9 @@ def _service_flat(i: int, row: Mapping[str, Any]) -> dict[str, str]:
                 and value == "AsyncAdaptedQueuePool":
             continue
         if isinstance(value, list | tuple):
-            out[share.service_key(i, key)] = ",".join(str(x) for x in value)
+            out[links.service_key(i, key)] = ",".join(str(x) for x in value)
         else:
-            out[share.service_key(i, key)] = _txt(value)
+            out[links.service_key(i, key)] = _txt(value)
     return out
 
 
@@ -363,7 +364,7 @@ def validate_link(flat: Mapping[str, str]) -> Scenario:
     unknown keys, bad values, invalid proxy/provider pairs, unknown instance classes.
     Every error the core raises here carries the key of the parameter at fault."""
     guard(flat)
-    s = share.from_flat(flat)
+    s = links.from_flat(flat)
     try:
         catalog.check_provider(s.provider)
     except ScenarioError as exc:
@@ -440,7 +441,7 @@ MAX_DROPPED = 8
 
 def _field_holds(key: str, flat: Mapping[str, str]) -> bool:
     """Whether the form can show this link value as it is (a choice it offers)."""
-    from wizard.model import NETWORK_CUTOFFS
+    from wizard.core.model import NETWORK_CUTOFFS
 
     provider = flat.get("provider", "aws-rds")
     value = flat.get(key, "")
@@ -462,7 +463,7 @@ def _field_holds(key: str, flat: Mapping[str, str]) -> bool:
     if m and m.group(2) == "proxy":
         return value in proxies_for(provider)
     if m and m.group(2) == "kind":
-        from wizard.model import SERVICE_KINDS
+        from wizard.core.model import SERVICE_KINDS
         return value in SERVICE_KINDS
     return key in flat
 
@@ -479,7 +480,7 @@ def link_values(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str], s
     message = ""
     for _ in range(MAX_DROPPED):
         try:
-            s = share.from_flat(flat)
+            s = links.from_flat(flat)
         except ScenarioError as exc:
             message = str(exc)
             if exc.key not in flat or exc.key == "provider":
@@ -565,8 +566,8 @@ def current_values() -> dict[str, Any]:
     base = default_values()
     v = {k: st.session_state.get(k, base[k]) for k in WIDGET_KEYS}
     for i in range(1, service_count(st.session_state) + 1):
-        for key in share.SERVICE_KEYS:
-            name = share.service_key(i, key)
+        for key in links.SERVICE_KEYS:
+            name = links.service_key(i, key)
             v[name] = st.session_state.get(name)
     return v
 
@@ -580,7 +581,7 @@ def flat_key(flat: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 # The process-wide caches below hold at most CACHE_ENTRIES entries each, and only keys
-# (flat parameters) of at most share.MAX_FLAT_CHARS characters: a longer set of values (a
+# (flat parameters) of at most links.MAX_FLAT_CHARS characters: a longer set of values (a
 # huge typed value the core refuses anyway) is computed uncached, so they hold at most
 # CACHE_ENTRIES x MAX_FLAT_CHARS characters of keys however long the values visitors type.
 CACHE_ENTRIES = 256
@@ -591,7 +592,7 @@ def key_chars(key: tuple[tuple[str, str], ...]) -> int:
 
 
 def cacheable(key: tuple[tuple[str, str], ...]) -> bool:
-    return len(key) <= share.MAX_FLAT_KEYS and key_chars(key) <= share.MAX_FLAT_CHARS
+    return len(key) <= links.MAX_FLAT_KEYS and key_chars(key) <= links.MAX_FLAT_CHARS
 
 
 def _recommend(key: tuple[tuple[str, str], ...]) -> tuple[Recommendation | None, str, str]:
@@ -608,7 +609,7 @@ def _recommend_cached(key: tuple[tuple[str, str], ...]
 def _recommend_now(key: tuple[tuple[str, str], ...]) -> tuple[Recommendation | None, str, str]:
     try:
         guard(dict(key))
-        s = share.from_flat(dict(key))
+        s = links.from_flat(dict(key))
         return sizing.recommend(s), "", ""
     except SizingError as exc:
         return None, exc.message, exc.fix
@@ -621,7 +622,7 @@ def scenario_or_none(flat: Mapping[str, str]) -> Scenario | None:
     """The Scenario of valid flat parameters (None if they do not parse)."""
     try:
         guard(flat)
-        return share.from_flat(dict(flat))
+        return links.from_flat(dict(flat))
     except (ScenarioError, ValueError):
         return None
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from wizard import cli
-from wizard.model import ScenarioError
+from wizard.core.model import ScenarioError
 
 HERE = Path(__file__).resolve().parent
 CHECKOUT_APP = HERE.parent.parent / "app.py"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from wizard.model import ScenarioError, field_name
+from wizard.core.model import ScenarioError, field_name
 
 # PostgreSQL refuses max_connections above MAX_BACKENDS (2^18 - 1).
 PG_MAX_BACKENDS = 262_143

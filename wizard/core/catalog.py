@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from wizard.model import PROVIDERS, ScenarioError, Source
+from wizard.core.model import PROVIDERS, ScenarioError, Source
 
 
 def _data_dir() -> Path:
     """wizard/data in an installed copy (the wheel maps data/ there), else the checkout's data/."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     packaged = here / "data"
     return packaged if packaged.is_dir() else here.parent / "data"
 

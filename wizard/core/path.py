@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wizard import catalog
-from wizard.model import TRANSACTION_POOLERS, Cutoff, Scenario, Source
+from wizard.core import catalog
+from wizard.core.model import TRANSACTION_POOLERS, Cutoff, Scenario, Source
 
 DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_RECYCLE = 1800

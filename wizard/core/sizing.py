@@ -10,8 +10,8 @@ import math
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from wizard import bounds, budget, catalog, checks, share
-from wizard.model import (
+from wizard.core import bounds, budget, catalog, checks
+from wizard.core.model import (
     POOLERS,
     SESSION_POOLERS,
     SEVERITIES,
@@ -31,7 +31,8 @@ from wizard.model import (
     SizingError,
     Source,
 )
-from wizard.path import PathFacts, path_facts, proxy_wait_note
+from wizard.core.path import PathFacts, path_facts, proxy_wait_note
+from wizard.scenario import links
 
 WAIT_TARGET = 0.05  # at most 5% of checkouts wait at all
 
@@ -402,9 +403,9 @@ def validate(s: Scenario) -> None:
 
 def _service_key(svc: Service, index: int, key: str | None) -> str | None:
     """The flat key of a service's own parameter (the scenario's key for a shared one)."""
-    if key is None or (key == "proxy" and svc.proxy is None) or key not in share.SERVICE_KEYS:
+    if key is None or (key == "proxy" and svc.proxy is None) or key not in links.SERVICE_KEYS:
         return key
-    return share.service_key(index, key)
+    return links.service_key(index, key)
 
 
 def _as_service(svc: Service, n: int, fn: Any, *args: Any, **kw: Any) -> Any:

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wizard import share
-from wizard.model import Scenario, ScenarioError
+from wizard.core.model import Scenario, ScenarioError
+from wizard.scenario import links
 
 # A scenario file is a few hundred lines at most: refuse a huge one before parsing it.
 MAX_BYTES = 256 * 1024
@@ -54,14 +54,14 @@ def _typed(value: Any, kind: str) -> bool:
 
 
 def _text(value: Any, kind: str = "str") -> str:
-    """A TOML value as the flat text share.from_flat parses (ValueError when its type is
+    """A TOML value as the flat text links.from_flat parses (ValueError when its type is
     not the parameter's)."""
     if not _typed(value, kind):
         raise ValueError(_KIND_WORDS[kind])
     if isinstance(value, int) and not isinstance(value, bool) and (
-            value.bit_length() > 4 * share.MAX_NUMBER_CHARS):
+            value.bit_length() > 4 * links.MAX_NUMBER_CHARS):
         raise ValueError("a number of at most 32 digits")
-    return share.flat_text(value)
+    return links.flat_text(value)
 
 
 def _lines(text: str) -> tuple[dict[str, int], list[dict[str, int]], list[int]]:
@@ -114,15 +114,15 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
     flat: dict[str, str] = {}
     where: dict[str, int | None] = {}
     services = data.pop("service", None)
-    allowed = set(share.BY_KEY)
+    allowed = set(links.BY_KEY)
     for key, value in data.items():
         line = top_lines.get(key)
         if key not in allowed:
-            hint = (" (it belongs in a [[service]] table)" if key in share.SERVICE_BY_KEY
+            hint = (" (it belongs in a [[service]] table)" if key in links.SERVICE_BY_KEY
                     else "")
             raise ScenarioFileError(f"unknown key {key[:40]!r}{hint}; valid top-level keys: "
-                                    + ", ".join(share.BY_KEY), path, line, key)
-        if services is not None and key in share.FLEET_KEYS:
+                                    + ", ".join(links.BY_KEY), path, line, key)
+        if services is not None and key in links.FLEET_KEYS:
             raise ScenarioFileError(f"{key!r} is set per service: move it into each "
                                     "[[service]] table", path, line, key)
         flat[key], where[key] = _value(value, key, path, line), line
@@ -140,21 +140,21 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
                 raise ScenarioFileError(f"[[service]] {i} has no name", path, start, "name")
             for key, value in table.items():
                 line = lines.get(key, start)
-                if key not in share.SERVICE_KEYS:
+                if key not in links.SERVICE_KEYS:
                     raise ScenarioFileError(
                         f"unknown key {key[:40]!r} in [[service]] {i}; valid: "
-                        + ", ".join(share.SERVICE_KEYS), path, line, key)
-                flat_key = share.service_key(i, key)
+                        + ", ".join(links.SERVICE_KEYS), path, line, key)
+                flat_key = links.service_key(i, key)
                 flat[flat_key], where[flat_key] = _value(value, key, path, line), line
     try:
-        return share.from_flat(flat)
+        return links.from_flat(flat)
     except ScenarioError as exc:
         line = where.get(exc.key) if exc.key else None
         raise ScenarioFileError(str(exc), path, line, exc.key) from None
 
 
 def _value(value: Any, key: str, path: str, line: int | None) -> str:
-    param = share.BY_KEY.get(key) or share.SERVICE_BY_KEY.get(key)
+    param = links.BY_KEY.get(key) or links.SERVICE_BY_KEY.get(key)
     kind = param.kind if param else "str"
     try:
         return _text(value, kind)
@@ -238,8 +238,8 @@ def line_of(text: str, keys: Sequence[str] = (), service: int | None = None) -> 
 
 def dump(s: Scenario) -> str:
     """A scenario as a scenario file (the inverse of parse for what poolwise sizes)."""
-    flat = share.to_flat(s)
-    top = [(k, v) for k, v in flat.items() if not share.SERVICE_KEY.fullmatch(k)]
+    flat = links.to_flat(s)
+    top = [(k, v) for k, v in flat.items() if not links.SERVICE_KEY.fullmatch(k)]
     out = [f"{k} = {_toml(k, v)}" for k, v in top]
     for i in range(1, len(s.services) + 1):
         out += ["", "[[service]]"]
@@ -250,7 +250,7 @@ def dump(s: Scenario) -> str:
 
 
 def _toml(key: str, value: str) -> str:
-    param = share.BY_KEY.get(key) or share.SERVICE_BY_KEY.get(key)
+    param = links.BY_KEY.get(key) or links.SERVICE_BY_KEY.get(key)
     kind = param.kind if param else "str"
     if kind in ("int", "float"):
         return value

@@ -7,8 +7,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from wizard import budget, catalog, cores, path
-from wizard.model import (
+from wizard.core import budget, catalog, cores, path
+from wizard.core.model import (
     POOLERS,
     SEVERITIES,
     TRANSACTION_POOLERS,

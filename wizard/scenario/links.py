@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from wizard import bounds
-from wizard.model import (
+from wizard.core import bounds
+from wizard.core.model import (
     SERVICE_FIELDS,
     CurrentPool,
     Load,
@@ -28,7 +28,7 @@ from wizard.model import (
     Service,
     field_name,
 )
-from wizard.redact import credential_params
+from wizard.scenario.redact import credential_params
 
 # SQLAlchemy's QueuePool default pool_size (create_async_engine without pool_size).
 SQLALCHEMY_POOL_SIZE = 5
@@ -331,7 +331,7 @@ def from_flat(params: Mapping[str, str]) -> Scenario:
     A value that looks like a password, token or credentialed URL is refused without
     being repeated.
     """
-    from wizard.bounds import MAX_SERVICES
+    from wizard.core.bounds import MAX_SERVICES
 
     check_text(params)
     top: dict[str, str] = {}

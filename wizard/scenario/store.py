@@ -3,7 +3,7 @@
 By default a SQLite file under the user's data directory
 (`$XDG_DATA_HOME/poolwise/scenarios.sqlite`, created on first use); a team sets
 `POOLWISE_STORE_URL` to any SQLAlchemy URL (e.g. `postgresql+psycopg://...`) to share one
-database. Only `share.to_flat` parameters are stored, and those can never hold a secret.
+database. Only `links.to_flat` parameters are stored, and those can never hold a secret.
 
 Nothing is lost by a click: replacing or deleting a scenario first copies its earlier
 parameters into `poolwise_scenario_versions` (the last KEEP_VERSIONS per name), from where
@@ -41,18 +41,18 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from wizard import redact, share
-from wizard.model import ScenarioError
-from wizard.redact import credential_params
+from wizard.core.model import ScenarioError
+from wizard.scenario import links, redact
+from wizard.scenario.redact import credential_params
 
 ENV_URL = "POOLWISE_STORE_URL"
 MAX_NAME = 80
 PAGE_SIZE = 25
 KEEP_VERSIONS = 10  # earlier versions kept per name (replaced or deleted)
 # A stored row longer than this is not read as a scenario. It is the JSON of the largest
-# scenario share.from_flat accepts (every value at its maximum, the most services; each
+# scenario links.from_flat accepts (every value at its maximum, the most services; each
 # character escaped at most as two), so whatever saves can be loaded and restored.
-MAX_PARAMS_TEXT = 2 * share.MAX_FLAT_CHARS + 8 * share.MAX_FLAT_KEYS + 2
+MAX_PARAMS_TEXT = 2 * links.MAX_FLAT_CHARS + 8 * links.MAX_FLAT_KEYS + 2
 
 metadata = MetaData()
 scenarios = Table(
@@ -197,7 +197,7 @@ def _check_params(params: Mapping[str, str]) -> dict[str, str]:
         raise StoreError(f"Not saved: {bad[0]!r} looks like it holds a password, token or "
                          "URL with credentials; a saved scenario never holds secrets.")
     try:
-        share.from_flat(flat)  # only scenario parameters: never a URL or password
+        links.from_flat(flat)  # only scenario parameters: never a URL or password
     except ScenarioError as exc:
         raise StoreError(f"Not a valid scenario: {exc}") from None
     return flat

@@ -1,0 +1,1 @@
+"""Scenario I/O: share links, TOML files, the saved store and redaction."""
