@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.pgserver import pgbouncer_server, postgres_server  # noqa: E402
 from wizard import cores  # noqa: E402
 from wizard.core.model import Load, ProxySettings, Replica, Reserves, Scenario  # noqa: E402
 from wizard.core.sizing import recommend  # noqa: E402
@@ -48,6 +47,7 @@ from wizard.fleet import (  # noqa: E402
     percentile,
     run_fleet,
 )
+from wizard.fleet.pgserver import pgbouncer_server, postgres_server  # noqa: E402
 
 SQLALCHEMY_TIMEOUT = 30.0
 DB_CPU, CLIENT_CPU = 1, 0  # the server's core and the clients' core

@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.pgserver import postgres_server  # noqa: E402
 from wizard.core.model import Load, Reserves, Scenario  # noqa: E402
 from wizard.core.sizing import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402
@@ -42,6 +41,7 @@ from wizard.fleet import (  # noqa: E402
     table,
     text_table,
 )
+from wizard.fleet.pgserver import postgres_server  # noqa: E402
 
 MARK_START, MARK_END = "<!-- fleet:results -->", "<!-- /fleet:results -->"
 SQLALCHEMY_TIMEOUT = 30.0  # create_async_engine's default pool_timeout, kept by every rule

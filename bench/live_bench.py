@@ -1,6 +1,6 @@
 """Benchmark of the live check: its own overhead vs raw asyncpg, and the time to fail.
 
-Starts its own throwaway PostgreSQL and PgBouncer (tests/pgserver.py), then, in the same
+Starts its own throwaway PostgreSQL and PgBouncer (wizard/fleet/pgserver.py), then, in the same
 run and alternating rounds:
   * raw asyncpg: connect + N `SELECT 1` round trips (the floor);
   * the live check: readings + pooler detection + pre-ping with N (run_live_check);
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 import sqlalchemy  # noqa: E402
 
-from tests.pgserver import free_port, pgbouncer_server, postgres_server  # noqa: E402
+from wizard.fleet.pgserver import free_port, pgbouncer_server, postgres_server  # noqa: E402
 from wizard.live import LiveError, parse_target, run_live_check  # noqa: E402
 
 

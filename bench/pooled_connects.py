@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.pgserver import pgbouncer_server, postgres_server  # noqa: E402
+from wizard.fleet.pgserver import pgbouncer_server, postgres_server  # noqa: E402
 
 NO_CACHE = {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
 

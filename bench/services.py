@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[dict[str, Any]] = []
     load_avg: dict[str, tuple[float, float]] = {}  # 1-minute load before and after
     started = time.time()
-    from tests.pgserver import postgres_server
+    from wizard.fleet.pgserver import postgres_server
 
     with postgres_server(settings={"max_connections": s.max_connections,
                                    "superuser_reserved_connections": 3}) as pg, \

@@ -107,7 +107,7 @@ def cases() -> list[Case]:
 
 def cold_start(script: Path, browser: bool) -> tuple[float, float | None]:
     from tests.e2e.conftest import CHROMIUM_ARGS, start_streamlit, stop, wait_healthy
-    from tests.pgserver import free_port
+    from wizard.fleet.pgserver import free_port
 
     port = free_port()
     env = {**os.environ, "XDG_DATA_HOME": str(ROOT / "bench" / "artifacts" / "xdg")}
@@ -149,7 +149,7 @@ def browser_draw(runs: int) -> tuple[list[float], list[float]]:
     from playwright.sync_api import sync_playwright
 
     from tests.e2e.conftest import CHROMIUM_ARGS, start_streamlit, stop, wait_healthy
-    from tests.pgserver import free_port
+    from wizard.fleet.pgserver import free_port
 
     env = {**os.environ, "XDG_DATA_HOME": str(ROOT / "bench" / "artifacts" / "xdg")}
     servers = []

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.installed import installed  # noqa: F401  (a shared fixture)
-from tests.pgserver import (
+from wizard.fleet.pgserver import (
     Bouncer,
     InfraMissingError,
     PgServer,

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from tests.apptest import go, new_app, no_exception
-from tests.pgserver import PgServer
 from tests.test_app_answer import table_rows
 from tests.test_live_plan import app, run_check, shown, url_of
 from wizard.core import sizing
+from wizard.fleet.pgserver import PgServer
 from wizard.scenario import links
 from wizard.ui import live
 

@@ -20,9 +20,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.pgserver import Bouncer, PgServer
 from tests.test_export_support import TRANSACTION_POOLER_SCENARIOS, load_module, rec_for
 from wizard.export import render_module
+from wizard.fleet.pgserver import Bouncer, PgServer
 
 pytestmark = pytest.mark.db
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.pgserver import PgServer
 from tests.test_export_support import ROOT, SCENARIOS, rec_for
 from wizard.core.model import ScenarioError
 from wizard.export import (
@@ -20,6 +19,7 @@ from wizard.export import (
     render_pgbouncer_ini,
     render_report,
 )
+from wizard.fleet.pgserver import PgServer
 from wizard.scenario import links
 
 PGBOUNCER_SCENARIOS = ("pgbouncer-tx-1.18", "pgbouncer-tx-1.24", "pgbouncer-session",

@@ -20,9 +20,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.pgserver import PgServer, postgres_server
 from wizard import fleet
 from wizard.fleet import Phase, PoolSettings, Target, Workload, run_fleet
+from wizard.fleet.pgserver import PgServer, postgres_server
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.apptest import go, new_app, no_exception
-from tests.pgserver import free_port
+from wizard.fleet.pgserver import free_port
 from wizard.scenario import store
 
 HANG_GUARD_S = 20  # a hostile link's run must end well within this (a hang guard, not a bench)

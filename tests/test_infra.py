@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.pgserver import Bouncer, PgServer
+from wizard.fleet.pgserver import Bouncer, PgServer
 
 pytestmark = pytest.mark.db
 
@@ -133,7 +133,7 @@ def test_missing_binaries_fail_with_hint(pg: PgServer, pgbouncer_factory, monkey
     """A machine without the Debian packages must fail loudly, not skip."""
     import shutil
 
-    from tests import pgserver
+    from wizard.fleet import pgserver
 
     monkeypatch.setattr(shutil, "which", lambda *a, **k: None)
     monkeypatch.setattr(pgserver.glob, "glob", lambda *a, **k: [])

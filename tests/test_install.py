@@ -19,7 +19,7 @@ import pytest
 
 from tests.apptest import new_app, no_exception
 from tests.installed import ROOT, Installed
-from tests.pgserver import free_port
+from wizard.fleet.pgserver import free_port
 
 RECOMMEND = ["recommend", "--provider", "azure-flexible", "--instance-class", "B2s",
              "--app-instances", "2", "--max-app-instances", "4", "--workers", "2"]

@@ -1,6 +1,6 @@
 """The live check against the real PostgreSQL and PgBouncer fixtures (no mocks).
 
-Expected values come from how tests/pgserver.py configures the servers (max_connections
+Expected values come from how wizard/fleet/pgserver.py configures the servers (max_connections
 60, superuser_reserved_connections 3, PostgreSQL 15) or from the admin account's own view
 of pg_stat_activity, never from the live check's output.
 """
@@ -17,9 +17,9 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
-from tests.pgserver import Bouncer, PgServer, free_port
 from wizard.core.model import EngineSettings, Scenario
 from wizard.core.sizing import recommend
+from wizard.fleet.pgserver import Bouncer, PgServer, free_port
 from wizard.live import (
     APP_NAME,
     LiveError,

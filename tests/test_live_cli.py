@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pgserver import Bouncer, PgServer, free_port
+from wizard.fleet.pgserver import Bouncer, PgServer, free_port
 
 pytestmark = pytest.mark.db
 

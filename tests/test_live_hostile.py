@@ -111,7 +111,7 @@ def test_the_slot_is_held_through_the_pad(monkeypatch: pytest.MonkeyPatch) -> No
     cannot probe ten targets at once, the eleventh visitor gets "busy"."""
     import threading
 
-    from tests.pgserver import free_port
+    from wizard.fleet.pgserver import free_port
     from wizard.live import limits
 
     monkeypatch.setenv("POOLWISE_LIVE_MAX_CONCURRENT", "1")
@@ -136,7 +136,7 @@ def test_busy_lasts_as_long_for_a_silent_host_as_for_a_closed_port() -> None:
     padded to the connect timeout a silent host runs into."""
     import socket
 
-    from tests.pgserver import free_port
+    from wizard.fleet.pgserver import free_port
 
     hole = socket.socket()
     hole.bind(("127.0.0.1", 0))
@@ -234,7 +234,7 @@ def test_the_web_step_keeps_its_slot_through_the_pad(isolated_app, monkeypatch) 
     import threading
 
     from tests.apptest import go, new_app
-    from tests.pgserver import free_port
+    from wizard.fleet.pgserver import free_port
     from wizard.live import limits
 
     monkeypatch.setenv("POOLWISE_LIVE_MAX_CONCURRENT", "1")

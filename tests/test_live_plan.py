@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.pgserver import PgServer
 from wizard.core import sizing
+from wizard.fleet.pgserver import PgServer
 from wizard.scenario import links
 
 pytestmark = pytest.mark.db

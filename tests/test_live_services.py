@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 import asyncpg
 import pytest
 
-from tests.pgserver import PgServer
 from wizard.core.model import Replica, Reserves, Scenario, ScenarioError, Service
 from wizard.core.sizing import recommend
+from wizard.fleet.pgserver import PgServer
 from wizard.live import (
     APP_NAME,
     endpoint_overrides,

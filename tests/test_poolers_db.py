@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.pgserver import Bouncer, PgServer, _pg_os_user, _wait_tcp, find_pgbouncer
 from wizard.core import budget
 from wizard.core.model import ProxySettings, Scenario
 from wizard.core.sizing import recommend
 from wizard.export import render_pgbouncer_ini
+from wizard.fleet.pgserver import Bouncer, PgServer, _pg_os_user, _wait_tcp, find_pgbouncer
 
 pytestmark = [pytest.mark.db, pytest.mark.pgbouncer]
 

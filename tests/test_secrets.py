@@ -33,11 +33,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from tests.pgserver import PgServer, free_port
 from wizard import cli, fleet
 from wizard.core.model import EngineSettings, Scenario, ScenarioError
 from wizard.core.sizing import recommend
 from wizard.export import export, render_module
+from wizard.fleet.pgserver import PgServer, free_port
 from wizard.live import LiveError, parse_target, run_live_check
 from wizard.live.cli import render_report
 from wizard.scenario import redact, store
@@ -280,7 +280,7 @@ def test_fleet_cli_refuses_secrets_in_the_url_query(pg: PgServer, role: str, que
 
 def test_fleet_safe_url_masks_password_and_query_secrets() -> None:
     url = f"postgresql+asyncpg://u:{QUOTED}@h/db?sslpassword={QUOTED}&ssl=require"
-    shown = fleet._safe_url(url)
+    shown = fleet.safe_url(url)
     assert shown.startswith("postgresql+asyncpg://u:***@h/db?")
     assert sorted(shown.split("?")[1].split("&")) == ["ssl=require", "sslpassword=***"]
     assert fleet.scrub(f"in {url}", fleet.secrets_of(url)).count("***") == 2  # by structure

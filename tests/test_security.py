@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pgserver import PgServer, free_port
 from wizard.core.model import EngineSettings
+from wizard.fleet.pgserver import PgServer, free_port
 from wizard.live import (
     LiveError,
     check_allowed,

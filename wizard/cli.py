@@ -7,12 +7,13 @@ Bad input exits 2 with one line naming the bad value and the valid choices.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from wizard.core import catalog, sizing
@@ -204,46 +205,64 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
-# Other modules (export, live, fleet) register their verbs here: name -> (setup, run).
-VERBS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
-                       Callable[[argparse.Namespace], int]]] = {}
+def setup_catalog(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provider", required=True)
+    p.add_argument("--json", action="store_true")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def setup_recommend(p: argparse.ArgumentParser) -> None:
+    add_scenario_flags(p)
+    p.add_argument("--json", action="store_true")
+
+
+@dataclass(frozen=True)
+class Verb:
+    """A verb of the command: the module that defines it (imported only when that verb
+    runs), the names there of its set-up (flags) and run functions, and its --help line."""
+
+    module: str
+    help: str
+    setup: str = "setup"
+    run: str = "run"
+
+
+# The verb table, in --help order. Adding a verb is one row. A verb's module is imported
+# only when that verb runs: `recommend`, `export` and `check` never pay for asyncpg,
+# SQLAlchemy or Streamlit (tests/test_cli.py checks it).
+VERBS: dict[str, Verb] = {
+    "catalog": Verb("wizard.cli", "list a provider's instance classes",
+                    "setup_catalog", "cmd_catalog"),
+    "recommend": Verb("wizard.cli", "size pools for a scenario",
+                      "setup_recommend", "cmd_recommend"),
+    "export": Verb("wizard.export", "write the engine module, the report or the PgBouncer ini",
+                   "_setup", "_run"),
+    "live": Verb("wizard.live.cli",
+                 "measure a real server: limits, pre-ping cost, exhaustion, pooler"),
+    "fleet": Verb("wizard.fleet.cli", "run a bounded read-only fleet load against a database"),
+    "app": Verb("wizard.web", "serve the web app (Streamlit)", "_setup", "_run"),
+    "check": Verb("wizard.guard",
+                  "fail when a scenario file's current pools break the connection budget",
+                  "_setup", "_run"),
+}
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command's parser. With `argv`, only the verb it names is set up (its module
+    imported); the others are listed by name and help. Without, every verb is set up."""
     prog = "poolwise" if Path(sys.argv[0]).name == "poolwise" else "python -m wizard"
     parser = _Parser(prog=prog, description="Size SQLAlchemy async pools "
                      "for managed PostgreSQL.")
     sub = parser.add_subparsers(dest="verb", parser_class=_Parser)
-    p = sub.add_parser("catalog", help="list a provider's instance classes")
-    p.add_argument("--provider", required=True)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_catalog)
-    p = sub.add_parser("recommend", help="size pools for a scenario")
-    add_scenario_flags(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_recommend)
-    _load_plugins()
-    helps = {"export": "write the engine module, the report or the PgBouncer ini",
-             "live": "measure a real server: limits, pre-ping cost, exhaustion, pooler",
-             "fleet": "run a bounded read-only fleet load against a database",
-             "app": "serve the web app (Streamlit)",
-             "check": "fail when a scenario file's current pools break the connection budget"}
-    for name, (setup, run) in VERBS.items():
-        p = sub.add_parser(name, help=helps.get(name))
-        setup(p)
-        p.set_defaults(run=run)
+    # The top level takes no option with a value: the first word that is not an option
+    # is the verb.
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
+    for name, verb in VERBS.items():
+        p = sub.add_parser(name, help=verb.help)
+        if chosen is None or chosen == name:
+            module = importlib.import_module(verb.module)
+            getattr(module, verb.setup)(p)
+            p.set_defaults(run=getattr(module, verb.run))
     return parser
-
-
-def _load_plugins() -> None:
-    import importlib
-
-    for mod in ("wizard.export", "wizard.live", "wizard.fleet", "wizard.web", "wizard.guard"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
 
 
 # Exit status when the reader of stdout goes away (`poolwise ... | head`): 128 + SIGPIPE,
@@ -278,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     try:
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(argv)
         args = parser.parse_args(argv)
         if not getattr(args, "verb", None):
             parser.print_help()

@@ -324,6 +324,3 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(render_text(report))
     return report.exit_code
-
-
-cli.VERBS["check"] = (_setup, _run)

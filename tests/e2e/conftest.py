@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pgserver import free_port
+from wizard.fleet.pgserver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "e2e"

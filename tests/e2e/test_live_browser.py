@@ -14,8 +14,8 @@ import pytest
 
 from tests.e2e.conftest import ROOT, start_streamlit, stop, wait_healthy
 from tests.e2e.test_wizard_browser import IDLE, settle, step
-from tests.pgserver import PgServer, free_port
 from wizard.core import sizing
+from wizard.fleet.pgserver import PgServer, free_port
 from wizard.scenario import links
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.db]

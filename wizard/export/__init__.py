@@ -132,6 +132,3 @@ def _run(args: argparse.Namespace) -> int:
         write_export(Path(args.output), text)
         print(f"wrote {args.kind} to {args.output}", file=sys.stderr)
     return 0
-
-
-cli.VERBS["export"] = (_setup, _run)

@@ -6,7 +6,6 @@ endpoint_overrides, apply_overrides, service_usage, stated_limit, live_enabled,
 check_allowed, LiveTarget, LiveReport, LiveError.
 """
 
-from wizard.live import cli as _cli  # noqa: E402,F401  registers the `live` CLI verb
 from wizard.live.check import (
     APP_NAME,
     CHECK_TIMEOUT,

@@ -289,6 +289,3 @@ def run(args: argparse.Namespace) -> int:
     for e in report.errors:
         print(redact(f"error: {e.message} Fix: {e.fix}"), file=sys.stderr)
     return EXIT_LIVE_FAILED if report.errors else 0
-
-
-core_cli.VERBS["live"] = (setup, run)

@@ -12,7 +12,6 @@ import argparse
 import os
 from pathlib import Path
 
-from wizard import cli
 from wizard.core.model import ScenarioError
 
 HERE = Path(__file__).resolve().parent
@@ -79,6 +78,3 @@ def _run(args: argparse.Namespace) -> int:
              "--server.headless", "true", "--logger.hideWelcomeMessage", "true", *extra]
     # Runs the server in this process until it stops, then exits with Streamlit's code.
     return streamlit_cli.main(["run", str(app_script()), *flags], prog_name="streamlit")
-
-
-cli.VERBS["app"] = (_setup, _run)

@@ -1,8 +1,8 @@
-"""Throwaway PostgreSQL and PgBouncer servers for the test suite.
+"""Throwaway PostgreSQL and PgBouncer servers for the benchmarks and the test suite.
 
-Real servers on 127.0.0.1, never mocks. Used by the fixtures in tests/conftest.py; other
-fixtures (module-scoped bouncers with special settings, say) can use the context managers
-`postgres_server()` and `pgbouncer_server()` directly.
+Real servers on 127.0.0.1, never mocks. Used by bench/ and by the fixtures in
+tests/conftest.py; other fixtures (module-scoped bouncers with special settings, say) can
+use the context managers `postgres_server()` and `pgbouncer_server()` directly.
 
 Everything runs as the `postgres` OS user when the tests run as root (PostgreSQL and
 PgBouncer both refuse to run as root); as a normal user, they run as that user.

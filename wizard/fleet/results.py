@@ -1,0 +1,106 @@
+"""What a fleet run measured: outcomes per request, figures per phase, and their tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Outcome codes per request.
+OK, CONN_ERROR, CHECKOUT_TIMEOUT, OTHER_ERROR, UNFINISHED = range(5)
+OUTCOMES = ("ok", "connection_error", "checkout_timeout", "other_error", "unfinished")
+
+
+@dataclass(frozen=True)
+class PhaseFigures:
+    """What one fleet phase measured."""
+
+    phase: str
+    processes: int
+    seconds: float
+    offered: int
+    ok: int
+    connection_errors: int
+    checkout_timeouts: int
+    other_errors: int
+    unfinished: int
+    throughput: float
+    offered_rate: float
+    p50_ms: float | None
+    p99_ms: float | None
+    peak_server_connections: int
+    ceiling: int
+    # Mean time a successful request held its connection (checkout to return): CPU
+    # contention stretches pg_sleep(hold), and with it the pool each process needs.
+    held_ms: float | None = None
+    # With several groups in one run: the peak of all of them together (the role's total).
+    peak_all_groups: int | None = None
+
+    @property
+    def errors(self) -> int:
+        return self.connection_errors + self.checkout_timeouts + self.other_errors + self.unfinished
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """One run: the setting, its figures per phase, sample error messages, the samples."""
+
+    setting: str
+    phases: tuple[PhaseFigures, ...]
+    messages: dict[str, str]
+    samples: tuple[tuple[float, int], ...]
+    per_process: int
+    app: str | None = None  # the group's application_name when several ran at once
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for p, fig in zip(d["phases"], self.phases, strict=True):
+            p["errors"] = fig.errors
+        d["samples"] = [list(s) for s in self.samples]
+        return d
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) or None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+# --------------------------------------------------------------------------- output
+
+
+def table(results: Sequence[FleetResult]) -> list[list[str]]:
+    """Rows (one per setting and phase) of the figures, as strings."""
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:,.0f}"
+
+    rows = []
+    for r in results:
+        for f in r.phases:
+            rows.append([r.setting, f.phase, str(f.processes), str(r.per_process or "-"),
+                         f"{f.offered_rate:,.1f}", f"{f.throughput:,.1f}",
+                         str(f.connection_errors), str(f.checkout_timeouts),
+                         str(f.other_errors + f.unfinished), ms(f.p50_ms), ms(f.p99_ms),
+                         str(f.peak_server_connections)])
+    return rows
+
+
+HEADER = ["setting", "phase", "processes", "per process", "offered/s", "ok/s", "conn errors",
+          "checkout timeouts", "other/lost", "p50 ms", "p99 ms", "peak server conns"]
+
+
+def text_table(rows: list[list[str]], header: list[str] = HEADER) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)])
+
+
+def markdown_table(rows: list[list[str]], header: list[str] = HEADER) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
