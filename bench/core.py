@@ -21,8 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wizard import catalog  # noqa: E402
-from wizard.core import bounds, budget
+from wizard.core import (
+    bounds,
+    budget,
+    catalog,  # noqa: E402
+)
 from wizard.core.budget import PROXY_PROVIDERS  # noqa: E402
 from wizard.core.model import (  # noqa: E402
     PROVIDERS,

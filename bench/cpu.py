@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from wizard import cores  # noqa: E402
+from wizard.core import cores  # noqa: E402
 from wizard.core.model import Load, ProxySettings, Replica, Reserves, Scenario  # noqa: E402
 from wizard.core.sizing import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402

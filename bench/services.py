@@ -22,17 +22,12 @@ of bench/services.md (between the services:results markers).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import math
-import multiprocessing as mp
 import os
-import queue
 import sys
-import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,33 +35,23 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from wizard import estate  # noqa: E402
 from wizard.core.model import Scenario, Service  # noqa: E402
 from wizard.core.sizing import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402
-    CHECKOUT_TIMEOUT,
-    CONN_ERROR,
-    OK,
-    OTHER_ERROR,
-    OUTCOMES,
-    UNFINISHED,
+    Group,
+    Monitor,
     PoolSettings,
+    Target,
     Workload,
-    classify,
     markdown_table,
-    percentile,
-    schedule,
-    scrub,
-    secrets_of,
+    run_groups,
     text_table,
 )
+from wizard.scenario import files  # noqa: E402
 
 MARK_START, MARK_END = "<!-- services:results -->", "<!-- /services:results -->"
 SCENARIO = ROOT / "bench" / "services.toml"
 SQLALCHEMY_TIMEOUT = 30.0  # create_async_engine's default pool_timeout, kept by every rule
-DRAIN_SECONDS = 5.0  # in-flight requests get this long after the run before they count as lost
-MONITOR_INTERVAL = 0.1
-MONITOR_APP = "bench-monitor"
 # Spikes per service (requests per process, every S seconds, all processes at once): an API
 # traffic jump, a batch of tasks enqueued. The Poisson rate is the rest of the file's load.
 SPIKES = {"api": (10, 2.0), "worker": (10, 5.0)}
@@ -126,235 +111,32 @@ def settings_under_test(s: Scenario) -> dict[str, dict[str, PoolSettings]]:
     return out
 
 
-@dataclass(frozen=True)
-class Fleet:
-    """One service's part of a run: its settings, its load and its process count per phase."""
-
-    service: str
-    settings: PoolSettings
-    workload: Workload
-    processes: tuple[int, ...]
-
-
-# --------------------------------------------------------------------------- one process
-
-
-async def _drive(url: str, settings: PoolSettings, workload: Workload, index: int, t0: float,
-                 start: float, end: float) -> dict[str, Any]:
-    """Offer the open-loop load from `start` to `end` (seconds after t0); every outcome."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url, **settings.engine_kwargs())
-    sql = text("SELECT pg_sleep(:s)")
-    secrets = secrets_of(url)
-    planned = schedule(workload, start, end, index)
-    done: dict[int, tuple[float, int, float]] = {}  # latency, outcome, connection held
-    messages: dict[str, str] = {}
-    now = lambda: time.time() - t0  # noqa: E731
-
-    async def one(k: int, at: float) -> None:
-        got = math.nan
-        try:
-            # wizard.fleet.request's steps, timing how long the connection is held.
-            async with engine.connect() as conn:
-                got = now()
-                await conn.execution_options(postgresql_readonly=True)
-                async with conn.begin():
-                    await conn.execute(sql, {"s": workload.hold_s})
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure is a measured outcome
-            code = classify(exc)
-            messages.setdefault(OUTCOMES[code], scrub(f"{type(exc).__name__}: {exc}",
-                                                      secrets)[:300])
-            done[k] = (now() - at, code, math.nan)
-        else:
-            done[k] = (now() - at, OK, now() - got)
-
-    tasks: set[asyncio.Task] = set()
-    try:
-        for k, at in enumerate(planned):
-            if (delay := at - now()) > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(one(k, at))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        await asyncio.sleep(max(0.0, end - now()))
-        if tasks:
-            await asyncio.wait(set(tasks), timeout=DRAIN_SECONDS)
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(engine.dispose(), 10)
-    rows = [(at, *done.get(k, (math.nan, UNFINISHED, math.nan)))
-            for k, at in enumerate(planned)]
-    return {"index": index, "rows": rows, "messages": messages}
-
-
-def _process(url: str, settings: PoolSettings, workload: Workload, index: int, start: float,
-             end: float, ready: Any, go: Any, t0: Any, results: Any) -> None:
-    """Process entry point: imports done before the common clock starts, then the load."""
-    try:
-        import sqlalchemy.ext.asyncio  # noqa: F401 - paid before the clock starts
-
-        ready.put(index)
-        go.wait()
-        out = asyncio.run(_drive(url, settings, workload, index, t0.value, start, end))
-    except BaseException as exc:  # noqa: BLE001 - the parent must hear about it
-        ready.put(index)
-        out = {"index": index, "fatal": scrub(f"{type(exc).__name__}: {exc}",
-                                              secrets_of(url))[:500]}
-    results.put(out)
-
-
-# --------------------------------------------------------------------------- the monitor
-
-
-class Monitor:
-    """Samples the app role's server connections per application_name (a superuser
-    connection, every MONITOR_INTERVAL seconds)."""
-
-    def __init__(self, dsn: str, user: str):
-        self.dsn, self.user = dsn, user
-        self.samples: list[tuple[float, dict[str, int]]] = []
-        self.t0 = 0.0
-        self.error = ""
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True, name="monitor")
-
-    async def _run(self) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": MONITOR_APP})
-        try:
-            self._ready.set()
-            while not self._stop.is_set():
-                t = time.time()
-                rows = await conn.fetch(
-                    "SELECT application_name AS app, count(*)::int AS n FROM pg_stat_activity "
-                    "WHERE usename = $1 GROUP BY 1", self.user)
-                if self.t0:
-                    self.samples.append((t - self.t0, {r["app"]: r["n"] for r in rows}))
-                await asyncio.sleep(max(0.0, MONITOR_INTERVAL - (time.time() - t)))
-        finally:
-            await conn.close()
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except Exception as exc:  # noqa: BLE001
-            self.error = f"{type(exc).__name__}: {exc}"[:300]
-            self._ready.set()
-
-    def __enter__(self) -> Monitor:
-        self._thread.start()
-        self._ready.wait(30)
-        if self.error:
-            raise RuntimeError(f"monitor could not connect: {self.error}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(15)
-
-    def peak(self, start: float, end: float, app: str | None = None) -> int:
-        """Most connections of `app` (None: all of the role's) sampled in [start, end)."""
-        return max((n.get(app, 0) if app else sum(n.values())
-                    for t, n in self.samples if start <= t < end), default=0)
-
-    def idle(self, timeout: float = 20.0) -> bool:
-        """Wait until the role holds no connections (the last run's backends are gone)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.samples and not sum(self.samples[-1][1].values()):
-                return True
-            time.sleep(MONITOR_INTERVAL)
-        return False
-
-
-# --------------------------------------------------------------------------- a run
-
-
-def run_estate(url: str, monitor: Monitor, fleets: list[Fleet], phases: list[tuple[str, float]],
-               ) -> list[dict[str, Any]]:
-    """Every fleet at once, phase by phase, in one clock; figures per service and phase."""
-    ctx = mp.get_context("spawn")
-    ready, results, go, t0 = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
-    total = sum(sec for _, sec in phases)
-    starts = [sum(sec for _, sec in phases[:i]) for i in range(len(phases))]
-    procs, owner = [], {}
-    for f in fleets:
-        have = 0
-        for count, begin in zip(f.processes, starts, strict=True):
-            for _ in range(count - have):
-                index = len(procs)
-                owner[index] = f.service
-                proc = ctx.Process(target=_process, daemon=True, name=f"{f.service}-{index}",
-                                   args=(url, f.settings, f.workload, index, begin, total,
-                                         ready, go, t0, results))
-                proc.start()
-                procs.append(proc)
-            have = max(have, count)
-    outs: list[dict[str, Any]] = []
-    try:
-        for _ in procs:
-            ready.get(timeout=120)
-        monitor.samples.clear()
-        t0.value = monitor.t0 = time.time() + 0.3
-        go.set()
-        deadline = time.time() + total + DRAIN_SECONDS + 60
-        while len(outs) < len(procs):
-            try:
-                outs.append(results.get(timeout=max(1.0, deadline - time.time())))
-            except queue.Empty:
-                break
-        for proc in procs:
-            proc.join(10)
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(5)
-    fatal = [o["fatal"] for o in outs if "fatal" in o]
-    if fatal or len(outs) < len(procs):
-        raise RuntimeError("a process failed: " + (fatal[0] if fatal else "no report"))
+def run_estate(url: str, monitor: Monitor, fleets: list[Group],
+               phases: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    """Every service's fleet at once, phase by phase, on one clock (wizard.fleet.run_groups);
+    figures per service and phase."""
     figures = []
-    for f in fleets:
-        mine = [o for o in outs if owner[o["index"]] == f.service]
-        messages: dict[str, str] = {}
-        for o in mine:
-            for k, v in o["messages"].items():
-                messages.setdefault(k, v)
-        for n, ((phase, sec), begin) in enumerate(zip(phases, starts, strict=True)):
-            end = begin + sec
-            rows = [r for o in mine for r in o["rows"] if begin <= r[0] < end]
-            counts = [sum(1 for r in rows if r[2] == c) for c in range(len(OUTCOMES))]
-            lat = [r[1] for r in rows if r[2] == OK]
-            held = [r[3] for r in rows if r[2] == OK]
-            p50, p99 = percentile(lat, 50), percentile(lat, 99)
-            peak_end = end if n < len(phases) - 1 else math.inf  # the last phase owns the drain
+    for f, result in zip(fleets, run_groups(fleets, phases, monitor), strict=True):
+        for p in result.phases:
             figures.append({
-                "setting": f.settings.name, "service": f.service, "phase": phase,
-                "processes": f.processes[n], "per_process": f.settings.per_process,
-                "offered": len(rows), "ok": counts[OK],
-                "connection_errors": counts[CONN_ERROR],
-                "checkout_timeouts": counts[CHECKOUT_TIMEOUT],
-                "other_errors": counts[OTHER_ERROR] + counts[UNFINISHED],
-                "errors": len(rows) - counts[OK], "offered_rate": len(rows) / sec,
-                "throughput": counts[OK] / sec,
-                "p50_ms": None if p50 is None else p50 * 1000,
-                "p99_ms": None if p99 is None else p99 * 1000,
+                "setting": result.setting, "service": f.app, "phase": p.phase,
+                "processes": p.processes, "per_process": result.per_process,
+                "offered": p.offered, "ok": p.ok, "connection_errors": p.connection_errors,
+                "checkout_timeouts": p.checkout_timeouts,
+                "other_errors": p.other_errors + p.unfinished, "errors": p.errors,
+                "offered_rate": p.offered_rate, "throughput": p.throughput,
+                "p50_ms": p.p50_ms, "p99_ms": p.p99_ms,
                 # What pg_sleep(hold) really held a connection for on this machine (checkout
                 # to return): CPU contention stretches it, and with it the pool each needs.
-                "held_ms": sum(held) / len(held) * 1000 if held else None,
-                "peak_connections": monitor.peak(begin, peak_end, f.service),
-                "peak_all_services": monitor.peak(begin, peak_end),
-                "messages": messages})
+                "held_ms": p.held_ms, "peak_connections": p.peak_server_connections,
+                "peak_all_services": p.peak_all_groups, "messages": result.messages})
     return figures
+
+
+def fleet(url: str, service: str, settings: PoolSettings, workload: Workload,
+          processes: tuple[int, ...]) -> Group:
+    """One service's part of a run: its settings, its load and its processes per phase."""
+    return Group(Target(url=url, settings=settings), workload, processes, app=service)
 
 
 # --------------------------------------------------------------------------- output
@@ -415,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.seconds = 6.0
-    s = estate.load(args.scenario)
+    s = files.load(args.scenario)
     if len(s.services) < 2 or s.max_connections is None:
         raise SystemExit(f"{args.scenario}: needs a measured max_connections and 2+ services")
     names = [svc.name for svc in s.services]
@@ -442,13 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                                    "superuser_reserved_connections": 3}) as pg, \
             Monitor(pg.dsn(user=pg.admin_user), pg.user) as monitor:
         # Warm-up, not recorded: the first setting must not pay for a cold server.
-        warm = [Fleet(n, PoolSettings("warm-up", pool_size=2, max_overflow=0), loads[n],
-                      (1,)) for n in names]
+        warm = [fleet(pg.url(), n, PoolSettings("warm-up", pool_size=2, max_overflow=0),
+                      loads[n], (1,)) for n in names]
         run_estate(pg.url(), monitor, warm, [("warm-up", 3.0)])
         for setting, per in matrix.items():
-            monitor.idle()
+            monitor.settled()
             before = os.getloadavg()[0]
-            fleets = [Fleet(n, per[n], loads[n], counts[n]) for n in names]
+            fleets = [fleet(pg.url(), n, per[n], loads[n], counts[n]) for n in names]
             print(f"running {setting}: {sum(counts[n][1] for n in names)} processes at the "
                   f"peak, {args.seconds:g} s", flush=True)
             got = run_estate(pg.url(), monitor, fleets, phases)
@@ -476,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenario": asdict(s), "usable": usable, "phases": phases,
         "workloads": {n: asdict(w) for n, w in loads.items()},
         "settings": {k: {n: asdict(x) for n, x in v.items()} for k, v in matrix.items()},
-        "figures": figures, "samples": monitor.samples, "verdict": ok,
+        "figures": figures, "samples": monitor.by_app, "verdict": ok,
         "load_average_after_each": load_avg, "elapsed_s": elapsed, "cpus": os.cpu_count()},
         indent=1, default=str))
     print(f"wrote {art / 'services.json'}")

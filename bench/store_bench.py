@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from wizard import store  # noqa: E402
+from wizard.scenario import store  # noqa: E402
 
 PARAMS = {"provider": "aws-rds", "instance_class": "db.r6g.large"}
 

@@ -106,8 +106,8 @@ def cases() -> list[Case]:
 
 
 def cold_start(script: Path, browser: bool) -> tuple[float, float | None]:
-    from tests.e2e.conftest import CHROMIUM_ARGS, start_streamlit, stop, wait_healthy
     from wizard.fleet.pgserver import free_port
+    from wizard.web.local import CHROMIUM_ARGS, start_streamlit, stop, wait_healthy
 
     port = free_port()
     env = {**os.environ, "XDG_DATA_HOME": str(ROOT / "bench" / "artifacts" / "xdg")}
@@ -148,8 +148,8 @@ def browser_draw(runs: int) -> tuple[list[float], list[float]]:
     plain reference's charts (bench/ref_plain_view.py: ref_plain.py behind a radio)."""
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.conftest import CHROMIUM_ARGS, start_streamlit, stop, wait_healthy
     from wizard.fleet.pgserver import free_port
+    from wizard.web.local import CHROMIUM_ARGS, start_streamlit, stop, wait_healthy
 
     env = {**os.environ, "XDG_DATA_HOME": str(ROOT / "bench" / "artifacts" / "xdg")}
     servers = []
