@@ -7,10 +7,20 @@ check_allowed, LiveTarget, LiveReport, LiveError.
 """
 
 from wizard.live.check import (
-    APP_NAME,
     CHECK_TIMEOUT,
-    CONNECT_TIMEOUT,
     EXHAUSTION_CAP,
+    detect_pooler,
+    exhaustion_plan,
+    measure_pre_ping,
+    read_server,
+    run_exhaustion,
+    run_live_check,
+    stated_limit,
+)
+from wizard.live.connect import APP_NAME, CONNECT_TIMEOUT
+from wizard.live.diagnosis import probe_postgres
+from wizard.live.errors import LiveError
+from wizard.live.report import (
     Exhaustion,
     ExhaustionPlan,
     LiveReport,
@@ -20,17 +30,9 @@ from wizard.live.check import (
     StageError,
     Timing,
     apply_overrides,
-    detect_pooler,
     endpoint_overrides,
-    exhaustion_plan,
-    measure_pre_ping,
-    read_server,
     report_overrides,
-    run_exhaustion,
-    run_live_check,
-    stated_limit,
 )
-from wizard.live.errors import LiveError, probe_postgres
 from wizard.live.target import (
     ENV_ALLOWED_HOSTS,
     ENV_DISABLED,

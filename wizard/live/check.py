@@ -1,5 +1,8 @@
 """The live check: read-only readings, pooler detection, pre-ping cost, exhaustion proof.
 
+What it found is a LiveReport (wizard/live/report.py); how it connects is
+wizard/live/connect.py; why a connection failed, wizard/live/diagnosis.py.
+
 Every query runs inside BEGIN READ ONLY (PgBouncer refuses default_transaction_read_only
 as a startup parameter, and a session-level SET would leak to other clients through a
 transaction pooler). Every connection is closed in a finally block and the whole check
@@ -10,28 +13,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl as ssl_module
 import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wizard.core.model import EngineSettings, Scenario
-from wizard.live.errors import LiveError, classify, scrub, short
-from wizard.live.target import LiveTarget, check_allowed, resolve_checked
-from wizard.live.wire import BoundedLoop
-from wizard.scenario import links
+from wizard.core.model import EngineSettings
+from wizard.live.connect import (
+    CONNECT_TIMEOUT,
+    as_live_error,
+    close,
+    connect,
+    dispose,
+    make_engine,
+    within,
+)
+from wizard.live.errors import LiveError, scrub, short
+from wizard.live.report import (
+    Exhaustion,
+    ExhaustionPlan,
+    LiveReport,
+    PoolerDetection,
+    PrePing,
+    Readings,
+    StageError,
+    Timing,
+)
+from wizard.live.target import LiveTarget, check_allowed
 
-APP_NAME = "poolwise-live"
-CONNECT_TIMEOUT = 5.0  # seconds per connection attempt
 CHECK_TIMEOUT = 30.0  # seconds for readings, pooler detection and pre-ping together
 EXHAUSTION_CAP = 50  # never open more holders than this, whatever the pool says
 MAX_PRE_PING = 2000
@@ -82,175 +96,6 @@ TEXT_CHARS = 200  # any other server text kept or shown (versions, messages)
 _PID_QUERY = "SELECT pg_backend_pid() + $1::int"
 
 
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Readings:
-    """What the server says about itself, read in one read-only transaction."""
-
-    server_version: str
-    server_version_num: int
-    max_connections: int
-    superuser_reserved_connections: int
-    reserved_connections: int | None  # None before PostgreSQL 16
-    in_use: int  # client backends visible to this role, this check's own included
-    by_state: dict[str, int]
-    by_application: dict[str, int]
-    sees_all_sessions: bool
-    idle_session_timeout_ms: int | None
-    idle_in_transaction_session_timeout_ms: int | None
-    statement_timeout_ms: int | None
-    tcp_keepalives_idle_s: int | None
-    is_superuser: bool
-    role_connection_limit: int  # -1 = none
-    user: str
-    database: str
-    server_port: int | None
-
-    @property
-    def major_version(self) -> int:
-        return self.server_version_num // 10000
-
-    @property
-    def reserved(self) -> int:
-        """Slots a non-superuser can never take."""
-        return self.superuser_reserved_connections + (self.reserved_connections or 0)
-
-    @property
-    def free(self) -> int:
-        """Connections this role could still open now (its own connection counted as used)."""
-        cap = self.max_connections - self.in_use
-        if not self.is_superuser:
-            cap -= self.reserved
-        return max(cap, 0)
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Latency percentiles of n samples, in milliseconds."""
-
-    n: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_ms: float
-
-
-@dataclass(frozen=True)
-class PrePing:
-    """What pool_pre_ping costs here: checkouts with and without it vs SELECT 1."""
-
-    n: int
-    connect_ms: float  # one raw asyncpg connect, TLS and auth included
-    engine_connect_ms: float  # the engine's first checkout (connect + dialect setup)
-    pre_ping_checkout: Timing
-    plain_checkout: Timing
-    select1: Timing
-    statement_cache: bool
-
-    @property
-    def ratio_p50(self) -> float:
-        """Pre-pinged checkout p50 over SELECT 1 p50."""
-        return self.pre_ping_checkout.p50_ms / self.select1.p50_ms if self.select1.p50_ms else 0
-
-
-@dataclass(frozen=True)
-class PoolerDetection:
-    """Whether the endpoint multiplexes server connections per transaction."""
-
-    kind: str  # "direct-or-session", "transaction-pooler", "pooler"
-    backend_changed: bool
-    named_statements_break: bool
-    driver_error: str
-    cache_off_works: bool | None
-    server_port: int | None
-    port_differs: bool
-    message: str
-    suggested_proxy: str | None
-
-
-@dataclass(frozen=True)
-class ExhaustionPlan:
-    """What the exhaustion test would open, shown before the user confirms."""
-
-    holders: int
-    pool_size: int
-    max_overflow: int
-    pool_timeout: float
-    free: int | None
-    cap: int
-    allowed: bool
-    reason: str
-
-    @property
-    def summary(self) -> str:
-        free = "unknown" if self.free is None else str(self.free)
-        return (f"opens {self.holders} connections (pool_size {self.pool_size} + max_overflow "
-                f"{self.max_overflow} + 1 extra) for about {self.pool_timeout:g} s; "
-                f"free on the server: {free}")
-
-
-@dataclass(frozen=True)
-class Exhaustion:
-    """The proof: the holder past pool_size + max_overflow gets TimeoutError."""
-
-    holders: int
-    opened: int
-    server_connections: int  # connections the pool really had checked out while holding
-    timed_out: bool
-    waited_s: float
-    pool_timeout: float
-    error: str
-    released: bool
-
-
-@dataclass(frozen=True)
-class StageError:
-    stage: str
-    code: str
-    message: str
-    fix: str
-
-
-@dataclass(frozen=True)
-class LiveReport:
-    """Everything one live check measured; holds no password."""
-
-    target: str
-    started_at: str
-    limit_s: float
-    elapsed_s: float
-    readings: Readings | None = None
-    pooler: PoolerDetection | None = None
-    pre_ping: PrePing | None = None
-    exhaustion_plan: ExhaustionPlan | None = None
-    exhaustion: Exhaustion | None = None
-    errors: tuple[StageError, ...] = ()
-
-    @property
-    def source(self) -> str:
-        """How overrides from this check are labelled in the recommendation."""
-        return f"measured {self.started_at}"
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["source"] = self.source
-        if self.readings:
-            d["readings"].update(free=self.readings.free, reserved=self.readings.reserved,
-                                 major_version=self.readings.major_version)
-        if self.pre_ping:
-            d["pre_ping"]["ratio_p50"] = round(self.pre_ping.ratio_p50, 3)
-        if self.exhaustion_plan:
-            d["exhaustion_plan"]["summary"] = self.exhaustion_plan.summary
-        d["overrides"] = report_overrides(self)
-        return d
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -267,153 +112,6 @@ def stated_limit(
         return timeout
     # + a fresh reading under the lock, the holders' connects and the extra checkout
     return timeout + min(exhaustion.pool_timeout, MAX_POOL_TIMEOUT) + 3 * connect_timeout
-
-
-def _connect_kwargs(t: LiveTarget, timeout: float, cache: bool) -> dict[str, Any]:
-    kw: dict[str, Any] = {
-        "host": t.host, "port": t.port, "user": t.user, "database": t.database,
-        "timeout": timeout, "sslmode": t.ssl, "password": t.password or "",
-        "server_settings": {"application_name": APP_NAME},
-        # Every query and the polite close wait at most this long for the server: a server
-        # that stops answering cannot hold a pooled connection (or its close) open.
-        "command_timeout": timeout,
-    }
-    if not cache:
-        kw["statement_cache_size"] = 0
-    return kw
-
-
-def _ssl_context(mode: str) -> ssl_module.SSLContext:
-    """A TLS context built here, never from PGSSLCERT/PGSSLKEY/PGSSLROOTCERT or ~/.postgresql:
-    the server's client certificate must never be offered to a host a visitor typed."""
-    if mode in ("verify-ca", "verify-full"):
-        ctx = ssl_module.create_default_context()  # the system trust store
-        ctx.check_hostname = mode == "verify-full"
-        return ctx
-    ctx = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl_module.CERT_NONE
-    return ctx
-
-
-async def isolated_connect(*, sslmode: str = "prefer", password: str = "",
-                           **kw: Any) -> asyncpg.Connection:
-    """asyncpg.connect using only the given values: no libpq environment, ever.
-
-    With password=None asyncpg would read PGPASSWORD, PGPASSFILE or ~/.pgpass, and with a
-    string sslmode PGSSLCERT/PGSSLKEY and ~/.postgresql; an explicit password (possibly
-    empty), an explicit SSLContext and explicit values for every other parameter asyncpg
-    would take from the environment (PGSSLNEGOTIATION, PGTARGETSESSIONATTRS,
-    PGKRBSRVNAME, PGGSSLIB) close each fallback. Host, port, user and database are always
-    given, so PGHOST/PGPORT/PGUSER/PGDATABASE are never read either.
-    """
-    for key in ("host", "port", "user", "database"):
-        if not kw.get(key):
-            raise LiveError(f"internal: the live check needs an explicit {key}.",
-                            "report this bug.", "failed")
-    kw.pop("ssl", None)
-    addrs = await resolve_checked(kw["host"], int(kw["port"]))
-    if sslmode != "verify-full":  # verify-full must check the certificate against the name
-        kw["host"], kw["port"] = addrs, [int(kw["port"])] * len(addrs)
-    kw.update(password=password or "", passfile=None, direct_tls=False,
-              target_session_attrs="any", krbsrvname="postgres", gsslib="gssapi",
-              loop=BoundedLoop(asyncio.get_running_loop()))  # at most 1 MiB read (wire.py)
-    if sslmode == "disable":
-        return await asyncpg.connect(ssl=False, **kw)
-    try:
-        return await asyncpg.connect(ssl=_ssl_context(sslmode), **kw)
-    except (ConnectionError, ssl_module.SSLError) as exc:
-        # prefer / allow: like libpq, fall back to plain text when the server has no TLS.
-        if sslmode not in ("prefer", "allow") or (
-            isinstance(exc, ConnectionError) and "rejected ssl upgrade" not in str(exc).lower()
-            and not isinstance(exc, ssl_module.SSLError)
-        ):
-            raise
-    return await asyncpg.connect(ssl=False, **kw)
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    """The driver's own exception behind SQLAlchemy's wrappers."""
-    seen = 0
-    # A TimeoutError from asyncio.timeout is caused by a CancelledError: keep the timeout.
-    while seen < 5 and not isinstance(exc, TimeoutError):
-        seen += 1
-        inner = getattr(exc, "orig", None) or exc.__cause__
-        if inner is None or inner is exc:
-            break
-        exc = inner
-    return exc
-
-
-async def _as_live_error(exc: BaseException, t: LiveTarget, timeout: float) -> LiveError:
-    return await classify(_unwrap(exc), host=t.host, port=t.port, user=t.user,
-                          database=t.database, ssl=t.ssl, timeout=timeout, password=t.password)
-
-
-async def _connect(t: LiveTarget, timeout: float, *, cache: bool = False) -> asyncpg.Connection:
-    try:
-        async with asyncio.timeout(timeout):
-            return await isolated_connect(**_connect_kwargs(t, timeout, cache))
-    except Exception as exc:
-        raise await _as_live_error(exc, t, timeout) from None
-
-
-def _stalled(stage: str, seconds: float) -> LiveError:
-    return LiveError(f"The server logged in, then sent no answer for the {stage} within "
-                     f"{seconds:g} s; the live check stopped.",
-                     "check the server's load and the network path, then run it again.",
-                     "stalled")
-
-
-async def _phase(work: Any, conn: asyncpg.Connection | None, stage: str, seconds: float) -> Any:
-    """Await one phase of the check within `seconds`; a stalled server is cut off at once
-    (its connection dropped, not closed politely), so no phase outlives its limit."""
-    try:
-        async with asyncio.timeout(seconds):
-            return await work
-    except TimeoutError:
-        if conn is not None:
-            conn.terminate()
-        raise _stalled(stage, seconds) from None
-
-
-async def _close(conn: asyncpg.Connection | None) -> None:
-    if conn is None or conn.is_closed():
-        return
-    try:
-        await asyncio.wait_for(conn.close(), 1)
-    except asyncio.CancelledError:
-        conn.terminate()
-        raise
-    except Exception:
-        conn.terminate()
-
-
-async def _dispose(engine: AsyncEngine, seconds: float = 2.0) -> None:
-    """engine.dispose(), given at most `seconds`: a stalled server cannot make the close
-    outlive the check's limit (the sockets are dropped with the engine)."""
-    try:
-        await asyncio.wait_for(engine.dispose(), seconds)
-    except (TimeoutError, OSError, asyncpg.PostgresError, sa_exc.SQLAlchemyError):
-        pass
-
-
-def _engine(t: LiveTarget, timeout: float, *, cache: bool, pool_size: int = 1,
-            max_overflow: int = 0, pool_timeout: float = 5.0, pre_ping: bool = True,
-            lifo: bool = False) -> AsyncEngine:
-    # The password goes in connect_args, never in a URL that could be logged or shown.
-    url = URL.create("postgresql+asyncpg", username=t.user, host=t.host, port=t.port,
-                     database=t.database)
-    args = _connect_kwargs(t, timeout, cache)
-    for key in ("host", "port", "user", "database"):
-        args.pop(key)
-    if not cache:
-        args["prepared_statement_cache_size"] = 0
-    # SQLAlchemy's asyncpg adapter calls this instead of asyncpg.connect (same isolation).
-    args["async_creator_fn"] = isolated_connect
-    return create_async_engine(url, connect_args=args, pool_size=pool_size,
-                               max_overflow=max_overflow, pool_timeout=pool_timeout,
-                               pool_pre_ping=pre_ping, pool_use_lifo=lifo, pool_recycle=-1)
 
 
 def _ms_value(setting: str | None, unit: str | None) -> int | None:
@@ -508,8 +206,8 @@ async def _two_transactions(t: LiveTarget, timeout: float, cache: bool
     """
     a = b = None
     try:
-        a = await _connect(t, timeout, cache=cache)
-        b = await _connect(t, timeout, cache=cache)
+        a = await connect(t, timeout, cache=cache)
+        b = await connect(t, timeout, cache=cache)
         await a.execute("BEGIN READ ONLY")
         try:
             async with asyncio.timeout(2.0):
@@ -532,10 +230,10 @@ async def _two_transactions(t: LiveTarget, timeout: float, cache: bool
     except LiveError:
         raise
     except Exception as exc:
-        raise await _as_live_error(exc, t, timeout) from None
+        raise await as_live_error(exc, t, timeout) from None
     finally:
-        await _close(a)
-        await _close(b)
+        await close(a)
+        await close(b)
 
 
 async def detect_pooler(t: LiveTarget, readings: Readings | None,
@@ -545,13 +243,13 @@ async def detect_pooler(t: LiveTarget, readings: Readings | None,
     Uses asyncpg's named-statement cache on purpose: a pooler that hands each transaction
     another backend loses the statement ("prepared statement ... does not exist").
     """
-    pid1, pid2, error, queued = await _phase(_two_transactions(t, timeout, cache=True), None,
+    pid1, pid2, error, queued = await within(_two_transactions(t, timeout, cache=True), None,
                                              "pooler detection", 3 * timeout)
     changed = pid1 is not None and pid2 is not None and pid1 != pid2
     breaks = bool(error) and "prepared statement" in error
     cache_off_works = None
     if breaks or changed or queued:
-        p1, p2, err2, q2 = await _phase(_two_transactions(t, timeout, cache=False), None,
+        p1, p2, err2, q2 = await within(_two_transactions(t, timeout, cache=False), None,
                                         "pooler detection", 3 * timeout)
         cache_off_works = not err2 and not q2
         changed = changed or (p1 is not None and p2 is not None and p1 != p2)
@@ -591,7 +289,7 @@ async def measure_pre_ping(t: LiveTarget, n: int, *, cache: bool,
     engines: list[AsyncEngine] = []
     try:
         t0 = time.perf_counter()
-        conn = await _connect(t, timeout, cache=cache)
+        conn = await connect(t, timeout, cache=cache)
         connect_s = time.perf_counter() - t0
         await conn.fetchval("SELECT 1")  # warm the statement (cache) like a pool would
         select1: list[float] = []
@@ -603,7 +301,7 @@ async def measure_pre_ping(t: LiveTarget, n: int, *, cache: bool,
         results: dict[bool, list[float]] = {}
         first_s = 0.0
         for pre_ping in (True, False):
-            engine = _engine(t, timeout, cache=cache, pre_ping=pre_ping, pool_timeout=timeout)
+            engine = make_engine(t, timeout, cache=cache, pre_ping=pre_ping, pool_timeout=timeout)
             engines.append(engine)
             t0 = time.perf_counter()
             async with engine.connect():
@@ -621,11 +319,11 @@ async def measure_pre_ping(t: LiveTarget, n: int, *, cache: bool,
     except LiveError:
         raise
     except Exception as exc:
-        raise await _as_live_error(exc, t, timeout) from None
+        raise await as_live_error(exc, t, timeout) from None
     finally:
-        await _close(conn)
+        await close(conn)
         for engine in engines:
-            await _dispose(engine)
+            await dispose(engine)
     return PrePing(n=n, connect_ms=round(connect_s * 1000, 3),
                    engine_connect_ms=round(first_s * 1000, 3),
                    pre_ping_checkout=_timing(results[True]),
@@ -663,7 +361,7 @@ async def prove_exhaustion(t: LiveTarget, settings: EngineSettings, plan: Exhaus
         raise LiveError(f"Exhaustion test refused: {plan.reason}",
                         "lower pool_size/max_overflow for the test, or run it when the server "
                         "has more free connections.", "exhaustion_refused")
-    engine = _engine(t, timeout, cache=cache, pool_size=settings.pool_size,
+    engine = make_engine(t, timeout, cache=cache, pool_size=settings.pool_size,
                      max_overflow=settings.max_overflow, pool_timeout=settings.pool_timeout,
                      pre_ping=settings.pool_pre_ping, lifo=settings.pool_use_lifo)
     held = []
@@ -686,12 +384,12 @@ async def prove_exhaustion(t: LiveTarget, settings: EngineSettings, plan: Exhaus
     except LiveError:
         raise
     except Exception as exc:
-        raise await _as_live_error(exc, t, timeout) from None
+        raise await as_live_error(exc, t, timeout) from None
     finally:
         for conn in held:
             with contextlib.suppress(Exception):
                 await conn.close()
-        await _dispose(engine)
+        await dispose(engine)
     return Exhaustion(holders=plan.holders, opened=len(held), server_connections=checked_out,
                       timed_out=timed_out, waited_s=round(waited, 3),
                       pool_timeout=settings.pool_timeout, error=error, released=True)
@@ -715,13 +413,13 @@ async def exhaustion_under_lock(t: LiveTarget, settings: EngineSettings, *, cach
                         "they never fill the database.", "exhaustion_busy")
         return exhaustion_plan(settings, None), None, err
     try:
-        conn = await _connect(t, timeout)
+        conn = await connect(t, timeout)
         try:
-            fresh = await _phase(read_server(conn), conn, "readings", timeout)
+            fresh = await within(read_server(conn), conn, "readings", timeout)
         except Exception as exc:
-            raise await _as_live_error(exc, t, timeout) from None
+            raise await as_live_error(exc, t, timeout) from None
         finally:
-            await _close(conn)
+            await close(conn)
         # `fresh.free` counts the reading connection as used: one slot of margin.
         if confirmed is not None and confirmed.free < fresh.free:
             fresh = confirmed
@@ -768,14 +466,14 @@ async def run_live_check(
     try:
         async with asyncio.timeout(limit):
             progress("connect", 0.0)
-            conn = await _connect(target, connect_timeout)
+            conn = await connect(target, connect_timeout)
             try:
                 progress("readings", 0.0)
-                readings = await _phase(read_server(conn), conn, "readings", connect_timeout)
+                readings = await within(read_server(conn), conn, "readings", connect_timeout)
             except Exception as exc:
-                raise await _as_live_error(exc, target, connect_timeout) from None
+                raise await as_live_error(exc, target, connect_timeout) from None
             finally:
-                await _close(conn)
+                await close(conn)
             progress("readings", 1.0)
             progress("pooler", 0.0)
             pooler = await detect_pooler(target, readings, connect_timeout)
@@ -834,53 +532,3 @@ async def run_exhaustion(
                         "over_limit") from None
 
 
-# --------------------------------------------------------------------------- feed back
-
-
-def report_overrides(report: LiveReport) -> dict[str, str]:
-    """Measured values as flat share/CLI parameters (see wizard.scenario.links.PARAMS).
-
-    reserved_connections (PostgreSQL 16+) is the slot the providers use for their own
-    roles, so a measured value replaces the provider-reserved default.
-    """
-    r = report.readings
-    if r is None:
-        return {}
-    out = {"max_connections": str(r.max_connections),
-           "superuser_reserved": str(r.superuser_reserved_connections),
-           "pg_version": str(r.major_version)}
-    if r.reserved_connections is not None:
-        out["provider_reserved"] = str(r.reserved_connections)
-    out["max_connections_source"] = report.source
-    return out
-
-
-def endpoint_overrides(flat: dict[str, str], report: LiveReport,
-                       role: str = "primary") -> dict[str, str]:
-    """The share parameters the measured values change when the check ran on endpoint
-    `role`: the primary takes every measured setting, a replica its own max_connections."""
-    measured = report_overrides(report)
-    if not measured or report.readings is None:
-        return {}
-    if role == "primary":
-        return measured
-    n = int(flat.get("replicas") or 0)
-    try:
-        i = int(role.rsplit("-", 1)[1]) - 1
-    except (IndexError, ValueError):
-        return {}
-    if not role.startswith("replica-") or not 0 <= i < n:
-        return {}
-    items = (flat.get("replica_max_connections") or "").split(",")
-    items = (items + [""] * n)[:n]
-    items[i] = str(report.readings.max_connections)
-    return {"replica_max_connections": ",".join(items)}
-
-
-def apply_overrides(scenario: Scenario, report: LiveReport, role: str = "primary") -> Scenario:
-    """`scenario` with the values measured on endpoint `role` in place, sourced
-    "measured <timestamp>" (see endpoint_overrides)."""
-    if report.readings is None:
-        return scenario
-    flat = links.to_flat(scenario)
-    return links.from_flat({**flat, **endpoint_overrides(flat, report, role)})

@@ -29,21 +29,17 @@ from wizard.core.checks import url_findings
 from wizard.core.model import EngineSettings, Recommendation, Scenario, ScenarioError
 from wizard.core.sizing import recommend
 from wizard.live.check import (
-    APP_NAME,
     CHECK_TIMEOUT,
-    CONNECT_TIMEOUT,
     EXHAUSTION_CAP,
     MAX_POOL_TIMEOUT,
     MAX_PRE_PING,
-    LiveReport,
-    StageError,
-    apply_overrides,
     exhaustion_plan,
-    report_overrides,
     run_exhaustion,
     run_live_check,
 )
+from wizard.live.connect import APP_NAME, CONNECT_TIMEOUT
 from wizard.live.errors import LiveError
+from wizard.live.report import LiveReport, StageError, apply_overrides, report_overrides
 from wizard.live.target import ENV_PASSWORD, parse_target
 from wizard.live.usage import EndpointUsage, service_usage
 from wizard.scenario.redact import redact

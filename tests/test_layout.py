@@ -1,0 +1,187 @@
+"""The layout (issue 19): the core is pure, imports point one way, modules stay small.
+
+Read from the source with `ast`, never by importing it: every import statement counts,
+at the top of a module or inside a function (a lazy import is still a dependency), and so
+does `importlib.import_module("literal")`. cli.py's verb table names its modules as strings
+and imports the chosen one by name: that is dispatch, not a dependency of cli, and is not
+an edge here (the verbs' modules import cli for its shared flags).
+
+The allow-lists below name today's offenders in files other engineers are splitting; the
+lead empties them at merge. An entry that no longer offends fails its test, so a list can
+only shrink.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WIZARD = ROOT / "wizard"
+MAX_LINES = 600
+
+# wizard.core modules allowed, for now, to import outside the core and the standard library.
+# core.sizing and core.budget read the share-link parameter table (being replaced by a
+# core parameter table, issue 19 "One parameter table").
+CORE_IMPORT_ALLOWED: dict[str, set[str]] = {
+    "wizard.core.sizing": {"wizard.scenario.links"},
+    "wizard.core.budget": {"wizard.scenario.links"},
+}
+
+# Import cycles allowed, for now, each as the sorted modules of one strongly connected
+# component. (Empty: the last one, wizard.live.errors <-> wizard.live.target, is gone.)
+CYCLES_ALLOWED: set[tuple[str, ...]] = set()
+
+# Modules allowed, for now, over MAX_LINES lines (being split by other engineers).
+LONG_ALLOWED: set[str] = {
+    "wizard/core/sizing.py",
+    "wizard/core/budget.py",
+    "wizard/core/checks.py",
+    "wizard/ui/state.py",
+    "wizard/export/render.py",
+    "wizard/charts.py",
+}
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the wizard package by dotted name (a package by its own name)."""
+    out = {}
+    for path in sorted(WIZARD.rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, source: str, is_package: bool = False) -> set[str]:
+    """Every module `name` imports, anywhere in its source, resolved to a dotted name: a
+    submodule when `from package import submodule` names one, else the module itself."""
+    tree = ast.parse(source, name)
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                sub = f"{module}.{alias.name}"
+                found.add(sub if sub in MODULES else module)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "import_module" and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            found.add(node.args[0].value)
+    return found
+
+
+GRAPH = {name: _imports(name, path.read_text(), path.name == "__init__.py")
+         for name, path in MODULES.items()}
+
+
+def _internal(targets: set[str]) -> set[str]:
+    return {t for t in targets if t in MODULES}
+
+
+def test_the_scan_sees_lazy_imports_and_relative_ones() -> None:
+    lazy = "def f():\n    from wizard.core import model\n    import asyncpg\n"
+    assert _imports("wizard.x", lazy) == {"wizard.core.model", "asyncpg"}
+    relative = "from . import model\nfrom .catalog import load\nfrom .. import cli\n"
+    assert _imports("wizard.core.y", relative) == {
+        "wizard.core.model", "wizard.core.catalog", "wizard.cli"}
+    assert _imports("wizard.core", "from . import model\n", is_package=True) == {
+        "wizard.core.model"}
+    by_name = "import importlib\nimportlib.import_module('wizard.guard')\n"
+    assert _imports("wizard.x", by_name) == {"importlib", "wizard.guard"}
+
+
+def test_core_imports_only_itself_and_the_standard_library() -> None:
+    stdlib = sys.stdlib_module_names
+    offenders: dict[str, set[str]] = {}
+    for name, targets in GRAPH.items():
+        if name != "wizard.core" and not name.startswith("wizard.core."):
+            continue
+        bad = {t for t in targets if t.split(".")[0] not in stdlib
+               and t != "wizard.core" and not t.startswith("wizard.core.")}
+        if bad:
+            offenders[name] = bad
+    assert offenders == CORE_IMPORT_ALLOWED, (
+        "wizard/core must import only the standard library and wizard.core.* "
+        "(an allow-list entry that no longer offends is removed)")
+
+
+def _cycles(graph: dict[str, set[str]]) -> set[tuple[str, ...]]:
+    """Strongly connected components with more than one module, or a module importing
+    itself (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: set[tuple[str, ...]] = set()
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in graph:
+                    continue
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    top = stack.pop()
+                    on_stack.discard(top)
+                    comp.append(top)
+                    if top == node:
+                        break
+                if len(comp) > 1 or node in graph[node]:
+                    out.add(tuple(sorted(comp)))
+    return out
+
+
+def test_the_cycle_finder_finds_a_lazy_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert _cycles(graph) == {("a", "b", "c"), ("e",)}
+    assert _cycles({"a": {"b"}, "b": set()}) == set()
+
+
+def test_no_import_cycles_in_wizard() -> None:
+    graph = {name: _internal(targets) - {name} for name, targets in GRAPH.items()}
+    assert _cycles(graph) == CYCLES_ALLOWED, (
+        "import cycle in wizard/ (lazy imports count); make the lower module a leaf")
+
+
+def test_no_module_over_600_lines() -> None:
+    long = {str(path.relative_to(ROOT)) for path in MODULES.values()
+            if len(path.read_text().splitlines()) > MAX_LINES}
+    assert long == LONG_ALLOWED, (
+        f"modules over {MAX_LINES} lines: split them by job (an allow-list entry that is "
+        "short enough now is removed)")
