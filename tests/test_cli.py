@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -105,3 +106,68 @@ def test_azure_builtin_pgbouncer_is_refused_on_burstable():
     ok = run("recommend", "--provider", "azure-flexible", "--instance-class", "D2s_v3",
              "--proxy", "azure-pgbouncer")
     assert ok.returncode == 0, ok.stderr
+
+
+# A verb runs in a process that imports only that verb's module: the pure ones never pay for
+# the database driver, the async engine or the web stack.
+HEAVY = ("asyncpg", "sqlalchemy", "streamlit", "altair", "pandas")
+_LOADED = """
+import runpy, sys
+sys.argv = ["wizard", *sys.argv[1:]]
+try:
+    runpy.run_module("wizard", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+print("LOADED", " ".join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _loaded(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    out = subprocess.run([sys.executable, "-c", _LOADED.format(heavy=HEAVY), *args],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    line = next(ln for ln in out.stderr.splitlines() if ln.startswith("LOADED"))
+    return out, set(line.split()[1:])
+
+
+GOLDEN = "tests/golden/05_supabase_two_services.toml"
+
+
+@pytest.mark.parametrize("args", [
+    ("recommend", "--scenario", GOLDEN, "--json"),
+    ("recommend", "--provider", "aws-rds", "--instance-class", "db.r6g.large"),
+    ("export", "--scenario", GOLDEN, "--service", "api", "-o", "-"),
+    ("export", "--scenario", "tests/golden/07_selfhosted_session_estate.toml", "--kind",
+     "pgbouncer", "-o", "-"),
+    ("check", "--scenario", GOLDEN, "--format", "github"),
+    ("catalog", "--provider", "aws-rds"),
+    ("recommend", "--help"),
+    ("--help",),
+])
+def test_pure_verbs_never_import_the_driver_the_engine_or_the_web_stack(args):
+    out, loaded = _loaded(*args)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()  # the verb really ran
+    assert loaded == set(), f"{args[0]} imported {sorted(loaded)}"
+
+
+def test_the_import_probe_sees_a_heavy_verb():
+    """The probe above can fail: the live verb does import the driver."""
+    out, loaded = _loaded("live", "--help")
+    assert out.returncode == 0, out.stderr
+    assert {"asyncpg", "sqlalchemy"} <= loaded
+
+
+def test_every_verb_in_the_table_sets_up_and_lists_itself():
+    from wizard import cli
+
+    parser = cli.build_parser()  # every verb's module imported and set up
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == list(cli.VERBS)
+    for name in cli.VERBS:
+        assert callable(sub.choices[name].get_default("run")), name
+    # Only the chosen verb is set up when the command line names one.
+    chosen = cli.build_parser(["recommend", "--json"])
+    sub = next(a for a in chosen._actions if isinstance(a, argparse._SubParsersAction))
+    assert callable(sub.choices["recommend"].get_default("run"))
+    assert sub.choices["live"].get_default("run") is None
