@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -142,6 +143,23 @@ DRAWN_JS = """(n) => {
 }"""
 
 
+def _pick(page: Any, key: str, label: str, ready: str) -> None:
+    """Click `label` in the radio `key` and wait until the `ready` element shows."""
+    page.locator(f".st-key-{key} label").filter(has_text=label).click()
+    page.wait_for_selector(ready, timeout=30_000)
+
+
+def _timed_pick(page: Any, key: str, label: str, charts: int) -> float:
+    """Once the page is idle, seconds from the click on `label` in the radio `key` until
+    `charts` charts are drawn."""
+    page.wait_for_function(DRAWN_JS, arg=0, timeout=30_000)
+    page.wait_for_timeout(300)
+    t = time.perf_counter()
+    page.locator(f".st-key-{key} label").filter(has_text=label).click()
+    page.wait_for_function(DRAWN_JS, arg=charts, timeout=30_000, polling="raf")
+    return time.perf_counter() - t
+
+
 def browser_draw(runs: int) -> tuple[list[float], list[float]]:
     """Seconds from an interaction until every chart is drawn, in Chromium: the wizard's
     click on "5 Results" (from step 4, a new scenario each time) and the same click on the
@@ -172,28 +190,18 @@ def browser_draw(runs: int) -> tuple[list[float], list[float]]:
             ref.wait_for_selector(".st-key-view", timeout=60_000)
             for i in range(runs + 2):  # two warm-up rounds
                 # wizard: a new scenario on step 4, then the click on Results
-                wiz.locator(".st-key-step label").filter(has_text="4 Load").click()
-                wiz.wait_for_selector(".st-key-rps input", timeout=30_000)
+                _pick(wiz, "step", "4 Load", ".st-key-rps input")
                 field = wiz.locator(".st-key-rps input")
                 field.fill(str(50 + i))
                 field.press("Enter")
-                wiz.wait_for_function(DRAWN_JS, arg=0, timeout=30_000)
-                wiz.wait_for_timeout(300)
-                t = time.perf_counter()
-                wiz.locator(".st-key-step label").filter(has_text="5 Results").click()
-                wiz.wait_for_function(DRAWN_JS, arg=1, timeout=30_000, polling="raf")
+                took = _timed_pick(wiz, "step", "5 Results", charts=1)
                 if i >= 2:
-                    wizard_s.append(time.perf_counter() - t)
+                    wizard_s.append(took)
                 # reference: back to its inputs, then the click on its charts
-                ref.locator(".st-key-view label").filter(has_text="inputs").click()
-                ref.wait_for_selector(".st-key-m input", timeout=30_000)
-                ref.wait_for_function(DRAWN_JS, arg=0, timeout=30_000)
-                ref.wait_for_timeout(300)
-                t = time.perf_counter()
-                ref.locator(".st-key-view label").filter(has_text="charts").click()
-                ref.wait_for_function(DRAWN_JS, arg=3, timeout=30_000, polling="raf")
+                _pick(ref, "view", "inputs", ".st-key-m input")
+                took = _timed_pick(ref, "view", "charts", charts=3)
                 if i >= 2:
-                    plain_s.append(time.perf_counter() - t)
+                    plain_s.append(took)
             b.close()
     finally:
         for proc in servers:

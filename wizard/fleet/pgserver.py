@@ -177,21 +177,10 @@ def _url(driver, user, password, host, port, database) -> str:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-@dataclasses.dataclass(frozen=True)
-class PgServer:
-    """A running throwaway PostgreSQL cluster (superuser `admin_user`, app role `user`)."""
-
-    host: str
-    port: int
-    user: str
-    password: str
-    database: str
-    admin_user: str
-    admin_password: str
-    socket_dir: str
-    bindir: str = dataclasses.field(default="", compare=False)
-    data_dir: str = dataclasses.field(default="", compare=False)
-    log_file: str = dataclasses.field(default="", compare=False)
+class _Endpoint:
+    """URLs of a running server (PostgreSQL, or PgBouncer in front of it) for a role: the
+    app role unless `user` is given, with the password the server set up for that role.
+    The dataclasses below hold host, port, user, password, database and the admin role's."""
 
     def _password_for(self, user: str | None, password: str | None) -> tuple[str, str]:
         user = user or self.user
@@ -220,6 +209,23 @@ class PgServer:
     ) -> str:
         """libpq-style DSN for `asyncpg.connect(dsn)`, for the app role unless `user` is given."""
         return self.url("postgresql", user, password=password, database=database)
+
+
+@dataclasses.dataclass(frozen=True)
+class PgServer(_Endpoint):
+    """A running throwaway PostgreSQL cluster (superuser `admin_user`, app role `user`)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    admin_user: str
+    admin_password: str
+    socket_dir: str
+    bindir: str = dataclasses.field(default="", compare=False)
+    data_dir: str = dataclasses.field(default="", compare=False)
+    log_file: str = dataclasses.field(default="", compare=False)
 
     def psql(self, sql: str, *, database: str | None = None, check: bool = True) -> str:
         """Run `sql` (may hold several statements) as the superuser; return psql's stdout.
@@ -411,7 +417,7 @@ def postgres_server(
 
 
 @dataclasses.dataclass(frozen=True)
-class Bouncer:
+class Bouncer(_Endpoint):
     """A running PgBouncer in front of a PgServer (same role, password and database)."""
 
     host: str
@@ -426,34 +432,6 @@ class Bouncer:
     config_file: str = dataclasses.field(default="", compare=False)
     log_file: str = dataclasses.field(default="", compare=False)
     pid: int = dataclasses.field(default=0, compare=False)
-
-    def _password_for(self, user: str | None, password: str | None) -> tuple[str, str]:
-        user = user or self.user
-        if password is None:
-            password = self.admin_password if user == self.admin_user else self.password
-        return user, password
-
-    def url(
-        self,
-        driver: str = "postgresql+asyncpg",
-        user: str | None = None,
-        *,
-        password: str | None = None,
-        database: str | None = None,
-    ) -> str:
-        """SQLAlchemy URL string through the bouncer, for the app role unless `user` is given."""
-        user, password = self._password_for(user, password)
-        return _url(driver, user, password, self.host, self.port, database or self.database)
-
-    def dsn(
-        self,
-        user: str | None = None,
-        *,
-        password: str | None = None,
-        database: str | None = None,
-    ) -> str:
-        """DSN for `asyncpg.connect(dsn)` through the bouncer."""
-        return self.url("postgresql", user, password=password, database=database)
 
     def admin(self, command: str) -> list[dict[str, str]]:
         """Run a console command (e.g. "SHOW POOLS") on the `pgbouncer` admin database.

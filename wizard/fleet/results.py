@@ -71,6 +71,35 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
+def phase_figures(phase: str, seconds: float, processes: int, per_process: int,
+                  rows: Sequence[tuple[float, float, int, float]], begin: float, peak: int,
+                  peak_all: int | None = None) -> PhaseFigures:
+    """The figures of one phase from the processes' rows (arrival, latency, outcome, held
+    seconds) that arrived in [begin, begin + seconds)."""
+    end = begin + seconds
+    counts = [0] * len(OUTCOMES)
+    lat_ok: list[float] = []
+    held: list[float] = []
+    for at, latency, code, held_s in rows:
+        if begin <= at < end:
+            counts[code] += 1
+            if code == OK:
+                lat_ok.append(latency)
+                held.append(held_s)
+    offered = sum(counts)
+    p50, p99 = percentile(lat_ok, 50), percentile(lat_ok, 99)
+    return PhaseFigures(
+        phase=phase, processes=processes, seconds=seconds, offered=offered,
+        ok=counts[OK], connection_errors=counts[CONN_ERROR],
+        checkout_timeouts=counts[CHECKOUT_TIMEOUT], other_errors=counts[OTHER_ERROR],
+        unfinished=counts[UNFINISHED], throughput=counts[OK] / seconds,
+        offered_rate=offered / seconds,
+        p50_ms=None if p50 is None else p50 * 1000,
+        p99_ms=None if p99 is None else p99 * 1000,
+        peak_server_connections=peak, ceiling=per_process * processes,
+        held_ms=sum(held) / len(held) * 1000 if held else None, peak_all_groups=peak_all)
+
+
 # --------------------------------------------------------------------------- output
 
 

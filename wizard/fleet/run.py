@@ -13,17 +13,7 @@ from typing import Any
 from wizard.core.model import ScenarioError
 from wizard.fleet.monitor import MONITOR_INTERVAL, Monitor
 from wizard.fleet.process import worker
-from wizard.fleet.results import (
-    CHECKOUT_TIMEOUT,
-    CONN_ERROR,
-    OK,
-    OTHER_ERROR,
-    OUTCOMES,
-    UNFINISHED,
-    FleetResult,
-    PhaseFigures,
-    percentile,
-)
+from wizard.fleet.results import FleetResult, phase_figures
 from wizard.fleet.settings import (
     DRAIN_SECONDS,
     MAX_PROCESSES,
@@ -147,32 +137,12 @@ def _figures(group: Group, phases: Sequence[tuple[str, float]], outs: list[dict[
     figures = []
     begin = 0.0
     for n, ((name, seconds), processes) in enumerate(zip(phases, group.processes, strict=True)):
-        end = begin + seconds
         # The last phase also owns the drain after the clock stopped.
-        peak_end = end if n < len(phases) - 1 else math.inf
-        counts = [0] * len(OUTCOMES)
-        lat_ok: list[float] = []
-        held: list[float] = []
-        for at, latency, code, held_s in rows:
-            if begin <= at < end:
-                counts[code] += 1
-                if code == OK:
-                    lat_ok.append(latency)
-                    held.append(held_s)
-        offered = sum(counts)
-        p50, p99 = percentile(lat_ok, 50), percentile(lat_ok, 99)
-        figures.append(PhaseFigures(
-            phase=name, processes=processes, seconds=seconds, offered=offered,
-            ok=counts[OK], connection_errors=counts[CONN_ERROR],
-            checkout_timeouts=counts[CHECKOUT_TIMEOUT], other_errors=counts[OTHER_ERROR],
-            unfinished=counts[UNFINISHED], throughput=counts[OK] / seconds,
-            offered_rate=offered / seconds,
-            p50_ms=None if p50 is None else p50 * 1000,
-            p99_ms=None if p99 is None else p99 * 1000,
-            peak_server_connections=monitor.peak(begin, peak_end, group.app),
-            ceiling=per * processes,
-            held_ms=sum(held) / len(held) * 1000 if held else None,
-            peak_all_groups=monitor.peak(begin, peak_end) if several else None))
-        begin = end
+        peak_end = begin + seconds if n < len(phases) - 1 else math.inf
+        figures.append(phase_figures(
+            name, seconds, processes, per, rows, begin,
+            peak=monitor.peak(begin, peak_end, group.app),
+            peak_all=monitor.peak(begin, peak_end) if several else None))
+        begin += seconds
     return FleetResult(setting=_setting(group), phases=tuple(figures), messages=messages,
                        samples=tuple(monitor.samples), per_process=per, app=group.app)

@@ -3,7 +3,8 @@
 Public API (UI-free; the Streamlit step and `python -m wizard live` both call it):
 parse_target, run_live_check, run_exhaustion, exhaustion_plan, report_overrides,
 endpoint_overrides, apply_overrides, service_usage, stated_limit, live_enabled,
-check_allowed, LiveTarget, LiveReport, LiveError.
+check_allowed, LiveTarget, LiveReport, LiveError. What a report holds (Readings, PrePing,
+PoolerDetection, Exhaustion, ...) is in wizard.live.report.
 """
 
 from wizard.live.check import (
@@ -20,19 +21,7 @@ from wizard.live.check import (
 from wizard.live.connect import APP_NAME, CONNECT_TIMEOUT
 from wizard.live.diagnosis import probe_postgres
 from wizard.live.errors import LiveError
-from wizard.live.report import (
-    Exhaustion,
-    ExhaustionPlan,
-    LiveReport,
-    PoolerDetection,
-    PrePing,
-    Readings,
-    StageError,
-    Timing,
-    apply_overrides,
-    endpoint_overrides,
-    report_overrides,
-)
+from wizard.live.report import LiveReport, apply_overrides, endpoint_overrides, report_overrides
 from wizard.live.target import (
     ENV_ALLOWED_HOSTS,
     ENV_DISABLED,
@@ -49,11 +38,9 @@ from wizard.live.usage import EndpointUsage, OtherUsage, ServiceUsage, service_u
 
 __all__ = [
     "APP_NAME", "CHECK_TIMEOUT", "CONNECT_TIMEOUT", "ENV_ALLOWED_HOSTS", "ENV_DISABLED",
-    "ENV_PASSWORD", "EXHAUSTION_CAP", "Exhaustion", "ExhaustionPlan", "LiveError",
-    "LiveReport", "LiveTarget", "PoolerDetection", "PrePing", "Readings", "StageError",
-    "Timing", "allowed_hosts", "apply_overrides", "check_allowed", "detect_pooler",
-    "exhaustion_plan", "live_enabled", "measure_pre_ping", "parse_target", "probe_postgres",
-    "read_server", "report_overrides", "run_exhaustion", "run_live_check", "stated_limit",
-    "allowed_ports", "request_host_allowed", "endpoint_overrides", "EndpointUsage",
-    "OtherUsage", "ServiceUsage", "service_usage",
+    "ENV_PASSWORD", "EXHAUSTION_CAP", "LiveError", "LiveReport", "LiveTarget", "allowed_hosts",
+    "apply_overrides", "check_allowed", "detect_pooler", "exhaustion_plan", "live_enabled",
+    "measure_pre_ping", "parse_target", "probe_postgres", "read_server", "report_overrides",
+    "run_exhaustion", "run_live_check", "stated_limit", "allowed_ports", "request_host_allowed",
+    "endpoint_overrides", "EndpointUsage", "OtherUsage", "ServiceUsage", "service_usage",
 ]

@@ -227,9 +227,7 @@ async def _two_transactions(t: LiveTarget, timeout: float, cache: bool
             pid2, error = None, _text(scrub(str(exc), t.password))
         await a.execute("ROLLBACK")
         return pid1, pid2, error, False
-    except LiveError:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # a LiveError passes as it is
         raise await as_live_error(exc, t, timeout) from None
     finally:
         await close(a)
@@ -316,9 +314,7 @@ async def measure_pre_ping(t: LiveTarget, n: int, *, cache: bool,
                 samples.append(time.perf_counter() - t0)
             results[pre_ping] = samples
             progress("pre-ping", 0.66 if pre_ping else 1.0)
-    except LiveError:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # a LiveError passes as it is
         raise await as_live_error(exc, t, timeout) from None
     finally:
         await close(conn)
@@ -381,9 +377,7 @@ async def prove_exhaustion(t: LiveTarget, settings: EngineSettings, plan: Exhaus
             error = "the extra checkout got a connection: the pool did not limit it"
         waited = time.perf_counter() - t0
         progress("exhaustion", 0.9)
-    except LiveError:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # a LiveError passes as it is
         raise await as_live_error(exc, t, timeout) from None
     finally:
         for conn in held:

@@ -102,6 +102,9 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 async def as_live_error(exc: BaseException, t: LiveTarget, timeout: float) -> LiveError:
+    """The LiveError that names what went wrong (a LiveError is returned as it is)."""
+    if isinstance(exc, LiveError):
+        return exc
     return await classify(_unwrap(exc), host=t.host, port=t.port, user=t.user,
                           database=t.database, ssl=t.ssl, timeout=timeout, password=t.password)
 
