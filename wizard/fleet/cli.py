@@ -122,7 +122,7 @@ def _check_addresses(host: str, port: int) -> None:
     then reports it)."""
     import socket
 
-    from wizard.live.target import _refused, blocked_address, host_allowed
+    from wizard.live.target import blocked_address, host_allowed, refused
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -130,7 +130,7 @@ def _check_addresses(host: str, port: int) -> None:
         infos = []
     addrs = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if any(blocked_address(a) for a in addrs) or not host_allowed(host, addrs):
-        raise _refused()
+        raise refused()
 
 
 def _check_allowed(u: Any) -> None:

@@ -289,7 +289,8 @@ def blocked_name(host: str) -> bool:
     return host in METADATA_NAMES or blocked_address(host)
 
 
-def _refused(code: str = "host_not_allowed") -> LiveError:
+def refused(code: str = "host_not_allowed") -> LiveError:
+    """The one refusal for an address this deployment does not allow (live check, fleet)."""
     # Says neither which hosts or ports are allowed nor why: a visitor learns nothing to aim at.
     return LiveError("This deployment does not allow a live check against that address.",
                      "check a database on an allowed host and port, or ask the operator "
@@ -309,19 +310,19 @@ def check_allowed(target: LiveTarget, env: Mapping[str, str] | None = None, *,
                         f"ask the operator, or run it locally (unset {ENV_DISABLED}).",
                         "disabled")
     if blocked_name(target.host):
-        raise _refused()
+        raise refused()
     pats = host_patterns(env)
     host = target.host.lower().rstrip(".")
     if not pats.any:
         if _ip(host) is not None:
             if not pats.address_ok(host):
-                raise _refused()
+                raise refused()
         elif not pats.name_ok(host) and not (pats.networks or pats.octets):
-            raise _refused()
+            raise refused()
         # A name outside the name patterns may still resolve into an allowed network:
         # resolve_checked decides on its addresses.
     if visitor and not any(a <= target.port <= b for a, b in allowed_ports(env)):
-        raise _refused("port_not_allowed")
+        raise refused("port_not_allowed")
 
 
 async def resolve_checked(host: str, port: int,
@@ -334,13 +335,13 @@ async def resolve_checked(host: str, port: int,
     switching to a refused address between the check and the connection.
     """
     if blocked_name(host):
-        raise _refused()
+        raise refused()
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addrs = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addrs or any(blocked_address(a) for a in addrs):
-        raise _refused()
+        raise refused()
     if not host_allowed(host, addrs, env):
-        raise _refused()
+        raise refused()
     return addrs
 
 
