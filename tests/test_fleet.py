@@ -21,7 +21,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from wizard import fleet
-from wizard.fleet import Phase, PoolSettings, Target, Workload, run_fleet
+from wizard.core.model import ScenarioError
+from wizard.fleet import (
+    Group,
+    Monitor,
+    Phase,
+    PoolSettings,
+    Target,
+    Workload,
+    run_fleet,
+    run_groups,
+)
 from wizard.fleet.pgserver import PgServer, postgres_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,6 +171,45 @@ def test_oversized_fleet_hits_the_limit() -> None:
     assert "too many clients" in msg or "remaining connection slots" in msg
     assert f.peak_server_connections <= 17
     assert f.throughput < f.offered_rate
+
+
+@pytest.mark.db
+@pytest.mark.slow
+def test_groups_share_one_clock_and_are_counted_apart(pg: PgServer) -> None:
+    """Two services in one run (bench/services.py's shape): each group's figures are its own,
+    its peak counts its application_name only, and the role's total is beside it."""
+    def group(app: str, pool: int, processes: tuple[int, ...]) -> Group:
+        settings = PoolSettings(app, pool_size=pool, max_overflow=0, pool_timeout=10,
+                                connect_args={"server_settings": {"application_name": app}})
+        return Group(Target(url=pg.url(), settings=settings), Workload(
+            hold_s=0.05, rate=0, spike_every=0.5, spike_size=pool + 2), processes, app=app)
+
+    with Monitor(pg.dsn(user=pg.admin_user), pg.user) as monitor:
+        api, jobs = run_groups([group("api", 3, (1, 2)), group("jobs", 1, (1, 1))],
+                               [("base", 1.2), ("peak", 1.2)], monitor)
+    assert (api.setting, api.app, jobs.app) == ("api", "api", "jobs")
+    assert [f.processes for f in api.phases] == [1, 2]
+    assert [f.processes for f in jobs.phases] == [1, 1]
+    for f in api.phases + jobs.phases:
+        assert f.errors == 0 and f.ok > 0, (api.messages, jobs.messages)
+        assert f.held_ms is not None and f.held_ms >= 50  # pg_sleep(0.05) holds it that long
+    assert 0 < api.phases[1].peak_server_connections <= 2 * 3
+    assert 0 < jobs.phases[1].peak_server_connections <= 1
+    for f in (api.phases[1], jobs.phases[1]):
+        assert f.peak_all_groups is not None and f.peak_all_groups >= f.peak_server_connections
+    # The processes of one group never share another group's settings.
+    assert api.per_process == 3 and jobs.per_process == 1
+
+
+def test_a_group_run_is_bounded_before_anything_starts() -> None:
+    g = Group(Target(url="postgresql+asyncpg://u@127.0.0.1:9/db",
+                     settings=PoolSettings("x")), Workload(), (40,))
+    with pytest.raises(ScenarioError, match="at most 64 processes"):
+        run_groups([g, g], [("one", 1.0)])
+    with pytest.raises(ScenarioError, match="never shrink"):
+        run_groups([Group(g.target, g.workload, (2, 1))], [("a", 1.0), ("b", 1.0)])
+    with pytest.raises(ScenarioError, match="bounded to 600 s"):
+        run_groups([Group(g.target, g.workload, (1,))], [("long", 601.0)])
 
 
 def _cli(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess:

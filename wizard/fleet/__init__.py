@@ -19,7 +19,6 @@ connections.
     pgserver   throwaway PostgreSQL and PgBouncer servers (the benchmarks and the tests)
 """
 
-from wizard.fleet.cli import PASSWORD_ENV
 from wizard.fleet.monitor import MONITOR_INTERVAL, Monitor
 from wizard.fleet.process import classify, compute_sql, request, schedule
 from wizard.fleet.results import (
@@ -45,6 +44,7 @@ from wizard.fleet.settings import (
     MAX_POOL_TIMEOUT,
     MAX_PROCESSES,
     MAX_SECONDS,
+    PASSWORD_ENV,
     Group,
     Phase,
     PoolSettings,

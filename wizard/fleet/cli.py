@@ -21,6 +21,7 @@ from wizard.fleet.settings import (
     MAX_POOL_TIMEOUT,
     MAX_PROCESSES,
     MAX_SECONDS,
+    PASSWORD_ENV,
     Phase,
     PoolSettings,
     Target,
@@ -39,7 +40,6 @@ from wizard.fleet.urls import (
 )
 from wizard.scenario import redact
 
-PASSWORD_ENV = "POOLWISE_FLEET_PASSWORD"
 
 def setup(p: argparse.ArgumentParser) -> None:
     """Flags of `python -m wizard fleet`."""

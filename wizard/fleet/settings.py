@@ -20,6 +20,7 @@ MAX_PROCESSES = 64
 MAX_HOLD_MS = 10_000
 MAX_POOL = 1000  # --pool-size and --max-overflow per process
 MAX_POOL_TIMEOUT = 600.0
+PASSWORD_ENV = "POOLWISE_FLEET_PASSWORD"  # `python -m wizard fleet` reads the password here
 DRAIN_SECONDS = 5.0  # after the run, in-flight requests get this long before they count as lost
 
 
