@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from wizard.fleet.pgserver import free_port
-from wizard.web.local import CHROMIUM_ARGS, start_streamlit, stop, wait_healthy  # noqa: F401
+from wizard.web.local import CHROMIUM_ARGS, start_streamlit, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "e2e"

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import ROOT, start_streamlit, stop, wait_healthy
+from tests.e2e.conftest import ROOT
 from tests.e2e.test_wizard_browser import IDLE, settle, step
 from wizard.core import sizing
 from wizard.fleet.pgserver import PgServer, free_port
 from wizard.scenario import links
+from wizard.web.local import start_streamlit, stop, wait_healthy
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.db]
 
