@@ -46,6 +46,7 @@ from wizard.fleet import (  # noqa: E402
     Workload,
     percentile,
     run_fleet,
+    write_section,
 )
 from wizard.fleet.pgserver import pgbouncer_server, postgres_server  # noqa: E402
 
@@ -427,16 +428,6 @@ def chart(runs: list[dict[str, Any]], rows: list[dict[str, Any]], half: float,
     path.write_bytes(png)
 
 
-def write_docs(md_path: Path, body: str, mark: str) -> None:
-    start, end = f"<!-- {mark} -->", f"<!-- /{mark} -->"
-    text = md_path.read_text() if md_path.exists() else f"{start}\n{end}\n"
-    if start not in text:
-        text += f"\n{start}\n{end}\n"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    md_path.write_text(f"{head}{start}\n{body}\n{end}{tail}")
-
-
 def fmt(v: float | None, spec: str = ",.0f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -563,10 +554,10 @@ def main(argv: list[str] | None = None) -> int:
     chart(runs, rows, half, png)
     print(f"{elapsed:.0f} s in total; wrote {art / tag}.json and {png}")
     if not args.no_docs:
-        write_docs(ROOT / "bench" / "cpu.md",
-                   body(args, rows, vs, sweep_rows, rows_n, compute_ms, bouncer_pool,
-                        described, elapsed, runs, png.name),
-                   tag.replace("cpu-", "cpu:") if tag != "cpu" else "cpu:results")
+        write_section(ROOT / "bench" / "cpu.md",
+                      tag.replace("cpu-", "cpu:") if tag != "cpu" else "cpu:results",
+                      body(args, rows, vs, sweep_rows, rows_n, compute_ms, bouncer_pool,
+                           described, elapsed, runs, png.name))
         print("updated bench/cpu.md")
     return 0 if all(v["ok"] for v in vs) else 1
 

@@ -40,10 +40,10 @@ from wizard.fleet import (  # noqa: E402
     run_fleet,
     table,
     text_table,
+    write_section,
 )
 from wizard.fleet.pgserver import postgres_server  # noqa: E402
 
-MARK_START, MARK_END = "<!-- fleet:results -->", "<!-- /fleet:results -->"
 SQLALCHEMY_TIMEOUT = 30.0  # create_async_engine's default pool_timeout, kept by every rule
 
 
@@ -172,15 +172,6 @@ def chart(results: list[FleetResult], usable: int, app_limit: int, half: float, 
     path.write_bytes(png)
 
 
-def write_docs(md_path: Path, body: str) -> None:
-    text = md_path.read_text() if md_path.exists() else f"{MARK_START}\n{MARK_END}\n"
-    if MARK_START not in text:
-        text += f"\n{MARK_START}\n{MARK_END}\n"
-    head, rest = text.split(MARK_START, 1)
-    _, tail = rest.split(MARK_END, 1)
-    md_path.write_text(f"{head}{MARK_START}\n{body}\n{MARK_END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=20.0, help="per setting (half at peak)")
@@ -283,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "![server connections and figures per setting](fleet.png)",
         ]
-        write_docs(ROOT / "bench" / "fleet.md", "\n".join(lines))
+        write_section(ROOT / "bench" / "fleet.md", "fleet:results", "\n".join(lines))
         print("updated bench/fleet.md")
     return 0 if ok else 1
 

@@ -46,10 +46,10 @@ from wizard.fleet import (  # noqa: E402
     markdown_table,
     run_groups,
     text_table,
+    write_section,
 )
 from wizard.scenario import files  # noqa: E402
 
-MARK_START, MARK_END = "<!-- services:results -->", "<!-- /services:results -->"
 SCENARIO = ROOT / "bench" / "services.toml"
 SQLALCHEMY_TIMEOUT = 30.0  # create_async_engine's default pool_timeout, kept by every rule
 # Spikes per service (requests per process, every S seconds, all processes at once): an API
@@ -178,15 +178,6 @@ RATIO_HEADER = ["setting", "service", "failed at the peak", "ok/s vs poolwise",
                 "p99 vs poolwise"]
 
 
-def write_docs(md_path: Path, body: str) -> None:
-    text = md_path.read_text() if md_path.exists() else f"{MARK_START}\n{MARK_END}\n"
-    if MARK_START not in text:
-        text += f"\n{MARK_START}\n{MARK_END}\n"
-    head, rest = text.split(MARK_START, 1)
-    _, tail = rest.split(MARK_END, 1)
-    md_path.write_text(f"{head}{MARK_START}\n{body}\n{MARK_END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default=str(SCENARIO), help="the estate file")
@@ -290,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{k} {a:.1f} -> {b:.1f}" for k, (a, b) in load_avg.items()),
             f"- **Verdict: {verdict}.**",
         ]
-        write_docs(ROOT / "bench" / "services.md", "\n".join(lines))
+        write_section(ROOT / "bench" / "services.md", "services:results", "\n".join(lines))
         print("updated bench/services.md")
     return 0 if ok else 1
 

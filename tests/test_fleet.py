@@ -112,6 +112,17 @@ def test_bench_alternatives_follow_their_formulas() -> None:
     assert by["poolwise"].per_process * 10 <= 93
 
 
+def test_a_results_section_is_replaced_between_its_markers(tmp_path: Path) -> None:
+    md = tmp_path / "bench.md"
+    md.write_text("intro\n<!-- x:results -->\nold\n<!-- /x:results -->\nafter\n")
+    fleet.write_section(md, "x:results", "new")
+    assert md.read_text() == "intro\n<!-- x:results -->\nnew\n<!-- /x:results -->\nafter\n"
+    fresh = tmp_path / "fresh.md"
+    fleet.write_section(fresh, "y", "first")
+    fleet.write_section(fresh, "y", "second")
+    assert fresh.read_text() == "<!-- y -->\nsecond\n<!-- /y -->\n"
+
+
 # --------------------------------------------------------------------------- real runs
 
 

@@ -35,6 +35,7 @@ from wizard.fleet.results import (
     percentile,
     table,
     text_table,
+    write_section,
 )
 from wizard.fleet.run import run_fleet, run_groups
 from wizard.fleet.settings import (
@@ -65,4 +66,5 @@ __all__ = [
     "classify", "compute_sql", "export_engine", "export_settings", "load_export",
     "make_url_password", "markdown_table", "percentile", "request", "run_fleet", "run_groups",
     "safe_url", "schedule", "scrub", "secrets_of", "table", "text_table", "with_password",
+    "write_section",
 ]

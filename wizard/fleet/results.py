@@ -6,6 +6,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # Outcome codes per request.
@@ -133,3 +134,15 @@ def markdown_table(rows: list[list[str]], header: list[str] = HEADER) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def write_section(md_path: Path, mark: str, body: str) -> None:
+    """Put `body` between the `<!-- mark -->` and `<!-- /mark -->` lines of a Markdown file
+    (a benchmark's results section), adding the markers at its end when it has none."""
+    start, end = f"<!-- {mark} -->", f"<!-- /{mark} -->"
+    text = md_path.read_text() if md_path.exists() else f"{start}\n{end}\n"
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    md_path.write_text(f"{head}{start}\n{body}\n{end}{tail}")
