@@ -19,12 +19,11 @@ connections.
     pgserver   throwaway PostgreSQL and PgBouncer servers (the benchmarks and the tests)
 """
 
-from wizard.fleet.monitor import MONITOR_INTERVAL, Monitor
+from wizard.fleet.monitor import Monitor
 from wizard.fleet.process import classify, compute_sql, request, schedule
 from wizard.fleet.results import (
     CHECKOUT_TIMEOUT,
     CONN_ERROR,
-    HEADER,
     OK,
     OTHER_ERROR,
     OUTCOMES,
@@ -38,33 +37,13 @@ from wizard.fleet.results import (
     write_section,
 )
 from wizard.fleet.run import run_fleet, run_groups
-from wizard.fleet.settings import (
-    DRAIN_SECONDS,
-    MAX_HOLD_MS,
-    MAX_POOL,
-    MAX_POOL_TIMEOUT,
-    MAX_PROCESSES,
-    MAX_SECONDS,
-    PASSWORD_ENV,
-    Group,
-    Phase,
-    PoolSettings,
-    Target,
-    Workload,
-    check_export,
-    export_engine,
-    export_settings,
-    load_export,
-)
-from wizard.fleet.urls import make_url_password, safe_url, scrub, secrets_of, with_password
+from wizard.fleet.settings import PASSWORD_ENV, Group, Phase, PoolSettings, Target, Workload
+from wizard.fleet.urls import safe_url, scrub, secrets_of
 
 __all__ = [
-    "CHECKOUT_TIMEOUT", "CONN_ERROR", "DRAIN_SECONDS", "HEADER", "MAX_HOLD_MS", "MAX_POOL",
-    "MAX_POOL_TIMEOUT", "MAX_PROCESSES", "MAX_SECONDS", "MONITOR_INTERVAL", "OK",
-    "OTHER_ERROR", "OUTCOMES", "PASSWORD_ENV", "UNFINISHED", "FleetResult", "Group",
-    "Monitor", "Phase", "PhaseFigures", "PoolSettings", "Target", "Workload", "check_export",
-    "classify", "compute_sql", "export_engine", "export_settings", "load_export",
-    "make_url_password", "markdown_table", "percentile", "request", "run_fleet", "run_groups",
-    "safe_url", "schedule", "scrub", "secrets_of", "table", "text_table", "with_password",
-    "write_section",
+    "CHECKOUT_TIMEOUT", "CONN_ERROR", "OK", "OTHER_ERROR", "OUTCOMES", "PASSWORD_ENV",
+    "UNFINISHED", "FleetResult", "Group", "Monitor", "Phase", "PhaseFigures", "PoolSettings",
+    "Target", "Workload", "classify", "compute_sql", "markdown_table", "percentile", "request",
+    "run_fleet", "run_groups", "safe_url", "schedule", "scrub", "secrets_of", "table",
+    "text_table", "write_section",
 ]

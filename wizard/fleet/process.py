@@ -16,14 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from wizard.fleet.results import (
-    CHECKOUT_TIMEOUT,
-    CONN_ERROR,
-    OK,
-    OTHER_ERROR,
-    OUTCOMES,
-    UNFINISHED,
-)
+from wizard.fleet import results as outcome
 from wizard.fleet.settings import DRAIN_SECONDS, Target, Workload, build_engine
 from wizard.fleet.urls import scrub, secrets_of
 
@@ -56,7 +49,7 @@ def classify(exc: BaseException) -> int:
     from sqlalchemy import exc as sa_exc
 
     if isinstance(exc, sa_exc.TimeoutError):  # QueuePool limit ... connection timed out
-        return CHECKOUT_TIMEOUT
+        return outcome.CHECKOUT_TIMEOUT
     chain: list[BaseException] = [exc]
     orig = getattr(exc, "orig", None)
     if isinstance(orig, BaseException):
@@ -65,13 +58,13 @@ def classify(exc: BaseException) -> int:
         chain.append(exc.__cause__)
     for e in chain:
         if type(e).__name__ == "TooManyConnectionsError":
-            return CONN_ERROR
+            return outcome.CONN_ERROR
         if getattr(e, "sqlstate", None) == "53300":  # too_many_connections
-            return CONN_ERROR
+            return outcome.CONN_ERROR
         text = str(e).lower()
         if any(marker in text for marker in CONN_ERROR_MARKERS):
-            return CONN_ERROR
-    return OTHER_ERROR
+            return outcome.CONN_ERROR
+    return outcome.OTHER_ERROR
 
 
 async def request(engine: Any, sql: Any, params: dict[str, Any] | None = None,
@@ -127,11 +120,11 @@ async def _drive(target: Target, engine: Any, workload: Workload, index: int, t0
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is a measured outcome
             code = classify(exc)
-            messages.setdefault(OUTCOMES[code],
+            messages.setdefault(outcome.OUTCOMES[code],
                                 scrub(f"{type(exc).__name__}: {exc}", secrets)[:300])
             rows.append((at, now() - at, code, math.nan))
         else:
-            rows.append((at, now() - at, OK, now() - got))
+            rows.append((at, now() - at, outcome.OK, now() - got))
 
     pending: set[asyncio.Task] = set()
 
@@ -169,7 +162,7 @@ async def _drive(target: Target, engine: Any, workload: Workload, index: int, t0
         # Requests still queued when the drain ended are lost, not silently dropped.
         left = Counter(schedule(workload, start, end, index))
         left.subtract(at for at, *_ in rows)
-        rows += [(at, math.nan, UNFINISHED, math.nan)
+        rows += [(at, math.nan, outcome.UNFINISHED, math.nan)
                  for at, n in left.items() for _ in range(max(0, n))]
     return {"index": index, "rows": rows, "messages": messages}
 
