@@ -185,3 +185,15 @@ def test_no_module_over_600_lines() -> None:
     assert long == LONG_ALLOWED, (
         f"modules over {MAX_LINES} lines: split them by job (an allow-list entry that is "
         "short enough now is removed)")
+
+
+def test_bench_imports_nothing_from_tests() -> None:
+    """The benchmarks use the harness in wizard/fleet (and wizard/web/local.py), never a
+    test helper: tests may change without breaking a benchmark."""
+    offenders = {}
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        bad = {m for m in _imports(f"bench.{path.stem}", path.read_text())
+               if m == "tests" or m.startswith("tests.")}
+        if bad:
+            offenders[path.name] = bad
+    assert offenders == {}
