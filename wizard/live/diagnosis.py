@@ -45,6 +45,12 @@ async def probe_postgres(host: str, port: int, timeout: float) -> str:
     return {b"S": "tls", b"N": "plain"}.get(first, "other")
 
 
+def _says(exc: BaseException, low: str, kind: type, sqlstate: str, text: str) -> bool:
+    """The driver's exception class, the server's SQLSTATE or the (lower-cased) message
+    `low` says it."""
+    return isinstance(exc, kind) or getattr(exc, "sqlstate", None) == sqlstate or text in low
+
+
 async def classify(
     exc: BaseException,
     *,
@@ -61,7 +67,6 @@ async def classify(
     raw = str(exc)[:MAX_SERVER_TEXT * 4]  # never more than a few hundred bytes of it
     detail = short(scrub(raw, password))
     low = raw.lower()
-    sqlstate = getattr(exc, "sqlstate", None)
 
     if isinstance(exc, LiveError):
         return exc
@@ -114,9 +119,7 @@ async def classify(
             f"The pooler at {where} rejects a startup parameter: {detail}.",
             "add the parameter to the pooler's ignore_startup_parameters, or check against "
             "the database directly.", "pooler_rejects")
-    if isinstance(exc, asyncpg.InvalidPasswordError) or sqlstate == "28P01" or (
-        "authentication failed" in low
-    ):
+    if _says(exc, low, asyncpg.InvalidPasswordError, "28P01", "authentication failed"):
         return LiveError(
             f"The server at {where} rejected the password for user {user!r}.",
             "check the password (password field or the POOLWISE_LIVE_PASSWORD environment "
@@ -154,9 +157,7 @@ async def classify(
         return LiveError(
             f"The server at {where} requires TLS.",
             "add ?sslmode=require to the URL.", "tls_required")
-    if isinstance(exc, asyncpg.TooManyConnectionsError) or sqlstate == "53300" or (
-        "no more connections allowed" in low
-    ):
+    if _says(exc, low, asyncpg.TooManyConnectionsError, "53300", "no more connections allowed"):
         return LiveError(
             f"The server at {where} has no free connection slot for {user!r}: {detail}.",
             "close idle sessions or wait for load to drop; this is the exhaustion the sizing "
