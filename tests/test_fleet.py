@@ -123,6 +123,17 @@ def test_a_results_section_is_replaced_between_its_markers(tmp_path: Path) -> No
     assert fresh.read_text() == "<!-- y -->\nsecond\n<!-- /y -->\n"
 
 
+def test_the_package_runs_as_the_fleet_verb() -> None:
+    """`python -m wizard.fleet ...` is `python -m wizard fleet ...`; a bad flag is one line."""
+    out = subprocess.run([sys.executable, "-m", "wizard.fleet", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "wizard fleet" in out.stdout and "--processes" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "wizard.fleet", "--url",
+                          "postgresql+asyncpg://u@127.0.0.1/db", "--processes", "0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --processes must be 1..64")
+
+
 # --------------------------------------------------------------------------- real runs
 
 
