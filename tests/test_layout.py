@@ -33,11 +33,13 @@ CORE_IMPORT_ALLOWED: dict[str, set[str]] = {
 # component. (Empty: the last one, wizard.live.errors <-> wizard.live.target, is gone.)
 CYCLES_ALLOWED: set[tuple[str, ...]] = set()
 
-# Modules allowed, for now, over MAX_LINES lines (being split by other engineers).
+# Modules allowed, for now, over MAX_LINES lines.
 LONG_ALLOWED: set[str] = {
+    # being split by job on other branches (issue 19)
     "wizard/core/sizing.py",
     "wizard/core/budget.py",
     "wizard/core/checks.py",
+    # not split yet: 710, 690 and 630 lines
     "wizard/ui/state.py",
     "wizard/export/render.py",
     "wizard/charts.py",
