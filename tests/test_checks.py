@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wizard.core.checks import url_findings
+from wizard.core import findings
+from wizard.core.findings import url_findings
 from wizard.core.model import CurrentPool, Load, ProxySettings, Replica, Scenario
 from wizard.core.sizing import recommend
 
@@ -140,7 +141,8 @@ def test_a_service_without_load_never_gets_db_cores_busy():
         assert not [f for f in own if f.code == "DB_CORES_BUSY"], name
         assert not [f for f in own if "busy on average" in f.message], name
     plan = [f for f in rec.warnings if f.code == "DB_CORES_BUSY"]
-    assert plan and all(f.message.startswith("api: ") for f in plan)
+    assert plan and all(f.services == ("api",) for f in plan)
+    assert all(findings.said(f, rec).startswith("api: ") for f in plan)
 
 
 def test_a_path_finding_appears_once_per_endpoint_and_path():

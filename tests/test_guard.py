@@ -23,7 +23,7 @@ import pytest
 
 from tests.installed import ROOT, Installed
 from wizard import cli, guard
-from wizard.core import checks, sizing
+from wizard.core import current, sizing
 from wizard.scenario import files
 
 # self-hosted with every reserve given: usable = 1000 - (3 + 5 + 2 + 0) = 990.
@@ -224,7 +224,7 @@ def test_without_current_settings_the_check_sees_the_recommended_estate() -> Non
             + service("web", instances=2, top=9, workers=2)
             + service("cron", instances=1, workers=1, extra='kind = "cron"\nproxy = "none"\n'))
     rec = sizing.recommend(files.parse(text))
-    uses = checks.current_use(rec)
+    uses = current.current_use(rec)
     for use, ep in zip(uses, rec.endpoints, strict=True):
         assert use.total == ep.worst_case
         assert [u.connections for u in use.services] == [b.worst_case for b in ep.by_service]
