@@ -186,7 +186,7 @@ def test_a_finding_the_export_answers_comes_after_the_others_and_says_so():
 
 def test_fix_it_in_goes_to_the_step_and_highlights_the_field():
     from tests.test_app import open_details
-    from wizard.ui.labels import FIX_FIELD
+    from wizard.core.codes import CODES
 
     link = {"provider": "aws-rds", "instance_class": "db.r6g.large"}
     rec = sizing.recommend(links.from_flat(link))
@@ -196,7 +196,7 @@ def test_fix_it_in_goes_to_the_step_and_highlights_the_field():
     no_exception(at)
     assert at.radio(key="step").value == "topology"
     bodies = [h.proto.body for h in at.get("html")]
-    field = FIX_FIELD["WORKERS_COUNTED"]
+    field = CODES["WORKERS_COUNTED"].field
     assert any(f".st-key-{field} {{ outline" in b for b in bodies)
     assert any(f"querySelector('.st-key-{field}')" in b and "scrollIntoView" in b
                for b in bodies)

@@ -25,7 +25,9 @@ class Code:
     CI annotation points at (the first one the service sets). `plan`: with several
     services, the plan judges it with every service's declared settings at once
     (findings.plan_failures) instead of each service alone. `answered_by`: the connect_args
-    key with which the exported module already does what the fix asks.
+    key with which the exported module already does what the fix asks. `scope`: "service"
+    (it holds for the services it names) or "endpoint" (it holds for the endpoint and every
+    service on it; `services` then names the ones to change, and its message says why).
     """
 
     severity: str
@@ -36,6 +38,7 @@ class Code:
     plan: bool = False
     answered_by: str | None = None
     softer: str | None = None
+    scope: str = "service"
 
     @property
     def severities(self) -> tuple[str, ...]:
@@ -58,9 +61,11 @@ CODES: dict[str, Code] = {
     "CURRENT_OVER_CLIENT_LIMIT": Code(
         "error", "Today's pools exceed the proxy's client limit", keys=_CURRENT),
     "SERVICES_OVER_CLIENT_LIMIT": Code(
-        "error", "The services together exceed the pooler's client limit", keys=_CURRENT),
+        "error", "The services together exceed the pooler's client limit", keys=_CURRENT,
+        scope="endpoint"),
     "SERVICES_OVER_USABLE": Code(
-        "error", "The services together exceed the usable connections", keys=_CURRENT),
+        "error", "The services together exceed the usable connections", keys=_CURRENT,
+        scope="endpoint"),
     "CANNOT_FIT": Code(
         "error", "Not even one connection per engine fits",
         keys=("max_app_instances", "serverless_concurrency", "app_instances")),

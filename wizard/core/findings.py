@@ -68,10 +68,11 @@ def merge(results: Sequence[ServiceResult]) -> list[Finding]:
 
 
 def subject(f: Finding, services: Sequence[str] = ()) -> str:
-    """What a finding is about, before its message: the services it concerns when the
-    estate (`services`, every service's name) has several and it does not concern them all,
-    then its endpoint ("api, jobs: primary: ")."""
-    names = [n for n in f.services if n in services]
+    """What a finding is about, before its message: the services it holds for when the
+    estate (`services`, every service's name) has several and it does not hold for them all,
+    then its endpoint ("api, jobs: primary: "). A finding about an endpoint as a whole
+    (its code's scope) names the services to change in its own words."""
+    names = [n for n in f.services if n in services] if CODES[f.code].scope == "service" else []
     who = f"{', '.join(names)}: " if names and len(services) > 1 and (
         set(services) - set(names)) else ""
     return who + (f"{f.endpoint}: " if f.endpoint else "")
