@@ -15,7 +15,7 @@ from tests.apptest import go, new_app, no_exception
 from tests.e2e.test_answer_browser import ESTATE
 from tests.test_app import texts
 from wizard import cli
-from wizard.core import sizing
+from wizard.core import findings, sizing
 from wizard.scenario import links
 from wizard.ui import answer
 
@@ -104,7 +104,7 @@ def test_errors_show_above_the_table_and_in_their_rows_never_green():
     no_exception(at)
     shown = texts(at, "error")
     for w in errors:
-        assert any(w.message in t for t in shown)
+        assert any(findings.said(w, rec) in t for t in shown)  # "primary: ..."
     rows = table_rows(at)
     assert rows and all("error" in r["class"] for r in rows)
     assert all(r["headroom.class"] == "bad" and "see above" in r["headroom"] for r in rows)
