@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
-from wizard.core import budget, catalog, cores, path
+from wizard.core import budget, catalog, cores, fixes, path
 from wizard.core.codes import CODES, finding
 from wizard.core.current import (  # noqa: F401 (the plan's findings, re-exported)
     EndpointUse,
@@ -307,64 +307,6 @@ def rds_proxy_pinning(rec: Recommendation, svc: Service) -> Iterator[Finding]:
             "the DatabaseConnectionsCurrentlySessionPinned metric.")
 
 
-def _pool_over_fix(s, ep, side) -> str:
-    """How a user of this proxy keeps its server pool within the usable connections."""
-    pairs = max(1, s.proxy_settings.user_db_pairs)
-    if s.proxy == "rds-proxy":
-        pct = ep.room * 100 // ep.max_connections
-        keep = ("your admin and migration reserves" if ep.allotment is None
-                else "the other services' connections and your reserves")
-        return f"Set the proxy's MaxConnectionsPercent to at most {pct}% so {keep} stay free."
-    if s.proxy == "neon-pooler":
-        return (f"Neon's pooler settings cannot be changed ({budget.neon_pool_fraction():g} x "
-                "max_connections per user/database pair): route fewer user/database pairs "
-                "through it or pick a bigger compute size.")
-    if s.proxy.startswith("supavisor"):
-        return (f"Set Supavisor's pool size to at most {max(1, ep.room // pairs):,} in "
-                "Database Settings, or pick a bigger compute size.")
-    if s.proxy == "azure-pgbouncer":
-        return (f"Set the server parameter pgbouncer.default_pool_size to at most "
-                f"{max(1, ep.room // pairs):,}.")
-    if side.pool_size_per_pair is not None:  # self-managed PgBouncer: the ini's values
-        dps, reserve = side.pool_size_per_pair, side.reserve_pool
-        return (f"Set default_pool_size = {dps} and reserve_pool_size = {reserve}: "
-                f"({dps} + {reserve}) x {side.pairs} pair(s) = {side.total or side.limit:,} "
-                "server connections (the ini snippet does), or pick a bigger class.")
-    return (f"Size the proxy's server pool to at most {side.limit:,} (the ini snippet does), "
-            "or pick a bigger class.")
-
-
-# Where a user sets each pooler's server pool (Neon's pooler: nowhere, it is fixed).
-_POOL_LEVER = {
-    "azure-pgbouncer": "the server parameter pgbouncer.default_pool_size",
-    "supavisor-transaction": "Supavisor's pool size in Database Settings",
-    "supavisor-session": "Supavisor's pool size in Database Settings",
-    "rds-proxy": "the proxy's MaxConnectionsPercent",
-    "pgbouncer-transaction": "PgBouncer's default_pool_size (the ini snippet sets it)",
-    "pgbouncer-session": "PgBouncer's default_pool_size (the ini snippet sets it)",
-}
-
-
-def _neon_fixed() -> str:
-    return (f"Neon's pool is fixed at {budget.neon_pool_fraction():g} x max_connections per "
-            "user/database pair and cannot be changed")
-
-
-def _pool_below_load_fix(s, ep, side) -> str:
-    """How a user of this proxy lets it open the server connections the load needs."""
-    if side.needed > ep.usable:
-        return (f"The need exceeds the {ep.usable:,} usable: pick a bigger class or shorten "
-                "transactions.")
-    if s.proxy == "neon-pooler":
-        return f"{_neon_fixed()}: pick a bigger compute size or shorten transactions."
-    if s.proxy == "rds-proxy":
-        pct = -(-side.needed * 100 // ep.max_connections)
-        return f"Raise the proxy's MaxConnectionsPercent to at least {min(pct, 100)}%."
-    where = _POOL_LEVER.get(s.proxy, "the proxy's pool size")
-    return (f"Raise {where} to {side.needed:,} (within the {ep.usable:,} usable). In poolwise: "
-            "the proxy step's pool size.")
-
-
 @rule
 def proxy_server_pool(rec: Recommendation, svc: Service) -> Iterator[Finding]:
     s = rec.scenario
@@ -383,7 +325,7 @@ def proxy_server_pool(rec: Recommendation, svc: Service) -> Iterator[Finding]:
                 f"connections once its clients ask for them, above {room}. "
                 f"poolwise counts it at {side.total or side.limit:,} (the fix below); the clients "
                 f"behind it make the database see at most {side.worst_case:,}.",
-                _pool_over_fix(s, ep, side), endpoint=ep.role,
+                fixes.pool_over(s, ep, side), endpoint=ep.role,
                 severity="warning" if s.proxy == "rds-proxy" else None,
                 facts={"proxy": s.proxy, "configured": configured, "room": ep.room,
                        "usable": ep.usable, "shared": ep.allotment is not None,
@@ -400,7 +342,7 @@ def proxy_server_pool(rec: Recommendation, svc: Service) -> Iterator[Finding]:
                 "PROXY_SERVER_POOL_BELOW_LOAD",
                 f"the load behind {s.proxy} needs about {side.needed:,} server "
                 f"connections at the peak, but it opens at most {side.limit:,}: queries "
-                "queue in the proxy.", _pool_below_load_fix(s, ep, side), endpoint=ep.role,
+                "queue in the proxy.", fixes.pool_below_load(s, ep, side), endpoint=ep.role,
                 facts={"proxy": s.proxy, "needed": side.needed, "server_pool": side.limit,
                        "usable": ep.usable, "max_connections": ep.max_connections})
         client = ep.client_side
@@ -464,11 +406,11 @@ def database_cores(rec: Recommendation, svc: Service) -> Iterator[Finding]:
         why = (": at a burst the extra connections queue inside PostgreSQL instead of in the "
                "pools, with a backend each.")
         if side is not None and s.proxy == "neon-pooler":
-            fix = (f"{_neon_fixed()}: keep the client pools small (the database sees at most "
+            fix = (f"{fixes.neon_fixed()}: keep the client pools small (the database sees at most "
                    "min(the pool, the client connections)), or pick a compute size with more "
                    "vCPUs.")
         elif side is not None:
-            lever = _POOL_LEVER.get(s.proxy, f"{s.proxy}'s server pool")
+            lever = fixes.POOL_LEVER.get(s.proxy, f"{s.proxy}'s server pool")
             fix = (f"Lower the server pool toward {fix_pool:,} with {lever} (the cores "
                    "bound, or the load's busy connections if more): the proxy queues the rest "
                    "in front of the database.")
@@ -609,9 +551,9 @@ def load_vs_budget(rec: Recommendation, svc: Service) -> Iterator[Finding]:
         side = ep.server_side
         if side is not None and side.offered_load is not None and side.limit is not None and (
                 side.offered_load >= side.limit):
-            lever = _POOL_LEVER.get(s.proxy)
+            lever = fixes.POOL_LEVER.get(s.proxy)
             if s.proxy == "neon-pooler":
-                fix = f"{_neon_fixed()}: pick a bigger compute size or shorten transactions."
+                fix = f"{fixes.neon_fixed()}: pick a bigger compute size or shorten transactions."
             elif lever and side.limit < ep.room and side.offered_load < ep.room:
                 fix = (f"Raise {lever} so the server pool is above {side.offered_load:,.0f} "
                        f"(up to the {ep.room:,} usable), or shorten transactions.")
