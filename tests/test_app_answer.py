@@ -16,6 +16,7 @@ from tests.e2e.test_answer_browser import ESTATE
 from tests.test_app import texts
 from wizard import cli
 from wizard.core import findings, sizing
+from wizard.core.model import Finding
 from wizard.scenario import links
 from wizard.ui import answer
 
@@ -232,3 +233,23 @@ def test_one_fleet_error_is_never_beside_a_green_headroom():
     assert {colors[m.proto.color].name for m in seen} == {"RED"}
     (row,) = table_rows(at)
     assert row["headroom.class"] == "bad"
+
+
+def test_a_rows_errors_come_from_the_findings_fields_never_their_words():
+    rec = sizing.recommend(links.from_flat(OVER))
+    # A finding about api on replica-1 whose words name the other service and endpoint.
+    odd = Finding("SERVICES_OVER_USABLE", "error", "jobs on primary: see there.", "Fix it.",
+                  endpoint="replica-1", service="api")
+    marked = [(r.service, r.endpoint) for r in answer.rows(replace(rec, warnings=(odd,)))
+              if r.errors]
+    assert marked == [("api", "replica-1")]
+    # An endpoint-scoped code concerns every service on its endpoint, not only those named.
+    whole = replace(odd, endpoint="primary")
+    marked = [(r.service, r.endpoint) for r in answer.rows(replace(rec, warnings=(whole,)))
+              if r.errors]
+    assert marked == [("api", "primary"), ("jobs", "primary")]
+    # A service-scoped one only the services it names.
+    own = replace(odd, code="WORST_CASE_OVER_MAX", endpoint="primary")
+    marked = [(r.service, r.endpoint) for r in answer.rows(replace(rec, warnings=(own,)))
+              if r.errors]
+    assert marked == [("api", "primary")]

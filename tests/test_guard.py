@@ -557,3 +557,10 @@ def test_values_of_the_wrong_type_are_refused_not_coerced(tmp_path, capsys, old,
     code, out, err = run(tmp_path, text, capsys=capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert f"poolwise.toml:{line}: '{key}' must be" in err
+
+
+def test_the_check_reads_findings_fields_never_their_messages():
+    # Issue 19: no `.single` switch, no prefix parsing of a Finding's message, no own code map.
+    src = Path(guard.__file__).read_text()
+    assert ".single" not in src and "f.message.startswith" not in src
+    assert "PLAN_JUDGED" not in src and "FINDING_KEYS" not in src
