@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.apptest import go, new_app, no_exception
-from wizard.core import sizing
+from wizard.core import findings, sizing
 from wizard.scenario import links, store
 from wizard.ui.labels import PROXIES as LABELS
 from wizard.ui.text import as_read
@@ -278,7 +278,8 @@ def test_warnings_are_ranked_by_severity_with_fixes():
     assert ranks and ranks == sorted(ranks)
     assert len(order) == len(rec.warnings)
     for w in rec.warnings:
-        assert any(w.message in v and w.fix in v for _, v in order)
+        # each with what it is about before it ("primary: ..."), from its fields
+        assert any(findings.said(w, rec) in v and w.fix in v for _, v in order)
     # the answer card, above the charts, starts with the error and links to where it is fixed
     card = [(k, unescape(v)) for node in at.main.children.values() for k, v in _alerts(node)]
     assert card[0][0] == "error"

@@ -15,7 +15,8 @@ from tests.apptest import go, new_app, no_exception
 from tests.e2e.test_answer_browser import ESTATE
 from tests.test_app import texts
 from wizard import cli
-from wizard.core import sizing
+from wizard.core import findings, sizing
+from wizard.core.model import Finding
 from wizard.scenario import links
 from wizard.ui import answer
 
@@ -104,7 +105,7 @@ def test_errors_show_above_the_table_and_in_their_rows_never_green():
     no_exception(at)
     shown = texts(at, "error")
     for w in errors:
-        assert any(w.message in t for t in shown)
+        assert any(findings.said(w, rec) in t for t in shown)  # "primary: ..."
     rows = table_rows(at)
     assert rows and all("error" in r["class"] for r in rows)
     assert all(r["headroom.class"] == "bad" and "see above" in r["headroom"] for r in rows)
@@ -186,7 +187,7 @@ def test_a_finding_the_export_answers_comes_after_the_others_and_says_so():
 
 def test_fix_it_in_goes_to_the_step_and_highlights_the_field():
     from tests.test_app import open_details
-    from wizard.ui.labels import FIX_FIELD
+    from wizard.core.codes import CODES
 
     link = {"provider": "aws-rds", "instance_class": "db.r6g.large"}
     rec = sizing.recommend(links.from_flat(link))
@@ -196,7 +197,7 @@ def test_fix_it_in_goes_to_the_step_and_highlights_the_field():
     no_exception(at)
     assert at.radio(key="step").value == "topology"
     bodies = [h.proto.body for h in at.get("html")]
-    field = FIX_FIELD["WORKERS_COUNTED"]
+    field = CODES["WORKERS_COUNTED"].field
     assert any(f".st-key-{field} {{ outline" in b for b in bodies)
     assert any(f"querySelector('.st-key-{field}')" in b and "scrollIntoView" in b
                for b in bodies)
@@ -232,3 +233,23 @@ def test_one_fleet_error_is_never_beside_a_green_headroom():
     assert {colors[m.proto.color].name for m in seen} == {"RED"}
     (row,) = table_rows(at)
     assert row["headroom.class"] == "bad"
+
+
+def test_a_rows_errors_come_from_the_findings_fields_never_their_words():
+    rec = sizing.recommend(links.from_flat(OVER))
+    # A finding about api on replica-1 whose words name the other service and endpoint.
+    odd = Finding("SERVICES_OVER_USABLE", "error", "jobs on primary: see there.", "Fix it.",
+                  endpoint="replica-1", service="api")
+    marked = [(r.service, r.endpoint) for r in answer.rows(replace(rec, warnings=(odd,)))
+              if r.errors]
+    assert marked == [("api", "replica-1")]
+    # An endpoint-scoped code concerns every service on its endpoint, not only those named.
+    whole = replace(odd, endpoint="primary")
+    marked = [(r.service, r.endpoint) for r in answer.rows(replace(rec, warnings=(whole,)))
+              if r.errors]
+    assert marked == [("api", "primary"), ("jobs", "primary")]
+    # A service-scoped one only the services it names.
+    own = replace(odd, code="WORST_CASE_OVER_MAX", endpoint="primary")
+    marked = [(r.service, r.endpoint) for r in answer.rows(replace(rec, warnings=(own,)))
+              if r.errors]
+    assert marked == [("api", "primary")]

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import ast
+import json
+import re
+from pathlib import Path
+
 import pytest
 
-from wizard.core.checks import url_findings
-from wizard.core.model import CurrentPool, Load, ProxySettings, Replica, Scenario
+from wizard.core import findings
+from wizard.core.codes import CODES
+from wizard.core.findings import url_findings
+from wizard.core.model import (
+    SEVERITIES,
+    CurrentPool,
+    Load,
+    ProxySettings,
+    Replica,
+    Scenario,
+    Service,
+    SizingError,
+)
 from wizard.core.sizing import recommend
+from wizard.scenario import files
 
 
 def codes(s: Scenario) -> dict[str, str]:
@@ -140,7 +157,8 @@ def test_a_service_without_load_never_gets_db_cores_busy():
         assert not [f for f in own if f.code == "DB_CORES_BUSY"], name
         assert not [f for f in own if "busy on average" in f.message], name
     plan = [f for f in rec.warnings if f.code == "DB_CORES_BUSY"]
-    assert plan and all(f.message.startswith("api: ") for f in plan)
+    assert plan and all(f.services == ("api",) for f in plan)
+    assert all(findings.said(f, rec).startswith("api: ") for f in plan)
 
 
 def test_a_path_finding_appears_once_per_endpoint_and_path():
@@ -202,3 +220,105 @@ def test_defaults_over_max_for_serverless_speaks_of_concurrent_invocations():
     s = Scenario(provider="aws-rds", instance_class="db.r6g.large", serverless_concurrency=200)
     (f,) = [f for f in recommend(s).warnings if f.code == "DEFAULTS_OVER_MAX"]
     assert "concurrent invocation" in f.message and "autoscaling" not in f.message
+
+
+# --- findings are data (issue 19) ---------------------------------------------------------
+
+_GOLDEN = Path(__file__).parent / "golden"
+_CORE = Path(findings.__file__).parent
+
+
+def _golden_recs():
+    for path in sorted(_GOLDEN.glob("*.toml")):
+        try:
+            yield path.stem, recommend(files.parse(path.read_text(), str(path)))
+        except SizingError:
+            continue
+
+
+def test_every_code_a_finding_can_carry_is_in_the_codes_table():
+    # Every finding is made through codes.finding("CODE", ...): read the code of each call.
+    made = set()
+    for mod in ("findings.py", "current.py"):
+        tree = ast.parse((_CORE / mod).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in (
+                    "finding", "_plan_finding", "Finding"):
+                first = node.args[0]
+                if isinstance(first, ast.Name) and first.id == "code":
+                    continue  # _plan_finding hands its caller's code on
+                if isinstance(first, ast.IfExp):  # "A" if mine else "B"
+                    made |= {first.body.value, first.orelse.value}
+                else:
+                    assert isinstance(first, ast.Constant), ast.dump(first)
+                    made.add(first.value)
+    assert made and made <= set(CODES), made - set(CODES)
+    # and the table lists no code nothing makes (CANNOT_FIT: the check's, from a SizingError)
+    assert set(CODES) - made == {"CANNOT_FIT"}
+    for code, entry in CODES.items():
+        assert entry.severity in SEVERITIES and entry.title, code
+        assert entry.step in (None, "database", "proxy", "topology", "load", "export"), code
+        assert entry.scope in ("service", "endpoint"), code
+
+
+def test_findings_carry_their_subject_as_fields_never_as_a_message_prefix():
+    seen = 0
+    for name, rec in _golden_recs():
+        names = [v.name for v in rec.services]
+        roles = [e.role for e in rec.endpoints]
+        for f in [*rec.warnings, *(w for v in rec.services for w in v.rec.warnings)]:
+            seen += 1
+            assert f.code in CODES and f.severity in CODES[f.code].severities, (name, f)
+            assert f.endpoint is None or f.endpoint in roles, (name, f)
+            assert not re.match(r"(primary|replica-\d+): ", f.message), (name, f.message)
+            assert not any(f.message.startswith(f"{n}: ") for n in names), (name, f.message)
+            assert f.services and set(f.services) <= set(names), (name, f)
+            assert f.service is None or f.services == (f.service,), (name, f)
+            json.dumps(f.facts)  # the numbers are plain JSON
+    assert seen > 50
+
+
+def test_the_plan_merges_a_finding_by_code_endpoint_and_facts_naming_its_services():
+    rec = recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large", services=(
+        Service(name="web"), Service(name="jobs", kind="worker"),
+        Service(name="api", workers=4))))
+    names = [v.name for v in rec.services]
+    # WORKERS_COUNTED: web and jobs count one worker per instance (api runs 4).
+    (workers,) = [f for f in rec.warnings if f.code == "WORKERS_COUNTED"]
+    assert workers.services == ("web", "jobs") and workers.service is None
+    assert findings.subject(workers, names) == "web, jobs: "
+    assert findings.said(workers, rec) == "web, jobs: " + workers.message
+    own = [f for v in rec.services for f in v.rec.warnings if f.code == "WORKERS_COUNTED"]
+    assert len(own) == 2 and {f.service for f in own} == {"web", "jobs"}
+    # A finding every service has names none of them before its message.
+    every = [f for f in rec.warnings if set(f.services) == set(names)]
+    assert every and all(not findings.subject(f, names).startswith(names[0]) for f in every)
+    # One service of one: nothing before its message but the endpoint.
+    one = recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large"))
+    (no_load,) = [f for f in one.warnings if f.code == "NO_LOAD"]
+    assert no_load.service == "app" and findings.said(no_load, one).startswith("primary: no ")
+
+
+def test_a_plan_finding_about_an_endpoint_concerns_it_whole_and_names_whom_to_change():
+    s = Scenario(provider="self-hosted", instance_class="default", max_connections=100,
+                 services=(Service(name="api", app_instances=4, workers=2,
+                                   current=CurrentPool(pool_size=20, max_overflow=10)),
+                           Service(name="jobs", kind="worker", app_instances=1)))
+    rec = recommend(s)
+    (over,) = [f for f in rec.warnings if f.code == "SERVICES_OVER_USABLE"]
+    assert over.endpoint == "primary" and over.services == ("api",)
+    assert over.facts["parts"] == {"api": 300, "jobs": over.facts["connections"] - 300}
+    assert over.facts["usable"] == rec.endpoint("primary").usable
+    assert findings.subject(over, ["api", "jobs"]) == "primary: "
+
+
+def test_cron_without_load_is_worded_with_crons_cap_of_2_not_the_default():
+    # Old main: "pool_size + max_overflow = 2 is the default cap of 10 per engine".
+    rec = _estate_rec()
+    (note,) = [f for f in rec.service("cron").rec.warnings
+               if f.code == "NO_LOAD" and f.endpoint == "primary"]
+    assert note.facts["cap"] == 2 and note.facts["per_engine"] == 2
+    assert "cron's fixed cap of 2" in note.message and "default cap" not in note.message
+    (web,) = [f for f in rec.service("worker").rec.warnings
+              if f.code == "NO_LOAD" and f.endpoint == "primary"]
+    assert web.facts["cap"] == 10 and "default cap of 10" in web.message  # behind RDS Proxy

@@ -119,7 +119,7 @@ def test_self_hosted_without_vcpus_has_no_cores_finding():
 
 
 def test_cores_module_is_pure():
-    code = ("import sys, wizard.core.cores, wizard.core.checks; "
+    code = ("import sys, wizard.core.cores, wizard.core.findings; "
             "bad = {'streamlit', 'asyncpg', 'wizard.core.sizing'} & set(sys.modules); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

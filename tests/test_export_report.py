@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_export_support import ROOT, SCENARIOS, rec_for
+from wizard.core import findings
 from wizard.core.model import ScenarioError
 from wizard.export import (
     export,
@@ -74,7 +75,7 @@ def test_report_has_settings_warnings_sources_and_link(name: str) -> None:
     report = render_report(rec, share_base="https://pw.example/")
     assert links.share_url(rec.scenario, "https://pw.example/") in report
     for w in rec.warnings:
-        assert f"**{w.severity}** `{w.code}`" in report
+        assert f"**{w.severity}** `{w.code}`: {findings.said(w, rec)}" in report
         assert w.fix in report
     for src in rec.sources:
         assert src.url in report

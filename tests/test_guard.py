@@ -23,7 +23,7 @@ import pytest
 
 from tests.installed import ROOT, Installed
 from wizard import cli, guard
-from wizard.core import checks, sizing
+from wizard.core import current, sizing
 from wizard.scenario import files
 
 # self-hosted with every reserve given: usable = 1000 - (3 + 5 + 2 + 0) = 990.
@@ -224,7 +224,7 @@ def test_without_current_settings_the_check_sees_the_recommended_estate() -> Non
             + service("web", instances=2, top=9, workers=2)
             + service("cron", instances=1, workers=1, extra='kind = "cron"\nproxy = "none"\n'))
     rec = sizing.recommend(files.parse(text))
-    uses = checks.current_use(rec)
+    uses = current.current_use(rec)
     for use, ep in zip(uses, rec.endpoints, strict=True):
         assert use.total == ep.worst_case
         assert [u.connections for u in use.services] == [b.worst_case for b in ep.by_service]
@@ -557,3 +557,10 @@ def test_values_of_the_wrong_type_are_refused_not_coerced(tmp_path, capsys, old,
     code, out, err = run(tmp_path, text, capsys=capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert f"poolwise.toml:{line}: '{key}' must be" in err
+
+
+def test_the_check_reads_findings_fields_never_their_messages():
+    # Issue 19: no `.single` switch, no prefix parsing of a Finding's message, no own code map.
+    src = Path(guard.__file__).read_text()
+    assert ".single" not in src and "f.message.startswith" not in src
+    assert "PLAN_JUDGED" not in src and "FINDING_KEYS" not in src

@@ -630,7 +630,7 @@ def test_any_estate_whose_floors_fit_is_sized_fairly(s: Scenario) -> None:
                 assert f.code not in _LOAD_CODES, (v.name, f)
                 assert "busy on average" not in f.message, (v.name, f)
             elif f.code == "DB_CORES_BUSY":
-                role = f.message.split(":", 1)[0]
+                role = f.endpoint
                 # Direct: its own load; behind a pooler: the loads of the services on that
                 # path (the finding is the path's, the same from each of them).
                 path = [x for x in rec.services if role in x.endpoints and (

@@ -358,8 +358,8 @@ def test_rds_replicas_reached_directly_get_direct_pool_settings():
 
 
 def test_checks_read_the_recommendation_not_sizing():
-    # Imports point one way (STYLE 4): sizing imports checks, checks never imports sizing.
-    code = "import wizard.core.checks, sys; assert 'wizard.core.sizing' not in sys.modules"
+    # Imports point one way (STYLE 4): sizing imports findings, findings never imports sizing.
+    code = "import wizard.core.findings, sys; assert 'wizard.core.sizing' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from wizard.core import catalog, sizing
+from wizard.core import catalog, findings, sizing
 from wizard.core.model import Recommendation, Scenario, ScenarioError, SizingError
 from wizard.core.sizing import recommend
 from wizard.scenario import files, links
@@ -113,7 +113,7 @@ def render_text(rec: Recommendation) -> str:
     if rec.warnings:
         out += ["", "Warnings:"]
         for w in rec.warnings:
-            out.append(f"  [{w.severity}] {w.code}: {w.message}")
+            out.append(f"  [{w.severity}] {w.code}: {findings.said(w, rec)}")
             out.append(f"      fix: {w.fix}")
     out += ["", "Sources:"]
     out += [f"  {src.label}: {src.url}" for src in rec.sources]
@@ -163,7 +163,7 @@ def _render_one(rec: Recommendation, brief: bool = False) -> str:
         out.append("")
         out.append("Warnings:")
         for w in rec.warnings:
-            out.append(f"  [{w.severity}] {w.code}: {w.message}")
+            out.append(f"  [{w.severity}] {w.code}: {findings.said(w, rec)}")
             out.append(f"      fix: {w.fix}")
     out.append("")
     out.append("Sources:")

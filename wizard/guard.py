@@ -10,7 +10,8 @@ statement caches off, so no prepared-statement warning is raised for it.
 
 Exit 0: every endpoint fits (the headroom is printed); 1: the budget breaks (each failure
 names the service, the endpoint and the fix); 2: the file is invalid (file and line).
-The numbers come from the core (sizing.recommend, checks.current_use); this module only
+The numbers and findings come from the core (sizing.recommend, current.current_use; each
+finding's services, endpoint and, in the codes table, the keys it points at); this module only
 words them as text, JSON or GitHub workflow commands. Pure except for `_run`'s printing.
 """
 
@@ -23,34 +24,15 @@ import sys
 from dataclasses import dataclass
 
 from wizard import cli
-from wizard.core import checks, sizing
-from wizard.core.model import Finding, Recommendation, Scenario, ScenarioError, SizingError
+from wizard.core import current, sizing
+from wizard.core.codes import CODES
+from wizard.core.model import Scenario, ScenarioError, SizingError
 from wizard.scenario import files
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_FILE = 2
 FORMATS = ("text", "json", "github")
-
-# The file keys a finding is about: an annotation points at the first one the service sets
-# (else at the top level, else at its [[service]] header, else line 1).
-_CURRENT = ("current_pool_size", "current_max_overflow", "current_poolclass")
-FINDING_KEYS: dict[str, tuple[str, ...]] = {
-    "SERVICES_OVER_USABLE": _CURRENT,
-    "WORST_CASE_OVER_MAX": _CURRENT,
-    "UNBOUNDED_OVERFLOW": ("current_max_overflow", "current_pool_size"),
-    "SERVERLESS_QUEUEPOOL": ("current_poolclass", "current_pool_size"),
-    "LOAD_OVER_BUDGET": ("rps", "hold_ms"),
-    "BUDGET_BELOW_LOAD": ("rps", "hold_ms", "p95_hold_ms"),
-    "PROXY_SERVER_POOL_OVER_MAX": ("pgbouncer_pool_size", "rds_proxy_max_connections_percent",
-                                   "proxy"),
-    "PROXY_CLIENT_LIMIT": ("pgbouncer_max_client_conn", "proxy"),
-    "CURRENT_OVER_CLIENT_LIMIT": _CURRENT,
-    "SERVICES_OVER_CLIENT_LIMIT": _CURRENT,
-    "CANNOT_FIT": ("max_app_instances", "serverless_concurrency", "app_instances"),
-    "PREPARED_STATEMENTS_TXN_POOLER": ("current_statement_cache_size", "proxy"),
-}
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -68,7 +50,7 @@ class Problem:
 @dataclass(frozen=True)
 class Report:
     path: str
-    endpoints: tuple[checks.EndpointUse, ...]
+    endpoints: tuple[current.EndpointUse, ...]
     problems: tuple[Problem, ...]
 
     @property
@@ -93,21 +75,6 @@ def _service_index(s: Scenario, name: str) -> int | None:
 _NAMED = re.compile(r"service '([a-z][a-z0-9_-]*)': ")
 
 
-def _attributed(rec: Recommendation) -> list[tuple[Finding, tuple[str, ...]]]:
-    """Every finding of rec.warnings with the services it holds for (the services' own
-    findings unprefixed, then the plan's)."""
-    found: dict[tuple[str, str, str], tuple[Finding, list[str]]] = {}
-    for svc in rec.services:
-        for f in svc.rec.warnings:
-            if not rec.single and f.code in checks.PLAN_JUDGED:
-                continue  # judged with every service's settings by plan_failures
-            found.setdefault((f.code, f.message, f.fix), (f, []))[1].append(svc.name)
-    out = [(f, tuple(names)) for f, names in found.values()]
-    if not rec.single:
-        out += checks.plan_failures(rec)
-    return out
-
-
 def check(text: str, path: str) -> Report:
     """The check of a scenario file's text (ScenarioFileError when the file is invalid)."""
     s = files.parse(text, path)
@@ -118,26 +85,24 @@ def check(text: str, path: str) -> Report:
         m = _NAMED.match(exc.message)
         names = (m.group(1),) if m else tuple(v.name for v in s.service_list())
         message = exc.message[m.end():] if m else exc.message
-        keys = FINDING_KEYS["CANNOT_FIT"]
+        keys = CODES["CANNOT_FIT"].keys
         lines = tuple(files.line_of(text, keys, _service_index(s, n)) for n in names)
-        endpoint = message.split(":", 1)[0] if re.match(r"(primary|replica-\d+): ",
-                                                          message) else None
+        # A SizingError is an exception, not a Finding: its endpoint leads its message.
+        at = re.match(r"(primary|replica-\d+): ", message)
+        endpoint, message = (at.group(1), message[at.end():]) if at else (None, message)
         problem = Problem("CANNOT_FIT", "error", names, endpoint, message,
                           exc.fix[:1].upper() + exc.fix[1:], lines)
         return Report(path, (), (problem,))
     except ScenarioError as exc:
         raise files.ScenarioFileError(str(exc), path, _error_line(text, s, exc),
                                        exc.key) from None
-    roles = [e.role for e in rec.endpoints]
     problems = []
-    for f, names in _attributed(rec):
-        keys = FINDING_KEYS.get(f.code, ())
+    for f in rec.warnings:  # errors first; each names its services and endpoint
+        keys = CODES[f.code].keys
         problems.append(Problem(
-            f.code, f.severity, names,
-            next((r for r in roles if f.message.startswith(f"{r}: ")), None), f.message, f.fix,
-            tuple(files.line_of(text, keys, _service_index(s, n)) for n in names)))
-    problems.sort(key=lambda p: ("error", "warning", "info").index(p.severity))
-    return Report(path, checks.current_use(rec), tuple(problems))
+            f.code, f.severity, f.services, f.endpoint, f.message, f.fix,
+            tuple(files.line_of(text, keys, _service_index(s, n)) for n in f.services)))
+    return Report(path, current.current_use(rec), tuple(problems))
 
 
 def _error_line(text: str, s: Scenario, exc: ScenarioError) -> int:
@@ -158,6 +123,11 @@ def _error_line(text: str, s: Scenario, exc: ScenarioError) -> int:
 
 def _services(names: tuple[str, ...]) -> str:
     return ", ".join(names)
+
+
+def _said(p: Problem) -> str:
+    """The problem's message after its endpoint (the services are worded beside it)."""
+    return (f"{p.endpoint}: " if p.endpoint else "") + p.message
 
 
 def render_text(report: Report) -> str:
@@ -185,11 +155,11 @@ def text_lines(report: Report) -> list[str]:
             out.append(f"  {u.service.ljust(width)}  {seen:>7}  {u.detail}")
     for p in failures:
         where = ", ".join(f"line {n}" for n in sorted(set(p.lines)))
-        out.append(f"error: {_services(p.services)} ({where}): {p.code}: {p.message}")
+        out.append(f"error: {_services(p.services)} ({where}): {p.code}: {_said(p)}")
         out.append(f"  fix: {p.fix}")
     rest = [p for p in report.problems if p.severity == "warning"]
     for p in rest:
-        out.append(f"warning: {_services(p.services)}: {p.code}: {p.message}")
+        out.append(f"warning: {_services(p.services)}: {p.code}: {_said(p)}")
         out.append(f"  fix: {p.fix}")
     return out
 
@@ -267,7 +237,7 @@ def render_github(report: Report) -> str:
             names = _services(tuple(n for n, at in zip(p.services, p.lines, strict=True)
                                     if at == line))
             out.append(annotation(kind, report.path, line, f"poolwise: {names}{where}: {p.code}",
-                                  f"{names}: {p.message} Fix: {p.fix}"))
+                                  f"{names}: {_said(p)} Fix: {p.fix}"))
     for kind, n in more.items():
         if n:
             out.append(notice(report.path, f"poolwise: {n} more {kind}s",

@@ -408,10 +408,27 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class Finding:
+    """One pitfall as data: its code (wizard/core/codes.py), what it is about and its numbers.
+
+    `endpoint` is the role it concerns (None: the path or the database as a whole); `service`
+    the one service it concerns and `services` every one (a finding several services share,
+    or a plan finding naming the services to change, has `service` None). `facts` holds the
+    numbers (and names) the message words. The message never starts with the endpoint or the
+    services: each surface puts them before it (findings.subject).
+    """
+
     code: str
     severity: str
     message: str
     fix: str
+    endpoint: str | None = None
+    service: str | None = None
+    services: tuple[str, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.service is not None and not self.services:
+            object.__setattr__(self, "services", (self.service,))
 
 
 @dataclass(frozen=True)

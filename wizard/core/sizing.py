@@ -10,15 +10,13 @@ import math
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from wizard.core import bounds, budget, catalog, checks
+from wizard.core import bounds, budget, catalog, findings
 from wizard.core.model import (
     POOLERS,
     SESSION_POOLERS,
-    SEVERITIES,
     TRANSACTION_POOLERS,
     EndpointBudget,
     EngineSettings,
-    Finding,
     LoadSizing,
     ProxySide,
     Recommendation,
@@ -643,25 +641,14 @@ def _service_rec(svc: Service, s: Scenario, load: LoadSizing | None, path: PathF
                          load=load, rules=rule_comparisons(s, endpoints[0]),
                          binding="; ".join(f"{ep.role}: {bound}" for ep, _, bound in rows),
                          breaks_at=min(breaks, default=None), cutoffs=path.cutoffs)
-    rec = replace(rec, warnings=checks.run_checks(rec), sources=sources_for(s, rec))
+    rec = replace(rec, warnings=findings.run_checks(rec, svc), sources=sources_for(s, rec))
     return ServiceResult(svc.name, svc.kind, tuple(e.role for e in endpoints), rec)
 
 
 def _plan_rec(s: Scenario, totals: tuple[EndpointBudget, ...],
               results: tuple[ServiceResult, ...]) -> Recommendation:
     """The whole estate: endpoint totals, every service's result, findings named by service."""
-    seen: dict[tuple[str, str, str], list[str]] = {}
-    for r in results:
-        for f in r.rec.warnings:
-            # Today's pools are judged together (checks.plan_findings, every service's
-            # declared settings), not one service against the others' recommended pools.
-            if f.code not in checks.PLAN_JUDGED:
-                seen.setdefault((f.code, f.message, f.fix), []).append(r.name)
-    found = [Finding(code, sev.severity, msg if len(names) == len(results)
-                     else f"{', '.join(names)}: {msg}", fix)
-             for (code, msg, fix), names in seen.items()
-             for sev in [next(f for r in results for f in r.rec.warnings
-                              if (f.code, f.message, f.fix) == (code, msg, fix))]]
+    found = findings.merge(results)
     sources: dict[str, Source] = {}
     for r in results:
         for src in r.rec.sources:
@@ -670,8 +657,7 @@ def _plan_rec(s: Scenario, totals: tuple[EndpointBudget, ...],
                          sources=tuple(sources.values()), load=None, rules=(),
                          binding="; ".join(f"{r.name}: {r.rec.binding}" for r in results),
                          breaks_at=None, cutoffs=(), services=results)
-    found += checks.plan_findings(rec)
-    return replace(rec, warnings=tuple(sorted(found, key=lambda f: SEVERITIES.index(f.severity))))
+    return replace(rec, warnings=findings.ordered(found + findings.plan_findings(rec)))
 
 
 def size_endpoint(s: Scenario, spec: budget.EndpointSpec, load: LoadSizing | None,

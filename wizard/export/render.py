@@ -15,7 +15,7 @@ from string import Template
 from typing import Any
 
 import wizard
-from wizard.core import catalog, sizing
+from wizard.core import catalog, findings, sizing
 from wizard.core.model import EngineSettings, Recommendation, Scenario, ScenarioError
 from wizard.scenario import links
 from wizard.scenario.redact import credential_params
@@ -508,7 +508,7 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
         out.append("None.")
     for sev in ("error", "warning", "info"):
         for w in (w for w in rec.warnings if w.severity == sev):
-            out.append(f"- **{sev}** `{w.code}`: {w.message} Fix: {w.fix}")
+            out.append(f"- **{sev}** `{w.code}`: {findings.said(w, rec)} Fix: {w.fix}")
     out += ["", "## Sources", ""]
     for src in rec.sources:
         out.append(f"- {src.label}: {src.url}" + (f" (read {src.read_on})" if src.read_on else ""))

@@ -108,7 +108,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if secret_query(u):
         raise ScenarioError(f"--url holds a password or token in its query string; put the "
                             f"password in ${PASSWORD_ENV} instead")
-    from wizard.core.checks import url_findings
+    from wizard.core.findings import url_findings
 
     for finding in url_findings(args.url):
         raise ScenarioError(f"--url: {finding.message} {finding.fix}")

@@ -25,7 +25,7 @@ import sys
 from dataclasses import replace
 
 from wizard import cli as core_cli
-from wizard.core.checks import url_findings
+from wizard.core.findings import url_findings
 from wizard.core.model import EngineSettings, Recommendation, Scenario, ScenarioError
 from wizard.core.sizing import recommend
 from wizard.live.check import (

@@ -10,9 +10,9 @@ beside the values, so nothing scrolls sideways.
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass
 
+from wizard.core.codes import CODES
 from wizard.core.model import EndpointBudget, Finding, Recommendation
 
 COLUMNS = ("service", "endpoint", "pool_size", "max_overflow",
@@ -52,21 +52,13 @@ def _where(rec: Recommendation, ep: EndpointBudget) -> str:
 
 
 def errors_for(rec: Recommendation, service: str, role: str) -> tuple[Finding, ...]:
-    """The error findings that concern this row: those naming the service or the endpoint,
-    and those naming no service and no endpoint at all (they concern every row)."""
-    names = [v.name for v in rec.services]
-    roles = [ep.role for ep in rec.endpoints]
-    out = []
-    for f in rec.warnings:
-        if f.severity != "error":
-            continue
-        named = [n for n in names if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])",
-                                               f.message)]
-        at = [r for r in roles if re.search(rf"(?<![\w-]){re.escape(r)}(?![\w-])",
-                                            f.message)]
-        if (not named or service in named) and (not at or role in at):
-            out.append(f)
-    return tuple(out)
+    """The error findings that concern this row, read from their fields: those on its
+    endpoint or on none, about its service, about none or about the endpoint as a whole (its
+    code's scope; `service` "": the one service's rows, which every finding concerns)."""
+    return tuple(f for f in rec.warnings if f.severity == "error"
+                 and f.endpoint in (None, role)
+                 and (not service or not f.services or service in f.services
+                      or CODES[f.code].scope == "endpoint"))
 
 
 def _pooler(proxy: str | None, ep: EndpointBudget, shared: bool = False) -> str:
@@ -98,34 +90,24 @@ def _breaks(n: int | None, today: int, serverless: bool) -> tuple[str, str]:
 def rows(rec: Recommendation) -> list[Row]:
     """The table's rows: per service (in the order given) each endpoint it uses."""
     out: list[Row] = []
-    if rec.single:
-        s = rec.scenario
-        for i, (ep, eng) in enumerate(zip(rec.endpoints, rec.engines, strict=True)):
-            room, over = _headroom(ep)
-            null = eng.poolclass == "NullPool"
-            out.append(Row(
-                "", "", ep.role, _where(rec, ep),
-                "NullPool" if null else str(eng.pool_size),
-                "–" if null else str(eng.max_overflow),
-                f"{ep.worst_case:,} of {ep.usable:,}", "", _pooler(s.proxy, ep), room, over,
-                *_breaks(ep.breaks_at, s.fleet_size, s.serverless), rec.binding,
-                errors_for(rec, "", ep.role), i == 0, len(rec.endpoints)))
-        return out
+    one = len(rec.services) == 1  # one service: no service column, nothing to share
     for svc in rec.services:
         own = svc.rec.scenario
+        name = "" if one else svc.name
         for i, role in enumerate(svc.endpoints):
             ep = rec.endpoint(role)
             b = next(x for x in ep.by_service if x.service == svc.name)
             null = svc.rec.engine(role).poolclass == "NullPool"
             room, over = _headroom(ep)
             out.append(Row(
-                svc.name, svc.kind, role, _where(rec, ep),
+                name, "" if one else svc.kind, role, _where(rec, ep),
                 "NullPool" if null else str(b.pool_size),
                 "–" if null else str(b.max_overflow),
-                f"{ep.worst_case:,} of {ep.usable:,}", f"this service {b.worst_case:,}",
-                _pooler(own.proxy, svc.rec.endpoint(role), shared=True), room, over,
+                f"{ep.worst_case:,} of {ep.usable:,}",
+                "" if one else f"this service {b.worst_case:,}",
+                _pooler(own.proxy, svc.rec.endpoint(role), shared=not one), room, over,
                 *_breaks(b.breaks_at, own.fleet_size, own.serverless),
-                svc.rec.binding, errors_for(rec, svc.name, role), i == 0,
+                svc.rec.binding, errors_for(rec, name, role), i == 0,
                 len(svc.endpoints)))
     return out
 
@@ -179,7 +161,7 @@ def _e(text: str) -> str:
 
 def as_html(rec: Recommendation) -> str:
     """The table as escaped HTML (CSS apart, in `CSS`)."""
-    show_service = not rec.single
+    show_service = len(rec.services) > 1
     cols = COLUMNS if show_service else COLUMNS[1:]
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
     body = []

@@ -110,54 +110,7 @@ HELP = {
     "current_on": "Check the settings your service runs today against this budget.",
 }
 
-# Where each finding is fixed, so the answer card can send the visitor there in one click.
-FIX_STEP = {
-    "ESTIMATED_MAX_CONNECTIONS": "database",
-    "REPLICA_SMALLER": "topology",
-    "WORST_CASE_OVER_MAX": "export",
-    "DEFAULTS_OVER_MAX": "export",
-    "SERVERLESS_NO_PROXY": "proxy",
-    "SERVERLESS_QUEUEPOOL": "export",
-    "PREPARED_STATEMENTS_TXN_POOLER": "proxy",
-    "RECYCLE_MISSING": "export",
-    "RECYCLE_ABOVE_IDLE": "export",
-    "RECYCLE_TOO_SHORT": "export",
-    "LARGE_POOL_BEHIND_PROXY": "export",
-    "RDS_PROXY_PINNING": "export",
-    "PROXY_SERVER_POOL_OVER_MAX": "proxy",
-    "PROXY_SERVER_POOL_BELOW_LOAD": "proxy",
-    "PROXY_CLIENT_LIMIT": "proxy",
-    "DEPLOY_SURGE_NOT_COUNTED": "topology",
-    "WORKERS_COUNTED": "topology",
-    "NULLPOOL_INTROSPECTION": "export",
-    "NO_LOAD": "load",
-    "BUDGET_BELOW_LOAD": "load",
-    "LOAD_OVER_BUDGET": "load",
-    "IAM_TOKEN_IN_URL": "export",
-    "IAM_TOKEN_PER_CONNECTION": "export",
-}
-
-# The field a finding's fix is made in (scrolled to and highlighted by "Fix it in ..."): a
-# widget key of that step; findings fixed in the export have none.
-FIX_FIELD = {
-    "ESTIMATED_MAX_CONNECTIONS": "mc_mode",
-    "REPLICA_SMALLER": "replicas",
-    "SERVERLESS_NO_PROXY": "proxy",
-    "PREPARED_STATEMENTS_TXN_POOLER": "proxy",
-    "PROXY_SERVER_POOL_OVER_MAX": "proxy",
-    "PROXY_SERVER_POOL_BELOW_LOAD": "proxy",
-    "PROXY_CLIENT_LIMIT": "proxy",
-    "DEPLOY_SURGE_NOT_COUNTED": "deploy_surge_percent",
-    "WORKERS_COUNTED": "workers",
-    "NO_LOAD": "load_on",
-    "BUDGET_BELOW_LOAD": "rps",
-    "LOAD_OVER_BUDGET": "rps",
-}
-
-# Findings the exported module already answers when its engines carry this connect_args
-# key (checks word the risk; the export sets the fix): shown after the others, as done.
-EXPORT_ANSWERS = {"PREPARED_STATEMENTS_TXN_POOLER": "statement_cache_size"}
-
+# Each finding's step, field and export answer live in the codes table (wizard/core/codes.py).
 STEP_NAMES = {"database": "1 Database", "proxy": "2 Proxy", "topology": "3 Fleet",
               "load": "4 Load", "results": "5 Results", "export": "6 Export"}
 

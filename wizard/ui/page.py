@@ -114,7 +114,7 @@ FOCUS_CSS = """<style>
   scroll-margin-top: 6rem; }}
 </style>"""
 # Scrolls the highlighted field into view once it is drawn (the key is one of the app's
-# own widget keys, labels.FIX_FIELD: never visitor text).
+# own widget keys, codes.CODES[code].field: never visitor text).
 FOCUS_JS = """<script>
 (function () {{
   let tries = 0;

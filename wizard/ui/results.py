@@ -8,7 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from wizard.core import budget, sizing
+from wizard.core import budget, findings, sizing
+from wizard.core.codes import CODES
 from wizard.core.model import (
     EndpointBudget,
     EngineSettings,
@@ -20,7 +21,7 @@ from wizard.core.model import (
 from wizard.export.render import create_engine_block, engine_block
 from wizard.ui import answer as table
 from wizard.ui import state
-from wizard.ui.labels import EXPORT_ANSWERS, FIX_FIELD, FIX_STEP, SEVERITY_ICON, STEP_NAMES
+from wizard.ui.labels import SEVERITY_ICON, STEP_NAMES
 from wizard.ui.text import md_escape
 
 TOP_FINDINGS = 3
@@ -121,26 +122,29 @@ def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None,
 
 
 def exported(rec: Recommendation, w: Finding) -> bool:
-    """Whether the exported module already does what the finding asks (EXPORT_ANSWERS):
-    every engine it exports carries the setting."""
-    key = EXPORT_ANSWERS.get(w.code)
+    """Whether the exported module already does what the finding asks (its code's
+    `answered_by`): every engine it exports carries the setting."""
+    key = CODES[w.code].answered_by
     engines = [e for v in rec.services for e in v.rec.engines] or list(rec.engines)
     return bool(key and engines and all(key in e.connect_args for e in engines))
 
 
-def _finding(w: Finding, i: int, with_button: bool = True, done: bool = False) -> None:
+def _finding(rec: Recommendation, w: Finding, i: int, with_button: bool = True,
+             done: bool = False) -> None:
+    """One finding: its services and endpoint before its message (findings.said), its fix,
+    and a button to the step that fixes it (the codes table)."""
+    said = md_escape(findings.said(w, rec))
     if done:
-        st.info(f"Already in the exported module: {md_escape(w.fix)}  \n"
-                f"{md_escape(w.message)}", icon=":material/task_alt:")
+        st.info(f"Already in the exported module: {md_escape(w.fix)}  \n{said}",
+                icon=":material/task_alt:")
         return
     show = {"error": st.error, "warning": st.warning}.get(w.severity, st.info)
-    show(f"{md_escape(w.message)}  \n**Fix:** {md_escape(w.fix)}",
-         icon=SEVERITY_ICON.get(w.severity))
-    step = FIX_STEP.get(w.code)
-    if with_button and step:
-        st.button(f"Fix it in {STEP_NAMES[step]}", key=f"finding_go_{i}", on_click=state.go,
-                  args=(step, FIX_FIELD.get(w.code)), icon=":material/arrow_forward:",
-                  type="tertiary")
+    show(f"{said}  \n**Fix:** {md_escape(w.fix)}", icon=SEVERITY_ICON.get(w.severity))
+    code = CODES[w.code]
+    if with_button and code.step:
+        st.button(f"Fix it in {STEP_NAMES[code.step]}", key=f"finding_go_{i}",
+                  on_click=state.go, args=(code.step, code.field),
+                  icon=":material/arrow_forward:", type="tertiary")
 
 
 _where = table._where
@@ -161,7 +165,7 @@ def _errors(rec: Recommendation, with_button: bool = True) -> list[Finding]:
     """The error findings, each shown above the table (the rows they concern say so)."""
     errors = [w for w in rec.warnings if w.severity == "error"]
     for i, w in enumerate(errors):
-        _finding(w, 300 + i, with_button)
+        _finding(rec, w, 300 + i, with_button)
     return errors
 
 
@@ -178,12 +182,12 @@ def answer(rec: Recommendation) -> None:
         sentence = sizing.break_sentence(rec)
         if sentence:
             st.info(md_escape(sentence), icon=":material/trending_up:")
-        # checks.run_checks lists errors first, then warnings, then info; a warning the
+        # findings.run_checks lists errors first, then warnings, then info; a warning the
         # exported module already answers comes after the others, said to be done.
         warns = [w for w in rec.warnings if w.severity == "warning"]
         top = sorted(warns, key=lambda w: exported(rec, w))[:TOP_FINDINGS]
         for i, w in enumerate(top):
-            _finding(w, i, done=exported(rec, w))
+            _finding(rec, w, i, done=exported(rec, w))
         if not top and not errors:
             st.success("Nothing to fix: every endpoint fits at the autoscaling peak.",
                        icon=":material/check_circle:")
@@ -278,7 +282,7 @@ def summary(rec: Recommendation | None, error: str, fix: str,
                      f"{rec.endpoints[0].max_connections_source}."))
     errors = [w for w in rec.warnings if w.severity == "error"]
     for i, w in enumerate(errors[:2]):
-        _finding(w, 100 + i, with_button=False)
+        _finding(rec, w, 100 + i, with_button=False)
     warns = sum(w.severity == "warning" for w in rec.warnings)
     if warns:
         st.caption(f"{warns} warning(s), each with its fix: see 5 Results.")
@@ -367,7 +371,7 @@ def _findings(rec: Recommendation) -> None:
         st.success("No findings for this scenario.")
     for i, w in enumerate(rec.warnings):
         st.caption(md_escape(w.code))
-        _finding(w, 200 + i)
+        _finding(rec, w, 200 + i)
 
 
 def _each_service(rec: Recommendation, draw) -> None:
