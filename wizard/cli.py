@@ -46,9 +46,9 @@ def add_scenario_flags(p: argparse.ArgumentParser) -> None:
                    "and its [[service]] tables (instead of the flags above)")
 
 
-# Scenario booleans that are on by default: their flag is --no-<key>.
-_DEFAULT_ON = {p.key: True for p in links.PARAMS
-               if p.kind == "bool" and getattr(Scenario(), p.key, False) is True}
+# Scenario booleans that are on by default (the parameter table's default): their flag is
+# --no-<key>.
+_DEFAULT_ON = {p.key: True for p in links.PARAMS if p.kind == "bool" and p.default is True}
 
 
 def flag_dest(key: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import streamlit as st
 
 from wizard.core import budget, catalog, sizing
+from wizard.core import params as table
 from wizard.core.model import (
     PROXIES,
     Recommendation,
@@ -147,9 +148,8 @@ SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
 # (one past the maximum: a 33rd service is read back, and refused by the core).
 MAX_SERVICE_ROWS = budget.MAX_SERVICES + 1
 
-# Per-service defaults (a Service's own), used when a row leaves a value empty.
-SERVICE_DEFAULTS = {"app_instances": 2, "deploy_surge_percent": 25, "workers": 1,
-                    "engines": 1, "app_vcpus": 2, "split": 0.7, "weight": 1.0}
+# Per-service defaults (the parameter table's), used when a row leaves a value empty.
+SERVICE_DEFAULTS = table.defaults("service")
 
 
 def service_values(svc: Service) -> dict[str, Any]:
