@@ -69,6 +69,8 @@ class Param:
     default: Any = None  # the value when unset (None: unset)
     range: Range | None = None  # numbers; a list's numeric items
     chars: int = MAX_NUMBER_CHARS  # the longest value, in characters
+    # free text: the pattern a value must match in full, and the words saying so
+    shape: tuple[str, str] | None = None
     flag: bool = True  # a top-level key (flag, link key, TOML top level); else only a service's
     per_service: bool = False  # a [[service]] table / s<N>_ key may set it (owner service: always)
 
@@ -80,14 +82,14 @@ class Param:
 
 def _p(key: str, kind: str, owner: str, label: str, help: str, *, hint: str = "",
        default: Any = None, rng: tuple[float, float] | None = None, above: bool = False,
-       why: str = "", chars: int | None = None, flag: bool = True,
-       per_service: bool = False) -> Param:
+       why: str = "", chars: int | None = None, shape: tuple[str, str] | None = None,
+       flag: bool = True, per_service: bool = False) -> Param:
     assert kind in KINDS and owner in OWNERS, key
     r = (Range(key, rng[0], rng[1], integer=kind != "float", above=above, why=why)
          if rng else None)
     return Param(key, kind, help, owner=owner, label=label, hint=hint, default=default,
-                 range=r, chars=chars if chars is not None else MAX_NUMBER_CHARS, flag=flag,
-                 per_service=per_service)
+                 range=r, chars=chars if chars is not None else MAX_NUMBER_CHARS, shape=shape,
+                 flag=flag, per_service=per_service)
 
 
 _MAX_BACKENDS_WHY = "PostgreSQL's MAX_BACKENDS"
@@ -106,14 +108,17 @@ TABLE: tuple[Param, ...] = (
        hint="Type to search. The class decides the default max_connections. Find it in your "
             "provider's console (RDS: 'Class'; Cloud SQL: machine type; Azure: "
             "'Compute + storage').",
-       default="db.r6g.large", chars=64),
+       default="db.r6g.large", chars=64,
+       shape=(r"[A-Za-z0-9._-]{1,64}", "a class name such as db.r6g.large (letters, digits, "
+              "'.', '-', '_')")),
     _p("max_connections", "int", "database", "max_connections you measured",
        "measured max_connections (SHOW max_connections); overrides the catalog",
        hint="Run `SHOW max_connections;` against the server (psql, any SQL client). A custom "
             "parameter group or flag overrides the catalog default.",
        rng=(1, PG_MAX_BACKENDS), why=_MAX_BACKENDS_WHY),
     _p("max_connections_source", "str", "database", "Where max_connections came from",
-       "where max_connections came from, e.g. 'measured 2026-11-25T10:00Z'", chars=120),
+       "where max_connections came from, e.g. 'measured 2026-11-25T10:00Z'", chars=120,
+       shape=(r"[\w .:()/,+'-]{1,120}", "a short note such as 'measured 2026-11-25T08:00Z'")),
     _p("db_vcpus", "float", "database", "Database vCPUs",
        "the database server's vCPUs (self-hosted, or a value other than the class's): "
        "HikariCP's rule and what the database executes at once",
@@ -134,7 +139,9 @@ TABLE: tuple[Param, ...] = (
        default=0, rng=(0, MAX_REPLICAS), why="AWS's documented limit per source instance"),
     _p("replica_instance_class", "list", "database", "Replica instance class",
        "replica classes, comma-separated, one per replica (the last repeats); default: the "
-       "primary's", chars=MAX_LIST_ITEMS * 65),
+       "primary's", chars=MAX_LIST_ITEMS * 65,
+       shape=(r"[A-Za-z0-9._-]{0,64}(,[A-Za-z0-9._-]{0,64})*", "class names such as "
+              "db.r6g.large")),
     _p("replica_max_connections", "list", "database", "Replica measured max_connections",
        "measured max_connections per replica", rng=(1, PG_MAX_BACKENDS),
        why=_MAX_BACKENDS_WHY, chars=MAX_LIST_ITEMS * 8),
@@ -143,7 +150,9 @@ TABLE: tuple[Param, ...] = (
        hint="App instances that open a read engine to this replica. Empty = all.",
        rng=(1, 100_000), chars=MAX_LIST_ITEMS * 8),
     _p("replica_regions", "list", "database", "Replica region",
-       "region of each replica, e.g. eu-west-1 (labels only)", chars=MAX_LIST_ITEMS * 41),
+       "region of each replica, e.g. eu-west-1 (labels only)", chars=MAX_LIST_ITEMS * 41,
+       shape=(r"[A-Za-z0-9._-]{0,40}(,[A-Za-z0-9._-]{0,40})*", "region names such as "
+              "eu-west-1")),
     # -- the path: the proxy and its settings
     _p("proxy", "str", "path", "Proxy or pooler",
        "none, pgbouncer-transaction, pgbouncer-session, rds-proxy, cloudsql-auth-proxy, "
@@ -156,7 +165,7 @@ TABLE: tuple[Param, ...] = (
        "PgBouncer version, e.g. 1.18 or 1.24",
        hint="`SHOW VERSION;` on the PgBouncer admin console, or `pgbouncer --version`. 1.21+ "
             "keeps prepared statements in transaction mode.",
-       chars=16),
+       chars=16, shape=(r"\d{1,2}(\.\d{1,3}){0,2}", "a version such as 1.22")),
     _p("pgbouncer_pool_size", "int", "path", "default_pool_size",
        "PgBouncer default_pool_size (per user/database pair)",
        hint="default_pool_size in pgbouncer.ini (Azure: the pgbouncer.default_pool_size server "
@@ -289,7 +298,9 @@ TABLE: tuple[Param, ...] = (
     _p("current_pool_recycle", "int", "service", "Current pool_recycle",
        "pool_recycle your service uses today (-1 = off)", rng=(-1, 31_536_000)),
     _p("current_poolclass", "str", "service", "Current poolclass",
-       "poolclass your service uses today", chars=40),
+       "poolclass your service uses today", chars=40,
+       shape=(r"AsyncAdaptedQueuePool|QueuePool|NullPool", "AsyncAdaptedQueuePool, QueuePool "
+              "or NullPool")),
     _p("current_statement_cache_size", "int", "service", "Current statement_cache_size",
        "asyncpg statement_cache_size your service uses today (0: it passes "
        "statement_cache_size=0 and prepared_statement_cache_size=0, as the exported module "
@@ -343,6 +354,11 @@ def ranges() -> dict[str, Range]:
 def text_chars() -> dict[str, int]:
     """The longest value of each text and list parameter (numbers: MAX_NUMBER_CHARS)."""
     return {p.key: p.chars for p in TABLE if p.kind in ("str", "list")}
+
+
+def shapes() -> dict[str, tuple[str, str]]:
+    """Each free-text parameter's pattern (matched in full) and the words describing it."""
+    return {p.key: p.shape for p in TABLE if p.shape}
 
 
 def labels() -> dict[str, str]:

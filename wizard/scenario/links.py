@@ -223,20 +223,10 @@ def _nth(values: list[str] | None, i: int, cast: Callable[[str], Any], key: str)
     return value
 
 
-# Free-text parameters and the shape their values must have (they reach links and exports).
+# Free-text parameters and the shape their values must have (they reach links and exports):
+# the parameter table's `shape`.
 _TEXT_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
-    "pgbouncer_version": (re.compile(r"\d{1,2}(\.\d{1,3}){0,2}"), "a version such as 1.22"),
-    "replica_regions": (re.compile(r"[A-Za-z0-9._-]{0,40}(,[A-Za-z0-9._-]{0,40})*"),
-                        "region names such as eu-west-1"),
-    "max_connections_source": (re.compile(r"[\w .:()/,+'-]{1,120}"),
-                               "a short note such as 'measured 2026-11-25T08:00Z'"),
-    "instance_class": (re.compile(r"[A-Za-z0-9._-]{1,64}"), "a class name such as "
-                       "db.r6g.large (letters, digits, '.', '-', '_')"),
-    "replica_instance_class": (re.compile(r"[A-Za-z0-9._-]{0,64}(,[A-Za-z0-9._-]{0,64})*"),
-                               "class names such as db.r6g.large"),
-    "current_poolclass": (re.compile(r"AsyncAdaptedQueuePool|QueuePool|NullPool"),
-                          "AsyncAdaptedQueuePool, QueuePool or NullPool"),
-}
+    key: (re.compile(pattern), what) for key, (pattern, what) in table.shapes().items()}
 
 
 def from_flat(params: Mapping[str, str]) -> Scenario:
