@@ -1,0 +1,196 @@
+"""Issue 19: one parameter table (wizard/core/params.py). Every place a parameter's key must
+appear (CLI flags, link keys, scenario-file keys, bounds, the form's labels, help and
+defaults) derives from it, so adding a field is one row and the code that uses the value."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from wizard import cli
+from wizard.core import bounds, model
+from wizard.core import params as table
+from wizard.core.model import Scenario, ScenarioError, Service
+from wizard.scenario import files, links
+from wizard.ui import labels, state
+
+ROOT = Path(__file__).resolve().parent.parent
+TOP = {p.key for p in table.TABLE if p.flag}
+IN_SERVICE = {p.key for p in table.TABLE if p.in_service}
+
+
+def _cli_flags() -> dict[str, argparse.Action]:
+    """The scenario flags the CLI adds, keyed as the table ("--no-pre-ping" -> pre_ping)."""
+    p = argparse.ArgumentParser()
+    cli.add_scenario_flags(p)
+    out = {}
+    for action in p._actions:
+        for opt in action.option_strings:
+            if opt in ("-h", "--help", "--scenario"):
+                continue
+            key = opt[2:].removeprefix("no-").replace("-", "_")
+            out[key] = action
+    return out
+
+
+# An accepted value of each kind (the test is about keys, not values).
+_EXAMPLE = {"int": "1", "float": "1", "bool": "true", "str": '"x"', "list": '["x"]'}
+
+
+def _file_refuses_key(text: str) -> bool:
+    try:
+        files.parse(text)
+    except ScenarioError as exc:
+        return "unknown key" in str(exc)
+    return False
+
+
+def test_every_place_a_key_appears_derives_from_the_table():
+    # CLI flags == link keys == a scenario file's top-level keys
+    flags = _cli_flags()
+    assert set(flags) == TOP == set(links.BY_KEY)
+    assert [p.key for p in links.PARAMS] == [p.key for p in table.TABLE if p.flag]
+    for p in table.TABLE:
+        if p.flag:
+            assert flags[p.key].help == p.help, p.key
+            assert not _file_refuses_key(f"{p.key} = {_EXAMPLE[p.kind]}\n"), p.key
+        else:
+            assert _file_refuses_key(f"{p.key} = {_EXAMPLE[p.kind]}\n"), p.key
+    assert _file_refuses_key("no_such_knob = 1\n")
+    # a service's keys: links' s<N>_ keys and a [[service]] table's
+    assert set(links.SERVICE_KEYS) == IN_SERVICE
+    assert set(links.FLEET_KEYS) == {p.key for p in table.TABLE
+                                     if p.flag and p.owner == "service"}
+    assert {p.key for p in links.SERVICE_PARAMS} == {p.key for p in table.TABLE if not p.flag}
+    for p in table.TABLE:
+        text = f'[[service]]\nname = "api"\n{p.key} = {_EXAMPLE[p.kind]}\n'
+        if p.key != "name":
+            assert _file_refuses_key(text) == (p.key not in IN_SERVICE), p.key
+    # bounds: every number has its range, and only the table's ranges exist
+    assert bounds.RANGES == {p.key: p.range for p in table.TABLE if p.range}
+    assert {p.key for p in table.TABLE if p.kind in ("int", "float")} <= set(bounds.RANGES)
+    # the longest value of each, and the free-text shapes
+    for p in table.TABLE:
+        assert links.max_chars(p.key) == p.chars, p.key
+        assert (p.key in links._TEXT_SHAPES) == (p.shape is not None), p.key
+    # the form: labels (core messages name fields by them), help, service defaults
+    for p in table.TABLE:
+        assert p.label and model.field_name(p.key) == p.label, p.key
+        assert labels.HELP.get(p.key) == (p.hint or None), p.key
+    # the rest of HELP is the form's own widgets (replica_class: replica_class_0, ...)
+    form_only = set(labels.HELP) - set(table.BY_KEY)
+    assert {k for k in form_only if k not in state.WIDGET_KEYS
+            and k + "_0" not in state.WIDGET_KEYS} == set()
+    assert state.SERVICE_DEFAULTS == {p.key: p.default for p in table.TABLE
+                                      if p.owner == "service" and p.default is not None}
+
+
+def test_the_defaults_are_the_models():
+    # a default Scenario's value of every top-level parameter is the table's default
+    assert links.values(Scenario()) == {p.key: p.default for p in table.TABLE if p.flag}
+    assert Service().weight == table.BY_KEY["weight"].default
+    # the CLI's opt-out flags are the booleans on by default
+    flags = _cli_flags()
+    for p in table.TABLE:
+        if p.kind == "bool":
+            assert flags[p.key].option_strings == [
+                ("--no-" if p.default else "--") + p.key.replace("_", "-")]
+
+
+def test_help_lists_the_models_choices():
+    def items(text: str) -> list[str]:
+        return text.replace(" or ", ", ").split(": ")[-1].split(", ")
+
+    assert items(table.BY_KEY["provider"].help) == list(model.PROVIDERS)
+    assert items(table.BY_KEY["proxy"].help) == list(model.PROXIES)
+    assert items(table.BY_KEY["network"].help) == list(model.NETWORK_CUTOFFS)
+    assert items(table.BY_KEY["kind"].help) == list(model.SERVICE_KINDS)
+
+
+def test_every_row_is_well_formed():
+    assert len(table.BY_KEY) == len(table.TABLE)
+    for p in table.TABLE:
+        assert p.kind in table.KINDS and p.owner in table.OWNERS, p.key
+        assert p.help and p.label, p.key
+        assert p.key == p.key.lower() and p.key.isidentifier(), p.key
+        if p.range:
+            assert p.range.key == p.key and p.range.low < p.range.high, p.key
+            assert p.range.integer == (p.kind != "float"), p.key
+            if p.default is not None:
+                bounds.check(p.key, p.default)
+        else:
+            assert p.kind not in ("int", "float"), p.key
+        if p.default is not None and p.kind == "str":
+            assert len(p.default) <= p.chars, p.key
+        if not p.flag:
+            assert p.owner == "service", p.key
+
+
+def test_the_table_imports_only_the_standard_library():
+    tree = ast.parse((ROOT / "wizard/core/params.py").read_text())
+    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+             for a in n.names}
+    names |= {n.module.split(".")[0] for n in ast.walk(tree)
+              if isinstance(n, ast.ImportFrom) and n.module}
+    assert names and names <= set(sys.stdlib_module_names) | {"__future__"}, names
+
+
+# Run in a fresh interpreter: one row is added to the table before anything derives from it.
+_ADD_A_ROW = r"""
+import argparse, json
+from wizard.core import params
+row = params._p("test_knob", "int", "service", "Test knob", "a knob for the test",
+                hint="Where to find the knob.", default=4, rng=(1, 9))
+params.TABLE = (*params.TABLE, row)
+params.BY_KEY = {p.key: p for p in params.TABLE}
+from wizard import cli
+from wizard.core import bounds, model
+from wizard.core.model import ScenarioError
+from wizard.scenario import files, links
+from wizard.ui import labels, state
+p = argparse.ArgumentParser()
+cli.add_scenario_flags(p)
+def refused(text):
+    try:
+        files.parse(text)
+    except ScenarioError as exc:
+        return str(exc)
+    return ""
+def link(flat):
+    try:
+        links.from_flat(flat)
+    except ScenarioError as exc:
+        return str(exc)
+    return ""
+print(json.dumps({
+    "flag": [a.help for a in p._actions if "--test-knob" in a.option_strings],
+    "link": "test_knob" in links.BY_KEY, "fleet": "test_knob" in links.FLEET_KEYS,
+    "service": "test_knob" in links.SERVICE_KEYS,
+    "range": bounds.RANGES["test_knob"].words(),
+    "label": model.field_name("test_knob"), "help": labels.HELP.get("test_knob"),
+    "default": state.SERVICE_DEFAULTS.get("test_knob"),
+    "file_top": refused("provider = 'aws-rds'\ntest_knob = 3\n"),
+    "file_service": refused("provider = 'aws-rds'\n[[service]]\nname = 'api'\ntest_knob = 3\n"),
+    "link_top": link({"provider": "aws-rds", "test_knob": "10"}),
+    "link_service": link({"provider": "aws-rds", "s1_name": "api", "s1_test_knob": "0"}),
+}))
+"""
+
+
+def test_adding_a_parameter_is_one_row():
+    out = subprocess.run([sys.executable, "-c", _ADD_A_ROW], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {
+        "flag": ["a knob for the test"], "link": True, "fleet": True, "service": True,
+        "range": "1 to 9", "label": "Test knob", "help": "Where to find the knob.",
+        "default": 4, "file_top": "", "file_service": "",
+        "link_top": "Test knob must be 1 to 9, got 10",
+        "link_service": "service 1 (api): Test knob must be 1 to 9, got 0",
+    }
+
