@@ -101,6 +101,16 @@ def test_the_defaults_are_the_models():
                 ("--no-" if p.default else "--") + p.key.replace("_", "-")]
 
 
+def test_the_cli_groups_its_flags_by_owner():
+    p = argparse.ArgumentParser()
+    cli.add_scenario_flags(p)
+    groups = {g.title: {a.dest for a in g._group_actions} for g in p._action_groups}
+    for param in table.TABLE:
+        if param.flag:
+            assert cli.flag_dest(param.key) in groups[table.OWNER_WORDS[param.owner]], param.key
+    assert groups["scenario file"] == {"scenario"}
+
+
 def test_help_lists_the_models_choices():
     def items(text: str) -> list[str]:
         return text.replace(" or ", ", ").split(": ")[-1].split(", ")

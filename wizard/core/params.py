@@ -34,6 +34,12 @@ MAX_LIST_ITEMS = 16  # the primary and 15 replicas (MAX_REPLICAS)
 
 KINDS: tuple[str, ...] = ("int", "float", "str", "bool", "list")
 OWNERS: tuple[str, ...] = ("database", "path", "service")
+# What each owner's parameters describe (the CLI's --help groups them so).
+OWNER_WORDS: dict[str, str] = {
+    "database": "database (its primary, replicas and reserves)",
+    "path": "path (the proxy between the app and PostgreSQL, and how it connects)",
+    "service": "service (the flags describe one; a scenario file has a [[service]] table each)",
+}
 
 
 @dataclass(frozen=True)
