@@ -149,6 +149,26 @@ def test_the_table_imports_only_the_standard_library():
     assert names and names <= set(sys.stdlib_module_names) | {"__future__"}, names
 
 
+def test_the_forms_widgets_show_the_tables_labels():
+    from apptest import go, new_app
+
+    links_ = ({"provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
+               "proxy": "pgbouncer-transaction", "max_connections": "100", "rps": "10",
+               "hold_ms": "5", "current_pool_size": "5"},
+              {"provider": "aws-aurora", "proxy": "rds-proxy", "serverless_concurrency": "100"})
+    shown: dict[str, str] = {}
+    for query in links_:
+        at = new_app(query)
+        for step in ("database", "proxy", "topology", "load"):
+            go(at, step)
+            for kind in ("number_input", "text_input", "selectbox", "multiselect", "checkbox",
+                         "toggle", "slider"):
+                shown.update({w.key: w.label for w in getattr(at, kind)
+                              if w.key in table.BY_KEY})
+    assert len(shown) >= 38, sorted(set(TOP) - set(shown))
+    assert {k: v for k, v in shown.items() if v != table.BY_KEY[k].label} == {}
+
+
 # Run in a fresh interpreter: one row is added to the table before anything derives from it.
 _ADD_A_ROW = r"""
 import argparse, json

@@ -301,7 +301,7 @@ TABLE: tuple[Param, ...] = (
        "pool_size your service uses today", rng=_CONNS),
     _p("current_max_overflow", "int", "service", "Current max_overflow",
        "max_overflow your service uses today", rng=(-1, PG_MAX_BACKENDS)),
-    _p("current_pool_recycle", "int", "service", "Current pool_recycle",
+    _p("current_pool_recycle", "int", "service", "Current pool_recycle (s, -1 = off)",
        "pool_recycle your service uses today (-1 = off)", rng=(-1, 31_536_000)),
     _p("current_poolclass", "str", "service", "Current poolclass",
        "poolclass your service uses today", chars=40,
