@@ -171,8 +171,8 @@ def _service(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) ->
         who = line.container(horizontal=True, gap="small", width="content")
         size = line.container(horizontal=True, gap="small", width="content")
         with who:
-            st.text_input("service", key=key(i, "name"), max_chars=40, width=100,
-                          persist_state="session",
+            st.text_input("service", key=key(i, "name"), max_chars=links.max_chars("name"),
+                          width=100, persist_state="session",
                           help="Lower-case letters, digits, - or _; it becomes the "
                                "engines' application_name.")
             st.selectbox("kind", list(SERVICE_KINDS), key=kind, width=96,
