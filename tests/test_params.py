@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from wizard import cli
 from wizard.core import bounds, model
 from wizard.core import params as table
@@ -109,6 +111,123 @@ def test_the_cli_groups_its_flags_by_owner():
         if param.flag:
             assert cli.flag_dest(param.key) in groups[table.OWNER_WORDS[param.owner]], param.key
     assert groups["scenario file"] == {"scenario"}
+
+
+def _flat_value(p: table.Param, value):
+    """A model value as the codecs key it (replicas: their count; tuples: lists, None when
+    empty or all unset)."""
+    if p.key == "replicas":
+        return len(value)
+    if isinstance(value, tuple):
+        if "[]." in p.field:
+            return [v if v is not None else "" for v in value] if any(value) else None
+        return list(value) or None
+    return value
+
+
+def test_each_rows_field_is_where_the_model_keeps_the_value():
+    scenarios = [files.load(path) for path in sorted((ROOT / "tests/golden").glob("*.toml"))]
+    scenarios.append(links.from_flat({
+        "provider": "aws-rds", "replicas": "2", "replica_readers": "3,", "replica_regions": "a",
+        "proxy": "pgbouncer-transaction", "pgbouncer_max_db_connections": "40",
+        "current_max_overflow": "3", "rps": "5", "hold_ms": "2", "network": "aws-nlb"}))
+    checked = set()
+    for s in scenarios:
+        services = s.services or s.service_list()
+        if not s.services:  # the flags form: one row per key
+            flat = links.values(s)
+            for p in links.PARAMS:
+                obj = services[0] if p.owner == "service" else s
+                assert _flat_value(p, table.read(obj, p)) == flat[p.key], p.key
+                checked.add(p.key)
+        for svc in services:
+            own = state.service_values(svc)
+            for p in table.TABLE:
+                if p.in_service:
+                    assert _flat_value(p, table.read(svc, p)) == own[p.key], p.key
+                    checked.add(p.key)
+    assert checked == set(table.BY_KEY)
+
+
+# A link that sets each parameter to a value other than its default (with what it needs:
+# a pooler for the pooler's settings, a load for its p95, replicas for their lists).
+RDS = {"provider": "aws-rds", "instance_class": "db.r6g.large"}
+PGB = {**RDS, "proxy": "pgbouncer-transaction"}
+LOAD = {"rps": "10", "hold_ms": "5"}
+CURRENT = {"current_pool_size": "5"}
+SETS: dict[str, dict[str, str]] = {
+    "provider": {"provider": "gcp-cloudsql", "instance_class": "db-custom-2-7680"},
+    "instance_class": {**RDS, "instance_class": "db.r6g.xlarge"},
+    "max_connections": {**RDS, "max_connections": "100"},
+    "max_connections_source": {**RDS, "max_connections": "100",
+                               "max_connections_source": "measured today"},
+    "db_vcpus": {**RDS, "db_vcpus": "4"},
+    "min_acu": {"provider": "aws-aurora", "instance_class": "db.serverless-16acu",
+                "min_acu": "1"},
+    "pg_version": {**RDS, "pg_version": "15"},
+    "pg_minor": {**RDS, "pg_minor": "4"},
+    "replicas": {**RDS, "replicas": "2"},
+    "replica_instance_class": {**RDS, "replicas": "1",
+                               "replica_instance_class": "db.r6g.xlarge"},
+    "replica_max_connections": {**RDS, "replicas": "1", "replica_max_connections": "2000"},
+    "replica_readers": {**RDS, "replicas": "1", "replica_readers": "2"},
+    "replica_regions": {**RDS, "replicas": "1", "replica_regions": "eu-west-1"},
+    "proxy": PGB,
+    "pgbouncer_version": {**PGB, "pgbouncer_version": "1.22"},
+    "pgbouncer_pool_size": {**PGB, "pgbouncer_pool_size": "30"},
+    "pgbouncer_reserve_pool": {**PGB, "pgbouncer_reserve_pool": "5"},
+    "pgbouncer_max_client_conn": {**PGB, "pgbouncer_max_client_conn": "500"},
+    "pgbouncer_max_db_connections": {**PGB, "pgbouncer_max_db_connections": "40"},
+    "max_prepared_statements": {**PGB, "max_prepared_statements": "100"},
+    "user_db_pairs": {**PGB, "user_db_pairs": "2"},
+    "rds_proxy_max_connections_percent": {**RDS, "proxy": "rds-proxy",
+                                          "rds_proxy_max_connections_percent": "50"},
+    "app_instances": {**RDS, "app_instances": "3"},
+    "max_app_instances": {**RDS, "max_app_instances": "6"},
+    "deploy_surge_percent": {**RDS, "deploy_surge_percent": "50"},
+    "workers": {**RDS, "workers": "4"},
+    "engines": {**RDS, "engines": "2"},
+    "serverless_concurrency": {**RDS, "serverless_concurrency": "50"},
+    "app_vcpus": {**RDS, "app_vcpus": "4"},
+    "superuser_reserved": {**RDS, "superuser_reserved": "4"},
+    "provider_reserved": {**RDS, "provider_reserved": "4"},
+    "admin_reserve": {**RDS, "admin_reserve": "5"},
+    "migrations_reserve": {**RDS, "migrations_reserve": "2"},
+    "replication_reserve": {**RDS, "replication_reserve": "2"},
+    "split": {**RDS, "split": "0.5"},
+    "rps": {**RDS, **LOAD},
+    "hold_ms": {**RDS, **LOAD},
+    "p95_hold_ms": {**RDS, **LOAD, "p95_hold_ms": "9"},
+    "network": {**RDS, "network": "aws-nlb"},
+    "iam_auth": {**RDS, "iam_auth": "1"},
+    "pre_ping": {**RDS, "pre_ping": "0"},
+    "current_pool_size": {**RDS, **CURRENT},
+    "current_max_overflow": {**RDS, **CURRENT, "current_max_overflow": "3"},
+    "current_pool_recycle": {**RDS, **CURRENT, "current_pool_recycle": "300"},
+    "current_poolclass": {**RDS, **CURRENT, "current_poolclass": "QueuePool"},
+    "current_statement_cache_size": {**RDS, **CURRENT, "current_statement_cache_size": "0"},
+}
+
+
+@pytest.mark.parametrize("key", sorted(TOP))
+def test_a_link_setting_any_parameter_opens_in_the_form_unchanged(key):
+    link = SETS[key]
+    assert key in link and links.from_flat(link)  # a valid link that sets it
+    values, notes, refused = state.link_values(link)
+    assert not notes and not refused
+    assert state.flat_from_values(values) == link
+    # with services, each service's own keys survive too
+    own = {k: v for k, v in link.items() if k in links.FLEET_KEYS}
+    if own:
+        rest = {k: v for k, v in link.items() if k not in own}
+        multi = {**rest, "s1_name": "api", **{f"s1_{k}": v for k, v in own.items()},
+                 "s2_name": "jobs"}
+        values, notes, refused = state.link_values(multi)
+        assert not notes and not refused
+        flat = state.flat_from_values(values)
+        # (a service's current pool names its poolclass, the default included)
+        assert {k: v for k, v in flat.items() if (k, v) != (
+            "s1_current_poolclass", "AsyncAdaptedQueuePool")} == multi
 
 
 def test_help_lists_the_models_choices():

@@ -77,6 +77,9 @@ class Param:
     chars: int = MAX_NUMBER_CHARS  # the longest value, in characters
     # free text: the pattern a value must match in full, and the words saying so
     shape: tuple[str, str] | None = None
+    # where the value lives in the model: an attribute path on the Scenario (database, path)
+    # or on the Service (service); "replicas[].region": that attribute of each replica
+    field: str = ""
     flag: bool = True  # a top-level key (flag, link key, TOML top level); else only a service's
     per_service: bool = False  # a [[service]] table / s<N>_ key may set it (owner service: always)
 
@@ -89,13 +92,13 @@ class Param:
 def _p(key: str, kind: str, owner: str, label: str, help: str, *, hint: str = "",
        default: Any = None, rng: tuple[float, float] | None = None, above: bool = False,
        why: str = "", chars: int | None = None, shape: tuple[str, str] | None = None,
-       flag: bool = True, per_service: bool = False) -> Param:
+       field: str = "", flag: bool = True, per_service: bool = False) -> Param:
     assert kind in KINDS and owner in OWNERS, key
     r = (Range(key, rng[0], rng[1], integer=kind != "float", above=above, why=why)
          if rng else None)
     return Param(key, kind, help, owner=owner, label=label, hint=hint, default=default,
                  range=r, chars=chars if chars is not None else MAX_NUMBER_CHARS, shape=shape,
-                 flag=flag, per_service=per_service)
+                 field=field or key, flag=flag, per_service=per_service)
 
 
 _MAX_BACKENDS_WHY = "PostgreSQL's MAX_BACKENDS"
@@ -147,18 +150,22 @@ TABLE: tuple[Param, ...] = (
        "replica classes, comma-separated, one per replica (the last repeats); default: the "
        "primary's", chars=MAX_LIST_ITEMS * 65,
        shape=(r"[A-Za-z0-9._-]{0,64}(,[A-Za-z0-9._-]{0,64})*", "class names such as "
-              "db.r6g.large")),
+              "db.r6g.large"),
+       field="replicas[].instance_class"),
     _p("replica_max_connections", "list", "database", "Replica measured max_connections",
        "measured max_connections per replica", rng=(1, PG_MAX_BACKENDS),
-       why=_MAX_BACKENDS_WHY, chars=MAX_LIST_ITEMS * 8),
+       why=_MAX_BACKENDS_WHY, chars=MAX_LIST_ITEMS * 8,
+       field="replicas[].max_connections"),
     _p("replica_readers", "list", "database", "Replica reader instances",
        "app instances reading from each replica (default all)",
        hint="App instances that open a read engine to this replica. Empty = all.",
-       rng=(1, 100_000), chars=MAX_LIST_ITEMS * 8),
+       rng=(1, 100_000), chars=MAX_LIST_ITEMS * 8,
+       field="replicas[].reader_instances"),
     _p("replica_regions", "list", "database", "Replica region",
        "region of each replica, e.g. eu-west-1 (labels only)", chars=MAX_LIST_ITEMS * 41,
        shape=(r"[A-Za-z0-9._-]{0,40}(,[A-Za-z0-9._-]{0,40})*", "region names such as "
-              "eu-west-1")),
+              "eu-west-1"),
+       field="replicas[].region"),
     # -- the path: the proxy and its settings
     _p("proxy", "str", "path", "Proxy or pooler",
        "none, pgbouncer-transaction, pgbouncer-session, rds-proxy, cloudsql-auth-proxy, "
@@ -171,38 +178,49 @@ TABLE: tuple[Param, ...] = (
        "PgBouncer version, e.g. 1.18 or 1.24",
        hint="`SHOW VERSION;` on the PgBouncer admin console, or `pgbouncer --version`. 1.21+ "
             "keeps prepared statements in transaction mode.",
-       chars=16, shape=(r"\d{1,2}(\.\d{1,3}){0,2}", "a version such as 1.22")),
+       chars=16, shape=(r"\d{1,2}(\.\d{1,3}){0,2}", "a version such as 1.22"),
+       field="proxy_settings.pgbouncer_version"),
     _p("pgbouncer_pool_size", "int", "path", "default_pool_size",
        "PgBouncer default_pool_size (per user/database pair)",
        hint="default_pool_size in pgbouncer.ini (Azure: the pgbouncer.default_pool_size server "
             "parameter). Empty = the default.",
-       rng=(1, PG_MAX_BACKENDS)),
+       rng=(1, PG_MAX_BACKENDS),
+       field="proxy_settings.pool_size"),
     _p("pgbouncer_reserve_pool", "int", "path", "reserve_pool_size",
        "PgBouncer reserve_pool_size", hint="reserve_pool_size in pgbouncer.ini (0 = off).",
-       default=0, rng=_CONNS),
+       default=0, rng=_CONNS,
+       field="proxy_settings.reserve_pool"),
     _p("pgbouncer_max_client_conn", "int", "path", "max_client_conn",
        "PgBouncer max_client_conn",
        hint="max_client_conn in pgbouncer.ini / the pooler's client limit. Empty = the "
             "documented default.",
-       rng=(1, 10_000_000)),
+       rng=(1, 10_000_000),
+       field="proxy_settings.max_client_conn"),
     _p("pgbouncer_max_db_connections", "int", "path", "max_db_connections",
        "PgBouncer max_db_connections: caps the server connections of all pools of a database "
-       "(0: no cap)", rng=_CONNS),
+       "(0: no cap)",
+       hint="max_db_connections in pgbouncer.ini: caps the server connections of all pools "
+            "of a database. Empty or 0 = no cap.",
+       rng=_CONNS,
+       field="proxy_settings.max_db_connections"),
     _p("max_prepared_statements", "int", "path", "max_prepared_statements",
        "PgBouncer max_prepared_statements",
        hint="max_prepared_statements in pgbouncer.ini (1.21+; 200 by default since 1.24). "
             "Empty = the version's default.",
-       rng=(0, 1_000_000)),
+       rng=(0, 1_000_000),
+       field="proxy_settings.max_prepared_statements"),
     _p("user_db_pairs", "int", "path", "user/database pairs",
        "distinct (user, database) pairs through the pooler",
        hint="How many distinct (database user, database) pairs go through the pooler: each "
             "gets its own server pool.",
-       default=1, rng=(1, 10_000)),
+       default=1, rng=(1, 10_000),
+       field="proxy_settings.user_db_pairs"),
     _p("rds_proxy_max_connections_percent", "int", "path", "MaxConnectionsPercent",
        "RDS Proxy MaxConnectionsPercent",
        hint="Proxy > Target group > Connection pool maximum connections "
             "(MaxConnectionsPercent).",
-       default=100, rng=(1, 100), why="AWS's allowed range"),
+       default=100, rng=(1, 100), why="AWS's allowed range",
+       field="proxy_settings.rds_proxy_max_connections_percent"),
     # -- the service (the flags form is one service)
     _p("app_instances", "int", "service", "App instances (normal)",
        "app instances (pods/tasks) normally running",
@@ -227,7 +245,8 @@ TABLE: tuple[Param, ...] = (
        "engines per process (a second engine for jobs counts twice)",
        hint="create_async_engine calls per process for this database (a second engine for "
             "background jobs counts twice).",
-       default=1, rng=(1, 64)),
+       default=1, rng=(1, 64),
+       field="engines_per_process"),
     _p("serverless_concurrency", "int", "service", "Peak concurrent invocations",
        "peak concurrent invocations (Lambda/Cloud Run)",
        hint="Peak concurrent invocations: Lambda reserved concurrency, or Cloud Run max "
@@ -241,42 +260,50 @@ TABLE: tuple[Param, ...] = (
     _p("superuser_reserved", "int", "database", "superuser_reserved_connections",
        "superuser_reserved_connections (default: provider's)",
        hint="SHOW superuser_reserved_connections. Empty = the provider's default.",
-       rng=_CONNS),
+       rng=_CONNS,
+       field="reserves.superuser"),
     _p("provider_reserved", "int", "database", "Provider-reserved",
        "connections the provider keeps (default: documented)",
        hint="Connections the provider keeps for itself. Empty = documented value.",
-       rng=_CONNS),
+       rng=_CONNS,
+       field="reserves.provider"),
     _p("admin_reserve", "int", "database", "Monitoring / admin",
        "connections kept for monitoring and admin",
-       hint="Keep some for psql, monitoring agents and dashboards.", default=3, rng=_CONNS),
+       hint="Keep some for psql, monitoring agents and dashboards.", default=3, rng=_CONNS,
+       field="reserves.admin"),
     _p("migrations_reserve", "int", "database", "Migrations", "connections kept for migrations",
        hint="Connections your migration job (alembic upgrade) needs while the fleet runs.",
-       default=1, rng=_CONNS),
+       default=1, rng=_CONNS,
+       field="reserves.migrations"),
     _p("replication_reserve", "int", "database", "Replication / CDC",
        "connections kept for replication/CDC",
        hint="Replication slots / CDC (Debezium, DMS) connections on the primary.",
-       default=0, rng=_CONNS),
+       default=0, rng=_CONNS,
+       field="reserves.replication_slots"),
     # -- the service's pool and load
     _p("split", "float", "service", "pool_size share of the budget",
        "share of the per-process budget kept as pool_size (0..1]",
        hint="Share of each engine's budget kept open as pool_size; the rest is max_overflow "
             "for bursts.",
-       default=0.7, rng=(0, 1), above=True),
+       default=0.7, rng=(0, 1), above=True, field="pool_split"),
     _p("rps", "float", "service", "Requests/s per instance",
        "requests per second per app instance (the whole service when serverless)",
        hint="Requests per second per app instance at peak (your APM, or load balancer "
             "requests / instances).",
-       rng=(0, 1_000_000), above=True),
+       rng=(0, 1_000_000), above=True,
+       field="load.rps"),
     _p("hold_ms", "float", "service", "Mean hold time (ms)",
        "mean time a request holds a connection, in ms",
        hint="Mean time a request holds a connection (checkout to return), in ms. Roughly the "
             "DB time per request from your APM.",
        rng=(0, 3_600_000), above=True,
-       why="one hour: a connection held longer is not a request"),
+       why="one hour: a connection held longer is not a request",
+       field="load.hold_ms"),
     _p("p95_hold_ms", "float", "service", "p95 hold time (ms)",
        "p95 time a request holds a connection, in ms",
        hint="95th percentile of the hold time; sizes max_overflow for bursts.",
-       rng=(0, 3_600_000), above=True),
+       rng=(0, 3_600_000), above=True,
+       field="load.p95_hold_ms"),
     # -- the path, continued
     _p("network", "list", "path", "Idle cut-offs on the network path",
        "idle cut-offs on the path: aws-nat-gateway, aws-nlb, azure-load-balancer, "
@@ -298,20 +325,27 @@ TABLE: tuple[Param, ...] = (
        default=True),
     # -- the pool the service runs today
     _p("current_pool_size", "int", "service", "Current pool_size",
-       "pool_size your service uses today", rng=_CONNS),
+       "pool_size your service uses today", rng=_CONNS,
+       field="current.pool_size"),
     _p("current_max_overflow", "int", "service", "Current max_overflow",
-       "max_overflow your service uses today", rng=(-1, PG_MAX_BACKENDS)),
+       "max_overflow your service uses today", rng=(-1, PG_MAX_BACKENDS),
+       field="current.max_overflow"),
     _p("current_pool_recycle", "int", "service", "Current pool_recycle (s, -1 = off)",
-       "pool_recycle your service uses today (-1 = off)", rng=(-1, 31_536_000)),
+       "pool_recycle your service uses today (-1 = off)", rng=(-1, 31_536_000),
+       field="current.pool_recycle"),
     _p("current_poolclass", "str", "service", "Current poolclass",
        "poolclass your service uses today", chars=40,
        shape=(r"AsyncAdaptedQueuePool|QueuePool|NullPool", "AsyncAdaptedQueuePool, QueuePool "
-              "or NullPool")),
+              "or NullPool"),
+       field="current.poolclass"),
     _p("current_statement_cache_size", "int", "service", "Current statement_cache_size",
        "asyncpg statement_cache_size your service uses today (0: it passes "
        "statement_cache_size=0 and prepared_statement_cache_size=0, as the exported module "
        "does behind a transaction pooler)",
-       rng=(0, 1_000_000)),
+       hint="statement_cache_size in your engine's connect_args (asyncpg's default is 100). "
+            "0: off, as a transaction pooler without prepared-statement support needs.",
+       rng=(0, 1_000_000),
+       field="current.statement_cache_size"),
     # -- only a service has these (with several services, `s2_name=worker` and so on)
     _p("name", "str", "service", "Service name",
        "service name: lower-case letters, digits, - or _", chars=40, flag=False),
@@ -360,6 +394,25 @@ def ranges() -> dict[str, Range]:
 def text_chars() -> dict[str, int]:
     """The longest value of each text and list parameter (numbers: MAX_NUMBER_CHARS)."""
     return {p.key: p.chars for p in TABLE if p.kind in ("str", "list")}
+
+
+def read(obj: Any, p: Param) -> Any:
+    """A parameter's value in the model: `obj` is the Scenario (database and path keys) or
+    the Service (service keys); None where a part on the way is unset (no load, no current
+    pool); a tuple, one item per replica, for "replicas[]." fields."""
+    head, _, rest = p.field.partition("[].")
+    value = _walk(obj, head)
+    if rest:
+        return tuple(_walk(item, rest) for item in value or ())
+    return value
+
+
+def _walk(obj: Any, path: str) -> Any:
+    for name in path.split("."):
+        if obj is None:
+            return None
+        obj = getattr(obj, name)
+    return obj
 
 
 def shapes() -> dict[str, tuple[str, str]]:

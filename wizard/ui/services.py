@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from wizard.core.budget import MAX_SERVICES
-from wizard.core.model import SERVICE_KINDS
+from wizard.core.model import SERVICE_KINDS, field_name
 from wizard.scenario import links
 from wizard.ui import state
 from wizard.ui.labels import HELP
@@ -250,6 +250,8 @@ def _folded(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) -> 
         with c2:
             st.selectbox("Current poolclass", POOLCLASSES, key=pc, persist_state="session")
             state.flag(pc)
+        state.number_field(c1, field_name("current_statement_cache_size"),
+                           key(i, "current_statement_cache_size"), format="%g", value=None)
 
 
 def _problem_here() -> tuple[str | None, str]:
