@@ -131,9 +131,14 @@ TABLE: tuple[Param, ...] = (
     _p("db_vcpus", "float", "database", "Database vCPUs",
        "the database server's vCPUs (self-hosted, or a value other than the class's): "
        "HikariCP's rule and what the database executes at once",
+       hint="The database server's vCPUs: HikariCP's cores x 2 + 1 rule and what the database "
+            "executes at once use them. Give them for a self-hosted server, or where the "
+            "class's figure is not what runs.",
        rng=(0, 1_024), above=True),
     _p("min_acu", "float", "database", "Minimum ACU",
        "Aurora Serverless v2 minimum ACU (0 or 0.5 caps max_connections at 2000)",
+       hint="The cluster's minimum capacity: at 0 or 0.5 ACU AWS caps max_connections at 2,000 "
+            "whatever the maximum.",
        rng=(0, 256), why="Aurora Serverless v2 capacity range"),
     _p("pg_version", "int", "database", "PostgreSQL major version",
        "PostgreSQL major version (16+ adds reserved_connections)",
@@ -142,18 +147,24 @@ TABLE: tuple[Param, ...] = (
     _p("pg_minor", "int", "database", "Minor version",
        "PostgreSQL minor version, e.g. 4 for 16.4 (RDS 17.1/16.5/15.9/14.14/13.17/12.21+ "
        "reserve rds.rds_reserved_connections; default: the current minor a new instance gets)",
+       hint="`SHOW server_version;` 16.4 -> 4. RDS reserves rds.rds_reserved_connections from "
+            "17.1, 16.5, 15.9, 14.14, 13.17 and 12.21; empty = the current minor a new instance "
+            "gets.",
        rng=(0, 99)),
     _p("replicas", "int", "database", "Read replicas", "number of read replicas",
        hint="Read replicas your app reads from. Each has its own max_connections.",
        default=0, rng=(0, MAX_REPLICAS), why="AWS's documented limit per source instance"),
     _p("replica_instance_class", "list", "database", "Replica instance class",
        "replica classes, comma-separated, one per replica (the last repeats); default: the "
-       "primary's", chars=MAX_LIST_ITEMS * 65,
+       "primary's",
+       hint="The replica's own instance class (it may be smaller than the primary).",
+       chars=MAX_LIST_ITEMS * 65,
        shape=(r"[A-Za-z0-9._-]{0,64}(,[A-Za-z0-9._-]{0,64})*", "class names such as "
               "db.r6g.large"),
        field="replicas[].instance_class"),
     _p("replica_max_connections", "list", "database", "Replica measured max_connections",
-       "measured max_connections per replica", rng=(1, PG_MAX_BACKENDS),
+       "measured max_connections per replica",
+       hint="SHOW max_connections on the replica, if you measured it.", rng=(1, PG_MAX_BACKENDS),
        why=_MAX_BACKENDS_WHY, chars=MAX_LIST_ITEMS * 8,
        field="replicas[].max_connections"),
     _p("replica_readers", "list", "database", "Replica reader instances",
@@ -162,7 +173,10 @@ TABLE: tuple[Param, ...] = (
        rng=(1, 100_000), chars=MAX_LIST_ITEMS * 8,
        field="replicas[].reader_instances"),
     _p("replica_regions", "list", "database", "Replica region",
-       "region of each replica, e.g. eu-west-1 (labels only)", chars=MAX_LIST_ITEMS * 41,
+       "region of each replica, e.g. eu-west-1 (labels only)",
+       hint="A label only, e.g. eu-west-1: a cross-region replica counts the same way, with its "
+            "own class and its own readers.",
+       chars=MAX_LIST_ITEMS * 41,
        shape=(r"[A-Za-z0-9._-]{0,40}(,[A-Za-z0-9._-]{0,40})*", "region names such as "
               "eu-west-1"),
        field="replicas[].region"),
@@ -348,11 +362,17 @@ TABLE: tuple[Param, ...] = (
        field="current.statement_cache_size"),
     # -- only a service has these (with several services, `s2_name=worker` and so on)
     _p("name", "str", "service", "Service name",
-       "service name: lower-case letters, digits, - or _", chars=40, flag=False),
-    _p("kind", "str", "service", "Service kind", "web, worker, cron or serverless", chars=20,
-       flag=False),
+       "service name: lower-case letters, digits, - or _",
+       hint="Lower-case letters, digits, - or _; it becomes the engines' application_name.",
+       chars=40, flag=False),
+    _p("kind", "str", "service", "Service kind", "web, worker, cron or serverless",
+       hint="web (requests), worker (queue consumers), cron (short jobs, migrations: a small "
+            "fixed share) or serverless (one connection per invocation).",
+       chars=20, flag=False),
     _p("endpoints", "list", "service", "Endpoints it connects to",
        "endpoints it connects to, e.g. primary,replica-1 (default all)",
+       hint="Empty: every endpoint (the primary and each replica). With replicas, list the "
+            "primary too.",
        chars=MAX_LIST_ITEMS * 11, flag=False),
     _p("weight", "float", "service", "Share weight",
        "its share weight per client engine without a load (default 1)",

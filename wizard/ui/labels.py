@@ -42,15 +42,13 @@ SEVERITY_ICON = {"error": ":material/error:", "warning": ":material/warning:",
                  "info": ":material/info:"}
 
 # The form's help: each parameter's hint (the parameter table's), and the form's own
-# widgets (catalog or measured, the on/off toggles, one widget per replica).
+# widgets (catalog or measured, the on/off toggles).
 HELP = {
     **params.hints(),
     "mc_mode": "Use the catalog's documented default, or the number your server reports. "
                "A measured number always wins: run `SHOW max_connections;` in psql.",
     "serverless_on": "Lambda, Cloud Run, Cloud Functions, Vercel: each invocation is its own "
                      "process.",
-    "replica_class": "The replica's own instance class (it may be smaller than the primary).",
-    "replica_mc": "SHOW max_connections on the replica, if you measured it.",
     "load_on": "Size pools from your traffic (Little's law and Erlang C) instead of the "
                "budget ceiling.",
     "current_on": "Check the settings your service runs today against this budget.",

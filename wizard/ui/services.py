@@ -172,14 +172,9 @@ def _service(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) ->
         size = line.container(horizontal=True, gap="small", width="content")
         with who:
             st.text_input("service", key=key(i, "name"), max_chars=links.max_chars("name"),
-                          width=100, persist_state="session",
-                          help="Lower-case letters, digits, - or _; it becomes the "
-                               "engines' application_name.")
+                          width=100, persist_state="session", help=HELP["name"])
             st.selectbox("kind", list(SERVICE_KINDS), key=kind, width=96,
-                         persist_state="session",
-                         help="web (requests), worker (queue consumers), cron (short jobs, "
-                              "migrations: a small fixed share) or serverless (one "
-                              "connection per invocation).")
+                         persist_state="session", help=HELP["kind"])
         with size:
             for name, label, width in ESSENTIALS:
                 _number(label, key(i, name), width=width,
@@ -202,8 +197,7 @@ def _folded(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) -> 
         st.session_state[ep] = [r for r in (row.get("endpoints") or []) if r in roles]
         st.multiselect("Endpoints it connects to", roles, key=ep, on_change=_sync_endpoints,
                        args=(i,), placeholder="every endpoint (default)",
-                       help="Empty: every endpoint (the primary and each replica). "
-                            "With replicas, list the primary too.")
+                       help=HELP["endpoints"])
         st.caption(md_escape("Connects to " + _endpoints_words(row, roles) + "."))
         c1, c2 = st.columns(2)
         state.number_field(c1, "Requests/s per instance", key(i, "rps"), step=1.0,
