@@ -266,7 +266,7 @@ def test_the_table_imports_only_the_standard_library():
     assert names and names <= set(sys.stdlib_module_names) | {"__future__"}, names
 
 
-def test_the_forms_widgets_show_the_tables_labels():
+def test_the_forms_widgets_show_the_tables_labels_on_the_tables_steps():
     from apptest import go, new_app
 
     links_ = ({"provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
@@ -274,16 +274,21 @@ def test_the_forms_widgets_show_the_tables_labels():
                "hold_ms": "5", "current_pool_size": "5"},
               {"provider": "aws-aurora", "proxy": "rds-proxy", "serverless_concurrency": "100"})
     shown: dict[str, str] = {}
+    on: dict[str, str] = {}
     for query in links_:
         at = new_app(query)
-        for step in ("database", "proxy", "topology", "load"):
+        for step in table.STEPS:
             go(at, step)
             for kind in ("number_input", "text_input", "selectbox", "multiselect", "checkbox",
                          "toggle", "slider"):
-                shown.update({w.key: w.label for w in getattr(at, kind)
-                              if w.key in table.BY_KEY})
-    assert len(shown) >= 38, sorted(set(TOP) - set(shown))
+                for w in getattr(at, kind):
+                    if w.key in table.BY_KEY:
+                        shown[w.key], on[w.key] = w.label, step
+    assert len(shown) >= 40, sorted(set(TOP) - set(shown))
     assert {k: v for k, v in shown.items() if v != table.BY_KEY[k].label} == {}
+    # each on the step the table names (a refused link opens there: state.step_of)
+    assert {k: v for k, v in on.items() if v != table.BY_KEY[k].step} == {}
+    assert all(state.step_of(p.key) == p.step for p in table.TABLE)
 
 
 # Run in a fresh interpreter: one row is added to the table before anything derives from it.

@@ -33,6 +33,10 @@ MAX_NUMBER_CHARS = 32
 MAX_LIST_ITEMS = 16  # the primary and 15 replicas (MAX_REPLICAS)
 
 KINDS: tuple[str, ...] = ("int", "float", "str", "bool", "list")
+# The wizard's steps with a form, and the one each owner's parameters are on unless a row
+# says otherwise (the reserves and the load are on "load", the replicas on "topology").
+STEPS: tuple[str, ...] = ("database", "proxy", "topology", "load")
+OWNER_STEP = {"database": "database", "path": "proxy", "service": "topology"}
 OWNERS: tuple[str, ...] = ("database", "path", "service")
 # What each owner's parameters describe (the CLI's --help groups them so).
 OWNER_WORDS: dict[str, str] = {
@@ -80,6 +84,7 @@ class Param:
     # where the value lives in the model: an attribute path on the Scenario (database, path)
     # or on the Service (service); "replicas[].region": that attribute of each replica
     field: str = ""
+    step: str = ""  # the wizard step whose form shows it (default: its owner's)
     flag: bool = True  # a top-level key (flag, link key, TOML top level); else only a service's
     per_service: bool = False  # a [[service]] table / s<N>_ key may set it (owner service: always)
 
@@ -92,13 +97,14 @@ class Param:
 def _p(key: str, kind: str, owner: str, label: str, help: str, *, hint: str = "",
        default: Any = None, rng: tuple[float, float] | None = None, above: bool = False,
        why: str = "", chars: int | None = None, shape: tuple[str, str] | None = None,
-       field: str = "", flag: bool = True, per_service: bool = False) -> Param:
-    assert kind in KINDS and owner in OWNERS, key
+       field: str = "", step: str = "", flag: bool = True, per_service: bool = False) -> Param:
+    assert kind in KINDS and owner in OWNERS and step in ("", *STEPS), key
     r = (Range(key, rng[0], rng[1], integer=kind != "float", above=above, why=why)
          if rng else None)
     return Param(key, kind, help, owner=owner, label=label, hint=hint, default=default,
                  range=r, chars=chars if chars is not None else MAX_NUMBER_CHARS, shape=shape,
-                 field=field or key, flag=flag, per_service=per_service)
+                 field=field or key, step=step or OWNER_STEP[owner], flag=flag,
+                 per_service=per_service)
 
 
 _MAX_BACKENDS_WHY = "PostgreSQL's MAX_BACKENDS"
@@ -153,7 +159,8 @@ TABLE: tuple[Param, ...] = (
        rng=(0, 99)),
     _p("replicas", "int", "database", "Read replicas", "number of read replicas",
        hint="Read replicas your app reads from. Each has its own max_connections.",
-       default=0, rng=(0, MAX_REPLICAS), why="AWS's documented limit per source instance"),
+       default=0, rng=(0, MAX_REPLICAS), why="AWS's documented limit per source instance",
+       step="topology"),
     _p("replica_instance_class", "list", "database", "Replica instance class",
        "replica classes, comma-separated, one per replica (the last repeats); default: the "
        "primary's",
@@ -161,17 +168,17 @@ TABLE: tuple[Param, ...] = (
        chars=MAX_LIST_ITEMS * 65,
        shape=(r"[A-Za-z0-9._-]{0,64}(,[A-Za-z0-9._-]{0,64})*", "class names such as "
               "db.r6g.large"),
-       field="replicas[].instance_class"),
+       field="replicas[].instance_class", step="topology"),
     _p("replica_max_connections", "list", "database", "Replica measured max_connections",
        "measured max_connections per replica",
        hint="SHOW max_connections on the replica, if you measured it.", rng=(1, PG_MAX_BACKENDS),
        why=_MAX_BACKENDS_WHY, chars=MAX_LIST_ITEMS * 8,
-       field="replicas[].max_connections"),
+       field="replicas[].max_connections", step="topology"),
     _p("replica_readers", "list", "database", "Replica reader instances",
        "app instances reading from each replica (default all)",
        hint="App instances that open a read engine to this replica. Empty = all.",
        rng=(1, 100_000), chars=MAX_LIST_ITEMS * 8,
-       field="replicas[].reader_instances"),
+       field="replicas[].reader_instances", step="topology"),
     _p("replica_regions", "list", "database", "Replica region",
        "region of each replica, e.g. eu-west-1 (labels only)",
        hint="A label only, e.g. eu-west-1: a cross-region replica counts the same way, with its "
@@ -179,7 +186,7 @@ TABLE: tuple[Param, ...] = (
        chars=MAX_LIST_ITEMS * 41,
        shape=(r"[A-Za-z0-9._-]{0,40}(,[A-Za-z0-9._-]{0,40})*", "region names such as "
               "eu-west-1"),
-       field="replicas[].region"),
+       field="replicas[].region", step="topology"),
     # -- the path: the proxy and its settings
     _p("proxy", "str", "path", "Proxy or pooler",
        "none, pgbouncer-transaction, pgbouncer-session, rds-proxy, cloudsql-auth-proxy, "
@@ -275,49 +282,49 @@ TABLE: tuple[Param, ...] = (
        "superuser_reserved_connections (default: provider's)",
        hint="SHOW superuser_reserved_connections. Empty = the provider's default.",
        rng=_CONNS,
-       field="reserves.superuser"),
+       field="reserves.superuser", step="load"),
     _p("provider_reserved", "int", "database", "Provider-reserved",
        "connections the provider keeps (default: documented)",
        hint="Connections the provider keeps for itself. Empty = documented value.",
        rng=_CONNS,
-       field="reserves.provider"),
+       field="reserves.provider", step="load"),
     _p("admin_reserve", "int", "database", "Monitoring / admin",
        "connections kept for monitoring and admin",
        hint="Keep some for psql, monitoring agents and dashboards.", default=3, rng=_CONNS,
-       field="reserves.admin"),
+       field="reserves.admin", step="load"),
     _p("migrations_reserve", "int", "database", "Migrations", "connections kept for migrations",
        hint="Connections your migration job (alembic upgrade) needs while the fleet runs.",
        default=1, rng=_CONNS,
-       field="reserves.migrations"),
+       field="reserves.migrations", step="load"),
     _p("replication_reserve", "int", "database", "Replication / CDC",
        "connections kept for replication/CDC",
        hint="Replication slots / CDC (Debezium, DMS) connections on the primary.",
        default=0, rng=_CONNS,
-       field="reserves.replication_slots"),
+       field="reserves.replication_slots", step="load"),
     # -- the service's pool and load
     _p("split", "float", "service", "pool_size share of the budget",
        "share of the per-process budget kept as pool_size (0..1]",
        hint="Share of each engine's budget kept open as pool_size; the rest is max_overflow "
             "for bursts.",
-       default=0.7, rng=(0, 1), above=True, field="pool_split"),
+       default=0.7, rng=(0, 1), above=True, field="pool_split", step="load"),
     _p("rps", "float", "service", "Requests/s per instance",
        "requests per second per app instance (the whole service when serverless)",
        hint="Requests per second per app instance at peak (your APM, or load balancer "
             "requests / instances).",
        rng=(0, 1_000_000), above=True,
-       field="load.rps"),
+       field="load.rps", step="load"),
     _p("hold_ms", "float", "service", "Mean hold time (ms)",
        "mean time a request holds a connection, in ms",
        hint="Mean time a request holds a connection (checkout to return), in ms. Roughly the "
             "DB time per request from your APM.",
        rng=(0, 3_600_000), above=True,
        why="one hour: a connection held longer is not a request",
-       field="load.hold_ms"),
+       field="load.hold_ms", step="load"),
     _p("p95_hold_ms", "float", "service", "p95 hold time (ms)",
        "p95 time a request holds a connection, in ms",
        hint="95th percentile of the hold time; sizes max_overflow for bursts.",
        rng=(0, 3_600_000), above=True,
-       field="load.p95_hold_ms"),
+       field="load.p95_hold_ms", step="load"),
     # -- the path, continued
     _p("network", "list", "path", "Idle cut-offs on the network path",
        "idle cut-offs on the path: aws-nat-gateway, aws-nlb, azure-load-balancer, "
@@ -340,18 +347,18 @@ TABLE: tuple[Param, ...] = (
     # -- the pool the service runs today
     _p("current_pool_size", "int", "service", "Current pool_size",
        "pool_size your service uses today", rng=_CONNS,
-       field="current.pool_size"),
+       field="current.pool_size", step="load"),
     _p("current_max_overflow", "int", "service", "Current max_overflow",
        "max_overflow your service uses today", rng=(-1, PG_MAX_BACKENDS),
-       field="current.max_overflow"),
+       field="current.max_overflow", step="load"),
     _p("current_pool_recycle", "int", "service", "Current pool_recycle (s, -1 = off)",
        "pool_recycle your service uses today (-1 = off)", rng=(-1, 31_536_000),
-       field="current.pool_recycle"),
+       field="current.pool_recycle", step="load"),
     _p("current_poolclass", "str", "service", "Current poolclass",
        "poolclass your service uses today", chars=40,
        shape=(r"AsyncAdaptedQueuePool|QueuePool|NullPool", "AsyncAdaptedQueuePool, QueuePool "
               "or NullPool"),
-       field="current.poolclass"),
+       field="current.poolclass", step="load"),
     _p("current_statement_cache_size", "int", "service", "Current statement_cache_size",
        "asyncpg statement_cache_size your service uses today (0: it passes "
        "statement_cache_size=0 and prepared_statement_cache_size=0, as the exported module "
@@ -359,7 +366,7 @@ TABLE: tuple[Param, ...] = (
        hint="statement_cache_size in your engine's connect_args (asyncpg's default is 100). "
             "0: off, as a transaction pooler without prepared-statement support needs.",
        rng=(0, 1_000_000),
-       field="current.statement_cache_size"),
+       field="current.statement_cache_size", step="load"),
     # -- only a service has these (with several services, `s2_name=worker` and so on)
     _p("name", "str", "service", "Service name",
        "service name: lower-case letters, digits, - or _",
@@ -438,6 +445,11 @@ def _walk(obj: Any, path: str) -> Any:
 def shapes() -> dict[str, tuple[str, str]]:
     """Each free-text parameter's pattern (matched in full) and the words describing it."""
     return {p.key: p.shape for p in TABLE if p.shape}
+
+
+def on_step(step: str) -> tuple[str, ...]:
+    """The parameters the wizard's `step` shows."""
+    return tuple(p.key for p in TABLE if p.step == step)
 
 
 def labels() -> dict[str, str]:

@@ -517,20 +517,10 @@ def _values_of(s: Scenario) -> dict[str, Any]:
     return v
 
 
-# The step whose form shows a widget (the flag() names a widget), for a refused link.
-_STEP_OF = {
-    "database": ("provider", "instance_class", "max_connections", "max_connections_source",
-                 "db_vcpus", "min_acu", "pg_minor", "pg_version"),
-    "proxy": ("proxy", "pgbouncer_version", "pgbouncer_pool_size", "pgbouncer_reserve_pool",
-              "pgbouncer_max_client_conn", "max_prepared_statements", "user_db_pairs",
-              "rds_proxy_max_connections_percent", "network", "iam_auth"),
-    "topology": ("app_instances", "max_app_instances", "workers", "engines", "app_vcpus",
-                 "deploy_surge_percent", "serverless_concurrency", "replicas", "services"),
-    "load": ("rps", "hold_ms", "p95_hold_ms", "split", "current_pool_size",
-             "current_max_overflow", "current_pool_recycle", "current_poolclass",
-             "superuser_reserved", "provider_reserved", "admin_reserve", "migrations_reserve",
-             "replication_reserve"),
-}
+# The step whose form shows a widget (the flag() names a widget), for a refused link: each
+# parameter's step in the parameter table, and the services table on step 3.
+_STEP_OF = {step: table.on_step(step) + (("services",) if step == "topology" else ())
+            for step in table.STEPS}
 
 
 def step_of(widget: str | None) -> str | None:
