@@ -4,9 +4,11 @@ the bounds are generated from.
 A row names the parameter's key (the flat/link key; the CLI flag is `--` + the key with
 dashes), its kind, the form's label, the `--help` text, the form's "how to find this
 value" hint, its default (None: unset), its documented range (numbers, and the items of
-a numeric list) or longest text, and its owner: the `database`, the `path` (the proxy and
-how a connection is made) or a `service`. Adding a field is one row here and the code
-that uses its value.
+a numeric list), its longest text and the shape free text must have, where the model keeps
+it, the wizard step that shows it, and its owner: the `database`, the `path` (the proxy
+and how a connection is made) or a `service`. Adding a field is one row here and the code
+that uses its value (the model's field, the converters, the widget); tests/test_params.py
+lists every place a key appears and checks each derives from this table.
 
 Standard library only (the core's rule).
 """
@@ -33,11 +35,11 @@ MAX_NUMBER_CHARS = 32
 MAX_LIST_ITEMS = 16  # the primary and 15 replicas (MAX_REPLICAS)
 
 KINDS: tuple[str, ...] = ("int", "float", "str", "bool", "list")
+OWNERS: tuple[str, ...] = ("database", "path", "service")
 # The wizard's steps with a form, and the one each owner's parameters are on unless a row
 # says otherwise (the reserves and the load are on "load", the replicas on "topology").
 STEPS: tuple[str, ...] = ("database", "proxy", "topology", "load")
 OWNER_STEP = {"database": "database", "path": "proxy", "service": "topology"}
-OWNERS: tuple[str, ...] = ("database", "path", "service")
 # What each owner's parameters describe (the CLI's --help groups them so).
 OWNER_WORDS: dict[str, str] = {
     "database": "database (its primary, replicas and reserves)",
