@@ -373,7 +373,10 @@ TABLE: tuple[Param, ...] = (
     _p("name", "str", "service", "Service name",
        "service name: lower-case letters, digits, - or _",
        hint="Lower-case letters, digits, - or _; it becomes the engines' application_name.",
-       chars=40, flag=False),
+       chars=40, flag=False,
+       # it becomes application_name, a file name and a Python comment: keep it plain
+       shape=(r"[a-z][a-z0-9_-]{0,39}", "1 to 40 lower-case letters, digits, - or _, starting "
+              "with a letter")),
     _p("kind", "str", "service", "Service kind", "web, worker, cron or serverless",
        hint="web (requests), worker (queue consumers), cron (short jobs, migrations: a small "
             "fixed share) or serverless (one connection per invocation).",

@@ -50,8 +50,9 @@ FLEET_KEYS: tuple[str, ...] = table.fleet_keys()
 SERVICE_KEYS: tuple[str, ...] = table.service_keys()
 # A service's flat key: s<index>_<key>.
 SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
-# A service name becomes application_name, a file name and a Python comment: keep it plain.
-SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+# A service name becomes application_name, a file name and a Python comment: keep it plain
+# (the table's shape of `name`).
+SERVICE_NAME = re.compile(table.BY_KEY["name"].shape[0])
 PARAMS_KIND = {p.key: p.kind for p in (*PARAMS, *SERVICE_PARAMS)}
 
 
