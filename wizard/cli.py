@@ -18,6 +18,7 @@ from pathlib import Path
 
 from wizard.core import catalog, findings, sizing
 from wizard.core.model import Recommendation, Scenario, ScenarioError, SizingError
+from wizard.core.params import OWNER_WORDS
 from wizard.core.sizing import recommend
 from wizard.scenario import files, links
 
@@ -31,25 +32,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 def add_scenario_flags(p: argparse.ArgumentParser) -> None:
-    """Every Scenario parameter as a flag; values are parsed by links.from_flat."""
+    """Every Scenario parameter as a flag (the parameter table's top-level rows, grouped by
+    what they describe); values are parsed by links.from_flat."""
+    groups = {owner: p.add_argument_group(words) for owner, words in OWNER_WORDS.items()}
     for param in links.PARAMS:
         flag = "--" + param.key.replace("_", "-")
+        group = groups[param.owner]
         if param.kind == "bool" and _DEFAULT_ON.get(param.key):
             # On by default: the flag is the opt-out (`live --pre-ping N` is another flag).
-            p.add_argument("--no-" + flag[2:], dest=flag_dest(param.key), action="store_const",
-                           const="0", help=param.help)
+            group.add_argument("--no-" + flag[2:], dest=flag_dest(param.key),
+                               action="store_const", const="0", help=param.help)
         elif param.kind == "bool":
-            p.add_argument(flag, dest=param.key, action="store_const", const="1",
-                           help=param.help)
+            group.add_argument(flag, dest=param.key, action="store_const", const="1",
+                               help=param.help)
         else:
-            p.add_argument(flag, dest=param.key, metavar=param.kind.upper(), help=param.help)
-    p.add_argument("--scenario", metavar="FILE.toml", help="a scenario file: the database "
-                   "and its [[service]] tables (instead of the flags above)")
+            group.add_argument(flag, dest=param.key, metavar=param.kind.upper(),
+                               help=param.help)
+    p.add_argument_group("scenario file").add_argument(
+        "--scenario", metavar="FILE.toml", help="a scenario file: the database and its "
+        "[[service]] tables (instead of the flags above)")
 
 
-# Scenario booleans that are on by default: their flag is --no-<key>.
-_DEFAULT_ON = {p.key: True for p in links.PARAMS
-               if p.kind == "bool" and getattr(Scenario(), p.key, False) is True}
+# Scenario booleans that are on by default (the parameter table's default): their flag is
+# --no-<key>.
+_DEFAULT_ON = {p.key: True for p in links.PARAMS if p.kind == "bool" and p.default is True}
 
 
 def flag_dest(key: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
+from wizard.core import params
+
 PROVIDERS: tuple[str, ...] = (
     "aws-rds",
     "aws-aurora",
@@ -56,41 +58,9 @@ SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 # migrations: a fixed small share), serverless (functions: one connection per invocation).
 SERVICE_KINDS: tuple[str, ...] = ("web", "worker", "cron", "serverless")
 
-# Each scenario parameter's name as the app's form shows it: core messages name fields by it.
-FIELD_LABELS: dict[str, str] = {
-    "provider": "Provider", "instance_class": "Instance class",
-    "max_connections": "max_connections you measured",
-    "max_connections_source": "Where max_connections came from", "min_acu": "Minimum ACU",
-    "db_vcpus": "Database vCPUs",
-    "pg_version": "PostgreSQL major version", "pg_minor": "Minor version",
-    "replicas": "Read replicas",
-    "replica_instance_class": "Replica instance class",
-    "replica_max_connections": "Replica measured max_connections",
-    "replica_readers": "Replica reader instances", "replica_regions": "Replica region",
-    "proxy": "Proxy or pooler", "pgbouncer_version": "PgBouncer version",
-    "pgbouncer_pool_size": "default_pool_size", "pgbouncer_reserve_pool": "reserve_pool_size",
-    "pgbouncer_max_client_conn": "max_client_conn",
-    "pgbouncer_max_db_connections": "max_db_connections",
-    "max_prepared_statements": "max_prepared_statements",
-    "user_db_pairs": "user/database pairs",
-    "rds_proxy_max_connections_percent": "MaxConnectionsPercent",
-    "app_instances": "App instances (normal)", "max_app_instances": "Autoscaling maximum",
-    "deploy_surge_percent": "Rolling-deploy surge (%)", "workers": "Workers per instance",
-    "engines": "Engines per process", "serverless_concurrency": "Peak concurrent invocations",
-    "app_vcpus": "vCPUs per app instance",
-    "superuser_reserved": "superuser_reserved_connections",
-    "provider_reserved": "Provider-reserved", "admin_reserve": "Monitoring / admin",
-    "migrations_reserve": "Migrations", "replication_reserve": "Replication / CDC",
-    "split": "pool_size share of the budget", "rps": "Requests/s per instance",
-    "hold_ms": "Mean hold time (ms)", "p95_hold_ms": "p95 hold time (ms)",
-    "network": "Idle cut-offs on the network path",
-    "iam_auth": "IAM / Entra ID token authentication", "pre_ping": "pool_pre_ping",
-    "current_pool_size": "Current pool_size", "current_max_overflow": "Current max_overflow",
-    "current_pool_recycle": "Current pool_recycle", "current_poolclass": "Current poolclass",
-    "current_statement_cache_size": "Current statement_cache_size",
-    "name": "Service name", "kind": "Service kind", "endpoints": "Endpoints it connects to",
-    "weight": "Share weight", "services": "Services",
-}
+# Each scenario parameter's name as the app's form shows it: core messages name fields by it
+# (the parameter table's labels, and "services").
+FIELD_LABELS: dict[str, str] = {**params.labels(), "services": "Services"}
 
 
 def field_name(key: str) -> str:

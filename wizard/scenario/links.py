@@ -11,11 +11,12 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from wizard.core import bounds
+from wizard.core import params as table
 from wizard.core.model import (
     SERVICE_FIELDS,
     CurrentPool,
@@ -28,123 +29,38 @@ from wizard.core.model import (
     Service,
     field_name,
 )
+from wizard.core.params import MAX_LIST_ITEMS, MAX_NUMBER_CHARS, Param
 from wizard.scenario.redact import credential_params
 
 # SQLAlchemy's QueuePool default pool_size (create_async_engine without pool_size).
 SQLALCHEMY_POOL_SIZE = 5
 
 
-@dataclass(frozen=True)
-class Param:
-    key: str
-    kind: str  # int, float, str, bool, list
-    help: str
-
-
-PARAMS: tuple[Param, ...] = (
-    Param("provider", "str", "aws-rds, aws-aurora, gcp-cloudsql, azure-flexible, supabase, "
-          "neon, self-hosted"),
-    Param("instance_class", "str", "the primary's instance class (see the catalog command)"),
-    Param("max_connections", "int", "measured max_connections (SHOW max_connections); "
-          "overrides the catalog"),
-    Param("max_connections_source", "str", "where max_connections came from, e.g. "
-          "'measured 2026-11-25T10:00Z'"),
-    Param("db_vcpus", "float", "the database server's vCPUs (self-hosted, or a value other "
-          "than the class's): HikariCP's rule and what the database executes at once"),
-    Param("min_acu", "float", "Aurora Serverless v2 minimum ACU (0 or 0.5 caps "
-          "max_connections at 2000)"),
-    Param("pg_version", "int", "PostgreSQL major version (16+ adds reserved_connections)"),
-    Param("pg_minor", "int", "PostgreSQL minor version, e.g. 4 for 16.4 (RDS 17.1/16.5/15.9/"
-          "14.14/13.17/12.21+ reserve rds.rds_reserved_connections; default: the current "
-          "minor a new instance gets)"),
-    Param("replicas", "int", "number of read replicas"),
-    Param("replica_instance_class", "list", "replica classes, comma-separated, one per "
-          "replica (the last repeats); default: the primary's"),
-    Param("replica_max_connections", "list", "measured max_connections per replica"),
-    Param("replica_readers", "list", "app instances reading from each replica (default all)"),
-    Param("replica_regions", "list", "region of each replica, e.g. eu-west-1 (labels only)"),
-    Param("proxy", "str", "none, pgbouncer-transaction, pgbouncer-session, rds-proxy, "
-          "cloudsql-auth-proxy, cloudsql-connector, azure-pgbouncer, supavisor-transaction, "
-          "supavisor-session, neon-pooler"),
-    Param("pgbouncer_version", "str", "PgBouncer version, e.g. 1.18 or 1.24"),
-    Param("pgbouncer_pool_size", "int", "PgBouncer default_pool_size (per user/database pair)"),
-    Param("pgbouncer_reserve_pool", "int", "PgBouncer reserve_pool_size"),
-    Param("pgbouncer_max_client_conn", "int", "PgBouncer max_client_conn"),
-    Param("pgbouncer_max_db_connections", "int", "PgBouncer max_db_connections: caps the "
-          "server connections of all pools of a database (0: no cap)"),
-    Param("max_prepared_statements", "int", "PgBouncer max_prepared_statements"),
-    Param("user_db_pairs", "int", "distinct (user, database) pairs through the pooler"),
-    Param("rds_proxy_max_connections_percent", "int", "RDS Proxy MaxConnectionsPercent"),
-    Param("app_instances", "int", "app instances (pods/tasks) normally running"),
-    Param("max_app_instances", "int", "the autoscaling maximum"),
-    Param("deploy_surge_percent", "int", "rolling-deploy surge in percent (maxSurge)"),
-    Param("workers", "int", "worker processes per instance (gunicorn -w, uvicorn --workers)"),
-    Param("engines", "int", "engines per process (a second engine for jobs counts twice)"),
-    Param("serverless_concurrency", "int", "peak concurrent invocations (Lambda/Cloud Run)"),
-    Param("app_vcpus", "int", "vCPUs per app instance (for the Prisma rule)"),
-    Param("superuser_reserved", "int", "superuser_reserved_connections (default: provider's)"),
-    Param("provider_reserved", "int", "connections the provider keeps (default: documented)"),
-    Param("admin_reserve", "int", "connections kept for monitoring and admin"),
-    Param("migrations_reserve", "int", "connections kept for migrations"),
-    Param("replication_reserve", "int", "connections kept for replication/CDC"),
-    Param("split", "float", "share of the per-process budget kept as pool_size (0..1]"),
-    Param("rps", "float", "requests per second per app instance (the whole service when "
-          "serverless)"),
-    Param("hold_ms", "float", "mean time a request holds a connection, in ms"),
-    Param("p95_hold_ms", "float", "p95 time a request holds a connection, in ms"),
-    Param("network", "list", "idle cut-offs on the path: aws-nat-gateway, aws-nlb, "
-          "azure-load-balancer, gcp-cloud-nat, gcp-vpc"),
-    Param("iam_auth", "bool", "IAM / Entra ID token authentication"),
-    Param("pre_ping", "bool", "pool_pre_ping (on by default; --no-pre-ping or pre_ping=false "
-          "turns it off: one round trip less per checkout, but a connection a restart, "
-          "failover or scale-to-zero closed fails the request that checks it out)"),
-    Param("current_pool_size", "int", "pool_size your service uses today"),
-    Param("current_max_overflow", "int", "max_overflow your service uses today"),
-    Param("current_pool_recycle", "int", "pool_recycle your service uses today (-1 = off)"),
-    Param("current_poolclass", "str", "poolclass your service uses today"),
-    Param("current_statement_cache_size", "int", "asyncpg statement_cache_size your service "
-          "uses today (0: it passes statement_cache_size=0 and prepared_statement_cache_size=0, "
-          "as the exported module does behind a transaction pooler)"),
-)
+# The tables below are generated from the one parameter table (wizard.core.params): add a
+# parameter there, not here.
+PARAMS: tuple[Param, ...] = table.flags()
 BY_KEY = {p.key: p for p in PARAMS}
 
 # Parameters only a service has (with several services, `s2_name=worker` and so on).
-SERVICE_PARAMS: tuple[Param, ...] = (
-    Param("name", "str", "service name: lower-case letters, digits, - or _"),
-    Param("kind", "str", "web, worker, cron or serverless"),
-    Param("endpoints", "list", "endpoints it connects to, e.g. primary,replica-1 (default all)"),
-    Param("weight", "float", "its share weight per client engine without a load (default 1)"),
-)
+SERVICE_PARAMS: tuple[Param, ...] = table.service_only()
 SERVICE_BY_KEY = {p.key: p for p in SERVICE_PARAMS}
 # Flag keys a service owns: with several services they are set per service.
-FLEET_KEYS: tuple[str, ...] = (
-    "app_instances", "max_app_instances", "deploy_surge_percent", "workers", "engines",
-    "serverless_concurrency", "app_vcpus", "split", "rps", "hold_ms", "p95_hold_ms",
-    "current_pool_size", "current_max_overflow", "current_pool_recycle", "current_poolclass",
-    "current_statement_cache_size")
+FLEET_KEYS: tuple[str, ...] = table.fleet_keys()
 # A service may also take its own path.
-SERVICE_KEYS: tuple[str, ...] = (*SERVICE_BY_KEY, "proxy", *FLEET_KEYS)
+SERVICE_KEYS: tuple[str, ...] = table.service_keys()
 # A service's flat key: s<index>_<key>.
 SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
-# A service name becomes application_name, a file name and a Python comment: keep it plain.
-SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+# A service name becomes application_name, a file name and a Python comment: keep it plain
+# (the table's shape of `name`).
+SERVICE_NAME = re.compile(table.BY_KEY["name"].shape[0])
 PARAMS_KIND = {p.key: p.kind for p in (*PARAMS, *SERVICE_PARAMS)}
 
 
 # The longest value each parameter takes, in characters (every value is printable ASCII).
-# Numbers and flags take MAX_NUMBER_CHARS; text and lists their own below. Checked by
-# from_flat before anything is parsed, so no link, flag, file or saved row can carry more.
-MAX_NUMBER_CHARS = 32
-MAX_LIST_ITEMS = 16  # the primary and 15 replicas (bounds.MAX_REPLICAS)
-MAX_TEXT_CHARS: dict[str, int] = {
-    "provider": 40, "instance_class": 64, "max_connections_source": 120, "proxy": 40,
-    "pgbouncer_version": 16, "current_poolclass": 40,
-    "replica_instance_class": MAX_LIST_ITEMS * 65, "replica_max_connections": MAX_LIST_ITEMS * 8,
-    "replica_readers": MAX_LIST_ITEMS * 8, "replica_regions": MAX_LIST_ITEMS * 41,
-    "network": 200,
-    # a service's own
-    "name": 40, "kind": 20, "endpoints": MAX_LIST_ITEMS * 11,
-}
+# Numbers and flags take MAX_NUMBER_CHARS; text and lists their own (the table's `chars`).
+# Checked by from_flat before anything is parsed, so no link, flag, file or saved row can
+# carry more.
+MAX_TEXT_CHARS: dict[str, int] = table.text_chars()
 
 
 def max_chars(key: str) -> int:
@@ -308,20 +224,10 @@ def _nth(values: list[str] | None, i: int, cast: Callable[[str], Any], key: str)
     return value
 
 
-# Free-text parameters and the shape their values must have (they reach links and exports).
+# Free-text parameters and the shape their values must have (they reach links and exports):
+# the parameter table's `shape`.
 _TEXT_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
-    "pgbouncer_version": (re.compile(r"\d{1,2}(\.\d{1,3}){0,2}"), "a version such as 1.22"),
-    "replica_regions": (re.compile(r"[A-Za-z0-9._-]{0,40}(,[A-Za-z0-9._-]{0,40})*"),
-                        "region names such as eu-west-1"),
-    "max_connections_source": (re.compile(r"[\w .:()/,+'-]{1,120}"),
-                               "a short note such as 'measured 2026-11-25T08:00Z'"),
-    "instance_class": (re.compile(r"[A-Za-z0-9._-]{1,64}"), "a class name such as "
-                       "db.r6g.large (letters, digits, '.', '-', '_')"),
-    "replica_instance_class": (re.compile(r"[A-Za-z0-9._-]{0,64}(,[A-Za-z0-9._-]{0,64})*"),
-                               "class names such as db.r6g.large"),
-    "current_poolclass": (re.compile(r"AsyncAdaptedQueuePool|QueuePool|NullPool"),
-                          "AsyncAdaptedQueuePool, QueuePool or NullPool"),
-}
+    key: (re.compile(pattern), what) for key, (pattern, what) in table.shapes().items()}
 
 
 def from_flat(params: Mapping[str, str]) -> Scenario:

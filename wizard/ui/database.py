@@ -62,8 +62,7 @@ def render() -> None:
             if row.family == "serverless-v2":
                 st.number_input("Minimum ACU", step=0.5,
                                 value=None, key="min_acu", placeholder="not set",
-                                help="The cluster's minimum capacity: at 0 or 0.5 ACU AWS caps "
-                                     "max_connections at 2,000 whatever the maximum.",
+                                help=HELP["min_acu"],
                                 persist_state="session")
                 state.flag("min_acu")
                 low = st.session_state.get("min_acu")
@@ -83,9 +82,7 @@ def render() -> None:
         state.flag("max_connections")
     st.number_input("Database vCPUs", step=1.0, value=None, key="db_vcpus",
                     placeholder="the class's" if cls else "not known",
-                    help="The database server's vCPUs: HikariCP's cores x 2 + 1 rule and what "
-                         "the database executes at once use them. Give them for a self-hosted "
-                         "server, or where the class's figure is not what runs.",
+                    help=HELP["db_vcpus"],
                     persist_state="session")
     state.flag("db_vcpus")
     st.selectbox("PostgreSQL major version", PG_VERSIONS, key="pg_version",
@@ -93,7 +90,5 @@ def render() -> None:
     if provider == "aws-rds":
         st.number_input("Minor version", min_value=0, max_value=99, step=1, value=None,
                         key="pg_minor", placeholder="current",
-                        help="`SHOW server_version;` 16.4 -> 4. RDS reserves "
-                             "rds.rds_reserved_connections from 17.1, 16.5, 15.9, 14.14, 13.17 "
-                             "and 12.21; empty = the current minor a new instance gets.",
+                        help=HELP["pg_minor"],
                         persist_state="session")

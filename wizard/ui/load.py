@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from wizard.core.model import field_name
 from wizard.ui import state
 from wizard.ui.labels import HELP
 
@@ -39,6 +40,8 @@ def render() -> None:
             state.number_field(c2, "Current max_overflow", "current_max_overflow", value=None)
             state.number_field(c1, "Current pool_recycle (s, -1 = off)", "current_pool_recycle",
                                value=None)
+            state.number_field(c1, field_name("current_statement_cache_size"),
+                               "current_statement_cache_size", value=None)
             with c2:
                 st.selectbox("Current poolclass", POOLCLASSES, key="current_poolclass",
                              **KEEP)

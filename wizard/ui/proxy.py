@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from wizard.core.model import NETWORK_CUTOFFS
+from wizard.core.model import NETWORK_CUTOFFS, field_name
 from wizard.scenario import links
 from wizard.ui import state
 from wizard.ui.labels import HELP, NETWORK, PROXIES
@@ -42,6 +42,8 @@ def render() -> None:
         c1, c2 = st.columns(2)
         state.number_field(c1, "reserve_pool_size", "pgbouncer_reserve_pool")
         state.number_field(c2, "max_prepared_statements", "max_prepared_statements", **optional)
+        state.number_field(c1, field_name("pgbouncer_max_db_connections"),
+                           "pgbouncer_max_db_connections", **optional)
     if proxy == "rds-proxy":
         st.slider("MaxConnectionsPercent", 1, 100, key="rds_proxy_max_connections_percent",
                   help=HELP["rds_proxy_max_connections_percent"], persist_state="session")

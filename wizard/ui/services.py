@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from wizard.core.budget import MAX_SERVICES
-from wizard.core.model import SERVICE_KINDS
+from wizard.core.model import SERVICE_KINDS, field_name
 from wizard.scenario import links
 from wizard.ui import state
 from wizard.ui.labels import HELP
@@ -171,15 +171,10 @@ def _service(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) ->
         who = line.container(horizontal=True, gap="small", width="content")
         size = line.container(horizontal=True, gap="small", width="content")
         with who:
-            st.text_input("service", key=key(i, "name"), max_chars=40, width=100,
-                          persist_state="session",
-                          help="Lower-case letters, digits, - or _; it becomes the "
-                               "engines' application_name.")
+            st.text_input("service", key=key(i, "name"), max_chars=links.max_chars("name"),
+                          width=100, persist_state="session", help=HELP["name"])
             st.selectbox("kind", list(SERVICE_KINDS), key=kind, width=96,
-                         persist_state="session",
-                         help="web (requests), worker (queue consumers), cron (short jobs, "
-                              "migrations: a small fixed share) or serverless (one "
-                              "connection per invocation).")
+                         persist_state="session", help=HELP["kind"])
         with size:
             for name, label, width in ESSENTIALS:
                 _number(label, key(i, name), width=width,
@@ -202,8 +197,7 @@ def _folded(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) -> 
         st.session_state[ep] = [r for r in (row.get("endpoints") or []) if r in roles]
         st.multiselect("Endpoints it connects to", roles, key=ep, on_change=_sync_endpoints,
                        args=(i,), placeholder="every endpoint (default)",
-                       help="Empty: every endpoint (the primary and each replica). "
-                            "With replicas, list the primary too.")
+                       help=HELP["endpoints"])
         st.caption(md_escape("Connects to " + _endpoints_words(row, roles) + "."))
         c1, c2 = st.columns(2)
         state.number_field(c1, "Requests/s per instance", key(i, "rps"), step=1.0,
@@ -250,6 +244,8 @@ def _folded(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) -> 
         with c2:
             st.selectbox("Current poolclass", POOLCLASSES, key=pc, persist_state="session")
             state.flag(pc)
+        state.number_field(c1, field_name("current_statement_cache_size"),
+                           key(i, "current_statement_cache_size"), format="%g", value=None)
 
 
 def _problem_here() -> tuple[str | None, str]:

@@ -17,6 +17,7 @@ from typing import Any
 import streamlit as st
 
 from wizard.core import budget, catalog, sizing
+from wizard.core import params as table
 from wizard.core.model import (
     PROXIES,
     Recommendation,
@@ -97,6 +98,7 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
         "pgbouncer_pool_size": ps.pool_size,
         "pgbouncer_reserve_pool": ps.reserve_pool,
         "pgbouncer_max_client_conn": ps.max_client_conn,
+        "pgbouncer_max_db_connections": ps.max_db_connections,
         "max_prepared_statements": ps.max_prepared_statements,
         "user_db_pairs": ps.user_db_pairs,
         "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
@@ -127,6 +129,7 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
         "current_max_overflow": s.current.max_overflow if s.current else None,
         "current_pool_recycle": s.current.pool_recycle if s.current else None,
         "current_poolclass": s.current.poolclass if s.current else "AsyncAdaptedQueuePool",
+        "current_statement_cache_size": s.current.statement_cache_size if s.current else None,
     }
     for i in range(MAX_REPLICAS):
         rep = s.replicas[i] if i < len(s.replicas) else None
@@ -147,9 +150,8 @@ SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
 # (one past the maximum: a 33rd service is read back, and refused by the core).
 MAX_SERVICE_ROWS = budget.MAX_SERVICES + 1
 
-# Per-service defaults (a Service's own), used when a row leaves a value empty.
-SERVICE_DEFAULTS = {"app_instances": 2, "deploy_surge_percent": 25, "workers": 1,
-                    "engines": 1, "app_vcpus": 2, "split": 0.7, "weight": 1.0}
+# Per-service defaults (the parameter table's), used when a row leaves a value empty.
+SERVICE_DEFAULTS = table.defaults("service")
 
 
 def service_values(svc: Service) -> dict[str, Any]:
@@ -168,6 +170,7 @@ def service_values(svc: Service) -> dict[str, Any]:
         "current_max_overflow": cur.max_overflow if cur else None,
         "current_pool_recycle": cur.pool_recycle if cur else None,
         "current_poolclass": cur.poolclass if cur else None,
+        "current_statement_cache_size": cur.statement_cache_size if cur else None,
         "endpoints": list(svc.endpoints) if svc.endpoints is not None else None,
         "proxy": svc.proxy, "weight": svc.weight,
     }
@@ -282,6 +285,7 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
         put("pgbouncer_version", v.get("pgbouncer_version"))
         put("pgbouncer_reserve_pool", v.get("pgbouncer_reserve_pool"), 0)
         put("max_prepared_statements", v.get("max_prepared_statements"))
+        put("pgbouncer_max_db_connections", v.get("pgbouncer_max_db_connections"))
     if v["proxy"] not in ("none", "rds-proxy", "cloudsql-auth-proxy", "cloudsql-connector"):
         put("pgbouncer_max_client_conn", v.get("pgbouncer_max_client_conn"))
     if v["proxy"] in ("pgbouncer-transaction", "pgbouncer-session", "azure-pgbouncer",
@@ -320,6 +324,7 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
         put("current_max_overflow", v.get("current_max_overflow"))
         put("current_pool_recycle", v.get("current_pool_recycle"))
         put("current_poolclass", v.get("current_poolclass"), "AsyncAdaptedQueuePool")
+        put("current_statement_cache_size", v.get("current_statement_cache_size"))
         if not any(k.startswith("current_") for k in out):
             out["current_poolclass"] = v.get("current_poolclass") or "AsyncAdaptedQueuePool"
     return out
@@ -512,20 +517,10 @@ def _values_of(s: Scenario) -> dict[str, Any]:
     return v
 
 
-# The step whose form shows a widget (the flag() names a widget), for a refused link.
-_STEP_OF = {
-    "database": ("provider", "instance_class", "max_connections", "max_connections_source",
-                 "db_vcpus", "min_acu", "pg_minor", "pg_version"),
-    "proxy": ("proxy", "pgbouncer_version", "pgbouncer_pool_size", "pgbouncer_reserve_pool",
-              "pgbouncer_max_client_conn", "max_prepared_statements", "user_db_pairs",
-              "rds_proxy_max_connections_percent", "network", "iam_auth"),
-    "topology": ("app_instances", "max_app_instances", "workers", "engines", "app_vcpus",
-                 "deploy_surge_percent", "serverless_concurrency", "replicas", "services"),
-    "load": ("rps", "hold_ms", "p95_hold_ms", "split", "current_pool_size",
-             "current_max_overflow", "current_pool_recycle", "current_poolclass",
-             "superuser_reserved", "provider_reserved", "admin_reserve", "migrations_reserve",
-             "replication_reserve"),
-}
+# The step whose form shows a widget (the flag() names a widget), for a refused link: each
+# parameter's step in the parameter table, and the services table on step 3.
+_STEP_OF = {step: table.on_step(step) + (("services",) if step == "topology" else ())
+            for step in table.STEPS}
 
 
 def step_of(widget: str | None) -> str | None:

@@ -118,14 +118,13 @@ def _replicas() -> None:
             c1, c4 = pair()
             c1.selectbox("Instance class", classes, key=f"replica_class_{i}",
                          format_func=lambda c: c or "same as the primary",
-                         help=HELP["replica_class"], **KEEP)
+                         help=HELP["replica_instance_class"], **KEEP)
             c4.text_input("Region", key=f"replica_region_{i}", placeholder="same region",
-                          help="A label only, e.g. eu-west-1: a cross-region replica counts "
-                               "the same way, with its own class and its own readers.",
-                          max_chars=40, **KEEP)
+                          help=HELP["replica_regions"], max_chars=40, **KEEP)
             c2, c3 = pair()
             c2.number_input("Measured max_connections", value=None, key=f"replica_mc_{i}",
-                            placeholder="catalog", help=HELP["replica_mc"], **state.WHOLE)
+                            placeholder="catalog", help=HELP["replica_max_connections"],
+                            **state.WHOLE)
             c3.number_input("Reader instances", value=None, key=f"replica_readers_{i}",
                             placeholder="all", help=HELP["replica_readers"], **state.WHOLE)
             if at == i + 1:
