@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wizard.core.model import Scenario, ScenarioError
-from wizard.scenario import links
+from wizard.core.model import MeasuredLoad, Scenario, ScenarioError
+from wizard.scenario import links, record
 
 # A scenario file is a few hundred lines at most: refuse a huge one before parsing it.
 MAX_BYTES = 256 * 1024
@@ -113,6 +113,7 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
     top_lines, svc_lines, starts = _lines(text)
     flat: dict[str, str] = {}
     where: dict[str, int | None] = {}
+    measured: dict[int, MeasuredLoad] = {}
     services = data.pop("service", None)
     allowed = set(links.BY_KEY)
     for key, value in data.items():
@@ -140,6 +141,9 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
                 raise ScenarioFileError(f"[[service]] {i} has no name", path, start, "name")
             for key, value in table.items():
                 line = lines.get(key, start)
+                if key == "measured":  # [service.measured], written by `observe --write`
+                    measured[i] = record.read_measured(value, f"[[service]] {i}", path, start)
+                    continue
                 if key not in links.SERVICE_KEYS:
                     raise ScenarioFileError(
                         f"unknown key {key[:40]!r} in [[service]] {i}; valid: "
@@ -147,7 +151,7 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
                 flat_key = links.service_key(i, key)
                 flat[flat_key], where[flat_key] = _value(value, key, path, line), line
     try:
-        return links.from_flat(flat)
+        return record.apply_measured(links.from_flat(flat), measured)
     except ScenarioError as exc:
         line = where.get(exc.key) if exc.key else None
         raise ScenarioFileError(str(exc), path, line, exc.key) from None
