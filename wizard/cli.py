@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     _load_plugins()
     helps = {"export": "write the engine module, the report or the PgBouncer ini",
              "live": "measure a real server: limits, pre-ping cost, exhaustion, pooler",
+             "observe": "measure each application_name's busy connections (the real load)",
              "fleet": "run a bounded read-only fleet load against a database",
              "app": "serve the web app (Streamlit)",
              "check": "fail when a scenario file's current pools break the connection budget"}
@@ -238,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_plugins() -> None:
     import importlib
 
-    for mod in ("wizard.export", "wizard.live", "wizard.fleet", "wizard.web", "wizard.guard"):
+    for mod in ("wizard.export", "wizard.live", "wizard.live.observe_cli", "wizard.fleet",
+                "wizard.web", "wizard.guard"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
