@@ -163,7 +163,8 @@ class Accumulator:
             if open_ <= 0:
                 continue
             name = OTHERS if app is None else _text(app, NAME_CHARS)
-            if name not in self.busy and len(self.busy) >= MAX_NAMES:
+            if (name not in self.busy and name not in merged
+                    and len(self.busy.keys() | merged.keys()) >= MAX_NAMES):
                 name = OTHERS
             cur = merged.setdefault(name, [0, 0, 0])
             cur[0] += open_

@@ -1,0 +1,321 @@
+"""`observe` against the real PostgreSQL and PgBouncer: known loads, recovered busy means.
+
+The loads (wizard/live/loadgen.py) have a known offered load: open-loop Poisson arrivals
+at rps with a pg_sleep hold (rps x hold busy connections, Little's law) and n connections
+always busy. observe must recover each within 20 %, directly and through PgBouncer in
+transaction mode; `--write` then `recommend` sizes from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.pgserver import Bouncer, PgServer
+from wizard.core.measured import as_load
+from wizard.core.model import Load, MeasuredLoad, ScenarioError
+from wizard.live import loadgen
+from wizard.live import observe as obs
+from wizard.live.target import parse_target
+from wizard.scenario import files, record
+
+pytestmark = pytest.mark.db
+
+ROOT = Path(__file__).resolve().parents[1]
+RPS, HOLD_MS = 100.0, 50.0  # open loop: 5.0 busy connections
+BUSY_N = 2  # always busy: 2.0
+
+
+def target(s: PgServer | Bouncer, user: str | None = None, password: str | None = None):
+    user = user or s.user
+    return parse_target(f"postgresql://{user}@{s.host}:{s.port}/{s.database}",
+                        env={"POOLWISE_LIVE_PASSWORD": password or s.password})
+
+
+async def _load_and_observe(load: PgServer | Bouncer, watch: PgServer | Bouncer,
+                            rps: float = RPS, seconds: float = 3.0):
+    acc = obs.Accumulator()
+    t = target(watch)
+
+    async def watcher() -> None:
+        await asyncio.sleep(0.8)  # the generators' pools are open and loaded
+        await obs.observe(t, acc, seconds=seconds, interval_ms=50, visitor=False)
+
+    gen = await asyncio.gather(
+        loadgen.open_loop(load.dsn(), "poisson-svc", rps, HOLD_MS, seconds + 1.6),
+        loadgen.always_busy(load.dsn(), "busy-svc", BUSY_N, seconds + 1.6),
+        watcher())
+    return obs.result(t, acc, obs.utc_now(), 50), gen
+
+
+def _by_name(o: obs.Observation) -> dict[str, obs.ServiceObservation]:
+    return {s.application_name: s for s in o.services}
+
+
+def _within(measured: float, true: float, tolerance: float = 0.2) -> bool:
+    return abs(measured - true) <= tolerance * true
+
+
+def test_recovers_busy_means_direct(pg: PgServer) -> None:
+    o, (poisson, busy, _) = asyncio.run(_load_and_observe(pg, pg))
+    seen = _by_name(o)
+    assert poisson.errors == 0 and poisson.arrivals > 0
+    assert _within(seen["poisson-svc"].busy_mean, RPS * HOLD_MS / 1000), seen["poisson-svc"]
+    assert _within(seen["busy-svc"].busy_mean, BUSY_N), seen["busy-svc"]
+    assert seen["busy-svc"].busy_max == BUSY_N and seen["busy-svc"].open_max == BUSY_N
+    assert seen["poisson-svc"].busy_p95 >= seen["poisson-svc"].busy_mean
+    assert seen["poisson-svc"].open_max == 16  # the generator's pool, held open
+    assert obs.APP_NAME not in seen  # its own connection is excluded
+    assert 40 <= o.samples <= 62 and 2.5 <= o.seconds <= 3.5
+
+
+def test_recovers_busy_means_through_pgbouncer(pgbouncer_factory) -> None:
+    bouncer = pgbouncer_factory("transaction", default_pool_size=24)
+    o, _ = asyncio.run(_load_and_observe(bouncer, bouncer, rps=60.0))
+    seen = _by_name(o)
+    # Busy server connections carry the client's application_name while they serve it.
+    assert _within(seen["poisson-svc"].busy_mean, 60.0 * HOLD_MS / 1000), seen["poisson-svc"]
+    assert _within(seen["busy-svc"].busy_mean, BUSY_N), seen["busy-svc"]
+    assert any("transaction pooler" in n for n in o.notes)  # server port != URL port
+
+
+def test_reset_all_behind_pgbouncer_loses_the_name(pgbouncer_factory) -> None:
+    """asyncpg's own Pool runs RESET ALL on release: behind PgBouncer 1.18 the client's
+    application_name becomes the server default (''), so its busy connections are no
+    longer counted under its name (SQLAlchemy's pool does not RESET ALL)."""
+    bouncer = pgbouncer_factory("transaction", default_pool_size=24)
+    t = target(bouncer)
+
+    async def main() -> obs.Observation:
+        acc = obs.Accumulator()
+
+        async def watcher() -> None:
+            await asyncio.sleep(0.8)
+            await obs.observe(t, acc, seconds=1.5, interval_ms=50, visitor=False)
+
+        await asyncio.gather(loadgen.open_loop(bouncer.dsn(), "reset-svc", 60.0, HOLD_MS, 2.5,
+                                               reset_all=True), watcher())
+        return obs.result(t, acc, obs.utc_now(), 50)
+
+    seen = _by_name(asyncio.run(main()))
+    named = seen["reset-svc"].busy_mean if "reset-svc" in seen else 0.0
+    assert named < 0.5 * 60.0 * HOLD_MS / 1000, seen  # most of its 3.0 busy went unnamed
+    assert seen["(none)"].busy_mean > 1.0
+
+
+def test_pgbouncer_118_sets_the_clients_application_name(pg: PgServer,
+                                                          pgbouncer_factory) -> None:
+    """One server connection, two clients: while each runs, the backend shows that client's
+    application_name; idle, it keeps the last client's."""
+    bouncer = pgbouncer_factory("transaction", default_pool_size=1)
+
+    async def main() -> list[tuple[str, str, int]]:
+        admin = await asyncpg.connect(pg.dsn(pg.admin_user))
+        a = await asyncpg.connect(bouncer.dsn(), statement_cache_size=0,
+                                  server_settings={"application_name": "svc-a"})
+        b = await asyncpg.connect(bouncer.dsn(), statement_cache_size=0,
+                                  server_settings={"application_name": "svc-b"})
+        q = ("SELECT application_name, state, pid FROM pg_stat_activity WHERE pid <> "
+             "pg_backend_pid() AND usename = $1 AND backend_type = 'client backend'")
+        seen = []
+        try:
+            for client in (a, b):
+                run = asyncio.create_task(client.execute("SELECT pg_sleep(0.4)"))
+                await asyncio.sleep(0.2)
+                seen += [(r["application_name"], r["state"], r["pid"])
+                         for r in await admin.fetch(q, pg.user)]
+                await run
+                assert await client.fetchval("SELECT current_setting('application_name')") \
+                    in ("svc-a", "svc-b")
+            seen += [(r["application_name"], r["state"], r["pid"])
+                     for r in await admin.fetch(q, pg.user)]
+        finally:
+            for c in (a, b, admin):
+                await c.close()
+        return seen
+
+    seen = asyncio.run(main())
+    assert [(n, s) for n, s, _ in seen] == [("svc-a", "active"), ("svc-b", "active"),
+                                           ("svc-b", "idle")]
+    assert len({pid for _, _, pid in seen}) == 1  # the same server connection throughout
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("POOLWISE_LIVE_")}
+    return subprocess.Popen([sys.executable, "-m", "wizard", *args], cwd=ROOT,
+                            env={**base, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _background_load(pg: PgServer, seconds: float) -> threading.Thread:
+    async def both() -> None:
+        await asyncio.gather(
+            loadgen.open_loop(pg.dsn(), "poisson-svc", RPS, HOLD_MS, seconds),
+            loadgen.always_busy(pg.dsn(), "busy-svc", BUSY_N, seconds))
+
+    def run() -> None:
+        asyncio.run(both())
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    time.sleep(0.8)
+    return thread
+
+
+SCENARIO = """# two services on a self-hosted server
+provider = "self-hosted"
+max_connections = 200  # ours
+
+[[service]]
+name = "poisson-svc"  # the web tier
+app_instances = 2
+rps = 50       # per instance: 2 x 50 = 100/s, the true load
+hold_ms = 50
+
+[[service]]
+name = "busy-svc"
+kind = "worker"
+app_instances = 1
+"""
+
+
+def test_write_then_recommend_sizes_from_the_measurement(pg: PgServer, tmp_path) -> None:
+    path = tmp_path / "estate.toml"
+    path.write_text(SCENARIO)
+    load = _background_load(pg, 5.0)
+    url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
+    proc = _cli(["observe", "--url", url, "--seconds", "3", "--interval-ms", "50", "--json",
+                 "--scenario", str(path), "--write"], {"POOLWISE_LIVE_PASSWORD": pg.password})
+    out, err = proc.communicate(timeout=60)
+    load.join(10)
+    assert proc.returncode == 0, err
+    assert pg.password not in out + err
+    d = json.loads(out)
+    assert set(d) >= {"seconds", "samples", "services"}
+    assert d["written"]["services"] == ["poisson-svc", "busy-svc"]
+    text = path.read_text()
+    assert "# two services on a self-hosted server" in text and "# the web tier" in text
+    assert "[service.measured]" in text and pg.password not in text
+    s = files.load(path)
+    web = s.services[0].load
+    assert web.measured is not None and web.measured.processes == 2
+    assert _within(web.measured.busy_mean, 5.0)
+    rec = subprocess.run([sys.executable, "-m", "wizard", "recommend", "--scenario", str(path),
+                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert rec.returncode == 0, rec.stderr
+    r = json.loads(rec.stdout)
+    svc = {v["name"]: v for v in r["services"]}
+    assert svc["poisson-svc"]["load"]["source"] == "measured"
+    assert svc["poisson-svc"]["load"]["measured"]["where"] == f"{pg.host}:{pg.port}/{pg.database}"
+    assert svc["poisson-svc"]["load"]["measured"]["guess_busy"] == pytest.approx(2.5)
+    # The true rps x hold gives the same pool_size, or within one. The totals may differ
+    # by more: the guess's burst is twice the rate, the measurement's its p95.
+    from wizard.core.sizing import recommend
+    guess = recommend(files.parse(SCENARIO)).service("poisson-svc").rec.engine("primary")
+    measured = svc["poisson-svc"]["engines"][0]
+    assert abs(measured["pool_size"] - guess.pool_size) <= 1, (measured, guess)
+    assert abs(measured["pool_size"] + measured["max_overflow"]
+               - guess.pool_size - guess.max_overflow) <= 2, (measured, guess)
+    txt = subprocess.run([sys.executable, "-m", "wizard", "recommend", "--scenario", str(path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    assert "Measured load (poolwise observe" in txt and "the guess" in txt.lower()
+
+
+def test_ctrl_c_reports_what_it_has(pg: PgServer) -> None:
+    url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
+    proc = _cli(["observe", "--url", url, "--seconds", "60", "--interval-ms", "50", "--json"],
+                {"POOLWISE_LIVE_PASSWORD": pg.password})
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    d = json.loads(out)
+    assert d["interrupted"] is True and d["samples"] > 0 and d["seconds"] < 10
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--seconds", "0"], "--seconds must be in (0, 3600]"),
+    (["--seconds", "3601"], "--seconds must be in (0, 3600]"),
+    (["--seconds", "nan"], "--seconds must be in (0, 3600]"),
+    (["--interval-ms", "49"], "--interval-ms must be 50.."),
+    (["--interval-ms", "inf"], "--interval-ms must be 50.."),
+    (["--write"], "--write needs --scenario"),
+])
+def test_out_of_range_is_one_line_exit_2(flags: list[str], words: str) -> None:
+    proc = _cli(["observe", "--url", "postgresql://u@127.0.0.1:1/db", *flags], {})
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and words in err
+
+
+def test_huge_application_name_is_bounded(pg: PgServer) -> None:
+    name = "x" * 5000 + "\x1b[31m"
+
+    async def main() -> obs.Observation:
+        hog = await asyncpg.connect(pg.dsn(), server_settings={"application_name": name})
+        acc = obs.Accumulator()
+        try:
+            await obs.observe(target(pg), acc, seconds=0.3, interval_ms=50, visitor=False)
+        finally:
+            await hog.close()
+        return obs.result(target(pg), acc, obs.utc_now(), 50)
+
+    o = asyncio.run(main())
+    names = [s.application_name for s in o.services]
+    assert names and all(len(n) <= 64 and n.isprintable() for n in names)
+    assert any(n.startswith("xxxx") for n in names)
+
+
+def test_accumulator_counts_absent_samples_as_zero_and_bounds_names() -> None:
+    acc = obs.Accumulator()
+    for i in range(20):
+        acc.add([("a", 3, 2 if i < 19 else 9, 0, 0)] + ([("b", 1, 1, 1, 0)] if i < 5 else []))
+    seen = {s.application_name: s for s in acc.services()}
+    assert seen["a"].busy_mean == pytest.approx((19 * 2 + 9) / 20)
+    assert seen["a"].busy_p95 == 2 and seen["a"].busy_max == 9
+    assert seen["b"].busy_mean == pytest.approx(5 / 20) and seen["b"].samples == 5
+    assert seen["b"].idle_in_transaction_max == 1
+    many = obs.Accumulator()
+    many.add([(f"n{i}", 1, 1, 0, 0) for i in range(obs.MAX_NAMES + 50)] + [(None, 7, 3, 0, 0)])
+    names = {s.application_name: s for s in many.services()}
+    assert len(names) == obs.MAX_NAMES + 1 and names[obs.OTHERS].open_max == 57
+
+
+def test_measured_keys_are_strict(tmp_path) -> None:
+    base = SCENARIO + "\n[service.measured]\n"
+    good = ('busy_mean = 2.0\nbusy_p95 = 3\nprocesses = 1\nat = "2026-12-06T03:00:00Z"\n'
+            'where = "db:5432/app"\n')
+    assert files.parse(base + good).services[1].load.measured.busy_mean == 2.0
+    for bad, words in [
+        (good.replace("2.0", '"2"'), "must be a number"),
+        (good.replace("processes = 1", "processes = 0"), "processes"),
+        (good.replace("busy_mean = 2.0", "busy_mean = -1.0"), "busy_mean"),
+        (good.replace("busy_mean = 2.0", "busy_mean = nan"), "busy_mean"),
+        (good + "extra = 1\n", "unknown key"),
+        (good.replace("db:5432/app", "postgresql://u:secret@db/app"), "password"),
+        (good.replace("2026-12-06T03:00:00Z", "yesterday"), "UTC time"),
+        (good.replace('where = "db:5432/app"\n', ""), "has no where"),
+    ]:
+        with pytest.raises(ScenarioError, match=words):
+            files.parse(base + bad)
+
+
+def test_measured_load_is_the_offered_load() -> None:
+    m = MeasuredLoad(6.0, 10.0, 3, "2026-12-06T03:00:00Z", "db:5432/app", 60)
+    load = as_load(m, workers=2, guess=Load(40, 50))
+    # per process 6 / 3 = 2 busy: rps / workers x hold = 2, p95 / mean kept for the burst
+    assert load.rps / 2 * load.hold_ms / 1000 == pytest.approx(2.0)
+    assert load.p95_hold_ms / load.hold_ms == pytest.approx(10 / 6)
+    assert load.measured.guess_busy == pytest.approx(40 / 2 * 0.05)
+    with pytest.raises(ScenarioError):
+        record.read_measured({"busy_mean": 1.0, "busy_p95": 1.0, "processes": 1,
+                              "at": "2026-12-06T03:00:00Z", "where": "a\nb"}, "t")
