@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -47,13 +48,19 @@ async def _load_and_observe(load: PgServer | Bouncer, watch: PgServer | Bouncer,
     acc = obs.Accumulator()
     t = target(watch)
 
+    ready = [asyncio.Event(), asyncio.Event()]
+
     async def watcher() -> None:
-        await asyncio.sleep(0.8)  # the generators' pools are open and loaded
+        for event in ready:  # both generators' pools are open and their load started
+            await event.wait()
+        await asyncio.sleep(0.3)
         await obs.observe(t, acc, seconds=seconds, interval_ms=50, visitor=False)
 
     gen = await asyncio.gather(
-        loadgen.open_loop(load.dsn(), "poisson-svc", rps, HOLD_MS, seconds + 1.6),
-        loadgen.always_busy(load.dsn(), "busy-svc", BUSY_N, seconds + 1.6),
+        loadgen.open_loop(load.dsn(), "poisson-svc", rps, HOLD_MS, seconds + 1.5,
+                          on_start=ready[0].set),
+        loadgen.always_busy(load.dsn(), "busy-svc", BUSY_N, seconds + 1.5,
+                            on_start=ready[1].set),
         watcher())
     return obs.result(t, acc, obs.utc_now(), 50), gen
 
@@ -99,12 +106,15 @@ def test_reset_all_behind_pgbouncer_loses_the_name(pgbouncer_factory) -> None:
     async def main() -> obs.Observation:
         acc = obs.Accumulator()
 
+        ready = asyncio.Event()
+
         async def watcher() -> None:
-            await asyncio.sleep(0.8)
+            await ready.wait()
+            await asyncio.sleep(0.3)
             await obs.observe(t, acc, seconds=1.5, interval_ms=50, visitor=False)
 
-        await asyncio.gather(loadgen.open_loop(bouncer.dsn(), "reset-svc", 60.0, HOLD_MS, 2.5,
-                                               reset_all=True), watcher())
+        await asyncio.gather(loadgen.open_loop(bouncer.dsn(), "reset-svc", 60.0, HOLD_MS, 2.2,
+                                               reset_all=True, on_start=ready.set), watcher())
         return obs.result(t, acc, obs.utc_now(), 50)
 
     seen = _by_name(asyncio.run(main()))
@@ -158,16 +168,20 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 
 def _background_load(pg: PgServer, seconds: float) -> threading.Thread:
+    """The two loads in a thread, returned once both have started."""
+    started = [threading.Event(), threading.Event()]
+
     async def both() -> None:
         await asyncio.gather(
-            loadgen.open_loop(pg.dsn(), "poisson-svc", RPS, HOLD_MS, seconds),
-            loadgen.always_busy(pg.dsn(), "busy-svc", BUSY_N, seconds))
+            loadgen.open_loop(pg.dsn(), "poisson-svc", RPS, HOLD_MS, seconds,
+                              on_start=started[0].set),
+            loadgen.always_busy(pg.dsn(), "busy-svc", BUSY_N, seconds,
+                                on_start=started[1].set))
 
-    def run() -> None:
-        asyncio.run(both())
-    thread = threading.Thread(target=run, daemon=True)
+    thread = threading.Thread(target=lambda: asyncio.run(both()), daemon=True)
     thread.start()
-    time.sleep(0.8)
+    assert all(e.wait(20) for e in started)
+    time.sleep(0.3)
     return thread
 
 
@@ -218,7 +232,7 @@ def test_write_then_recommend_sizes_from_the_measurement(pg: PgServer, tmp_path)
     assert svc["poisson-svc"]["load"]["measured"]["where"] == f"{pg.host}:{pg.port}/{pg.database}"
     assert svc["poisson-svc"]["load"]["measured"]["guess_busy"] == pytest.approx(2.5)
     # The true rps x hold gives the same pool_size, or within one. The totals may differ
-    # by more: the guess's burst is twice the rate, the measurement's its p95.
+    # by more: the measured p95 of a light load can be above twice its mean.
     from wizard.core.sizing import recommend
     guess = recommend(files.parse(SCENARIO)).service("poisson-svc").rec.engine("primary")
     measured = svc["poisson-svc"]["engines"][0]
@@ -314,8 +328,47 @@ def test_measured_load_is_the_offered_load() -> None:
     load = as_load(m, workers=2, guess=Load(40, 50))
     # per process 6 / 3 = 2 busy: rps / workers x hold = 2, p95 / mean kept for the burst
     assert load.rps / 2 * load.hold_ms / 1000 == pytest.approx(2.0)
-    assert load.p95_hold_ms / load.hold_ms == pytest.approx(10 / 6)
+    assert load.p95_hold_ms / load.hold_ms == pytest.approx(2.0)  # p95 10 < 2 x mean 6
+    bursty = as_load(replace(m, busy_p95=20.0), workers=2)
+    assert bursty.p95_hold_ms / bursty.hold_ms == pytest.approx(20 / 6)
+    assert bursty.hold_ms == 100.0 and bursty.measured.guess_busy is None
     assert load.measured.guess_busy == pytest.approx(40 / 2 * 0.05)
     with pytest.raises(ScenarioError):
         record.read_measured({"busy_mean": 1.0, "busy_p95": 1.0, "processes": 1,
                               "at": "2026-12-06T03:00:00Z", "where": "a\nb"}, "t")
+
+
+def test_pgbouncer_admin_console_is_a_second_source(pg: PgServer, pgbouncer_factory,
+                                                    tmp_path) -> None:
+    """URL database `pgbouncer`: SHOW POOLS (clients active/waiting, servers active) every
+    interval and SHOW STATS (transactions/s, average transaction time) over the run."""
+    bouncer = pgbouncer_factory("transaction", default_pool_size=24)
+    started = threading.Event()
+
+    async def load() -> None:
+        await loadgen.open_loop(bouncer.dsn(), "poisson-svc", 60.0, HOLD_MS, 4.5,
+                                on_start=started.set)
+
+    thread = threading.Thread(target=lambda: asyncio.run(load()), daemon=True)
+    thread.start()
+    assert started.wait(20)
+    time.sleep(0.2)
+    url = f"postgresql://{pg.user}@{bouncer.host}:{bouncer.port}/pgbouncer"  # a stats_user
+    proc = _cli(["observe", "--url", url, "--seconds", "3", "--interval-ms", "50", "--json"],
+                {"POOLWISE_LIVE_PASSWORD": pg.password})
+    out, err = proc.communicate(timeout=60)
+    thread.join(10)
+    assert proc.returncode == 0, err
+    assert pg.password not in out + err
+    d = json.loads(out)
+    pool = next(p for p in d["pools"] if p["database"] == pg.database)
+    assert _within(pool["sv_active_mean"], 60.0 * HOLD_MS / 1000, 0.25), pool
+    assert _within(pool["xact_per_s"], 60.0, 0.25), pool
+    assert pool["avg_xact_ms"] == pytest.approx(HOLD_MS, rel=0.2)
+    assert pool["cl_waiting_max"] == 0
+    estate = tmp_path / "estate.toml"
+    estate.write_text(SCENARIO)
+    bad = _cli(["observe", "--url", url, "--seconds", "1", "--scenario", str(estate)],
+               {"POOLWISE_LIVE_PASSWORD": pg.password})
+    out, err = bad.communicate(timeout=30)
+    assert bad.returncode == 2 and "no application_name" in err

@@ -3,7 +3,8 @@
 Little's law read backwards: the connections a service keeps busy, sampled in
 pg_stat_activity, are its offered load (arrival rate x hold time) whatever its rate and
 hold time are. Per process, the offered load is busy_mean / processes (the processes
-running when it was measured); the burst is busy_p95 / processes. `as_load` turns that
+running when it was measured); the burst is busy_p95 / processes, at least twice the
+offered load (the rule a guessed load without a p95 hold time gets). `as_load` turns that
 into the `Load` every formula reads (rps and hold time chosen so that rps / workers x hold
 is the measured offered load and rps / workers x p95 hold the measured burst), so the
 sizing, the pooler's need and the cores findings all read the same measured figure.
@@ -21,6 +22,7 @@ from dataclasses import replace
 
 from wizard.core.model import Load, LoadSizing, MeasuredLoad, ScenarioError
 
+BURST_FLOOR = 2.0  # a burst is at least twice the mean, as for a guessed load
 NOMINAL_HOLD_MS = 100.0  # the hold time behind the waits when only a measurement is given
 MAX_BUSY = 262_143.0  # PostgreSQL's MAX_BACKENDS: no server has more busy connections
 MAX_PROCESSES = 100_000 * 1_024  # app instances x workers at their documented maxima
@@ -67,7 +69,9 @@ def as_load(m: MeasuredLoad, workers: int, guess: Load | None = None,
     per_process = m.busy_mean if serverless else m.busy_mean / m.processes
     hold = guess.hold_ms if guess is not None else NOMINAL_HOLD_MS
     rps = per_process / (hold / 1000) * per_instance
-    ratio = max(1.0, m.busy_p95 / m.busy_mean) if m.busy_mean > 0 else 1.0
+    # The burst: the measured p95, at least twice the mean (the rule a guessed load without
+    # a p95 hold time gets), so the two sources size the same load alike (bench/observe.md).
+    ratio = max(BURST_FLOOR, m.busy_p95 / m.busy_mean) if m.busy_mean > 0 else BURST_FLOOR
     guess_busy = (guess.rps / per_instance * guess.hold_ms / 1000) if guess is not None else None
     return Load(rps, hold, hold * ratio, replace(m, guess_busy=guess_busy))
 

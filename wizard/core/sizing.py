@@ -164,7 +164,8 @@ def load_lines(rec: Recommendation) -> list[str]:
     if ld.measured is not None:  # measured: say so, with when and where (core/measured.py)
         lines = measured.lines(ld) + [
             f"The measured load needs {need(ld.needed_pool)} connections per process for at "
-            f"most {WAIT_TARGET:.0%} of checkouts to wait (Erlang C), bursts (its p95) "
+            f"most {WAIT_TARGET:.0%} of checkouts to wait (Erlang C), bursts (its p95, at "
+            f"least twice its mean) "
             f"need {need(ld.needed_with_overflow)}."]
     for ep in rec.endpoints:
         if ep.p_wait is None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -55,8 +56,10 @@ async def _pool(dsn: str, name: str, size: int, reset_all: bool = False) -> asyn
 
 
 async def open_loop(dsn: str, name: str, rps: float, hold_ms: float, seconds: float, *,
-                    pool_size: int = 16, seed: int = 1, reset_all: bool = False) -> Generated:
-    """Poisson arrivals at `rps` per second for `seconds`, each holding `hold_ms`."""
+                    pool_size: int = 16, seed: int = 1, reset_all: bool = False,
+                    on_start: Callable[[], None] | None = None) -> Generated:
+    """Poisson arrivals at `rps` per second for `seconds`, each holding `hold_ms`;
+    on_start() once the pool is open and the arrivals begin."""
     if not 0 < seconds <= MAX_SECONDS or not 0 < rps <= 10_000:
         raise ValueError("seconds must be in (0, 600] and rps in (0, 10000]")
     rng = random.Random(seed)
@@ -74,6 +77,8 @@ async def open_loop(dsn: str, name: str, rps: float, hold_ms: float, seconds: fl
             out.errors += 1
 
     try:
+        if on_start is not None:
+            on_start()
         t0 = time.perf_counter()
         at = rng.expovariate(rps)
         while at < seconds:
@@ -97,7 +102,8 @@ async def open_loop(dsn: str, name: str, rps: float, hold_ms: float, seconds: fl
 
 
 async def always_busy(dsn: str, name: str, n: int, seconds: float,
-                      hold_ms: float = 200) -> Generated:
+                      hold_ms: float = 200,
+                      on_start: Callable[[], None] | None = None) -> Generated:
     """`n` connections running pg_sleep(hold_ms) back to back for `seconds`."""
     if not 0 < seconds <= MAX_SECONDS:
         raise ValueError("seconds must be in (0, 600]")
@@ -113,6 +119,8 @@ async def always_busy(dsn: str, name: str, n: int, seconds: float,
                 out.arrivals += 1
 
     try:
+        if on_start is not None:
+            on_start()
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(n)))
         out.seconds = time.perf_counter() - t0

@@ -22,6 +22,7 @@ from wizard import cli as core_cli
 from wizard.core.checks import url_findings
 from wizard.core.model import ScenarioError
 from wizard.live import observe as obs
+from wizard.live import observe_pgbouncer as pgb
 from wizard.live.check import CONNECT_TIMEOUT
 from wizard.live.errors import LiveError
 from wizard.live.target import ENV_PASSWORD, parse_target
@@ -148,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         print("warning: the URL holds a password; it may stay in your shell history. "
               "Put it in an environment variable and pass --password-env NAME instead.",
               file=sys.stderr)
+    if target.database == pgb.ADMIN_DB:
+        return _run_admin(args, target)
     acc = obs.Accumulator()
     started = obs.utc_now()
     bar = _Bar(args.seconds)
@@ -201,6 +204,42 @@ def run(args: argparse.Namespace) -> int:
             if written.suggestion:
                 text += "\nTo add them:\n" + written.suggestion
         print(redact(text))
+    if failed is not None:
+        print(redact(core_cli.one_line(f"error: {failed.message} Fix: {failed.fix}")),
+              file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _run_admin(args: argparse.Namespace, target) -> int:
+    """The URL is PgBouncer's admin console: SHOW POOLS / SHOW STATS, no application_name."""
+    if args.scenario:
+        print("error: the admin console has no application_name to match services; observe "
+              "the database (directly or through PgBouncer) for --scenario.", file=sys.stderr)
+        return core_cli.EXIT_BAD_INPUT
+    acc = pgb.PoolAccumulator()
+    started = obs.utc_now()
+    bar = _Bar(args.seconds)
+    failed: LiveError | None = None
+    interrupted = False
+    try:
+        asyncio.run(pgb.observe_pgbouncer(target, acc, seconds=args.seconds,
+                                          interval_ms=args.interval_ms,
+                                          connect_timeout=args.connect_timeout, progress=bar))
+    except KeyboardInterrupt:
+        interrupted = True
+    except LiveError as err:
+        failed = err
+    finally:
+        bar.done()
+    if failed is not None and acc.samples == 0:
+        print(redact(core_cli.one_line(f"error: {failed.message} Fix: {failed.fix}")),
+              file=sys.stderr)
+        return EXIT_FAILED
+    o = pgb.PoolerObservation(str(target), started, round(acc.elapsed, 3), acc.samples,
+                              args.interval_ms, acc.pools(),
+                              interrupted or failed is not None)
+    print(redact(json.dumps(o.to_dict(), indent=2) if args.json else pgb.render(o)))
     if failed is not None:
         print(redact(core_cli.one_line(f"error: {failed.message} Fix: {failed.fix}")),
               file=sys.stderr)
