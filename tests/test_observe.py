@@ -372,3 +372,45 @@ def test_pgbouncer_admin_console_is_a_second_source(pg: PgServer, pgbouncer_fact
                {"POOLWISE_LIVE_PASSWORD": pg.password})
     out, err = bad.communicate(timeout=30)
     assert bad.returncode == 2 and "no application_name" in err
+
+
+def test_app_observes_compares_and_applies_in_one_click(pg: PgServer, isolated_app,
+                                                        monkeypatch) -> None:
+    """The live step's "Observe for 30 s" (shortened here): the measured busy connections
+    beside the plan's assumption, applied with one click."""
+    from tests.apptest import no_exception
+    from tests.test_live_plan import app, url_of
+    from wizard.ui import observe as observe_ui
+
+    monkeypatch.setattr(observe_ui, "SECONDS", 2.0)
+    query = {"provider": "aws-rds", "instance_class": "db.r6g.large", "app_instances": "2",
+             "workers": "1", "rps": "10", "hold_ms": "50"}
+    at = app(query)
+    started = threading.Event()
+
+    async def load() -> None:
+        await loadgen.open_loop(pg.dsn(), "app", RPS, HOLD_MS, 4.0, on_start=started.set)
+
+    thread = threading.Thread(target=lambda: asyncio.run(load()), daemon=True)
+    thread.start()
+    assert started.wait(20)
+    at.text_input(key="observe_url").input(url_of(pg))
+    at.text_input(key="observe_password").input(pg.password)
+    next(b for b in at.button if b.label.startswith("Observe for")).click()
+    at.run(timeout=60)
+    thread.join(10)
+    no_exception(at)
+    assert at.text_input(key="observe_password").value == ""
+    (table,) = [d for d in at.dataframe]
+    rows = {r["application_name"]: r for r in table.value.to_dict("records")}
+    assert _within(rows["app"]["busy mean"], RPS * HOLD_MS / 1000)
+    assert rows["app"]["plan assumed (busy)"] == pytest.approx(2 * 10 * 0.05)
+    at.button(key="observe_apply").click().run()
+    no_exception(at)
+    assert any("Applied the measured load" in str(s.value) for s in at.success)
+    from wizard.core.sizing import recommend
+    from wizard.scenario import links
+    s = links.from_flat(dict(at.query_params))
+    per_process = s.load.rps * s.load.hold_ms / 1000  # 1 worker per instance
+    assert _within(per_process * 2, RPS * HOLD_MS / 1000)
+    assert recommend(s).load.offered_load == pytest.approx(per_process)

@@ -389,3 +389,6 @@ def render(rec: Recommendation | None) -> None:
         report, role = kept
         flat = state.current_flat()
         _show(live, report, live.endpoint_overrides(flat, report, role), rec, role)
+    from wizard.ui import observe as observe_ui  # issue 22: "Observe for 30 s"
+
+    observe_ui.render(live, rec)
