@@ -316,6 +316,8 @@ def test_measured_keys_are_strict(tmp_path) -> None:
         (good.replace("busy_mean = 2.0", "busy_mean = nan"), "busy_mean"),
         (good + "extra = 1\n", "unknown key"),
         (good.replace("db:5432/app", "postgresql://u:secret@db/app"), "password"),
+        (good.replace("db:5432/app", "[x](http://evil):1/app"), "host:port/database"),
+        (good.replace("db:5432/app", "db:5432/**app**"), "host:port/database"),
         (good.replace("2026-12-06T03:00:00Z", "yesterday"), "UTC time"),
         (good.replace('where = "db:5432/app"\n', ""), "has no where"),
     ]:
@@ -336,6 +338,9 @@ def test_measured_load_is_the_offered_load() -> None:
     with pytest.raises(ScenarioError):
         record.read_measured({"busy_mean": 1.0, "busy_p95": 1.0, "processes": 1,
                               "at": "2026-12-06T03:00:00Z", "where": "a\nb"}, "t")
+    from wizard.core.measured import WHERE_SHAPE, where
+    assert where("::1", 5432, "my db*") == "[::1]:5432/my_db_"
+    assert WHERE_SHAPE.fullmatch(where("::1", 5432, "my db*"))
 
 
 def test_pgbouncer_admin_console_is_a_second_source(pg: PgServer, pgbouncer_factory,

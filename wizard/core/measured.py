@@ -29,7 +29,18 @@ MAX_PROCESSES = 100_000 * 1_024  # app instances x workers at their documented m
 MAX_SECONDS = 3600.0
 MAX_WHERE_CHARS = 200
 AT_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+# host:port/database: a name or address ([v6] in brackets), a port, a plain database name;
+# nothing a report or a page could render as a link or markup.
+WHERE_SHAPE = re.compile(r"([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}/"
+                         r"[A-Za-z0-9_.-]{0,63}")
 KEYS = ("busy_mean", "busy_p95", "processes", "at", "where", "seconds")
+
+
+def where(host: str, port: int, database: str) -> str:
+    """`host:port/database` in WHERE_SHAPE: an IPv6 host in brackets, any other character
+    of a database name as '_' (a name is recorded, never rendered as markup)."""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}/{re.sub(r'[^A-Za-z0-9_.-]', '_', database)[:63]}"
 
 
 def check(m: MeasuredLoad) -> MeasuredLoad:
@@ -52,10 +63,9 @@ def check(m: MeasuredLoad) -> MeasuredLoad:
         raise ScenarioError("measured at must be a UTC time like 2026-12-06T03:10:00Z",
                             key="measured_at")
     if (not isinstance(m.where, str) or len(m.where) > MAX_WHERE_CHARS
-            or not m.where.isprintable()):
-        raise ScenarioError(f"measured where must be printable text of at most "
-                            f"{MAX_WHERE_CHARS} characters (host:port/database)",
-                            key="measured_where")
+            or not WHERE_SHAPE.fullmatch(m.where)):
+        raise ScenarioError("measured where must be host:port/database (letters, digits, "
+                            "'.', '-', '_'; an IPv6 address in brackets)", key="measured_where")
     return m
 
 

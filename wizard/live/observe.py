@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from wizard.core import measured
 from wizard.live.check import (
     CONNECT_TIMEOUT,
     NAME_CHARS,
@@ -208,7 +209,7 @@ def result(target: LiveTarget, acc: Accumulator, started_at: str, interval_ms: f
                      "client that used them.")
     if interrupted:
         notes.append(f"stopped early: {acc.samples} samples in {acc.elapsed:.1f} s.")
-    where = f"{target.host}:{target.port}/{target.database}"
+    where = measured.where(target.host, target.port, target.database)
     return Observation(target=str(target), where=where, started_at=started_at,
                        seconds=round(acc.elapsed, 3), samples=acc.samples,
                        interval_ms=interval_ms, services=acc.services(),
