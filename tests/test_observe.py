@@ -208,7 +208,8 @@ def test_write_then_recommend_sizes_from_the_measurement(pg: PgServer, tmp_path)
     load = _background_load(pg, 5.0)
     url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
     proc = _cli(["observe", "--url", url, "--seconds", "3", "--interval-ms", "50", "--json",
-                 "--scenario", str(path), "--write"], {"POOLWISE_LIVE_PASSWORD": pg.password})
+                 "--scenario", str(path), "--write", "--processes", "busy-svc=3"],
+                {"POOLWISE_LIVE_PASSWORD": pg.password})
     out, err = proc.communicate(timeout=60)
     load.join(10)
     assert proc.returncode == 0, err
@@ -221,7 +222,8 @@ def test_write_then_recommend_sizes_from_the_measurement(pg: PgServer, tmp_path)
     assert "[service.measured]" in text and pg.password not in text
     s = files.load(path)
     web = s.services[0].load
-    assert web.measured is not None and web.measured.processes == 2
+    assert web.measured is not None and web.measured.processes == 2  # the file's fleet
+    assert s.services[1].load.measured.processes == 3  # as given
     assert _within(web.measured.busy_mean, 5.0)
     rec = subprocess.run([sys.executable, "-m", "wizard", "recommend", "--scenario", str(path),
                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -263,6 +265,8 @@ def test_ctrl_c_reports_what_it_has(pg: PgServer) -> None:
     (["--interval-ms", "49"], "--interval-ms must be 50.."),
     (["--interval-ms", "inf"], "--interval-ms must be 50.."),
     (["--write"], "--write needs --scenario"),
+    (["--processes", "api=0"], "--processes must be NAME=N"),
+    (["--processes", "api"], "--processes must be NAME=N"),
 ])
 def test_out_of_range_is_one_line_exit_2(flags: list[str], words: str) -> None:
     proc = _cli(["observe", "--url", "postgresql://u@127.0.0.1:1/db", *flags], {})

@@ -19,6 +19,7 @@ import os
 import sys
 
 from wizard import cli as core_cli
+from wizard.core import measured
 from wizard.core.checks import url_findings
 from wizard.core.model import ScenarioError
 from wizard.live import observe as obs
@@ -50,7 +51,28 @@ def setup(p: argparse.ArgumentParser) -> None:
                    help="compare with the [[service]] tables named like the application_names")
     p.add_argument("--write", action="store_true",
                    help="record the measurement in --scenario's matching [[service]] tables")
+    p.add_argument("--processes", action="append", default=[], metavar="NAME=N",
+                   help="app processes NAME ran while observed (repeatable); default for "
+                        "--write: the file's app_instances x workers")
     p.add_argument("--json", action="store_true")
+
+
+def parse_processes(items: list[str]) -> dict[str, int]:
+    """--processes NAME=N values (LiveError naming the bad one, exit 2)."""
+    out: dict[str, int] = {}
+    for item in items[:100]:
+        name, _, n = item.partition("=")
+        try:
+            value = int(n)
+        except ValueError:
+            value = 0
+        if not name or not 1 <= value <= measured.MAX_PROCESSES:
+            raise LiveError(f"--processes must be NAME=N with N in 1.."
+                            f"{measured.MAX_PROCESSES:,}, got {item[:60]!r}.", "", "bad_input")
+        out[name] = value
+    if len(items) > 100:
+        raise LiveError("--processes is given more than 100 times.", "", "bad_input")
+    return out
 
 
 class _Bar:
@@ -131,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         obs.check_bounds(args.seconds, args.interval_ms)
         if not (0 < args.connect_timeout <= 600):
             raise LiveError("--connect-timeout must be in (0, 600] seconds.", "", "bad_input")
+        processes = parse_processes(args.processes)
         if args.write and not args.scenario:
             raise LiveError("--write needs --scenario FILE.toml.", "", "bad_input")
         if args.scenario:
@@ -178,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.scenario and args.write and o.samples:
             written = record.write(args.scenario, o.busy(), at=started, where=o.where,
-                                   seconds=o.seconds)
+                                   seconds=o.seconds, processes=processes)
         if args.scenario and not args.json:
             extra = compare(o, args.scenario)
     except ScenarioError as err:
