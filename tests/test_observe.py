@@ -308,6 +308,17 @@ def test_accumulator_counts_absent_samples_as_zero_and_bounds_names() -> None:
     assert len(names) == obs.MAX_NAMES + 1 and names[obs.OTHERS].open_max == 57
 
 
+def test_a_hostile_name_is_kept_printable_and_shown_on_one_line() -> None:
+    from wizard.live.observe_cli import render
+    acc = obs.Accumulator()
+    acc.add([("evil\x1b[31m\nline\u202e", 1, 1, 0, 0)])
+    (svc,) = acc.services()
+    assert svc.application_name.isprintable() and "\x1b" not in svc.application_name
+    t = target(PgServer("127.0.0.1", 5432, "u", "pw", "db", "a", "apw", "/tmp"))
+    text = render(obs.result(t, acc, obs.utc_now(), 100))
+    assert len(text.splitlines()) == 3 and "evil" in text  # head, columns, one row
+
+
 def test_measured_keys_are_strict(tmp_path) -> None:
     base = SCENARIO + "\n[service.measured]\n"
     good = ('busy_mean = 2.0\nbusy_p95 = 3\nprocesses = 1\nat = "2026-12-06T03:00:00Z"\n'

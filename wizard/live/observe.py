@@ -128,6 +128,12 @@ class Observation:
                 if s.application_name not in (OTHERS, HIDDEN, "(none)")}
 
 
+def _printable(text: str) -> str:
+    """A name as kept and shown: any control or format character as '?' (PostgreSQL does the
+    same to application_name; a server that is not PostgreSQL might not)."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def _p95(hist: Counter[int], n: int) -> float:
     """Nearest-rank p95 of n values whose histogram is `hist`."""
     if n <= 0:
@@ -163,7 +169,7 @@ class Accumulator:
             hidden += hid
             if open_ <= 0:
                 continue
-            name = OTHERS if app is None else _text(app, NAME_CHARS)
+            name = OTHERS if app is None else _printable(_text(app, NAME_CHARS))
             if (name not in self.busy and name not in merged
                     and len(self.busy.keys() | merged.keys()) >= MAX_NAMES):
                 name = OTHERS

@@ -22,7 +22,7 @@ from typing import Any
 
 from wizard.live.check import NAME_CHARS, _text
 from wizard.live.errors import LiveError
-from wizard.live.observe import APP_NAME, Progress, _p95, check_bounds
+from wizard.live.observe import APP_NAME, Progress, _p95, _printable, check_bounds
 from wizard.live.target import LiveTarget, check_allowed, resolve_checked
 from wizard.scenario.redact import scrub
 
@@ -77,7 +77,8 @@ class PoolAccumulator:
     def add(self, rows: list[dict[str, Any]]) -> None:
         self.samples += 1
         for r in rows:
-            key = (_text(r.get("database", ""), NAME_CHARS), _text(r.get("user", ""), NAME_CHARS))
+            key = (_printable(_text(r.get("database", ""), NAME_CHARS)),
+                   _printable(_text(r.get("user", ""), NAME_CHARS)))
             if key[0] == ADMIN_DB:
                 continue
             for store, col in ((self.cl_active, "cl_active"), (self.cl_waiting, "cl_waiting"),
@@ -109,7 +110,13 @@ class PoolAccumulator:
 
 
 async def _connect(target: LiveTarget, timeout: float) -> Any:
-    import psycopg
+    try:
+        import psycopg
+    except ImportError:
+        raise LiveError("Reading PgBouncer's admin console needs psycopg, which is not "
+                        "installed.", "pip install 'psycopg[binary]' (requirements.txt pins "
+                        "it), or observe the database instead of the console.",
+                        "bad_input") from None
 
     addrs = await resolve_checked(target.host, target.port)
     verify = target.ssl in ("verify-ca", "verify-full")
