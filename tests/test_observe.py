@@ -434,3 +434,17 @@ def test_app_observes_compares_and_applies_in_one_click(pg: PgServer, isolated_a
     per_process = s.load.rps * s.load.hold_ms / 1000  # 1 worker per instance
     assert _within(per_process * 2, RPS * HOLD_MS / 1000)
     assert recommend(s).load.offered_load == pytest.approx(per_process)
+
+
+def test_scenario_compare_puts_each_service_beside_its_guess(tmp_path) -> None:
+    from wizard.live.observe_cli import compare
+    path = tmp_path / "estate.toml"
+    path.write_text(SCENARIO)
+    acc = obs.Accumulator()
+    for _ in range(10):
+        acc.add([("poisson-svc", 16, 4, 0, 0), ("stranger", 1, 1, 0, 0)])
+    t = target(PgServer("127.0.0.1", 5432, "u", "pw", "db", "a", "apw", "/tmp"))
+    lines = compare(obs.result(t, acc, obs.utc_now(), 100), str(path))
+    web = next(ln for ln in lines if "poisson-svc" in ln)
+    assert "measured 4.00 busy" in web and "the plan assumed 5.00 busy" in web
+    assert "not seen" in next(ln for ln in lines if "busy-svc" in ln)
