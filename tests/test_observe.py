@@ -433,6 +433,8 @@ def test_app_observes_compares_and_applies_in_one_click(pg: PgServer, isolated_a
     at.button(key="observe_apply").click().run()
     no_exception(at)
     assert any("Applied the measured load" in str(s.value) for s in at.success)
+    at.run()
+    assert any("The plan's load is measured" in str(i.value) for i in at.info)
     from wizard.core.sizing import recommend
     from wizard.scenario import links
     s = links.from_flat(dict(at.query_params))

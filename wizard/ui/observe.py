@@ -111,12 +111,29 @@ def _apply() -> None:
         st.session_state["_observe_msg"] = ("error", "Could not apply the measured load: "
                                             + md_escape(exc))
         return
+    st.session_state["_observe_applied"] = (new, words, kept.where, kept.started_at)
     st.session_state["_observe_msg"] = (
         "ok", "Applied the measured load (poolwise observe, "
         f"{md_escape(kept.where, 120)}, {kept.started_at}): "
         + "; ".join(md_escape(w, 200) for w in words)
         + ". The hold time only scales the waits; the pools follow the measured busy "
           "connections.")
+
+
+def _still_applied() -> None:
+    """While the plan's load is the one applied from a measurement, say so (a share link
+    carries it as rps x hold time: the measurement itself stays in this session)."""
+    applied = st.session_state.get("_observe_applied")
+    if applied is None:
+        return
+    new, words, where, at = applied
+    flat = state.current_flat()
+    if any(flat.get(k) != v for k, v in new.items()):
+        st.session_state.pop("_observe_applied", None)  # changed since: no longer measured
+        return
+    st.info(f"The plan's load is measured (poolwise observe, {md_escape(where, 120)}, {at}): "
+            + "; ".join(md_escape(w, 200) for w in words) + ".",
+            icon=":material/monitoring:")
 
 
 def render(live, rec: Recommendation | None) -> None:
@@ -158,6 +175,7 @@ def render(live, rec: Recommendation | None) -> None:
                 st.info("**Fix:** " + md_escape(redact.redact(err.fix), 400))
             return
         st.session_state["_observe_result"] = obs.result(target, acc, at, INTERVAL_MS)
+    _still_applied()
     kept = st.session_state.get("_observe_result")
     if kept is None:
         return
