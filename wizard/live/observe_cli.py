@@ -121,14 +121,18 @@ def render(o: obs.Observation) -> str:
     return "\n".join(out)
 
 
-def compare(o: obs.Observation, path: str) -> list[str]:
-    """Each [[service]] of the file next to the measurement of its application_name."""
+def compare(o: obs.Observation, path: str,
+            processes: dict[str, int] | None = None) -> list[str]:
+    """Each [[service]] of the file next to the measurement of its application_name
+    (over `processes` by name when given, else the file's fleet)."""
     s = files.load(path)
     busy = {x.application_name: x for x in o.services}
     out = [f"Against {path}:"]
     for svc in s.service_list():
         seen = busy.get(svc.name)
-        if svc.serverless_concurrency is not None:
+        if processes and svc.name in processes:
+            procs = processes[svc.name]
+        elif svc.serverless_concurrency is not None:
             procs = svc.serverless_concurrency
         else:
             procs = svc.app_instances * svc.workers
@@ -199,11 +203,11 @@ def run(args: argparse.Namespace) -> int:
     extra: list[str] = []
     written = None
     try:
+        if args.scenario and not args.json:  # against the file as it was (before --write)
+            extra = compare(o, args.scenario, processes)
         if args.scenario and args.write and o.samples:
             written = record.write(args.scenario, o.busy(), at=started, where=o.where,
                                    seconds=o.seconds, processes=processes)
-        if args.scenario and not args.json:
-            extra = compare(o, args.scenario)
     except ScenarioError as err:
         print(core_cli.one_line(f"error: {err}"), file=sys.stderr)
         return core_cli.EXIT_BAD_INPUT
