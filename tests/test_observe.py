@@ -455,3 +455,28 @@ def test_scenario_compare_puts_each_service_beside_its_guess(tmp_path) -> None:
     web = next(ln for ln in lines if "poisson-svc" in ln)
     assert "measured 4.00 busy" in web and "the plan assumed 5.00 busy" in web
     assert "not seen" in next(ln for ln in lines if "busy-svc" in ln)
+
+
+@pytest.mark.parametrize("mode, code", [("many_rows", "oversized"), ("stall", "stalled")])
+def test_a_hostile_server_is_cut_off(mode: str, code: str, monkeypatch) -> None:
+    """Millions of rows for a sample, or silence after login: one line, within the
+    per-sample limit, memory never following the server (tests/fakepg.py)."""
+    from tests.fakepg import FakePg
+    from wizard.live.errors import LiveError
+    from wizard.live.wire import MAX_SERVER_BYTES
+
+    monkeypatch.delenv("POOLWISE_LIVE_ALLOWED_HOSTS", raising=False)
+
+    async def main() -> tuple[LiveError, float, int]:
+        async with FakePg(mode, rows=200_000) as fake:
+            t = parse_target(f"postgresql://u@127.0.0.1:{fake.port}/d?sslmode=disable", "pw")
+            t0 = time.monotonic()
+            with pytest.raises(LiveError) as info:
+                await obs.observe(t, obs.Accumulator(), seconds=60, interval_ms=100,
+                                  connect_timeout=1.0, visitor=False)
+            return info.value, time.monotonic() - t0, fake.sent
+
+    err, elapsed, sent = asyncio.run(main())
+    assert err.code == code, err
+    assert elapsed < 4 and len(err.message) < 300
+    assert sent < 16 * MAX_SERVER_BYTES

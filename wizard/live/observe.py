@@ -239,9 +239,31 @@ async def _connect(target: LiveTarget, timeout: float, loop: BoundedLoop) -> Any
         raise await _as_live_error(exc, target, timeout) from None
 
 
+# BEGIN READ ONLY ... COMMIT by hand: on a failure the driver's error is the one raised
+# (a transaction context's exit on a dropped connection would hide it), and the
+# connection is closed by the caller either way.
+async def _port(conn: Any) -> int | None:
+    await conn.execute("BEGIN READ ONLY")
+    value = await conn.fetchval("SELECT current_setting('port')::int")
+    await conn.execute("COMMIT")
+    return value if isinstance(value, int) else None
+
+
+async def _read(work: Any, conn: Any, target: LiveTarget, stage: str, seconds: float) -> Any:
+    """One reading within `seconds` (a stalled server is cut off), any driver failure as
+    one LiveError (a server past the byte budget as "oversized")."""
+    try:
+        return await _phase(work, conn, stage, seconds)
+    except LiveError:
+        raise
+    except Exception as exc:
+        raise await _as_live_error(exc, target, seconds) from None
+
+
 async def _sample(conn: Any) -> list[tuple[str | None, int, int, int, int]]:
-    async with conn.transaction(readonly=True):
-        rows = await conn.fetch(_SAMPLE, TOP_APPS, NAME_CHARS)
+    await conn.execute("BEGIN READ ONLY")
+    rows = await conn.fetch(_SAMPLE, TOP_APPS, NAME_CHARS)
+    await conn.execute("COMMIT")
     if len(rows) > TOP_APPS + 1:
         raise LiveError(f"The server answered {len(rows):,} rows where the query asks for at "
                         f"most {TOP_APPS + 1}; observe refused the answer.",
@@ -267,22 +289,15 @@ async def observe(target: LiveTarget, acc: Accumulator, *, seconds: float = DEFA
         async with asyncio.timeout(limit):
             conn = await _connect(target, connect_timeout, loop)
             try:
-                async with conn.transaction(readonly=True):  # a pooler listens elsewhere
-                    port = await _phase(conn.fetchval("SELECT current_setting('port')::int"),
-                                        conn, "readings", connect_timeout)
-                acc.pooled = port != target.port
+                port = await _read(_port(conn), conn, target, "readings", connect_timeout)
+                acc.pooled = port != target.port  # a pooler listens elsewhere
                 step = interval_ms / 1000
                 t0 = acc.started = time.monotonic()
                 k = 0
                 while True:
                     loop.new_allowance()
-                    try:
-                        rows = await _phase(_sample(conn), conn, "sample", connect_timeout)
-                    except LiveError:
-                        raise
-                    except Exception as exc:
-                        raise await _as_live_error(exc, target, connect_timeout) from None
-                    acc.add(rows)
+                    acc.add(await _read(_sample(conn), conn, target, "sample",
+                                        connect_timeout))
                     now = time.monotonic() - t0
                     acc.elapsed = now
                     if progress is not None:
