@@ -159,6 +159,11 @@ def render(live, rec: Recommendation | None) -> None:
         started = time.monotonic()
         try:
             target = live.parse_target(url, password or None)
+            if target.database == "pgbouncer":
+                st.error("PgBouncer's admin console is read from the command line only "
+                         "(python -m wizard observe --url .../pgbouncer); here, observe the "
+                         "database itself, directly or through PgBouncer.")
+                return
             live.check_allowed(target)
             limits.take_token(st.session_state.setdefault("_live_history", []))
             acc = obs.Accumulator()
