@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wizard.core import measured
+from wizard.live.check import APP_NAME as LIVE_APP_NAME
 from wizard.live.check import (
     CONNECT_TIMEOUT,
     NAME_CHARS,
@@ -125,7 +126,8 @@ class Observation:
     def busy(self) -> dict[str, tuple[float, float]]:
         """(busy mean, busy p95) by application_name, for scenario/record.write."""
         return {s.application_name: (s.busy_mean, s.busy_p95) for s in self.services
-                if s.application_name not in (OTHERS, HIDDEN, "(none)")}
+                if s.application_name not in (OTHERS, HIDDEN, "(none)", APP_NAME,
+                                              LIVE_APP_NAME)}
 
 
 def _printable(text: str) -> str:
