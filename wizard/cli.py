@@ -244,6 +244,8 @@ VERBS: dict[str, Verb] = {
                    "_setup", "_run"),
     "live": Verb("wizard.live.cli",
                  "measure a real server: limits, pre-ping cost, exhaustion, pooler"),
+    "observe": Verb("wizard.live.observe_cli",
+                    "measure each application_name's busy connections (the real load)"),
     "fleet": Verb("wizard.fleet.cli", "run a bounded read-only fleet load against a database"),
     "app": Verb("wizard.web", "serve the web app (Streamlit)", "_setup", "_run"),
     "check": Verb("wizard.guard",

@@ -132,12 +132,30 @@ class ProxySettings:
 
 
 @dataclass(frozen=True)
+class MeasuredLoad:
+    """A service's load as `poolwise observe` measured it in pg_stat_activity: connections
+    of its application_name in state active, sampled, over the processes running then."""
+
+    busy_mean: float  # mean busy connections, the whole service
+    busy_p95: float
+    processes: int  # app processes running when it was measured
+    at: str  # when (UTC, ISO 8601)
+    where: str  # host:port/database, never a password
+    seconds: float = 0.0  # observed for
+    guess_busy: float | None = None  # busy per process the rps x hold guess gives, if given
+
+
+@dataclass(frozen=True)
 class Load:
-    """Offered load per app instance: requests/s and how long each holds a connection."""
+    """Offered load per app instance: requests/s and how long each holds a connection.
+
+    With `measured`, rps, hold_ms and p95_hold_ms are derived from the measurement
+    (wizard/core/measured.py), so every formula downstream reads the measured load."""
 
     rps: float
     hold_ms: float
     p95_hold_ms: float | None = None
+    measured: MeasuredLoad | None = None
 
 
 @dataclass(frozen=True)
@@ -412,6 +430,8 @@ class LoadSizing:
     needed_with_overflow: int | None
     curve: tuple[tuple[int, float], ...]  # (pool, P(wait)), sampled
     wait_target: float = 0.05  # the share of checkouts allowed to wait
+    source: str = "given"  # "given" (rps x hold time) or "measured" (poolwise observe)
+    measured: MeasuredLoad | None = None
 
 
 @dataclass(frozen=True)

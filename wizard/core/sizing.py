@@ -10,7 +10,7 @@ import math
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from wizard.core import bounds, budget, catalog, findings
+from wizard.core import bounds, budget, catalog, findings, measured
 from wizard.core.model import (
     POOLERS,
     SESSION_POOLERS,
@@ -122,7 +122,9 @@ def load_sizing(s: Scenario) -> LoadSizing | None:
             curve += (pts[-1],)
         if math.floor(a) >= 1:  # at the offered load itself every checkout waits
             curve = ((math.floor(a), 1.0), *curve)
-    return LoadSizing(rate, hold, a, need, need_total, curve, WAIT_TARGET)
+    source = "measured" if s.load.measured is not None else "given"
+    return LoadSizing(rate, hold, a, need, need_total, curve, WAIT_TARGET, source,
+                      s.load.measured)
 
 
 def wait_figures(load: LoadSizing, connections: int, pool_timeout: float
@@ -157,6 +159,12 @@ def load_lines(rec: Recommendation) -> list[str]:
              f"{ld.offered_load:,.2f} busy connections (Little's law); the mean load needs "
              f"{need(ld.needed_pool)} connections for at most {WAIT_TARGET:.0%} of checkouts "
              f"to wait (Erlang C), bursts need {need(ld.needed_with_overflow)}."]
+    if ld.measured is not None:  # measured: say so, with when and where (core/measured.py)
+        lines = measured.lines(ld) + [
+            f"The measured load needs {need(ld.needed_pool)} connections per process for at "
+            f"most {WAIT_TARGET:.0%} of checkouts to wait (Erlang C), bursts (its p95, at "
+            f"least twice its mean) "
+            f"need {need(ld.needed_with_overflow)}."]
     for ep in rec.endpoints:
         if ep.p_wait is None:
             continue

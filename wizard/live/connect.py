@@ -68,12 +68,14 @@ async def isolated_connect(*, sslmode: str = "prefer", password: str = "",
             raise LiveError(f"internal: the live check needs an explicit {key}.",
                             "report this bug.", "failed")
     kw.pop("ssl", None)
+    # A long reader (observe) passes its own BoundedLoop to renew the budget per reading.
+    loop = kw.pop("bounded_loop", None) or BoundedLoop(asyncio.get_running_loop())
     addrs = await resolve_checked(kw["host"], int(kw["port"]))
     if sslmode != "verify-full":  # verify-full must check the certificate against the name
         kw["host"], kw["port"] = addrs, [int(kw["port"])] * len(addrs)
     kw.update(password=password or "", passfile=None, direct_tls=False,
               target_session_attrs="any", krbsrvname="postgres", gsslib="gssapi",
-              loop=BoundedLoop(asyncio.get_running_loop()))  # at most 1 MiB read (wire.py)
+              loop=loop)  # at most 1 MiB read (wire.py)
     if sslmode == "disable":
         return await asyncpg.connect(ssl=False, **kw)
     try:

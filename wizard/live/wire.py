@@ -98,6 +98,12 @@ class BoundedLoop:
         self._loop = loop
         self._budget = _Budget(limit)
 
+    def new_allowance(self) -> None:
+        """Start a fresh budget for the next reading (observe reads for up to an hour: its
+        limit is MAX_SERVER_BYTES per sample, not per connection). No-op once exceeded."""
+        if self._budget.error is None:
+            self._budget.seen = 0
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loop, name)
 

@@ -12,12 +12,15 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from wizard.core.model import Scenario, ScenarioError
+from wizard.core import measured
+from wizard.core.model import MeasuredLoad, Scenario, ScenarioError
 from wizard.scenario import links
+from wizard.scenario.redact import looks_like_credential
 
 # A scenario file is a few hundred lines at most: refuse a huge one before parsing it.
 MAX_BYTES = 256 * 1024
@@ -113,6 +116,7 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
     top_lines, svc_lines, starts = _lines(text)
     flat: dict[str, str] = {}
     where: dict[str, int | None] = {}
+    found: dict[int, MeasuredLoad] = {}
     services = data.pop("service", None)
     allowed = set(links.BY_KEY)
     for key, value in data.items():
@@ -140,6 +144,9 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
                 raise ScenarioFileError(f"[[service]] {i} has no name", path, start, "name")
             for key, value in table.items():
                 line = lines.get(key, start)
+                if key == "measured":  # [service.measured], written by `observe --write`
+                    found[i] = read_measured(value, f"[[service]] {i}", path, start)
+                    continue
                 if key not in links.SERVICE_KEYS:
                     raise ScenarioFileError(
                         f"unknown key {key[:40]!r} in [[service]] {i}; valid: "
@@ -147,7 +154,7 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
                 flat_key = links.service_key(i, key)
                 flat[flat_key], where[flat_key] = _value(value, key, path, line), line
     try:
-        return links.from_flat(flat)
+        return apply_measured(links.from_flat(flat), found)
     except ScenarioError as exc:
         line = where.get(exc.key) if exc.key else None
         raise ScenarioFileError(str(exc), path, line, exc.key) from None
@@ -264,3 +271,68 @@ def _toml(key: str, value: str) -> str:
 
 def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# ---------------------------------------------------- [service.measured] (observe --write)
+
+MEASURED_KEYS = ("busy_mean", "busy_p95", "processes", "at", "where")
+_MEASURED_KINDS = {"busy_mean": "float", "busy_p95": "float", "processes": "int", "at": "str",
+          "where": "str", "seconds": "float"}
+_MEASURED_WORDS = {"float": "a number", "int": "a whole number", "str": "a quoted string"}
+
+
+def _refuse(message: str, path: str, line: int | None, key: str | None = None) -> ScenarioError:
+    return ScenarioFileError(message, path, line, key)
+
+
+def _measured_typed(value: Any, kind: str) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kind == "float":
+        return isinstance(value, int | float)
+    if kind == "int":
+        return isinstance(value, int)
+    return isinstance(value, str)
+
+
+def read_measured(value: Any, label: str, path: str = "<scenario>",
+                  line: int | None = None) -> MeasuredLoad:
+    """The MeasuredLoad of one `[service.measured]` table (ScenarioFileError otherwise)."""
+    if not isinstance(value, Mapping):
+        raise _refuse(f"'measured' in {label} must be a table ([service.measured])", path, line,
+                     "measured")
+    for key in value:
+        if key not in _MEASURED_KINDS:
+            raise _refuse(f"unknown key {str(key)[:40]!r} in {label}'s [service.measured]; "
+                         "valid: " + ", ".join(_MEASURED_KINDS), path, line, "measured")
+    for key in MEASURED_KEYS:
+        if key not in value:
+            raise _refuse(f"{label}'s [service.measured] has no {key}", path, line, "measured")
+    for key, kind in _MEASURED_KINDS.items():
+        if key in value and not _measured_typed(value[key], kind):
+            raise _refuse(f"measured {key} in {label} must be {_MEASURED_WORDS[kind]}", path, line,
+                         "measured")
+    if looks_like_credential(value["where"]):
+        raise _refuse(f"measured where in {label} looks like it holds a password; it names "
+                     "host:port/database only", path, line, "measured")
+    m = MeasuredLoad(busy_mean=float(value["busy_mean"]), busy_p95=float(value["busy_p95"]),
+                     processes=value["processes"], at=value["at"], where=value["where"],
+                     seconds=float(value.get("seconds", 0.0)))
+    try:
+        return measured.check(m)
+    except ScenarioError as exc:
+        raise _refuse(f"{label}: {exc}", path, line, "measured") from None
+
+
+def apply_measured(s: Scenario, found: Mapping[int, MeasuredLoad]) -> Scenario:
+    """`s` with service i (1-based) sized from found[i]: its load becomes the measured one,
+    its rps x hold time (if any) kept as the guess it is compared with."""
+    if not found:
+        return s
+    services = list(s.services)
+    for i, m in found.items():
+        svc = services[i - 1]
+        serverless = svc.serverless_concurrency is not None
+        services[i - 1] = replace(svc, load=measured.as_load(m, svc.workers, svc.load,
+                                                             serverless))
+    return replace(s, services=tuple(services))

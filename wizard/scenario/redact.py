@@ -7,6 +7,7 @@ a pasted password, token or credentialed URL is refused there, never repeated ba
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 
 CREDENTIAL = re.compile(
@@ -59,3 +60,16 @@ def scrub(text: str, *secrets: str | None) -> str:
     text = redact(text)
     forms = {f for s in secrets if s for f in (s, quote(s, safe=""), quote_plus(s))}
     return WITHHELD if any(f in text for f in forms) else text
+
+
+def url_to_keep(url: str) -> str:
+    """The URL to leave in the field after a run: as typed when it holds no password or
+    token, else empty (never a secret back on screen or in the session)."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        has_password = parts.password is not None
+    except ValueError:
+        return ""
+    if has_password or looks_like_credential(url) or not url.isprintable():
+        return ""
+    return url.strip()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -68,26 +67,13 @@ def _apply(overrides: dict[str, str]) -> None:
             + ". Every step, the answer table and the findings now use them.")
 
 
-def url_to_keep(url: str) -> str:
-    """The URL to leave in the field after a run: as typed when it holds no password or
-    token, else empty (never a secret back on screen or in the session)."""
-    try:
-        parts = urlsplit(url.strip())
-        has_password = parts.password is not None
-    except ValueError:
-        return ""
-    if has_password or redact.looks_like_credential(url) or not url.isprintable():
-        return ""
-    return url.strip()
-
-
 def _take_secrets() -> None:
     """Submit callback: move URL and password out of the widgets before the run, so the
     password is gone from the form on the server too; the run pops them and drops them
     when done. The URL stays in its field unless it holds a secret."""
     url = st.session_state.get("live_url", "") or ""
     st.session_state["_live_pending"] = (url, st.session_state.get("live_password", ""))
-    st.session_state["live_url"] = st.session_state["_live_url_kept"] = url_to_keep(url)
+    st.session_state["live_url"] = st.session_state["_live_url_kept"] = redact.url_to_keep(url)
     st.session_state["live_password"] = ""
 
 
@@ -389,3 +375,6 @@ def render(rec: Recommendation | None) -> None:
         report, role = kept
         flat = state.current_flat()
         _show(live, report, live.endpoint_overrides(flat, report, role), rec, role)
+    from wizard.ui import observe as observe_ui  # issue 22: "Observe for 30 s"
+
+    observe_ui.render(live, rec)

@@ -1,0 +1,114 @@
+"""A measured load (`poolwise observe`) as the load the sizing reads.
+
+Little's law read backwards: the connections a service keeps busy, sampled in
+pg_stat_activity, are its offered load (arrival rate x hold time) whatever its rate and
+hold time are. Per process, the offered load is busy_mean / processes (the processes
+running when it was measured); the burst is busy_p95 / processes, at least twice the
+offered load (the rule a guessed load without a p95 hold time gets). `as_load` turns that
+into the `Load` every formula reads (rps and hold time chosen so that rps / workers x hold
+is the measured offered load and rps / workers x p95 hold the measured burst), so the
+sizing, the pooler's need and the cores findings all read the same measured figure.
+
+The hold time is not measured: it only scales the waits (mean wait, P(wait past
+pool_timeout)), never a pool size (Erlang C depends on the offered load alone). The
+guessed hold time is kept when one was given, else NOMINAL_HOLD_MS; the lines say so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+
+from wizard.core.model import Load, LoadSizing, MeasuredLoad, ScenarioError
+
+BURST_FLOOR = 2.0  # a burst is at least twice the mean, as for a guessed load
+NOMINAL_HOLD_MS = 100.0  # the hold time behind the waits when only a measurement is given
+MAX_BUSY = 262_143.0  # PostgreSQL's MAX_BACKENDS: no server has more busy connections
+MAX_PROCESSES = 100_000 * 1_024  # app instances x workers at their documented maxima
+MAX_SECONDS = 3600.0
+MAX_WHERE_CHARS = 200
+AT_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+# host:port/database: a name or address ([v6] in brackets), a port, a plain database name;
+# nothing a report or a page could render as a link or markup.
+WHERE_SHAPE = re.compile(r"([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}/"
+                         r"[A-Za-z0-9_.-]{0,63}")
+KEYS = ("busy_mean", "busy_p95", "processes", "at", "where", "seconds")
+
+
+def where(host: str, port: int, database: str) -> str:
+    """`host:port/database` in WHERE_SHAPE: an IPv6 host in brackets, any other character
+    of a database name as '_' (a name is recorded, never rendered as markup)."""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}/{re.sub(r'[^A-Za-z0-9_.-]', '_', database)[:63]}"
+
+
+def check(m: MeasuredLoad) -> MeasuredLoad:
+    """`m` if every field is in its range (ScenarioError with the key otherwise)."""
+    def number(key: str, value: float, hi: float, integer: bool = False,
+               above: bool = False) -> None:
+        ok = (isinstance(value, int | float) and not isinstance(value, bool)
+              and math.isfinite(value) and (value > 0 if above else value >= 0) and value <= hi
+              and (not integer or float(value).is_integer()))
+        if not ok:
+            kind = "a whole number" if integer else "a number"
+            low = "above 0" if above else "from 0"
+            raise ScenarioError(f"measured {key} must be {kind} {low} to {hi:,g}, got "
+                                f"{value!r:.40}", key=f"measured_{key}")
+    number("busy_mean", m.busy_mean, MAX_BUSY)
+    number("busy_p95", m.busy_p95, MAX_BUSY)
+    number("processes", m.processes, MAX_PROCESSES, integer=True, above=True)
+    number("seconds", m.seconds, MAX_SECONDS)
+    if not isinstance(m.at, str) or not AT_SHAPE.fullmatch(m.at):
+        raise ScenarioError("measured at must be a UTC time like 2026-12-06T03:10:00Z",
+                            key="measured_at")
+    if (not isinstance(m.where, str) or len(m.where) > MAX_WHERE_CHARS
+            or not WHERE_SHAPE.fullmatch(m.where)):
+        raise ScenarioError("measured where must be host:port/database (letters, digits, "
+                            "'.', '-', '_'; an IPv6 address in brackets)", key="measured_where")
+    return m
+
+
+def as_load(m: MeasuredLoad, workers: int, guess: Load | None = None,
+            serverless: bool = False) -> Load:
+    """The Load a measurement stands for, per app instance (see the module's docstring).
+
+    `guess` is the rps x hold time given beside it, if any: its hold time scales the
+    waits, and its offered load per process is kept to say how far apart they were."""
+    per_instance = 1 if serverless else workers
+    per_process = m.busy_mean if serverless else m.busy_mean / m.processes
+    hold = guess.hold_ms if guess is not None else NOMINAL_HOLD_MS
+    rps = per_process / (hold / 1000) * per_instance
+    # The burst: the measured p95, at least twice the mean (the rule a guessed load without
+    # a p95 hold time gets), so the two sources size the same load alike (bench/observe.md).
+    ratio = max(BURST_FLOOR, m.busy_p95 / m.busy_mean) if m.busy_mean > 0 else BURST_FLOOR
+    guess_busy = (guess.rps / per_instance * guess.hold_ms / 1000) if guess is not None else None
+    return Load(rps, hold, hold * ratio, replace(m, guess_busy=guess_busy))
+
+
+def _gap(guess: float, measured: float) -> str:
+    if measured <= 0:
+        return "the measurement saw no busy connection"
+    ratio = guess / measured
+    if abs(ratio - 1) < 0.005:
+        return "the same as the measurement"
+    return (f"{ratio:.2f}x the measurement ({(ratio - 1):+.0%})" if ratio < 10
+            else f"{ratio:,.0f}x the measurement")
+
+
+def lines(ld: LoadSizing) -> list[str]:
+    """The measured load in words (the first lines of sizing.load_lines when measured)."""
+    m = ld.measured
+    if m is None:
+        return []
+    per = "" if m.processes <= 0 else f" over {m.processes:,} processes"
+    hold = (f"{ld.hold_s * 1000:g} ms hold time as given" if m.guess_busy is not None
+            else f"a nominal {NOMINAL_HOLD_MS:g} ms hold time (not measured)")
+    out = [f"Measured load (poolwise observe, {m.where}, {m.at}, {m.seconds:g} s): "
+           f"{m.busy_mean:,.2f} busy connections (p95 {m.busy_p95:,g}){per} = "
+           f"{ld.offered_load:,.2f} per process (Little's law); the waits below assume {hold}."]
+    if m.guess_busy is not None:
+        out.append(f"The guess (requests/s x hold time) gave {m.guess_busy:,.2f} busy "
+                   f"connections per process: {_gap(m.guess_busy, ld.offered_load)}; the "
+                   "sizing uses the measurement.")
+    return out
