@@ -134,24 +134,27 @@ def test_pgbouncer_118_sets_the_clients_application_name(pg: PgServer,
 
     async def main() -> list[tuple[str, str, int]]:
         admin = await asyncpg.connect(pg.dsn(pg.admin_user))
+        # Connections earlier tests left open are not the pooler's: only new backends count.
+        before = [r["pid"] for r in await admin.fetch("SELECT pid FROM pg_stat_activity")]
         a = await asyncpg.connect(bouncer.dsn(), statement_cache_size=0,
                                   server_settings={"application_name": "svc-a"})
         b = await asyncpg.connect(bouncer.dsn(), statement_cache_size=0,
                                   server_settings={"application_name": "svc-b"})
         q = ("SELECT application_name, state, pid FROM pg_stat_activity WHERE pid <> "
-             "pg_backend_pid() AND usename = $1 AND backend_type = 'client backend'")
+             "pg_backend_pid() AND usename = $1 AND backend_type = 'client backend' "
+             "AND pid <> ALL($2::int[])")
         seen = []
         try:
             for client in (a, b):
                 run = asyncio.create_task(client.execute("SELECT pg_sleep(0.4)"))
                 await asyncio.sleep(0.2)
                 seen += [(r["application_name"], r["state"], r["pid"])
-                         for r in await admin.fetch(q, pg.user)]
+                         for r in await admin.fetch(q, pg.user, before)]
                 await run
                 assert await client.fetchval("SELECT current_setting('application_name')") \
                     in ("svc-a", "svc-b")
             seen += [(r["application_name"], r["state"], r["pid"])
-                     for r in await admin.fetch(q, pg.user)]
+                     for r in await admin.fetch(q, pg.user, before)]
         finally:
             for c in (a, b, admin):
                 await c.close()
