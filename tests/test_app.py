@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from tests.apptest import go, new_app, no_exception
 from wizard.core import sizing
 from wizard.scenario import links, store
+from wizard.ui import results
 from wizard.ui.labels import PROXIES as LABELS
 from wizard.ui.text import as_read
 
@@ -46,11 +47,11 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def answers(at: AppTest) -> list[dict[str, str]]:
-    """Metrics grouped per endpoint, in page order: each group starts at pool_size (or
-    poolclass for NullPool)."""
+    """Metrics grouped per endpoint, in page order: each group starts at what the
+    database sees there, then each service's pool on it (one service here)."""
     groups: list[dict[str, str]] = []
     for m in at.metric:
-        if m.label in ("pool_size", "poolclass") or not groups:
+        if m.label == "database sees at peak" or not groups:
             groups.append({})
         groups[-1][m.label] = m.value
     return groups
@@ -86,8 +87,8 @@ def test_first_screen_shows_a_result_with_defaults():
     expected = sizing.recommend(links.from_flat({"provider": "aws-rds",
                                                  "instance_class": "db.r6g.large"}))
     m = metrics(at)
-    assert m["pool_size"] == str(expected.engines[0].pool_size)
-    assert m["max_overflow"] == str(expected.engines[0].max_overflow)
+    assert m["pool_size"] == str(expected.services[0].rec.engines[0].pool_size)
+    assert m["max_overflow"] == str(expected.services[0].rec.engines[0].max_overflow)
     # AWS: superuser_reserved_connections 3 + rds_superuser_reserved 2 (Knowledge Center)
     # + rds.rds_reserved_connections 4 (16.5+, the current minor), plus the default 3 admin
     # and 1 migrations connections.
@@ -147,7 +148,8 @@ def test_every_provider_and_proxy_pair_is_offered_and_sized():
                            for e in texts(at, "error")), (provider, proxy)
             else:
                 m = metrics(at)
-                assert m["pool_size"] == str(expected.engines[0].pool_size), (provider, proxy)
+                plan = expected.services[0].rec
+                assert m["pool_size"] == str(plan.engines[0].pool_size), (provider, proxy)
                 assert m["usable"] == f"{expected.endpoints[0].usable:,}", (provider, proxy)
                 assert m["database sees at peak"] == f"{expected.endpoints[0].worst_case:,}"
             assert dict(at.query_params)["provider"] == provider
@@ -194,7 +196,7 @@ def test_replica_gets_its_own_budget():
         "replica_instance_class": "db.r6g.xlarge"}))
     rep = expected.endpoint("replica-1")
     assert any("**replica-1** · db.r6g.xlarge" in t for t in texts(at, "markdown"))
-    assert m["pool_size"] == str(expected.engine("replica-1").pool_size)
+    assert m["pool_size"] == str(expected.services[0].rec.engine("replica-1").pool_size)
     # A replica keeps no migrations reserve: 3 superuser + 4 rds_reserved + 2 AWS + 3 admin.
     assert m["usable"] == f"{rep.max_connections - 12:,}"
     assert len(at.get("vega_lite_chart")) == 1  # the open chart tab only
@@ -420,7 +422,9 @@ def test_export_step_shows_exactly_what_the_export_renders():
     assert export.render_module(rec).rstrip("\n") in codes
     assert export.render_pgbouncer_ini(rec).rstrip("\n") in codes
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Download db.py", "Download poolwise-report.md", "Download pgbouncer.ini"]
+    # One service renders like several: its module, the scenario file, the report, the ini.
+    assert labels == ["Download db.py", "Download poolwise-scenario.toml",
+                      "Download poolwise-report.md", "Download pgbouncer.ini"]
 
 
 def test_every_step_renders_with_next_and_back():
@@ -498,7 +502,7 @@ def test_input_step_summary_fits_two_columns_and_shows_worst_case():
                                            "instance_class": "db.r6g.large"})).endpoints[0]
     m = metrics(at)
     assert set(m) == {"pool_size", "max_overflow", "usable", "database sees at peak",
-                      "breaks at (inst.)"}
+                      "breaks at (inst.)", results.SERVICE_AT_PEAK}
     assert m["breaks at (inst.)"] == f"{ep.breaks_at:,}"
     assert m["database sees at peak"] == f"{ep.worst_case:,}"
     caption = " ".join(texts(at, "caption"))
@@ -545,7 +549,8 @@ def test_engine_settings_table_keeps_every_reason_whole():
                                             "instance_class": "db.r6g.large"}))
     table = at.table[0].value
     assert list(table["setting"])[:3] == ["poolclass", "pool_size", "max_overflow"]
-    assert list(table["why"]) == [rec.engines[0].reasons.get(k, "") for k in table["setting"]]
+    why = rec.services[0].rec.engines[0].reasons
+    assert list(table["why"]) == [why.get(k, "") for k in table["setting"]]
 
 
 def test_wait_caption_explains_the_recommended_pool_not_only_the_mean_need():
@@ -557,11 +562,12 @@ def test_wait_caption_explains_the_recommended_pool_not_only_the_mean_need():
     open_details(at)
     rec = sizing.recommend(links.from_flat(q))
     # 200 req/s per instance over 4 workers = 50 req/s per process x 15 ms = 0.75 Erlangs
-    assert rec.load.offered_load == pytest.approx(0.75)
+    assert rec.services[0].rec.load.offered_load == pytest.approx(0.75)
     ep = rec.endpoints[0]
-    assert ep.pool_size != rec.load.needed_pool  # the burst need, not the mean need
+    # the burst need, not the mean need
+    assert ep.pool_size != rec.services[0].rec.load.needed_pool
     captions = texts(at, "caption")
-    assert sizing.load_lines(rec)[0] in captions
+    assert sizing.load_lines(rec.services[0].rec)[0] in captions
     exported = f"pool {ep.pool_size} + overflow {ep.max_overflow}"
     assert any(exported in c and f"P(wait) {sizing.percent(ep.p_wait)}" in c
                for c in captions)
@@ -723,9 +729,9 @@ def test_export_shows_what_changes_and_the_next_steps():
     table = at.table[0].value
     assert list(table["setting"]) == ["poolclass", "pool_size", "max_overflow"]
     assert list(table["today"])[1:] == ["40", "10"]
-    assert list(table["primary"])[1] == f"{rec.engines[0].pool_size} (was 40)"
+    assert list(table["primary"])[1] == f"{rec.services[0].rec.engines[0].pool_size} (was 40)"
     # the module itself is folded
-    assert any(e.label.startswith("db.py") for e in at.expander)
+    assert any(unescape(e.label).startswith("db.py") for e in at.expander)
     at.button(key="export_go_live").click().run()
     assert at.radio(key="step").value == "live"
     go(at, "export")

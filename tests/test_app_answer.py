@@ -181,7 +181,7 @@ def test_a_finding_the_export_answers_comes_after_the_others_and_says_so():
     assert warned and "prepared" not in warned[0]
     done = [t for t in texts(at, "info") if t.startswith("Already in the exported module")]
     assert len(done) == 1 and prepared.message in done[0]
-    assert all("statement_cache_size" in e.connect_args for e in rec.engines)
+    assert all("statement_cache_size" in e.connect_args for e in rec.services[0].rec.engines)
 
 
 def test_fix_it_in_goes_to_the_step_and_highlights_the_field():

@@ -24,8 +24,8 @@ def _isolated(isolated_app):
 
 def modules() -> dict[str, str]:
     rec = sizing.recommend(links.from_flat(ESTATE))
-    return {v.name: render_module(v.rec, estate=rec.scenario, service=v.name,
-                                  generated_on="2026-01-01") for v in rec.services}
+    return {v.name: render_module(rec, service=v.name, generated_on="2026-01-01")
+            for v in rec.services}
 
 
 def docstring(body: str) -> str:
@@ -78,9 +78,7 @@ def test_the_report_reproduces_with_the_installed_command_and_the_real_file():
     from wizard.export import render_report
 
     rec = sizing.recommend(links.from_flat(ESTATE))
-    worker = rec.service("worker")
-    text = render_report(worker.rec, estate=rec.scenario, service="worker",
-                         generated_on="2026-01-01")
+    text = render_report(rec, service="worker", generated_on="2026-01-01")
     assert ("Reproduce: `poolwise export --scenario poolwise-scenario.toml --service worker "
             "--kind report -o report.md`") in text
     assert "SCENARIO.toml" not in text and "python -m wizard" not in text

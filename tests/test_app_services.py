@@ -237,8 +237,8 @@ def test_saved_and_compare_take_an_estate():
                       f"{v.rec.engine('primary').max_overflow}" for v in estate.services)
     assert mine[0]["pools"] == want
     theirs = [r for r in rows if r["scenario"] == "one"]
-    eng = one.engine("primary")
-    assert theirs[0]["pools"] == f"{eng.pool_size} + {eng.max_overflow}"
+    eng = one.service("app").rec.engine("primary")
+    assert theirs[0]["pools"] == f"app {eng.pool_size} + {eng.max_overflow}"
     assert "3 services" in mine[0]["setup"]
     charts.compare_chart({"estate": estate, "one": one}).to_dict()
     # Saved scenarios are the flat parameters: every service comes back when loaded.

@@ -130,11 +130,11 @@ def test_serverless_chart_is_concurrency_against_the_pooler_client_limit():
 
 
 def test_wait_chart_marks_the_recommended_pool_and_needs_load():
-    assert charts.wait_chart(rec_for()) is None
+    assert charts.wait_chart(rec_for().services[0].rec) is None
     rec = rec_for(load=Load(rps=200, hold_ms=20))
-    spec = charts.wait_chart(rec).to_dict()
+    spec = charts.wait_chart(rec.services[0].rec).to_dict()
     curve = layer_values(spec, 0)
-    assert [(r["pool_size"], r["p_wait"]) for r in curve] == list(rec.load.curve)
+    assert [(r["pool_size"], r["p_wait"]) for r in curve] == list(rec.services[0].rec.load.curve)
     # offered load 200/s x 0.02 s = 4 Erlangs: with 4 connections every checkout waits
     assert next(r["p_wait"] for r in curve if r["pool_size"] == 4) == 1.0
     ep = rec.endpoints[0]  # the P(wait) shown is for the connections actually exported
@@ -167,7 +167,8 @@ def test_no_hard_coded_colours_and_no_shorthand():
     sless = rec_for(provider="supabase", instance_class="Small",
                     proxy="supavisor-transaction", serverless_concurrency=50)
     for chart in (charts.budget_chart(rec), charts.scale_out_chart(rec),
-                  charts.wait_chart(rec), charts.compare_chart({"a": rec, "b": rec}),
+                  charts.wait_chart(rec.services[0].rec),
+                  charts.compare_chart({"a": rec, "b": rec}),
                   charts.serverless_chart(sless)):
         text = json.dumps(chart.to_dict())
         assert '"#' not in text and "rgb(" not in text
@@ -272,7 +273,7 @@ def test_services_chart_reaches_past_every_break_point_and_names_its_endpoint():
 
 def test_wait_chart_never_goes_below_zero_and_its_legend_is_never_cut():
     rec = rec_for(load=Load(rps=200, hold_ms=20))
-    spec = charts.spec("wait", rec)
+    spec = charts.spec("wait", rec.services[0].rec)
     y = spec["layer"][0]["encoding"]["y"]
     assert y["scale"]["domainMin"] == 0 and y["scale"]["clamp"] is True
     # End labels centred on their ticks: flush, "0 %" sat above the line the curve ends on.

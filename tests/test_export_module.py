@@ -61,7 +61,7 @@ def test_module_settings_reach_the_engines(name: str, tmp_path: Path, monkeypatc
         assert len(engines.reads) == len(rec.scenario.replicas)
         for role, engine in zip([e.role for e in rec.endpoints],
                                 [engines.write, *engines.reads], strict=True):
-            g = rec.engine(role)
+            g = rec.services[0].rec.engine(role)
             pool = engine.sync_engine.pool
             if g.poolclass == "NullPool":
                 assert isinstance(pool, NullPool)
@@ -179,7 +179,7 @@ def test_serverless_module_uses_nullpool_and_command_timeout(tmp_path: Path) -> 
     rec = rec_for("lambda-rds-proxy")
     _, mod = _module(tmp_path, "lambda-rds-proxy")
     assert mod.ENGINE_SETTINGS["primary"] == {"poolclass": NullPool}
-    assert mod.CONNECT_ARGS["primary"]["command_timeout"] == rec.engine(
+    assert mod.CONNECT_ARGS["primary"]["command_timeout"] == rec.services[0].rec.engine(
         "primary").connect_args["command_timeout"]
     assert mod.SSL_DEFAULT == "require"
 

@@ -62,7 +62,7 @@ def test_measured_against_assumed_and_what_the_click_changes(pg: PgServer) -> No
     at = run_check(app(query), url_of(pg), pg.password)
     assert not at.exception
     text = shown(at)
-    b, a = before.engine("primary"), after.engine("primary")
+    b, a = before.services[0].rec.engine("primary"), after.services[0].rec.engine("primary")
     assert (f"You assumed max_connections {before.endpoint('primary').max_connections:,}"
             in text)
     assert f"the server says {measured:,}" in text
@@ -101,7 +101,7 @@ def test_each_replica_can_be_checked(pg: PgServer) -> None:
 def test_exhaustion_result_in_words(pg: PgServer) -> None:
     query = {"provider": "self-hosted", "max_connections": "60", "app_instances": "20",
              "workers": "2"}
-    eng = sizing.recommend(links.from_flat(query)).engine("primary")
+    eng = sizing.recommend(links.from_flat(query)).services[0].rec.engine("primary")
     at = run_check(app(query), url_of(pg), pg.password, exhaust=True)
     assert not at.exception
     text = shown(at)

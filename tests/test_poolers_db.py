@@ -82,7 +82,7 @@ def test_one_url_is_one_pair_in_session_mode(pgbouncer_factory, pg: PgServer) ->
                  proxy="pgbouncer-session", app_instances=2, workers=2, deploy_surge_percent=0,
                  proxy_settings=ProxySettings(pool_size=4, user_db_pairs=2))
     rec = recommend(s)
-    ep, eng = rec.endpoint("primary"), rec.engine("primary")
+    ep, eng = rec.endpoint("primary"), rec.services[0].rec.engine("primary")
     ini = _ini_values(rec)
     bouncer = pgbouncer_factory(pool_mode="session", query_wait_timeout=2,
                                 default_pool_size=ini["default_pool_size"],
@@ -134,7 +134,7 @@ def test_pre_ping_survives_a_pgbouncer_restart(pgbouncer_factory, pre_ping: bool
     # The exported engine behind a transaction pooler: pre-ping on by default, off by opt-out.
     rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=60,
                              proxy="pgbouncer-transaction", pre_ping=pre_ping))
-    eng = rec.engine("primary")
+    eng = rec.services[0].rec.engine("primary")
     assert eng.pool_pre_ping is pre_ping
     bouncer = pgbouncer_factory(pool_mode="transaction")
 

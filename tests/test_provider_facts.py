@@ -43,7 +43,7 @@ def everything_said(rec) -> str:
         for side in (ep.server_side, ep.client_side):
             if side is not None:
                 parts += [side.limit_source, side.detail]
-    for eng in rec.engines:
+    for eng in rec.services[0].rec.engines:
         parts += list(eng.reasons.values())
     return "\n".join(parts)
 
@@ -192,7 +192,7 @@ def test_neon_pooler_on_quarter_cu_has_no_false_error():
 
 def test_neon_pooler_keeps_statement_caches_on():
     rec = recommend(Scenario(provider="neon", instance_class="1cu", proxy="neon-pooler"))
-    args = rec.engine("primary").connect_args
+    args = rec.services[0].rec.engine("primary").connect_args
     assert "statement_cache_size" not in args and "prepared_statement_cache_size" not in args
     assert "PREPARED_STATEMENTS_TXN_POOLER" not in {w.code for w in rec.warnings}
 

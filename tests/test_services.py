@@ -485,8 +485,7 @@ def test_exported_service_module_compiles_passes_ruff_and_names_itself(tmp_path:
     compile(src, "db.py", "exec")
     assert ruff_check(src).returncode == 0, ruff_check(src).stdout
     rec = recommend(files.parse(ESTATE))
-    worker = rec.service("worker").rec
-    assert src == render_module(worker, estate=rec.scenario, service="worker",
+    assert src == render_module(rec, service="worker",
                                 generated_on=src.split("Generated on ")[1].split()[0])
     assert "application_name" in src and "replica-1" not in src.split("ENGINE_SETTINGS")[1]
     assert "poolwise export --scenario poolwise-scenario.toml --service worker -o db_worker.py" \
@@ -500,7 +499,7 @@ def test_service_module_runs_and_pg_sees_its_application_name(pg, tmp_path: Path
                                     'provider = "self-hosted"\nmax_connections = 2000'))
     rec = recommend(s)
     path = tmp_path / "db_worker.py"
-    path.write_text(render_module(rec.service("worker").rec, estate=s, service="worker"))
+    path.write_text(render_module(rec, service="worker"))
     mod = load_module(path, f"poolwise_db_services_{id(tmp_path)}")
     monkeypatch.setenv("DATABASE_URL", pg.url())
     monkeypatch.setenv("DATABASE_SSL", "disable")

@@ -163,7 +163,7 @@ def test_breaks_at_is_the_first_fleet_size_over_usable(instances, surge, workers
     n = ep.breaks_at
     assert n is not None and n > instances
     assert clients_at(s, n, per) > ep.usable >= clients_at(s, n - 1, per)
-    assert rec.breaks_at == n
+    assert rec.services[0].rec.breaks_at == n
 
 
 def test_scale_out_is_sampled_and_keeps_the_break_point():
@@ -215,11 +215,11 @@ def test_rules_multiply_out_and_poolwise_fits():
     rec = sizing.recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
                                     app_instances=40, workers=4))
     ep = rec.endpoint("primary")
-    for r in rec.rules:
+    for r in rec.services[0].rec.rules:
         assert r.per_process * ep.clients == r.fleet_total
         assert r.fits == (r.per_process >= 1 and r.fleet_total <= r.limit)
-    assert rec.rules[0].name == "poolwise" and rec.rules[0].fits
-    hikari = next(r for r in rec.rules if r.name == "HikariCP")
+    assert rec.services[0].rec.rules[0].name == "poolwise" and rec.services[0].rec.rules[0].fits
+    hikari = next(r for r in rec.services[0].rec.rules if r.name == "HikariCP")
     # 2 vCPUs x 2 + 1 = 5 connections for the server cannot give 200 engines one each.
     assert hikari.per_process == 0 and not hikari.fits
 
@@ -228,7 +228,7 @@ def test_rules_multiply_out_and_poolwise_fits():
 
 def test_nullpool_reasons_do_not_claim_a_pool_or_a_ping():
     rec = sizing.recommend(Scenario(serverless_concurrency=50, proxy="rds-proxy"))
-    g = rec.engine("primary")
+    g = rec.services[0].rec.engine("primary")
     assert g.poolclass == "NullPool" and not g.pool_pre_ping
     assert "checks each checkout" not in g.reasons["pool_pre_ping"]
     assert g.reasons["pool_pre_ping"].startswith("off")
@@ -294,7 +294,7 @@ def test_json_text_module_and_report_tell_one_answer(s):
     module = render_module(rec)
     report = render_report(rec)
     settings_in_module = engine_settings_of(module)
-    for ep, eng, jep, jeng in zip(rec.endpoints, rec.engines, data["endpoints"],
+    for ep, eng, jep, jeng in zip(rec.endpoints, rec.services[0].rec.engines, data["endpoints"],
                                   data["engines"], strict=True):
         assert (jep["pool_size"], jep["max_overflow"], jep["worst_case"], jep["usable"]) == (
             ep.pool_size, ep.max_overflow, ep.worst_case, ep.usable)
@@ -306,12 +306,14 @@ def test_json_text_module_and_report_tell_one_answer(s):
         else:
             assert (mod["pool_size"], mod["max_overflow"], mod["pool_recycle"]) == (
                 eng.pool_size, eng.max_overflow, eng.pool_recycle)
+        # The endpoints' table first (its last column: breaks_at), one row per service.
         row = next(ln for ln in text.splitlines() if ln.startswith(ep.role + " "))
-        assert row.split()[-3:] == [str(ep.pool_size), str(ep.max_overflow),
-                                    f"{ep.worst_case:,}"]
+        assert row.split()[-4:-1] == [str(ep.pool_size), str(ep.max_overflow),
+                                      f"{ep.worst_case:,}"]
         assert ep.explanation in report and ep.explanation in text
         if ep.p_wait is not None:
-            line = next(ln for ln in sizing.load_lines(rec) if ln.startswith(ep.role + ":"))
+            line = next(ln for ln in sizing.load_lines(rec.services[0].rec)
+                        if ln.startswith(ep.role + ":"))
             assert line in text and line in report
         # The worst case is what the endpoint sees: never above usable, and the same
         # figure the scale-out series gives at today's autoscaling maximum.
@@ -321,7 +323,7 @@ def test_json_text_module_and_report_tell_one_answer(s):
             row = next(r for r in sizing.scale_out(rec)
                        if r["instances"] == now and r["endpoint"] == ep.role)
             assert row["worst_case"] == ep.worst_case
-    assert rec.rules[0].fits
+    assert rec.services[0].rec.rules[0].fits
 
 
 @settings(max_examples=100, deadline=None)
@@ -348,7 +350,8 @@ def test_rds_replicas_reached_directly_get_direct_pool_settings():
     rec = sizing.recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
                                     proxy="rds-proxy", replicas=(Replica(),),
                                     app_instances=2))
-    primary, replica = rec.engine("primary"), rec.engine("replica-1")
+    plan = rec.services[0].rec
+    primary, replica = plan.engine("primary"), plan.engine("replica-1")
     assert primary.pool_use_lifo and not replica.pool_use_lifo
     assert rec.endpoint("replica-1").server_side is None
     rep = rec.endpoint("replica-1")

@@ -99,11 +99,11 @@ def _attributed(rec: Recommendation) -> list[tuple[Finding, tuple[str, ...]]]:
     found: dict[tuple[str, str, str], tuple[Finding, list[str]]] = {}
     for svc in rec.services:
         for f in svc.rec.warnings:
-            if not rec.single and f.code in checks.PLAN_JUDGED:
+            if len(rec.services) > 1 and f.code in checks.PLAN_JUDGED:
                 continue  # judged with every service's settings by plan_failures
             found.setdefault((f.code, f.message, f.fix), (f, []))[1].append(svc.name)
     out = [(f, tuple(names)) for f, names in found.values()]
-    if not rec.single:
+    if len(rec.services) > 1:
         out += checks.plan_failures(rec)
     return out
 

@@ -471,6 +471,12 @@ class ServiceResult:
 
 @dataclass(frozen=True)
 class Recommendation:
+    """The estate's answer: endpoint totals (`endpoints`, each with every service's part in
+    `by_service`) and one plan per service (`services`, at least one; the flags form is one
+    service named "app"). Each plan's `rec` is that service's own Recommendation: its
+    engines, load, rules, break point and findings. At the estate level `engines`, `load`,
+    `rules`, `breaks_at` and `cutoffs` are empty: they belong to a service's plan."""
+
     scenario: Scenario
     endpoints: tuple[EndpointBudget, ...]
     engines: tuple[EngineSettings, ...]
@@ -481,8 +487,7 @@ class Recommendation:
     binding: str
     breaks_at: int | None = None  # the smallest break point over the endpoints
     cutoffs: tuple[Cutoff, ...] = ()  # idle cut-offs on the path, shortest first
-    # Every service sharing the database, each with its own recommendation. With one
-    # service, its `rec` is this recommendation without `services`.
+    # Every service sharing the database, each with its own plan (empty in a plan).
     services: tuple[ServiceResult, ...] = ()
 
     def endpoint(self, role: str) -> EndpointBudget:
@@ -499,15 +504,17 @@ class Recommendation:
         raise ScenarioError(f"no service named {name[:40]!r}; services: "
                             + ", ".join(v.name for v in self.services), key="name")
 
-    @property
-    def single(self) -> bool:
-        """One service: the plan's endpoints and engines are that service's."""
-        return len(self.services) <= 1
-
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (the CLI's --json shape)."""
-        d = asdict(replace(self, services=()))
-        d["scenario"] = asdict(self.scenario)
+        """Plain JSON-ready dict (the CLI's --json shape).
+
+        Compatibility (the one place it lives): the JSON of one service keeps that
+        service's plan at the top level as well (`engines`, `load`, `rules`, `binding`,
+        `breaks_at`, `cutoffs`, and its `scenario`), as it had before the estate took one
+        shape; with several services those keys stay empty."""
+        top = self.services[0].rec if len(self.services) == 1 else self
+        d = asdict(replace(top, endpoints=self.endpoints, warnings=self.warnings,
+                           sources=self.sources, services=()))
+        d["scenario"] = asdict(top.scenario)
         d["services"] = [
             {"name": v.name, "kind": v.kind, "endpoints": list(v.endpoints),
              "engines": [asdict(e) for e in v.rec.engines],

@@ -379,10 +379,6 @@ def recommend(s: Scenario) -> Recommendation:
         if s.services:  # named services: each engine says who it is
             rows = [(ep, _named_engine(eng, svc.name), bound) for ep, eng, bound in rows]
         results.append(_service_rec(svc, view, loads[i], paths[i], rows))
-    if len(results) == 1:
-        only = results[0]
-        rec = replace(only.rec, endpoints=tuple(totals))
-        return replace(rec, services=(replace(only, rec=rec),))
     return _plan_rec(s, tuple(totals), tuple(results))
 
 
@@ -670,6 +666,8 @@ def _plan_rec(s: Scenario, totals: tuple[EndpointBudget, ...],
                          sources=tuple(sources.values()), load=None, rules=(),
                          binding="; ".join(f"{r.name}: {r.rec.binding}" for r in results),
                          breaks_at=None, cutoffs=(), services=results)
+    if len(results) == 1:  # one service: its own checks judge its pools, nothing to merge
+        return replace(rec, warnings=results[0].rec.warnings)
     found += checks.plan_findings(rec)
     return replace(rec, warnings=tuple(sorted(found, key=lambda f: SEVERITIES.index(f.severity))))
 
@@ -798,14 +796,13 @@ def rule_comparisons(s: Scenario, primary: EndpointBudget) -> tuple[RuleComparis
 
 def break_sentence(rec: Recommendation) -> str:
     """Which service's growth breaks each endpoint first, with the others at their peaks
-    (several services; '' for one, whose break point the text states already)."""
-    if rec.single:
-        return ""
+    (only endpoints that services share: a service alone on an endpoint has its break point
+    stated by its plan's `break_lines`)."""
     kinds = {v.name: v for v in rec.services}
     lines = []
     for ep in rec.endpoints:
         rows = [b for b in ep.by_service if b.breaks_at is not None]
-        if not rows:
+        if not rows or len(ep.by_service) < 2:
             continue
 
         def now(b: ServiceShare) -> int:
@@ -943,10 +940,8 @@ def scale_out_services(rec: Recommendation, up_to: int | None = None) -> list[di
     (ServiceShare.break_limit), so the line crosses the limit at the core's `breaks_at`.
     Services that do not grow on an endpoint (a fixed reader set) or have no limit there
     are left out. About SCALE_OUT_POINTS points in all (at least 20 per series, so at most
-    20 x 32 services x 16 endpoints); [] for one service.
+    20 x 32 services x 16 endpoints).
     """
-    if rec.single:
-        return []
     top = min(up_to or scale_out_services_range(rec), 10 * bounds.RANGES["app_instances"].high)
     series = []
     for ep in rec.endpoints:

@@ -98,9 +98,10 @@ def _breaks(n: int | None, today: int, serverless: bool) -> tuple[str, str]:
 def rows(rec: Recommendation) -> list[Row]:
     """The table's rows: per service (in the order given) each endpoint it uses."""
     out: list[Row] = []
-    if rec.single:
-        s = rec.scenario
-        for i, (ep, eng) in enumerate(zip(rec.endpoints, rec.engines, strict=True)):
+    if len(rec.services) == 1:
+        plan = rec.services[0].rec
+        s = plan.scenario
+        for i, (ep, eng) in enumerate(zip(rec.endpoints, plan.engines, strict=True)):
             room, over = _headroom(ep)
             null = eng.poolclass == "NullPool"
             out.append(Row(
@@ -108,7 +109,7 @@ def rows(rec: Recommendation) -> list[Row]:
                 "NullPool" if null else str(eng.pool_size),
                 "–" if null else str(eng.max_overflow),
                 f"{ep.worst_case:,} of {ep.usable:,}", "", _pooler(s.proxy, ep), room, over,
-                *_breaks(ep.breaks_at, s.fleet_size, s.serverless), rec.binding,
+                *_breaks(ep.breaks_at, s.fleet_size, s.serverless), plan.binding,
                 errors_for(rec, "", ep.role), i == 0, len(rec.endpoints)))
         return out
     for svc in rec.services:
@@ -179,7 +180,7 @@ def _e(text: str) -> str:
 
 def as_html(rec: Recommendation) -> str:
     """The table as escaped HTML (CSS apart, in `CSS`)."""
-    show_service = not rec.single
+    show_service = len(rec.services) > 1
     cols = COLUMNS if show_service else COLUMNS[1:]
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
     body = []
