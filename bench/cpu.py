@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
 from tests.pgserver import pgbouncer_server, postgres_server  # noqa: E402
 from wizard import cores  # noqa: E402
 from wizard.core.model import Load, ProxySettings, Replica, Reserves, Scenario  # noqa: E402
-from wizard.core.sizing import recommend  # noqa: E402
+from wizard.core.plan import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402
     FleetResult,
     Monitor,

@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 from tests.pgserver import postgres_server  # noqa: E402
 from wizard.core.model import Load, Reserves, Scenario  # noqa: E402
-from wizard.core.sizing import recommend  # noqa: E402
+from wizard.core.plan import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402
     FleetResult,
     Phase,

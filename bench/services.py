@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
 
 from wizard import estate  # noqa: E402
 from wizard.core.model import Scenario, Service  # noqa: E402
-from wizard.core.sizing import recommend  # noqa: E402
+from wizard.core.plan import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402
     CHECKOUT_TIMEOUT,
     CONN_ERROR,

@@ -17,7 +17,8 @@ from wizard.core.model import (
     ScenarioError,
     SizingError,
 )
-from wizard.core.sizing import erlang_c, recommend, smallest_pool
+from wizard.core.plan import recommend
+from wizard.core.queueing import erlang_c, smallest_pool
 
 
 def test_azure_b2s_budget_by_hand():
@@ -292,7 +293,7 @@ def test_aurora_serverless_v2_low_minimum_caps_at_2000():
 
 def _runnable_replicas(s):
     """Replicas the provider can run next to this primary (else: the primary's class)."""
-    from wizard.core.budget import validate_topology
+    from wizard.core.limits import validate_topology
     try:
         validate_topology(s)
     except ScenarioError:
@@ -303,7 +304,7 @@ def _runnable_replicas(s):
 
 def _catalog_scenarios():
     from wizard.core import catalog
-    from wizard.core.budget import PROXY_PROVIDERS
+    from wizard.core.limits import PROXY_PROVIDERS
     from wizard.core.model import PROVIDERS, PROXIES
 
     def for_provider(provider):

@@ -10,13 +10,13 @@ import pytest
 
 from tests.apptest import ESTATE
 from wizard import charts
-from wizard.core import sizing
+from wizard.core import plan, projection
 from wizard.core.model import Load, Replica, Scenario
 from wizard.scenario import links
 
 
 def rec_for(**kw):
-    return sizing.recommend(replace(Scenario(), **kw))
+    return plan.recommend(replace(Scenario(), **kw))
 
 
 def layer_values(spec: dict, i: int) -> list[dict]:
@@ -81,7 +81,7 @@ def test_scale_out_chart_draws_the_core_rows_against_usable():
     rec = rec_for(app_instances=2, max_app_instances=4, workers=4, replicas=(Replica(),))
     spec = charts.scale_out_chart(rec).to_dict()
     rows = layer_values(spec, 0)
-    assert rows == sizing.scale_out(rec)
+    assert rows == projection.scale_out(rec)
     usable = layer_values(spec, 1)
     assert usable == [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
     assert spec["layer"][1]["encoding"]["y"]["field"] == "usable"
@@ -190,7 +190,7 @@ def _literal_colours(node, parent: str = ""):
 
 def test_charts_follow_the_share_round_trip():
     flat = {"provider": "azure-flexible", "instance_class": "B2s", "workers": "2"}
-    rec = sizing.recommend(links.from_flat(flat))
+    rec = plan.recommend(links.from_flat(flat))
     ticks = layer_values(charts.budget_chart(rec).to_dict(), 1)
     assert ticks[0]["max_connections"] == 429  # Azure's documented B2s default
 
@@ -253,7 +253,7 @@ def test_scale_out_marks_whatever_break_point_the_core_gives():
 
 
 def test_services_chart_reaches_past_every_break_point_and_names_its_endpoint():
-    rec = sizing.recommend(links.from_flat(ESTATE))  # break points far apart: 13 .. 517
+    rec = plan.recommend(links.from_flat(ESTATE))  # break points far apart: 13 .. 517
     spec = charts.spec("services", rec)
     rows = layer_values(spec, 0)
     breaks = {(b.service, ep.role): b.breaks_at for ep in rec.endpoints
@@ -285,7 +285,7 @@ def test_wait_chart_never_goes_below_zero_and_its_legend_is_never_cut():
 def test_services_with_a_load_get_a_wait_chart_each():
     from wizard.ui import results
 
-    rec = sizing.recommend(links.from_flat(ESTATE))
+    rec = plan.recommend(links.from_flat(ESTATE))
     kinds = [k for _, k in results.chart_tabs(rec)]
     assert kinds == ["budget", "services", "wait"]
     assert [v.name for v in rec.services if charts.spec("wait", v.rec)] == ["api"]

@@ -6,7 +6,7 @@ import pytest
 
 from wizard.core.checks import url_findings
 from wizard.core.model import CurrentPool, Load, ProxySettings, Replica, Scenario
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 
 
 def codes(s: Scenario) -> dict[str, str]:

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from wizard.core import budget, catalog, cores
+from wizard.core import catalog, cores, proxies
 from wizard.core.model import TRANSACTION_POOLERS, CurrentPool, Load, ProxySettings, Scenario
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 
 
 def test_hikari_wiki_example():
@@ -81,7 +81,7 @@ def test_worst_case_far_above_cores_recommends_the_providers_pooler():
     assert f"{ep.worst_case:,} connections active at once" in f.message
     assert f"about {bound} at once" in f.message
     assert cores.HIKARI.url in f.message
-    assert budget._POOLER_ADVICE["aws-rds"] in f.fix
+    assert proxies.POOLER_ADVICE["aws-rds"] in f.fix
     assert not _found(rec, "DB_CORES_BUSY")
 
 
@@ -120,7 +120,8 @@ def test_self_hosted_without_vcpus_has_no_cores_finding():
 
 def test_cores_module_is_pure():
     code = ("import sys, wizard.core.cores, wizard.core.checks; "
-            "bad = {'streamlit', 'asyncpg', 'wizard.core.sizing'} & set(sys.modules); "
+            "bad = {'streamlit', 'asyncpg', 'wizard.core.sizing', 'wizard.core.plan'} "
+            "& set(sys.modules); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -20,7 +20,7 @@ from tests.test_export_support import (
     rec_for,
     ruff_check,
 )
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.export import render_module
 from wizard.export.render import installed_command
 from wizard.scenario import links

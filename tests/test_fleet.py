@@ -67,7 +67,7 @@ def test_checkout_timeout_is_classified_apart_from_connection_errors() -> None:
 
 def test_pool_settings_from_a_recommendation() -> None:
     from wizard.core.model import Load, Scenario
-    from wizard.core.sizing import recommend
+    from wizard.core.plan import recommend
 
     rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=100,
                              app_instances=2, max_app_instances=4, workers=2,
@@ -216,7 +216,7 @@ def test_cli_refuses_unbounded_runs() -> None:
 @pytest.mark.slow
 def test_cli_runs_an_exported_module(pg: PgServer, tmp_path: Path) -> None:
     from wizard.core.model import Load, Scenario
-    from wizard.core.sizing import recommend
+    from wizard.core.plan import recommend
     from wizard.export import render_module
 
     # The test server: max_connections 60; 2 instances x 2 workers, 20 req/s x 20 ms each.

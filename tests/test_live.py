@@ -19,7 +19,7 @@ import pytest
 
 from tests.pgserver import Bouncer, PgServer, free_port
 from wizard.core.model import EngineSettings, Scenario
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.live import (
     APP_NAME,
     LiveError,

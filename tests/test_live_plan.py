@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.pgserver import PgServer
-from wizard.core import sizing
+from wizard.core import plan
 from wizard.scenario import links
 
 pytestmark = pytest.mark.db
@@ -57,8 +57,8 @@ def test_measured_against_assumed_and_what_the_click_changes(pg: PgServer) -> No
     query = {"provider": "aws-rds", "instance_class": "db.r6g.large", "app_instances": "6",
              "workers": "2"}
     measured = int(pg.psql("SHOW max_connections").strip())
-    before = sizing.recommend(links.from_flat(query))
-    after = sizing.recommend(links.from_flat({**query, "max_connections": str(measured)}))
+    before = plan.recommend(links.from_flat(query))
+    after = plan.recommend(links.from_flat({**query, "max_connections": str(measured)}))
     at = run_check(app(query), url_of(pg), pg.password)
     assert not at.exception
     text = shown(at)
@@ -101,7 +101,7 @@ def test_each_replica_can_be_checked(pg: PgServer) -> None:
 def test_exhaustion_result_in_words(pg: PgServer) -> None:
     query = {"provider": "self-hosted", "max_connections": "60", "app_instances": "20",
              "workers": "2"}
-    eng = sizing.recommend(links.from_flat(query)).services[0].rec.engine("primary")
+    eng = plan.recommend(links.from_flat(query)).services[0].rec.engine("primary")
     at = run_check(app(query), url_of(pg), pg.password, exhaust=True)
     assert not at.exception
     text = shown(at)

@@ -8,7 +8,7 @@ import configparser
 import pytest
 
 from wizard.core.model import Load, ProxySettings, Replica, Scenario, Service
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.export import render_pgbouncer_ini
 
 
@@ -166,7 +166,7 @@ def test_the_same_max_connections_carries_the_same_estimate_label_everywhere():
 
 def test_the_report_states_the_break_point_like_the_text():
     from wizard.cli import render_text
-    from wizard.core.sizing import break_lines
+    from wizard.core.projection import break_lines
     from wizard.export import render_report
 
     rec = recommend(Scenario(provider="aws-rds", instance_class="db.t3.micro", app_instances=4,

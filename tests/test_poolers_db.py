@@ -14,9 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.pgserver import Bouncer, PgServer, _pg_os_user, _wait_tcp, find_pgbouncer
-from wizard.core import budget
+from wizard.core import proxies
 from wizard.core.model import ProxySettings, Scenario
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.export import render_pgbouncer_ini
 
 pytestmark = [pytest.mark.db, pytest.mark.pgbouncer]
@@ -57,7 +57,7 @@ def test_reserve_pool_size_is_per_pool(pgbouncer_factory, pg: PgServer) -> None:
     opened = run(main())
     assert opened == 9
     # poolwise counts what PgBouncer opens: (2 + 1) x 3, not 2 x 3 + 1.
-    assert budget.pgbouncer_server_connections(2, 1, 3) == opened
+    assert proxies.pgbouncer_server_connections(2, 1, 3) == opened
     rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=60,
                              proxy="pgbouncer-transaction",
                              proxy_settings=ProxySettings(pool_size=2, reserve_pool=1,

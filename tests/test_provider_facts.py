@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wizard.core import budget, catalog
+from wizard.core import catalog, limits
 from wizard.core.model import (
     Load,
     ProxySettings,
@@ -24,7 +24,7 @@ from wizard.core.model import (
     ScenarioError,
     SizingError,
 )
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_APP_RESERVES = Reserves(admin=0, migrations=0)
@@ -87,7 +87,7 @@ RDS_RESERVED = 4  # AWS states no default; 4 is what RDS users report (shared/fa
 
 def _rds_reserved(pg_version, pg_minor, provider="aws-rds"):
     s = Scenario(provider=provider, pg_version=pg_version, pg_minor=pg_minor)
-    return {r.name.split(" ")[0]: r.count for r in budget.reserves_for(s, True, 1000)}.get(
+    return {r.name.split(" ")[0]: r.count for r in limits.reserves_for(s, True, 1000)}.get(
         "rds.rds_reserved_connections", 0)
 
 

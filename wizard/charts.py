@@ -1,6 +1,6 @@
 """Altair charts of a Recommendation: pure functions, no Streamlit, no sizing of their own.
 
-Every number drawn is a field of the Recommendation (or a row of `sizing.scale_out`): the
+Every number drawn is a field of the Recommendation (or a row of `projection.scale_out`): the
 charts never decide where a fleet breaks, they mark the core's `breaks_at`.
 
 Channels are built with `alt.X(field=..., type=...)` objects (shorthand strings cost
@@ -27,7 +27,7 @@ from typing import Any
 
 import altair as alt
 
-from wizard.core import sizing
+from wizard.core import projection, queueing
 from wizard.core.model import EndpointBudget, Recommendation
 
 SCHEME = "tableau10"
@@ -242,7 +242,7 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
 def scale_out_data(rec: Recommendation, up_to: int | None = None,
                    ) -> tuple[tuple, dict[str, list[dict]]] | None:
     """(shape, datasets) of the scale-out chart; None for serverless scenarios."""
-    rows = sizing.scale_out(rec, up_to)
+    rows = projection.scale_out(rec, up_to)
     if not rows:
         return None
     usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
@@ -312,7 +312,7 @@ def _scale_out(roles_: tuple[str, ...], with_breaks: bool) -> alt.LayerChart:
 def services_scale_chart(rec: Recommendation, up_to: int | None = None
                          ) -> alt.LayerChart | None:
     """Several services: which one's growth breaks an endpoint first (the core's
-    `sizing.scale_out_services` rows and each ServiceShare's `breaks_at`); None without
+    `projection.scale_out_services` rows and each ServiceShare's `breaks_at`); None without
     a series."""
     made = services_scale_data(rec, up_to)
     return None if made is None else _services_scale(*made[0]).properties(datasets=made[1])
@@ -323,13 +323,13 @@ def services_scale_range(rec: Recommendation) -> int:
     only the first one), so each break is on the chart."""
     last = max((b.breaks_at for ep in rec.endpoints for b in ep.by_service
                 if b.breaks_at is not None), default=0)
-    return max(sizing.scale_out_services_range(rec), last + max(2, last // 10))
+    return max(projection.scale_out_services_range(rec), last + max(2, last // 10))
 
 
 def services_scale_data(rec: Recommendation, up_to: int | None = None,
                         ) -> tuple[tuple, dict[str, list[dict]]] | None:
     """(shape, datasets) of the services scale-out chart; None without series."""
-    rows = sizing.scale_out_services(rec, up_to or services_scale_range(rec))
+    rows = projection.scale_out_services(rec, up_to or services_scale_range(rec))
     if not rows:
         return None
     top = max(r["instances"] for r in rows)
@@ -480,7 +480,7 @@ def wait_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]] | None
     data = {"curve": [{"pool_size": n, "p_wait": p} for n, p in rec.load.curve],
             "chosen": [{"pool_size": rec.endpoints[0].pool_size
                         + rec.endpoints[0].max_overflow, "marker": EXPORTED}],
-            "target": [{"p_wait": sizing.WAIT_TARGET, "marker": "target"}]}
+            "target": [{"p_wait": queueing.WAIT_TARGET, "marker": "target"}]}
     return (), data
 
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from wizard.core import catalog, sizing
+from wizard.core import catalog, projection, queueing, sizing
 from wizard.core.model import Recommendation, Scenario, ScenarioError, SizingError
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.scenario import files, links
 
 EXIT_BAD_INPUT = 2
@@ -104,7 +104,7 @@ def render_text(rec: Recommendation) -> str:
                              "engines", "pool_size", "overflow", "worst_case", "breaks_at"]))
     for e in rec.endpoints:
         out.append(f"  {e.role}: {e.explanation}; headroom {e.headroom:,}")
-    sentence = sizing.break_sentence(rec)
+    sentence = projection.break_sentence(rec)
     if sentence:
         out += ["", sentence]
     for svc in rec.services:
@@ -152,8 +152,8 @@ def _render_one(rec: Recommendation) -> str:
     if rec.load:
         out.append("")
         out.append("Load:")
-        out += [f"  {line}" for line in sizing.load_lines(rec)]
-    out += [f"  {line}" for line in sizing.break_lines(rec)]
+        out += [f"  {line}" for line in queueing.load_lines(rec)]
+    out += [f"  {line}" for line in projection.break_lines(rec)]
     out.append("")
     out.append("Rules people copy (per engine x engines = fleet total, against "
                f"{sizing.rules_limit(rec)} on the primary):")

@@ -10,7 +10,7 @@ statement caches off, so no prepared-statement warning is raised for it.
 
 Exit 0: every endpoint fits (the headroom is printed); 1: the budget breaks (each failure
 names the service, the endpoint and the fix); 2: the file is invalid (file and line).
-The numbers come from the core (sizing.recommend, checks.current_use); this module only
+The numbers come from the core (plan.recommend, checks.current_use); this module only
 words them as text, JSON or GitHub workflow commands. Pure except for `_run`'s printing.
 """
 
@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 
 from wizard import cli
-from wizard.core import checks, sizing
+from wizard.core import checks, plan
 from wizard.core.model import Finding, Recommendation, Scenario, ScenarioError, SizingError
 from wizard.scenario import files
 
@@ -112,7 +112,7 @@ def check(text: str, path: str) -> Report:
     """The check of a scenario file's text (ScenarioFileError when the file is invalid)."""
     s = files.parse(text, path)
     try:
-        rec = sizing.recommend(s)
+        rec = plan.recommend(s)
     except SizingError as exc:
         # Not even one connection per engine fits: the budget breaks whatever the pools.
         m = _NAMED.match(exc.message)

@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.conftest import ROOT, start_streamlit, stop, wait_healthy
 from tests.e2e.test_wizard_browser import IDLE, settle, step
 from tests.pgserver import PgServer, free_port
-from wizard.core import sizing
+from wizard.core import plan
 from wizard.scenario import links
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.db]
@@ -45,8 +45,8 @@ def test_measured_against_assumed_in_the_browser(guarded_url, browser, artifacts
                                                  pg: PgServer) -> None:
     base, _ = guarded_url
     measured = int(pg.psql("SHOW max_connections").strip())
-    before = sizing.recommend(links.from_flat(QUERY)).engine("primary")
-    after = sizing.recommend(links.from_flat({**QUERY, "max_connections": str(measured)}))
+    before = plan.recommend(links.from_flat(QUERY)).engine("primary")
+    after = plan.recommend(links.from_flat({**QUERY, "max_connections": str(measured)}))
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     try:
         page.goto(f"{base}/?{links.to_query(links.from_flat(QUERY))}")

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from wizard.core import sizing
+from wizard.core import plan
 from wizard.scenario import links
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -68,7 +68,7 @@ def test_walk_the_wizard_download_and_share(app_url, browser, artifacts):
     page.wait_for_selector(".st-key-provider", timeout=30_000)
     settle(page)
     # First screen: a result already, for the defaults.
-    default = sizing.recommend(links.from_flat({"provider": "aws-rds",
+    default = plan.recommend(links.from_flat({"provider": "aws-rds",
                                                 "instance_class": "db.r6g.large"}))
     assert metric(page, "pool_size") == str(default.engines[0].pool_size)
     page.screenshot(path=str(artifacts / "1-database-default.png"), full_page=True)
@@ -92,7 +92,7 @@ def test_walk_the_wizard_download_and_share(app_url, browser, artifacts):
     params = link_params(page.url)
     assert params == {"provider": "azure-flexible", "instance_class": "B2s",
                       "max_app_instances": "6", "workers": "4"}
-    rec = sizing.recommend(links.from_flat(params))
+    rec = plan.recommend(links.from_flat(params))
     # 8 instances at peak (6 + 25% surge) x 4 workers = 32 engines share 410 usable
     assert rec.endpoints[0].clients == 32
     assert metric(page, "pool_size") == str(rec.engines[0].pool_size)
@@ -222,7 +222,7 @@ def test_answer_first_at_desktop_and_phone_width_with_a_tracked_link(app_url, br
     assert page.locator('[data-testid="stAlert"]').filter(
         has_text="could not be read").count() == 0
     assert link_params(page.url) == WALK
-    rec = sizing.recommend(links.from_flat(WALK))
+    rec = plan.recommend(links.from_flat(WALK))
     for label in STEPS:
         step(page, label)
         if label == "5 Results":

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from wizard.core import budget, catalog, cores, path
+from wizard.core import catalog, cores, limits, path, projection, proxies, shares
 from wizard.core.model import (
     POOLERS,
     SEVERITIES,
@@ -69,8 +69,8 @@ def current_settings_overflow(rec: Recommendation) -> Iterator[Finding]:
             per, label = 15, "SQLAlchemy's defaults (5 + 10), if you kept them,"
         total = per * ep.clients
         if total > room:
-            breaks = budget.break_point(
-                per, room, lambda n, role=ep.role: budget.processes_at(s, role, n),
+            breaks = projection.break_point(
+                per, room, lambda n, role=ep.role: limits.processes_at(s, role, n),
                 ep.engines_per_process, s.fleet_size)
             if s.serverless:  # one engine per concurrent invocation, no autoscaling maximum
                 fleet = f"{ep.clients:,} engines (one per concurrent invocation) at the peak"
@@ -188,18 +188,18 @@ def current_use(rec: Recommendation) -> tuple[EndpointUse, ...]:
         groups: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
             if row[5] is not None:
-                groups.setdefault(budget.pool_key(row[5]), []).append(i)
+                groups.setdefault(proxies.pool_key(row[5]), []).append(i)
         for name, idx in groups.items():
             limit = max((rows[i][6] for i in idx if rows[i][6] is not None), default=None)
             # An engine without a limit may open at least the whole server pool.
             asks = [rows[i][3] if rows[i][3] is not None else (limit or 0) for i in idx]
-            if name in budget.PAIR_POOLERS and limit is not None:
+            if name in proxies.PAIR_POOLERS and limit is not None:
                 # One URL is one pair: each service's engines reach their own pool.
                 parts = [min(limit, a) for a in asks]
             elif limit is None or sum(asks) <= limit:
                 parts = asks
             else:
-                parts = budget.largest_remainder(limit, asks)
+                parts = shares.largest_remainder(limit, asks)
             seen.update(zip(idx, parts, strict=True))
         uses = []
         for i, (share, today, per, clients, how, pooler, _, climit) in enumerate(rows):
@@ -242,7 +242,7 @@ def current_over_client_limit(rec: Recommendation) -> Iterator[Finding]:
             f"{ep.role}: your current pool {opens}, above {s.proxy}'s client limit of "
             f"{client.limit:,}: the connections beyond it are refused at the peak.",
             f"Use pool_size={ep.pool_size}, max_overflow={ep.max_overflow} per engine, or "
-            + budget.client_limit_fix(s, need) + ".")
+            + proxies.client_limit_fix(s, need) + ".")
 
 
 # Findings about a service's current pool that, with several services, the plan judges
@@ -448,7 +448,7 @@ def _pool_over_fix(s, ep, side) -> str:
                 else "the other services' connections and your reserves")
         return f"Set the proxy's MaxConnectionsPercent to at most {pct}% so {keep} stay free."
     if s.proxy == "neon-pooler":
-        return (f"Neon's pooler settings cannot be changed ({budget.neon_pool_fraction():g} x "
+        return (f"Neon's pooler settings cannot be changed ({proxies.neon_pool_fraction():g} x "
                 "max_connections per user/database pair): route fewer user/database pairs "
                 "through it or pick a bigger compute size.")
     if s.proxy.startswith("supavisor"):
@@ -478,7 +478,7 @@ _POOL_LEVER = {
 
 
 def _neon_fixed() -> str:
-    return (f"Neon's pool is fixed at {budget.neon_pool_fraction():g} x max_connections per "
+    return (f"Neon's pool is fixed at {proxies.neon_pool_fraction():g} x max_connections per "
             "user/database pair and cannot be changed")
 
 
@@ -528,7 +528,7 @@ def proxy_server_pool(rec: Recommendation) -> Iterator[Finding]:
                 "queue in the proxy.", _pool_below_load_fix(s, ep, side))
         client = ep.client_side
         if client and client.limit and client.worst_case > client.limit:
-            fix = budget.client_limit_fix(s, client.worst_case)
+            fix = proxies.client_limit_fix(s, client.worst_case)
             yield Finding(
                 "PROXY_CLIENT_LIMIT", "error",
                 f"{ep.role}: the fleet opens up to {client.worst_case:,} client connections, "
@@ -590,7 +590,7 @@ def database_cores(rec: Recommendation) -> Iterator[Finding]:
                    "bound, or the load's busy connections if more): the proxy queues the rest "
                    "in front of the database.")
         else:
-            advice = budget._POOLER_ADVICE.get(s.provider, "PgBouncer in transaction mode")
+            advice = proxies.POOLER_ADVICE.get(s.provider, "PgBouncer in transaction mode")
             fix = (f"Put a pooler in front ({advice}) with about {fix_pool:,} server "
                    "connections, so the fleet's bursts queue in the pooler, not in PostgreSQL.")
         yield Finding("DB_CORES_WORST_CASE", "info", facts + why, fix)
@@ -599,7 +599,7 @@ def database_cores(rec: Recommendation) -> Iterator[Finding]:
 @rule
 def rds_proxy_writer_only(rec: Recommendation) -> Iterator[Finding]:
     s = rec.scenario
-    if len(rec.endpoints) > 1 and budget.rds_proxy_skips_replicas(s):
+    if len(rec.endpoints) > 1 and proxies.rds_proxy_skips_replicas(s):
         src = catalog.proxy_fact("rds-proxy", "read_replicas_rds")
         yield Finding(
             "RDS_PROXY_WRITER_ONLY", "info",
@@ -624,7 +624,7 @@ def provider_services_reserve(rec: Recommendation) -> Iterator[Finding]:
             f"connections too: {kept[0]}% of max_connections is kept for them, following its "
             f"advice to give the app at most {100 - kept[0]}% ({heavy[1]}).",
             f"With heavy Data API (PostgREST) use the advice is {100 - heavy[0]}%: reserve "
-            f"{budget.services_reserved(mc, heavy[0])} as the provider reserve in "
+            f"{limits.services_reserved(mc, heavy[0])} as the provider reserve in "
             "the database step.")
 
 
@@ -672,7 +672,7 @@ def load_vs_budget(rec: Recommendation) -> Iterator[Finding]:
         if not s.serverless:
             for ep in rec.endpoints:
                 total = ep.pool_size + ep.max_overflow
-                cap = budget.no_load_cap(ep.server_side is not None)
+                cap = proxies.no_load_cap(ep.server_side is not None)
                 share = ep.per_process_budget
                 if share is None or share > cap:
                     why = (f"the default cap of {cap} per engine, below the budget ceiling"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from wizard import cli
 from wizard.core.model import ScenarioError
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.export.render import (
     KINDS,
     export,

@@ -15,7 +15,7 @@ from string import Template
 from typing import Any
 
 import wizard
-from wizard.core import catalog, sizing
+from wizard.core import catalog, projection, queueing, sizing
 from wizard.core.model import (
     EngineSettings,
     Recommendation,
@@ -512,7 +512,7 @@ def _service_report(rec: Recommendation, *, generated_on: str | None,
                       "budget per engine", "pool_size", "max_overflow", "worst case",
                       "headroom (every service at its peak)" if shared else "headroom"],
                      rows)
-    breaks = sizing.break_lines(rec)
+    breaks = projection.break_lines(rec)
     if breaks:
         out += ["", *(f"- {line}." for line in breaks)]
     for e in rec.endpoints:
@@ -544,7 +544,7 @@ def _service_report(rec: Recommendation, *, generated_on: str | None,
                          [[k, f"`{v}`", g.reasons.get(k, "")] for k, v in settings])
         out.append("")
     if rec.load:
-        out += ["## Load", ""] + [f"- {line}" for line in sizing.load_lines(rec)] + [""]
+        out += ["## Load", ""] + [f"- {line}" for line in queueing.load_lines(rec)] + [""]
     out += ["## Rules people copy", "",
             f"Per engine x engines = fleet total, against {sizing.rules_limit(rec)} on the "
             "primary.", ""]
@@ -592,7 +592,7 @@ def _plan_report(rec: Recommendation, *, generated_on: str | None,
                       for e in rec.endpoints for b in e.by_service])
     out += [""] + [f"- {e.role}: {e.explanation}; headroom {e.headroom:,}."
                    for e in rec.endpoints]
-    sentence = sizing.break_sentence(rec)
+    sentence = projection.break_sentence(rec)
     if sentence:
         out += ["", sentence]
     for svc in rec.services:

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from wizard.core import budget, sizing
+from wizard.core import limits, projection, queueing
 from wizard.core.model import (
     EndpointBudget,
     EngineSettings,
@@ -54,7 +54,7 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
     if fix:
         st.info(f"**Fix:** {md_escape(fix)}")
     if scenario is not None:
-        st.caption(md_escape(budget.fleet_sentence(scenario)))
+        st.caption(md_escape(limits.fleet_sentence(scenario)))
     where, _ = state._problem(state.flat_key(state.current_flat()))
     # A refused replica is fixed on the replica (its class or max_connections, step 3),
     # not with a proxy or a bigger primary.
@@ -155,7 +155,7 @@ def answer(rec: Recommendation) -> None:
     with st.container(border=True, key="answer"):
         errors = _errors(rec)
         answer_table(rec)
-        sentence = sizing.break_sentence(rec)
+        sentence = projection.break_sentence(rec)
         if sentence:
             st.info(md_escape(sentence), icon=":material/trending_up:")
         # checks.run_checks lists errors first, then warnings, then info; a warning the
@@ -194,7 +194,7 @@ def _service_metrics(rec: Recommendation, ep: EndpointBudget, b: ServiceShare) -
         row.metric("clients open", f"{mine.client_side.worst_case:,}", width=METRIC_WIDTH,
                    help=md_escape(mine.client_side.detail))
     if mine.p_wait is not None:
-        row.metric("P(checkout waits)", sizing.percent(mine.p_wait), width=METRIC_WIDTH,
+        row.metric("P(checkout waits)", queueing.percent(mine.p_wait), width=METRIC_WIDTH,
                    help="Erlang C for the pool exported on this endpoint.")
     now = own.fleet_size
     unit = "invocations" if own.serverless else "instances"
@@ -216,7 +216,7 @@ def services_answer(rec: Recommendation, sentence: bool = True) -> None:
         for b in ep.by_service:
             st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind})"))
             _service_metrics(rec, ep, b)
-    said = sizing.break_sentence(rec) if sentence else ""
+    said = projection.break_sentence(rec) if sentence else ""
     if said:
         st.info(md_escape(said), icon=":material/trending_up:")
 
@@ -415,7 +415,7 @@ def _load(rec: Recommendation) -> None:
 
 def _plan_load(rec: Recommendation) -> None:
     """One service's load lines; the chart marks the exported connections."""
-    for line in sizing.load_lines(rec):
+    for line in queueing.load_lines(rec):
         st.caption(md_escape(line))
     ep = rec.endpoints[0]
     st.caption(md_escape(f"The wait chart marks the exported pool_size + max_overflow "
