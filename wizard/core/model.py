@@ -7,6 +7,7 @@ none of them recompute sizing.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -451,8 +452,31 @@ class EndpointBudget:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One step of the reason a setting has its value: the `value` it gives, the `formula`
+    that gives it ("" when none), `why` in words ("" when the value says it) and `source`
+    (a URL, or "" for poolwise's own rule). `text` is the step as every surface words it."""
+
+    value: str
+    formula: str = ""
+    why: str = ""
+    source: str = ""
+
+    @property
+    def text(self) -> str:
+        said = f"{self.formula} = {self.value}" if self.formula else self.value
+        return f"{said}: {self.why}" if self.why else said
+
+
+def reason_text(steps: Sequence[Step]) -> str:
+    """A setting's reason as one sentence: its steps in order (the one place it is worded)."""
+    return "; ".join(step.text for step in steps)
+
+
+@dataclass(frozen=True)
 class EngineSettings:
-    """What `create_async_engine` must say for one endpoint; `reasons` explain each value."""
+    """What `create_async_engine` must say for one endpoint. `steps` give each value's reason
+    as data; `reasons` is each one's sentence (`reason_text` of its steps)."""
 
     endpoint: str
     poolclass: str
@@ -464,6 +488,13 @@ class EngineSettings:
     pool_use_lifo: bool
     connect_args: dict[str, Any]
     reasons: dict[str, str]
+    steps: dict[str, tuple[Step, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def reasoned(cls, steps: dict[str, tuple[Step, ...]], **settings: Any) -> EngineSettings:
+        """Settings with their reasons' steps, each sentence worded from them."""
+        return cls(**settings, reasons={k: reason_text(v) for k, v in steps.items()},
+                   steps=steps)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ from wizard.core.model import (
     ServiceShare,
     SizingError,
     Source,
+    Step,
+    reason_text,
     service_key,
 )
 from wizard.core.path import PathFacts, path_facts
@@ -375,9 +377,12 @@ def _endpoint_total(members: list[_Member],
 def _named_engine(eng: EngineSettings, name: str) -> EngineSettings:
     """The engine with application_name set to its service's name."""
     args = {**eng.connect_args, "server_settings": {"application_name": name}}
-    why = (f"{eng.reasons.get('connect_args', '')}; server_settings application_name={name}: "
-           "pg_stat_activity and the live check tell the services apart")
-    return replace(eng, connect_args=args, reasons={**eng.reasons, "connect_args": why})
+    steps = (*eng.steps["connect_args"],
+             Step(f"server_settings application_name={name}",
+                  why="pg_stat_activity and the live check tell the services apart"))
+    return replace(eng, connect_args=args,
+                   reasons={**eng.reasons, "connect_args": reason_text(steps)},
+                   steps={**eng.steps, "connect_args": steps})
 
 
 def _service_rec(svc: Service, s: Scenario, load: LoadSizing | None, path: PathFacts,

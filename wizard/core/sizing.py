@@ -22,8 +22,9 @@ from wizard.core.model import (
     RuleComparison,
     Scenario,
     Source,
+    Step,
 )
-from wizard.core.path import PathFacts, path_facts, proxy_wait_note
+from wizard.core.path import PathFacts, path_facts, proxy_wait_step
 from wizard.core.queueing import fleet_offered_load, fleet_server_need, wait_figures
 
 
@@ -67,41 +68,50 @@ def _split(share: int | None, split: float, load: LoadSizing | None, cap: int,
     return pool, total - pool, bound
 
 
-def _reasons(s: Scenario, null: bool, lifo: bool, bound: str, share_how: str,
-             share_text: str, total: int, path: PathFacts, fixed: bool = False
-             ) -> dict[str, str]:
-    """Why each engine setting has its value; each text is true for that setting."""
+SQLALCHEMY_POOLING = "https://docs.sqlalchemy.org/en/20/core/pooling.html"
+
+
+def _steps(s: Scenario, null: bool, lifo: bool, bound: str, share_how: str,
+           share_text: str, total: int, path: PathFacts, fixed: bool = False
+           ) -> dict[str, tuple[Step, ...]]:
+    """Why each engine setting has its value, as steps; each is true for that setting."""
     if null:
-        unused = "not used: NullPool keeps no connection between checkouts"
+        unused = (Step("not used", why="NullPool keeps no connection between checkouts"),)
         return {
-            "poolclass": "NullPool: each serverless invocation opens and closes its own "
-                         "connection; a pooled engine breaks across event loops",
+            "poolclass": (Step("NullPool", why="each serverless invocation opens and closes "
+                               "its own connection"),
+                          Step("a pooled engine breaks across event loops")),
             "pool_size": unused, "max_overflow": unused, "pool_timeout": unused,
             "pool_recycle": unused, "pool_use_lifo": unused,
-            "pool_pre_ping": "off: every checkout is a new connection, so there is nothing "
-                             "idle to check",
-            "connect_args": "; ".join(path.connect_args_why),
+            "pool_pre_ping": (Step("off", why="every checkout is a new connection, so there "
+                                   "is nothing idle to check"),),
+            "connect_args": path.connect_args_steps,
         }
-    pool_why = f"{bound}; budget {share_how} = {share_text} per engine"
-    overflow_why = f"pool_size + max_overflow = {total} connections at most per engine ({bound})"
+    pool = [Step(bound), Step(f"{share_text} per engine", formula=f"budget {share_how}")]
+    overflow = [Step(f"{total} connections at most per engine ({bound})",
+                     formula="pool_size + max_overflow")]
     if fixed:
-        kept = ("behind a transaction pooler an idle client connection holds no server "
-                "connection, so the engine keeps all of them: overflow ones would be closed "
-                "on check-in and reopened, a new login each, at every burst")
-        pool_why += f"; a fixed pool (max_overflow 0): {kept}"
-        overflow_why = (f"0: a fixed pool, pool_size = {total} connections at most per engine "
-                        f"({bound}); {kept}")
+        kept = Step("behind a transaction pooler an idle client connection holds no server "
+                    "connection, so the engine keeps all of them: overflow ones would be "
+                    "closed on check-in and reopened, a new login each, at every burst")
+        pool.append(Step("a fixed pool (max_overflow 0)", why=kept.value))
+        overflow = [Step("0", why=f"a fixed pool, pool_size = {total} connections at most per "
+                         f"engine ({bound})"), kept]
+    wait = proxy_wait_step(s)
     return {
-        "poolclass": "AsyncAdaptedQueuePool: create_async_engine's default",
-        "pool_size": pool_why,
-        "max_overflow": overflow_why,
-        "pool_timeout": f"{path.pool_timeout:g} s: surfaces exhaustion before a typical 30 s "
-                        "load-balancer timeout turns it into a 504" + proxy_wait_note(s),
-        "pool_recycle": path.recycle_why,
-        "pool_pre_ping": path.pre_ping_why,
-        "pool_use_lifo": ("LIFO: surplus connections stay idle so the proxy can reclaim "
-                          "them") if lifo else "FIFO: SQLAlchemy's default",
-        "connect_args": "; ".join(path.connect_args_why),
+        "poolclass": (Step("AsyncAdaptedQueuePool", why="create_async_engine's default",
+                           source=SQLALCHEMY_POOLING),),
+        "pool_size": tuple(pool),
+        "max_overflow": tuple(overflow),
+        "pool_timeout": (Step(f"{path.pool_timeout:g} s", why="surfaces exhaustion before a "
+                              "typical 30 s load-balancer timeout turns it into a 504"),
+                         *([wait] if wait else [])),
+        "pool_recycle": (Step(path.recycle_why),),
+        "pool_pre_ping": (Step(path.pre_ping_why),),
+        "pool_use_lifo": (Step("LIFO", why="surplus connections stay idle so the proxy can "
+                               "reclaim them") if lifo else
+                          Step("FIFO", why="SQLAlchemy's default", source=SQLALCHEMY_POOLING),),
+        "connect_args": path.connect_args_steps,
     }
 
 
@@ -199,12 +209,12 @@ def size_endpoint(s: Scenario, spec: limits.EndpointSpec, load: LoadSizing | Non
     null = s.serverless
     # LIFO only where a pooler sits in front of this endpoint (RDS Proxy skips RDS replicas).
     lifo = proxy is not None and not null
-    engine = EngineSettings(
+    engine = EngineSettings.reasoned(
+        _steps(path_s, null, lifo, bound, share_how, share_text, per, path, fixed),
         endpoint=spec.role, poolclass="NullPool" if null else "AsyncAdaptedQueuePool",
         pool_size=pool, max_overflow=overflow, pool_timeout=path.pool_timeout,
         pool_recycle=path.recycle, pool_pre_ping=path.pre_ping and not null, pool_use_lifo=lifo,
-        connect_args=dict(path.connect_args),
-        reasons=_reasons(path_s, null, lifo, bound, share_how, share_text, per, path, fixed))
+        connect_args=dict(path.connect_args))
     return endpoint, engine, bound
 
 

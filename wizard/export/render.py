@@ -122,9 +122,9 @@ def _fmt_engine(g: EngineSettings) -> list[str]:
 
 def _fmt_connect_args(g: EngineSettings) -> list[str]:
     lines = [f"    {_lit(g.endpoint)}: {{"]
-    for why in g.reasons.get("connect_args", "").split("; "):
-        if why and not why.startswith("ssl"):
-            lines += _comment(why, 8)
+    for step in g.steps.get("connect_args", ()):
+        if step.value != "ssl":  # TLS is set (and said) by the module's own code
+            lines += _comment(step.text, 8)
     for key, value in g.connect_args.items():
         if key != "ssl":
             lines.append(f"        {_lit(key)}: {_lit(value)},")
