@@ -45,7 +45,7 @@ def test_measured_against_assumed_in_the_browser(guarded_url, browser, artifacts
                                                  pg: PgServer) -> None:
     base, _ = guarded_url
     measured = int(pg.psql("SHOW max_connections").strip())
-    before = plan.recommend(links.from_flat(QUERY)).engine("primary")
+    before = plan.recommend(links.from_flat(QUERY)).services[0].rec.engine("primary")
     after = plan.recommend(links.from_flat({**QUERY, "max_connections": str(measured)}))
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     try:
@@ -61,7 +61,7 @@ def test_measured_against_assumed_in_the_browser(guarded_url, browser, artifacts
         page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)
         page.get_by_text("is counted as its own").wait_for(timeout=30_000)
         text = page.locator('[data-testid="stMain"]').inner_text()
-        a = after.engine("primary")
+        a = after.services[0].rec.engine("primary")
         assert f"the server says {measured:,}" in text
         assert (f"pool {before.pool_size} + {before.max_overflow} becomes "
                 f"{a.pool_size} + {a.max_overflow}") in text

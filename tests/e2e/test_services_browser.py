@@ -86,8 +86,7 @@ def test_services_link_results_and_exports_fit_the_screen(app_url, browser, arti
                 page.locator(".st-key-download_module_worker button").click()
             assert info.value.suggested_filename == "db_worker.py"
             body = open(info.value.path(), encoding="utf-8").read()
-            assert body == export.render_module(svc.rec, share_base=app_url,
-                                                estate=rec.scenario, service="worker")
+            assert body == export.render_module(rec, share_base=app_url, service=svc.name)
             assert '"application_name": "worker"' in body
     # A fourth service joins with one click; the link carries it.
     step(page, "3 Fleet")

@@ -170,7 +170,7 @@ def answer(rec: Recommendation) -> None:
         rest = len(rec.warnings) - len(top) - len(errors)
         if rest > 0:
             st.caption(f"{rest} more finding(s) under Details below.")
-        with st.expander("Each service as metric cards"):
+        with st.expander("Each service as metric cards", expanded=True):
             services_answer(rec, sentence=False)
 
 
