@@ -210,6 +210,10 @@ class Service:
     proxy: str | None = None
     weight: float = 1.0
 
+    @property
+    def serverless(self) -> bool:
+        return self.serverless_concurrency is not None
+
 
 # The Scenario fields a Service owns (the rest describe the database and the path).
 SERVICE_FIELDS: tuple[str, ...] = (

@@ -107,7 +107,7 @@ def recommend(s: Scenario) -> Recommendation:
     svcs = s.service_list()
     views = [s.for_service(v) for v in svcs]
     paths = [path_facts(v) for v in views]
-    loads = [load_sizing(v) for v in views]
+    loads = [load_sizing(v) for v in svcs]
     roles = [spec.role for spec in limits.endpoint_specs(views[0])]
     specs = [{sp.role: sp for sp in limits.endpoint_specs(v)
               if svc.endpoints is None or sp.role in svc.endpoints}
@@ -230,7 +230,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     for k, m in enumerate(direct):
         sp = allot(m.spec, k)
         sized[m.index][spec.role] = m.size(
-            m.s, sp, m.load, paths[m.index], cap=_cap(m.svc, False))
+            m.s, m.svc, sp, m.load, paths[m.index], cap=_cap(m.svc, False))
         allots[m.index] = (sp.budget, sp.budget, parts[k].how if parts else "the whole budget")
     for k, (name, g) in enumerate(groups.items(), start=len(direct)):
         sp = allot(g[0].spec, k)
@@ -256,8 +256,9 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
         for m in g:
             mine = inner.get(m.index)
             sized[m.index][spec.role] = m.size(
-                m.s, allot(m.spec, k), m.load, paths[m.index], cap=_cap(m.svc, True),
-                fleet_need=needs[name], group=[(x.s, instances_behind(x.s, x.spec)) for x in g],
+                m.s, m.svc, allot(m.spec, k), m.load, paths[m.index], cap=_cap(m.svc, True),
+                fleet_need=needs[name],
+                group=[(x.svc, instances_behind(x.s, x.spec)) for x in g],
                 group_share=mine)
             limit = client_limits[m.index]
             allots[m.index] = (limit, mine.value if mine else limit,
@@ -291,7 +292,7 @@ def _pooler_need(group: list[_Member]) -> int | None:
     other = [m for m in group if m.s.proxy not in SESSION_POOLERS]
     # Supavisor's session and transaction ports share one pool: their needs add up.
     pinned = sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in session)
-    loaded = fleet_server_need([(m.s, instances_behind(m.s, m.spec)) for m in other]) if other \
+    loaded = fleet_server_need([(m.svc, instances_behind(m.s, m.spec)) for m in other]) if other \
         else None
     if not other:
         return pinned

@@ -7,11 +7,7 @@ from __future__ import annotations
 import math
 
 from wizard.core import bounds
-from wizard.core.model import (
-    LoadSizing,
-    Recommendation,
-    Scenario,
-)
+from wizard.core.model import LoadSizing, Recommendation, Service
 
 WAIT_TARGET = 0.05  # at most 5% of checkouts wait at all
 
@@ -76,8 +72,8 @@ def smallest_pool(offered: float, target: float = WAIT_TARGET,
 CURVE_POINTS = 40
 
 
-def load_sizing(s: Scenario) -> LoadSizing | None:
-    """Pool one process needs for the given load, or None without load.
+def load_sizing(s: Service) -> LoadSizing | None:
+    """Pool one process of a service needs for its load, or None without load.
 
     `needed_pool` holds the mean load with P(wait) <= 5 %; `needed_with_overflow` the
     burst (p95 hold time, else twice the rate). Either is None when no PostgreSQL server
@@ -152,7 +148,7 @@ def load_lines(rec: Recommendation) -> list[str]:
     return lines
 
 
-def _fleet_burst(s: Scenario, instances: int) -> float:
+def _fleet_burst(s: Service, instances: int) -> float:
     """Busy server connections in a burst for the whole fleet (the p95 hold time if known,
     else twice the rate), 0 without load."""
     if s.load is None:
@@ -162,9 +158,9 @@ def _fleet_burst(s: Scenario, instances: int) -> float:
                    else 2 * s.load.hold_ms / 1000)
 
 
-def fleet_server_need(fleets: list[tuple[Scenario, int]]) -> int | None:
+def fleet_server_need(fleets: list[tuple[Service, int]]) -> int | None:
     """Server connections a pooler needs for the fleets' load, bursts included, each fleet
-    given as (scenario, instances); None when none has a load. Pooled together, the burst
+    given as (service, instances); None when none has a load. Pooled together, the burst
     loads add before Erlang C is applied."""
     if all(s.load is None for s, _ in fleets):
         return None
@@ -174,7 +170,7 @@ def fleet_server_need(fleets: list[tuple[Scenario, int]]) -> int | None:
     return need if need is not None else math.ceil(burst) + 1
 
 
-def fleet_offered_load(fleets: list[tuple[Scenario, int]]) -> float | None:
+def fleet_offered_load(fleets: list[tuple[Service, int]]) -> float | None:
     """Mean busy server connections the fleets' load keeps (Little's law)."""
     if all(s.load is None for s, _ in fleets):
         return None

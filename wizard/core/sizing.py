@@ -21,6 +21,7 @@ from wizard.core.model import (
     Recommendation,
     RuleComparison,
     Scenario,
+    Service,
     Source,
     Step,
 )
@@ -132,16 +133,18 @@ def instances_behind(s: Scenario, spec: limits.EndpointSpec) -> int:
     return spec.processes // max(1, s.workers) if not s.serverless else 1
 
 
-def size_endpoint(s: Scenario, spec: limits.EndpointSpec, load: LoadSizing | None,
-                  path: PathFacts, cap: int | None = None, fleet_need: int | None = None,
-                  group: list[tuple[Scenario, int]] | None = None,
+def size_endpoint(s: Scenario, svc: Service, spec: limits.EndpointSpec,
+                  load: LoadSizing | None, path: PathFacts, cap: int | None = None,
+                  fleet_need: int | None = None,
+                  group: list[tuple[Service, int]] | None = None,
                   group_share: shares.Share | None = None
                   ) -> tuple[EndpointBudget, EngineSettings, str]:
     """One service's budget and engine settings on one endpoint, and the bound that decided
-    them. Behind a pooler several services share, `group` lists their fleets (for the
-    pooler's need) and `group_share` is this service's part of the pooler's limit."""
+    them: `s` is the database as the service sees it, `svc` the service (its load). Behind a
+    pooler several services share, `group` lists their fleets (for the pooler's need) and
+    `group_share` is this service's part of the pooler's limit."""
     instances = instances_behind(s, spec)
-    fleets = group or [(s, instances)]
+    fleets = group or [(svc, instances)]
     if fleet_need is None:
         fleet_need = fleet_server_need(fleets)
     proxy = proxies.proxy_limits(s, spec, fleet_need, len(group) if group else 1)
