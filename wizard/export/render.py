@@ -195,7 +195,8 @@ SCENARIO_FILE = "poolwise-scenario.toml"  # the name the app's Export step downl
 
 
 def module_file_name(service: str | None) -> str:
-    """The exported module's file name: db.py, or db_<service>.py for one of several."""
+    """The exported module's file name: db.py (the flags form), or db_<service>.py for a
+    named service (`named_service`)."""
     return "db.py" if service is None else f"db_{service.replace('-', '_')}.py"
 
 
