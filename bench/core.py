@@ -21,12 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wizard.core import (
-    bounds,
-    budget,
-    catalog,  # noqa: E402
-)
-from wizard.core.budget import PROXY_PROVIDERS  # noqa: E402
+from wizard.core import bounds, catalog, limits  # noqa: E402
+from wizard.core.limits import PROXY_PROVIDERS  # noqa: E402
 from wizard.core.model import (  # noqa: E402
     PROVIDERS,
     PROXIES,
@@ -37,7 +33,7 @@ from wizard.core.model import (  # noqa: E402
     Service,
     SizingError,
 )
-from wizard.core.sizing import recommend  # noqa: E402
+from wizard.core.plan import recommend  # noqa: E402
 
 
 def pick(rng: random.Random, key: str, extreme: bool) -> float:
@@ -66,7 +62,7 @@ def scenario(rng: random.Random) -> Scenario:
     mc = pick(rng, "max_connections", extreme) if measured else None
     services = ()
     if rng.random() < 0.25:  # several services share the database (up to the 32 allowed)
-        n = rng.choice([2, 3, 5, budget.MAX_SERVICES if extreme else 8])
+        n = rng.choice([2, 3, 5, limits.MAX_SERVICES if extreme else 8])
         services = tuple(_service(rng, i, extreme) for i in range(n))
     return Scenario(
         services=services,
@@ -157,7 +153,7 @@ def main() -> int:
         f"| median | {med:.3f} | {med / ref:.2f} |",
         f"| p99 | {p99:.3f} | {p99 / ref:.2f} |",
         f"| max | {mx:.3f} | {mx / ref:.2f} |",
-        f"| {len(several):,} with 2 to {budget.MAX_SERVICES} services, median | {smed:.3f} | "
+        f"| {len(several):,} with 2 to {limits.MAX_SERVICES} services, median | {smed:.3f} | "
         f"{smed / ref:.2f} |",
         f"| with services, p99 | {sp99:.3f} | {sp99 / ref:.2f} |",
         f"| with services, max | {smx:.3f} | {smx / ref:.2f} |",

@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 
 from wizard.core import cores  # noqa: E402
 from wizard.core.model import Load, ProxySettings, Replica, Reserves, Scenario  # noqa: E402
-from wizard.core.sizing import recommend  # noqa: E402
+from wizard.core.plan import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402
     FleetResult,
     Monitor,
@@ -184,7 +184,8 @@ def settings_for(s: Scenario, path: str) -> list[PoolSettings]:
     hikari = DB_CORES * 2 + 1
     per_instance = ep.usable // s.autoscaling_max
     split = int(per_instance * 0.7)
-    eng = rec.engine(role)
+    plan = rec.services[0].rec  # the flags form: one service
+    eng = plan.engine(role)
     pw = PoolSettings.from_engine(eng, "poolwise", f"recommend() [{role}]: {ep.explanation}")
     out = [
         pw,
@@ -195,7 +196,7 @@ def settings_for(s: Scenario, path: str) -> list[PoolSettings]:
                      pool_timeout=SQLALCHEMY_TIMEOUT, connect_args=dict(args),
                      formula=f"{DB_CORES} database core x 2 + 1 = {hikari} per process, fixed"),
     ]
-    burst = rec.load.needed_with_overflow if rec.load else None
+    burst = plan.load.needed_with_overflow if plan.load else None
     if path == "pgbouncer" and burst and eng.max_overflow == 0 and eng.pool_size > burst:
         # Behind a transaction pooler the engine is now a fixed pool (wizard/core/sizing.py
         # _split): the split it replaced (pool = the burst need, the rest overflow), in the

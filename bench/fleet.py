@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from wizard.core.model import Load, Reserves, Scenario  # noqa: E402
-from wizard.core.sizing import recommend  # noqa: E402
+from wizard.core.plan import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402
     FleetResult,
     Phase,
@@ -62,6 +62,7 @@ def scenario_for(args: argparse.Namespace, workload: Workload) -> Scenario:
 def settings_under_test(s: Scenario) -> tuple[list[PoolSettings], dict]:
     """poolwise's recommendation and each alternative, computed from its own formula."""
     rec = recommend(s)
+    plan = rec.services[0].rec  # the flags form: one service
     primary = rec.endpoint("primary")
     usable = primary.usable
     per_instance = usable // (s.max_app_instances or s.app_instances)
@@ -69,7 +70,7 @@ def settings_under_test(s: Scenario) -> tuple[list[PoolSettings], dict]:
     cores = os.cpu_count() or 1  # the database host is this machine
     hikari = cores * 2 + 1
     out = [
-        PoolSettings.from_engine(rec.engine("primary"), "poolwise",
+        PoolSettings.from_engine(plan.engine("primary"), "poolwise",
                                  f"recommend(): {primary.explanation}"),
         PoolSettings("SQLAlchemy defaults", pool_size=5, max_overflow=10,
                      pool_timeout=SQLALCHEMY_TIMEOUT, formula="pool_size=5, max_overflow=10"),
@@ -86,8 +87,8 @@ def settings_under_test(s: Scenario) -> tuple[list[PoolSettings], dict]:
     return out, {"usable": usable, "max_connections": primary.max_connections,
                  "reserved": primary.reserved, "processes_at_peak": primary.processes,
                  "per_process_budget": primary.per_process_budget,
-                 "load": asdict(rec.load) if rec.load else None,
-                 "warnings": [w.code for w in rec.warnings], "binding": rec.binding}
+                 "load": asdict(plan.load) if plan.load else None,
+                 "warnings": [w.code for w in rec.warnings], "binding": plan.binding}
 
 
 def verdict(results: list[FleetResult]) -> tuple[bool, list[str]]:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wizard.core.measured import as_load  # noqa: E402
 from wizard.core.model import Load, MeasuredLoad, Scenario, Service  # noqa: E402
-from wizard.core.sizing import recommend  # noqa: E402
+from wizard.core.plan import recommend  # noqa: E402
 from wizard.fleet.pgserver import pgbouncer_server, postgres_server  # noqa: E402
 from wizard.live import loadgen  # noqa: E402
 from wizard.live import observe as obs  # noqa: E402

@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from wizard.core.model import Scenario, Service  # noqa: E402
-from wizard.core.sizing import recommend  # noqa: E402
+from wizard.core.plan import recommend  # noqa: E402
 from wizard.fleet import (  # noqa: E402
     Group,
     Monitor,
@@ -96,7 +96,7 @@ def settings_under_test(s: Scenario) -> dict[str, dict[str, PoolSettings]]:
         alone = recommend(s.for_service(svc))
         ep = alone.endpoint("primary")
         out["poolwise, each alone"][svc.name] = _named(PoolSettings.from_engine(
-            alone.engine("primary"), "poolwise, each alone",
+            alone.services[0].rec.engine("primary"), "poolwise, each alone",
             f"recommend(s.for_service({svc.name!r})): {ep.explanation}"), svc.name)
         out["SQLAlchemy defaults"][svc.name] = _named(PoolSettings(
             "SQLAlchemy defaults", pool_size=5, max_overflow=10,

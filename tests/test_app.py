@@ -13,8 +13,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.apptest import go, new_app, no_exception
-from wizard.core import findings, sizing
+from wizard.core import findings, plan, queueing
 from wizard.scenario import links, store
+from wizard.ui import results
 from wizard.ui.labels import PROXIES as LABELS
 from wizard.ui.text import as_read
 
@@ -46,11 +47,11 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def answers(at: AppTest) -> list[dict[str, str]]:
-    """Metrics grouped per endpoint, in page order: each group starts at pool_size (or
-    poolclass for NullPool)."""
+    """Metrics grouped per endpoint, in page order: each group starts at what the
+    database sees there, then each service's pool on it (one service here)."""
     groups: list[dict[str, str]] = []
     for m in at.metric:
-        if m.label in ("pool_size", "poolclass") or not groups:
+        if m.label == "database sees at peak" or not groups:
             groups.append({})
         groups[-1][m.label] = m.value
     return groups
@@ -83,11 +84,11 @@ def chart_tab(at: AppTest, label: str) -> AppTest:
 def test_first_screen_shows_a_result_with_defaults():
     at = new_app()
     no_exception(at)
-    expected = sizing.recommend(links.from_flat({"provider": "aws-rds",
+    expected = plan.recommend(links.from_flat({"provider": "aws-rds",
                                                  "instance_class": "db.r6g.large"}))
     m = metrics(at)
-    assert m["pool_size"] == str(expected.engines[0].pool_size)
-    assert m["max_overflow"] == str(expected.engines[0].max_overflow)
+    assert m["pool_size"] == str(expected.services[0].rec.engines[0].pool_size)
+    assert m["max_overflow"] == str(expected.services[0].rec.engines[0].max_overflow)
     # AWS: superuser_reserved_connections 3 + rds_superuser_reserved 2 (Knowledge Center)
     # + rds.rds_reserved_connections 4 (16.5+, the current minor), plus the default 3 admin
     # and 1 migrations connections.
@@ -140,14 +141,15 @@ def test_every_provider_and_proxy_pair_is_offered_and_sized():
             go(at, "results")
             no_exception(at)
             try:
-                expected = sizing.recommend(links.from_flat(
+                expected = plan.recommend(links.from_flat(
                     {"provider": provider, "instance_class": cls, "proxy": proxy}))
             except ValueError as exc:  # SizingError/ScenarioError: shown as an error
                 assert any(getattr(exc, "message", str(exc))[:40] in e
                            for e in texts(at, "error")), (provider, proxy)
             else:
                 m = metrics(at)
-                assert m["pool_size"] == str(expected.engines[0].pool_size), (provider, proxy)
+                first = expected.services[0].rec
+                assert m["pool_size"] == str(first.engines[0].pool_size), (provider, proxy)
                 assert m["usable"] == f"{expected.endpoints[0].usable:,}", (provider, proxy)
                 assert m["database sees at peak"] == f"{expected.endpoints[0].worst_case:,}"
             assert dict(at.query_params)["provider"] == provider
@@ -189,12 +191,12 @@ def test_replica_gets_its_own_budget():
     go(at, "results")
     no_exception(at)
     m = answers(at)[1]
-    expected = sizing.recommend(links.from_flat({
+    expected = plan.recommend(links.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
         "replica_instance_class": "db.r6g.xlarge"}))
     rep = expected.endpoint("replica-1")
     assert any("**replica-1** · db.r6g.xlarge" in t for t in texts(at, "markdown"))
-    assert m["pool_size"] == str(expected.engine("replica-1").pool_size)
+    assert m["pool_size"] == str(expected.services[0].rec.engine("replica-1").pool_size)
     # A replica keeps no migrations reserve: 3 superuser + 4 rds_reserved + 2 AWS + 3 admin.
     assert m["usable"] == f"{rep.max_connections - 12:,}"
     assert len(at.get("vega_lite_chart")) == 1  # the open chart tab only
@@ -214,7 +216,7 @@ def test_serverless_uses_nullpool_and_warns_without_proxy():
     assert m["poolclass"] == "NullPool"
     code = "\n".join(c.value for c in at.code)
     assert '"poolclass": NullPool' in code
-    severities = [w.severity for w in sizing.recommend(links.from_flat({
+    severities = [w.severity for w in plan.recommend(links.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large",
         "serverless_concurrency": "50"})).warnings]
     shown = len(texts(at, "error")) + len(texts(at, "warning")) + len(texts(at, "info"))
@@ -233,15 +235,15 @@ def test_load_sizes_the_pool_and_draws_the_wait_chart():
     # the burst need (twice the rate without a p95 hold time: 20 Erlangs).
     pool = int(metrics(at)["pool_size"])
     assert pool > 20
-    assert pool == sizing.smallest_pool(20.0)
+    assert pool == queueing.smallest_pool(20.0)
     assert [t.label for t in at.tabs][:3] == ["Budget at the peak", "Scale-out",
                                               "Checkout waits"]
     chart_tab(at, "Checkout waits")
     assert '"title": "P(checkout waits)"' in at.get("vega_lite_chart")[0].proto.spec
     open_details(at)
     captions = texts(at, "caption")
-    rec = sizing.recommend(links.from_flat(dict(at.query_params)))
-    assert all(line in captions for line in sizing.load_lines(rec))
+    rec = plan.recommend(links.from_flat(dict(at.query_params)))
+    assert all(line in captions for line in queueing.load_lines(rec))
 
 
 def test_unsizable_scenario_shows_the_error_and_its_fix():
@@ -268,7 +270,7 @@ def test_warnings_are_ranked_by_severity_with_fixes():
     go(at, "results")
     open_details(at)
     no_exception(at)
-    rec = sizing.recommend(links.from_flat({
+    rec = plan.recommend(links.from_flat({
         "provider": "aws-rds", "instance_class": "db.r6g.large", "current_pool_size": "500",
         "current_max_overflow": "300"}))
     assert any(w.severity == "error" for w in rec.warnings)
@@ -391,7 +393,7 @@ def test_store_save_list_load_delete_and_compare(tmp_path):
     # compare: the two saved scenarios side by side
     rows = at.dataframe[0].value
     assert list(rows["scenario"]) == ["rds 2 pods", "rds 4 workers"]
-    expected = [sizing.recommend(links.from_flat(s.params)).endpoints[0].worst_case
+    expected = [plan.recommend(links.from_flat(s.params)).endpoints[0].worst_case
                 for s in saved]
     assert list(rows["worst_case"]) == expected
     assert len(at.get("vega_lite_chart")) == 1
@@ -414,14 +416,16 @@ def test_export_step_shows_exactly_what_the_export_renders():
     at.selectbox(key="proxy").set_value("pgbouncer-transaction").run()
     go(at, "export")
     no_exception(at)
-    rec = sizing.recommend(links.from_flat({"provider": "aws-rds",
+    rec = plan.recommend(links.from_flat({"provider": "aws-rds",
                                             "instance_class": "db.r6g.large",
                                             "proxy": "pgbouncer-transaction"}))
     codes = [c.value for c in at.code]  # st.code drops the final newline
     assert export.render_module(rec).rstrip("\n") in codes
     assert export.render_pgbouncer_ini(rec).rstrip("\n") in codes
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Download db.py", "Download poolwise-report.md", "Download pgbouncer.ini"]
+    # One service renders like several: its module, the scenario file, the report, the ini.
+    assert labels == ["Download db.py", "Download poolwise-scenario.toml",
+                      "Download poolwise-report.md", "Download pgbouncer.ini"]
 
 
 def test_every_step_renders_with_next_and_back():
@@ -495,11 +499,11 @@ NOFIT = {"provider": "self-hosted", "max_connections": "50", "app_instances": "4
 
 def test_input_step_summary_fits_two_columns_and_shows_worst_case():
     at = new_app()
-    ep = sizing.recommend(links.from_flat({"provider": "aws-rds",
+    ep = plan.recommend(links.from_flat({"provider": "aws-rds",
                                            "instance_class": "db.r6g.large"})).endpoints[0]
     m = metrics(at)
     assert set(m) == {"pool_size", "max_overflow", "usable", "database sees at peak",
-                      "breaks at (inst.)"}
+                      "breaks at (inst.)", results.SERVICE_AT_PEAK}
     assert m["breaks at (inst.)"] == f"{ep.breaks_at:,}"
     assert m["database sees at peak"] == f"{ep.worst_case:,}"
     caption = " ".join(texts(at, "caption"))
@@ -531,7 +535,7 @@ def test_results_show_the_core_break_point_per_endpoint_with_its_region():
     no_exception(at)
     words = " ".join(texts(at, "markdown"))
     assert "**replica-1** · db.r6g.large · eu-west-1" in words
-    rec = sizing.recommend(links.from_flat(dict(at.query_params)))
+    rec = plan.recommend(links.from_flat(dict(at.query_params)))
     for ep, shown in zip(rec.endpoints, answers(at), strict=True):
         assert shown["breaks at (inst.)"] == ("never" if ep.breaks_at is None else
                                         f"{ep.breaks_at:,}")
@@ -542,11 +546,12 @@ def test_engine_settings_table_keeps_every_reason_whole():
     go(at, "results")
     assert not at.table  # folded: nothing built until it is opened
     open_details(at)
-    rec = sizing.recommend(links.from_flat({"provider": "aws-rds",
+    rec = plan.recommend(links.from_flat({"provider": "aws-rds",
                                             "instance_class": "db.r6g.large"}))
     table = at.table[0].value
     assert list(table["setting"])[:3] == ["poolclass", "pool_size", "max_overflow"]
-    assert list(table["why"]) == [rec.engines[0].reasons.get(k, "") for k in table["setting"]]
+    why = rec.services[0].rec.engines[0].reasons
+    assert list(table["why"]) == [why.get(k, "") for k in table["setting"]]
 
 
 def test_wait_caption_explains_the_recommended_pool_not_only_the_mean_need():
@@ -556,15 +561,16 @@ def test_wait_caption_explains_the_recommended_pool_not_only_the_mean_need():
     at = new_app(q)
     go(at, "results")
     open_details(at)
-    rec = sizing.recommend(links.from_flat(q))
+    rec = plan.recommend(links.from_flat(q))
     # 200 req/s per instance over 4 workers = 50 req/s per process x 15 ms = 0.75 Erlangs
-    assert rec.load.offered_load == pytest.approx(0.75)
+    assert rec.services[0].rec.load.offered_load == pytest.approx(0.75)
     ep = rec.endpoints[0]
-    assert ep.pool_size != rec.load.needed_pool  # the burst need, not the mean need
+    # the burst need, not the mean need
+    assert ep.pool_size != rec.services[0].rec.load.needed_pool
     captions = texts(at, "caption")
-    assert sizing.load_lines(rec)[0] in captions
+    assert queueing.load_lines(rec.services[0].rec)[0] in captions
     exported = f"pool {ep.pool_size} + overflow {ep.max_overflow}"
-    assert any(exported in c and f"P(wait) {sizing.percent(ep.p_wait)}" in c
+    assert any(exported in c and f"P(wait) {queueing.percent(ep.p_wait)}" in c
                for c in captions)
     assert any(f"marks the exported pool_size + max_overflow ({ep.pool_size + ep.max_overflow})"
                in c for c in captions)
@@ -634,10 +640,10 @@ def test_out_of_range_numbers_are_flagged_beside_the_field_not_replaced():
     flagged = [e for e in texts(at, "error") if "workers per instance" in e.lower()]
     assert flagged, texts(at, "error")
     # the core's own message, in the app's words
-    from wizard.core import budget
+    from wizard.core import limits
     from wizard.core.model import ScenarioError
     with pytest.raises(ScenarioError) as exc:
-        budget.validate(links.from_flat({"workers": "-5"}))
+        limits.validate(links.from_flat({"workers": "-5"}))
     assert str(exc.value) in flagged[0]
     # a large number is read whole (an integer field would read "1e9" as 1)
     at.number_input(key="workers").set_value(1e9).run()
@@ -706,7 +712,7 @@ def test_code_tab_is_the_exported_engine_block():
     at = new_app(q)
     go(at, "results")
     open_details(at)
-    rec = sizing.recommend(links.from_flat(dict(at.query_params)))
+    rec = plan.recommend(links.from_flat(dict(at.query_params)))
     module = export.render_module(rec)
     code = next(c.value for c in at.code if "ENGINE_SETTINGS" in c.value)
     assert "async_creator=getconn" in code and "CLOUDSQL_REPLICA_1_INSTANCE" in code
@@ -720,13 +726,13 @@ def test_export_shows_what_changes_and_the_next_steps():
     at = new_app(q)
     go(at, "export")
     no_exception(at)
-    rec = sizing.recommend(links.from_flat(q))
+    rec = plan.recommend(links.from_flat(q))
     table = at.table[0].value
     assert list(table["setting"]) == ["poolclass", "pool_size", "max_overflow"]
     assert list(table["today"])[1:] == ["40", "10"]
-    assert list(table["primary"])[1] == f"{rec.engines[0].pool_size} (was 40)"
+    assert list(table["primary"])[1] == f"{rec.services[0].rec.engines[0].pool_size} (was 40)"
     # the module itself is folded
-    assert any(e.label.startswith("db.py") for e in at.expander)
+    assert any(unescape(e.label).startswith("db.py") for e in at.expander)
     at.button(key="export_go_live").click().run()
     assert at.radio(key="step").value == "live"
     go(at, "export")

@@ -15,7 +15,7 @@ from tests.apptest import go, new_app, no_exception
 from tests.e2e.test_answer_browser import ESTATE
 from tests.test_app import texts
 from wizard import cli
-from wizard.core import findings, sizing
+from wizard.core import findings, plan
 from wizard.core.model import Finding
 from wizard.scenario import links
 from wizard.ui import answer
@@ -74,7 +74,7 @@ def table_rows(at) -> list[dict[str, str]]:
 
 
 def test_the_table_is_the_cli_json_for_every_service_and_endpoint():
-    rec = sizing.recommend(links.from_flat(ESTATE))
+    rec = plan.recommend(links.from_flat(ESTATE))
     data = json.loads(json.dumps(cli.recommendation_json(rec), default=str))
     at = go(new_app(ESTATE), "results")
     no_exception(at)
@@ -98,7 +98,7 @@ def test_the_table_is_the_cli_json_for_every_service_and_endpoint():
 
 
 def test_errors_show_above_the_table_and_in_their_rows_never_green():
-    rec = sizing.recommend(links.from_flat(OVER))
+    rec = plan.recommend(links.from_flat(OVER))
     errors = [w for w in rec.warnings if w.severity == "error"]
     assert errors and all(ep.headroom >= 0 for ep in rec.endpoints)
     at = go(new_app(OVER), "results")
@@ -113,7 +113,7 @@ def test_errors_show_above_the_table_and_in_their_rows_never_green():
 
 
 def test_visitor_text_in_the_table_is_escaped():
-    rec = sizing.recommend(links.from_flat(ESTATE))
+    rec = plan.recommend(links.from_flat(ESTATE))
     s = rec.scenario
     hostile = '<img src=x onerror="alert(1)">**bold**'
     rec = replace(rec, scenario=replace(s, replicas=(replace(s.replicas[0], region=hostile),)))
@@ -130,7 +130,7 @@ def test_a_refused_replica_is_flagged_on_the_replica_with_replica_fixes():
     from wizard.core.model import ScenarioError
 
     with pytest.raises(ScenarioError) as exc:
-        sizing.recommend(links.from_flat(SMALL_REPLICA))
+        plan.recommend(links.from_flat(SMALL_REPLICA))
     assert exc.value.key.startswith("replica_")
     # Chosen on step 3 (links are loaded by another part: ui/state.link_values).
     at = new_app({k: v for k, v in SMALL_REPLICA.items() if k != "replica_instance_class"})
@@ -151,13 +151,13 @@ def test_a_refused_replica_is_flagged_on_the_replica_with_replica_fixes():
     at.button(key="replica_same_0").click().run()
     no_exception(at)
     assert "replica_instance_class" not in dict(at.query_params)
-    assert sizing.recommend(links.from_flat(dict(at.query_params))).endpoint("replica-1")
+    assert plan.recommend(links.from_flat(dict(at.query_params))).endpoint("replica-1")
 
 
 def test_supabase_says_the_supavisor_pool_size_and_clients_of_the_limit():
     link = {"provider": "supabase", "instance_class": "Small",
             "proxy": "supavisor-transaction", "app_instances": "20", "workers": "2"}
-    rec = sizing.recommend(links.from_flat(link))
+    rec = plan.recommend(links.from_flat(link))
     ep = rec.endpoints[0]
     assert ep.client_side.limit and ep.server_side.configured
     at = go(new_app(link), "results")
@@ -172,7 +172,7 @@ def test_supabase_says_the_supavisor_pool_size_and_clients_of_the_limit():
 def test_a_finding_the_export_answers_comes_after_the_others_and_says_so():
     link = {"provider": "supabase", "instance_class": "Small",
             "proxy": "supavisor-transaction", "rps": "200", "hold_ms": "30"}
-    rec = sizing.recommend(links.from_flat(link))
+    rec = plan.recommend(links.from_flat(link))
     codes = [w.code for w in rec.warnings if w.severity == "warning"]
     assert codes[0] == "PREPARED_STATEMENTS_TXN_POOLER" and len(codes) > 1  # the core's order
     prepared = rec.warnings[0]
@@ -182,7 +182,7 @@ def test_a_finding_the_export_answers_comes_after_the_others_and_says_so():
     assert warned and "prepared" not in warned[0]
     done = [t for t in texts(at, "info") if t.startswith("Already in the exported module")]
     assert len(done) == 1 and prepared.message in done[0]
-    assert all("statement_cache_size" in e.connect_args for e in rec.engines)
+    assert all("statement_cache_size" in e.connect_args for e in rec.services[0].rec.engines)
 
 
 def test_fix_it_in_goes_to_the_step_and_highlights_the_field():
@@ -190,7 +190,7 @@ def test_fix_it_in_goes_to_the_step_and_highlights_the_field():
     from wizard.core.codes import CODES
 
     link = {"provider": "aws-rds", "instance_class": "db.r6g.large"}
-    rec = sizing.recommend(links.from_flat(link))
+    rec = plan.recommend(links.from_flat(link))
     i = next(i for i, w in enumerate(rec.warnings) if w.code == "WORKERS_COUNTED")
     at = open_details(go(new_app(link), "results"))
     at.button(key=f"finding_go_{200 + i}").click().run()
@@ -216,14 +216,14 @@ def test_a_replica_measured_below_a_measured_primary_offers_the_primary_value():
     at.button(key="replica_primary_mc_0").click().run()
     no_exception(at)
     assert dict(at.query_params).get("replica_max_connections") == "400"
-    assert sizing.recommend(links.from_flat(dict(at.query_params)))
+    assert plan.recommend(links.from_flat(dict(at.query_params)))
 
 
 def test_one_fleet_error_is_never_beside_a_green_headroom():
     link = {"provider": "self-hosted", "instance_class": "default", "max_connections": "100",
             "app_instances": "4", "workers": "2", "current_pool_size": "20",
             "current_max_overflow": "10"}
-    rec = sizing.recommend(links.from_flat(link))
+    rec = plan.recommend(links.from_flat(link))
     assert [w.severity for w in rec.warnings][0] == "error" and rec.endpoints[0].headroom >= 0
     at = go(new_app(link), "results")
     no_exception(at)
@@ -236,7 +236,7 @@ def test_one_fleet_error_is_never_beside_a_green_headroom():
 
 
 def test_a_rows_errors_come_from_the_findings_fields_never_their_words():
-    rec = sizing.recommend(links.from_flat(OVER))
+    rec = plan.recommend(links.from_flat(OVER))
     # A finding about api on replica-1 whose words name the other service and endpoint.
     odd = Finding("SERVICES_OVER_USABLE", "error", "jobs on primary: see there.", "Fix it.",
                   endpoint="replica-1", service="api")

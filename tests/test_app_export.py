@@ -12,7 +12,7 @@ import pytest
 
 from tests.apptest import go, new_app, no_exception
 from tests.test_app_services import ESTATE
-from wizard.core import sizing
+from wizard.core import plan
 from wizard.export import render_module
 from wizard.scenario import links
 
@@ -23,9 +23,9 @@ def _isolated(isolated_app):
 
 
 def modules() -> dict[str, str]:
-    rec = sizing.recommend(links.from_flat(ESTATE))
-    return {v.name: render_module(v.rec, estate=rec.scenario, service=v.name,
-                                  generated_on="2026-01-01") for v in rec.services}
+    rec = plan.recommend(links.from_flat(ESTATE))
+    return {v.name: render_module(rec, service=v.name, generated_on="2026-01-01")
+            for v in rec.services}
 
 
 def docstring(body: str) -> str:
@@ -52,7 +52,7 @@ def test_a_worker_module_shows_a_worker_and_a_web_module_fastapi():
 
 
 def test_one_fleet_module_gives_the_installed_command():
-    rec = sizing.recommend(links.from_flat({"provider": "aws-rds",
+    rec = plan.recommend(links.from_flat({"provider": "aws-rds",
                                             "instance_class": "db.r6g.large"}))
     body = render_module(rec, generated_on="2026-01-01")
     header = body.split('"""')[0]
@@ -77,10 +77,8 @@ def test_the_sidebar_and_export_step_give_the_installed_command():
 def test_the_report_reproduces_with_the_installed_command_and_the_real_file():
     from wizard.export import render_report
 
-    rec = sizing.recommend(links.from_flat(ESTATE))
-    worker = rec.service("worker")
-    text = render_report(worker.rec, estate=rec.scenario, service="worker",
-                         generated_on="2026-01-01")
+    rec = plan.recommend(links.from_flat(ESTATE))
+    text = render_report(rec, service="worker", generated_on="2026-01-01")
     assert ("Reproduce: `poolwise export --scenario poolwise-scenario.toml --service worker "
             "--kind report -o report.md`") in text
     assert "SCENARIO.toml" not in text and "python -m wizard" not in text

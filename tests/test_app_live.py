@@ -10,7 +10,7 @@ import pytest
 from tests.apptest import go, new_app, no_exception
 from tests.test_app_answer import table_rows
 from tests.test_live_plan import app, run_check, shown, url_of
-from wizard.core import sizing
+from wizard.core import plan
 from wizard.fleet.pgserver import PgServer
 from wizard.scenario import links
 from wizard.ui import live
@@ -79,7 +79,7 @@ def test_applying_says_what_changed_beside_the_button_and_the_table_follows(pg: 
     button = order.index(("button", "live_apply"))
     form = order.index(("button", "FormSubmitter:live_form-Run the live check"))
     assert form < button < applied
-    rec = sizing.recommend(links.from_flat(dict(at.query_params)))
+    rec = plan.recommend(links.from_flat(dict(at.query_params)))
     assert rec.endpoint("primary").max_connections == measured
     go(at, "results")
     (row,) = table_rows(at)
@@ -94,12 +94,12 @@ def test_a_transaction_pooler_the_plan_already_uses_is_said_to_match():
         kind="transaction-pooler", named_statements_break=True, cache_off_works=True,
         driver_error='prepared statement "__asyncpg_stmt_1__" does not exist',
         message="A transaction-mode pooler: ... Pick a transaction-mode proxy type (...).")
-    planned = sizing.recommend(links.from_flat({
+    planned = plan.recommend(links.from_flat({
         "provider": "self-hosted", "instance_class": "default", "max_connections": "300",
         "proxy": "pgbouncer-transaction"}))
     words = live.pooler_words(detected, planned, "primary")
     assert "matches the plan (pgbouncer-transaction)" in words and "Pick" not in words
     assert "statement caches off, which works (checked)" in words
-    direct = sizing.recommend(links.from_flat({
+    direct = plan.recommend(links.from_flat({
         "provider": "self-hosted", "instance_class": "default", "max_connections": "300"}))
     assert live.pooler_words(detected, direct, "primary") == detected.message

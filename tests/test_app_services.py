@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from tests.apptest import go, new_app, no_exception
 from tests.test_app import chart_tab, open_details, texts
 from wizard import cli
-from wizard.core import sizing
+from wizard.core import plan, projection
 from wizard.core.model import ScenarioError
 from wizard.scenario import links
 from wizard.ui import state
@@ -56,7 +56,7 @@ def service_answer(at: AppTest) -> list[tuple[str, dict[str, str]]]:
 
 @pytest.mark.parametrize("link", [ESTATE, PATHS])
 def test_every_service_shows_the_core_numbers(link):
-    rec = sizing.recommend(links.from_flat(link))
+    rec = plan.recommend(links.from_flat(link))
     data = json.loads(json.dumps(cli.recommendation_json(rec), default=str))
     at = new_app(link)
     go(at, "results")
@@ -77,7 +77,7 @@ def test_every_service_shows_the_core_numbers(link):
             expected.append(("service", row))
     assert [(k, {x: v[x] for x in e}) for (k, v), (_, e) in zip(shown, expected,
                                                                strict=True)] == expected
-    sentence = sizing.break_sentence(rec)
+    sentence = projection.break_sentence(rec)
     assert sentence and sentence in texts(at, "info")
 
 
@@ -94,7 +94,7 @@ def chart_data(at: AppTest) -> dict[str, list[dict]]:
 
 
 def test_the_charts_stack_services_and_show_who_breaks_first():
-    rec = sizing.recommend(links.from_flat(ESTATE))
+    rec = plan.recommend(links.from_flat(ESTATE))
     at = new_app(ESTATE)
     go(at, "results")
     rows = [r for r in chart_data(at)["budget"] if r["endpoint"] == "primary"]
@@ -164,7 +164,7 @@ def test_rows_are_added_renamed_and_removed():
     q = dict(at.query_params)
     assert (q["s1_name"], q["s2_name"]) == ("jobs", "nightly")
     assert q["s1_deploy_surge_percent"] == "50" and "s3_name" not in q
-    rec = sizing.recommend(links.from_flat(q))
+    rec = plan.recommend(links.from_flat(q))
     assert [v.name for v in rec.services] == ["jobs", "nightly"]
     at.button(key="services_add").click().run()
     assert dict(at.query_params)["s3_name"] == "worker"
@@ -189,7 +189,7 @@ def test_bad_values_are_flagged_in_the_core_words_and_kept():
     go(at, "topology")
     at.text_input(key="s3_name").input("api").run()
     with pytest.raises(ScenarioError) as exc:
-        sizing.recommend(links.from_flat({**ESTATE, "s3_name": "api"}))
+        plan.recommend(links.from_flat({**ESTATE, "s3_name": "api"}))
     assert exc.value.key == "s3_name"
     assert str(exc.value) in texts(at, "error")
 
@@ -226,8 +226,8 @@ def test_links_with_services_survive_the_widget_round_trip(link):
 def test_saved_and_compare_take_an_estate():
     from wizard import charts
 
-    estate = sizing.recommend(links.from_flat(ESTATE))
-    one = sizing.recommend(links.from_flat({"provider": "aws-rds",
+    estate = plan.recommend(links.from_flat(ESTATE))
+    one = plan.recommend(links.from_flat({"provider": "aws-rds",
                                             "instance_class": "db.r6g.large"}))
     rows = charts.compare_rows({"estate": estate, "one": one})
     mine = [r for r in rows if r["scenario"] == "estate"]
@@ -237,8 +237,8 @@ def test_saved_and_compare_take_an_estate():
                       f"{v.rec.engine('primary').max_overflow}" for v in estate.services)
     assert mine[0]["pools"] == want
     theirs = [r for r in rows if r["scenario"] == "one"]
-    eng = one.engine("primary")
-    assert theirs[0]["pools"] == f"{eng.pool_size} + {eng.max_overflow}"
+    eng = one.service("app").rec.engine("primary")
+    assert theirs[0]["pools"] == f"app {eng.pool_size} + {eng.max_overflow}"
     assert "3 services" in mine[0]["setup"]
     charts.compare_chart({"estate": estate, "one": one}).to_dict()
     # Saved scenarios are the flat parameters: every service comes back when loaded.
@@ -250,7 +250,7 @@ def test_a_service_with_a_path_its_provider_lacks_is_flagged_on_its_row():
     flat = {"provider": "self-hosted", "instance_class": "default",
             **{f"s{i}_name": f"svc{i}" for i in range(1, 6)}, "s5_proxy": "rds-proxy"}
     with pytest.raises(ScenarioError) as exc:
-        sizing.recommend(links.from_flat(flat))
+        plan.recommend(links.from_flat(flat))
     assert exc.value.key == "s5_proxy"  # the core names the service's own parameter
     assert state.culprit(flat) == ("s5_proxy", str(exc.value))
 
@@ -263,7 +263,7 @@ def test_database_vcpus_survive_the_link_and_reach_the_rules():
     assert at.session_state["db_vcpus"] == 8
     go(at, "results")
     no_exception(at)
-    rec = sizing.recommend(links.from_flat(flat))
+    rec = plan.recommend(links.from_flat(flat))
     assert rec.endpoint("primary").vcpu == 8
     assert links.from_flat(dict(at.query_params)).db_vcpus == 8
 
@@ -290,7 +290,7 @@ def test_each_service_states_its_endpoints_and_changes_them():
     no_exception(at)
     q = dict(at.query_params)
     assert q["s2_endpoints"] == "primary"
-    rec = sizing.recommend(links.from_flat(q))
+    rec = plan.recommend(links.from_flat(q))
     assert rec.service("worker").endpoints == ("primary",)
     assert "Connects to primary" in " ".join(texts(at, "caption"))
     at.multiselect(key="_svc_ep_2").set_value([]).run()  # empty: back to the default
@@ -298,7 +298,7 @@ def test_each_service_states_its_endpoints_and_changes_them():
 
 
 def test_adding_stops_at_the_core_maximum():
-    from wizard.core.budget import MAX_SERVICES
+    from wizard.core.limits import MAX_SERVICES
 
     flat = {"provider": "self-hosted", "instance_class": "default", "max_connections": "5000",
             **{f"s{i}_name": f"svc{i}" for i in range(1, MAX_SERVICES + 1)}}

@@ -17,7 +17,8 @@ from wizard.core.model import (
     ScenarioError,
     SizingError,
 )
-from wizard.core.sizing import erlang_c, recommend, smallest_pool
+from wizard.core.plan import recommend
+from wizard.core.queueing import erlang_c, smallest_pool
 
 
 def test_azure_b2s_budget_by_hand():
@@ -71,13 +72,13 @@ def test_proxy_rescues_a_fleet_too_big_for_direct():
     assert ep.server_side is not None and ep.worst_case <= ep.usable
     assert ep.client_side.worst_case == ep.clients * (ep.pool_size + ep.max_overflow)
     # PgBouncer 1.18 (version unknown) cannot keep named prepared statements
-    assert rec.engine("primary").connect_args["statement_cache_size"] == 0
+    assert rec.services[0].rec.engine("primary").connect_args["statement_cache_size"] == 0
 
 
 def test_pgbouncer_124_keeps_the_statement_cache():
     s = Scenario(proxy="pgbouncer-transaction",
                  proxy_settings=ProxySettings(pgbouncer_version="1.24"))
-    assert "statement_cache_size" not in recommend(s).engine("primary").connect_args
+    assert "statement_cache_size" not in recommend(s).services[0].rec.engine("primary").connect_args
 
 
 def test_replica_has_its_own_budget():
@@ -101,9 +102,9 @@ def test_rds_proxy_server_side_is_a_percent_of_max_connections():
 def test_serverless_gets_nullpool_and_counts_each_invocation():
     s = Scenario(serverless_concurrency=300, proxy="rds-proxy")
     rec = recommend(s)
-    assert rec.engine("primary").poolclass == "NullPool"
+    assert rec.services[0].rec.engine("primary").poolclass == "NullPool"
     assert rec.endpoint("primary").clients == 300
-    assert "command_timeout" in rec.engine("primary").connect_args
+    assert "command_timeout" in rec.services[0].rec.engine("primary").connect_args
 
 
 def test_erlang_c_matches_textbook_values():
@@ -120,11 +121,11 @@ def test_load_caps_the_pool_below_the_budget():
     ep = rec.endpoint("primary")
     # pool_size holds the burst need (overflow connections are closed on return);
     # the overflow adds the gap between burst and mean need.
-    assert ep.pool_size == rec.load.needed_with_overflow
-    gap = rec.load.needed_with_overflow - rec.load.needed_pool
+    assert ep.pool_size == rec.services[0].rec.load.needed_with_overflow
+    gap = rec.services[0].rec.load.needed_with_overflow - rec.services[0].rec.load.needed_pool
     assert ep.max_overflow == gap
     assert ep.pool_size + ep.max_overflow < ep.per_process_budget
-    assert "load" in rec.binding
+    assert "load" in rec.services[0].rec.binding
 
 
 def test_load_above_the_budget_is_an_unstable_queue():
@@ -133,7 +134,7 @@ def test_load_above_the_budget_is_an_unstable_queue():
                  app_instances=5, workers=2, load=Load(rps=400, hold_ms=50))
     rec = recommend(s)
     ep = rec.endpoint("primary")
-    assert ep.pool_size + ep.max_overflow <= rec.load.offered_load
+    assert ep.pool_size + ep.max_overflow <= rec.services[0].rec.load.offered_load
     assert any(w.code == "LOAD_OVER_BUDGET" and w.severity == "error" for w in rec.warnings)
     assert ep.p_wait == 1.0  # the P(wait) shown is the exported pool's: every checkout waits
 
@@ -146,7 +147,7 @@ def test_budget_between_mean_and_target_is_flagged_with_its_wait():
     rec = recommend(s)
     ep = rec.endpoint("primary")
     per = ep.pool_size + ep.max_overflow
-    assert rec.load.offered_load < per < rec.load.needed_pool
+    assert rec.services[0].rec.load.offered_load < per < rec.services[0].rec.load.needed_pool
     found = [w for w in rec.warnings if w.code == "BUDGET_BELOW_LOAD"]
     assert found and found[0].severity == "error"
     assert ep.p_wait == pytest.approx(erlang_c(per, 10.0))
@@ -222,7 +223,7 @@ def test_replica_change_never_changes_the_primary(s, other):
     except SizingError:
         return
     assert a.endpoint("primary") == b.endpoint("primary")
-    assert a.engine("primary") == b.engine("primary")
+    assert a.services[0].rec.engine("primary") == b.services[0].rec.engine("primary")
 
 
 def test_transaction_pooler_gets_a_small_client_pool():
@@ -254,7 +255,7 @@ def test_transaction_pooler_with_load_gets_a_fixed_pool(proxy):
     if proxy == "azure-pgbouncer":
         kw.update(provider="azure-flexible", instance_class="D2ds_v5")
     rec = recommend(Scenario(proxy=proxy, **kw))
-    ep, eng = rec.endpoint("primary"), rec.engine("primary")
+    ep, eng = rec.endpoint("primary"), rec.services[0].rec.engine("primary")
     assert ep.per_process_budget is None or ep.per_process_budget >= total
     # The whole total is pool_size: an idle client connection holds no server connection.
     assert (eng.pool_size, eng.max_overflow) == (total, 0)
@@ -263,7 +264,8 @@ def test_transaction_pooler_with_load_gets_a_fixed_pool(proxy):
     # Direct and through a session pooler the same load keeps pool = burst need + overflow.
     for other in ("none", "pgbouncer-session"):
         o = recommend(Scenario(**{**kw, "provider": "self-hosted", "instance_class": None,
-                                  "max_connections": 400}, proxy=other)).engine("primary")
+                                  "max_connections": 400}, proxy=other)
+                      ).services[0].rec.engine("primary")
         assert (o.pool_size, o.max_overflow) == (burst, burst - need), other
         assert "fixed pool" not in o.reasons["max_overflow"]
 
@@ -291,7 +293,7 @@ def test_aurora_serverless_v2_low_minimum_caps_at_2000():
 
 def _runnable_replicas(s):
     """Replicas the provider can run next to this primary (else: the primary's class)."""
-    from wizard.core.budget import validate_topology
+    from wizard.core.limits import validate_topology
     try:
         validate_topology(s)
     except ScenarioError:
@@ -302,7 +304,7 @@ def _runnable_replicas(s):
 
 def _catalog_scenarios():
     from wizard.core import catalog
-    from wizard.core.budget import PROXY_PROVIDERS
+    from wizard.core.limits import PROXY_PROVIDERS
     from wizard.core.model import PROVIDERS, PROXIES
 
     def for_provider(provider):

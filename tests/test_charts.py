@@ -10,13 +10,13 @@ import pytest
 
 from tests.apptest import ESTATE
 from wizard import charts
-from wizard.core import sizing
+from wizard.core import plan, projection
 from wizard.core.model import Load, Replica, Scenario
 from wizard.scenario import links
 
 
 def rec_for(**kw):
-    return sizing.recommend(replace(Scenario(), **kw))
+    return plan.recommend(replace(Scenario(), **kw))
 
 
 def layer_values(spec: dict, i: int) -> list[dict]:
@@ -81,7 +81,7 @@ def test_scale_out_chart_draws_the_core_rows_against_usable():
     rec = rec_for(app_instances=2, max_app_instances=4, workers=4, replicas=(Replica(),))
     spec = charts.scale_out_chart(rec).to_dict()
     rows = layer_values(spec, 0)
-    assert rows == sizing.scale_out(rec)
+    assert rows == projection.scale_out(rec)
     usable = layer_values(spec, 1)
     assert usable == [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
     assert spec["layer"][1]["encoding"]["y"]["field"] == "usable"
@@ -130,11 +130,11 @@ def test_serverless_chart_is_concurrency_against_the_pooler_client_limit():
 
 
 def test_wait_chart_marks_the_recommended_pool_and_needs_load():
-    assert charts.wait_chart(rec_for()) is None
+    assert charts.wait_chart(rec_for().services[0].rec) is None
     rec = rec_for(load=Load(rps=200, hold_ms=20))
-    spec = charts.wait_chart(rec).to_dict()
+    spec = charts.wait_chart(rec.services[0].rec).to_dict()
     curve = layer_values(spec, 0)
-    assert [(r["pool_size"], r["p_wait"]) for r in curve] == list(rec.load.curve)
+    assert [(r["pool_size"], r["p_wait"]) for r in curve] == list(rec.services[0].rec.load.curve)
     # offered load 200/s x 0.02 s = 4 Erlangs: with 4 connections every checkout waits
     assert next(r["p_wait"] for r in curve if r["pool_size"] == 4) == 1.0
     ep = rec.endpoints[0]  # the P(wait) shown is for the connections actually exported
@@ -167,7 +167,8 @@ def test_no_hard_coded_colours_and_no_shorthand():
     sless = rec_for(provider="supabase", instance_class="Small",
                     proxy="supavisor-transaction", serverless_concurrency=50)
     for chart in (charts.budget_chart(rec), charts.scale_out_chart(rec),
-                  charts.wait_chart(rec), charts.compare_chart({"a": rec, "b": rec}),
+                  charts.wait_chart(rec.services[0].rec),
+                  charts.compare_chart({"a": rec, "b": rec}),
                   charts.serverless_chart(sless)):
         text = json.dumps(chart.to_dict())
         assert '"#' not in text and "rgb(" not in text
@@ -189,7 +190,7 @@ def _literal_colours(node, parent: str = ""):
 
 def test_charts_follow_the_share_round_trip():
     flat = {"provider": "azure-flexible", "instance_class": "B2s", "workers": "2"}
-    rec = sizing.recommend(links.from_flat(flat))
+    rec = plan.recommend(links.from_flat(flat))
     ticks = layer_values(charts.budget_chart(rec).to_dict(), 1)
     assert ticks[0]["max_connections"] == 429  # Azure's documented B2s default
 
@@ -252,7 +253,7 @@ def test_scale_out_marks_whatever_break_point_the_core_gives():
 
 
 def test_services_chart_reaches_past_every_break_point_and_names_its_endpoint():
-    rec = sizing.recommend(links.from_flat(ESTATE))  # break points far apart: 13 .. 517
+    rec = plan.recommend(links.from_flat(ESTATE))  # break points far apart: 13 .. 517
     spec = charts.spec("services", rec)
     rows = layer_values(spec, 0)
     breaks = {(b.service, ep.role): b.breaks_at for ep in rec.endpoints
@@ -272,7 +273,7 @@ def test_services_chart_reaches_past_every_break_point_and_names_its_endpoint():
 
 def test_wait_chart_never_goes_below_zero_and_its_legend_is_never_cut():
     rec = rec_for(load=Load(rps=200, hold_ms=20))
-    spec = charts.spec("wait", rec)
+    spec = charts.spec("wait", rec.services[0].rec)
     y = spec["layer"][0]["encoding"]["y"]
     assert y["scale"]["domainMin"] == 0 and y["scale"]["clamp"] is True
     # End labels centred on their ticks: flush, "0 %" sat above the line the curve ends on.
@@ -284,7 +285,7 @@ def test_wait_chart_never_goes_below_zero_and_its_legend_is_never_cut():
 def test_services_with_a_load_get_a_wait_chart_each():
     from wizard.ui import results
 
-    rec = sizing.recommend(links.from_flat(ESTATE))
+    rec = plan.recommend(links.from_flat(ESTATE))
     kinds = [k for _, k in results.chart_tabs(rec)]
     assert kinds == ["budget", "services", "wait"]
     assert [v.name for v in rec.services if charts.spec("wait", v.rec)] == ["api"]

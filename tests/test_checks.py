@@ -22,7 +22,7 @@ from wizard.core.model import (
     Service,
     SizingError,
 )
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.scenario import files
 
 
@@ -77,8 +77,8 @@ def test_findings_are_ranked_and_complete():
 
 def test_recommended_settings_themselves_are_not_flagged():
     rec = recommend(Scenario(network=("aws-nat-gateway",)))
-    assert rec.engine("primary").pool_recycle < 350
-    assert rec.engine("primary").pool_recycle >= 60
+    assert rec.services[0].rec.engine("primary").pool_recycle < 350
+    assert rec.services[0].rec.engine("primary").pool_recycle >= 60
     assert "RECYCLE_ABOVE_IDLE" not in {w.code for w in rec.warnings}
 
 
@@ -93,9 +93,9 @@ def test_iam_token_in_url_is_flagged_without_echoing_it():
 
 def test_pool_recycle_stays_under_every_cutoff_on_the_path():
     rec = recommend(Scenario(proxy="rds-proxy", network=("aws-nlb", "aws-nat-gateway")))
-    assert rec.engine("primary").pool_recycle < 350
+    assert rec.services[0].rec.engine("primary").pool_recycle < 350
     gcp = recommend(Scenario(provider="gcp-cloudsql", instance_class="db-custom-2-7680"))
-    assert gcp.engine("primary").pool_recycle < 600  # GCP VPC connection tracking
+    assert gcp.services[0].rec.engine("primary").pool_recycle < 600  # GCP VPC connection tracking
 
 
 def test_proxy_server_pool_below_the_fleet_load():
@@ -116,7 +116,8 @@ def test_proxy_server_pool_below_the_fleet_load():
 
 
 def test_pool_timeout_reason_names_the_proxy_wait():
-    reason = recommend(Scenario(proxy="rds-proxy")).engine("primary").reasons["pool_timeout"]
+    eng = recommend(Scenario(proxy="rds-proxy")).services[0].rec.engine("primary")
+    reason = eng.reasons["pool_timeout"]
     assert "ConnectionBorrowTimeout" in reason and "120" in reason
 
 

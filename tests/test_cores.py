@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from wizard.core import budget, catalog, cores
+from wizard.core import catalog, cores, proxies
 from wizard.core.model import TRANSACTION_POOLERS, CurrentPool, Load, ProxySettings, Scenario
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 
 
 def test_hikari_wiki_example():
@@ -81,7 +81,7 @@ def test_worst_case_far_above_cores_recommends_the_providers_pooler():
     assert f"{ep.worst_case:,} connections active at once" in f.message
     assert f"about {bound} at once" in f.message
     assert cores.HIKARI.url in f.message
-    assert budget._POOLER_ADVICE["aws-rds"] in f.fix
+    assert proxies.POOLER_ADVICE["aws-rds"] in f.fix
     assert not _found(rec, "DB_CORES_BUSY")
 
 
@@ -120,7 +120,8 @@ def test_self_hosted_without_vcpus_has_no_cores_finding():
 
 def test_cores_module_is_pure():
     code = ("import sys, wizard.core.cores, wizard.core.findings; "
-            "bad = {'streamlit', 'asyncpg', 'wizard.core.sizing'} & set(sys.modules); "
+            "bad = {'streamlit', 'asyncpg', 'wizard.core.sizing', 'wizard.core.plan'} "
+            "& set(sys.modules); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -134,7 +135,7 @@ def test_pre_ping_behind_a_transaction_pooler_is_on_unless_opted_out(proxy):
     for opt_in in (True, False):
         rec = recommend(Scenario(provider=provider, instance_class=cls, proxy=proxy,
                                  pre_ping=opt_in))
-        for g in rec.engines:
+        for g in rec.services[0].rec.engines:
             assert g.pool_pre_ping is opt_in
             assert g.reasons["pool_pre_ping"].startswith("on" if opt_in else "off")
 
@@ -142,8 +143,8 @@ def test_pre_ping_behind_a_transaction_pooler_is_on_unless_opted_out(proxy):
 @pytest.mark.parametrize("proxy", ["none", "pgbouncer-session", "rds-proxy"])
 def test_pre_ping_stays_where_the_engine_reaches_the_database(proxy):
     rec = recommend(Scenario(proxy=proxy))
-    assert rec.engine("primary").pool_pre_ping is True
-    assert "failover" in rec.engine("primary").reasons["pool_pre_ping"]
+    assert rec.services[0].rec.engine("primary").pool_pre_ping is True
+    assert "failover" in rec.services[0].rec.engine("primary").reasons["pool_pre_ping"]
 
 
 def test_recycle_fix_matches_the_exported_pre_ping():
@@ -167,7 +168,7 @@ def test_database_vcpus_typed_for_a_self_hosted_server_feed_the_bound_and_the_ru
     s = links.from_flat({**links.to_flat(base), "db_vcpus": "4", "replicas": "1"})
     rec = recommend(s)
     assert s.db_vcpus == 4 and all(ep.vcpu == 4 for ep in rec.endpoints)
-    hikari = next(r for r in rec.rules if r.name == "HikariCP")
+    hikari = next(r for r in rec.services[0].rec.rules if r.name == "HikariCP")
     assert "= 9 for the server" in hikari.formula  # 4 cores x 2 + 1 spindle
     assert any(f.code.startswith("DB_CORES") for f in rec.warnings)
     # A replica with its own class keeps the class's vCPUs.

@@ -72,7 +72,7 @@ def _prepared_errors(errors: list[BaseException]) -> list[BaseException]:
 def test_direct_module_queries_and_times_out_when_exhausted(pg: PgServer, tmp_path: Path,
                                                             monkeypatch) -> None:
     rec = rec_for("direct-rds")
-    g = rec.engine("primary")
+    g = rec.services[0].rec.engine("primary")
     mod = _module(tmp_path, "direct-rds")
     monkeypatch.setenv("DATABASE_URL", pg.url())
     monkeypatch.setenv("DATABASE_SSL", "disable")  # the test server has no TLS

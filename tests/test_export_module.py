@@ -20,7 +20,7 @@ from tests.test_export_support import (
     rec_for,
     ruff_check,
 )
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.export import render_module
 from wizard.export.render import installed_command
 from wizard.scenario import links
@@ -61,7 +61,7 @@ def test_module_settings_reach_the_engines(name: str, tmp_path: Path, monkeypatc
         assert len(engines.reads) == len(rec.scenario.replicas)
         for role, engine in zip([e.role for e in rec.endpoints],
                                 [engines.write, *engines.reads], strict=True):
-            g = rec.engine(role)
+            g = rec.services[0].rec.engine(role)
             pool = engine.sync_engine.pool
             if g.poolclass == "NullPool":
                 assert isinstance(pool, NullPool)
@@ -179,7 +179,7 @@ def test_serverless_module_uses_nullpool_and_command_timeout(tmp_path: Path) -> 
     rec = rec_for("lambda-rds-proxy")
     _, mod = _module(tmp_path, "lambda-rds-proxy")
     assert mod.ENGINE_SETTINGS["primary"] == {"poolclass": NullPool}
-    assert mod.CONNECT_ARGS["primary"]["command_timeout"] == rec.engine(
+    assert mod.CONNECT_ARGS["primary"]["command_timeout"] == rec.services[0].rec.engine(
         "primary").connect_args["command_timeout"]
     assert mod.SSL_DEFAULT == "require"
 
@@ -240,3 +240,40 @@ def test_cloudsql_connector_sets_ip_type_and_refresh_strategy(tmp_path: Path, ne
     assert (mod.CLOUDSQL_IP_TYPE, mod.CLOUDSQL_REFRESH_STRATEGY) == (ip_type, refresh)
     assert "ip_type=os.environ.get(CLOUDSQL_IP_TYPE_ENV) or CLOUDSQL_IP_TYPE" in text
     assert "refresh_strategy=CLOUDSQL_REFRESH_STRATEGY" in text
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_reason_is_worded_from_its_steps(name: str) -> None:
+    """Issue 19: a reason is data (value, formula, why, source); its sentence is worded from
+    the steps in one place, for every setting the module writes."""
+    from wizard.core.model import reason_text
+
+    for svc in rec_for(name).services:
+        for eng in svc.rec.engines:
+            assert set(eng.steps) == set(eng.reasons) >= {
+                "poolclass", "pool_size", "max_overflow", "pool_timeout", "pool_recycle",
+                "pool_pre_ping", "pool_use_lifo", "connect_args"}
+            for key, steps in eng.steps.items():
+                assert steps and eng.reasons[key] == reason_text(steps)
+                assert all(s.source == "" or s.source.startswith("https://") for s in steps)
+
+
+def test_the_module_comments_each_connect_arg_step_whole_and_leaves_tls_to_its_code():
+    """The module reads the steps, never splits a sentence back: a step whose words hold
+    "; " stays one comment, and the TLS step (its value "ssl") is said by the code."""
+    from dataclasses import replace
+
+    from wizard.core.model import Step
+    from wizard.export.render import engine_block
+
+    rec = rec_for("direct-rds")
+    plan = rec.services[0].rec
+    eng = plan.engine("primary")
+    odd = Step("timeout=10", why="one step; with a semicolon in its words")
+    assert any(s.value == "ssl" for s in eng.steps["connect_args"])
+    eng = replace(eng, steps={**eng.steps, "connect_args": (
+        odd, *(s for s in eng.steps["connect_args"] if s.value == "ssl"))})
+    block = engine_block(replace(plan, engines=(eng,)))
+    comments = [ln.strip()[2:] for ln in block.split("CONNECT_ARGS")[-1].splitlines()
+                if ln.strip().startswith("# ")]
+    assert comments == [odd.text]

@@ -79,10 +79,10 @@ def test_report_has_settings_warnings_sources_and_link(name: str) -> None:
         assert w.fix in report
     for src in rec.sources:
         assert src.url in report
-    for rule in rec.rules:
+    for rule in rec.services[0].rec.rules:
         assert f"| {rule.name} | {rule.formula} | {rule.per_process} | {rule.fleet_total} |" \
             in report
-    g = rec.engine("primary")
+    g = rec.services[0].rec.engine("primary")
     assert f"| poolclass | `{g.poolclass}` |" in report
     if g.poolclass != "NullPool":
         assert f"| pool_size | `{g.pool_size}` | {g.reasons['pool_size']} |" in report
@@ -120,7 +120,7 @@ def test_ini_consistent_with_the_recommendation(name: str) -> None:
     clients = sum(e.client_side.worst_case for e in rec.endpoints)
     assert int(b["max_client_conn"]) >= clients
     assert b["pool_mode"] == ("session" if s.proxy == "pgbouncer-session" else "transaction")
-    assert int(b["server_idle_timeout"]) <= rec.engine("primary").pool_recycle
+    assert int(b["server_idle_timeout"]) <= rec.services[0].rec.engine("primary").pool_recycle
     assert (dps, reserve) == pool_size_per_pair(rec)
 
 

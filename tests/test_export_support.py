@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 from wizard.core.model import Recommendation
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.scenario import links
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -77,13 +77,13 @@ def test_checkout_timeout_is_classified_apart_from_connection_errors() -> None:
 
 def test_pool_settings_from_a_recommendation() -> None:
     from wizard.core.model import Load, Scenario
-    from wizard.core.sizing import recommend
+    from wizard.core.plan import recommend
 
     rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=100,
                              app_instances=2, max_app_instances=4, workers=2,
                              load=Load(rps=70, hold_ms=40)))
-    s = PoolSettings.from_engine(rec.engine("primary"))
-    eng = rec.engine("primary")
+    s = PoolSettings.from_engine(rec.services[0].rec.engine("primary"))
+    eng = rec.services[0].rec.engine("primary")
     assert (s.pool_size, s.max_overflow, s.pool_pre_ping) == (
         eng.pool_size, eng.max_overflow, eng.pool_pre_ping)
     kw = s.engine_kwargs()
@@ -287,14 +287,14 @@ def test_cli_refuses_unbounded_runs() -> None:
 @pytest.mark.slow
 def test_cli_runs_an_exported_module(pg: PgServer, tmp_path: Path) -> None:
     from wizard.core.model import Load, Scenario
-    from wizard.core.sizing import recommend
+    from wizard.core.plan import recommend
     from wizard.export import render_module
 
     # The test server: max_connections 60; 2 instances x 2 workers, 20 req/s x 20 ms each.
     rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=60,
                              app_instances=2, workers=2, pg_version=15,
                              load=Load(rps=20, hold_ms=20)))
-    eng = rec.engine("primary")
+    eng = rec.services[0].rec.engine("primary")
     path = tmp_path / "db.py"
     path.write_text(render_module(rec))
     proc = _cli(["--export", str(path), "--url", pg.url(), "--processes", "2",

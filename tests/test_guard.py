@@ -23,7 +23,7 @@ import pytest
 
 from tests.installed import ROOT, Installed
 from wizard import cli, guard
-from wizard.core import current, sizing
+from wizard.core import current, plan
 from wizard.scenario import files
 
 # self-hosted with every reserve given: usable = 1000 - (3 + 5 + 2 + 0) = 990.
@@ -129,7 +129,7 @@ def test_raising_an_autoscaling_maximum_fails_naming_service_endpoint_and_fix(
     assert f["services"] == ["api"] and f["endpoint"] == "primary"
     assert f"= {total:,} connections, above the {USABLE:,} usable" in f["message"]
     # The fix is api's recommended pool, the one `export --service api` writes.
-    eng = sizing.recommend(files.parse(text)).service("api").rec.engine("primary")
+    eng = plan.recommend(files.parse(text)).service("api").rec.engine("primary")
     assert f"api's recommended pool_size={eng.pool_size}, max_overflow={eng.max_overflow}" in (
         f["fix"])
     assert f["lines"] == [key_line(text, "current_pool_size", 1)]
@@ -147,7 +147,7 @@ def test_a_service_without_current_settings_counts_at_its_recommended_pool(tmp_p
     got = json.loads(out)
     jobs = next(s for s in got["endpoints"][0]["services"] if s["service"] == "jobs")
     assert jobs["counted"] == "recommended"
-    rec = sizing.recommend(files.parse(text))
+    rec = plan.recommend(files.parse(text))
     share = next(b for b in rec.endpoint("primary").by_service if b.service == "jobs")
     n = engines(JOBS["instances"], JOBS["top"], JOBS["surge"], JOBS["workers"])
     assert jobs["engines"] == n
@@ -223,7 +223,7 @@ def test_without_current_settings_the_check_sees_the_recommended_estate() -> Non
             + service("api", instances=5, top=12, workers=3)
             + service("web", instances=2, top=9, workers=2)
             + service("cron", instances=1, workers=1, extra='kind = "cron"\nproxy = "none"\n'))
-    rec = sizing.recommend(files.parse(text))
+    rec = plan.recommend(files.parse(text))
     uses = current.current_use(rec)
     for use, ep in zip(uses, rec.endpoints, strict=True):
         assert use.total == ep.worst_case
@@ -248,11 +248,11 @@ def test_unbounded_overflow_fails(tmp_path, capsys) -> None:
 def test_the_check_and_recommend_agree_on_the_sum() -> None:
     api = {**API, "top": 20}
     text = DATABASE + service("api", **api) + service("jobs", **JOBS)
-    rec = sizing.recommend(files.parse(text))
+    rec = plan.recommend(files.parse(text))
     report = guard.check(text, "f.toml")
     (use,) = report.endpoints
-    (plan,) = [w for w in rec.warnings if w.code == "SERVICES_OVER_USABLE"]
-    assert f"= {use.total:,} connections" in plan.message
+    (found,) = [w for w in rec.warnings if w.code == "SERVICES_OVER_USABLE"]
+    assert f"= {use.total:,} connections" in found.message
     errors = {(w.code, w.fix) for w in rec.warnings if w.severity == "error"}
     assert {(p.code, p.fix) for p in report.failures} == errors
 

@@ -391,7 +391,7 @@ _FUZZ = r"""
 import json, resource, signal, sys
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 from hypothesis import HealthCheck, example, given, settings, strategies as hs
-from wizard.core import sizing
+from wizard.core import limits, plan
 from wizard.scenario import links
 from wizard.core.model import PROVIDERS, ScenarioError, SizingError
 from wizard.ui import state
@@ -435,7 +435,7 @@ def check(params):
         except (ScenarioError, ValueError):
             return  # refused in one line: fine
         try:
-            sizing.recommend(s)
+            plan.recommend(s)
         except (ScenarioError, SizingError, ValueError):
             pass
     finally:

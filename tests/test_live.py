@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from wizard.core.model import EngineSettings, Scenario
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.fleet.pgserver import Bouncer, PgServer, free_port
 from wizard.live import (
     APP_NAME,

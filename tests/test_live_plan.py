@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from wizard.core import sizing
+from wizard.core import plan
 from wizard.fleet.pgserver import PgServer
 from wizard.scenario import links
 
@@ -57,12 +57,12 @@ def test_measured_against_assumed_and_what_the_click_changes(pg: PgServer) -> No
     query = {"provider": "aws-rds", "instance_class": "db.r6g.large", "app_instances": "6",
              "workers": "2"}
     measured = int(pg.psql("SHOW max_connections").strip())
-    before = sizing.recommend(links.from_flat(query))
-    after = sizing.recommend(links.from_flat({**query, "max_connections": str(measured)}))
+    before = plan.recommend(links.from_flat(query))
+    after = plan.recommend(links.from_flat({**query, "max_connections": str(measured)}))
     at = run_check(app(query), url_of(pg), pg.password)
     assert not at.exception
     text = shown(at)
-    b, a = before.engine("primary"), after.engine("primary")
+    b, a = before.services[0].rec.engine("primary"), after.services[0].rec.engine("primary")
     assert (f"You assumed max_connections {before.endpoint('primary').max_connections:,}"
             in text)
     assert f"the server says {measured:,}" in text
@@ -101,7 +101,7 @@ def test_each_replica_can_be_checked(pg: PgServer) -> None:
 def test_exhaustion_result_in_words(pg: PgServer) -> None:
     query = {"provider": "self-hosted", "max_connections": "60", "app_instances": "20",
              "workers": "2"}
-    eng = sizing.recommend(links.from_flat(query)).engine("primary")
+    eng = plan.recommend(links.from_flat(query)).services[0].rec.engine("primary")
     at = run_check(app(query), url_of(pg), pg.password, exhaust=True)
     assert not at.exception
     text = shown(at)

@@ -24,7 +24,7 @@ import asyncpg
 import pytest
 
 from wizard.core.model import Replica, Reserves, Scenario, ScenarioError, Service
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.fleet.pgserver import PgServer
 from wizard.live import (
     APP_NAME,
@@ -270,7 +270,7 @@ def _live_step_script(host: str, port: int, user: str, database: str, password: 
     import asyncio
 
     from wizard import live
-    from wizard.core.sizing import recommend
+    from wizard.core.plan import recommend
     from wizard.scenario import links
     from wizard.ui import live as ui_live
 

@@ -241,7 +241,7 @@ def test_write_then_recommend_sizes_from_the_measurement(pg: PgServer, tmp_path)
     assert svc["poisson-svc"]["load"]["measured"]["guess_busy"] == pytest.approx(2.5)
     # The true rps x hold gives the same pool_size, or within one. The totals may differ
     # by more: the measured p95 of a light load can be above twice its mean.
-    from wizard.core.sizing import recommend
+    from wizard.core.plan import recommend
     guess = recommend(files.parse(SCENARIO)).service("poisson-svc").rec.engine("primary")
     measured = svc["poisson-svc"]["engines"][0]
     assert abs(measured["pool_size"] - guess.pool_size) <= 1, (measured, guess)
@@ -438,12 +438,12 @@ def test_app_observes_compares_and_applies_in_one_click(pg: PgServer, isolated_a
     assert any("Applied the measured load" in str(s.value) for s in at.success)
     at.run()
     assert any("The plan's load is measured" in str(i.value) for i in at.info)
-    from wizard.core.sizing import recommend
+    from wizard.core.plan import recommend
     from wizard.scenario import links
     s = links.from_flat(dict(at.query_params))
     per_process = s.load.rps * s.load.hold_ms / 1000  # 1 worker per instance
     assert _within(per_process * 2, RPS * HOLD_MS / 1000)
-    assert recommend(s).load.offered_load == pytest.approx(per_process)
+    assert recommend(s).services[0].rec.load.offered_load == pytest.approx(per_process)
 
 
 def test_scenario_compare_puts_each_service_beside_its_guess(tmp_path) -> None:

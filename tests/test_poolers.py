@@ -8,7 +8,7 @@ import configparser
 import pytest
 
 from wizard.core.model import Load, ProxySettings, Replica, Scenario, Service
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.export import render_pgbouncer_ini
 
 
@@ -90,18 +90,18 @@ TRANSACTION = {"pgbouncer-transaction": {}, "azure-pgbouncer": dict(
 
 @pytest.mark.parametrize("proxy", sorted(TRANSACTION))
 def test_pre_ping_is_on_behind_transaction_poolers_with_an_opt_out(proxy):
-    eng = recommend(Scenario(proxy=proxy, **TRANSACTION[proxy])).engine("primary")
+    eng = recommend(Scenario(proxy=proxy, **TRANSACTION[proxy])).services[0].rec.engine("primary")
     assert eng.pool_pre_ping is True
     assert "pooler restart" in eng.reasons["pool_pre_ping"]
     assert "pre_ping=false" in eng.reasons["pool_pre_ping"]
     off = recommend(Scenario(proxy=proxy, pre_ping=False, **TRANSACTION[proxy]))
-    assert off.engine("primary").pool_pre_ping is False
-    assert "fails the request" in off.engine("primary").reasons["pool_pre_ping"]
+    assert off.services[0].rec.engine("primary").pool_pre_ping is False
+    assert "fails the request" in off.services[0].rec.engine("primary").reasons["pool_pre_ping"]
 
 
 @pytest.mark.parametrize("proxy", sorted(TRANSACTION))
 def test_without_load_a_transaction_pooler_gets_a_fixed_pool(proxy):
-    eng = recommend(Scenario(proxy=proxy, **TRANSACTION[proxy])).engine("primary")
+    eng = recommend(Scenario(proxy=proxy, **TRANSACTION[proxy])).services[0].rec.engine("primary")
     assert eng.max_overflow == 0 and eng.pool_size >= 1
     assert eng.reasons["max_overflow"].startswith("0: a fixed pool")
 
@@ -111,7 +111,7 @@ def test_without_load_a_transaction_pooler_gets_a_fixed_pool(proxy):
 def test_every_neon_engine_survives_scale_to_zero(proxy, pre_ping):
     # Neon closes idle connections when the compute scales to zero after 5 minutes.
     eng = recommend(Scenario(provider="neon", instance_class="0.5cu", proxy=proxy,
-                             pre_ping=pre_ping)).engine("primary")
+                             pre_ping=pre_ping)).services[0].rec.engine("primary")
     assert eng.pool_pre_ping is pre_ping
     assert eng.pool_recycle < 300
     assert "scale to zero" in eng.reasons["pool_recycle"]
@@ -139,10 +139,11 @@ def test_pre_ping_opt_out_by_link_key_cli_flag_and_scenario_file(tmp_path):
 def test_a_replica_reached_directly_never_cites_rds_proxy():
     rec = recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
                              proxy="rds-proxy", replicas=(Replica(),)))
-    replica = rec.engine("replica-1")
+    replica = rec.services[0].rec.engine("replica-1")
     said = " ".join(replica.reasons.values()) + rec.endpoint("replica-1").explanation
     assert "RDS Proxy" not in said and "ConnectionBorrowTimeout" not in said
-    assert "RDS Proxy IdleClientTimeout" in rec.engine("primary").reasons["pool_recycle"]
+    assert "RDS Proxy IdleClientTimeout" in \
+        rec.services[0].rec.engine("primary").reasons["pool_recycle"]
 
 
 def test_the_same_max_connections_carries_the_same_estimate_label_everywhere():
@@ -156,7 +157,7 @@ def test_the_same_max_connections_carries_the_same_estimate_label_everywhere():
     assert label.endswith(" (estimate)")
     number = label.split()[0]
     for text in (render_text(rec), render_report(rec),
-                 render_module(rec.service("api").rec)):
+                 render_module(rec, service="api")):
         shown = [ln for ln in text.splitlines()
                  if number in ln or number.replace(",", "") in ln]
         tables = [ln for ln in shown if ln.startswith(("|", "primary ", "#   primary:"))]
@@ -165,7 +166,7 @@ def test_the_same_max_connections_carries_the_same_estimate_label_everywhere():
 
 def test_the_report_states_the_break_point_like_the_text():
     from wizard.cli import render_text
-    from wizard.core.sizing import break_lines
+    from wizard.core.projection import break_lines
     from wizard.export import render_report
 
     rec = recommend(Scenario(provider="aws-rds", instance_class="db.t3.micro", app_instances=4,
@@ -188,7 +189,7 @@ def test_a_services_report_shows_the_endpoints_headroom_with_every_service_at_it
     total = rec.endpoint("primary")
     api = rec.service("api").rec.endpoint("primary")
     assert api.shared_headroom == total.headroom < api.headroom
-    report = render_report(rec.service("api").rec, estate=s, service="api")
+    report = render_report(rec, service="api")
     assert "headroom (every service at its peak)" in report
     row = next(ln for ln in report.splitlines() if ln.startswith("| primary |"))
     assert re.split(r"\s*\|\s*", row.strip("| "))[-1] == str(total.headroom)

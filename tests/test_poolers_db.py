@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from wizard.core import budget
+from wizard.core import proxies
 from wizard.core.model import ProxySettings, Scenario
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.export import render_pgbouncer_ini
 from wizard.fleet.pgserver import Bouncer, PgServer, _pg_os_user, _wait_tcp, find_pgbouncer
 
@@ -57,7 +57,7 @@ def test_reserve_pool_size_is_per_pool(pgbouncer_factory, pg: PgServer) -> None:
     opened = run(main())
     assert opened == 9
     # poolwise counts what PgBouncer opens: (2 + 1) x 3, not 2 x 3 + 1.
-    assert budget.pgbouncer_server_connections(2, 1, 3) == opened
+    assert proxies.pgbouncer_server_connections(2, 1, 3) == opened
     rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=60,
                              proxy="pgbouncer-transaction",
                              proxy_settings=ProxySettings(pool_size=2, reserve_pool=1,
@@ -82,7 +82,7 @@ def test_one_url_is_one_pair_in_session_mode(pgbouncer_factory, pg: PgServer) ->
                  proxy="pgbouncer-session", app_instances=2, workers=2, deploy_surge_percent=0,
                  proxy_settings=ProxySettings(pool_size=4, user_db_pairs=2))
     rec = recommend(s)
-    ep, eng = rec.endpoint("primary"), rec.engine("primary")
+    ep, eng = rec.endpoint("primary"), rec.services[0].rec.engine("primary")
     ini = _ini_values(rec)
     bouncer = pgbouncer_factory(pool_mode="session", query_wait_timeout=2,
                                 default_pool_size=ini["default_pool_size"],
@@ -134,7 +134,7 @@ def test_pre_ping_survives_a_pgbouncer_restart(pgbouncer_factory, pre_ping: bool
     # The exported engine behind a transaction pooler: pre-ping on by default, off by opt-out.
     rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=60,
                              proxy="pgbouncer-transaction", pre_ping=pre_ping))
-    eng = rec.engine("primary")
+    eng = rec.services[0].rec.engine("primary")
     assert eng.pool_pre_ping is pre_ping
     bouncer = pgbouncer_factory(pool_mode="transaction")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wizard.core import budget, catalog
+from wizard.core import catalog, limits
 from wizard.core.model import (
     Load,
     ProxySettings,
@@ -24,7 +24,7 @@ from wizard.core.model import (
     ScenarioError,
     SizingError,
 )
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_APP_RESERVES = Reserves(admin=0, migrations=0)
@@ -43,7 +43,7 @@ def everything_said(rec) -> str:
         for side in (ep.server_side, ep.client_side):
             if side is not None:
                 parts += [side.limit_source, side.detail]
-    for eng in rec.engines:
+    for eng in rec.services[0].rec.engines:
         parts += list(eng.reasons.values())
     return "\n".join(parts)
 
@@ -87,7 +87,7 @@ RDS_RESERVED = 4  # AWS states no default; 4 is what RDS users report (shared/fa
 
 def _rds_reserved(pg_version, pg_minor, provider="aws-rds"):
     s = Scenario(provider=provider, pg_version=pg_version, pg_minor=pg_minor)
-    return {r.name.split(" ")[0]: r.count for r in budget.reserves_for(s, True, 1000)}.get(
+    return {r.name.split(" ")[0]: r.count for r in limits.reserves_for(s, True, 1000)}.get(
         "rds.rds_reserved_connections", 0)
 
 
@@ -192,7 +192,7 @@ def test_neon_pooler_on_quarter_cu_has_no_false_error():
 
 def test_neon_pooler_keeps_statement_caches_on():
     rec = recommend(Scenario(provider="neon", instance_class="1cu", proxy="neon-pooler"))
-    args = rec.engine("primary").connect_args
+    args = rec.services[0].rec.engine("primary").connect_args
     assert "statement_cache_size" not in args and "prepared_statement_cache_size" not in args
     assert "PREPARED_STATEMENTS_TXN_POOLER" not in {w.code for w in rec.warnings}
 

@@ -35,7 +35,7 @@ from sqlalchemy.engine import URL
 
 from wizard import cli, fleet
 from wizard.core.model import EngineSettings, Scenario, ScenarioError
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.export import export, render_module
 from wizard.fleet.pgserver import PgServer, free_port
 from wizard.live import LiveError, parse_target, run_live_check

@@ -1,6 +1,6 @@
 """Several services share one database: shares, per-service sizing, scenario files, CLI.
 
-Expected values come from the documented rules (the tiers of budget.shares, the flags form
+Expected values come from the documented rules (the tiers of shares.shares, the flags form
 as the one-service case) or from independent arithmetic, never from copied outputs.
 """
 
@@ -22,10 +22,10 @@ from sqlalchemy import text
 
 from tests.test_export_support import load_module, ruff_check
 from wizard import cli
-from wizard.core import budget
-from wizard.core.budget import Claim, shares
-from wizard.core.model import Load, Scenario, ScenarioError, Service, SizingError
-from wizard.core.sizing import recommend
+from wizard.core import limits, proxies
+from wizard.core.model import Load, Replica, Scenario, ScenarioError, Service, SizingError
+from wizard.core.plan import recommend
+from wizard.core.shares import FIXED_SHARE_PER_ENGINE, TIERS, Claim, shares
 from wizard.export import render_module
 from wizard.scenario import files, links
 
@@ -65,10 +65,10 @@ def _py(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
                           text=True, cwd=cwd, timeout=120, env=env)
 
 
-# ------------------------------------------------------------------ budget.shares
+# ------------------------------------------------------------------ shares.shares
 
 def test_one_member_gets_the_whole_limit_whatever_it_asks() -> None:
-    for tier in budget.TIERS:
+    for tier in TIERS:
         for demand in (1, 50, 10_000):
             for weight in (0.1, 1, 7.3):
                 assert shares(1000, [Claim("a", tier, demand, weight)])[0].value == 1000
@@ -130,7 +130,7 @@ def test_floors_come_first_and_only_floors_over_the_limit_refuse() -> None:
 
 
 @given(st.integers(1, 300_000), st.lists(st.tuples(
-    st.sampled_from(budget.TIERS), st.integers(1, 500_000), st.floats(0.01, 100),
+    st.sampled_from(TIERS), st.integers(1, 500_000), st.floats(0.01, 100),
     st.integers(1, 600)), min_size=1, max_size=32))
 def test_shares_never_exceed_the_limit(limit: int, raw: list) -> None:
     claims = [Claim(f"m{i}", t, d, w, e) for i, (t, d, w, e) in enumerate(raw)]
@@ -162,7 +162,7 @@ def test_estate_example_sums_and_sizes_each_service() -> None:
     assert primary.worst_case <= primary.usable
     cron = next(b for b in primary.by_service if b.service == "cron")
     # cron without load: the fixed small share per engine.
-    assert cron.pool_size + cron.max_overflow == budget.FIXED_SHARE_PER_ENGINE
+    assert cron.pool_size + cron.max_overflow == FIXED_SHARE_PER_ENGINE
     # replica-1 is used by the api only.
     assert [b.service for b in rec.endpoint("replica-1").by_service] == ["api"]
     api = rec.service("api").rec
@@ -186,7 +186,7 @@ def test_break_point_counts_the_other_services_at_their_peaks() -> None:
     assert (n + math.ceil(n * 0.25)) * 4 * per > api.break_limit
     assert (n - 1 + math.ceil((n - 1) * 0.25)) * 4 * per <= api.break_limit
     sentence = recommend(files.parse(ESTATE)).services and __import__(
-        "wizard.core.sizing", fromlist=["break_sentence"]).break_sentence(rec)
+        "wizard.core.projection", fromlist=["break_sentence"]).break_sentence(rec)
     assert f"at {api.breaks_at:,} instances" in sentence
 
 
@@ -201,7 +201,7 @@ def test_feasible_estate_with_a_big_no_load_service_is_sized() -> None:
     # Issue 18: exited 3 ("cannot give each of 32 client engines even one connection")
     # although the floors (60 + 32 + 2) and the api's need fit in 293.
     s = Scenario(provider="self-hosted", instance_class=None, max_connections=300,
-                 replicas=(budget.Replica(),), services=(
+                 replicas=(Replica(),), services=(
                      _svc("api", app_instances=6, max_app_instances=12, workers=4,
                           load=Load(120, 10)),
                      _svc("worker", kind="worker", app_instances=3, workers=8),
@@ -230,7 +230,7 @@ def test_serverless_floor_beside_a_load_and_cron_is_sized() -> None:
     by = {b.service: b for b in ep.by_service}
     assert ep.worst_case == sum(b.worst_case for b in ep.by_service) <= ep.usable
     assert by["fn"].allotment >= 20 and by["fn"].worst_case == 20  # its hard floor
-    assert by["cron"].pool_size + by["cron"].max_overflow == budget.FIXED_SHARE_PER_ENGINE
+    assert by["cron"].pool_size + by["cron"].max_overflow == FIXED_SHARE_PER_ENGINE
     # The api's need is cut at its burst margin, never below its burst need.
     api = rec.service("api").rec
     assert by["api"].pool_size >= api.load.needed_with_overflow
@@ -288,7 +288,7 @@ def _estates(draw) -> Scenario:
     proxy = draw(st.sampled_from(["none", "pgbouncer-transaction", "pgbouncer-session"]))
     return Scenario(provider="self-hosted", instance_class=None,
                     max_connections=draw(st.integers(150, 3000)),
-                    replicas=draw(st.sampled_from([(), (budget.Replica(),)])),
+                    replicas=draw(st.sampled_from([(), (Replica(),)])),
                     proxy=proxy, services=tuple(services))
 
 
@@ -485,8 +485,7 @@ def test_exported_service_module_compiles_passes_ruff_and_names_itself(tmp_path:
     compile(src, "db.py", "exec")
     assert ruff_check(src).returncode == 0, ruff_check(src).stdout
     rec = recommend(files.parse(ESTATE))
-    worker = rec.service("worker").rec
-    assert src == render_module(worker, estate=rec.scenario, service="worker",
+    assert src == render_module(rec, service="worker",
                                 generated_on=src.split("Generated on ")[1].split()[0])
     assert "application_name" in src and "replica-1" not in src.split("ENGINE_SETTINGS")[1]
     assert "poolwise export --scenario poolwise-scenario.toml --service worker -o db_worker.py" \
@@ -500,7 +499,7 @@ def test_service_module_runs_and_pg_sees_its_application_name(pg, tmp_path: Path
                                     'provider = "self-hosted"\nmax_connections = 2000'))
     rec = recommend(s)
     path = tmp_path / "db_worker.py"
-    path.write_text(render_module(rec.service("worker").rec, estate=s, service="worker"))
+    path.write_text(render_module(rec, service="worker"))
     mod = load_module(path, f"poolwise_db_services_{id(tmp_path)}")
     monkeypatch.setenv("DATABASE_URL", pg.url())
     monkeypatch.setenv("DATABASE_SSL", "disable")
@@ -563,20 +562,20 @@ def _any_estates(draw) -> Scenario:
             weight=draw(st.sampled_from([1.0, 1.0, 2.0]))))
     return Scenario(provider=provider, instance_class=cls,
                     max_connections=draw(st.integers(100, 2000)) if cls is None else None,
-                    replicas=draw(st.sampled_from([(), (budget.Replica(),)])),
+                    replicas=draw(st.sampled_from([(), (Replica(),)])),
                     proxy=proxy, services=tuple(services))
 
 
 def _floors_fit(s: Scenario) -> bool:
-    """Whether every service's floor fits, counted independently of budget.shares: per
+    """Whether every service's floor fits, counted independently of shares.shares: per
     endpoint, 1 per client engine (cron without load 2, serverless 1 per invocation) for
     direct services and session-pooled ones, 1 server connection per transaction pooler;
     behind a pooler with a client limit, 1 client connection per engine."""
     from wizard.core.model import POOLERS, SESSION_POOLERS
-    use: dict[str, list[tuple[Service, Scenario, budget.EndpointSpec]]] = {}
+    use: dict[str, list[tuple[Service, Scenario, limits.EndpointSpec]]] = {}
     for svc in s.services:
         view = s.for_service(svc)
-        for sp in budget.endpoint_specs(view):
+        for sp in limits.endpoint_specs(view):
             use.setdefault(sp.role, []).append((svc, view, sp))
     for role, rows in use.items():
         usable = rows[0][2].usable
@@ -584,7 +583,7 @@ def _floors_fit(s: Scenario) -> bool:
         for svc, view, sp in rows:
             floor = sp.clients * (2 if svc.kind == "cron" and svc.load is None else 1)
             pooled = view.proxy in POOLERS and not (
-                role != "primary" and budget.rds_proxy_skips_replicas(view))
+                role != "primary" and proxies.rds_proxy_skips_replicas(view))
             if not pooled or view.proxy in SESSION_POOLERS:
                 total += floor
             if pooled:
@@ -593,7 +592,7 @@ def _floors_fit(s: Scenario) -> bool:
         if total > usable:
             return False
         for name, group in poolers.items():
-            limit = budget.proxy_limits(group[0][0], group[0][1], None).client_limit
+            limit = proxies.proxy_limits(group[0][0], group[0][1], None).client_limit
             if name not in SESSION_POOLERS and limit is not None and (
                     sum(sp.clients for _, sp in group) > limit):
                 return False

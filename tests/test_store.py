@@ -292,9 +292,9 @@ def _estate_of_32() -> dict[str, str]:
 
 
 def test_a_32_service_scenario_that_saves_loads_and_restores(sqlite_store):
-    from wizard.core import sizing
+    from wizard.core import plan
     flat = _estate_of_32()
-    sizing.validate(links.from_flat(flat))  # a scenario poolwise sizes
+    plan.validate(links.from_flat(flat))  # a scenario poolwise sizes
     assert len(store.json.dumps(flat)) > 8000  # the old limit of what the store read back
     sqlite_store.save("estate", flat)
     assert sqlite_store.load("estate") == flat

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wizard import cli
-from wizard.core import bounds, budget, sizing
+from wizard.core import bounds, limits, plan, projection, proxies, queueing
 from wizard.core.model import Load, Replica, Scenario, ScenarioError, SizingError
 from wizard.export import render_module, render_report
 from wizard.scenario import links
@@ -108,9 +108,9 @@ def test_a_link_with_millions_of_replicas_is_refused_before_building_them():
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 0.0, -1.0])
 def test_load_must_be_finite_and_positive(value):
     with pytest.raises(ScenarioError):
-        sizing.recommend(Scenario(load=Load(rps=value, hold_ms=10)))
+        plan.recommend(Scenario(load=Load(rps=value, hold_ms=10)))
     with pytest.raises(ScenarioError):
-        sizing.recommend(Scenario(load=Load(rps=10, hold_ms=value)))
+        plan.recommend(Scenario(load=Load(rps=10, hold_ms=value)))
 
 
 def test_messages_name_the_field_in_words_and_carry_its_key():
@@ -127,17 +127,17 @@ def test_messages_name_the_field_in_words_and_carry_its_key():
 @given(st.floats(0.01, 600), st.integers(1, 80))
 def test_erlang_c_matches_the_textbook_recursion(a, extra):
     n = math.floor(a) + extra
-    assert sizing.erlang_c(n, a) == pytest.approx(exact_erlang_c(n, a), rel=1e-9, abs=1e-14)
+    assert queueing.erlang_c(n, a) == pytest.approx(exact_erlang_c(n, a), rel=1e-9, abs=1e-14)
 
 
 @pytest.mark.parametrize("a", [0.2, 7.5, 480.0, 12_000.0, 150_000.0])
 def test_smallest_pool_is_the_smallest_meeting_the_target(a):
-    n = sizing.smallest_pool(a)
-    assert sizing.erlang_c(n, a) <= sizing.WAIT_TARGET < sizing.erlang_c(n - 1, a)
+    n = queueing.smallest_pool(a)
+    assert queueing.erlang_c(n, a) <= queueing.WAIT_TARGET < queueing.erlang_c(n - 1, a)
 
 
 def test_a_load_no_server_could_hold_has_no_pool():
-    assert sizing.smallest_pool(bounds.PG_MAX_BACKENDS + 1.0) is None
+    assert queueing.smallest_pool(bounds.PG_MAX_BACKENDS + 1.0) is None
 
 
 # ---------------------------------------------------------------- break point
@@ -155,7 +155,7 @@ def test_breaks_at_is_the_first_fleet_size_over_usable(instances, surge, workers
                  app_instances=instances, deploy_surge_percent=surge, workers=workers,
                  engines_per_process=engines)
     try:
-        rec = sizing.recommend(s)
+        rec = plan.recommend(s)
     except SizingError:
         return
     ep = rec.endpoint("primary")
@@ -163,16 +163,16 @@ def test_breaks_at_is_the_first_fleet_size_over_usable(instances, surge, workers
     n = ep.breaks_at
     assert n is not None and n > instances
     assert clients_at(s, n, per) > ep.usable >= clients_at(s, n - 1, per)
-    assert rec.breaks_at == n
+    assert rec.services[0].rec.breaks_at == n
 
 
 def test_scale_out_is_sampled_and_keeps_the_break_point():
     s = Scenario(provider="self-hosted", instance_class=None, max_connections=262_143,
                  app_instances=5_000, max_app_instances=20_000)
-    rec = sizing.recommend(s)
-    rows = sizing.scale_out(rec)
+    rec = plan.recommend(s)
+    rows = projection.scale_out(rec)
     xs = sorted({r["instances"] for r in rows})
-    assert len(xs) <= sizing.SCALE_OUT_POINTS + 4
+    assert len(xs) <= projection.SCALE_OUT_POINTS + 4
     b = rec.endpoint("primary").breaks_at
     assert b in xs and xs[-1] >= b
     at = {r["instances"]: r for r in rows}
@@ -184,7 +184,7 @@ def test_the_current_settings_break_counts_the_deploy_surge():
     # 10 instances at most, 25 % surge: SQLAlchemy's 15 per engine on 93 usable.
     s = Scenario(provider="self-hosted", instance_class=None, max_connections=100,
                  app_instances=10)
-    rec = sizing.recommend(s)
+    rec = plan.recommend(s)
     found = next(w for w in rec.warnings if w.code == "DEFAULTS_OVER_MAX")
     n = next(k for k in range(1, 100) if clients_at(s, k, 15) > 93)
     assert f"about {n:,}" in found.message
@@ -195,7 +195,7 @@ def test_the_current_settings_break_counts_the_deploy_surge():
 def test_rds_proxy_names_what_clients_open_and_what_the_database_sees():
     s = Scenario(provider="aws-rds", instance_class="db.r6g.large", proxy="rds-proxy",
                  app_instances=4, workers=2)
-    rec = sizing.recommend(s)
+    rec = plan.recommend(s)
     ep = rec.endpoint("primary")
     per = ep.pool_size + ep.max_overflow
     clients = ep.clients * per
@@ -204,7 +204,7 @@ def test_rds_proxy_names_what_clients_open_and_what_the_database_sees():
     assert ep.headroom == ep.usable - ep.worst_case > 0
     assert f"= {ep.worst_case:,}" in ep.explanation
     now = s.max_app_instances or s.app_instances
-    row = next(r for r in sizing.scale_out(rec)
+    row = next(r for r in projection.scale_out(rec)
                if r["instances"] == now and r["endpoint"] == "primary")
     assert row["worst_case"] == ep.worst_case and row["client_connections"] == clients
 
@@ -212,14 +212,14 @@ def test_rds_proxy_names_what_clients_open_and_what_the_database_sees():
 # ----------------------------------------------------------------- rules table
 
 def test_rules_multiply_out_and_poolwise_fits():
-    rec = sizing.recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
+    rec = plan.recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
                                     app_instances=40, workers=4))
     ep = rec.endpoint("primary")
-    for r in rec.rules:
+    for r in rec.services[0].rec.rules:
         assert r.per_process * ep.clients == r.fleet_total
         assert r.fits == (r.per_process >= 1 and r.fleet_total <= r.limit)
-    assert rec.rules[0].name == "poolwise" and rec.rules[0].fits
-    hikari = next(r for r in rec.rules if r.name == "HikariCP")
+    assert rec.services[0].rec.rules[0].name == "poolwise" and rec.services[0].rec.rules[0].fits
+    hikari = next(r for r in rec.services[0].rec.rules if r.name == "HikariCP")
     # 2 vCPUs x 2 + 1 = 5 connections for the server cannot give 200 engines one each.
     assert hikari.per_process == 0 and not hikari.fits
 
@@ -227,19 +227,19 @@ def test_rules_multiply_out_and_poolwise_fits():
 # ----------------------------------------------------------------- reasons
 
 def test_nullpool_reasons_do_not_claim_a_pool_or_a_ping():
-    rec = sizing.recommend(Scenario(serverless_concurrency=50, proxy="rds-proxy"))
-    g = rec.engine("primary")
+    rec = plan.recommend(Scenario(serverless_concurrency=50, proxy="rds-proxy"))
+    g = rec.services[0].rec.engine("primary")
     assert g.poolclass == "NullPool" and not g.pool_pre_ping
     assert "checks each checkout" not in g.reasons["pool_pre_ping"]
     assert g.reasons["pool_pre_ping"].startswith("off")
 
 
 def test_no_load_note_names_the_bound_that_binds():
-    small = sizing.recommend(Scenario(provider="self-hosted", instance_class=None,
+    small = plan.recommend(Scenario(provider="self-hosted", instance_class=None,
                                       max_connections=40, app_instances=3))
     ep = small.endpoint("primary")
     note = next(w for w in small.warnings if w.code == "NO_LOAD")
-    assert ep.per_process_budget < budget.NO_LOAD_TOTAL_CAP
+    assert ep.per_process_budget < proxies.NO_LOAD_TOTAL_CAP
     assert "below the budget ceiling" not in note.message
     assert f"budget ceiling of {ep.per_process_budget}" in note.message
 
@@ -286,7 +286,7 @@ def engine_settings_of(module_src: str) -> dict:
 @given(any_scenario())
 def test_json_text_module_and_report_tell_one_answer(s):
     try:
-        rec = sizing.recommend(s)
+        rec = plan.recommend(s)
     except (SizingError, ScenarioError):
         return
     data = json.loads(json.dumps(cli.recommendation_json(rec), default=str))
@@ -294,7 +294,7 @@ def test_json_text_module_and_report_tell_one_answer(s):
     module = render_module(rec)
     report = render_report(rec)
     settings_in_module = engine_settings_of(module)
-    for ep, eng, jep, jeng in zip(rec.endpoints, rec.engines, data["endpoints"],
+    for ep, eng, jep, jeng in zip(rec.endpoints, rec.services[0].rec.engines, data["endpoints"],
                                   data["engines"], strict=True):
         assert (jep["pool_size"], jep["max_overflow"], jep["worst_case"], jep["usable"]) == (
             ep.pool_size, ep.max_overflow, ep.worst_case, ep.usable)
@@ -306,22 +306,24 @@ def test_json_text_module_and_report_tell_one_answer(s):
         else:
             assert (mod["pool_size"], mod["max_overflow"], mod["pool_recycle"]) == (
                 eng.pool_size, eng.max_overflow, eng.pool_recycle)
+        # The endpoints' table first (its last column: breaks_at), one row per service.
         row = next(ln for ln in text.splitlines() if ln.startswith(ep.role + " "))
-        assert row.split()[-3:] == [str(ep.pool_size), str(ep.max_overflow),
-                                    f"{ep.worst_case:,}"]
+        assert row.split()[-4:-1] == [str(ep.pool_size), str(ep.max_overflow),
+                                      f"{ep.worst_case:,}"]
         assert ep.explanation in report and ep.explanation in text
         if ep.p_wait is not None:
-            line = next(ln for ln in sizing.load_lines(rec) if ln.startswith(ep.role + ":"))
+            line = next(ln for ln in queueing.load_lines(rec.services[0].rec)
+                        if ln.startswith(ep.role + ":"))
             assert line in text and line in report
         # The worst case is what the endpoint sees: never above usable, and the same
         # figure the scale-out series gives at today's autoscaling maximum.
         assert ep.worst_case <= ep.usable
         if not s.serverless:
             now = s.max_app_instances or s.app_instances
-            row = next(r for r in sizing.scale_out(rec)
+            row = next(r for r in projection.scale_out(rec)
                        if r["instances"] == now and r["endpoint"] == ep.role)
             assert row["worst_case"] == ep.worst_case
-    assert rec.rules[0].fits
+    assert rec.services[0].rec.rules[0].fits
 
 
 @settings(max_examples=100, deadline=None)
@@ -329,8 +331,8 @@ def test_json_text_module_and_report_tell_one_answer(s):
 def test_more_instances_never_raise_the_break_point_above_a_smaller_fleet(s, extra):
     """A bigger fleet gets smaller or equal per-engine pools, so it breaks no earlier."""
     try:
-        a = sizing.recommend(s)
-        b = sizing.recommend(replace(s, app_instances=s.app_instances + extra))
+        a = plan.recommend(s)
+        b = plan.recommend(replace(s, app_instances=s.app_instances + extra))
     except (SizingError, ScenarioError):
         return
     if a.breaks_at is not None and b.breaks_at is not None:
@@ -339,32 +341,35 @@ def test_more_instances_never_raise_the_break_point_above_a_smaller_fleet(s, ext
 
 def test_processes_at_counts_the_surge_like_the_peak():
     s = Scenario(app_instances=7, max_app_instances=13, workers=3, deploy_surge_percent=25)
-    assert budget.processes_at(s, "primary", 13) == (13 + 4) * 3
-    assert budget.endpoint_specs(s)[0].processes == (13 + 4) * 3
+    assert limits.processes_at(s, "primary", 13) == (13 + 4) * 3
+    assert limits.endpoint_specs(s)[0].processes == (13 + 4) * 3
 
 
 def test_rds_replicas_reached_directly_get_direct_pool_settings():
     # RDS Proxy fronts only the RDS writer: the replica's engine is a direct one.
-    rec = sizing.recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
+    rec = plan.recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
                                     proxy="rds-proxy", replicas=(Replica(),),
                                     app_instances=2))
-    primary, replica = rec.engine("primary"), rec.engine("replica-1")
+    first = rec.services[0].rec
+    primary, replica = first.engine("primary"), first.engine("replica-1")
     assert primary.pool_use_lifo and not replica.pool_use_lifo
     assert rec.endpoint("replica-1").server_side is None
     rep = rec.endpoint("replica-1")
-    assert rep.pool_size + rep.max_overflow == min(budget.NO_LOAD_TOTAL_CAP,
+    assert rep.pool_size + rep.max_overflow == min(proxies.NO_LOAD_TOTAL_CAP,
                                                    rep.per_process_budget)
     assert "LIFO" not in replica.reasons["pool_use_lifo"]
 
 
 def test_checks_read_the_recommendation_not_sizing():
-    # Imports point one way (STYLE 4): sizing imports findings, findings never imports sizing.
-    code = "import wizard.core.findings, sys; assert 'wizard.core.sizing' not in sys.modules"
+    # Imports point one way (STYLE 4): plan imports findings, findings never imports the sizing
+    # or the plan.
+    code = ("import wizard.core.findings, sys; "
+            "assert not {'wizard.core.sizing', 'wizard.core.plan'} & set(sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
 def test_a_typed_max_connections_source_stays_text_in_the_report():
-    rec = sizing.recommend(links.from_flat({
+    rec = plan.recommend(links.from_flat({
         "provider": "self-hosted", "max_connections": "100",
         "max_connections_source": "measured see http://evil.example/x"}))
     report = render_report(rec)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st_
 from tests.test_app import answers, go, new_app
 from tests.test_trust import any_scenario, engine_settings_of
 from wizard import cli
-from wizard.core import sizing
+from wizard.core import plan, queueing
 from wizard.core.model import ScenarioError, SizingError
 from wizard.export import render_module
 from wizard.scenario import links
@@ -26,7 +26,7 @@ def test_results_metrics_are_the_json_and_the_export(tmp_path, monkeypatch, s):
     st.cache_resource.clear()
     flat = links.to_flat(s)
     try:
-        rec = sizing.recommend(links.from_flat(flat))
+        rec = plan.recommend(links.from_flat(flat))
     except (SizingError, ScenarioError):
         return
     at = new_app(flat)
@@ -44,7 +44,7 @@ def test_results_metrics_are_the_json_and_the_export(tmp_path, monkeypatch, s):
         else:
             assert m["poolclass"] == "NullPool" == module[ep.role]["poolclass"]
         if ep.p_wait is not None:
-            assert m["P(checkout waits)"] == sizing.percent(jep["p_wait"])
+            assert m["P(checkout waits)"] == queueing.percent(jep["p_wait"])
         if "breaks at (inst.)" in m:
             n = jep["breaks_at"]
             assert m["breaks at (inst.)"] == ("never" if n is None else f"{n:,}")
@@ -90,7 +90,7 @@ def test_every_service_on_the_results_step_is_the_json(tmp_path, monkeypatch, fl
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     st.cache_resource.clear()
     try:
-        rec = sizing.recommend(links.from_flat(flat))
+        rec = plan.recommend(links.from_flat(flat))
     except (SizingError, ScenarioError):
         return
     data = json.loads(json.dumps(cli.recommendation_json(rec), default=str))

@@ -1,6 +1,6 @@
 """Altair charts of a Recommendation: pure functions, no Streamlit, no sizing of their own.
 
-Every number drawn is a field of the Recommendation (or a row of `sizing.scale_out`): the
+Every number drawn is a field of the Recommendation (or a row of `projection.scale_out`): the
 charts never decide where a fleet breaks, they mark the core's `breaks_at`.
 
 Channels are built with `alt.X(field=..., type=...)` objects (shorthand strings cost
@@ -27,7 +27,7 @@ from typing import Any
 
 import altair as alt
 
-from wizard.core import sizing
+from wizard.core import projection, queueing
 from wizard.core.model import EndpointBudget, Recommendation
 
 SCHEME = "tableau10"
@@ -138,9 +138,16 @@ def budget_service_rows(rec: Recommendation) -> list[dict]:
     return rows
 
 
+def by_service(rec: Recommendation) -> bool:
+    """Whether the budget stacks by service: when services share an endpoint (else each
+    endpoint's one part is drawn as its pools, overflow or proxy server pool)."""
+    return any(len(ep.by_service) > 1 for ep in rec.endpoints)
+
+
 def budget_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]]:
-    """(shape, datasets) of the budget chart (stacked by service with several)."""
-    if not rec.single:
+    """(shape, datasets) of the budget chart (stacked by service where services share an
+    endpoint)."""
+    if by_service(rec):
         rows = budget_service_rows(rec)
         names = [v.name for v in rec.services]
         present = tuple(p for p in ["reserved", *names, OVER, "headroom"]
@@ -235,7 +242,7 @@ def scale_out_chart(rec: Recommendation, up_to: int | None = None) -> alt.LayerC
 def scale_out_data(rec: Recommendation, up_to: int | None = None,
                    ) -> tuple[tuple, dict[str, list[dict]]] | None:
     """(shape, datasets) of the scale-out chart; None for serverless scenarios."""
-    rows = sizing.scale_out(rec, up_to)
+    rows = projection.scale_out(rec, up_to)
     if not rows:
         return None
     usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
@@ -305,7 +312,8 @@ def _scale_out(roles_: tuple[str, ...], with_breaks: bool) -> alt.LayerChart:
 def services_scale_chart(rec: Recommendation, up_to: int | None = None
                          ) -> alt.LayerChart | None:
     """Several services: which one's growth breaks an endpoint first (the core's
-    `sizing.scale_out_services` rows and each ServiceShare's `breaks_at`); None for one."""
+    `projection.scale_out_services` rows and each ServiceShare's `breaks_at`); None without
+    a series."""
     made = services_scale_data(rec, up_to)
     return None if made is None else _services_scale(*made[0]).properties(datasets=made[1])
 
@@ -315,13 +323,13 @@ def services_scale_range(rec: Recommendation) -> int:
     only the first one), so each break is on the chart."""
     last = max((b.breaks_at for ep in rec.endpoints for b in ep.by_service
                 if b.breaks_at is not None), default=0)
-    return max(sizing.scale_out_services_range(rec), last + max(2, last // 10))
+    return max(projection.scale_out_services_range(rec), last + max(2, last // 10))
 
 
 def services_scale_data(rec: Recommendation, up_to: int | None = None,
                         ) -> tuple[tuple, dict[str, list[dict]]] | None:
     """(shape, datasets) of the services scale-out chart; None without series."""
-    rows = sizing.scale_out_services(rec, up_to or services_scale_range(rec))
+    rows = projection.scale_out_services(rec, up_to or services_scale_range(rec))
     if not rows:
         return None
     top = max(r["instances"] for r in rows)
@@ -472,7 +480,7 @@ def wait_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]] | None
     data = {"curve": [{"pool_size": n, "p_wait": p} for n, p in rec.load.curve],
             "chosen": [{"pool_size": rec.endpoints[0].pool_size
                         + rec.endpoints[0].max_overflow, "marker": EXPORTED}],
-            "target": [{"p_wait": sizing.WAIT_TARGET, "marker": "target"}]}
+            "target": [{"p_wait": queueing.WAIT_TARGET, "marker": "target"}]}
     return (), data
 
 
@@ -516,9 +524,9 @@ def compare_rows(recs_by_name: Mapping[str, Recommendation]) -> list[dict]:
     rows = []
     for name, rec in recs_by_name.items():
         s = rec.scenario
-        fleet = (f"{len(rec.services)} services" if not rec.single else
-                 f"serverless {s.serverless_concurrency}" if s.serverless else
-                 f"{s.peak_instances} inst. x {s.workers} workers")
+        n = len(rec.services)
+        fleet = (f"{n} service{'' if n == 1 else 's'}: "
+                 + " + ".join(_fleet_words(v.name, v.rec.scenario) for v in rec.services))
         setup = (f"{s.provider} {s.instance_class or 'measured'}"
                  f"{'' if s.proxy == 'none' else ' + ' + s.proxy} · {fleet}")
         for ep in rec.endpoints:
@@ -530,15 +538,19 @@ def compare_rows(recs_by_name: Mapping[str, Recommendation]) -> list[dict]:
     return rows
 
 
+def _fleet_words(name: str, s: Any) -> str:
+    """One service's fleet in a few words ("api 10 inst. x 2 workers")."""
+    return name + " " + (f"serverless {s.serverless_concurrency}" if s.serverless else
+                          f"{s.peak_instances} inst. x {s.workers} workers")
+
+
 def pools_words(rec: Recommendation, ep: EndpointBudget) -> str:
-    """The pools on an endpoint as text: "7 + 2" (pool_size + max_overflow), "NullPool",
-    or each service's ("api 7 + 2 · queue 14 + 6"); "–" when none."""
+    """The pools on an endpoint as text, each service's: "app 7 + 2" (pool_size +
+    max_overflow), "api NullPool · queue 14 + 6"; "–" when none."""
     def one(eng) -> str:
         return "NullPool" if eng.poolclass == "NullPool" else \
             f"{eng.pool_size} + {eng.max_overflow}"
 
-    if rec.single:
-        return one(rec.engine(ep.role))
     parts = [f"{svc.name} {one(svc.rec.engine(ep.role))}" for svc in rec.services
              if ep.role in svc.endpoints]
     return " · ".join(parts) or "–"

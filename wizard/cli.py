@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from wizard.core import catalog, findings, sizing
+from wizard.core import catalog, findings, projection, queueing, sizing
 from wizard.core.model import Recommendation, Scenario, ScenarioError, SizingError
 from wizard.core.params import OWNER_WORDS
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.scenario import files, links
 
 EXIT_BAD_INPUT = 2
@@ -97,11 +97,11 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def render_text(rec: Recommendation) -> str:
-    """A readable report of a recommendation for the terminal (every service's part)."""
-    if rec.single:
-        return _render_one(rec)
+    """A readable report of a recommendation for the terminal: the endpoints with every
+    service's part, then each service's plan (one service renders like several)."""
+    names = ", ".join(v.name for v in rec.services)
     out = [f"poolwise: {rec.scenario.provider} {rec.scenario.instance_class or ''}: "
-           f"{len(rec.services)} services share the database", ""]
+           f"{_count(len(rec.services), 'service')} on the database ({names})", ""]
     rows = [[e.role, e.instance_class or "-", e.max_connections_label, str(e.reserved),
              f"{e.usable:,}", b.service, f"{b.clients:,}", str(b.pool_size),
              str(b.max_overflow), f"{b.worst_case:,}",
@@ -111,23 +111,28 @@ def render_text(rec: Recommendation) -> str:
                              "engines", "pool_size", "overflow", "worst_case", "breaks_at"]))
     for e in rec.endpoints:
         out.append(f"  {e.role}: {e.explanation}; headroom {e.headroom:,}")
-    sentence = sizing.break_sentence(rec)
+    sentence = projection.break_sentence(rec)
     if sentence:
         out += ["", sentence]
     for svc in rec.services:
-        out += ["", f"== service {svc.name} ({svc.kind}) ==", _render_one(svc.rec, brief=True)]
+        out += ["", f"== service {svc.name} ({svc.kind}) ==", _render_one(svc.rec)]
     if rec.warnings:
         out += ["", "Warnings:"]
         for w in rec.warnings:
             out.append(f"  [{w.severity}] {w.code}: {findings.said(w, rec)}")
             out.append(f"      fix: {w.fix}")
     out += ["", "Sources:"]
-    out += [f"  {src.label}: {src.url}" for src in rec.sources]
+    out += [f"  {src.label}: {src.url}" + (f" (read {src.read_on})" if src.read_on else "")
+            for src in rec.sources]
     return "\n".join(out)
 
 
-def _render_one(rec: Recommendation, brief: bool = False) -> str:
-    """One service's recommendation (brief: without findings and sources, shown once)."""
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def _render_one(rec: Recommendation) -> str:
+    """One service's plan (the estate's findings and sources are shown once, after it)."""
     out = []
     s = rec.scenario
     out.append(f"poolwise: {s.provider} {s.instance_class or ''} via {s.proxy}; "
@@ -154,8 +159,8 @@ def _render_one(rec: Recommendation, brief: bool = False) -> str:
     if rec.load:
         out.append("")
         out.append("Load:")
-        out += [f"  {line}" for line in sizing.load_lines(rec)]
-    out += [f"  {line}" for line in sizing.break_lines(rec)]
+        out += [f"  {line}" for line in queueing.load_lines(rec)]
+    out += [f"  {line}" for line in projection.break_lines(rec)]
     out.append("")
     out.append("Rules people copy (per engine x engines = fleet total, against "
                f"{sizing.rules_limit(rec)} on the primary):")
@@ -163,18 +168,6 @@ def _render_one(rec: Recommendation, brief: bool = False) -> str:
                         "fits" if r.fits else "OVER"] for r in rec.rules],
                       ["rule", "formula", "per engine", "fleet", "primary"]))
     out.append(f"Binding bound: {rec.binding}")
-    if brief:
-        return "\n".join(out)
-    if rec.warnings:
-        out.append("")
-        out.append("Warnings:")
-        for w in rec.warnings:
-            out.append(f"  [{w.severity}] {w.code}: {findings.said(w, rec)}")
-            out.append(f"      fix: {w.fix}")
-    out.append("")
-    out.append("Sources:")
-    for src in rec.sources:
-        out.append(f"  {src.label}: {src.url}" + (f" (read {src.read_on})" if src.read_on else ""))
     return "\n".join(out)
 
 

@@ -10,7 +10,7 @@ statement caches off, so no prepared-statement warning is raised for it.
 
 Exit 0: every endpoint fits (the headroom is printed); 1: the budget breaks (each failure
 names the service, the endpoint and the fix); 2: the file is invalid (file and line).
-The numbers and findings come from the core (sizing.recommend, current.current_use; each
+The numbers and findings come from the core (plan.recommend, current.current_use; each
 finding's services, endpoint and, in the codes table, the keys it points at); this module only
 words them as text, JSON or GitHub workflow commands. Pure except for `_run`'s printing.
 """
@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 
 from wizard import cli
-from wizard.core import current, sizing
+from wizard.core import current, plan
 from wizard.core.codes import CODES
 from wizard.core.model import Scenario, ScenarioError, SizingError
 from wizard.scenario import files
@@ -79,7 +79,7 @@ def check(text: str, path: str) -> Report:
     """The check of a scenario file's text (ScenarioFileError when the file is invalid)."""
     s = files.parse(text, path)
     try:
-        rec = sizing.recommend(s)
+        rec = plan.recommend(s)
     except SizingError as exc:
         # Not even one connection per engine fits: the budget breaks whatever the pools.
         m = _NAMED.match(exc.message)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import ROOT
 from tests.e2e.test_wizard_browser import IDLE, settle, step
-from wizard.core import sizing
+from wizard.core import plan
 from wizard.fleet.pgserver import PgServer, free_port
 from wizard.scenario import links
 from wizard.web.local import start_streamlit, stop, wait_healthy
@@ -46,8 +46,8 @@ def test_measured_against_assumed_in_the_browser(guarded_url, browser, artifacts
                                                  pg: PgServer) -> None:
     base, _ = guarded_url
     measured = int(pg.psql("SHOW max_connections").strip())
-    before = sizing.recommend(links.from_flat(QUERY)).engine("primary")
-    after = sizing.recommend(links.from_flat({**QUERY, "max_connections": str(measured)}))
+    before = plan.recommend(links.from_flat(QUERY)).services[0].rec.engine("primary")
+    after = plan.recommend(links.from_flat({**QUERY, "max_connections": str(measured)}))
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     try:
         page.goto(f"{base}/?{links.to_query(links.from_flat(QUERY))}")
@@ -62,7 +62,7 @@ def test_measured_against_assumed_in_the_browser(guarded_url, browser, artifacts
         page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)
         page.get_by_text("is counted as its own").wait_for(timeout=30_000)
         text = page.locator('[data-testid="stMain"]').inner_text()
-        a = after.engine("primary")
+        a = after.services[0].rec.engine("primary")
         assert f"the server says {measured:,}" in text
         assert (f"pool {before.pool_size} + {before.max_overflow} becomes "
                 f"{a.pool_size} + {a.max_overflow}") in text

@@ -22,7 +22,7 @@ from tests.e2e.test_wizard_browser import (
     top,
 )
 from tests.test_app_services import ESTATE
-from wizard.core import sizing
+from wizard.core import plan, projection
 from wizard.scenario import links
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -38,7 +38,7 @@ def test_services_link_results_and_exports_fit_the_screen(app_url, browser, arti
     page.wait_for_selector(".st-key-provider", timeout=30_000)
     settle(page)
     assert link_params(page.url) == ESTATE
-    rec = sizing.recommend(links.from_flat(ESTATE))
+    rec = plan.recommend(links.from_flat(ESTATE))
     for label in ("1 Database", "3 Fleet", "4 Load", "5 Results", "6 Export"):
         step(page, label)
         if label == "5 Results":
@@ -70,7 +70,7 @@ def test_services_link_results_and_exports_fit_the_screen(app_url, browser, arti
                     for b in rec.endpoint(role).by_service if b.service == svc.name]
             assert shown == want
             answer = page.locator(".st-key-answer")
-            assert sizing.break_sentence(rec) in answer.inner_text()
+            assert projection.break_sentence(rec) in answer.inner_text()
             assert top(answer) < top(page.locator('[data-testid="stVegaLiteChart"]'))
             page.get_by_role("tab", name="Which service breaks it").click()
             settle(page)
@@ -86,8 +86,7 @@ def test_services_link_results_and_exports_fit_the_screen(app_url, browser, arti
                 page.locator(".st-key-download_module_worker button").click()
             assert info.value.suggested_filename == "db_worker.py"
             body = open(info.value.path(), encoding="utf-8").read()
-            assert body == export.render_module(svc.rec, share_base=app_url,
-                                                estate=rec.scenario, service="worker")
+            assert body == export.render_module(rec, share_base=app_url, service=svc.name)
             assert '"application_name": "worker"' in body
     # A fourth service joins with one click; the link carries it.
     step(page, "3 Fleet")

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from wizard.core import sizing
+from wizard.core import plan
 from wizard.scenario import links
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -68,9 +68,9 @@ def test_walk_the_wizard_download_and_share(app_url, browser, artifacts):
     page.wait_for_selector(".st-key-provider", timeout=30_000)
     settle(page)
     # First screen: a result already, for the defaults.
-    default = sizing.recommend(links.from_flat({"provider": "aws-rds",
+    default = plan.recommend(links.from_flat({"provider": "aws-rds",
                                                 "instance_class": "db.r6g.large"}))
-    assert metric(page, "pool_size") == str(default.engines[0].pool_size)
+    assert metric(page, "pool_size") == str(default.services[0].rec.engines[0].pool_size)
     page.screenshot(path=str(artifacts / "1-database-default.png"), full_page=True)
 
     pick(page, "provider", "Azure")
@@ -92,10 +92,10 @@ def test_walk_the_wizard_download_and_share(app_url, browser, artifacts):
     params = link_params(page.url)
     assert params == {"provider": "azure-flexible", "instance_class": "B2s",
                       "max_app_instances": "6", "workers": "4"}
-    rec = sizing.recommend(links.from_flat(params))
+    rec = plan.recommend(links.from_flat(params))
     # 8 instances at peak (6 + 25% surge) x 4 workers = 32 engines share 410 usable
     assert rec.endpoints[0].clients == 32
-    assert metric(page, "pool_size") == str(rec.engines[0].pool_size)
+    assert metric(page, "pool_size") == str(rec.services[0].rec.engines[0].pool_size)
     assert metric(page, "database sees at peak") == f"{rec.endpoints[0].worst_case:,}"
     charts = page.locator('[data-testid="stVegaLiteChart"]')
     charts.first.locator("canvas, svg").first.wait_for(timeout=15_000)
@@ -127,7 +127,7 @@ def test_walk_the_wizard_download_and_share(app_url, browser, artifacts):
     settle(fresh)
     assert "Azure" in fresh.locator(".st-key-provider input").input_value()
     step(fresh, "5 Results")
-    assert metric(fresh, "pool_size") == str(rec.engines[0].pool_size)
+    assert metric(fresh, "pool_size") == str(rec.services[0].rec.engines[0].pool_size)
     assert metric(fresh, "database sees at peak") == f"{rec.endpoints[0].worst_case:,}"
     assert link_params(fresh.url) == params
     fresh.screenshot(path=str(artifacts / "7-shared-link-dark.png"), full_page=True)
@@ -222,7 +222,7 @@ def test_answer_first_at_desktop_and_phone_width_with_a_tracked_link(app_url, br
     assert page.locator('[data-testid="stAlert"]').filter(
         has_text="could not be read").count() == 0
     assert link_params(page.url) == WALK
-    rec = sizing.recommend(links.from_flat(WALK))
+    rec = plan.recommend(links.from_flat(WALK))
     for label in STEPS:
         step(page, label)
         if label == "5 Results":
@@ -248,7 +248,7 @@ def test_answer_first_at_desktop_and_phone_width_with_a_tracked_link(app_url, br
             assert not page.locator(".st-key-phone_summary").is_visible()
         if label == "5 Results":
             answer = page.locator(".st-key-answer")
-            assert metric(page, "pool_size") == str(rec.engines[0].pool_size)
+            assert metric(page, "pool_size") == str(rec.services[0].rec.engines[0].pool_size)
             assert metric(page, "database sees at peak") == f"{rec.endpoints[0].worst_case:,}"
             # the answer card starts within the first screenful
             page.locator('[data-testid="stMain"]').evaluate("m => m.scrollTo(0, 0)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wizard.core import budget
+from wizard.core import proxies, shares
 from wizard.core.codes import finding
 from wizard.core.model import Finding, Recommendation, Scenario, ServiceShare
 
@@ -112,18 +112,18 @@ def current_use(rec: Recommendation) -> tuple[EndpointUse, ...]:
         groups: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
             if row[5] is not None:
-                groups.setdefault(budget.pool_key(row[5]), []).append(i)
+                groups.setdefault(proxies.pool_key(row[5]), []).append(i)
         for name, idx in groups.items():
             limit = max((rows[i][6] for i in idx if rows[i][6] is not None), default=None)
             # An engine without a limit may open at least the whole server pool.
             asks = [rows[i][3] if rows[i][3] is not None else (limit or 0) for i in idx]
-            if name in budget.PAIR_POOLERS and limit is not None:
+            if name in proxies.PAIR_POOLERS and limit is not None:
                 # One URL is one pair: each service's engines reach their own pool.
                 parts = [min(limit, a) for a in asks]
             elif limit is None or sum(asks) <= limit:
                 parts = asks
             else:
-                parts = budget.largest_remainder(limit, asks)
+                parts = shares.largest_remainder(limit, asks)
             seen.update(zip(idx, parts, strict=True))
         uses = []
         for i, (share, today, per, clients, how, pooler, _, climit) in enumerate(rows):

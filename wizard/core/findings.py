@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
-from wizard.core import budget, catalog, cores, fixes, path
+from wizard.core import catalog, cores, fixes, limits, path, projection, proxies, shares
 from wizard.core.codes import CODES, finding
 from wizard.core.current import (  # noqa: F401 (the plan's findings, re-exported)
     EndpointUse,
@@ -123,8 +123,8 @@ def current_settings_overflow(rec: Recommendation, svc: Service) -> Iterator[Fin
             per, label = 15, "SQLAlchemy's defaults (5 + 10), if you kept them,"
         total = per * ep.clients
         if total > room:
-            breaks = budget.break_point(
-                per, room, lambda n, role=ep.role: budget.processes_at(s, role, n),
+            breaks = projection.break_point(
+                per, room, lambda n, role=ep.role: limits.processes_at(s, role, n),
                 ep.engines_per_process, s.fleet_size)
             if s.serverless:  # one engine per concurrent invocation, no autoscaling maximum
                 fleet = f"{ep.clients:,} engines (one per concurrent invocation) at the peak"
@@ -172,7 +172,7 @@ def current_over_client_limit(rec: Recommendation, svc: Service) -> Iterator[Fin
             f"your current pool {opens}, above {s.proxy}'s client limit of "
             f"{client.limit:,}: the connections beyond it are refused at the peak.",
             f"Use pool_size={ep.pool_size}, max_overflow={ep.max_overflow} per engine, or "
-            + budget.client_limit_fix(s, need) + ".",
+            + proxies.client_limit_fix(s, need) + ".",
             endpoint=ep.role, facts={
                 "client_connections": need, "client_limit": client.limit, "proxy": s.proxy,
                 "unbounded": cur.max_overflow == -1, "pool_size": ep.pool_size,
@@ -347,7 +347,7 @@ def proxy_server_pool(rec: Recommendation, svc: Service) -> Iterator[Finding]:
                        "usable": ep.usable, "max_connections": ep.max_connections})
         client = ep.client_side
         if client and client.limit and client.worst_case > client.limit:
-            fix = budget.client_limit_fix(s, client.worst_case)
+            fix = proxies.client_limit_fix(s, client.worst_case)
             yield finding(
                 "PROXY_CLIENT_LIMIT",
                 f"the fleet opens up to {client.worst_case:,} client connections, "
@@ -415,7 +415,7 @@ def database_cores(rec: Recommendation, svc: Service) -> Iterator[Finding]:
                    "bound, or the load's busy connections if more): the proxy queues the rest "
                    "in front of the database.")
         else:
-            advice = budget._POOLER_ADVICE.get(s.provider, "PgBouncer in transaction mode")
+            advice = proxies.POOLER_ADVICE.get(s.provider, "PgBouncer in transaction mode")
             fix = (f"Put a pooler in front ({advice}) with about {fix_pool:,} server "
                    "connections, so the fleet's bursts queue in the pooler, not in PostgreSQL.")
         yield finding("DB_CORES_WORST_CASE", said + why, fix, endpoint=ep.role, facts=facts)
@@ -424,7 +424,7 @@ def database_cores(rec: Recommendation, svc: Service) -> Iterator[Finding]:
 @rule
 def rds_proxy_writer_only(rec: Recommendation, svc: Service) -> Iterator[Finding]:
     s = rec.scenario
-    if len(rec.endpoints) > 1 and budget.rds_proxy_skips_replicas(s):
+    if len(rec.endpoints) > 1 and proxies.rds_proxy_skips_replicas(s):
         src = catalog.proxy_fact("rds-proxy", "read_replicas_rds")
         yield finding(
             "RDS_PROXY_WRITER_ONLY",
@@ -450,7 +450,7 @@ def provider_services_reserve(rec: Recommendation, svc: Service) -> Iterator[Fin
             f"connections too: {kept[0]}% of max_connections is kept for them, following its "
             f"advice to give the app at most {100 - kept[0]}% ({heavy[1]}).",
             f"With heavy Data API (PostgREST) use the advice is {100 - heavy[0]}%: reserve "
-            f"{budget.services_reserved(mc, heavy[0])} as the provider reserve in "
+            f"{limits.services_reserved(mc, heavy[0])} as the provider reserve in "
             "the database step.",
             facts={"provider": s.provider, "percent": kept[0],
                "heavy_percent": heavy[0], "max_connections": mc})
@@ -505,8 +505,8 @@ def load_vs_budget(rec: Recommendation, svc: Service) -> Iterator[Finding]:
                 total = ep.pool_size + ep.max_overflow
                 # A cron service's pools are a small fixed share, whatever the path.
                 cron = svc.kind == "cron"
-                cap = (budget.FIXED_SHARE_PER_ENGINE if cron
-                       else budget.no_load_cap(ep.server_side is not None))
+                cap = (shares.FIXED_SHARE_PER_ENGINE if cron
+                       else proxies.no_load_cap(ep.server_side is not None))
                 capped = f"cron's fixed cap of {cap}" if cron else f"the default cap of {cap}"
                 share = ep.per_process_budget
                 if share is None or share > cap:

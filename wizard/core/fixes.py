@@ -3,7 +3,7 @@ pool is set (POOL_LEVER) and the values that fit. Pure: standard library and the
 
 from __future__ import annotations
 
-from wizard.core import budget
+from wizard.core import proxies
 
 
 def pool_over(s, ep, side) -> str:
@@ -15,7 +15,7 @@ def pool_over(s, ep, side) -> str:
                 else "the other services' connections and your reserves")
         return f"Set the proxy's MaxConnectionsPercent to at most {pct}% so {keep} stay free."
     if s.proxy == "neon-pooler":
-        return (f"Neon's pooler settings cannot be changed ({budget.neon_pool_fraction():g} x "
+        return (f"Neon's pooler settings cannot be changed ({proxies.neon_pool_fraction():g} x "
                 "max_connections per user/database pair): route fewer user/database pairs "
                 "through it or pick a bigger compute size.")
     if s.proxy.startswith("supavisor"):
@@ -45,7 +45,7 @@ POOL_LEVER = {
 
 
 def neon_fixed() -> str:
-    return (f"Neon's pool is fixed at {budget.neon_pool_fraction():g} x max_connections per "
+    return (f"Neon's pool is fixed at {proxies.neon_pool_fraction():g} x max_connections per "
             "user/database pair and cannot be changed")
 
 

@@ -6,6 +6,8 @@ none of them recompute sizing.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -196,6 +198,10 @@ class Service:
     proxy: str | None = None
     weight: float = 1.0
 
+    @property
+    def serverless(self) -> bool:
+        return self.serverless_concurrency is not None
+
 
 # The Scenario fields a Service owns (the rest describe the database and the path).
 SERVICE_FIELDS: tuple[str, ...] = (
@@ -273,6 +279,62 @@ class Scenario:
     @property
     def serverless(self) -> bool:
         return self.serverless_concurrency is not None
+
+
+# The flat keys a service owns: with several services they are set per service
+# (`s2_workers`); a service may also take its own path (`s2_proxy`).
+FLEET_KEYS: tuple[str, ...] = params.fleet_keys()
+# A service name becomes application_name, a file name and a Python comment: keep it plain
+# (the table's shape of `name`).
+SERVICE_NAME = re.compile(params.BY_KEY["name"].shape[0])
+
+
+def service_key(index: int, key: str) -> str:
+    """The flat key of one service's parameter: service_key(2, "workers") == "s2_workers"."""
+    return f"s{index}_{key}"
+
+
+def param_values(s: Scenario) -> dict[str, Any]:
+    """Every parameter's value for a scenario (None where unset), keyed by its flat key
+    (the share link's, the CLI flag's; wizard.scenario.links.PARAMS describes them)."""
+    ps, rs, load, cur = s.proxy_settings, s.reserves, s.load, s.current
+    reps = s.replicas
+    return {
+        "provider": s.provider, "instance_class": s.instance_class,
+        "max_connections": s.max_connections,
+        "max_connections_source": s.max_connections_source, "pg_version": s.pg_version,
+        "min_acu": s.min_acu, "pg_minor": s.pg_minor, "db_vcpus": s.db_vcpus,
+        "replicas": len(reps),
+        "replica_instance_class": [r.instance_class or "" for r in reps]
+        if any(r.instance_class for r in reps) else None,
+        "replica_max_connections": [r.max_connections or "" for r in reps]
+        if any(r.max_connections for r in reps) else None,
+        "replica_readers": [r.reader_instances or "" for r in reps]
+        if any(r.reader_instances for r in reps) else None,
+        "replica_regions": [r.region for r in reps] if any(r.region for r in reps) else None,
+        "proxy": s.proxy, "pgbouncer_version": ps.pgbouncer_version,
+        "pgbouncer_pool_size": ps.pool_size, "pgbouncer_reserve_pool": ps.reserve_pool,
+        "pgbouncer_max_client_conn": ps.max_client_conn,
+        "pgbouncer_max_db_connections": ps.max_db_connections,
+        "max_prepared_statements": ps.max_prepared_statements,
+        "user_db_pairs": ps.user_db_pairs,
+        "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
+        "app_instances": s.app_instances, "max_app_instances": s.max_app_instances,
+        "deploy_surge_percent": s.deploy_surge_percent, "workers": s.workers,
+        "engines": s.engines_per_process, "serverless_concurrency": s.serverless_concurrency,
+        "app_vcpus": s.app_vcpus, "superuser_reserved": rs.superuser,
+        "provider_reserved": rs.provider, "admin_reserve": rs.admin,
+        "migrations_reserve": rs.migrations, "replication_reserve": rs.replication_slots,
+        "split": s.pool_split, "rps": load.rps if load else None,
+        "hold_ms": load.hold_ms if load else None,
+        "p95_hold_ms": load.p95_hold_ms if load else None,
+        "network": list(s.network) or None, "iam_auth": s.iam_auth, "pre_ping": s.pre_ping,
+        "current_pool_size": cur.pool_size if cur else None,
+        "current_max_overflow": cur.max_overflow if cur else None,
+        "current_pool_recycle": cur.pool_recycle if cur else None,
+        "current_poolclass": cur.poolclass if cur else None,
+        "current_statement_cache_size": cur.statement_cache_size if cur else None,
+    }
 
 
 def surge(instances: int, percent: int) -> int:
@@ -379,8 +441,31 @@ class EndpointBudget:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One step of the reason a setting has its value: the `value` it gives, the `formula`
+    that gives it ("" when none), `why` in words ("" when the value says it) and `source`
+    (a URL, or "" for poolwise's own rule). `text` is the step as every surface words it."""
+
+    value: str
+    formula: str = ""
+    why: str = ""
+    source: str = ""
+
+    @property
+    def text(self) -> str:
+        said = f"{self.formula} = {self.value}" if self.formula else self.value
+        return f"{said}: {self.why}" if self.why else said
+
+
+def reason_text(steps: Sequence[Step]) -> str:
+    """A setting's reason as one sentence: its steps in order (the one place it is worded)."""
+    return "; ".join(step.text for step in steps)
+
+
+@dataclass(frozen=True)
 class EngineSettings:
-    """What `create_async_engine` must say for one endpoint; `reasons` explain each value."""
+    """What `create_async_engine` must say for one endpoint. `steps` give each value's reason
+    as data; `reasons` is each one's sentence (`reason_text` of its steps)."""
 
     endpoint: str
     poolclass: str
@@ -392,6 +477,13 @@ class EngineSettings:
     pool_use_lifo: bool
     connect_args: dict[str, Any]
     reasons: dict[str, str]
+    steps: dict[str, tuple[Step, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def reasoned(cls, steps: dict[str, tuple[Step, ...]], **settings: Any) -> EngineSettings:
+        """Settings with their reasons' steps, each sentence worded from them."""
+        return cls(**settings, reasons={k: reason_text(v) for k, v in steps.items()},
+                   steps=steps)
 
 
 @dataclass(frozen=True)
@@ -478,6 +570,12 @@ class ServiceResult:
 
 @dataclass(frozen=True)
 class Recommendation:
+    """The estate's answer: endpoint totals (`endpoints`, each with every service's part in
+    `by_service`) and one plan per service (`services`, at least one; the flags form is one
+    service named "app"). Each plan's `rec` is that service's own Recommendation: its
+    engines, load, rules, break point and findings. At the estate level `engines`, `load`,
+    `rules`, `breaks_at` and `cutoffs` are empty: they belong to a service's plan."""
+
     scenario: Scenario
     endpoints: tuple[EndpointBudget, ...]
     engines: tuple[EngineSettings, ...]
@@ -488,8 +586,7 @@ class Recommendation:
     binding: str
     breaks_at: int | None = None  # the smallest break point over the endpoints
     cutoffs: tuple[Cutoff, ...] = ()  # idle cut-offs on the path, shortest first
-    # Every service sharing the database, each with its own recommendation. With one
-    # service, its `rec` is this recommendation without `services`.
+    # Every service sharing the database, each with its own plan (empty in a plan).
     services: tuple[ServiceResult, ...] = ()
 
     def endpoint(self, role: str) -> EndpointBudget:
@@ -506,15 +603,17 @@ class Recommendation:
         raise ScenarioError(f"no service named {name[:40]!r}; services: "
                             + ", ".join(v.name for v in self.services), key="name")
 
-    @property
-    def single(self) -> bool:
-        """One service: the plan's endpoints and engines are that service's."""
-        return len(self.services) <= 1
-
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (the CLI's --json shape)."""
-        d = asdict(replace(self, services=()))
-        d["scenario"] = asdict(self.scenario)
+        """Plain JSON-ready dict (the CLI's --json shape).
+
+        Compatibility (the one place it lives): the JSON of one service keeps that
+        service's plan at the top level as well (`engines`, `load`, `rules`, `binding`,
+        `breaks_at`, `cutoffs`, and its `scenario`), as it had before the estate took one
+        shape; with several services those keys stay empty."""
+        top = self.services[0].rec if len(self.services) == 1 else self
+        d = asdict(replace(top, endpoints=self.endpoints, warnings=self.warnings,
+                           sources=self.sources, services=()))
+        d["scenario"] = asdict(top.scenario)
         d["services"] = [
             {"name": v.name, "kind": v.kind, "endpoints": list(v.endpoints),
              "engines": [asdict(e) for e in v.rec.engines],

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wizard.core import catalog
-from wizard.core.model import TRANSACTION_POOLERS, Cutoff, Scenario, Source
+from wizard.core.model import TRANSACTION_POOLERS, Cutoff, Scenario, Source, Step
 
 DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_RECYCLE = 1800
@@ -28,7 +28,7 @@ class PathFacts:
     recycle: int
     recycle_why: str
     connect_args: dict[str, Any]
-    connect_args_why: tuple[str, ...]
+    connect_args_steps: tuple[Step, ...]
     cutoffs: tuple[Cutoff, ...] = ()  # every idle cut-off on the path, shortest first
     pre_ping: bool = True
     pre_ping_why: str = ""
@@ -119,8 +119,9 @@ def idle_cutoffs(s: Scenario) -> list[Cutoff]:
     return sorted(found, key=lambda f: f.seconds)
 
 
-def proxy_wait_note(s: Scenario) -> str:
-    """What the proxy adds to a request's wait after the pool hands out a connection."""
+def proxy_wait_step(s: Scenario) -> Step | None:
+    """What the proxy adds to a request's wait after the pool hands out a connection (None:
+    nothing known)."""
     for proxy, component, setting in (("rds-proxy", "rds-proxy", "ConnectionBorrowTimeout"),
                                       ("pgbouncer", "pgbouncer", "query_wait_timeout"),
                                       ("azure-pgbouncer", "azure-pgbouncer",
@@ -129,10 +130,11 @@ def proxy_wait_note(s: Scenario) -> str:
         if s.proxy.startswith(proxy):
             secs, _ = catalog.int_fact(catalog.proxy_fact(component, setting), 0)
             if secs:
-                return (f"; the proxy may then hold a query up to {secs} s more waiting for a "
-                        f"server connection ({setting}): keep request timeouts above "
-                        "pool_timeout + that, or lower it on the proxy")
-    return ""
+                return Step(f"the proxy may then hold a query up to {secs} s more waiting for "
+                            f"a server connection ({setting})",
+                            why="keep request timeouts above pool_timeout + that, or lower it "
+                                "on the proxy")
+    return None
 
 
 def recycle_for(cuts: Sequence[Cutoff]) -> tuple[int, str]:
@@ -178,24 +180,27 @@ def _version(text: str | None) -> tuple[int, int] | None:
         return None
 
 
-def connect_args_for(s: Scenario) -> tuple[dict[str, Any], list[str]]:
-    """asyncpg connect arguments the path needs, with a reason for each."""
+def connect_args_for(s: Scenario) -> tuple[dict[str, Any], list[Step]]:
+    """asyncpg connect arguments the path needs, with a step of reason for each (its value
+    is the argument as set, `ssl` for TLS)."""
     args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT}
-    why = [f"timeout={CONNECT_TIMEOUT}: fail a connect in {CONNECT_TIMEOUT} s, not asyncpg's 60"]
+    why = [Step(f"timeout={CONNECT_TIMEOUT}",
+                why=f"fail a connect in {CONNECT_TIMEOUT} s, not asyncpg's 60")]
     if not prepared_statements_survive(s):
         args["statement_cache_size"] = 0
         args["prepared_statement_cache_size"] = 0
-        why.append("statement caches off: the transaction pooler cannot keep named "
-                   "prepared statements across transactions")
+        why.append(Step("statement caches off", why="the transaction pooler cannot keep named "
+                        "prepared statements across transactions"))
     elif s.proxy in TRANSACTION_POOLERS:
-        why.append("statement caches on: this transaction pooler tracks protocol-level "
-                   "prepared statements (max_prepared_statements > 0)")
+        why.append(Step("statement caches on", why="this transaction pooler tracks "
+                        "protocol-level prepared statements (max_prepared_statements > 0)"))
     if s.proxy == "rds-proxy" or s.provider in ("azure-flexible", "supabase", "neon") or (
             s.provider in ("aws-rds", "aws-aurora") and (s.iam_auth or s.proxy == "none")):
         args["ssl"] = "require"
-        why.append("ssl: the provider or proxy requires TLS (verify with the provider's CA "
-                   "bundle in production)")
+        why.append(Step("ssl", why="the provider or proxy requires TLS (verify with the "
+                        "provider's CA bundle in production)"))
     if s.serverless:
         args["command_timeout"] = 10
-        why.append("command_timeout=10: a serverless invocation must not hang on the database")
+        why.append(Step("command_timeout=10",
+                        why="a serverless invocation must not hang on the database"))
     return args, why

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from wizard import cli
 from wizard.core.model import ScenarioError
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.export.render import (
     KINDS,
     export,
@@ -119,13 +119,9 @@ def _setup(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     rec = recommend(cli.scenario_from_args(args))
     if args.service:
-        svc = rec.service(args.service)
-        text = export(svc.rec, args.kind, estate=rec.scenario, service=svc.name)
-    elif not rec.single and args.kind == "module":
-        raise ScenarioError("this scenario has several services: choose one with --service "
-                            "(" + ", ".join(v.name for v in rec.services) + ")")
-    else:
-        text = export(rec, args.kind)
+        rec.service(args.service)  # an unknown name is refused for every kind
+    text = export(rec, args.kind, **({"service": args.service} if args.kind != "pgbouncer"
+                                     else {}))
     if args.output == "-":
         sys.stdout.write(text)
     else:

@@ -15,8 +15,14 @@ from string import Template
 from typing import Any
 
 import wizard
-from wizard.core import catalog, findings, sizing
-from wizard.core.model import EngineSettings, Recommendation, Scenario, ScenarioError
+from wizard.core import catalog, findings, projection, queueing, sizing
+from wizard.core.model import (
+    EngineSettings,
+    Recommendation,
+    Scenario,
+    ScenarioError,
+    ServiceResult,
+)
 from wizard.scenario import links
 from wizard.scenario.redact import credential_params
 
@@ -116,9 +122,9 @@ def _fmt_engine(g: EngineSettings) -> list[str]:
 
 def _fmt_connect_args(g: EngineSettings) -> list[str]:
     lines = [f"    {_lit(g.endpoint)}: {{"]
-    for why in g.reasons.get("connect_args", "").split("; "):
-        if why and not why.startswith("ssl"):
-            lines += _comment(why, 8)
+    for step in g.steps.get("connect_args", ()):
+        if step.value != "ssl":  # TLS is set (and said) by the module's own code
+            lines += _comment(step.text, 8)
     for key, value in g.connect_args.items():
         if key != "ssl":
             lines.append(f"        {_lit(key)}: {_lit(value)},")
@@ -189,7 +195,8 @@ SCENARIO_FILE = "poolwise-scenario.toml"  # the name the app's Export step downl
 
 
 def module_file_name(service: str | None) -> str:
-    """The exported module's file name: db.py, or db_<service>.py for one of several."""
+    """The exported module's file name: db.py (the flags form), or db_<service>.py for a
+    named service (`named_service`)."""
     return "db.py" if service is None else f"db_{service.replace('-', '_')}.py"
 
 
@@ -338,11 +345,44 @@ def create_engine_block(rec: Recommendation) -> str:
     return _template("engine_url.py.tmpl").substitute(iam_listen=listen)
 
 
+def pick_service(rec: Recommendation, service: str | None) -> ServiceResult:
+    """The service whose module an export writes: the named one, else the only one
+    (ScenarioError naming the choices when there are several and none is named)."""
+    if service is not None:
+        return rec.service(service)
+    if len(rec.services) > 1:
+        raise ScenarioError("this scenario has several services: choose one with --service "
+                            "(" + ", ".join(v.name for v in rec.services) + ")", key="name")
+    return rec.services[0]
+
+
+def named_service(rec: Recommendation, svc: ServiceResult) -> str | None:
+    """The name a service's export goes by: its own when the scenario names its services
+    (a scenario file or a link with s<i>_ keys: db_<name>.py, reproduced from the file);
+    None for the flags form (db.py, reproduced by its flags)."""
+    return svc.name if rec.scenario.services else None
+
+
+def _named(rec: Recommendation, svc: ServiceResult) -> tuple[Scenario | None, str | None]:
+    """(estate, service) for a service's export (both None for the flags form)."""
+    name = named_service(rec, svc)
+    return (None, None) if name is None else (rec.scenario, name)
+
+
 def render_module(rec: Recommendation, *, generated_on: str | None = None,
-                  share_base: str | None = None, estate: Scenario | None = None,
-                  service: str | None = None) -> str:
-    """The engine module (db.py) for a recommendation: compiles, passes ruff, reads env vars."""
+                  share_base: str | None = None, service: str | None = None) -> str:
+    """The engine module (db.py) of one service of a recommendation (the named one, else
+    the only one): compiles, passes ruff, reads env vars."""
     refuse_credentials(rec)
+    svc = pick_service(rec, service)
+    estate, named = _named(rec, svc)
+    return _render_module(svc.rec, generated_on=generated_on, share_base=share_base,
+                          estate=estate, service=named)
+
+
+def _render_module(rec: Recommendation, *, generated_on: str | None,
+                   share_base: str | None, estate: Scenario | None,
+                   service: str | None) -> str:
     s = rec.scenario
     generated_on = generated_on or dt.date.today().isoformat()
     auth = _auth_kind(rec)
@@ -426,13 +466,22 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def render_report(rec: Recommendation, *, generated_on: str | None = None,
-                  share_base: str | None = None, estate: Scenario | None = None,
-                  service: str | None = None) -> str:
-    """The sizing report in Markdown: scenario, budgets, settings, rules, warnings, sources
-    (one service's, with `service`; every service's, for a plan with several)."""
+                  share_base: str | None = None, service: str | None = None) -> str:
+    """The sizing report in Markdown: what each endpoint sees, then every service's
+    scenario, budgets, settings, rules (only the named one's, with `service`), then the
+    findings and sources."""
     refuse_credentials(rec)
-    if not rec.single:
-        return _plan_report(rec, generated_on=generated_on, share_base=share_base)
+    if service is not None:
+        svc = rec.service(service)
+        return _service_report(svc.rec, generated_on=generated_on, share_base=share_base,
+                               estate=rec.scenario, service=svc.name, findings=True)
+    return _plan_report(rec, generated_on=generated_on, share_base=share_base)
+
+
+def _service_report(rec: Recommendation, *, generated_on: str | None,
+                    share_base: str | None, estate: Scenario | None, service: str | None,
+                    findings: bool) -> str:
+    """One service's part of the report (its findings and sources too with `findings`)."""
     s = rec.scenario
     generated_on = generated_on or dt.date.today().isoformat()
     title = f"# Connection pool sizing: {s.provider} {s.instance_class or ''}".rstrip()
@@ -464,7 +513,7 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
                       "budget per engine", "pool_size", "max_overflow", "worst case",
                       "headroom (every service at its peak)" if shared else "headroom"],
                      rows)
-    breaks = sizing.break_lines(rec)
+    breaks = projection.break_lines(rec)
     if breaks:
         out += ["", *(f"- {line}." for line in breaks)]
     for e in rec.endpoints:
@@ -496,14 +545,22 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
                          [[k, f"`{v}`", g.reasons.get(k, "")] for k, v in settings])
         out.append("")
     if rec.load:
-        out += ["## Load", ""] + [f"- {line}" for line in sizing.load_lines(rec)] + [""]
+        out += ["## Load", ""] + [f"- {line}" for line in queueing.load_lines(rec)] + [""]
     out += ["## Rules people copy", "",
             f"Per engine x engines = fleet total, against {sizing.rules_limit(rec)} on the "
             "primary.", ""]
     out += _md_table(["rule", "formula", "per engine", "fleet total", "fits", "source"],
                      [[r.name, r.formula, r.per_process, r.fleet_total,
                        "yes" if r.fits else "**no**", r.source] for r in rec.rules])
-    out += ["", f"Binding bound: {rec.binding}", "", "## Warnings", ""]
+    out += ["", f"Binding bound: {rec.binding}"]
+    if findings:
+        out += _findings_md(rec)
+    return "\n".join(out) + "\n"
+
+
+def _findings_md(rec: Recommendation) -> list[str]:
+    """The report's findings and sources."""
+    out = ["", "## Warnings", ""]
     if not rec.warnings:
         out.append("None.")
     for sev in ("error", "warning", "info"):
@@ -512,14 +569,12 @@ def render_report(rec: Recommendation, *, generated_on: str | None = None,
     out += ["", "## Sources", ""]
     for src in rec.sources:
         out.append(f"- {src.label}: {src.url}" + (f" (read {src.read_on})" if src.read_on else ""))
-    return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------------------- pgbouncer.ini
+    return out
 
 def _plan_report(rec: Recommendation, *, generated_on: str | None,
                  share_base: str | None) -> str:
-    """Every service's report under one table of what each endpoint sees."""
+    """Every service's report under one table of what each endpoint sees, then the
+    findings and sources of the whole estate."""
     s = rec.scenario
     generated_on = generated_on or dt.date.today().isoformat()
     link = _app_link(s, share_base)
@@ -527,7 +582,7 @@ def _plan_report(rec: Recommendation, *, generated_on: str | None,
               else f"Open this scenario: `{link[1]}` {link[0]}.")
     out = [f"# Connection pool sizing: {s.provider}"
            + (f" {s.instance_class}" if s.instance_class else "")
-           + f", {len(rec.services)} services", "",
+           + f", {len(rec.services)} service" + ("s" if len(rec.services) != 1 else ""), "",
            f"Generated on {generated_on} by poolwise {wizard.__version__}. {opener}", "",
            "## What each endpoint sees at every service's peak", ""]
     out += _md_table(["endpoint", "usable", "service", "engines", "pool_size", "max_overflow",
@@ -538,14 +593,19 @@ def _plan_report(rec: Recommendation, *, generated_on: str | None,
                       for e in rec.endpoints for b in e.by_service])
     out += [""] + [f"- {e.role}: {e.explanation}; headroom {e.headroom:,}."
                    for e in rec.endpoints]
-    sentence = sizing.break_sentence(rec)
+    sentence = projection.break_sentence(rec)
     if sentence:
         out += ["", sentence]
     for svc in rec.services:
-        body = render_report(svc.rec, generated_on=generated_on, share_base=share_base,
-                             estate=s, service=svc.name)
+        estate, named = _named(rec, svc)
+        body = _service_report(svc.rec, generated_on=generated_on, share_base=share_base,
+                               estate=estate, service=named, findings=False)
         out += ["", "#" + body.split("\n", 1)[0], *body.split("\n")[1:]]
-    return "\n".join(out)
+    out += _findings_md(rec)
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------- pgbouncer.ini
 
 
 def pool_size_per_pair(rec: Recommendation, role: str = "primary") -> tuple[int, int]:
@@ -586,16 +646,13 @@ def render_pgbouncer_ini(rec: Recommendation, *, share_base: str | None = None) 
     """
     refuse_credentials(rec)
     link_scenario = rec.scenario
-    group, names = [rec], ""
-    if not rec.single:  # one PgBouncer for every service whose path goes through it
-        through = [v for v in rec.services if v.rec.scenario.proxy in SELF_MANAGED_PGBOUNCER]
-        if not through:
-            return None
-        group, names = [v.rec for v in through], ", ".join(v.name for v in through)
-        rec = group[0]
-    s = rec.scenario
-    if s.proxy not in SELF_MANAGED_PGBOUNCER:
+    # One PgBouncer for every service whose path goes through it.
+    through = [v for v in rec.services if v.rec.scenario.proxy in SELF_MANAGED_PGBOUNCER]
+    if not through:
         return None
+    group, names = [v.rec for v in through], ", ".join(v.name for v in through)
+    rec = group[0]
+    s = rec.scenario
     mode = "transaction" if s.proxy == "pgbouncer-transaction" else "session"
     ps = s.proxy_settings
     dps, reserve = pool_size_per_pair(rec)

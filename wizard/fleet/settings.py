@@ -47,7 +47,7 @@ class PoolSettings:
                    max_overflow=engine.max_overflow, pool_timeout=engine.pool_timeout,
                    pool_recycle=engine.pool_recycle, pool_pre_ping=engine.pool_pre_ping,
                    pool_use_lifo=engine.pool_use_lifo, connect_args=dict(engine.connect_args),
-                   formula=formula or "wizard.core.sizing.recommend(scenario)")
+                   formula=formula or "wizard.core.plan.recommend(scenario)")
 
     @property
     def per_process(self) -> int:

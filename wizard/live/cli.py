@@ -27,7 +27,7 @@ from dataclasses import replace
 from wizard import cli as core_cli
 from wizard.core.findings import url_findings
 from wizard.core.model import EngineSettings, Recommendation, Scenario, ScenarioError
-from wizard.core.sizing import recommend
+from wizard.core.plan import recommend
 from wizard.live.check import (
     CHECK_TIMEOUT,
     EXHAUSTION_CAP,

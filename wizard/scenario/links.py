@@ -18,7 +18,9 @@ from urllib.parse import urlencode, urlsplit
 from wizard.core import bounds
 from wizard.core import params as table
 from wizard.core.model import (
+    FLEET_KEYS,
     SERVICE_FIELDS,
+    SERVICE_NAME,
     CurrentPool,
     Load,
     ProxySettings,
@@ -28,7 +30,9 @@ from wizard.core.model import (
     ScenarioError,
     Service,
     field_name,
+    service_key,
 )
+from wizard.core.model import param_values as values
 from wizard.core.params import MAX_LIST_ITEMS, MAX_NUMBER_CHARS, Param
 from wizard.scenario.redact import credential_params
 
@@ -44,15 +48,10 @@ BY_KEY = {p.key: p for p in PARAMS}
 # Parameters only a service has (with several services, `s2_name=worker` and so on).
 SERVICE_PARAMS: tuple[Param, ...] = table.service_only()
 SERVICE_BY_KEY = {p.key: p for p in SERVICE_PARAMS}
-# Flag keys a service owns: with several services they are set per service.
-FLEET_KEYS: tuple[str, ...] = table.fleet_keys()
 # A service may also take its own path.
 SERVICE_KEYS: tuple[str, ...] = table.service_keys()
 # A service's flat key: s<index>_<key>.
 SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
-# A service name becomes application_name, a file name and a Python comment: keep it plain
-# (the table's shape of `name`).
-SERVICE_NAME = re.compile(table.BY_KEY["name"].shape[0])
 PARAMS_KIND = {p.key: p.kind for p in (*PARAMS, *SERVICE_PARAMS)}
 
 
@@ -99,53 +98,6 @@ def check_text(params: Mapping[str, str]) -> None:
     if total > MAX_FLAT_CHARS:
         raise ScenarioError(f"the scenario is {total:,} characters long; at most "
                             f"{MAX_FLAT_CHARS:,}")
-
-
-def service_key(index: int, key: str) -> str:
-    """The flat key of one service's parameter: service_key(2, "workers") == "s2_workers"."""
-    return f"s{index}_{key}"
-
-
-def values(s: Scenario) -> dict[str, Any]:
-    """Every parameter's value for a scenario (None where unset), keyed as PARAMS."""
-    ps, rs, load, cur = s.proxy_settings, s.reserves, s.load, s.current
-    reps = s.replicas
-    return {
-        "provider": s.provider, "instance_class": s.instance_class,
-        "max_connections": s.max_connections,
-        "max_connections_source": s.max_connections_source, "pg_version": s.pg_version,
-        "min_acu": s.min_acu, "pg_minor": s.pg_minor, "db_vcpus": s.db_vcpus,
-        "replicas": len(reps),
-        "replica_instance_class": [r.instance_class or "" for r in reps]
-        if any(r.instance_class for r in reps) else None,
-        "replica_max_connections": [r.max_connections or "" for r in reps]
-        if any(r.max_connections for r in reps) else None,
-        "replica_readers": [r.reader_instances or "" for r in reps]
-        if any(r.reader_instances for r in reps) else None,
-        "replica_regions": [r.region for r in reps] if any(r.region for r in reps) else None,
-        "proxy": s.proxy, "pgbouncer_version": ps.pgbouncer_version,
-        "pgbouncer_pool_size": ps.pool_size, "pgbouncer_reserve_pool": ps.reserve_pool,
-        "pgbouncer_max_client_conn": ps.max_client_conn,
-        "pgbouncer_max_db_connections": ps.max_db_connections,
-        "max_prepared_statements": ps.max_prepared_statements,
-        "user_db_pairs": ps.user_db_pairs,
-        "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
-        "app_instances": s.app_instances, "max_app_instances": s.max_app_instances,
-        "deploy_surge_percent": s.deploy_surge_percent, "workers": s.workers,
-        "engines": s.engines_per_process, "serverless_concurrency": s.serverless_concurrency,
-        "app_vcpus": s.app_vcpus, "superuser_reserved": rs.superuser,
-        "provider_reserved": rs.provider, "admin_reserve": rs.admin,
-        "migrations_reserve": rs.migrations, "replication_reserve": rs.replication_slots,
-        "split": s.pool_split, "rps": load.rps if load else None,
-        "hold_ms": load.hold_ms if load else None,
-        "p95_hold_ms": load.p95_hold_ms if load else None,
-        "network": list(s.network) or None, "iam_auth": s.iam_auth, "pre_ping": s.pre_ping,
-        "current_pool_size": cur.pool_size if cur else None,
-        "current_max_overflow": cur.max_overflow if cur else None,
-        "current_pool_recycle": cur.pool_recycle if cur else None,
-        "current_poolclass": cur.poolclass if cur else None,
-        "current_statement_cache_size": cur.statement_cache_size if cur else None,
-    }
 
 
 def flat_text(value: Any) -> str:

@@ -42,38 +42,35 @@ def app_address() -> str | None:
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
-def rendered(key: tuple[tuple[str, str], ...], base: str | None = None) -> dict[str, str | None]:
-    """The three exports of one scenario, exactly as wizard.export renders them."""
-    export = _exporter()
-    rec, _, _ = state._recommend(key)
-    return {"module": export.render_module(rec, share_base=base),
-            "report": export.render_report(rec, share_base=base),
-            "ini": export.render_pgbouncer_ini(rec, share_base=base)}
-
-
-@st.cache_data(max_entries=128, show_spinner=False)
-def rendered_services(key: tuple[tuple[str, str], ...], base: str | None = None
-                      ) -> dict[str, str]:
-    """Several services: each one's module (its engines only, application_name set), the
-    report of every service and the scenario file, as wizard.export and wizard.scenario.files
-    write them."""
+def rendered(key: tuple[tuple[str, str], ...], base: str | None = None
+             ) -> dict[str, str | None]:
+    """Every export of one scenario, exactly as wizard.export and wizard.scenario.files
+    write them: each service's module (`module:NAME`), the report of every service, the
+    PgBouncer ini (None without a self-managed PgBouncer) and the scenario file."""
     from wizard.scenario import files
 
     export = _exporter()
     rec, _, _ = state._recommend(key)
-    out = {f"module:{svc.name}": export.render_module(svc.rec, share_base=base,
-                                                      estate=rec.scenario, service=svc.name)
-           for svc in rec.services}
+    out: dict[str, str | None] = {
+        f"module:{svc.name}": export.render_module(rec, share_base=base, service=svc.name)
+        for svc in rec.services}
     out["report"] = export.render_report(rec, share_base=base)
+    out["ini"] = export.render_pgbouncer_ini(rec, share_base=base)
     out["scenario"] = files.dump(rec.scenario)
     return out
 
 
-def module_file(service: str) -> str:
-    """The file name of a service's module (an importable name: - becomes _)."""
-    from wizard.export.render import module_file_name
+def module_file(rec: Recommendation, service: str) -> str:
+    """The file name of a service's module: db.py for the flags form, else db_<name>.py
+    (an importable name: - becomes _), as the export names it."""
+    from wizard.export.render import module_file_name, named_service
 
-    return module_file_name(service)
+    return module_file_name(named_service(rec, rec.service(service)))
+
+
+def _download_key(rec: Recommendation, service: str) -> str:
+    """The module's download button key: download_module, or download_module_<name>."""
+    return "download_module" + ("" if module_file(rec, service) == "db.py" else f"_{service}")
 
 
 def current_rows(rec: Recommendation) -> list[dict[str, str]]:
@@ -95,6 +92,8 @@ def current_rows(rec: Recommendation) -> list[dict[str, str]]:
 
 
 def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None:
+    """One module per service, the report of every service, the PgBouncer ini when the
+    path has one, and the scenario file."""
     st.subheader("6 · Export")
     if rec is None:
         st.warning("Fix the scenario first (see Results): there is nothing to export yet.")
@@ -103,52 +102,15 @@ def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None
         st.warning("Export is not available in this installation (wizard.export is missing). "
                    "The engine settings are on the Results step.")
         return
-    if not rec.single:
-        _render_services(rec, key)
-        _next()
-        return
     files = rendered(key, app_address())
-    row = st.container(horizontal=True, gap="small")
-    for kind, name, mime in FILES:
-        text = files[kind]
-        if text is None:
-            continue
-        row.download_button(f"Download {name}", text, file_name=name, mime=mime,
-                            key=f"download_{kind}", on_click="ignore",
-                            type="primary" if kind == "module" else "secondary",
-                            icon=":material/download:")
-    diff = current_rows(rec)
-    if diff:
-        st.markdown("**What changes from the settings you run today** (step 4)")
-        st.table(diff)
-    else:
-        st.caption("Give the settings you run today in step 4 to see what changes.")
-    with st.expander("db.py: the engine module (copy button at the top right)"):
-        st.code(files["module"], language="python")
-    if files["ini"]:
-        with st.expander("pgbouncer.ini"):
-            st.code(files["ini"], language="ini")
-    with st.expander("Markdown report"):
-        st.code(files["report"], language="markdown", wrap_lines=True)
-    with st.expander("The same from the command line"):
-        from wizard.export.render import installed_command
-
-        st.code(installed_command(links.cli_command(rec.scenario, "recommend")),
-                language="bash", wrap_lines=True)
-    _next()
-
-
-def _render_services(rec: Recommendation, key: tuple[tuple[str, str], ...]) -> None:
-    """One module per service, the report of every service and the scenario file."""
-    files = rendered_services(key, app_address())
-    st.markdown("**One engine module per service** (its engines only; application_name "
-                "is the service's name, so pg_stat_activity and the live check tell them "
-                "apart)")
+    st.markdown("**One engine module per service** (its engines only; with named services "
+                "application_name is the service's name, so pg_stat_activity and the live "
+                "check tell them apart)")
     row = st.container(horizontal=True, gap="small")
     for svc in rec.services:
-        name = module_file(svc.name)
+        name = module_file(rec, svc.name)
         row.download_button(f"Download {name}", files[f"module:{svc.name}"], file_name=name,
-                            mime="text/x-python", key=f"download_module_{svc.name}",
+                            mime="text/x-python", key=_download_key(rec, svc.name),
                             on_click="ignore", type="primary", icon=":material/download:")
     row = st.container(horizontal=True, gap="small")
     row.download_button("Download poolwise-scenario.toml", files["scenario"],
@@ -158,6 +120,10 @@ def _render_services(rec: Recommendation, key: tuple[tuple[str, str], ...]) -> N
     row.download_button("Download poolwise-report.md", files["report"],
                         file_name="poolwise-report.md", mime="text/markdown",
                         key="download_report", on_click="ignore", icon=":material/download:")
+    if files["ini"]:
+        row.download_button("Download pgbouncer.ini", files["ini"], file_name="pgbouncer.ini",
+                            mime="text/plain", key="download_ini", on_click="ignore",
+                            icon=":material/download:")
     diff = [(svc, current_rows(svc.rec)) for svc in rec.services]
     if any(rows for _, rows in diff):
         st.markdown("**What changes from the settings you run today** (step 3)")
@@ -169,18 +135,27 @@ def _render_services(rec: Recommendation, key: tuple[tuple[str, str], ...]) -> N
         st.caption("Give the pool each service runs today (step 3, under the service) to see "
                    "what changes.")
     for svc in rec.services:
-        with st.expander(f"{md_escape(module_file(svc.name))}: {md_escape(svc.name)}'s "
-                         "engine module"):
+        with st.expander(f"{md_escape(module_file(rec, svc.name))}: "
+                         f"{md_escape(svc.name)}'s engine module (copy button at the top "
+                         "right)"):
             st.code(files[f"module:{svc.name}"], language="python")
+    if files["ini"]:
+        with st.expander("pgbouncer.ini"):
+            st.code(files["ini"], language="ini")
     with st.expander("poolwise-scenario.toml: the whole estate in one file"):
         st.code(files["scenario"], language="toml")
     with st.expander("Markdown report"):
         st.code(files["report"], language="markdown", wrap_lines=True)
     with st.expander("The same from the command line"):
-        st.code("poolwise recommend --scenario poolwise-scenario.toml\n"
-                + "\n".join(f"poolwise export --scenario poolwise-scenario.toml "
-                            f"--service {svc.name} -o {module_file(svc.name)}"
-                            for svc in rec.services), language="bash", wrap_lines=True)
+        from wizard.export.render import installed_command
+
+        lines = [installed_command(links.cli_command(rec.scenario, "recommend"))]
+        if rec.scenario.services:
+            lines += [f"poolwise export --scenario poolwise-scenario.toml "
+                      f"--service {svc.name} -o {module_file(rec, svc.name)}"
+                      for svc in rec.services]
+        st.code("\n".join(lines), language="bash", wrap_lines=True)
+    _next()
 
 
 def _next() -> None:

@@ -116,8 +116,7 @@ def _against_plan(report, overrides: dict[str, str], rec: Recommendation | None,
             if ea is None:
                 continue
             same = (eb.pool_size, eb.max_overflow) == (ea.pool_size, ea.max_overflow)
-            parts.append(("" if rec.single else f"{name}: ")
-                         + f"pool {eb.pool_size} + {eb.max_overflow} "
+            parts.append(f"{name}: pool {eb.pool_size} + {eb.max_overflow} "
                          + ("stays as it is" if same else
                             f"becomes {ea.pool_size} + {ea.max_overflow}"))
         lines.append("Per engine, " + "; ".join(parts)

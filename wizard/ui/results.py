@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from wizard.core import budget, findings, sizing
+from wizard.core import findings, limits, projection, queueing
 from wizard.core.codes import CODES
 from wizard.core.model import (
     EndpointBudget,
@@ -55,7 +55,7 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
     if fix:
         st.info(f"**Fix:** {md_escape(fix)}")
     if scenario is not None:
-        st.caption(md_escape(budget.fleet_sentence(scenario)))
+        st.caption(md_escape(limits.fleet_sentence(scenario)))
     where, _ = state._problem(state.flat_key(state.current_flat()))
     # A refused replica is fixed on the replica (its class or max_connections, step 3),
     # not with a proxy or a bigger primary.
@@ -103,29 +103,11 @@ def _seen_metrics(row: Any, ep: EndpointBudget, error: bool = False) -> None:
                               f"{r.count} {r.name}" for r in ep.reserves)))
 
 
-def _metrics(ep: EndpointBudget, eng: EngineSettings, peak: int | None,
-             error: bool = False) -> None:
-    """The answer for one endpoint, as metrics that wrap two to a row on a phone."""
-    row = _pool_metrics(eng)
-    _seen_metrics(row, ep, error)
-    if ep.client_side is not None:
-        row.metric("clients open", f"{ep.client_side.worst_case:,}", width=METRIC_WIDTH,
-                   help=md_escape(ep.client_side.detail))
-    if ep.p_wait is not None:
-        row.metric("P(checkout waits)", sizing.percent(ep.p_wait), width=METRIC_WIDTH,
-                   help="Erlang C for the pool exported on this endpoint.")
-    if peak is not None:
-        row.metric(BREAKS_LABEL, _breaks_words(ep), width=METRIC_WIDTH,
-                   help=md_escape(f"The autoscaling maximum (deploy surge counted) from which "
-                              f"this endpoint's clients exceed {ep.break_limit_name}; "
-                              f"today's autoscaling maximum: {peak:,}."))
-
-
 def exported(rec: Recommendation, w: Finding) -> bool:
     """Whether the exported module already does what the finding asks (its code's
     `answered_by`): every engine it exports carries the setting."""
     key = CODES[w.code].answered_by
-    engines = [e for v in rec.services for e in v.rec.engines] or list(rec.engines)
+    engines = [e for v in rec.services for e in v.rec.engines]
     return bool(key and engines and all(key in e.connect_args for e in engines))
 
 
@@ -174,12 +156,10 @@ def answer(rec: Recommendation) -> None:
     pool, what the database sees at everyone's peak, headroom, where it breaks, what binds),
     which service breaks it first; then the top warnings with a way to fix each, and the
     metric cards below."""
-    s = rec.scenario
-    peak = None if s.serverless else s.autoscaling_max
     with st.container(border=True, key="answer"):
         errors = _errors(rec)
         answer_table(rec)
-        sentence = sizing.break_sentence(rec)
+        sentence = projection.break_sentence(rec)
         if sentence:
             st.info(md_escape(sentence), icon=":material/trending_up:")
         # findings.run_checks lists errors first, then warnings, then info; a warning the
@@ -194,13 +174,8 @@ def answer(rec: Recommendation) -> None:
         rest = len(rec.warnings) - len(top) - len(errors)
         if rest > 0:
             st.caption(f"{rest} more finding(s) under Details below.")
-        if rec.single:
-            for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
-                st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
-                _metrics(ep, eng, peak, bool(table.errors_for(rec, "", ep.role)))
-        else:
-            with st.expander("Each service as metric cards"):
-                services_answer(rec, sentence=False)
+        with st.expander("Each service as metric cards", expanded=True):
+            services_answer(rec, sentence=False)
 
 
 SERVICE_AT_PEAK = "at everyone's peak"
@@ -215,9 +190,16 @@ def _service_metrics(rec: Recommendation, ep: EndpointBudget, b: ServiceShare) -
     row = _pool_metrics(eng)
     share_words = ("no limit on its side" if b.allotment is None
                    else f"it may use {b.allotment:,} ({b.allotment_how})")
+    mine = svc.rec.endpoint(ep.role)
     row.metric(SERVICE_AT_PEAK, f"{b.worst_case:,}", width=METRIC_WIDTH,
                help=md_escape(f"{b.processes:,} processes, {b.clients:,} engines; "
-                              f"{share_words}. {svc.rec.endpoint(ep.role).explanation}"))
+                              f"{share_words}. {mine.explanation}"))
+    if mine.client_side is not None:
+        row.metric("clients open", f"{mine.client_side.worst_case:,}", width=METRIC_WIDTH,
+                   help=md_escape(mine.client_side.detail))
+    if mine.p_wait is not None:
+        row.metric("P(checkout waits)", queueing.percent(mine.p_wait), width=METRIC_WIDTH,
+                   help="Erlang C for the pool exported on this endpoint.")
     now = own.fleet_size
     unit = "invocations" if own.serverless else "instances"
     limit = ("" if b.break_limit is None
@@ -229,8 +211,8 @@ def _service_metrics(rec: Recommendation, ep: EndpointBudget, b: ServiceShare) -
 
 
 def services_answer(rec: Recommendation, sentence: bool = True) -> None:
-    """Several services: per endpoint what the database sees against usable, then each
-    service's pool on it; the core's sentence on which service breaks it first."""
+    """Per endpoint what the database sees against usable, then each service's pool on
+    it; the core's sentence on which service breaks it first."""
     for ep in rec.endpoints:
         st.markdown(f"**{md_escape(ep.role)}**{md_escape(_where(rec, ep))}")
         _seen_metrics(st.container(horizontal=True, gap="small"), ep,
@@ -238,7 +220,7 @@ def services_answer(rec: Recommendation, sentence: bool = True) -> None:
         for b in ep.by_service:
             st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind})"))
             _service_metrics(rec, ep, b)
-    said = sizing.break_sentence(rec) if sentence else ""
+    said = projection.break_sentence(rec) if sentence else ""
     if said:
         st.info(md_escape(said), icon=":material/trending_up:")
 
@@ -247,16 +229,18 @@ def brief(rec: Recommendation | None, error: str) -> None:
     """One line of the result for narrow screens, linking down to the full card."""
     if rec is None:
         line = f"Cannot be sized yet: {md_escape(error)}"
-    elif not rec.single:
-        ep = rec.endpoints[0]
-        line = md_escape(f"{len(rec.services)} services · the database sees "
-                         f"{ep.worst_case:,} of {ep.usable:,} usable")
     else:
-        ep, eng = rec.endpoints[0], rec.engines[0]
-        pool = ("NullPool" if eng.poolclass == "NullPool" else
-                f"pool {eng.pool_size} + {eng.max_overflow}")
-        line = md_escape(f"{pool} · the database sees {ep.worst_case:,} of {ep.usable:,} usable")
+        ep = rec.endpoints[0]
+        pools = " · ".join(f"{v.name} {_pool_words(v.rec.engine(ep.role))}"
+                           for v in rec.services if ep.role in v.endpoints)
+        line = md_escape(f"{pools} · the database sees {ep.worst_case:,} of "
+                         f"{ep.usable:,} usable")
     st.markdown(f"{line} · [result so far ↓](#result-so-far)")
+
+
+def _pool_words(eng: EngineSettings) -> str:
+    return ("NullPool" if eng.poolclass == "NullPool" else
+            f"pool {eng.pool_size} + {eng.max_overflow}")
 
 
 def summary(rec: Recommendation | None, error: str, fix: str,
@@ -266,18 +250,8 @@ def summary(rec: Recommendation | None, error: str, fix: str,
     if rec is None:
         show_error(error, fix, scenario, here)
         return
-    s = rec.scenario
-    peak = None if s.serverless else s.autoscaling_max
-    if not rec.single:
-        answer_table(rec, copy=False)
-        said = sizing.break_sentence(rec)
-        if said:
-            st.info(md_escape(said), icon=":material/trending_up:")
-    else:
-        for ep, eng in zip(rec.endpoints, rec.engines, strict=True):
-            if len(rec.endpoints) > 1:
-                st.caption(md_escape(ep.role))
-            _metrics(ep, eng, peak, bool(table.errors_for(rec, "", ep.role)))
+    answer_table(rec, copy=False)
+    services_answer(rec)
     st.caption(md_escape(f"Primary: max_connections {rec.endpoints[0].max_connections:,}, "
                      f"{rec.endpoints[0].max_connections_source}."))
     errors = [w for w in rec.warnings if w.severity == "error"]
@@ -296,18 +270,22 @@ def _draw(spec: dict | None, key: str) -> None:
 def chart_tabs(rec: Recommendation) -> list[tuple[str, str]]:
     """(tab label, chart kind) of the charts this scenario has."""
     tabs = [("Budget at the peak", "budget")]
-    if not rec.single:
+    if shared(rec):
         tabs.append(("Scale-out: which service breaks it", "services"))
-        if any(svc.rec.load is not None for svc in rec.services):
-            tabs.append(("Checkout waits", "wait"))
-        return tabs
-    if rec.scenario.serverless:
-        tabs.append(("Serverless concurrency", "serverless"))
-    else:
-        tabs.append(("Scale-out", "scale"))
-    if rec.load is not None:
+    else:  # each service alone on its endpoints: its own scale-out
+        if any(not v.rec.scenario.serverless for v in rec.services):
+            tabs.append(("Scale-out", "scale"))
+        if any(v.rec.scenario.serverless for v in rec.services):
+            tabs.append(("Serverless concurrency", "serverless"))
+    if any(svc.rec.load is not None for svc in rec.services):
         tabs.append(("Checkout waits", "wait"))
     return tabs
+
+
+def shared(rec: Recommendation) -> bool:
+    """Whether services share an endpoint: then the scale-out grows each one with the
+    others at their peaks; otherwise each service's own scale-out says it all."""
+    return any(len(ep.by_service) > 1 for ep in rec.endpoints)
 
 
 def charts_section(rec: Recommendation) -> None:
@@ -321,30 +299,37 @@ def charts_section(rec: Recommendation) -> None:
         if not tab.open:
             continue
         with tab:
-            if kind == "wait" and not rec.single:
-                _service_waits(rec, charts)
+            if kind in ("wait", "scale", "serverless"):
+                _per_service(rec, charts, kind)
                 continue
             spec = charts.spec(kind, rec)
             _draw(spec, f"chart_{kind}")
             if spec is not None:
                 st.caption(charts.CAPTIONS["budget_services" if kind == "budget"
-                                           and not rec.single else kind])
-            if spec is None and kind == "serverless":
-                st.caption("No pooler client limit in this scenario: every invocation opens "
-                           "its own connection to the database (see the budget).")
-    if rec.load is None and rec.single:
+                                           and charts.by_service(rec) else kind])
+    if all(svc.rec.load is None for svc in rec.services):
         st.caption("Give your traffic in step 4 to see how often a checkout waits.")
 
 
-def _service_waits(rec: Recommendation, charts: Any) -> None:
-    """Several services: the checkout-wait chart of each service given a load."""
+def _per_service(rec: Recommendation, charts: Any, kind: str) -> None:
+    """A chart of each service's own plan (checkout waits, scale-out, serverless
+    concurrency) under its name; a line for a service the chart does not apply to."""
+    drawn = False
     for svc in rec.services:
-        if svc.rec.load is None:
-            st.caption(md_escape(f"{svc.name}: no load given, no wait chart."))
+        spec = charts.spec(kind, svc.rec)
+        if spec is None:
+            why = {"wait": "no load given, no wait chart",
+                   "scale": "serverless: see its concurrency chart",
+                   "serverless": "no pooler client limit: every invocation opens its own "
+                                 "connection to the database (see the budget)"}[kind]
+            if kind != "scale" or svc.rec.scenario.serverless:
+                st.caption(md_escape(f"{svc.name}: {why}."))
             continue
         st.markdown(f"**{md_escape(svc.name)}** ({md_escape(svc.kind)})")
-        _draw(charts.spec("wait", svc.rec), f"chart_wait_{svc.name}")
-    st.caption(charts.CAPTIONS["wait"])
+        _draw(spec, f"chart_{kind}_{svc.name}")
+        drawn = True
+    if drawn:
+        st.caption(charts.CAPTIONS[kind])
 
 
 FOLDS = {"findings": "All findings", "budget": "The budget, step by step",
@@ -357,7 +342,7 @@ def details(rec: Recommendation) -> None:
     for name, draw in (("findings", _findings), ("budget", _budget_steps),
                        ("settings", _settings), ("rules", _rules), ("sources", _sources),
                        ("load", _load)):
-        if name == "load" and not any(v.rec.load for v in rec.services or [rec]):
+        if name == "load" and not any(v.rec.load for v in rec.services):
             continue
         box = st.expander(FOLDS[name] + (f" ({len(rec.warnings)})" if name == "findings"
                                           else ""), key=f"fold_{name}", on_change="rerun")
@@ -375,7 +360,7 @@ def _findings(rec: Recommendation) -> None:
 
 
 def _each_service(rec: Recommendation, draw) -> None:
-    """Several services: `draw` for each one's own Recommendation under its name."""
+    """`draw` for each service's own plan under its name."""
     for svc in rec.services:
         st.markdown(f"**{md_escape(svc.name)}** ({md_escape(svc.kind)})")
         draw(svc.rec)
@@ -384,21 +369,22 @@ def _each_service(rec: Recommendation, draw) -> None:
 def _budget_steps(rec: Recommendation) -> None:
     for ep in rec.endpoints:
         st.markdown(f"**{md_escape(ep.role)}**: {md_escape(ep.explanation)}")
-    if not rec.single:
-        for ep in rec.endpoints:
-            for b in ep.by_service:
-                how = ("no limit on its side" if b.allotment is None
-                       else f"may use {b.allotment:,}: {b.allotment_how}")
-                st.caption(md_escape(f"{ep.role}, {b.service}: {how}; "
-                                     + rec.service(b.service).rec.endpoint(ep.role)
-                                     .explanation))
+    for ep in rec.endpoints:
+        for b in ep.by_service:
+            how = ("no limit on its side" if b.allotment is None
+                   else f"may use {b.allotment:,}: {b.allotment_how}")
+            st.caption(md_escape(f"{ep.role}, {b.service}: {how}; "
+                                 + rec.service(b.service).rec.endpoint(ep.role)
+                                 .explanation))
     st.caption(md_escape(f"What binds: {rec.binding}"))
 
 
 def _settings(rec: Recommendation) -> None:
-    if not rec.single:
-        _each_service(rec, _settings)
-        return
+    _each_service(rec, _plan_settings)
+
+
+def _plan_settings(rec: Recommendation) -> None:
+    """One service's engine settings: a table with the reasons, and the exported code."""
     tab_table, tab_code = st.tabs(["Table", "Code"])
     with tab_table:
         # st.table wraps the long "why" texts a dataframe would cut off.
@@ -413,12 +399,10 @@ def _settings(rec: Recommendation) -> None:
 
 
 def _rules(rec: Recommendation) -> None:
-    if not rec.single:
-        _each_service(rec, _rules)
-        return
-    st.table([{"rule": r.name, "formula": r.formula, "per engine": r.per_process,
-               "fleet total": r.fleet_total, "fits": "yes" if r.fits else "no"}
-              for r in rec.rules])
+    _each_service(rec, lambda plan: st.table([
+        {"rule": r.name, "formula": r.formula, "per engine": r.per_process,
+         "fleet total": r.fleet_total, "fits": "yes" if r.fits else "no"}
+        for r in plan.rules]))
 
 
 def _sources(rec: Recommendation) -> None:
@@ -428,12 +412,14 @@ def _sources(rec: Recommendation) -> None:
 
 
 def _load(rec: Recommendation) -> None:
-    """The core's load lines as they are; the chart marks the exported connections."""
-    if not rec.single:
-        _each_service(rec, lambda r: _load(r) if r.load is not None else st.caption(
-            "No load given: its pools stop at the safe default."))
-        return
-    for line in sizing.load_lines(rec):
+    """Each service's load lines as the core words them."""
+    _each_service(rec, lambda r: _plan_load(r) if r.load is not None else st.caption(
+        "No load given: its pools stop at the safe default."))
+
+
+def _plan_load(rec: Recommendation) -> None:
+    """One service's load lines; the chart marks the exported connections."""
+    for line in queueing.load_lines(rec):
         st.caption(md_escape(line))
     ep = rec.endpoints[0]
     st.caption(md_escape(f"The wait chart marks the exported pool_size + max_overflow "

@@ -1,6 +1,6 @@
 """Step 3 with several services: each service a small form (its essentials on one row: name,
 kind, instances, autoscaling maximum, workers; where it connects, its load, its path and
-today's pool folded under it), with buttons to add (up to budget.MAX_SERVICES) and remove.
+today's pool folded under it), with buttons to add (up to limits.MAX_SERVICES) and remove.
 
 Each service's values live in session state under its share key (`s2_workers`), so the
 share link, the saved scenario and the result read them like any other parameter. Names
@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from wizard.core.budget import MAX_SERVICES
+from wizard.core.limits import MAX_SERVICES
 from wizard.core.model import SERVICE_KINDS, field_name
 from wizard.scenario import links
 from wizard.ui import state

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from wizard.core import budget, catalog, sizing
+from wizard.core import catalog, limits, plan
 from wizard.core import params as table
 from wizard.core.model import (
     PROXIES,
@@ -45,7 +45,7 @@ DEFAULT_CLASS = {
 # Example load shown when the user switches load on (not part of the scenario until then).
 EXAMPLE_LOAD = {"rps": 50.0, "hold_ms": 20.0}
 
-PROXY_PROVIDERS = budget.PROXY_PROVIDERS  # the core's own table of proxy/provider pairs
+PROXY_PROVIDERS = limits.PROXY_PROVIDERS  # the core's own table of proxy/provider pairs
 
 NOTICE_KEY = "_notice"
 FLASH_KEY = "_flash"  # one-run success message shown above the steps
@@ -148,7 +148,7 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
 SERVICE_KEY = re.compile(r"s([1-9][0-9]?)_([a-z0-9_]{1,40})")
 # At most this many rows are read back from session state
 # (one past the maximum: a 33rd service is read back, and refused by the core).
-MAX_SERVICE_ROWS = budget.MAX_SERVICES + 1
+MAX_SERVICE_ROWS = limits.MAX_SERVICES + 1
 
 # Per-service defaults (the parameter table's), used when a row leaves a value empty.
 SERVICE_DEFAULTS = table.defaults("service")
@@ -192,7 +192,7 @@ def service_count(values: Mapping[str, Any]) -> int:
 
 def room_for_service(values: Mapping[str, Any]) -> bool:
     """Whether one more service may be added (the core refuses more than MAX_SERVICES)."""
-    return service_count(values) < budget.MAX_SERVICES
+    return service_count(values) < limits.MAX_SERVICES
 
 
 def service_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -374,9 +374,9 @@ def validate_link(flat: Mapping[str, str]) -> Scenario:
         catalog.check_provider(s.provider)
     except ScenarioError as exc:
         raise ScenarioError(str(exc), key="provider") from None
-    budget.validate(s)
+    limits.validate(s)
     if s.services:  # each service's own checks, keyed by its parameter (s2_workers)
-        sizing.validate(s)
+        plan.validate(s)
     for key, cls in [("instance_class", s.instance_class)] + [
             ("replica_instance_class", r.instance_class) for r in s.replicas]:
         if cls:
@@ -605,7 +605,7 @@ def _recommend_now(key: tuple[tuple[str, str], ...]) -> tuple[Recommendation | N
     try:
         guard(dict(key))
         s = links.from_flat(dict(key))
-        return sizing.recommend(s), "", ""
+        return plan.recommend(s), "", ""
     except SizingError as exc:
         return None, exc.message, exc.fix
     except (ScenarioError, ValueError) as exc:
