@@ -197,6 +197,34 @@ def test_services_over_the_budget_is_refused_with_the_service_named() -> None:
         recommend(s)
 
 
+def test_errors_carry_their_service_and_endpoint_as_fields() -> None:
+    # One service's engines cannot fit its share: the error says which service and which
+    # endpoint as fields (guard and the app read them), and its text words them in front.
+    s = Scenario(provider="self-hosted", instance_class=None, max_connections=40,
+                 services=(_svc("api", app_instances=30), _svc("jobs", app_instances=1)))
+    with pytest.raises(SizingError) as err:
+        recommend(s)
+    exc = err.value
+    assert (exc.service, exc.endpoint) == (None, "primary")  # the floors: every service's
+    assert str(exc) == f"primary: {exc.message} Fix: {exc.fix}"
+    assert "api 38 " in exc.message  # 30 instances + the 25% deploy surge
+    one = Scenario(provider="self-hosted", instance_class=None, max_connections=40,
+                   proxy="pgbouncer-session", services=(_svc("api", app_instances=30),))
+    with pytest.raises(SizingError) as err:
+        recommend(one)
+    exc = err.value
+    assert (exc.service, exc.endpoint) == ("api", "primary")
+    assert not exc.message.startswith(("service", "primary"))
+    assert exc.said == f"service 'api': primary: {exc.message}"
+    assert str(exc) == f"{exc.said} Fix: {exc.fix}"
+    bad = Scenario(provider="self-hosted", instance_class=None, max_connections=100,
+                   services=(_svc("api"), _svc("jobs", workers=5000)))
+    with pytest.raises(ScenarioError) as err:
+        recommend(bad)
+    assert (err.value.service, err.value.key) == ("jobs", "s2_workers")
+    assert str(err.value) == f"service 'jobs': {err.value.message}"
+
+
 def test_feasible_estate_with_a_big_no_load_service_is_sized() -> None:
     # Issue 18: exited 3 ("cannot give each of 32 client engines even one connection")
     # although the floors (60 + 32 + 2) and the api's need fit in 293.

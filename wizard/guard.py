@@ -72,9 +72,6 @@ def _service_index(s: Scenario, name: str) -> int | None:
     return names.index(name) + 1 if name in names else None
 
 
-_NAMED = re.compile(r"service '([a-z][a-z0-9_-]*)': ")
-
-
 def check(text: str, path: str) -> Report:
     """The check of a scenario file's text (ScenarioFileError when the file is invalid)."""
     s = files.parse(text, path)
@@ -82,15 +79,10 @@ def check(text: str, path: str) -> Report:
         rec = plan.recommend(s)
     except SizingError as exc:
         # Not even one connection per engine fits: the budget breaks whatever the pools.
-        m = _NAMED.match(exc.message)
-        names = (m.group(1),) if m else tuple(v.name for v in s.service_list())
-        message = exc.message[m.end():] if m else exc.message
+        names = (exc.service,) if exc.service else tuple(v.name for v in s.service_list())
         keys = CODES["CANNOT_FIT"].keys
         lines = tuple(files.line_of(text, keys, _service_index(s, n)) for n in names)
-        # A SizingError is an exception, not a Finding: its endpoint leads its message.
-        at = re.match(r"(primary|replica-\d+): ", message)
-        endpoint, message = (at.group(1), message[at.end():]) if at else (None, message)
-        problem = Problem("CANNOT_FIT", "error", names, endpoint, message,
+        problem = Problem("CANNOT_FIT", "error", names, exc.endpoint, exc.message,
                           exc.fix[:1].upper() + exc.fix[1:], lines)
         return Report(path, (), (problem,))
     except ScenarioError as exc:
@@ -106,13 +98,9 @@ def check(text: str, path: str) -> Report:
 
 
 def _error_line(text: str, s: Scenario, exc: ScenarioError) -> int:
-    """The line of a value the sizing refused: the key in the named service's table."""
-    m = _NAMED.match(str(exc)) or re.match(r"service (\d+): ", str(exc))
-    index = None
-    if m and m.group(1).isdigit():
-        index = int(m.group(1))
-    elif m:
-        index = _service_index(s, m.group(1))
+    """The line of a value the sizing refused: the key in its service's table (the service
+    the error names, or the one its flat key `s2_workers` does)."""
+    index = _service_index(s, exc.service) if exc.service else None
     key = exc.key
     if key and (flat := re.fullmatch(r"s(\d+)_(.+)", key)):  # a service's own key: s2_workers
         index, key = int(flat.group(1)), flat.group(2)

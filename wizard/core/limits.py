@@ -314,28 +314,28 @@ def validate_services(s: Scenario) -> None:
                                 key=service_key(i, "name"))
         names.add(svc.name)
         if svc.kind not in SERVICE_KINDS:
-            raise ScenarioError(f"service {svc.name!r}: unknown kind {svc.kind[:20]!r}; valid "
+            raise ScenarioError(f"unknown kind {svc.kind[:20]!r}; valid "
                                 f"choices: {', '.join(SERVICE_KINDS)}",
-                                key=service_key(i, "kind"))
+                                key=service_key(i, "kind"), service=svc.name)
         if (svc.kind == "serverless") != (svc.serverless_concurrency is not None):
-            raise ScenarioError(f"service {svc.name!r}: a serverless service needs its peak "
+            raise ScenarioError("a serverless service needs its peak "
                                 "concurrent invocations, and only a serverless one has them",
-                                key=service_key(i, "serverless_concurrency"))
+                                key=service_key(i, "serverless_concurrency"), service=svc.name)
         try:
             bounds.check("weight", svc.weight)
         except ScenarioError as exc:
-            raise ScenarioError(str(exc), key=service_key(i, "weight")) from None
+            raise exc.at(svc.name, service_key(i, "weight")) from None
         for role in svc.endpoints or ():
             if role not in roles:
-                raise ScenarioError(f"service {svc.name!r}: unknown endpoint {role[:20]!r}; "
+                raise ScenarioError(f"unknown endpoint {role[:20]!r}; "
                                     f"this database has {', '.join(roles)}",
-                                    key=service_key(i, "endpoints"))
+                                    key=service_key(i, "endpoints"), service=svc.name)
         if svc.endpoints is not None and "primary" not in svc.endpoints:
             # Its module's write engine is the primary's; replicas are the read engines.
-            raise ScenarioError(f"service {svc.name!r}: endpoints must include the primary "
+            raise ScenarioError("endpoints must include the primary "
                                 "(list the replicas it reads from beside it), or leave it out "
                                 "to connect to every endpoint",
-                                key=service_key(i, "endpoints"))
+                                key=service_key(i, "endpoints"), service=svc.name)
 
 
 _SMALLER_REPLICA_FIX = {

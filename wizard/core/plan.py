@@ -117,7 +117,10 @@ def recommend(s: Scenario) -> Recommendation:
                            _pooled(views[i], role), bool(s.services))
                    for i in range(len(svcs)) if role in specs[i]]
         if members:
-            totals.append(_size_shared(members, paths, sized))
+            try:
+                totals.append(_size_shared(members, paths, sized))
+            except SizingError as exc:  # the endpoint it is about, as a field
+                raise exc.at(endpoint=role) from None
             if len(svcs) > 1:  # each service's row carries the endpoint's headroom
                 for m in members:
                     ep, eng, bound = sized[m.index][role]
@@ -144,7 +147,7 @@ def validate(s: Scenario) -> None:
         except ScenarioError as exc:
             if not s.services:
                 raise
-            raise ScenarioError(str(exc), key=_service_key(svc, i, exc.key)) from None
+            raise exc.at(key=_service_key(svc, i, exc.key)) from None
 
 
 def _service_key(svc: Service, index: int, key: str | None) -> str | None:
@@ -156,15 +159,13 @@ def _service_key(svc: Service, index: int, key: str | None) -> str | None:
 
 
 def _as_service(svc: Service, n: int, fn: Any, *args: Any, **kw: Any) -> Any:
-    """Call fn; with several services, name the service in any error it raises."""
+    """Call fn; with several services, any error it raises carries the service's name."""
     if n == 1:
         return fn(*args, **kw)
     try:
         return fn(*args, **kw)
-    except ScenarioError as exc:
-        raise ScenarioError(f"service {svc.name!r}: {exc}", key=exc.key) from None
-    except SizingError as exc:
-        raise SizingError(f"service {svc.name!r}: {exc.message}", exc.fix) from None
+    except (ScenarioError, SizingError) as exc:
+        raise exc.at(svc.name) from None
 
 
 Sized = list[dict[str, tuple[EndpointBudget, EngineSettings, str]]]
@@ -212,7 +213,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     split = None
     if len(claims) > 1:
         split = shares.shares(spec.usable, claims,
-                              f"{spec.role}: the {spec.usable:,} usable connections",
+                              f"the {spec.usable:,} usable connections",
                               _floors_fix(direct))
     parts = None if split is None else [*split[:len(direct)], *(
         shares.Share(sum(split[i].value for i in idx), "; ".join(
@@ -246,7 +247,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
                 side = client_limit(proxy, spec.usable)[1]
                 inner.update(zip((m.index for m in sub), shares.shares(
                     limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in sub],
-                    f"{spec.role}: {side} ({limit:,}, {name})",
+                    f"{side} ({limit:,}, {name})",
                     ("use transaction mode, fewer processes or a bigger server pool"
                      if proxy.session_mode else proxies.client_limit_fix(
                          sub[0].s, sum(m.spec.clients for m in sub))) + "."),

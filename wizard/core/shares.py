@@ -26,28 +26,31 @@ def per_process_budget(s: Scenario, spec: EndpointSpec, proxy: ProxyLimits | Non
     clients = spec.clients
     if spec.usable < 1:
         raise SizingError(
-            f"{spec.role}: max_connections {spec.max_connections} leaves nothing after "
+            f"max_connections {spec.max_connections} leaves nothing after "
             f"{spec.reserved} reserved.",
             "lower the reserves or pick a bigger instance class.",
+            endpoint=spec.role,
         )
     if proxy is None:
         share = spec.budget // clients
         if share < 1 and spec.allotment is not None:
             raise SizingError(
-                f"{spec.role}: this service's share of the usable connections "
+                f"this service's share of the usable connections "
                 f"({spec.budget:,}: {spec.allotment_how}) cannot give each of {clients:,} "
                 "client engines even one connection.",
                 "fewer processes, a bigger instance class, fewer services on this endpoint, "
                 "or a pooling proxy in front: "
                 f"{POOLER_ADVICE.get(s.provider, 'PgBouncer in transaction mode')}.",
+                endpoint=spec.role,
             )
         if share < 1:
             raise SizingError(
-                f"{spec.role}: {spec.usable} usable connections cannot give each of "
+                f"{spec.usable} usable connections cannot give each of "
                 f"{clients} client engines even one connection.",
                 f"fewer processes (at most {spec.usable} engines), a bigger instance class, "
                 "or a pooling proxy in front: "
                 f"{POOLER_ADVICE.get(s.provider, 'PgBouncer in transaction mode')}.",
+                endpoint=spec.role,
             )
         if spec.allotment is not None:
             return share, f"share {spec.budget:,} ({spec.allotment_how}) / {clients:,}"
@@ -57,19 +60,21 @@ def per_process_budget(s: Scenario, spec: EndpointSpec, proxy: ProxyLimits | Non
         side = "server pool" if proxy.session_mode else "client limit"
         if share < 1:
             raise SizingError(
-                f"{spec.role}: this service's share of the proxy's {side} "
+                f"this service's share of the proxy's {side} "
                 f"({group_share.value:,}: {group_share.how}) cannot give each of "
                 f"{clients:,} client engines one connection.",
                 (client_limit_fix(s, clients) if not proxy.session_mode else
-                 "use transaction mode, fewer processes or a bigger server pool") + ".")
+                 "use transaction mode, fewer processes or a bigger server pool") + ".",
+                endpoint=spec.role)
         return share, f"share {group_share.value:,} of the {side} ({group_share.how}) / {clients:,}"
     if proxy.session_mode:
         share = proxy.server_pool // clients
         if share < 1:
             raise SizingError(
-                f"{spec.role}: a session-mode pooler with {proxy.server_pool} server "
+                f"a session-mode pooler with {proxy.server_pool} server "
                 f"connections cannot give each of {clients} client engines one.",
                 "use transaction mode, fewer processes or a bigger server pool.",
+                endpoint=spec.role,
             )
         return share, f"server pool {proxy.server_pool} / {clients:,}"
     if proxy.client_limit is None:
@@ -77,9 +82,10 @@ def per_process_budget(s: Scenario, spec: EndpointSpec, proxy: ProxyLimits | Non
     share = proxy.client_limit // clients
     if share < 1:
         raise SizingError(
-            f"{spec.role}: the proxy accepts {proxy.client_limit} clients, fewer than "
+            f"the proxy accepts {proxy.client_limit} clients, fewer than "
             f"{clients} client engines.",
             client_limit_fix(s, clients) + ".",
+            endpoint=spec.role,
         )
     return share, f"client limit {proxy.client_limit:,} / {clients:,}"
 

@@ -607,7 +607,7 @@ def _recommend_now(key: tuple[tuple[str, str], ...]) -> tuple[Recommendation | N
         s = links.from_flat(dict(key))
         return plan.recommend(s), "", ""
     except SizingError as exc:
-        return None, exc.message, exc.fix
+        return None, exc.said, exc.fix
     except (ScenarioError, ValueError) as exc:
         return None, app_words(str(exc)), ("change the value the message names, in the step it "
                                 "belongs to; each field's (?) help says how to find it.")
