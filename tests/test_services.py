@@ -603,7 +603,7 @@ def _floors_fit(s: Scenario) -> bool:
     use: dict[str, list[tuple[Service, Scenario, limits.EndpointSpec]]] = {}
     for svc in s.services:
         view = s.for_service(svc)
-        for sp in limits.endpoint_specs(view):
+        for sp in limits.endpoint_specs(s, svc):
             use.setdefault(sp.role, []).append((svc, view, sp))
     for role, rows in use.items():
         usable = rows[0][2].usable

@@ -341,8 +341,9 @@ def test_more_instances_never_raise_the_break_point_above_a_smaller_fleet(s, ext
 
 def test_processes_at_counts_the_surge_like_the_peak():
     s = Scenario(app_instances=7, max_app_instances=13, workers=3, deploy_surge_percent=25)
-    assert limits.processes_at(s, "primary", 13) == (13 + 4) * 3
-    assert limits.endpoint_specs(s)[0].processes == (13 + 4) * 3
+    svc = s.service_list()[0]
+    assert limits.processes_at(s, svc, "primary", 13) == (13 + 4) * 3
+    assert limits.endpoint_specs(s, svc)[0].processes == (13 + 4) * 3
 
 
 def test_rds_replicas_reached_directly_get_direct_pool_settings():

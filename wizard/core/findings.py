@@ -98,7 +98,7 @@ def estimated_limit(rec: Recommendation, svc: Service) -> Iterator[Finding]:
 @rule
 def current_settings_overflow(rec: Recommendation, svc: Service) -> Iterator[Finding]:
     s = rec.scenario
-    cur = s.current
+    cur = svc.current
     for ep in rec.endpoints:
         if ep.server_side is not None or ep.break_limit is None:
             continue
@@ -124,9 +124,9 @@ def current_settings_overflow(rec: Recommendation, svc: Service) -> Iterator[Fin
         total = per * ep.clients
         if total > room:
             breaks = projection.break_point(
-                per, room, lambda n, role=ep.role: limits.processes_at(s, role, n),
-                ep.engines_per_process, s.fleet_size)
-            if s.serverless:  # one engine per concurrent invocation, no autoscaling maximum
+                per, room, lambda n, role=ep.role: limits.processes_at(s, svc, role, n),
+                ep.engines_per_process, svc.fleet_size)
+            if svc.serverless:  # one engine per concurrent invocation, no autoscaling maximum
                 fleet = f"{ep.clients:,} engines (one per concurrent invocation) at the peak"
                 where = (f" (it breaks from about {breaks:,} concurrent invocations)"
                          if breaks else "")
@@ -143,15 +143,15 @@ def current_settings_overflow(rec: Recommendation, svc: Service) -> Iterator[Fin
                 endpoint=ep.role, facts={
                     "per_engine": per, "engines": ep.clients, "connections": total,
                     "room": room, "usable": ep.usable, "breaks_at": breaks,
-                    "serverless": s.serverless, "pool_size": ep.pool_size,
+                    "serverless": svc.serverless, "pool_size": ep.pool_size,
                     "max_overflow": ep.max_overflow})
 
 
 @rule
 def current_over_client_limit(rec: Recommendation, svc: Service) -> Iterator[Finding]:
     s = rec.scenario
-    cur = s.current
-    if cur is None or cur.pool_size is None or cur.poolclass == "NullPool" or s.serverless:
+    cur = svc.current
+    if cur is None or cur.pool_size is None or cur.poolclass == "NullPool" or svc.serverless:
         return
     for ep in rec.endpoints:
         client = ep.client_side
@@ -182,28 +182,28 @@ def current_over_client_limit(rec: Recommendation, svc: Service) -> Iterator[Fin
 @rule
 def serverless_without_proxy(rec: Recommendation, svc: Service) -> Iterator[Finding]:
     s = rec.scenario
-    if s.serverless and s.proxy not in POOLERS:
+    if svc.serverless and s.proxy not in POOLERS:
         yield finding(
             "SERVERLESS_NO_PROXY",
-            f"{s.serverless_concurrency:,} concurrent invocations each open their own "
+            f"{svc.serverless_concurrency:,} concurrent invocations each open their own "
             "connection straight to the database; a QueuePool per invocation would multiply "
             "that and break across event loops.",
             "Use NullPool (as exported) and put RDS Proxy, PgBouncer or the provider's pooler "
             "in front.",
-            facts={"concurrency": s.serverless_concurrency, "proxy": s.proxy})
-    if s.current and s.serverless and s.current.poolclass != "NullPool":
+            facts={"concurrency": svc.serverless_concurrency, "proxy": s.proxy})
+    if svc.current and svc.serverless and svc.current.poolclass != "NullPool":
         yield finding(
             "SERVERLESS_QUEUEPOOL",
             "A pooled engine in serverless code is tied to the first invocation's event loop "
             "and keeps idle connections per frozen instance.",
             "Use poolclass=NullPool.",
-            facts={"poolclass": s.current.poolclass})
+            facts={"poolclass": svc.current.poolclass})
 
 
 @rule
 def prepared_statements(rec: Recommendation, svc: Service) -> Iterator[Finding]:
     s = rec.scenario
-    if s.current is not None and s.current.statement_cache_size == 0:
+    if svc.current is not None and svc.current.statement_cache_size == 0:
         return  # the service declares asyncpg's caches off: nothing to warn about
     if s.proxy in TRANSACTION_POOLERS and not path.prepared_statements_survive(s):
         other = {
@@ -225,9 +225,8 @@ def prepared_statements(rec: Recommendation, svc: Service) -> Iterator[Finding]:
 
 @rule
 def recycle(rec: Recommendation, svc: Service) -> Iterator[Finding]:
-    s = rec.scenario
     cuts = rec.cutoffs
-    cur = s.current
+    cur = svc.current
     if cur is None:
         return
     if cur.pool_recycle is None or cur.pool_recycle < 0:
@@ -284,7 +283,7 @@ def smaller_replica(rec: Recommendation, svc: Service) -> Iterator[Finding]:
 @rule
 def large_client_pool_behind_proxy(rec: Recommendation, svc: Service) -> Iterator[Finding]:
     s = rec.scenario
-    cur = s.current
+    cur = svc.current
     if s.proxy in POOLERS and cur and cur.pool_size is not None and cur.pool_size > 10:
         yield finding(
             "LARGE_POOL_BEHIND_PROXY",
@@ -362,7 +361,7 @@ def database_cores(rec: Recommendation, svc: Service) -> Iterator[Finding]:
     and the PostgreSQL wiki: cores x 2 + spindles). Why: past that, more active connections
     queue inside PostgreSQL (context switches, lock contention) instead of adding throughput."""
     s = rec.scenario
-    if s.serverless and s.proxy in POOLERS:
+    if svc.serverless and s.proxy in POOLERS:
         return
     load = rec.load
     for ep in rec.endpoints:
@@ -372,7 +371,7 @@ def database_cores(rec: Recommendation, svc: Service) -> Iterator[Finding]:
             # service's load is the whole service's already).
             who, worst = "the fleet", ep.worst_case
             busy = cores.busy_connections(load.offered_load if load else None,
-                                          1 if s.serverless else ep.processes)
+                                          1 if svc.serverless else ep.processes)
         else:
             # Behind a pooler the server pool is the path's, shared by every service on it:
             # its figures read the same from each, and a service without a load leaves a
@@ -458,21 +457,20 @@ def provider_services_reserve(rec: Recommendation, svc: Service) -> Iterator[Fin
 
 @rule
 def deploy_surge(rec: Recommendation, svc: Service) -> Iterator[Finding]:
-    s = rec.scenario
-    if not s.serverless and s.deploy_surge_percent == 0:
+    if not svc.serverless and svc.deploy_surge_percent == 0:
         yield finding(
             "DEPLOY_SURGE_NOT_COUNTED",
             "No deploy surge counted: during a rolling deploy old and new instances overlap "
             "(Kubernetes maxSurge defaults to 25%) and both hold full pools.",
             "Set the deploy surge to your rollout's maxSurge (25% by default).",
-            facts={"deploy_surge_percent": s.deploy_surge_percent})
+            facts={"deploy_surge_percent": svc.deploy_surge_percent})
 
 
 @rule
 def nullpool_behind_pooler(rec: Recommendation, svc: Service) -> Iterator[Finding]:
     s = rec.scenario
     null = any(e.poolclass == "NullPool" for e in rec.engines) or (
-        s.current is not None and s.current.poolclass == "NullPool")
+        svc.current is not None and svc.current.poolclass == "NullPool")
     if null and s.proxy in POOLERS:
         yield finding(
             "NULLPOOL_INTROSPECTION",
@@ -485,14 +483,13 @@ def nullpool_behind_pooler(rec: Recommendation, svc: Service) -> Iterator[Findin
 
 @rule
 def workers(rec: Recommendation, svc: Service) -> Iterator[Finding]:
-    s = rec.scenario
-    if not s.serverless and s.workers == 1:
+    if not svc.serverless and svc.workers == 1:
         yield finding(
             "WORKERS_COUNTED",
             "Counted one worker process per instance: each worker (gunicorn -w, uvicorn "
             "--workers, WEB_CONCURRENCY) has its own engine and pool.",
             "Set workers to the process count per instance if it is more than one.",
-            facts={"workers": s.workers})
+            facts={"workers": svc.workers})
 
 
 @rule
@@ -500,7 +497,7 @@ def load_vs_budget(rec: Recommendation, svc: Service) -> Iterator[Finding]:
     load = rec.load
     s = rec.scenario
     if load is None:
-        if not s.serverless:
+        if not svc.serverless:
             for ep in rec.endpoints:
                 total = ep.pool_size + ep.max_overflow
                 # A cron service's pools are a small fixed share, whatever the path.
@@ -523,7 +520,7 @@ def load_vs_budget(rec: Recommendation, svc: Service) -> Iterator[Finding]:
         return
     for ep in rec.endpoints:
         per = ep.pool_size + ep.max_overflow
-        if s.serverless:
+        if svc.serverless:
             continue
         if load.needed_pool is None or per <= load.offered_load:
             yield finding(

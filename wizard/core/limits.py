@@ -18,6 +18,7 @@ from wizard.core.model import (
     ReserveItem,
     Scenario,
     ScenarioError,
+    Service,
     SizingError,
     param_values,
     service_key,
@@ -155,19 +156,20 @@ def _limit(s: Scenario, instance_class: str | None, override: int | None,
     return value, label, row.estimated, row.vcpu, row.instance_class
 
 
-def processes_at(s: Scenario, role: str, instances: int) -> int:
-    """Client processes on one endpoint when the fleet's autoscaling maximum is `instances`
-    (the concurrency when serverless), the rolling-deploy surge included.
+def processes_at(s: Scenario, svc: Service, role: str, instances: int) -> int:
+    """Client processes of one service on one endpoint of the database `s` when its
+    autoscaling maximum is `instances` (the concurrency when serverless), the rolling-deploy
+    surge included.
 
     A replica with a fixed reader set keeps it whatever the fleet size.
     """
-    if s.serverless_concurrency is not None:
+    if svc.serverless:
         return instances
     if role != "primary":
         readers = s.replicas[int(role.rsplit("-", 1)[1]) - 1].reader_instances
         if readers is not None:
             instances = readers
-    return (instances + surge(instances, s.deploy_surge_percent)) * s.workers
+    return (instances + surge(instances, svc.deploy_surge_percent)) * svc.workers
 
 
 def replica_rule(provider: str) -> tuple[str, str]:
@@ -204,36 +206,36 @@ def _replica_limit(s: Scenario, rep: Replica, primary: tuple[int, str, bool, flo
     return _limit(s, rep.instance_class, None, None)
 
 
-def fleet_sentence(s: Scenario) -> str:
-    """How many client engines connect at the peak, as one sentence of arithmetic."""
-    if s.serverless_concurrency is not None:
-        return (f"Client engines at the peak: {s.serverless_concurrency:,} concurrent "
-                f"invocations x {s.engines_per_process} engine(s) = "
-                f"{s.serverless_concurrency * s.engines_per_process:,}.")
-    top = s.autoscaling_max
-    kind = "autoscaling maximum" if s.max_app_instances else "instances"
-    extra = surge(top, s.deploy_surge_percent)
-    return (f"Client engines at the peak: {top:,} {kind} + {s.deploy_surge_percent}% "
-            f"rolling-deploy surge ({extra:,}) = {top + extra:,} instances x {s.workers} "
-            f"worker(s) x {s.engines_per_process} engine(s) = "
-            f"{processes_at(s, 'primary', top) * s.engines_per_process:,} on the primary.")
+def fleet_sentence(svc: Service) -> str:
+    """How many client engines a service connects at the peak, as one sentence of arithmetic."""
+    if svc.serverless_concurrency is not None:
+        return (f"Client engines at the peak: {svc.serverless_concurrency:,} concurrent "
+                f"invocations x {svc.engines_per_process} engine(s) = "
+                f"{svc.serverless_concurrency * svc.engines_per_process:,}.")
+    top = svc.autoscaling_max
+    kind = "autoscaling maximum" if svc.max_app_instances else "instances"
+    extra = surge(top, svc.deploy_surge_percent)
+    return (f"Client engines at the peak: {top:,} {kind} + {svc.deploy_surge_percent}% "
+            f"rolling-deploy surge ({extra:,}) = {top + extra:,} instances x {svc.workers} "
+            f"worker(s) x {svc.engines_per_process} engine(s) = "
+            f"{(top + extra) * svc.workers * svc.engines_per_process:,} on the primary.")
 
 
-def endpoint_specs(s: Scenario) -> tuple[EndpointSpec, ...]:
-    """The primary and each replica, with max_connections, reserves and client processes
-    at the autoscaling peak."""
-    top = s.fleet_size
+def endpoint_specs(s: Scenario, svc: Service) -> tuple[EndpointSpec, ...]:
+    """The primary and each replica of the database `s`, with max_connections, reserves and
+    the service's client processes at its autoscaling peak."""
+    top = svc.fleet_size
     primary = _limit(s, s.instance_class, s.max_connections, s.max_connections_source)
     mc, src, est, vcpu, cls = primary
     # vCPUs typed for the database describe the primary (and replicas without a class's).
     specs = [EndpointSpec("primary", cls, mc, src, est, s.db_vcpus or vcpu,
                           reserves_for(s, True, mc),
-                          processes_at(s, "primary", top), s.engines_per_process)]
+                          processes_at(s, svc, "primary", top), svc.engines_per_process)]
     for i, rep in enumerate(s.replicas, start=1):
         rmc, rsrc, rest, rvcpu, rcls = _replica_limit(s, rep, primary)
         specs.append(EndpointSpec(f"replica-{i}", rcls, rmc, rsrc, rest, rvcpu or s.db_vcpus,
                                   reserves_for(s, False, rmc),
-                                  processes_at(s, f"replica-{i}", top), 1))
+                                  processes_at(s, svc, f"replica-{i}", top), 1))
     return tuple(specs)
 
 

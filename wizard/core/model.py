@@ -200,6 +200,23 @@ class Service:
     def serverless(self) -> bool:
         return self.serverless_concurrency is not None
 
+    @property
+    def autoscaling_max(self) -> int:
+        """App instances at the autoscaling maximum (the normal count without autoscaling)."""
+        return self.max_app_instances or self.app_instances
+
+    @property
+    def fleet_size(self) -> int:
+        """The scaling unit: the autoscaling maximum, or the peak concurrent invocations when
+        serverless (what break points and scale-out charts count in)."""
+        return self.serverless_concurrency or self.autoscaling_max
+
+    @property
+    def peak_instances(self) -> int:
+        """App instances at the autoscaling maximum plus the rolling-deploy surge."""
+        top = self.autoscaling_max
+        return top + surge(top, self.deploy_surge_percent)
+
 
 # The Scenario fields a Service owns (the rest describe the database and the path).
 SERVICE_FIELDS: tuple[str, ...] = (
@@ -252,8 +269,14 @@ class Scenario:
         kind = "serverless" if self.serverless_concurrency is not None else "web"
         return (Service(kind=kind, **{f: getattr(self, f) for f in SERVICE_FIELDS}),)
 
+    def through(self, svc: Service) -> Scenario:
+        """The database on the path one service takes (its own proxy, else the scenario's).
+        The core reads a service's fleet from the Service, never from a Scenario."""
+        return self if svc.proxy is None else replace(self, proxy=svc.proxy)
+
     def for_service(self, svc: Service) -> Scenario:
-        """This database seen by one service: its fleet and path, no other service."""
+        """This database seen by one service: its fleet and path, no other service (the
+        `scenario` of the service's plan, which the edges read; the core does not)."""
         return replace(self, services=(), proxy=svc.proxy or self.proxy,
                        **{f: getattr(svc, f) for f in SERVICE_FIELDS})
 
@@ -357,12 +380,14 @@ class LoadSizing:
 
 @dataclass(frozen=True)
 class ServiceResult:
-    """One service's own recommendation: its engines, budgets and findings (`rec`)."""
+    """One service's own recommendation: its engines, budgets and findings (`rec`), and the
+    Service it sizes (its fleet, load and current pools: what the core reads of it)."""
 
     name: str
     kind: str
     endpoints: tuple[str, ...]
     rec: Recommendation
+    service: Service = field(default_factory=Service)
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,12 @@ class PathFacts:
     pre_ping_why: str = ""
 
 
-def path_facts(s: Scenario) -> PathFacts:
+def path_facts(s: Scenario, serverless: bool = False) -> PathFacts:
+    """The facts of the path `s` describes (its proxy, network, TLS) for one service's
+    engines (`serverless`: one connection per invocation)."""
     cutoffs = tuple(idle_cutoffs(s))
     recycle, recycle_why = recycle_for(cutoffs)
-    args, args_why = connect_args_for(s)
+    args, args_why = connect_args_for(s, serverless)
     ping, ping_why = pre_ping_for(s)
     return PathFacts(DEFAULT_POOL_TIMEOUT, recycle, recycle_why, args, tuple(args_why),
                      cutoffs, ping, ping_why)
@@ -180,9 +182,11 @@ def _version(text: str | None) -> tuple[int, int] | None:
         return None
 
 
-def connect_args_for(s: Scenario) -> tuple[dict[str, Any], list[Step]]:
-    """asyncpg connect arguments the path needs, with a step of reason for each (its value
-    is the argument as set, `ssl` for TLS)."""
+def connect_args_for(s: Scenario, serverless: bool = False
+                     ) -> tuple[dict[str, Any], list[Step]]:
+    """asyncpg connect arguments the path needs (for a serverless service's engines when
+    `serverless`), with a step of reason for each (its value is the argument as set, `ssl`
+    for TLS)."""
     args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT}
     why = [Step(f"timeout={CONNECT_TIMEOUT}",
                 why=f"fail a connect in {CONNECT_TIMEOUT} s, not asyncpg's 60")]
@@ -199,7 +203,7 @@ def connect_args_for(s: Scenario) -> tuple[dict[str, Any], list[Step]]:
         args["ssl"] = "require"
         why.append(Step("ssl", why="the provider or proxy requires TLS (verify with the "
                         "provider's CA bundle in production)"))
-    if s.serverless:
+    if serverless:
         args["command_timeout"] = 10
         why.append(Step("command_timeout=10",
                         why="a serverless invocation must not hang on the database"))

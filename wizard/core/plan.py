@@ -53,14 +53,14 @@ def _pooled(s: Scenario, role: str) -> bool:
     return s.proxy in POOLERS and not (role != "primary" and proxies.rds_proxy_skips_replicas(s))
 
 
-def _claim(svc: Service, s: Scenario, spec: limits.EndpointSpec, load: LoadSizing | None,
+def _claim(svc: Service, spec: limits.EndpointSpec, load: LoadSizing | None,
            pooled: bool) -> shares.Claim:
     """What one service asks of a limit it shares: its floor (1 per client engine; 1 per
     concurrent invocation when serverless; cron's fixed share), then its need with a load
     (the burst need firm, the burst margin elastic), else its cap split by weight per
     client engine (client connections at the peak)."""
     clients = spec.clients
-    if s.serverless:
+    if svc.serverless:
         return shares.Claim(svc.name, "need", clients, svc.weight, clients, clients,
                             unit="concurrent invocation")
     if load is not None:
@@ -103,18 +103,17 @@ def recommend(s: Scenario) -> Recommendation:
     """
     validate(s)
     svcs = s.service_list()
-    views = [s.for_service(v) for v in svcs]
-    paths = [path_facts(v) for v in views]
+    ways = [s.through(v) for v in svcs]  # the database on each service's path
+    paths = [path_facts(w, v.serverless) for w, v in zip(ways, svcs, strict=True)]
     loads = [load_sizing(v) for v in svcs]
-    roles = [spec.role for spec in limits.endpoint_specs(views[0])]
-    specs = [{sp.role: sp for sp in limits.endpoint_specs(v)
-              if svc.endpoints is None or sp.role in svc.endpoints}
-             for svc, v in zip(svcs, views, strict=True)]
+    roles = [spec.role for spec in limits.endpoint_specs(s, svcs[0])]
+    specs = [{sp.role: sp for sp in limits.endpoint_specs(s, svc)
+              if svc.endpoints is None or sp.role in svc.endpoints} for svc in svcs]
     sized: list[dict[str, tuple[EndpointBudget, EngineSettings, str]]] = [{} for _ in svcs]
     totals: list[EndpointBudget] = []
     for role in roles:
-        members = [_Member(i, svcs[i], views[i], specs[i][role], loads[i],
-                           _pooled(views[i], role), bool(s.services))
+        members = [_Member(i, svcs[i], ways[i], specs[i][role], loads[i],
+                           _pooled(ways[i], role), bool(s.services))
                    for i in range(len(svcs)) if role in specs[i]]
         if members:
             try:
@@ -127,11 +126,11 @@ def recommend(s: Scenario) -> Recommendation:
                     sized[m.index][role] = (replace(ep, shared_headroom=totals[-1].headroom),
                                             eng, bound)
     results = []
-    for i, (svc, view) in enumerate(zip(svcs, views, strict=True)):
+    for i, svc in enumerate(svcs):
         rows = [sized[i][r] for r in roles if r in sized[i]]
         if s.services:  # named services: each engine says who it is
             rows = [(ep, _named_engine(eng, svc.name), bound) for ep, eng, bound in rows]
-        results.append(_service_rec(svc, view, loads[i], paths[i], rows))
+        results.append(_service_rec(svc, s, loads[i], paths[i], rows))
     return _plan_rec(s, tuple(totals), tuple(results))
 
 
@@ -187,15 +186,15 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     # server connection, so their tiers hold as for direct services); another pooler claims
     # once: it opens a server connection only for a client that asks, so at most what its
     # clients can use, whatever it is configured to open.
-    claims = [_claim(m.svc, m.s, m.spec, m.load, False) for m in direct]
+    claims = [_claim(m.svc, m.spec, m.load, False) for m in direct]
     slots: list[list[int]] = []
     for name, g in groups.items():
         start = len(claims)
         if all(m.s.proxy in SESSION_POOLERS for m in g):
-            claims += [_claim(m.svc, m.s, m.spec, m.load, True) for m in g]
+            claims += [_claim(m.svc, m.spec, m.load, True) for m in g]
         else:
             proxy = proxies.proxy_limits(g[0].s, g[0].spec, needs[name], len(g))
-            asks = [_claim(m.svc, m.s, m.spec, m.load, True) for m in g]
+            asks = [_claim(m.svc, m.spec, m.load, True) for m in g]
             demands = [c.demand for c in asks]
             if name in proxies.PAIR_POOLERS:
                 # A pool per service's pair, and the pairs no service here uses.
@@ -246,7 +245,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
             if len(sub) > 1 and limit is not None and not own_pools:
                 side = client_limit(proxy, spec.usable)[1]
                 inner.update(zip((m.index for m in sub), shares.shares(
-                    limit, [_claim(m.svc, m.s, m.spec, m.load, True) for m in sub],
+                    limit, [_claim(m.svc, m.spec, m.load, True) for m in sub],
                     f"{side} ({limit:,}, {name})",
                     ("use transaction mode, fewer processes or a bigger server pool"
                      if proxy.session_mode else proxies.client_limit_fix(
@@ -257,7 +256,7 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
             sized[m.index][spec.role] = m.size(
                 m.s, m.svc, allot(m.spec, k), m.load, paths[m.index], cap=_cap(m.svc, True),
                 fleet_need=needs[name],
-                group=[(x.svc, instances_behind(x.s, x.spec)) for x in g],
+                group=[(x.svc, instances_behind(x.svc, x.spec)) for x in g],
                 group_share=mine)
             limit = client_limits[m.index]
             allots[m.index] = (limit, mine.value if mine else limit,
@@ -290,8 +289,8 @@ def _pooler_need(group: list[_Member]) -> int | None:
     session = [m for m in group if m.s.proxy in SESSION_POOLERS]
     other = [m for m in group if m.s.proxy not in SESSION_POOLERS]
     # Supavisor's session and transaction ports share one pool: their needs add up.
-    pinned = sum(_claim(m.svc, m.s, m.spec, m.load, True).demand for m in session)
-    loaded = fleet_server_need([(m.svc, instances_behind(m.s, m.spec)) for m in other]) if other \
+    pinned = sum(_claim(m.svc, m.spec, m.load, True).demand for m in session)
+    loaded = fleet_server_need([(m.svc, instances_behind(m.svc, m.spec)) for m in other]) if other \
         else None
     if not other:
         return pinned
@@ -337,9 +336,9 @@ def _others_limits(members: list[_Member],
             limit = None if base is None else max(0, base - others)
             name = ep.break_limit_name + " the other services leave"
         breaks = projection.break_point(ep.pool_size + ep.max_overflow, limit,
-                                    lambda n, s=m.s: limits.processes_at(s, role, n),
+                                    lambda n, m=m: limits.processes_at(m.s, m.svc, role, n),
                                     ep.engines_per_process,
-                                    m.s.fleet_size)
+                                    m.svc.fleet_size)
         sized[m.index][role] = (replace(ep, breaks_at=breaks, break_limit=limit,
                                         break_limit_name=name), eng, bound)
 
@@ -387,16 +386,17 @@ def _named_engine(eng: EngineSettings, name: str) -> EngineSettings:
 
 def _service_rec(svc: Service, s: Scenario, load: LoadSizing | None, path: PathFacts,
                  rows: list[tuple[EndpointBudget, EngineSettings, str]]) -> ServiceResult:
-    """One service's own Recommendation over the endpoints it uses."""
+    """One service's own Recommendation over the endpoints it uses (its `scenario` is the
+    database as the service sees it, for the edges; the core reads `svc`)."""
     endpoints = tuple(ep for ep, _, _ in rows)
     breaks = [e.breaks_at for e in endpoints if e.breaks_at is not None]
-    rec = Recommendation(scenario=s, endpoints=endpoints,
+    rec = Recommendation(scenario=s.for_service(svc), endpoints=endpoints,
                          engines=tuple(eng for _, eng, _ in rows), warnings=(), sources=(),
-                         load=load, rules=rule_comparisons(s, endpoints[0]),
+                         load=load, rules=rule_comparisons(svc, endpoints[0]),
                          binding="; ".join(f"{ep.role}: {bound}" for ep, _, bound in rows),
                          breaks_at=min(breaks, default=None), cutoffs=path.cutoffs)
     rec = replace(rec, warnings=findings.run_checks(rec, svc), sources=sources_for(s, rec))
-    return ServiceResult(svc.name, svc.kind, tuple(e.role for e in endpoints), rec)
+    return ServiceResult(svc.name, svc.kind, tuple(e.role for e in endpoints), rec, svc)
 
 
 def _plan_rec(s: Scenario, totals: tuple[EndpointBudget, ...],

@@ -11,6 +11,7 @@ from typing import Any
 from wizard.core import bounds, limits
 from wizard.core.model import (
     Recommendation,
+    Service,
     ServiceShare,
 )
 
@@ -49,12 +50,11 @@ def break_sentence(rec: Recommendation) -> str:
             continue
 
         def now(b: ServiceShare) -> int:
-            sv = kinds[b.service].rec.scenario
-            return sv.fleet_size
+            return kinds[b.service].service.fleet_size
 
         rows.sort(key=lambda b: b.breaks_at / max(1, now(b)))
         first, rest = rows[0], rows[1:]
-        unit = lambda b: ("invocations" if kinds[b.service].rec.scenario.serverless  # noqa: E731
+        unit = lambda b: ("invocations" if kinds[b.service].service.serverless  # noqa: E731
                           else "instances")
         text = (f"{ep.role}: {first.service} breaks it first, at {first.breaks_at:,} "
                 f"{unit(first)} (today {now(first):,})")
@@ -65,11 +65,16 @@ def break_sentence(rec: Recommendation) -> str:
     return " ".join(lines)
 
 
+def _own(rec: Recommendation) -> Service:
+    """The service a plan sizes (its scenario is the database as that service sees it)."""
+    return rec.scenario.service_list()[0]
+
+
 def break_lines(rec: Recommendation) -> list[str]:
     """Where each endpoint breaks as the fleet grows, in words; the CLI and the report print
     these lines as they are."""
-    s = rec.scenario
-    unit = "invocations" if s.serverless else "instances at the autoscaling maximum"
+    unit = ("invocations" if _own(rec).serverless
+            else "instances at the autoscaling maximum")
     return [f"{e.role}: breaks from about {e.breaks_at:,} {unit} with these settings (above "
             f"{e.break_limit:,} {e.break_limit_name})"
             for e in rec.endpoints if e.breaks_at is not None and e.break_limit is not None]
@@ -81,8 +86,7 @@ SCALE_OUT_POINTS = 300
 
 def scale_out_range(rec: Recommendation) -> int:
     """Default x-axis end: twice the autoscaling maximum, and past the break point."""
-    s = rec.scenario
-    top = s.autoscaling_max
+    top = _own(rec).autoscaling_max
     end = max(2 * top, top + 4)
     if rec.breaks_at is not None:
         end = max(end, rec.breaks_at + max(2, rec.breaks_at // 5))
@@ -99,8 +103,8 @@ def scale_out(rec: Recommendation, up_to: int | None = None) -> list[dict[str, A
     worst_case (what the endpoint sees), client_connections, limit (what the clients
     must stay under), usable and max_connections.
     """
-    s = rec.scenario
-    if s.serverless:
+    s, svc = rec.scenario, _own(rec)
+    if svc.serverless:
         return []
     top = min(up_to or scale_out_range(rec), 10 * bounds.RANGES["app_instances"].high)
     if top <= SCALE_OUT_POINTS:
@@ -108,13 +112,13 @@ def scale_out(rec: Recommendation, up_to: int | None = None) -> list[dict[str, A
     else:
         step = (top - 1) / (SCALE_OUT_POINTS - 1)
         xs = {1 + round(i * step) for i in range(SCALE_OUT_POINTS)}
-    now = s.autoscaling_max
+    now = svc.autoscaling_max
     for b in [now] + [e.breaks_at for e in rec.endpoints if e.breaks_at]:
         xs |= {x for x in (b - 1, b) if 1 <= x <= top}
     rows = []
     for n in sorted(xs):
         for ep in rec.endpoints:
-            clients = (limits.processes_at(s, ep.role, n) * ep.engines_per_process
+            clients = (limits.processes_at(s, svc, ep.role, n) * ep.engines_per_process
                        * (ep.pool_size + ep.max_overflow))
             worst = clients if ep.server_side is None else min(ep.server_side.limit, clients)
             rows.append({"instances": n, "endpoint": ep.role, "worst_case": worst,
@@ -128,8 +132,7 @@ def scale_out_services_range(rec: Recommendation) -> int:
     past the first break point (the others may lie further out)."""
     end, first = 4, None
     for svc in rec.services:
-        s = svc.rec.scenario
-        now = s.fleet_size
+        now = svc.service.fleet_size
         end = max(end, 2 * now, now + 4)
     for ep in rec.endpoints:
         for b in ep.by_service:
@@ -157,19 +160,20 @@ def scale_out_services(rec: Recommendation, up_to: int | None = None) -> list[di
     for ep in rec.endpoints:
         for b in ep.by_service:
             svc = rec.service(b.service)
-            s = svc.rec.scenario
             if b.break_limit is None:
                 continue
             own = svc.rec.endpoint(ep.role)
-            now = s.fleet_size
-            if limits.processes_at(s, ep.role, now + 1) == limits.processes_at(s, ep.role, now):
+            sv = svc.service
+            now = sv.fleet_size
+            if (limits.processes_at(rec.scenario, sv, ep.role, now + 1)
+                    == limits.processes_at(rec.scenario, sv, ep.role, now)):
                 continue
-            series.append((ep, b, s, own, now))
+            series.append((ep, b, sv, own, now))
     if not series:
         return []
     points = max(20, SCALE_OUT_POINTS // len(series))
     rows = []
-    for ep, b, s, own, now in series:
+    for ep, b, sv, own, now in series:
         if top <= points:
             xs = set(range(1, top + 1))
         else:
@@ -179,11 +183,11 @@ def scale_out_services(rec: Recommendation, up_to: int | None = None) -> list[di
             if mark:
                 xs |= {x for x in (mark - 1, mark) if 1 <= x <= top}
         per = own.pool_size + own.max_overflow
-        unit = "invocations" if s.serverless else "instances"
+        unit = "invocations" if sv.serverless else "instances"
         for n in sorted(xs):
             rows.append({"instances": n, "service": b.service, "endpoint": ep.role,
                          "series": f"{b.service} · {ep.role}", "unit": unit,
-                         "connections": limits.processes_at(s, ep.role, n)
+                         "connections": limits.processes_at(rec.scenario, sv, ep.role, n)
                          * own.engines_per_process * per,
                          "limit": b.break_limit, "today": now, "breaks_at": b.breaks_at})
     return rows

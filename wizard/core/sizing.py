@@ -127,10 +127,10 @@ def client_limit(proxy: proxies.ProxyLimits | None, usable: int) -> tuple[int | 
     return proxy.client_limit, "the proxy's client limit"
 
 
-def instances_behind(s: Scenario, spec: limits.EndpointSpec) -> int:
-    """App instances behind an endpoint's processes (1 when serverless: the load is the
-    whole service's)."""
-    return spec.processes // max(1, s.workers) if not s.serverless else 1
+def instances_behind(svc: Service, spec: limits.EndpointSpec) -> int:
+    """A service's app instances behind an endpoint's processes (1 when serverless: the load
+    is the whole service's)."""
+    return spec.processes // max(1, svc.workers) if not svc.serverless else 1
 
 
 def size_endpoint(s: Scenario, svc: Service, spec: limits.EndpointSpec,
@@ -140,10 +140,11 @@ def size_endpoint(s: Scenario, svc: Service, spec: limits.EndpointSpec,
                   group_share: shares.Share | None = None
                   ) -> tuple[EndpointBudget, EngineSettings, str]:
     """One service's budget and engine settings on one endpoint, and the bound that decided
-    them: `s` is the database as the service sees it, `svc` the service (its load). Behind a
-    pooler several services share, `group` lists their fleets (for the pooler's need) and
-    `group_share` is this service's part of the pooler's limit."""
-    instances = instances_behind(s, spec)
+    them: `s` is the database on the path the service takes (its proxy), `svc` the service
+    (its fleet, load and pools). Behind a pooler several services share, `group` lists their
+    fleets (for the pooler's need) and `group_share` is this service's part of the pooler's
+    limit."""
+    instances = instances_behind(svc, spec)
     fleets = group or [(svc, instances)]
     if fleet_need is None:
         fleet_need = fleet_server_need(fleets)
@@ -153,17 +154,17 @@ def size_endpoint(s: Scenario, svc: Service, spec: limits.EndpointSpec,
         # RDS Proxy serves only the writer: this replica is reached directly, so its idle
         # cut-offs, waits and pre-ping are the direct path's, never the proxy's.
         path_s = replace(s, proxy="none")
-        path = path_facts(path_s)
+        path = path_facts(path_s, svc.serverless)
     share, share_how = shares.per_process_budget(s, spec, proxy, group_share)
     if cap is None:
         cap = proxies.no_load_cap(proxy is not None)
     # Behind a transaction pooler an idle client connection holds no server connection:
     # with a load or without, the engine keeps its whole total as a fixed pool (see _split).
-    fixed = proxy is not None and s.proxy in TRANSACTION_POOLERS and not s.serverless
-    if s.serverless:
+    fixed = proxy is not None and s.proxy in TRANSACTION_POOLERS and not svc.serverless
+    if svc.serverless:
         pool, overflow, bound = 1, 0, "serverless: one connection per invocation"
     else:
-        pool, overflow, bound = _split(share, s.pool_split, load, cap, fixed)
+        pool, overflow, bound = _split(share, svc.pool_split, load, cap, fixed)
         if proxy is not None and bound == "budget":
             bound = "proxy " + ("server pool" if proxy.session_mode else "client limit")
     per = pool + overflow
@@ -184,11 +185,11 @@ def size_endpoint(s: Scenario, svc: Service, spec: limits.EndpointSpec,
         seen = (f"; the database sees at most min(server pool "
                 f"{_fmt(proxy.server_pool)}, {_fmt(client_total)}) = {_fmt(worst)}")
     limit, limit_name = client_limit(proxy, spec.usable)
-    breaks = projection.break_point(per, limit, lambda n: limits.processes_at(s, spec.role, n),
-                                spec.engines_per_process,
-                                s.fleet_size)
+    breaks = projection.break_point(
+        per, limit, lambda n: limits.processes_at(s, svc, spec.role, n),
+        spec.engines_per_process, svc.fleet_size)
     waits: tuple[float | None, ...] = (None, None, None)
-    if load is not None and not s.serverless:
+    if load is not None and not svc.serverless:
         waits = wait_figures(load, per, path.pool_timeout)
     parts = " - ".join(f"{r.count} {r.name}" for r in spec.reserves)
     share_text = _fmt(share) if share is not None else "unbounded"
@@ -209,7 +210,7 @@ def size_endpoint(s: Scenario, svc: Service, spec: limits.EndpointSpec,
         client_side=client_side, vcpu=spec.vcpu, p_wait=waits[0],
         p_wait_past_timeout=waits[1], mean_wait_ms=waits[2], breaks_at=breaks,
         break_limit=limit, break_limit_name=limit_name, allotment=spec.allotment)
-    null = s.serverless
+    null = svc.serverless
     # LIFO only where a pooler sits in front of this endpoint (RDS Proxy skips RDS replicas).
     lifo = proxy is not None and not null
     engine = EngineSettings.reasoned(
@@ -221,8 +222,8 @@ def size_endpoint(s: Scenario, svc: Service, spec: limits.EndpointSpec,
     return endpoint, engine, bound
 
 
-def rule_comparisons(s: Scenario, primary: EndpointBudget) -> tuple[RuleComparison, ...]:
-    """The rules people copy, evaluated for this scenario's primary, per engine, against
+def rule_comparisons(svc: Service, primary: EndpointBudget) -> tuple[RuleComparison, ...]:
+    """The rules people copy, evaluated for a service on the primary, per engine, against
     the limit that binds the fleet's client connections there (`primary.break_limit`).
 
     A rule sized for the whole server is divided among the engines; below one connection
@@ -247,7 +248,7 @@ def rule_comparisons(s: Scenario, primary: EndpointBudget) -> tuple[RuleComparis
         add("HikariCP", f"database cores x 2 + 1 spindle = {total} for the server, / "
             f"{clients:,} engines", total // clients,
             "https://github.com/brettwooldridge/HikariCP/wiki/About-Pool-Sizing")
-    prisma = s.app_vcpus * 2 + 1
+    prisma = svc.app_vcpus * 2 + 1
     add("Prisma", f"app CPUs x 2 + 1 = {prisma} per process", prisma,
         "https://www.prisma.io/docs/orm/prisma-client/setup-and-configuration/databases-connections")
     for pct in (40, 80):

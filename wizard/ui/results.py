@@ -55,7 +55,7 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
     if fix:
         st.info(f"**Fix:** {md_escape(fix)}")
     if scenario is not None:
-        st.caption(md_escape(limits.fleet_sentence(scenario)))
+        st.caption(md_escape(limits.fleet_sentence(scenario.service_list()[0])))
     where, _ = state._problem(state.flat_key(state.current_flat()))
     # A refused replica is fixed on the replica (its class or max_connections, step 3),
     # not with a proxy or a bigger primary.
