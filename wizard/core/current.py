@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from wizard.core import proxies, shares
 from wizard.core.codes import finding
-from wizard.core.model import Finding, Recommendation, Scenario, ServiceShare
+from wizard.core.model import Finding, Recommendation, Service, ServiceShare
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,14 @@ class EndpointUse:
         return any(u.today for u in self.services)
 
 
-def _per_engine(s: Scenario, share: ServiceShare) -> tuple[bool, int | None, str]:
+def _per_engine(svc: Service, share: ServiceShare) -> tuple[bool, int | None, str]:
     """(today, connections per engine, that pool in words) for one service: its current
     pool, or its recommended one when it declares no current pool_size."""
-    cur = s.current
+    cur = svc.current
     if cur is None or cur.pool_size is None:
         return (False, share.pool_size + share.max_overflow,
                 f"recommended pool ({share.pool_size} + {share.max_overflow})")
-    if s.serverless:
+    if svc.serverless:
         return True, 1, "one connection per invocation"
     if cur.poolclass == "NullPool":
         return True, 1, "NullPool (one connection per engine)"
@@ -100,7 +100,7 @@ def current_use(rec: Recommendation) -> tuple[EndpointUse, ...]:
         for share in total_ep.by_service:
             svc = rec.service(share.service)
             ep = svc.rec.endpoint(total_ep.role)
-            today, per, how = _per_engine(svc.rec.scenario, share)
+            today, per, how = _per_engine(svc.service, share)
             clients = None if per is None else per * share.clients
             if not today and ep.client_side is not None:
                 clients = ep.client_side.worst_case
@@ -127,7 +127,7 @@ def current_use(rec: Recommendation) -> tuple[EndpointUse, ...]:
             seen.update(zip(idx, parts, strict=True))
         uses = []
         for i, (share, today, per, clients, how, pooler, _, climit) in enumerate(rows):
-            unit = "invocations" if rec.service(share.service).rec.scenario.serverless else (
+            unit = "invocations" if rec.service(share.service).service.serverless else (
                 "engines")
             detail = f"{how} x {share.clients:,} {unit}" + (
                 f" = {clients:,}" if clients is not None else ": no limit") + (

@@ -22,6 +22,7 @@ from wizard.core.model import (
     SizingError,
     param_values,
     service_key,
+    service_values,
     surge,
 )
 
@@ -251,12 +252,18 @@ PROXY_PROVIDERS = {
 }
 
 
-def validate(s: Scenario) -> None:
-    """Raise ScenarioError naming the first bad value and the valid choices."""
-    from wizard.core.model import NETWORK_CUTOFFS, PROXIES
+def validate(s: Scenario, svc: Service | None = None) -> None:
+    """Raise ScenarioError naming the first bad value and the valid choices: the database
+    and the path `s` describes, and the fleet of `svc` (without it, the flags form's one
+    service; with named services, none: plan.validate checks each)."""
+    from wizard.core.model import FLEET_KEYS, NETWORK_CUTOFFS, PROXIES
 
+    if svc is None and not s.services:
+        svc = s.service_list()[0]
     # Ranges first: nothing below may do work that grows with a number.
-    for key, value in param_values(s).items():
+    fleet = service_values(svc) if svc is not None else {}
+    for key, value in [*((k, v) for k, v in param_values(s).items() if k not in FLEET_KEYS),
+                       *fleet.items()]:
         if isinstance(value, int | float) and not isinstance(value, bool):
             bounds.check(key, value)
     for rep in s.replicas:
@@ -275,19 +282,25 @@ def validate(s: Scenario) -> None:
         raise ScenarioError(f"Azure's built-in PgBouncer is not offered on Burstable SKUs "
                             f"({s.instance_class}); pick a General Purpose or Memory Optimized "
                             "SKU, or your own PgBouncer in transaction mode", key="proxy")
-    if s.max_app_instances is not None and s.max_app_instances < s.app_instances:
-        raise ScenarioError(f"the autoscaling maximum ({s.max_app_instances:,}) must be at "
-                            f"least the app instances ({s.app_instances:,})",
-                            key="max_app_instances")
-    if s.load is not None and s.load.p95_hold_ms is not None and (
-            s.load.p95_hold_ms < s.load.hold_ms):
-        raise ScenarioError(f"p95 hold time ({s.load.p95_hold_ms:g} ms) must be at least "
-                            f"the mean ({s.load.hold_ms:g} ms)", key="p95_hold_ms")
+    if svc is not None:
+        _validate_fleet(svc)
     for item in s.network:
         if item not in NETWORK_CUTOFFS:
             raise ScenarioError(f"unknown network element {item!r}; valid choices: "
                                 f"{', '.join(NETWORK_CUTOFFS)}", key="network")
     validate_topology(s)
+
+
+def _validate_fleet(svc: Service) -> None:
+    """A service's fleet values that contradict each other."""
+    if svc.max_app_instances is not None and svc.max_app_instances < svc.app_instances:
+        raise ScenarioError(f"the autoscaling maximum ({svc.max_app_instances:,}) must be at "
+                            f"least the app instances ({svc.app_instances:,})",
+                            key="max_app_instances")
+    load = svc.load
+    if load is not None and load.p95_hold_ms is not None and load.p95_hold_ms < load.hold_ms:
+        raise ScenarioError(f"p95 hold time ({load.p95_hold_ms:g} ms) must be at least "
+                            f"the mean ({load.hold_ms:g} ms)", key="p95_hold_ms")
 
 
 # At most this many services share one database (bounded work per scenario).

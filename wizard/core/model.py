@@ -318,7 +318,7 @@ def service_key(index: int, key: str) -> str:
 def param_values(s: Scenario) -> dict[str, Any]:
     """Every parameter's value for a scenario (None where unset), keyed by its flat key
     (the share link's, the CLI flag's; wizard.scenario.links.PARAMS describes them)."""
-    ps, rs, load, cur = s.proxy_settings, s.reserves, s.load, s.current
+    ps, rs = s.proxy_settings, s.reserves
     reps = s.replicas
     return {
         "provider": s.provider, "instance_class": s.instance_class,
@@ -340,16 +340,25 @@ def param_values(s: Scenario) -> dict[str, Any]:
         "max_prepared_statements": ps.max_prepared_statements,
         "user_db_pairs": ps.user_db_pairs,
         "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
-        "app_instances": s.app_instances, "max_app_instances": s.max_app_instances,
-        "deploy_surge_percent": s.deploy_surge_percent, "workers": s.workers,
-        "engines": s.engines_per_process, "serverless_concurrency": s.serverless_concurrency,
-        "app_vcpus": s.app_vcpus, "superuser_reserved": rs.superuser,
+        **service_values(s), "superuser_reserved": rs.superuser,
         "provider_reserved": rs.provider, "admin_reserve": rs.admin,
         "migrations_reserve": rs.migrations, "replication_reserve": rs.replication_slots,
-        "split": s.pool_split, "rps": load.rps if load else None,
+        "network": list(s.network) or None, "iam_auth": s.iam_auth, "pre_ping": s.pre_ping,
+    }
+
+
+def service_values(svc: Service | Scenario) -> dict[str, Any]:
+    """A service's fleet parameters (FLEET_KEYS) by flat key, None where unset (a Scenario
+    still carries the flags form's one service's: issue 19 moves them to its Service)."""
+    load, cur = svc.load, svc.current
+    return {
+        "app_instances": svc.app_instances, "max_app_instances": svc.max_app_instances,
+        "deploy_surge_percent": svc.deploy_surge_percent, "workers": svc.workers,
+        "engines": svc.engines_per_process,
+        "serverless_concurrency": svc.serverless_concurrency, "app_vcpus": svc.app_vcpus,
+        "split": svc.pool_split, "rps": load.rps if load else None,
         "hold_ms": load.hold_ms if load else None,
         "p95_hold_ms": load.p95_hold_ms if load else None,
-        "network": list(s.network) or None, "iam_auth": s.iam_auth, "pre_ping": s.pre_ping,
         "current_pool_size": cur.pool_size if cur else None,
         "current_max_overflow": cur.max_overflow if cur else None,
         "current_pool_recycle": cur.pool_recycle if cur else None,

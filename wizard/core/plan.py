@@ -142,7 +142,7 @@ def validate(s: Scenario) -> None:
     svcs = s.service_list()
     for i, svc in enumerate(svcs, start=1):
         try:
-            _as_service(svc, 2 if s.services else 1, limits.validate, s.for_service(svc))
+            _as_service(svc, 2 if s.services else 1, limits.validate, s.through(svc), svc)
         except ScenarioError as exc:
             if not s.services:
                 raise
