@@ -31,6 +31,7 @@ from wizard.core.model import (
     Service,
     field_name,
     service_key,
+    service_values,
 )
 from wizard.core.model import param_values as values
 from wizard.core.params import MAX_LIST_ITEMS, MAX_NUMBER_CHARS, Param
@@ -122,7 +123,7 @@ def to_flat(s: Scenario) -> dict[str, str]:
         if mine[p.key] != base[p.key] and mine[p.key] is not None:
             out[p.key] = flat_text(mine[p.key])
     for i, svc in enumerate(s.services, start=1):
-        view = values(s.for_service(svc))
+        view = service_values(svc)
         out[service_key(i, "name")] = svc.name
         kind = "serverless" if svc.serverless_concurrency is not None else "web"
         if svc.kind != kind:
