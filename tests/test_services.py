@@ -153,6 +153,25 @@ def _svc(name: str, **kw) -> Service:
     return Service(name=name, **kw)
 
 
+def test_the_core_reads_each_service_never_the_scenarios_fleet_fields() -> None:
+    # With services, the Scenario's own fleet fields describe no one: whatever they say,
+    # the answer (its JSON, every plan's findings, the current use) is the same, because
+    # the core reads the fleet, load and current pools of each Service.
+    from wizard.core import current
+    from wizard.core.model import CurrentPool
+    strip = lambda d: {k: v for k, v in d.items() if k != "scenario"}  # noqa: E731
+    for proxy in ("none", "pgbouncer-transaction"):
+        s = replace(files.parse(ESTATE), proxy=proxy)
+        odd = replace(s, app_instances=40, max_app_instances=80, workers=16,
+                      deploy_surge_percent=0, engines_per_process=3, serverless_concurrency=500,
+                      app_vcpus=64, pool_split=0.1, load=Load(5000, 900),
+                      current=CurrentPool(pool_size=90))
+        a, b = recommend(s), recommend(odd)
+        assert strip(a.to_dict()) == strip(b.to_dict()), proxy
+        assert current.current_use(a) == current.current_use(b), proxy
+        assert [v.service for v in a.services] == list(s.services)
+
+
 def test_estate_example_sums_and_sizes_each_service() -> None:
     s = files.parse(ESTATE)
     rec = recommend(s)
