@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 from wizard.core import params
-from wizard.core.model import ScenarioError, field_name
+from wizard.core.errors import ScenarioError
+from wizard.core.model import field_name
 from wizard.core.params import (  # noqa: F401 - re-exported: the limits live with the table
     MAX_REPLICAS,
     MAX_REPLICAS_SOURCE,

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from wizard.core.model import PROVIDERS, ScenarioError, Source
+from wizard.core.errors import ScenarioError
+from wizard.core.model import PROVIDERS
+from wizard.core.results import Source
 
 
 def _data_dir() -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wizard.core.model import Finding
+from wizard.core.results import Finding
 
 
 @dataclass(frozen=True)

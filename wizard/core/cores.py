@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from wizard.core.model import Source
+from wizard.core.results import Source
 
 HIKARI = Source("HikariCP: About Pool Sizing",
                 "https://github.com/brettwooldridge/HikariCP/wiki/About-Pool-Sizing")

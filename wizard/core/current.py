@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from wizard.core import proxies, shares
 from wizard.core.codes import finding
-from wizard.core.model import Finding, Recommendation, Service, ServiceShare
+from wizard.core.model import Recommendation, Service
+from wizard.core.results import Finding, ServiceShare
 
 
 @dataclass(frozen=True)

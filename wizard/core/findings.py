@@ -23,11 +23,11 @@ from wizard.core.model import (
     POOLERS,
     SEVERITIES,
     TRANSACTION_POOLERS,
-    Finding,
     Recommendation,
     Service,
     ServiceResult,
 )
+from wizard.core.results import Finding
 
 Rule = Callable[[Recommendation, Service], Iterator[Finding]]
 RULES: list[Rule] = []

@@ -12,19 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wizard.core import bounds, catalog
+from wizard.core.errors import ScenarioError, SizingError
 from wizard.core.model import (
     SERVICE_NAME,
     Replica,
-    ReserveItem,
     Scenario,
-    ScenarioError,
     Service,
-    SizingError,
     param_values,
     service_key,
     service_values,
     surge,
 )
+from wizard.core.results import ReserveItem
 
 DEFAULT_SUPERUSER_RESERVED = 3  # PostgreSQL's own default
 

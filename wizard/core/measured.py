@@ -20,7 +20,8 @@ import math
 import re
 from dataclasses import replace
 
-from wizard.core.model import Load, LoadSizing, MeasuredLoad, ScenarioError
+from wizard.core.errors import ScenarioError
+from wizard.core.model import Load, LoadSizing, MeasuredLoad
 
 BURST_FLOOR = 2.0  # a burst is at least twice the mean, as for a guessed load
 NOMINAL_HOLD_MS = 100.0  # the hold time behind the waits when only a measurement is given

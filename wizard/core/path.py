@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from wizard.core import catalog
-from wizard.core.model import TRANSACTION_POOLERS, Cutoff, Scenario, Source, Step
+from wizard.core.model import TRANSACTION_POOLERS, Scenario
+from wizard.core.results import Cutoff, Source, Step
 
 DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_RECYCLE = 1800

@@ -18,27 +18,28 @@ from wizard.core import (
     proxies,
     shares,
 )
+from wizard.core.errors import ScenarioError, SizingError
 from wizard.core.model import (
     FLEET_KEYS,
     POOLERS,
     SESSION_POOLERS,
-    EndpointBudget,
-    EngineSettings,
     LoadSizing,
     Recommendation,
     Scenario,
-    ScenarioError,
     Service,
     ServiceResult,
-    ServiceShare,
-    SizingError,
-    Source,
-    Step,
-    reason_text,
     service_key,
 )
 from wizard.core.path import PathFacts, path_facts
 from wizard.core.queueing import fleet_server_need, load_sizing
+from wizard.core.results import (
+    EndpointBudget,
+    EngineSettings,
+    ServiceShare,
+    Source,
+    Step,
+    reason_text,
+)
 from wizard.core.sizing import (
     client_limit,
     instances_behind,

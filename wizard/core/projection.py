@@ -9,11 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from wizard.core import bounds, limits
-from wizard.core.model import (
-    Recommendation,
-    Service,
-    ServiceShare,
-)
+from wizard.core.model import Recommendation, Service
+from wizard.core.results import ServiceShare
 
 
 def break_point(per_client: int, limit: int | None, processes_at: Callable[[int], int],

@@ -8,11 +8,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wizard.core.errors import SizingError
 from wizard.core.limits import EndpointSpec
-from wizard.core.model import (
-    Scenario,
-    SizingError,
-)
+from wizard.core.model import Scenario
 from wizard.core.proxies import POOLER_ADVICE, ProxyLimits, client_limit_fix
 
 

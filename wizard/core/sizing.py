@@ -14,19 +14,21 @@ from wizard.core import catalog, limits, projection, proxies, shares
 from wizard.core.model import (
     POOLERS,
     TRANSACTION_POOLERS,
-    EndpointBudget,
-    EngineSettings,
     LoadSizing,
-    ProxySide,
     Recommendation,
-    RuleComparison,
     Scenario,
     Service,
-    Source,
-    Step,
 )
 from wizard.core.path import PathFacts, path_facts, proxy_wait_step
 from wizard.core.queueing import fleet_offered_load, fleet_server_need, wait_figures
+from wizard.core.results import (
+    EndpointBudget,
+    EngineSettings,
+    ProxySide,
+    RuleComparison,
+    Source,
+    Step,
+)
 
 
 def _fmt(n: int) -> str:
