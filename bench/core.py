@@ -17,6 +17,7 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -64,8 +65,7 @@ def scenario(rng: random.Random) -> Scenario:
     if rng.random() < 0.25:  # several services share the database (up to the 32 allowed)
         n = rng.choice([2, 3, 5, limits.MAX_SERVICES if extreme else 8])
         services = tuple(_service(rng, i, extreme) for i in range(n))
-    return Scenario(
-        services=services,
+    s = Scenario.flags(
         provider=provider,
         instance_class=None if measured else rng.choice(classes),
         max_connections=mc,
@@ -81,6 +81,7 @@ def scenario(rng: random.Random) -> Scenario:
         deploy_surge_percent=pick(rng, "deploy_surge_percent", extreme),
         load=load,
     )
+    return replace(s, services=services) if services else s
 
 
 def _service(rng: random.Random, i: int, extreme: bool) -> Service:
@@ -96,13 +97,14 @@ def _service(rng: random.Random, i: int, extreme: bool) -> Service:
 
 
 def summary(s: Scenario) -> str:
-    if s.services:
+    if s.named:
         return (f"{s.provider} {s.instance_class or s.max_connections}, {len(s.replicas)} "
                 f"replicas, {s.proxy}, {len(s.services)} services")
-    load = f"{s.load.rps:,g} req/s x {s.load.hold_ms:g} ms" if s.load else "no load"
+    one = s.services[0]
+    load = f"{one.load.rps:,g} req/s x {one.load.hold_ms:g} ms" if one.load else "no load"
     return (f"{s.provider} {s.instance_class or s.max_connections}, {len(s.replicas)} "
-            f"replicas, {s.proxy}, {s.max_app_instances:,} instances x {s.workers} workers x "
-            f"{s.engines_per_process} engines, {load}")
+            f"replicas, {s.proxy}, {one.max_app_instances:,} instances x {one.workers} workers x "
+            f"{one.engines_per_process} engines, {load}")
 
 
 def timed(s: Scenario) -> tuple[float, str]:

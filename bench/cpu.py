@@ -161,7 +161,7 @@ class Case:
 
 def scenario(path: str, workload: Workload, hold_ms: float, max_connections: int) -> Scenario:
     """The stand-in as a poolwise user would describe it, with the load actually offered."""
-    s = Scenario(
+    s = Scenario.flags(
         provider="self-hosted", instance_class=None, max_connections=max_connections,
         max_connections_source="benchmark server: SHOW max_connections",
         app_instances=2, max_app_instances=4, deploy_surge_percent=25, workers=2,
@@ -182,7 +182,7 @@ def settings_for(s: Scenario, path: str) -> list[PoolSettings]:
     ep = rec.endpoint(role)
     args = NO_CACHE if path == "pgbouncer" else {}  # asyncpg through PgBouncer 1.18 needs it
     hikari = DB_CORES * 2 + 1
-    per_instance = ep.usable // s.autoscaling_max
+    per_instance = ep.usable // s.services[0].autoscaling_max
     split = int(per_instance * 0.7)
     plan = rec.services[0].rec  # the flags form: one service
     eng = plan.engine(role)
@@ -213,7 +213,8 @@ def settings_for(s: Scenario, path: str) -> list[PoolSettings]:
         out.append(PoolSettings(
             "70/30 per instance", pool_size=split, max_overflow=per_instance - split,
             pool_timeout=SQLALCHEMY_TIMEOUT, connect_args=dict(args),
-            formula=f"usable {ep.usable} / {s.autoscaling_max} instances = {per_instance}, "
+            formula=f"usable {ep.usable} / {s.services[0].autoscaling_max} instances = "
+                    f"{per_instance}, "
                     "70% pool / 30% overflow, workers not counted"))
     if path == "direct":
         out.append(PoolSettings("oversized 50 + 50", pool_size=50, max_overflow=50,

@@ -49,7 +49,7 @@ SQLALCHEMY_TIMEOUT = 30.0  # create_async_engine's default pool_timeout, kept by
 
 def scenario_for(args: argparse.Namespace, workload: Workload) -> Scenario:
     """The stand-in as a poolwise user would describe it, with the load actually offered."""
-    return Scenario(
+    return Scenario.flags(
         provider="self-hosted", instance_class=None, max_connections=args.max_connections,
         max_connections_source="benchmark server: SHOW max_connections",
         app_instances=args.instances, max_app_instances=args.max_instances,
@@ -65,7 +65,7 @@ def settings_under_test(s: Scenario) -> tuple[list[PoolSettings], dict]:
     plan = rec.services[0].rec  # the flags form: one service
     primary = rec.endpoint("primary")
     usable = primary.usable
-    per_instance = usable // (s.max_app_instances or s.app_instances)
+    per_instance = usable // (s.services[0].max_app_instances or s.services[0].app_instances)
     split_pool = int(per_instance * 0.7)
     cores = os.cpu_count() or 1  # the database host is this machine
     hikari = cores * 2 + 1
@@ -76,7 +76,7 @@ def settings_under_test(s: Scenario) -> tuple[list[PoolSettings], dict]:
                      pool_timeout=SQLALCHEMY_TIMEOUT, formula="pool_size=5, max_overflow=10"),
         PoolSettings("70/30 per instance", pool_size=split_pool,
                      max_overflow=per_instance - split_pool, pool_timeout=SQLALCHEMY_TIMEOUT,
-                     formula=f"usable {usable} / {s.max_app_instances} instances = "
+                     formula=f"usable {usable} / {s.services[0].max_app_instances} instances = "
                              f"{per_instance}, 70% pool / 30% overflow, workers not counted"),
         PoolSettings("HikariCP cores x 2 + 1", pool_size=hikari, max_overflow=0,
                      pool_timeout=SQLALCHEMY_TIMEOUT,
@@ -197,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         keep = {n.strip() for n in args.only.split(",")}
         settings = [x for x in settings if x.name in keep]
-    base_procs = s.app_instances * s.workers
-    peak_procs = s.peak_instances * s.workers
+    base_procs = s.services[0].app_instances * s.services[0].workers
+    peak_procs = s.services[0].peak_instances * s.services[0].workers
     half = args.seconds / 2
     phases = [Phase("base", base_procs, half), Phase("peak", peak_procs, half)]
     print(f"scenario: {json.dumps(asdict(s), default=str)}")
@@ -254,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             f"superuser_reserved_connections=3 (the app role can hold "
             f"{app_limit}); poolwise counts {facts['usable']} usable. Fleet: "
             f"{base_procs} processes (base), then {peak_procs} (peak: "
-            f"{s.max_app_instances} instances + {s.deploy_surge_percent}% surge, x "
-            f"{s.workers} workers) from {half:g} s. Load per process: {args.rate:g} req/s "
+            f"{s.services[0].max_app_instances} instances + "
+            f"{s.services[0].deploy_surge_percent}% surge, x "
+            f"{s.services[0].workers} workers) from {half:g} s. Load per process: "
+            f"{args.rate:g} req/s "
             f"Poisson + {args.spike_size} requests every {args.spike_every:g} s "
             f"(mean {workload.mean_rate:.1f} req/s), each holding a connection for "
             f"pg_sleep({args.hold_ms / 1000:g}).",

@@ -14,7 +14,7 @@ throughput = successful requests/s and a setting that errors loses throughput.
 
 Settings: poolwise's per-service settings (`recommend(s).service(name).rec.engines`)
 against each service sized as if it had the database to itself: poolwise's one-service
-sizing (`recommend(s.for_service(svc))`), SQLAlchemy's defaults (5 + 10) and 70/30 of the
+sizing (`recommend(s.alone(svc))`), SQLAlchemy's defaults (5 + 10) and 70/30 of the
 usable budget per instance. Writes bench/artifacts/services.json and the results section
 of bench/services.md (between the services:results markers).
 """
@@ -93,11 +93,11 @@ def settings_under_test(s: Scenario) -> dict[str, dict[str, PoolSettings]]:
             shared.engine("primary"), "poolwise",
             f"recommend(estate).service({svc.name!r}): {share.allotment_how} -> allotment "
             f"{share.allotment}; worst case {share.worst_case}")
-        alone = recommend(s.for_service(svc))
+        alone = recommend(s.alone(svc))
         ep = alone.endpoint("primary")
         out["poolwise, each alone"][svc.name] = _named(PoolSettings.from_engine(
             alone.services[0].rec.engine("primary"), "poolwise, each alone",
-            f"recommend(s.for_service({svc.name!r})): {ep.explanation}"), svc.name)
+            f"recommend(s.alone({svc.name!r})): {ep.explanation}"), svc.name)
         out["SQLAlchemy defaults"][svc.name] = _named(PoolSettings(
             "SQLAlchemy defaults", pool_size=5, max_overflow=10,
             pool_timeout=SQLALCHEMY_TIMEOUT, formula="pool_size=5, max_overflow=10"), svc.name)
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     phases = [("base", base_s), ("peak", args.seconds - base_s)]
     loads = {svc.name: workload_for(svc, seed=i + 1) for i, svc in enumerate(s.services)}
     counts = {svc.name: (svc.app_instances * svc.workers,
-                         s.for_service(svc).peak_instances * svc.workers) for svc in s.services}
+                         svc.peak_instances * svc.workers) for svc in s.services}
     print(f"estate: {args.scenario}; max_connections {s.max_connections}")
     for setting, per in matrix.items():
         for name, x in per.items():

@@ -116,7 +116,7 @@ def test_the_charts_stack_services_and_show_who_breaks_first():
         before = next(r for r in own if r["instances"] == b.breaks_at - 1)
         assert before["connections"] <= b.break_limit < at_break["connections"]
     first = min((b for b in ep.by_service if b.breaks_at),
-                key=lambda b: b.breaks_at / rec.service(b.service).rec.scenario.autoscaling_max)
+                key=lambda b: b.breaks_at / rec.service(b.service).service.autoscaling_max)
     assert any(m["service"] == first.service for m in data["marks"])
 
 

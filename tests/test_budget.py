@@ -23,9 +23,9 @@ from wizard.core.queueing import erlang_c, smallest_pool
 
 def test_azure_b2s_budget_by_hand():
     # Azure documents 429 for B2s and reserves 15 (10 superuser + 5 reserved_connections).
-    s = Scenario(provider="azure-flexible", instance_class="B2s", app_instances=3,
-                 deploy_surge_percent=0, workers=2,
-                 reserves=Reserves(admin=4, migrations=1))
+    s = Scenario.flags(provider="azure-flexible", instance_class="B2s", app_instances=3,
+                       deploy_surge_percent=0, workers=2,
+                       reserves=Reserves(admin=4, migrations=1))
     ep = recommend(s).endpoint("primary")
     assert ep.max_connections == 429
     assert ep.reserved == 15 + 4 + 1
@@ -35,9 +35,9 @@ def test_azure_b2s_budget_by_hand():
 
 
 def test_explicit_max_connections_and_surge():
-    s = Scenario(provider="self-hosted", instance_class=None, max_connections=100,
-                 app_instances=4, max_app_instances=8, deploy_surge_percent=25, workers=2,
-                 reserves=Reserves(superuser=3, admin=2, migrations=1))
+    s = Scenario.flags(provider="self-hosted", instance_class=None, max_connections=100,
+                       app_instances=4, max_app_instances=8, deploy_surge_percent=25, workers=2,
+                       reserves=Reserves(superuser=3, admin=2, migrations=1))
     rec = recommend(s)
     ep = rec.endpoint("primary")
     # 8 at the maximum + ceil(25% of 8) = 10 instances x 2 workers
@@ -48,25 +48,30 @@ def test_explicit_max_connections_and_surge():
     assert ep.worst_case == 80 <= ep.usable
 
 
+def _fleet(s: Scenario, **fleet) -> Scenario:
+    """The flags form with its one service's fleet changed."""
+    return replace(s, services=(replace(s.services[0], **fleet),))
+
+
 def test_second_engine_counts_twice():
-    one = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=100,
-                             app_instances=5, deploy_surge_percent=0))
-    two = recommend(replace(one.scenario, engines_per_process=2))
+    one = recommend(Scenario.flags(provider="self-hosted", instance_class=None, max_connections=100,
+                                   app_instances=5, deploy_surge_percent=0))
+    two = recommend(_fleet(one.scenario, engines_per_process=2))
     assert two.endpoint("primary").clients == 2 * one.endpoint("primary").clients
     assert two.endpoint("primary").worst_case <= two.endpoint("primary").usable
 
 
 def test_cannot_fit_is_an_explicit_error_with_a_fix():
-    s = Scenario(provider="gcp-cloudsql", instance_class="db-f1-micro", app_instances=20,
-                 workers=4)
+    s = Scenario.flags(provider="gcp-cloudsql", instance_class="db-f1-micro", app_instances=20,
+                       workers=4)
     with pytest.raises(SizingError) as exc:
         recommend(s)
     assert "proxy" in exc.value.fix and "fewer processes" in exc.value.fix
 
 
 def test_proxy_rescues_a_fleet_too_big_for_direct():
-    s = Scenario(provider="gcp-cloudsql", instance_class="db-g1-small", app_instances=20,
-                 workers=4, proxy="pgbouncer-transaction")
+    s = Scenario.flags(provider="gcp-cloudsql", instance_class="db-g1-small", app_instances=20,
+                       workers=4, proxy="pgbouncer-transaction")
     rec = recommend(s)
     ep = rec.endpoint("primary")
     assert ep.server_side is not None and ep.worst_case <= ep.usable
@@ -83,8 +88,8 @@ def test_pgbouncer_124_keeps_the_statement_cache():
 
 def test_replica_has_its_own_budget():
     # Aurora readers keep their own class's max_connections (no hot-standby rule ties them).
-    base = Scenario(provider="aws-aurora", app_instances=20, workers=2,
-                    replicas=(Replica(instance_class="db.r6g.large"),))
+    base = Scenario.flags(provider="aws-aurora", app_instances=20, workers=2,
+                          replicas=(Replica(instance_class="db.r6g.large"),))
     small = replace(base, replicas=(Replica(instance_class="db.t3.medium"),))
     a, b = recommend(base), recommend(small)
     assert a.endpoint("primary") == b.endpoint("primary")
@@ -93,14 +98,14 @@ def test_replica_has_its_own_budget():
 
 
 def test_rds_proxy_server_side_is_a_percent_of_max_connections():
-    s = Scenario(proxy="rds-proxy", app_instances=10, workers=4,
-                 proxy_settings=ProxySettings(rds_proxy_max_connections_percent=50))
+    s = Scenario.flags(proxy="rds-proxy", app_instances=10, workers=4,
+                       proxy_settings=ProxySettings(rds_proxy_max_connections_percent=50))
     ep = recommend(s).endpoint("primary")
     assert ep.server_side.limit == ep.max_connections * 50 // 100
 
 
 def test_serverless_gets_nullpool_and_counts_each_invocation():
-    s = Scenario(serverless_concurrency=300, proxy="rds-proxy")
+    s = Scenario.flags(serverless_concurrency=300, proxy="rds-proxy")
     rec = recommend(s)
     assert rec.services[0].rec.engine("primary").poolclass == "NullPool"
     assert rec.endpoint("primary").clients == 300
@@ -116,7 +121,7 @@ def test_erlang_c_matches_textbook_values():
 
 
 def test_load_caps_the_pool_below_the_budget():
-    s = Scenario(load=Load(rps=100, hold_ms=10))  # 1 Erlang per process
+    s = Scenario.flags(load=Load(rps=100, hold_ms=10))  # 1 Erlang per process
     rec = recommend(s)
     ep = rec.endpoint("primary")
     # pool_size holds the burst need (overflow connections are closed on return);
@@ -130,8 +135,8 @@ def test_load_caps_the_pool_below_the_budget():
 
 def test_load_above_the_budget_is_an_unstable_queue():
     # 200 req/s per process x 50 ms = 10 busy connections; 53 usable / 14 engines = 3 each.
-    s = Scenario(provider="self-hosted", instance_class=None, max_connections=60,
-                 app_instances=5, workers=2, load=Load(rps=400, hold_ms=50))
+    s = Scenario.flags(provider="self-hosted", instance_class=None, max_connections=60,
+                       app_instances=5, workers=2, load=Load(rps=400, hold_ms=50))
     rec = recommend(s)
     ep = rec.endpoint("primary")
     assert ep.pool_size + ep.max_overflow <= rec.services[0].rec.load.offered_load
@@ -141,9 +146,9 @@ def test_load_above_the_budget_is_an_unstable_queue():
 
 def test_budget_between_mean_and_target_is_flagged_with_its_wait():
     # 10 busy connections per process; 12 per engine fits the mean but waits > 5 %.
-    s = Scenario(provider="self-hosted", instance_class=None, max_connections=31,
-                 app_instances=2, deploy_surge_percent=0, workers=1,
-                 load=Load(rps=200, hold_ms=50))
+    s = Scenario.flags(provider="self-hosted", instance_class=None, max_connections=31,
+                       app_instances=2, deploy_surge_percent=0, workers=1,
+                       load=Load(rps=200, hold_ms=50))
     rec = recommend(s)
     ep = rec.endpoint("primary")
     per = ep.pool_size + ep.max_overflow
@@ -155,7 +160,7 @@ def test_budget_between_mean_and_target_is_flagged_with_its_wait():
 
 
 scenarios = st.builds(
-    Scenario,
+    Scenario.flags,
     provider=st.just("self-hosted"),
     instance_class=st.none(),
     max_connections=st.integers(20, 6000),
@@ -203,7 +208,7 @@ def test_worst_case_never_exceeds_usable(s):
 def test_more_instances_never_raise_per_process_pools(s, extra):
     try:
         small = recommend(s)
-        big = recommend(replace(s, app_instances=s.app_instances + extra))
+        big = recommend(_fleet(s, app_instances=s.services[0].app_instances + extra))
     except SizingError:
         return
     for a, b in zip(small.endpoints, big.endpoints, strict=True):
@@ -227,8 +232,8 @@ def test_replica_change_never_changes_the_primary(s, other):
 
 
 def test_transaction_pooler_gets_a_small_client_pool():
-    direct = recommend(Scenario(app_instances=2))
-    pooled = recommend(Scenario(app_instances=2, proxy="pgbouncer-transaction"))
+    direct = recommend(Scenario.flags(app_instances=2))
+    pooled = recommend(Scenario.flags(app_instances=2, proxy="pgbouncer-transaction"))
     p, d = pooled.endpoint("primary"), direct.endpoint("primary")
     assert p.pool_size + p.max_overflow < d.pool_size + d.max_overflow
     assert p.pool_size + p.max_overflow <= 10  # below SQLAlchemy's own 5 + 10
@@ -254,7 +259,7 @@ def test_transaction_pooler_with_load_gets_a_fixed_pool(proxy):
         kw.update(provider="neon", instance_class=None, max_connections=104)
     if proxy == "azure-pgbouncer":
         kw.update(provider="azure-flexible", instance_class="D2ds_v5")
-    rec = recommend(Scenario(proxy=proxy, **kw))
+    rec = recommend(Scenario.flags(proxy=proxy, **kw))
     ep, eng = rec.endpoint("primary"), rec.services[0].rec.engine("primary")
     assert ep.per_process_budget is None or ep.per_process_budget >= total
     # The whole total is pool_size: an idle client connection holds no server connection.
@@ -263,8 +268,8 @@ def test_transaction_pooler_with_load_gets_a_fixed_pool(proxy):
     assert "transaction pooler" in eng.reasons["pool_size"]
     # Direct and through a session pooler the same load keeps pool = burst need + overflow.
     for other in ("none", "pgbouncer-session"):
-        o = recommend(Scenario(**{**kw, "provider": "self-hosted", "instance_class": None,
-                                  "max_connections": 400}, proxy=other)
+        o = recommend(Scenario.flags(**{**kw, "provider": "self-hosted", "instance_class": None,
+                                        "max_connections": 400}, proxy=other)
                       ).services[0].rec.engine("primary")
         assert (o.pool_size, o.max_overflow) == (burst, burst - need), other
         assert "fixed pool" not in o.reasons["max_overflow"]
@@ -272,8 +277,8 @@ def test_transaction_pooler_with_load_gets_a_fixed_pool(proxy):
 
 def test_supavisor_client_limit_comes_from_the_compute_size():
     # Supabase documents 400 pooler clients for the Small compute size.
-    rec = recommend(Scenario(provider="supabase", instance_class="Small",
-                             proxy="supavisor-transaction", app_instances=4, workers=2))
+    rec = recommend(Scenario.flags(provider="supabase", instance_class="Small",
+                                   proxy="supavisor-transaction", app_instances=4, workers=2))
     ep = rec.endpoint("primary")
     assert ep.client_side.limit == 400
     assert ep.client_side.worst_case <= 400
@@ -313,7 +318,7 @@ def _catalog_scenarios():
         if provider == "azure-flexible":
             classes = [c for c in classes if not c.startswith("B")]  # built-in PgBouncer
         return st.builds(
-            Scenario, provider=st.just(provider), instance_class=st.sampled_from(classes),
+            Scenario.flags, provider=st.just(provider), instance_class=st.sampled_from(classes),
             proxy=st.sampled_from(proxies), app_instances=st.integers(1, 80),
             workers=st.integers(1, 8), engines_per_process=st.integers(1, 2),
             serverless_concurrency=st.one_of(st.none(), st.integers(1, 2000)),

@@ -16,7 +16,7 @@ from wizard.scenario import links
 
 
 def rec_for(**kw):
-    return plan.recommend(replace(Scenario(), **kw))
+    return plan.recommend(Scenario.flags(**kw))
 
 
 def layer_values(spec: dict, i: int) -> list[dict]:
@@ -247,7 +247,7 @@ def test_scale_out_marks_whatever_break_point_the_core_gives():
     marks = layer_values(spec, 2)
     # x is the autoscaling maximum: the core adds the deploy surge to every point
     assert [(m["endpoint"], m["instances"]) for m in marks] == [
-        ("autoscaling peak", rec.scenario.app_instances), ("primary", 7)]
+        ("autoscaling peak", rec.sized.app_instances), ("primary", 7)]
     assert layer_values(spec, 3)[0]["label"] == "primary breaks at 7"
     assert len(spec["layer"]) == 4  # lines, usable, marker rules, break labels
 

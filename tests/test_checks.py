@@ -35,29 +35,31 @@ BIG_FLEET = dict(provider="aws-rds", instance_class="db.t3.medium", app_instance
 
 
 @pytest.mark.parametrize(("scenario", "code"), [
-    (Scenario(**BIG_FLEET), "DEFAULTS_OVER_MAX"),  # SQLAlchemy defaults x 100 engines
-    (Scenario(**BIG_FLEET, current=CurrentPool(pool_size=20, max_overflow=10)),
+    (Scenario.flags(**BIG_FLEET), "DEFAULTS_OVER_MAX"),  # SQLAlchemy defaults x 100 engines
+    (Scenario.flags(**BIG_FLEET, current=CurrentPool(pool_size=20, max_overflow=10)),
      "WORST_CASE_OVER_MAX"),
-    (Scenario(serverless_concurrency=200), "SERVERLESS_NO_PROXY"),
-    (Scenario(serverless_concurrency=50, proxy="rds-proxy",
-              current=CurrentPool(poolclass="AsyncAdaptedQueuePool")), "SERVERLESS_QUEUEPOOL"),
+    (Scenario.flags(serverless_concurrency=200), "SERVERLESS_NO_PROXY"),
+    (Scenario.flags(serverless_concurrency=50, proxy="rds-proxy",
+                    current=CurrentPool(poolclass="AsyncAdaptedQueuePool")),
+     "SERVERLESS_QUEUEPOOL"),
     (Scenario(proxy="pgbouncer-transaction"), "PREPARED_STATEMENTS_TXN_POOLER"),
     (Scenario(provider="supabase", instance_class="Large", proxy="supavisor-transaction"),
      "PREPARED_STATEMENTS_TXN_POOLER"),
-    (Scenario(network=("aws-nat-gateway",), current=CurrentPool(pool_recycle=-1)),
+    (Scenario.flags(network=("aws-nat-gateway",), current=CurrentPool(pool_recycle=-1)),
      "RECYCLE_MISSING"),
-    (Scenario(network=("aws-nat-gateway",), current=CurrentPool(pool_recycle=3600)),
+    (Scenario.flags(network=("aws-nat-gateway",), current=CurrentPool(pool_recycle=3600)),
      "RECYCLE_ABOVE_IDLE"),
-    (Scenario(current=CurrentPool(pool_recycle=30)), "RECYCLE_TOO_SHORT"),
-    (Scenario(provider="aws-aurora", app_instances=20, workers=2,
-              replicas=(Replica(instance_class="db.t3.medium"),)), "REPLICA_SMALLER"),
-    (Scenario(proxy="rds-proxy", current=CurrentPool(pool_size=50)), "LARGE_POOL_BEHIND_PROXY"),
+    (Scenario.flags(current=CurrentPool(pool_recycle=30)), "RECYCLE_TOO_SHORT"),
+    (Scenario.flags(provider="aws-aurora", app_instances=20, workers=2,
+                    replicas=(Replica(instance_class="db.t3.medium"),)), "REPLICA_SMALLER"),
+    (Scenario.flags(proxy="rds-proxy", current=CurrentPool(pool_size=50)),
+     "LARGE_POOL_BEHIND_PROXY"),
     (Scenario(proxy="rds-proxy"), "RDS_PROXY_PINNING"),
     (Scenario(provider="azure-flexible", instance_class="D2s_v3", proxy="azure-pgbouncer",
               proxy_settings=ProxySettings(user_db_pairs=20)), "PROXY_SERVER_POOL_OVER_MAX"),
-    (Scenario(deploy_surge_percent=0), "DEPLOY_SURGE_NOT_COUNTED"),
-    (Scenario(serverless_concurrency=20, proxy="rds-proxy"), "NULLPOOL_INTROSPECTION"),
-    (Scenario(workers=1), "WORKERS_COUNTED"),
+    (Scenario.flags(deploy_surge_percent=0), "DEPLOY_SURGE_NOT_COUNTED"),
+    (Scenario.flags(serverless_concurrency=20, proxy="rds-proxy"), "NULLPOOL_INTROSPECTION"),
+    (Scenario.flags(workers=1), "WORKERS_COUNTED"),
     (Scenario(iam_auth=True), "IAM_TOKEN_PER_CONNECTION"),
     (Scenario(provider="aws-rds", instance_class="db.t3.medium"), "ESTIMATED_MAX_CONNECTIONS"),
 ])
@@ -67,7 +69,7 @@ def test_pitfall_is_caught(scenario, code):
 
 
 def test_findings_are_ranked_and_complete():
-    rec = recommend(Scenario(**BIG_FLEET, current=CurrentPool(pool_size=20, max_overflow=10)))
+    rec = recommend(Scenario.flags(**BIG_FLEET, current=CurrentPool(pool_size=20, max_overflow=10)))
     severities = [w.severity for w in rec.warnings]
     order = {"error": 0, "warning": 1, "info": 2}
     assert severities == sorted(severities, key=order.__getitem__)
@@ -101,17 +103,17 @@ def test_pool_recycle_stays_under_every_cutoff_on_the_path():
 def test_proxy_server_pool_below_the_fleet_load():
     # 40 instances (+25% surge = 50) x 400 req/s x 30 ms = 600 Erlangs across the fleet,
     # far above Azure's built-in PgBouncer default of 50 server connections per pair.
-    s = Scenario(provider="azure-flexible", instance_class="D4ds_v5", proxy="azure-pgbouncer",
-                 app_instances=6, max_app_instances=40, workers=4,
-                 load=Load(rps=400, hold_ms=30))
+    s = Scenario.flags(provider="azure-flexible", instance_class="D4ds_v5", proxy="azure-pgbouncer",
+                       app_instances=6, max_app_instances=40, workers=4,
+                       load=Load(rps=400, hold_ms=30))
     rec = recommend(s)
     side = rec.endpoint("primary").server_side
     assert side.needed > 600 and side.limit == 50
     assert "PROXY_SERVER_POOL_BELOW_LOAD" in {w.code for w in rec.warnings}
     # Self-managed PgBouncer without a pool size grows its server pool to the need instead.
-    own = recommend(Scenario(provider="azure-flexible", instance_class="D4ds_v5",
-                             proxy="pgbouncer-transaction", app_instances=6,
-                             max_app_instances=40, workers=4, load=Load(rps=400, hold_ms=30)))
+    own = recommend(Scenario.flags(provider="azure-flexible", instance_class="D4ds_v5",
+                                   proxy="pgbouncer-transaction", app_instances=6,
+                                   max_app_instances=40, workers=4, load=Load(rps=400, hold_ms=30)))
     assert own.endpoint("primary").server_side.limit == own.endpoint("primary").server_side.needed
 
 
@@ -174,22 +176,22 @@ def test_a_path_finding_appears_once_per_endpoint_and_path():
 
 def test_pool_below_load_is_never_raised_without_a_load():
     # Old main: Supavisor session mode said "the fleet's load needs about 160" with no load.
-    s = Scenario(provider="supabase", instance_class="large", proxy="supavisor-session",
-                 app_instances=20, workers=2)
+    s = Scenario.flags(provider="supabase", instance_class="large", proxy="supavisor-session",
+                       app_instances=20, workers=2)
     assert "PROXY_SERVER_POOL_BELOW_LOAD" not in codes(s)
     assert not [f for f in recommend(s).warnings if "load" in f.message.lower()
                 and f.code != "NO_LOAD"]
     # With a load it still is.
-    loaded = Scenario(provider="azure-flexible", instance_class="D2s_v3",
-                      proxy="azure-pgbouncer", app_instances=20, workers=4,
-                      load=Load(400, 30))
+    loaded = Scenario.flags(provider="azure-flexible", instance_class="D2s_v3",
+                            proxy="azure-pgbouncer", app_instances=20, workers=4,
+                            load=Load(400, 30))
     assert "PROXY_SERVER_POOL_BELOW_LOAD" in codes(loaded)
 
 
 def test_behind_azure_pgbouncer_the_fix_is_its_pool_size_not_a_bigger_sku():
     # The default pool (50) keeps 300 busy connections waiting while 840 are usable.
-    s = Scenario(provider="azure-flexible", instance_class="D2s_v3", proxy="azure-pgbouncer",
-                 app_instances=20, workers=4, load=Load(400, 30))
+    s = Scenario.flags(provider="azure-flexible", instance_class="D2s_v3", proxy="azure-pgbouncer",
+                       app_instances=20, workers=4, load=Load(400, 30))
     rec = recommend(s)
     over = [f for f in rec.warnings if f.code == "LOAD_OVER_BUDGET"]
     assert over and all("pgbouncer.default_pool_size" in f.fix for f in over)
@@ -204,8 +206,8 @@ def test_behind_azure_pgbouncer_the_fix_is_its_pool_size_not_a_bigger_sku():
 
 @pytest.mark.parametrize("load", [None, Load(200, 30)])
 def test_neon_pooler_fixes_never_size_the_pooler(load):
-    s = Scenario(provider="neon", instance_class="1cu", proxy="neon-pooler", app_instances=20,
-                 workers=4, load=load)
+    s = Scenario.flags(provider="neon", instance_class="1cu", proxy="neon-pooler", app_instances=20,
+                       workers=4, load=load)
     rec = recommend(s)
     assert rec.warnings
     for f in rec.warnings:
@@ -218,7 +220,8 @@ def test_neon_pooler_fixes_never_size_the_pooler(load):
 
 
 def test_defaults_over_max_for_serverless_speaks_of_concurrent_invocations():
-    s = Scenario(provider="aws-rds", instance_class="db.r6g.large", serverless_concurrency=200)
+    s = Scenario.flags(provider="aws-rds", instance_class="db.r6g.large",
+                       serverless_concurrency=200)
     (f,) = [f for f in recommend(s).warnings if f.code == "DEFAULTS_OVER_MAX"]
     assert "concurrent invocation" in f.message and "autoscaling" not in f.message
 

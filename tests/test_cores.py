@@ -62,7 +62,7 @@ def test_oversubscription_threshold():
 
 
 def _rds(**kw) -> Scenario:
-    return Scenario(provider="aws-rds", instance_class="db.r6g.large", **kw)
+    return Scenario.flags(provider="aws-rds", instance_class="db.r6g.large", **kw)
 
 
 def _found(rec, code):
@@ -113,8 +113,8 @@ def test_behind_a_pooler_the_fix_is_the_server_pool():
 
 
 def test_self_hosted_without_vcpus_has_no_cores_finding():
-    rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=500,
-                             app_instances=20, workers=4))
+    rec = recommend(Scenario.flags(provider="self-hosted", instance_class=None, max_connections=500,
+                                   app_instances=20, workers=4))
     assert not [w for w in rec.warnings if w.code.startswith("DB_CORES")]
 
 
@@ -150,8 +150,8 @@ def test_pre_ping_stays_where_the_engine_reaches_the_database(proxy):
 def test_recycle_fix_matches_the_exported_pre_ping():
     for proxy, ping in (("none", True), ("pgbouncer-transaction", True),
                         ("pgbouncer-transaction", False)):
-        rec = recommend(Scenario(proxy=proxy, network=("aws-nat-gateway",), pre_ping=ping,
-                                 current=CurrentPool(pool_recycle=-1)))
+        rec = recommend(Scenario.flags(proxy=proxy, network=("aws-nat-gateway",), pre_ping=ping,
+                                       current=CurrentPool(pool_recycle=-1)))
         (f,) = [w for w in rec.warnings if w.code == "RECYCLE_MISSING"]
         assert ("pool_pre_ping=True" in f.fix) is ping
 
@@ -161,8 +161,8 @@ def test_database_vcpus_typed_for_a_self_hosted_server_feed_the_bound_and_the_ru
     from wizard.core.model import Replica, ScenarioError
     from wizard.scenario import links
 
-    base = Scenario(provider="self-hosted", instance_class=None, max_connections=300,
-                    app_instances=20, workers=4)
+    base = Scenario.flags(provider="self-hosted", instance_class=None, max_connections=300,
+                          app_instances=20, workers=4)
     assert recommend(base).endpoint("primary").vcpu is None
     assert not any(r.name == "HikariCP" for r in recommend(base).rules)
     s = links.from_flat({**links.to_flat(base), "db_vcpus": "4", "replicas": "1"})

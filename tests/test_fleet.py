@@ -79,9 +79,9 @@ def test_pool_settings_from_a_recommendation() -> None:
     from wizard.core.model import Load, Scenario
     from wizard.core.plan import recommend
 
-    rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=100,
-                             app_instances=2, max_app_instances=4, workers=2,
-                             load=Load(rps=70, hold_ms=40)))
+    rec = recommend(Scenario.flags(provider="self-hosted", instance_class=None, max_connections=100,
+                                   app_instances=2, max_app_instances=4, workers=2,
+                                   load=Load(rps=70, hold_ms=40)))
     s = PoolSettings.from_engine(rec.services[0].rec.engine("primary"))
     eng = rec.services[0].rec.engine("primary")
     assert (s.pool_size, s.max_overflow, s.pool_pre_ping) == (
@@ -99,7 +99,7 @@ def test_bench_alternatives_follow_their_formulas() -> None:
         max_connections=100, instances=2, max_instances=4, surge=25, workers=2, hold_ms=40)
     scenario = bench.scenario_for(args, Workload(hold_s=0.04, rate=30, spike_every=4,
                                                  spike_size=20))
-    assert scenario.load.rps == 70  # 2 workers x (30 + 20/4) req/s
+    assert scenario.services[0].load.rps == 70  # 2 workers x (30 + 20/4) req/s
     settings, facts = bench.settings_under_test(scenario)
     by = {s.name: s for s in settings}
     # 100 - 3 superuser - 3 admin - 1 migrations = 93 usable; / 4 instances = 23 -> 16 + 7
@@ -291,9 +291,9 @@ def test_cli_runs_an_exported_module(pg: PgServer, tmp_path: Path) -> None:
     from wizard.export import render_module
 
     # The test server: max_connections 60; 2 instances x 2 workers, 20 req/s x 20 ms each.
-    rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=60,
-                             app_instances=2, workers=2, pg_version=15,
-                             load=Load(rps=20, hold_ms=20)))
+    rec = recommend(Scenario.flags(provider="self-hosted", instance_class=None, max_connections=60,
+                                   app_instances=2, workers=2, pg_version=15,
+                                   load=Load(rps=20, hold_ms=20)))
     eng = rec.services[0].rec.engine("primary")
     path = tmp_path / "db.py"
     path.write_text(render_module(rec))

@@ -442,7 +442,7 @@ async def test_overrides_feed_the_scenario(pg: PgServer) -> None:
     assert flat == {"max_connections": "60", "superuser_reserved": "3", "pg_version": "15",
                     "max_connections_source": report.source}
     assert report.source.startswith("measured 20") and report.source.endswith("Z")
-    base = Scenario(provider="self-hosted", instance_class=None, app_instances=2)
+    base = Scenario.flags(provider="self-hosted", instance_class=None, app_instances=2)
     s = apply_overrides(base, report)
     rec = recommend(s)
     primary = rec.endpoint("primary")

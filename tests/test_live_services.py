@@ -170,8 +170,8 @@ async def test_a_service_on_an_endpoint_the_plan_keeps_it_off(pg: PgServer) -> N
 
 async def test_flags_form_counts_every_other_connection_as_the_apps(pg: PgServer) -> None:
     n = names()
-    rec = recommend(Scenario(provider="self-hosted", instance_class=None, max_connections=60,
-                             pg_version=15, app_instances=2))
+    rec = recommend(Scenario.flags(provider="self-hosted", instance_class=None, max_connections=60,
+                                   pg_version=15, app_instances=2))
     async with opened(pg, [(n["stray"], 2, False), (None, 1, False)]):
         report = await run_live_check(target(pg), pre_ping=0)
     by_app = report.readings.by_application

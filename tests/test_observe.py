@@ -441,7 +441,8 @@ def test_app_observes_compares_and_applies_in_one_click(pg: PgServer, isolated_a
     from wizard.core.plan import recommend
     from wizard.scenario import links
     s = links.from_flat(dict(at.query_params))
-    per_process = s.load.rps * s.load.hold_ms / 1000  # 1 worker per instance
+    given = s.services[0].load
+    per_process = given.rps * given.hold_ms / 1000  # 1 worker per instance
     assert _within(per_process * 2, RPS * HOLD_MS / 1000)
     assert recommend(s).services[0].rec.load.offered_load == pytest.approx(per_process)
 

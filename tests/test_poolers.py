@@ -47,9 +47,10 @@ def test_values_that_fit_raise_no_error():
 def test_one_url_is_one_pair_session_mode():
     # Two pairs through PgBouncer, but the service's engines connect with one URL: they
     # reach one pool of default_pool_size (+ reserve), never both pairs' pools.
-    s = Scenario(provider="self-hosted", instance_class=None, max_connections=100,
-                 proxy="pgbouncer-session", app_instances=2, workers=2, deploy_surge_percent=0,
-                 proxy_settings=ProxySettings(pool_size=4, user_db_pairs=2))
+    s = Scenario.flags(provider="self-hosted", instance_class=None, max_connections=100,
+                       proxy="pgbouncer-session", app_instances=2, workers=2,
+                       deploy_surge_percent=0,
+                       proxy_settings=ProxySettings(pool_size=4, user_db_pairs=2))
     rec = recommend(s)
     ep = rec.endpoint("primary")
     assert ep.server_side.limit == 4  # not 4 x 2
@@ -58,10 +59,10 @@ def test_one_url_is_one_pair_session_mode():
 
 def test_a_pooled_service_needs_its_whole_load_on_one_pair():
     # The load needs N server connections; spread over 3 pairs it would get a third of them.
-    s = Scenario(provider="self-hosted", instance_class=None, max_connections=500,
-                 proxy="pgbouncer-transaction", app_instances=10, workers=2,
-                 load=Load(rps=200, hold_ms=20),
-                 proxy_settings=ProxySettings(user_db_pairs=3, max_client_conn=2000))
+    s = Scenario.flags(provider="self-hosted", instance_class=None, max_connections=500,
+                       proxy="pgbouncer-transaction", app_instances=10, workers=2,
+                       load=Load(rps=200, hold_ms=20),
+                       proxy_settings=ProxySettings(user_db_pairs=3, max_client_conn=2000))
     ep = recommend(s).endpoint("primary")
     # 10 x 200 req/s x 40 ms bursts = 80 busy: more than a third of the need on each pair.
     assert ep.server_side.needed is not None and ep.server_side.needed > 80
@@ -169,8 +170,8 @@ def test_the_report_states_the_break_point_like_the_text():
     from wizard.core.projection import break_lines
     from wizard.export import render_report
 
-    rec = recommend(Scenario(provider="aws-rds", instance_class="db.t3.micro", app_instances=4,
-                             max_app_instances=8, workers=4))
+    rec = recommend(Scenario.flags(provider="aws-rds", instance_class="db.t3.micro",
+                                   app_instances=4, max_app_instances=8, workers=4))
     (line,) = break_lines(rec)
     assert line.startswith("primary: breaks from about ")
     assert line in render_text(rec)

@@ -78,9 +78,10 @@ def test_one_url_is_one_pair_in_session_mode(pgbouncer_factory, pg: PgServer) ->
     # Two user/database pairs through a session-mode PgBouncer; the service connects with one
     # URL, so its sessions get one pool. Sized as two pools, half of them would wait until
     # query_wait_timeout and fail.
-    s = Scenario(provider="self-hosted", instance_class=None, max_connections=60,
-                 proxy="pgbouncer-session", app_instances=2, workers=2, deploy_surge_percent=0,
-                 proxy_settings=ProxySettings(pool_size=4, user_db_pairs=2))
+    s = Scenario.flags(provider="self-hosted", instance_class=None, max_connections=60,
+                       proxy="pgbouncer-session", app_instances=2, workers=2,
+                       deploy_surge_percent=0,
+                       proxy_settings=ProxySettings(pool_size=4, user_db_pairs=2))
     rec = recommend(s)
     ep, eng = rec.endpoint("primary"), rec.services[0].rec.engine("primary")
     ini = _ini_values(rec)

@@ -158,8 +158,8 @@ def test_given_supavisor_pool_is_used():
 def test_supavisor_client_limit_fix_is_a_bigger_compute_size():
     # Micro takes 200 pooler clients: 300 engines need at least Small (400).
     with pytest.raises(SizingError) as err:
-        recommend(Scenario(provider="supabase", instance_class="Micro",
-                           proxy="supavisor-transaction", app_instances=240))
+        recommend(Scenario.flags(provider="supabase", instance_class="Micro",
+                                 proxy="supavisor-transaction", app_instances=240))
     assert "compute size" in err.value.fix and "Small" in err.value.fix
     assert "max_client_conn" not in str(err.value)
 
@@ -206,8 +206,9 @@ def test_no_neon_fix_asks_for_a_setting_users_cannot_change():
     sweep = itertools.product(classes[::3], ("neon-pooler", "none"), (1, 3), (2, 60, 400),
                               (None, Load(rps=300, hold_ms=40)))
     for cls, proxy, pairs, instances, load in sweep:
-        s = Scenario(provider="neon", instance_class=cls, proxy=proxy, app_instances=instances,
-                     workers=4, load=load, proxy_settings=ProxySettings(user_db_pairs=pairs))
+        s = Scenario.flags(provider="neon", instance_class=cls, proxy=proxy,
+                           app_instances=instances, workers=4, load=load,
+                           proxy_settings=ProxySettings(user_db_pairs=pairs))
         try:
             text = everything_said(recommend(s))
         except SizingError as exc:
@@ -276,8 +277,8 @@ def test_aurora_reader_keeps_its_own_class_value():
 # with the writer DB instance, not a read replica."
 
 def test_rds_proxy_does_not_front_rds_replicas():
-    rec = recommend(Scenario(provider="aws-rds", proxy="rds-proxy", app_instances=6,
-                             replicas=(Replica(),)))
+    rec = recommend(Scenario.flags(provider="aws-rds", proxy="rds-proxy", app_instances=6,
+                                   replicas=(Replica(),)))
     rep = rec.endpoint("replica-1")
     assert rep.server_side is None and rep.client_side is None
     assert rep.worst_case == rep.clients * (rep.pool_size + rep.max_overflow) <= rep.usable

@@ -419,8 +419,8 @@ async def test_exported_module_reads_the_password_from_env_only(
     # Every variable a user might hold the password in is set while the module is written.
     for name in ("DATABASE_URL", "DB_PASSWORD", "POOLWISE_LIVE_PASSWORD", fleet.PASSWORD_ENV):
         monkeypatch.setenv(name, CANARY)
-    source = render_module(recommend(Scenario(provider="self-hosted", instance_class=None,
-                                              max_connections=100, app_instances=2)))
+    source = render_module(recommend(Scenario.flags(provider="self-hosted", instance_class=None,
+                                                    max_connections=100, app_instances=2)))
     clean(source)
     path = tmp_path / "db_canary.py"
     path.write_text(source)

@@ -153,23 +153,21 @@ def _svc(name: str, **kw) -> Service:
     return Service(name=name, **kw)
 
 
-def test_the_core_reads_each_service_never_the_scenarios_fleet_fields() -> None:
-    # With services, the Scenario's own fleet fields describe no one: whatever they say,
-    # the answer (its JSON, every plan's findings, the current use) is the same, because
-    # the core reads the fleet, load and current pools of each Service.
-    from wizard.core import current
-    from wizard.core.model import CurrentPool
-    strip = lambda d: {k: v for k, v in d.items() if k != "scenario"}  # noqa: E731
-    for proxy in ("none", "pgbouncer-transaction"):
-        s = replace(files.parse(ESTATE), proxy=proxy)
-        odd = replace(s, app_instances=40, max_app_instances=80, workers=16,
-                      deploy_surge_percent=0, engines_per_process=3, serverless_concurrency=500,
-                      app_vcpus=64, pool_split=0.1, load=Load(5000, 900),
-                      current=CurrentPool(pool_size=90))
-        a, b = recommend(s), recommend(odd)
-        assert strip(a.to_dict()) == strip(b.to_dict()), proxy
-        assert current.current_use(a) == current.current_use(b), proxy
-        assert [v.service for v in a.services] == list(s.services)
+def test_a_scenario_is_a_database_and_its_services() -> None:
+    # No fleet fields of its own: the flags form is one Service ("app", unnamed), a file's
+    # [[service]] tables are named services, and a scenario without a service is refused.
+    flags = Scenario.flags(workers=4, serverless_concurrency=None)
+    assert flags.services == (Service(workers=4),) and not flags.named
+    assert links.from_flat({"provider": "aws-rds", "workers": "4"}) == flags
+    assert not hasattr(flags, "workers") and not hasattr(Scenario(), "load")
+    assert Scenario.flags(serverless_concurrency=9).services[0].kind == "serverless"
+    one = files.parse('provider = "aws-rds"\n[[service]]\nname = "api"\nworkers = 4\n')
+    assert one.named and one.services == (Service(name="api", workers=4),)
+    assert links.from_flat(links.to_flat(one)) == one
+    with pytest.raises(ScenarioError, match="at least one service"):
+        recommend(Scenario(services=()))
+    rec = recommend(files.parse(ESTATE))
+    assert [v.service for v in rec.services] == list(files.parse(ESTATE).services)
 
 
 def test_estate_example_sums_and_sizes_each_service() -> None:
@@ -621,7 +619,7 @@ def _floors_fit(s: Scenario) -> bool:
     from wizard.core.model import POOLERS, SESSION_POOLERS
     use: dict[str, list[tuple[Service, Scenario, limits.EndpointSpec]]] = {}
     for svc in s.services:
-        view = s.for_service(svc)
+        view = s.through(svc)
         for sp in limits.endpoint_specs(s, svc):
             use.setdefault(sp.role, []).append((svc, view, sp))
     for role, rows in use.items():
@@ -655,7 +653,7 @@ def test_any_estate_whose_floors_fit_is_sized_fairly(s: Scenario) -> None:
     except SizingError as exc:
         assert not fit, str(exc)
         return
-    views = {v.name: s.for_service(v) for v in s.services}
+    views = {v.name: s.through(v) for v in s.services}
     for ep in rec.endpoints:
         # Each endpoint's services sum within usable.
         assert ep.worst_case == sum(b.worst_case for b in ep.by_service) <= ep.usable

@@ -26,18 +26,18 @@ def test_default_scenario_is_a_short_link():
 
 
 def test_full_scenario_round_trips():
-    s = Scenario(provider="aws-aurora", instance_class="db.r6g.large",
-                 max_connections=1700, max_connections_source="measured 2026-11-25T08:00Z",
-                 replicas=(Replica("db.r6g.xlarge", None, 3, "eu-west-1"),
+    s = Scenario.flags(provider="aws-aurora", instance_class="db.r6g.large",
+                       max_connections=1700, max_connections_source="measured 2026-11-25T08:00Z",
+                       replicas=(Replica("db.r6g.xlarge", None, 3, "eu-west-1"),
                            Replica(None, 900, None, "us-east-1")),
-                 proxy="rds-proxy",
-                 proxy_settings=ProxySettings(rds_proxy_max_connections_percent=60),
-                 app_instances=3, max_app_instances=9, deploy_surge_percent=50, workers=4,
-                 engines_per_process=2, app_vcpus=4, pg_version=17,
-                 reserves=Reserves(superuser=3, provider=2, admin=5, migrations=2,
+                       proxy="rds-proxy",
+                       proxy_settings=ProxySettings(rds_proxy_max_connections_percent=60),
+                       app_instances=3, max_app_instances=9, deploy_surge_percent=50, workers=4,
+                       engines_per_process=2, app_vcpus=4, pg_version=17,
+                       reserves=Reserves(superuser=3, provider=2, admin=5, migrations=2,
                                    replication_slots=1),
-                 pool_split=0.6, load=Load(120.0, 15.0, 40.0), network=("aws-nlb",),
-                 iam_auth=True, current=CurrentPool(20, 5, -1, "AsyncAdaptedQueuePool"))
+                       pool_split=0.6, load=Load(120.0, 15.0, 40.0), network=("aws-nlb",),
+                       iam_auth=True, current=CurrentPool(20, 5, -1, "AsyncAdaptedQueuePool"))
     flat = links.to_flat(s)
     assert links.from_flat(flat) == s
     assert links.from_flat(dict(parse_qsl(links.to_query(s)))) == s
@@ -67,7 +67,7 @@ def test_no_parameter_can_carry_a_secret():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.builds(Scenario, provider=st.just("self-hosted"), instance_class=st.none(),
+@given(st.builds(Scenario.flags, provider=st.just("self-hosted"), instance_class=st.none(),
                  max_connections=st.integers(1, 10000), app_instances=st.integers(1, 100),
                  workers=st.integers(1, 32), pool_split=st.floats(0.01, 1.0),
                  network=st.lists(st.sampled_from(["aws-nlb", "gcp-vpc"]), max_size=2)

@@ -47,7 +47,7 @@ def test_save_list_load_overwrite_delete(sqlite_store):
     again = sqlite_store.list()[1]
     assert again.params["workers"] == "8"
     assert again.created_at == first.created_at and again.updated_at >= first.updated_at
-    assert links.from_flat(sqlite_store.load("b scenario")).workers == 8
+    assert links.from_flat(sqlite_store.load("b scenario")).services[0].workers == 8
     assert sqlite_store.delete("b scenario") is True
     assert sqlite_store.delete("b scenario") is False
     with pytest.raises(store.StoreError, match="No saved scenario"):

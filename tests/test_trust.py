@@ -108,9 +108,9 @@ def test_a_link_with_millions_of_replicas_is_refused_before_building_them():
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 0.0, -1.0])
 def test_load_must_be_finite_and_positive(value):
     with pytest.raises(ScenarioError):
-        plan.recommend(Scenario(load=Load(rps=value, hold_ms=10)))
+        plan.recommend(Scenario.flags(load=Load(rps=value, hold_ms=10)))
     with pytest.raises(ScenarioError):
-        plan.recommend(Scenario(load=Load(rps=10, hold_ms=value)))
+        plan.recommend(Scenario.flags(load=Load(rps=10, hold_ms=value)))
 
 
 def test_messages_name_the_field_in_words_and_carry_its_key():
@@ -143,17 +143,17 @@ def test_a_load_no_server_could_hold_has_no_pool():
 # ---------------------------------------------------------------- break point
 
 def clients_at(s: Scenario, n: int, per: int) -> int:
-    surge = math.ceil(n * s.deploy_surge_percent / 100)
-    return (n + surge) * s.workers * s.engines_per_process * per
+    surge = math.ceil(n * s.services[0].deploy_surge_percent / 100)
+    return (n + surge) * s.services[0].workers * s.services[0].engines_per_process * per
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.integers(1, 300), st.sampled_from([0, 10, 25, 100]), st.integers(1, 8),
        st.integers(100, 5000), st.integers(1, 2))
 def test_breaks_at_is_the_first_fleet_size_over_usable(instances, surge, workers, mc, engines):
-    s = Scenario(provider="self-hosted", instance_class=None, max_connections=mc,
-                 app_instances=instances, deploy_surge_percent=surge, workers=workers,
-                 engines_per_process=engines)
+    s = Scenario.flags(provider="self-hosted", instance_class=None, max_connections=mc,
+                       app_instances=instances, deploy_surge_percent=surge, workers=workers,
+                       engines_per_process=engines)
     try:
         rec = plan.recommend(s)
     except SizingError:
@@ -167,8 +167,8 @@ def test_breaks_at_is_the_first_fleet_size_over_usable(instances, surge, workers
 
 
 def test_scale_out_is_sampled_and_keeps_the_break_point():
-    s = Scenario(provider="self-hosted", instance_class=None, max_connections=262_143,
-                 app_instances=5_000, max_app_instances=20_000)
+    s = Scenario.flags(provider="self-hosted", instance_class=None, max_connections=262_143,
+                       app_instances=5_000, max_app_instances=20_000)
     rec = plan.recommend(s)
     rows = projection.scale_out(rec)
     xs = sorted({r["instances"] for r in rows})
@@ -182,8 +182,8 @@ def test_scale_out_is_sampled_and_keeps_the_break_point():
 
 def test_the_current_settings_break_counts_the_deploy_surge():
     # 10 instances at most, 25 % surge: SQLAlchemy's 15 per engine on 93 usable.
-    s = Scenario(provider="self-hosted", instance_class=None, max_connections=100,
-                 app_instances=10)
+    s = Scenario.flags(provider="self-hosted", instance_class=None, max_connections=100,
+                       app_instances=10)
     rec = plan.recommend(s)
     found = next(w for w in rec.warnings if w.code == "DEFAULTS_OVER_MAX")
     n = next(k for k in range(1, 100) if clients_at(s, k, 15) > 93)
@@ -193,8 +193,8 @@ def test_the_current_settings_break_counts_the_deploy_surge():
 # --------------------------------------------------------- poolers: two sides
 
 def test_rds_proxy_names_what_clients_open_and_what_the_database_sees():
-    s = Scenario(provider="aws-rds", instance_class="db.r6g.large", proxy="rds-proxy",
-                 app_instances=4, workers=2)
+    s = Scenario.flags(provider="aws-rds", instance_class="db.r6g.large", proxy="rds-proxy",
+                       app_instances=4, workers=2)
     rec = plan.recommend(s)
     ep = rec.endpoint("primary")
     per = ep.pool_size + ep.max_overflow
@@ -203,7 +203,7 @@ def test_rds_proxy_names_what_clients_open_and_what_the_database_sees():
     assert ep.worst_case == min(ep.server_side.limit, clients) == ep.server_side.worst_case
     assert ep.headroom == ep.usable - ep.worst_case > 0
     assert f"= {ep.worst_case:,}" in ep.explanation
-    now = s.max_app_instances or s.app_instances
+    now = s.services[0].max_app_instances or s.services[0].app_instances
     row = next(r for r in projection.scale_out(rec)
                if r["instances"] == now and r["endpoint"] == "primary")
     assert row["worst_case"] == ep.worst_case and row["client_connections"] == clients
@@ -212,7 +212,7 @@ def test_rds_proxy_names_what_clients_open_and_what_the_database_sees():
 # ----------------------------------------------------------------- rules table
 
 def test_rules_multiply_out_and_poolwise_fits():
-    rec = plan.recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
+    rec = plan.recommend(Scenario.flags(provider="aws-rds", instance_class="db.r6g.large",
                                     app_instances=40, workers=4))
     ep = rec.endpoint("primary")
     for r in rec.services[0].rec.rules:
@@ -227,7 +227,7 @@ def test_rules_multiply_out_and_poolwise_fits():
 # ----------------------------------------------------------------- reasons
 
 def test_nullpool_reasons_do_not_claim_a_pool_or_a_ping():
-    rec = plan.recommend(Scenario(serverless_concurrency=50, proxy="rds-proxy"))
+    rec = plan.recommend(Scenario.flags(serverless_concurrency=50, proxy="rds-proxy"))
     g = rec.services[0].rec.engine("primary")
     assert g.poolclass == "NullPool" and not g.pool_pre_ping
     assert "checks each checkout" not in g.reasons["pool_pre_ping"]
@@ -235,7 +235,7 @@ def test_nullpool_reasons_do_not_claim_a_pool_or_a_ping():
 
 
 def test_no_load_note_names_the_bound_that_binds():
-    small = plan.recommend(Scenario(provider="self-hosted", instance_class=None,
+    small = plan.recommend(Scenario.flags(provider="self-hosted", instance_class=None,
                                       max_connections=40, app_instances=3))
     ep = small.endpoint("primary")
     note = next(w for w in small.warnings if w.code == "NO_LOAD")
@@ -263,13 +263,13 @@ def any_scenario(draw) -> Scenario:
     provider, cls, proxies = draw(st.sampled_from(PROVIDER_CASES))
     load = draw(st.one_of(st.none(), st.builds(
         Load, rps=st.floats(1, 400), hold_ms=st.floats(1, 80))))
-    return Scenario(provider=provider, instance_class=cls,
-                    max_connections=400 if cls is None else None,
-                    proxy=draw(st.sampled_from(proxies)),
-                    app_instances=draw(st.integers(1, 30)),
-                    workers=draw(st.integers(1, 4)),
-                    serverless_concurrency=draw(st.one_of(st.none(), st.integers(1, 300))),
-                    load=load)
+    return Scenario.flags(provider=provider, instance_class=cls,
+                          max_connections=400 if cls is None else None,
+                          proxy=draw(st.sampled_from(proxies)),
+                          app_instances=draw(st.integers(1, 30)),
+                          workers=draw(st.integers(1, 4)),
+                          serverless_concurrency=draw(st.one_of(st.none(), st.integers(1, 300))),
+                          load=load)
 
 
 def engine_settings_of(module_src: str) -> dict:
@@ -318,8 +318,8 @@ def test_json_text_module_and_report_tell_one_answer(s):
         # The worst case is what the endpoint sees: never above usable, and the same
         # figure the scale-out series gives at today's autoscaling maximum.
         assert ep.worst_case <= ep.usable
-        if not s.serverless:
-            now = s.max_app_instances or s.app_instances
+        if not s.services[0].serverless:
+            now = s.services[0].max_app_instances or s.services[0].app_instances
             row = next(r for r in projection.scale_out(rec)
                        if r["instances"] == now and r["endpoint"] == ep.role)
             assert row["worst_case"] == ep.worst_case
@@ -332,7 +332,9 @@ def test_more_instances_never_raise_the_break_point_above_a_smaller_fleet(s, ext
     """A bigger fleet gets smaller or equal per-engine pools, so it breaks no earlier."""
     try:
         a = plan.recommend(s)
-        b = plan.recommend(replace(s, app_instances=s.app_instances + extra))
+        one = s.services[0]
+        b = plan.recommend(replace(s, services=(
+            replace(one, app_instances=one.app_instances + extra),)))
     except (SizingError, ScenarioError):
         return
     if a.breaks_at is not None and b.breaks_at is not None:
@@ -340,15 +342,15 @@ def test_more_instances_never_raise_the_break_point_above_a_smaller_fleet(s, ext
 
 
 def test_processes_at_counts_the_surge_like_the_peak():
-    s = Scenario(app_instances=7, max_app_instances=13, workers=3, deploy_surge_percent=25)
-    svc = s.service_list()[0]
+    s = Scenario.flags(app_instances=7, max_app_instances=13, workers=3, deploy_surge_percent=25)
+    svc = s.services[0]
     assert limits.processes_at(s, svc, "primary", 13) == (13 + 4) * 3
     assert limits.endpoint_specs(s, svc)[0].processes == (13 + 4) * 3
 
 
 def test_rds_replicas_reached_directly_get_direct_pool_settings():
     # RDS Proxy fronts only the RDS writer: the replica's engine is a direct one.
-    rec = plan.recommend(Scenario(provider="aws-rds", instance_class="db.r6g.large",
+    rec = plan.recommend(Scenario.flags(provider="aws-rds", instance_class="db.r6g.large",
                                     proxy="rds-proxy", replicas=(Replica(),),
                                     app_instances=2))
     first = rec.services[0].rec

@@ -247,7 +247,7 @@ def scale_out_data(rec: Recommendation, up_to: int | None = None,
         return None
     usable = [{"endpoint": ep.role, "usable": ep.usable} for ep in rec.endpoints]
     # x is the autoscaling maximum (the core adds the deploy surge to every point).
-    now = rec.scenario.autoscaling_max
+    now = rec.sized.autoscaling_max
     marks = [{"instances": now, "endpoint": "autoscaling peak",
               "label": f"autoscaling max {now:,}"}]
     breaks = [(ep.role, n) for ep in rec.endpoints if (n := ep.breaks_at) is not None]
@@ -435,7 +435,7 @@ def serverless_chart(rec: Recommendation) -> alt.LayerChart | None:
 
 def serverless_data(rec: Recommendation) -> tuple[tuple, dict[str, list[dict]]] | None:
     """(shape, datasets) of the serverless chart; None when it does not apply."""
-    if not rec.scenario.serverless:
+    if not rec.sized.serverless:
         return None
     rows = [{"endpoint": ep.role, "clients open": ep.client_side.worst_case,
              "client limit": ep.client_side.limit, "source": ep.client_side.limit_source,
@@ -526,7 +526,7 @@ def compare_rows(recs_by_name: Mapping[str, Recommendation]) -> list[dict]:
         s = rec.scenario
         n = len(rec.services)
         fleet = (f"{n} service{'' if n == 1 else 's'}: "
-                 + " + ".join(_fleet_words(v.name, v.rec.scenario) for v in rec.services))
+                 + " + ".join(_fleet_words(v.name, v.service) for v in rec.services))
         setup = (f"{s.provider} {s.instance_class or 'measured'}"
                  f"{'' if s.proxy == 'none' else ' + ' + s.proxy} · {fleet}")
         for ep in rec.endpoints:

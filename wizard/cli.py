@@ -134,10 +134,11 @@ def _count(n: int, noun: str) -> str:
 def _render_one(rec: Recommendation) -> str:
     """One service's plan (the estate's findings and sources are shown once, after it)."""
     out = []
-    s = rec.scenario
+    s, own = rec.scenario, rec.sized
     out.append(f"poolwise: {s.provider} {s.instance_class or ''} via {s.proxy}; "
-               f"{s.serverless_concurrency or s.peak_instances} "
-               f"{'invocations' if s.serverless else 'instances at peak'} x {s.workers} workers")
+               f"{own.serverless_concurrency or own.peak_instances} "
+               f"{'invocations' if own.serverless else 'instances at peak'} x {own.workers} "
+               "workers")
     out.append("")
     rows = [[e.role, e.instance_class or "-", e.max_connections_label, str(e.reserved),
              f"{e.usable:,}", f"{e.clients:,}", str(e.pool_size),

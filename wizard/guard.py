@@ -68,7 +68,7 @@ class Report:
 
 def _service_index(s: Scenario, name: str) -> int | None:
     """1-based position of a named service's [[service]] table (None: the flags form)."""
-    names = [v.name for v in s.services]
+    names = [v.name for v in s.services] if s.named else []
     return names.index(name) + 1 if name in names else None
 
 
@@ -79,7 +79,7 @@ def check(text: str, path: str) -> Report:
         rec = plan.recommend(s)
     except SizingError as exc:
         # Not even one connection per engine fits: the budget breaks whatever the pools.
-        names = (exc.service,) if exc.service else tuple(v.name for v in s.service_list())
+        names = (exc.service,) if exc.service else tuple(v.name for v in s.services)
         keys = CODES["CANNOT_FIT"].keys
         lines = tuple(files.line_of(text, keys, _service_index(s, n)) for n in names)
         problem = Problem("CANNOT_FIT", "error", names, exc.endpoint, exc.message,

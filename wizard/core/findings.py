@@ -46,7 +46,7 @@ def ordered(found: Sequence[Finding]) -> tuple[Finding, ...]:
 def run_checks(rec: Recommendation, svc: Service | None = None) -> tuple[Finding, ...]:
     """All findings for one service's recommendation, errors first, each naming the service
     (`svc`: the service it sizes; the scenario's only one when not given)."""
-    svc = svc or rec.scenario.service_list()[0]
+    svc = svc or rec.sized
     return ordered([replace(f, service=svc.name, services=(svc.name,))
                     for r in RULES for f in r(rec, svc)])
 

@@ -257,8 +257,8 @@ def validate(s: Scenario, svc: Service | None = None) -> None:
     service; with named services, none: plan.validate checks each)."""
     from wizard.core.model import FLEET_KEYS, NETWORK_CUTOFFS, PROXIES
 
-    if svc is None and not s.services:
-        svc = s.service_list()[0]
+    if svc is None and not s.named:
+        svc = s.services[0]
     # Ranges first: nothing below may do work that grows with a number.
     fleet = service_values(svc) if svc is not None else {}
     for key, value in [*((k, v) for k, v in param_values(s).items() if k not in FLEET_KEYS),
@@ -312,7 +312,7 @@ def validate_services(s: Scenario) -> None:
     Errors are keyed by the service's own parameter (`s2_name`)."""
     from wizard.core.model import SERVICE_KINDS
     if not s.services:
-        return
+        raise ScenarioError("a scenario needs at least one service", key="services")
     if len(s.services) > MAX_SERVICES:
         raise ScenarioError(f"at most {MAX_SERVICES} services share one database, got "
                             f"{len(s.services):,}", key="services")

@@ -200,6 +200,13 @@ class Service:
     def serverless(self) -> bool:
         return self.serverless_concurrency is not None
 
+    @classmethod
+    def flags(cls, **fleet: Any) -> Service:
+        """The flags form's one service: named "app", its kind from its fleet (serverless
+        when it has a peak concurrency, else web)."""
+        kind = "serverless" if fleet.get("serverless_concurrency") is not None else "web"
+        return cls(kind=kind, **fleet)
+
     @property
     def autoscaling_max(self) -> int:
         """App instances at the autoscaling maximum (the normal count without autoscaling)."""
@@ -218,7 +225,8 @@ class Service:
         return top + surge(top, self.deploy_surge_percent)
 
 
-# The Scenario fields a Service owns (the rest describe the database and the path).
+# The fields that describe a service's fleet (its name, kind, endpoints, path and weight
+# aside): the flags form sets them for its one service.
 SERVICE_FIELDS: tuple[str, ...] = (
     "app_instances", "max_app_instances", "deploy_surge_percent", "workers",
     "engines_per_process", "serverless_concurrency", "app_vcpus", "pool_split", "load",
@@ -227,11 +235,9 @@ SERVICE_FIELDS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Scenario:
-    """One database (primary, replicas, proxy, reserves) and the services that share it.
-
-    Without `services` the fleet fields here describe the one service (the flags form);
-    with them, each Service carries its own fleet and these fields are not used.
-    """
+    """One database (primary, replicas, reserves), the path to it (proxy and its settings,
+    network, IAM, pre-ping) and the services that share it (at least one; the flags form is
+    one Service named "app"). A service's fleet, load and pools are the Service's own."""
 
     provider: str = "aws-rds"
     instance_class: str | None = "db.r6g.large"
@@ -240,66 +246,46 @@ class Scenario:
     replicas: tuple[Replica, ...] = ()
     proxy: str = "none"
     proxy_settings: ProxySettings = field(default_factory=ProxySettings)
-    app_instances: int = 2
-    max_app_instances: int | None = None
-    deploy_surge_percent: int = 25
-    workers: int = 1
-    engines_per_process: int = 1
-    serverless_concurrency: int | None = None
-    app_vcpus: int = 2
     pg_version: int = 16
     # Minor version (4 for 16.4); None: the current minor a new instance gets.
     pg_minor: int | None = None
     min_acu: float | None = None  # Aurora Serverless v2 minimum capacity
     db_vcpus: float | None = None  # the database server's vCPUs, over the class's figure
     reserves: Reserves = field(default_factory=Reserves)
-    pool_split: float = 0.7
-    load: Load | None = None
     network: tuple[str, ...] = ()
     iam_auth: bool = False
-    current: CurrentPool | None = None
-    services: tuple[Service, ...] = ()
+    # The services sharing the database, at least one (limits.validate_services checks it).
+    services: tuple[Service, ...] = field(default_factory=lambda: (Service(),))
     # pool_pre_ping where it pays (on by default); False: the user opts out.
     pre_ping: bool = True
 
-    def service_list(self) -> tuple[Service, ...]:
-        """The services sharing the database; the flags form is one service named "app"."""
-        if self.services:
-            return self.services
-        kind = "serverless" if self.serverless_concurrency is not None else "web"
-        return (Service(kind=kind, **{f: getattr(self, f) for f in SERVICE_FIELDS}),)
+    @classmethod
+    def flags(cls, **fields: Any) -> Scenario:
+        """The flags form: the database and path fields as given, and one service (named
+        "app") with the fleet fields given (SERVICE_FIELDS: app_instances, workers, load,
+        current, ...)."""
+        fleet = {f: fields.pop(f) for f in SERVICE_FIELDS if f in fields}
+        return cls(**fields, services=(Service.flags(**fleet),))
+
+    @property
+    def named(self) -> bool:
+        """Whether the scenario names its services (a file's [[service]] tables, a link's
+        `s<N>_` keys): their engines then say who they are (application_name), errors name
+        them and links key them by number. A scenario whose one service the flags can
+        describe (named "app", the kind its fleet gives, no endpoints, path or weight of its
+        own) is the flags form."""
+        return len(self.services) != 1 or self.services[0] != Service.flags(
+            **{f: getattr(self.services[0], f) for f in SERVICE_FIELDS})
 
     def through(self, svc: Service) -> Scenario:
-        """The database on the path one service takes (its own proxy, else the scenario's).
-        The core reads a service's fleet from the Service, never from a Scenario."""
+        """The database on the path one service takes (its own proxy, else the scenario's)."""
         return self if svc.proxy is None else replace(self, proxy=svc.proxy)
 
-    def for_service(self, svc: Service) -> Scenario:
-        """This database seen by one service: its fleet and path, no other service (the
-        `scenario` of the service's plan, which the edges read; the core does not)."""
-        return replace(self, services=(), proxy=svc.proxy or self.proxy,
-                       **{f: getattr(svc, f) for f in SERVICE_FIELDS})
-
-    @property
-    def autoscaling_max(self) -> int:
-        """App instances at the autoscaling maximum (the normal count without autoscaling)."""
-        return self.max_app_instances or self.app_instances
-
-    @property
-    def fleet_size(self) -> int:
-        """The scaling unit today: the autoscaling maximum, or the peak concurrent
-        invocations when serverless (what break points and scale-out charts count in)."""
-        return self.serverless_concurrency or self.autoscaling_max
-
-    @property
-    def peak_instances(self) -> int:
-        """App instances at the autoscaling maximum plus the rolling-deploy surge."""
-        top = self.autoscaling_max
-        return top + surge(top, self.deploy_surge_percent)
-
-    @property
-    def serverless(self) -> bool:
-        return self.serverless_concurrency is not None
+    def alone(self, svc: Service) -> Scenario:
+        """This database on the service's path with that service alone, as the flags form
+        (what the service would get with the database to itself)."""
+        return replace(self.through(svc), services=(
+            Service.flags(**{f: getattr(svc, f) for f in SERVICE_FIELDS}),))
 
 
 # The flat keys a service owns: with several services they are set per service
@@ -340,16 +326,16 @@ def param_values(s: Scenario) -> dict[str, Any]:
         "max_prepared_statements": ps.max_prepared_statements,
         "user_db_pairs": ps.user_db_pairs,
         "rds_proxy_max_connections_percent": ps.rds_proxy_max_connections_percent,
-        **service_values(s), "superuser_reserved": rs.superuser,
+        # The flags form's fleet (its one service; with named services, the first's).
+        **service_values(s.services[0]), "superuser_reserved": rs.superuser,
         "provider_reserved": rs.provider, "admin_reserve": rs.admin,
         "migrations_reserve": rs.migrations, "replication_reserve": rs.replication_slots,
         "network": list(s.network) or None, "iam_auth": s.iam_auth, "pre_ping": s.pre_ping,
     }
 
 
-def service_values(svc: Service | Scenario) -> dict[str, Any]:
-    """A service's fleet parameters (FLEET_KEYS) by flat key, None where unset (a Scenario
-    still carries the flags form's one service's: issue 19 moves them to its Service)."""
+def service_values(svc: Service) -> dict[str, Any]:
+    """A service's fleet parameters (FLEET_KEYS) by flat key, None where unset."""
     load, cur = svc.load, svc.current
     return {
         "app_instances": svc.app_instances, "max_app_instances": svc.max_app_instances,
@@ -420,6 +406,12 @@ class Recommendation:
     # Every service sharing the database, each with its own plan (empty in a plan).
     services: tuple[ServiceResult, ...] = ()
 
+    @property
+    def sized(self) -> Service:
+        """The service a plan sizes: its scenario's (the database on that service's path,
+        with that service alone)."""
+        return self.scenario.services[0]
+
     def endpoint(self, role: str) -> EndpointBudget:
         return next(e for e in self.endpoints if e.role == role)
 
@@ -444,7 +436,14 @@ class Recommendation:
         top = self.services[0].rec if len(self.services) == 1 else self
         d = asdict(replace(top, endpoints=self.endpoints, warnings=self.warnings,
                            sources=self.sources, services=()))
-        d["scenario"] = asdict(top.scenario)
+        # The scenario as it was when a Scenario carried a fleet of its own: one service's
+        # fleet at the top level and no `services`; several services listed, the top-level
+        # fleet keys at a Service's defaults (they described no one).
+        fleet = top.sized if len(self.services) == 1 else Service()
+        given = asdict(fleet)
+        d["scenario"] = {**d["scenario"], **{f: given[f] for f in SERVICE_FIELDS}}
+        if len(self.services) == 1:
+            d["scenario"]["services"] = []
         d["services"] = [
             {"name": v.name, "kind": v.kind, "endpoints": list(v.endpoints),
              "engines": [asdict(e) for e in v.rec.engines],

@@ -103,7 +103,7 @@ def recommend(s: Scenario) -> Recommendation:
     whole budget, so the flags form is simply the case of one service.
     """
     validate(s)
-    svcs = s.service_list()
+    svcs = s.services
     ways = [s.through(v) for v in svcs]  # the database on each service's path
     paths = [path_facts(w, v.serverless) for w, v in zip(ways, svcs, strict=True)]
     loads = [load_sizing(v) for v in svcs]
@@ -114,7 +114,7 @@ def recommend(s: Scenario) -> Recommendation:
     totals: list[EndpointBudget] = []
     for role in roles:
         members = [_Member(i, svcs[i], ways[i], specs[i][role], loads[i],
-                           _pooled(ways[i], role), bool(s.services))
+                           _pooled(ways[i], role), s.named)
                    for i in range(len(svcs)) if role in specs[i]]
         if members:
             try:
@@ -129,7 +129,7 @@ def recommend(s: Scenario) -> Recommendation:
     results = []
     for i, svc in enumerate(svcs):
         rows = [sized[i][r] for r in roles if r in sized[i]]
-        if s.services:  # named services: each engine says who it is
+        if s.named:  # named services: each engine says who it is
             rows = [(ep, _named_engine(eng, svc.name), bound) for ep, eng, bound in rows]
         results.append(_service_rec(svc, s, loads[i], paths[i], rows))
     return _plan_rec(s, tuple(totals), tuple(results))
@@ -140,12 +140,11 @@ def validate(s: Scenario) -> None:
     view of the database. With services, a service's error is keyed by its own parameter
     (`s2_max_app_instances`), so a form can show it beside that service's field."""
     limits.validate_services(s)
-    svcs = s.service_list()
-    for i, svc in enumerate(svcs, start=1):
+    for i, svc in enumerate(s.services, start=1):
         try:
-            _as_service(svc, 2 if s.services else 1, limits.validate, s.through(svc), svc)
+            _as_service(svc, 2 if s.named else 1, limits.validate, s.through(svc), svc)
         except ScenarioError as exc:
-            if not s.services:
+            if not s.named:
                 raise
             raise exc.at(key=_service_key(svc, i, exc.key)) from None
 
@@ -391,7 +390,7 @@ def _service_rec(svc: Service, s: Scenario, load: LoadSizing | None, path: PathF
     database as the service sees it, for the edges; the core reads `svc`)."""
     endpoints = tuple(ep for ep, _, _ in rows)
     breaks = [e.breaks_at for e in endpoints if e.breaks_at is not None]
-    rec = Recommendation(scenario=s.for_service(svc), endpoints=endpoints,
+    rec = Recommendation(scenario=replace(s.through(svc), services=(svc,)), endpoints=endpoints,
                          engines=tuple(eng for _, eng, _ in rows), warnings=(), sources=(),
                          load=load, rules=rule_comparisons(svc, endpoints[0]),
                          binding="; ".join(f"{ep.role}: {bound}" for ep, _, bound in rows),

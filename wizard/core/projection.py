@@ -64,7 +64,7 @@ def break_sentence(rec: Recommendation) -> str:
 
 def _own(rec: Recommendation) -> Service:
     """The service a plan sizes (its scenario is the database as that service sees it)."""
-    return rec.scenario.service_list()[0]
+    return rec.sized
 
 
 def break_lines(rec: Recommendation) -> list[str]:

@@ -137,7 +137,7 @@ def _dict_literal(body: list[str]) -> str:
 
 
 def _fleet(rec: Recommendation) -> str:
-    s = rec.scenario
+    s = rec.sized
     p = rec.endpoint("primary")
     if s.serverless:
         return (f"{s.serverless_concurrency:,} concurrent invocations (serverless), one NullPool "
@@ -315,7 +315,7 @@ def cloudsql_refresh_strategy(s: Scenario) -> tuple[str, str]:
     """The Cloud SQL connector's refresh_strategy, and why (lazy when serverless)."""
     fact = catalog.proxy_fact("cloudsql-connector", "refresh_strategy_serverless")
     url = fact[1].url if fact else ""
-    if s.serverless:
+    if any(v.serverless for v in s.services):
         return "lazy", ("refresh_strategy: lazy, serverless: a background refresh is "
                         "throttled when the CPU scales to zero, so certificates are fetched "
                         f"when a connection needs them (connector >= 1.10; {url})")
@@ -360,7 +360,7 @@ def named_service(rec: Recommendation, svc: ServiceResult) -> str | None:
     """The name a service's export goes by: its own when the scenario names its services
     (a scenario file or a link with s<i>_ keys: db_<name>.py, reproduced from the file);
     None for the flags form (db.py, reproduced by its flags)."""
-    return svc.name if rec.scenario.services else None
+    return svc.name if rec.scenario.named else None
 
 
 def _named(rec: Recommendation, svc: ServiceResult) -> tuple[Scenario | None, str | None]:
@@ -433,7 +433,7 @@ def _render_module(rec: Recommendation, *, generated_on: str | None,
         dispose_extra = ""
 
     usage = ""
-    if s.serverless:
+    if rec.sized.serverless:
         usage = ("\nServerless (Lambda / Cloud Run jobs): NullPool engines hold no connection "
                  "between\ninvocations and survive a new event loop per invocation, so "
                  "`ENGINES = create_engines()`\nat module level is fine there; keep the "

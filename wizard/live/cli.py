@@ -114,7 +114,7 @@ def check_plan(args: argparse.Namespace, scenario: Scenario | None) -> None:
     if args.endpoint not in roles:
         raise ScenarioError(f"--endpoint {args.endpoint[:20]!r} is not in this scenario; "
                             f"valid choices: {', '.join(roles)}")
-    names = [svc.name for svc in scenario.service_list()]
+    names = [svc.name for svc in scenario.services]
     if args.service is not None and args.service not in names:
         raise ScenarioError(f"--service {args.service[:40]!r} is not in this scenario; "
                             f"valid choices: {', '.join(names)}")

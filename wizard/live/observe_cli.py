@@ -128,7 +128,7 @@ def compare(o: obs.Observation, path: str,
     s = files.load(path)
     busy = {x.application_name: x for x in o.services}
     out = [f"Against {path}:"]
-    for svc in s.service_list():
+    for svc in s.services:
         seen = busy.get(svc.name)
         if processes and svc.name in processes:
             procs = processes[svc.name]

@@ -248,7 +248,7 @@ def dump(s: Scenario) -> str:
     flat = links.to_flat(s)
     top = [(k, v) for k, v in flat.items() if not links.SERVICE_KEY.fullmatch(k)]
     out = [f"{k} = {_toml(k, v)}" for k, v in top]
-    for i in range(1, len(s.services) + 1):
+    for i in range(1, len(s.services) + 1 if s.named else 1):
         out += ["", "[[service]]"]
         prefix = f"s{i}_"
         out += [f"{k[len(prefix):]} = {_toml(k[len(prefix):], v)}" for k, v in flat.items()

@@ -118,11 +118,11 @@ def to_flat(s: Scenario) -> dict[str, str]:
     mine, base = values(s), values(Scenario())
     out = {"provider": s.provider, "instance_class": s.instance_class or ""}
     for p in PARAMS:
-        if s.services and p.key in FLEET_KEYS:
+        if s.named and p.key in FLEET_KEYS:
             continue
         if mine[p.key] != base[p.key] and mine[p.key] is not None:
             out[p.key] = flat_text(mine[p.key])
-    for i, svc in enumerate(s.services, start=1):
+    for i, svc in enumerate(s.services if s.named else (), start=1):
         view = service_values(svc)
         out[service_key(i, "name")] = svc.name
         kind = "serverless" if svc.serverless_concurrency is not None else "web"
@@ -234,12 +234,13 @@ def _service(i: int, raw: Mapping[str, str], top: Mapping[str, str]) -> Service:
     if not SERVICE_NAME.fullmatch(name):
         raise ScenarioError(f"{label}: the name must be 1 to 40 lower-case letters, digits, "
                             "- or _, starting with a letter", key=service_key(i, "name"))
-    kind = extra.get("kind") or ("serverless" if view.serverless else "web")
+    fleet = view.services[0]
+    kind = extra.get("kind") or fleet.kind
     endpoints = extra.get("endpoints")
     return Service(name=name, kind=kind, endpoints=tuple(endpoints) if endpoints is not None
                    else None, proxy=view.proxy if "proxy" in raw else None,
                    weight=extra.get("weight", 1.0),
-                   **{f: getattr(view, f) for f in SERVICE_FIELDS})
+                   **{f: getattr(fleet, f) for f in SERVICE_FIELDS})
 
 
 def _from_flat(params: Mapping[str, str]) -> Scenario:
@@ -261,7 +262,7 @@ def _from_flat(params: Mapping[str, str]) -> Scenario:
     for key, value in v.items():
         if BY_KEY[key].kind in ("int", "float"):
             bounds.check(key, value)
-    base = Scenario()
+    base, one = Scenario(), Service()
     n_rep = v.get("replicas", 0)
     replicas = tuple(
         Replica(instance_class=_nth(v.get("replica_instance_class"), i, str,
@@ -310,18 +311,19 @@ def _from_flat(params: Mapping[str, str]) -> Scenario:
         pg_version=v.get("pg_version", base.pg_version), min_acu=v.get("min_acu"),
         db_vcpus=v.get("db_vcpus"),
         pg_minor=v.get("pg_minor"), replicas=replicas, proxy=v.get("proxy", base.proxy),
-        proxy_settings=ps,
-        app_instances=v.get("app_instances", base.app_instances),
-        max_app_instances=v.get("max_app_instances"),
-        deploy_surge_percent=v.get("deploy_surge_percent", base.deploy_surge_percent),
-        workers=v.get("workers", base.workers),
-        engines_per_process=v.get("engines", base.engines_per_process),
-        serverless_concurrency=v.get("serverless_concurrency"),
-        app_vcpus=v.get("app_vcpus", base.app_vcpus), reserves=rs,
-        pool_split=v.get("split", base.pool_split), load=load,
+        proxy_settings=ps, reserves=rs,
         network=tuple(v.get("network") or ()), iam_auth=v.get("iam_auth", False),
         pre_ping=v.get("pre_ping", True),
-        current=current)
+        # The flat keys describe one service (from_flat puts named ones in its place).
+        services=(Service.flags(
+            app_instances=v.get("app_instances", one.app_instances),
+            max_app_instances=v.get("max_app_instances"),
+            deploy_surge_percent=v.get("deploy_surge_percent", one.deploy_surge_percent),
+            workers=v.get("workers", one.workers),
+            engines_per_process=v.get("engines", one.engines_per_process),
+            serverless_concurrency=v.get("serverless_concurrency"),
+            app_vcpus=v.get("app_vcpus", one.app_vcpus),
+            pool_split=v.get("split", one.pool_split), load=load, current=current),))
 
 
 def to_query(s: Scenario) -> str:
@@ -364,7 +366,7 @@ def share_url(s: Scenario, base: str | None = None) -> str:
 def cli_command(s: Scenario, verb: str = "recommend") -> str:
     """The `python -m wizard` command line that reproduces the scenario (with several
     services, from its scenario file)."""
-    if s.services:
+    if s.named:
         return f"python -m wizard {verb} --scenario SCENARIO.toml"
     parts = ["python -m wizard", verb]
     for key, value in to_flat(s).items():

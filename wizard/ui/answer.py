@@ -106,7 +106,7 @@ def rows(rec: Recommendation) -> list[Row]:
                 f"{ep.worst_case:,} of {ep.usable:,}",
                 "" if one else f"this service {b.worst_case:,}",
                 _pooler(own.proxy, svc.rec.endpoint(role), shared=not one), room, over,
-                *_breaks(b.breaks_at, own.fleet_size, own.serverless),
+                *_breaks(b.breaks_at, svc.service.fleet_size, svc.service.serverless),
                 svc.rec.binding, errors_for(rec, name, role), i == 0,
                 len(svc.endpoints)))
     return out

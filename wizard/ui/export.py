@@ -75,7 +75,7 @@ def _download_key(rec: Recommendation, service: str) -> str:
 
 def current_rows(rec: Recommendation) -> list[dict[str, str]]:
     """The settings the team runs today (as given in step 4) beside the exported ones."""
-    cur = rec.scenario.current
+    cur = rec.sized.current
     if cur is None:
         return []
     rows = []
@@ -150,7 +150,7 @@ def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None
         from wizard.export.render import installed_command
 
         lines = [installed_command(links.cli_command(rec.scenario, "recommend"))]
-        if rec.scenario.services:
+        if rec.scenario.named:
             lines += [f"poolwise export --scenario poolwise-scenario.toml "
                       f"--service {svc.name} -o {module_file(rec, svc.name)}"
                       for svc in rec.services]

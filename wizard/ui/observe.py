@@ -35,7 +35,7 @@ def _take_secrets() -> None:
 
 
 def _processes(rec: Recommendation, name: str) -> int | None:
-    svc = next((v for v in rec.scenario.service_list() if v.name == name), None)
+    svc = next((v for v in rec.scenario.services if v.name == name), None)
     if svc is None:
         return None
     if svc.serverless_concurrency is not None:
@@ -73,7 +73,7 @@ def overrides(o, rec: Recommendation, flat: dict[str, str]) -> tuple[dict[str, s
     names = {flat.get(links.service_key(i, "name")): i for i in range(1, 100)
              if links.service_key(i, "name") in flat}
     for s in o.services:
-        svc = next((v for v in rec.scenario.service_list() if v.name == s.application_name),
+        svc = next((v for v in rec.scenario.services if v.name == s.application_name),
                    None)
         if svc is None or s.busy_mean <= 0:
             continue

@@ -55,7 +55,7 @@ def show_error(error: str, fix: str, scenario: Scenario | None = None,
     if fix:
         st.info(f"**Fix:** {md_escape(fix)}")
     if scenario is not None:
-        st.caption(md_escape(limits.fleet_sentence(scenario.service_list()[0])))
+        st.caption(md_escape(limits.fleet_sentence(scenario.services[0])))
     where, _ = state._problem(state.flat_key(state.current_flat()))
     # A refused replica is fixed on the replica (its class or max_connections, step 3),
     # not with a proxy or a bigger primary.
@@ -186,7 +186,6 @@ def _service_metrics(rec: Recommendation, ep: EndpointBudget, b: ServiceShare) -
     and the fleet size from which it breaks the endpoint (the others at their peaks)."""
     svc = rec.service(b.service)
     eng = svc.rec.engine(ep.role)
-    own = svc.rec.scenario
     row = _pool_metrics(eng)
     share_words = ("no limit on its side" if b.allotment is None
                    else f"it may use {b.allotment:,} ({b.allotment_how})")
@@ -200,11 +199,11 @@ def _service_metrics(rec: Recommendation, ep: EndpointBudget, b: ServiceShare) -
     if mine.p_wait is not None:
         row.metric("P(checkout waits)", queueing.percent(mine.p_wait), width=METRIC_WIDTH,
                    help="Erlang C for the pool exported on this endpoint.")
-    now = own.fleet_size
-    unit = "invocations" if own.serverless else "instances"
+    now = svc.service.fleet_size
+    unit = "invocations" if svc.service.serverless else "instances"
     limit = ("" if b.break_limit is None
              else f" (the {b.break_limit:,} connections the other services leave it)")
-    row.metric(BREAKS_LABEL if not own.serverless else "breaks at (inv.)",
+    row.metric(BREAKS_LABEL if not svc.service.serverless else "breaks at (inv.)",
                _breaks_words(b), width=METRIC_WIDTH,
                help=md_escape(f"The {unit} from which its connections exceed what the "
                               f"others at their peaks leave it{limit}; today: {now:,}."))
@@ -273,9 +272,9 @@ def chart_tabs(rec: Recommendation) -> list[tuple[str, str]]:
     if shared(rec):
         tabs.append(("Scale-out: which service breaks it", "services"))
     else:  # each service alone on its endpoints: its own scale-out
-        if any(not v.rec.scenario.serverless for v in rec.services):
+        if any(not v.service.serverless for v in rec.services):
             tabs.append(("Scale-out", "scale"))
-        if any(v.rec.scenario.serverless for v in rec.services):
+        if any(v.service.serverless for v in rec.services):
             tabs.append(("Serverless concurrency", "serverless"))
     if any(svc.rec.load is not None for svc in rec.services):
         tabs.append(("Checkout waits", "wait"))
@@ -322,7 +321,7 @@ def _per_service(rec: Recommendation, charts: Any, kind: str) -> None:
                    "scale": "serverless: see its concurrency chart",
                    "serverless": "no pooler client limit: every invocation opens its own "
                                  "connection to the database (see the budget)"}[kind]
-            if kind != "scale" or svc.rec.scenario.serverless:
+            if kind != "scale" or svc.service.serverless:
                 st.caption(md_escape(f"{svc.name}: {why}."))
             continue
         st.markdown(f"**{md_escape(svc.name)}** ({md_escape(svc.kind)})")

@@ -83,6 +83,9 @@ def proxies_for(provider: str) -> list[str]:
 def values_from_scenario(s: Scenario) -> dict[str, Any]:
     """Every widget value for a scenario."""
     ps, rs = s.proxy_settings, s.reserves
+    # The form's own fleet fields are the flags form's one service (named services have
+    # their rows below; the form's fields then keep a Service's defaults).
+    one = s.services[0] if not s.named else Service()
     v: dict[str, Any] = {
         "provider": s.provider,
         "mc_mode": "measured" if s.max_connections is not None else "catalog",
@@ -105,31 +108,31 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
         "network": list(s.network),
         "iam_auth": s.iam_auth,
         "pre_ping": s.pre_ping,
-        "app_instances": s.app_instances,
-        "max_app_instances": s.max_app_instances,
-        "deploy_surge_percent": s.deploy_surge_percent,
-        "workers": s.workers,
-        "engines": s.engines_per_process,
-        "serverless_on": s.serverless_concurrency is not None,
-        "serverless_concurrency": s.serverless_concurrency or 100,
-        "app_vcpus": s.app_vcpus,
+        "app_instances": one.app_instances,
+        "max_app_instances": one.max_app_instances,
+        "deploy_surge_percent": one.deploy_surge_percent,
+        "workers": one.workers,
+        "engines": one.engines_per_process,
+        "serverless_on": one.serverless_concurrency is not None,
+        "serverless_concurrency": one.serverless_concurrency or 100,
+        "app_vcpus": one.app_vcpus,
         "replicas": len(s.replicas),
         "superuser_reserved": rs.superuser,
         "provider_reserved": rs.provider,
         "admin_reserve": rs.admin,
         "migrations_reserve": rs.migrations,
         "replication_reserve": rs.replication_slots,
-        "split": s.pool_split,
-        "load_on": s.load is not None,
-        "rps": s.load.rps if s.load else EXAMPLE_LOAD["rps"],
-        "hold_ms": s.load.hold_ms if s.load else EXAMPLE_LOAD["hold_ms"],
-        "p95_hold_ms": s.load.p95_hold_ms if s.load else None,
-        "current_on": s.current is not None,
-        "current_pool_size": s.current.pool_size if s.current else None,
-        "current_max_overflow": s.current.max_overflow if s.current else None,
-        "current_pool_recycle": s.current.pool_recycle if s.current else None,
-        "current_poolclass": s.current.poolclass if s.current else "AsyncAdaptedQueuePool",
-        "current_statement_cache_size": s.current.statement_cache_size if s.current else None,
+        "split": one.pool_split,
+        "load_on": one.load is not None,
+        "rps": one.load.rps if one.load else EXAMPLE_LOAD["rps"],
+        "hold_ms": one.load.hold_ms if one.load else EXAMPLE_LOAD["hold_ms"],
+        "p95_hold_ms": one.load.p95_hold_ms if one.load else None,
+        "current_on": one.current is not None,
+        "current_pool_size": one.current.pool_size if one.current else None,
+        "current_max_overflow": one.current.max_overflow if one.current else None,
+        "current_pool_recycle": one.current.pool_recycle if one.current else None,
+        "current_poolclass": one.current.poolclass if one.current else "AsyncAdaptedQueuePool",
+        "current_statement_cache_size": one.current.statement_cache_size if one.current else None,
     }
     for i in range(MAX_REPLICAS):
         rep = s.replicas[i] if i < len(s.replicas) else None
@@ -137,7 +140,7 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
         v[f"replica_mc_{i}"] = rep.max_connections if rep else None
         v[f"replica_readers_{i}"] = rep.reader_instances if rep else None
         v[f"replica_region_{i}"] = rep.region if rep else ""
-    for i, svc in enumerate(s.services, start=1):
+    for i, svc in enumerate(s.services if s.named else (), start=1):
         v.update({links.service_key(i, k): x for k, x in service_values(svc).items()})
     return v
 
@@ -375,7 +378,7 @@ def validate_link(flat: Mapping[str, str]) -> Scenario:
     except ScenarioError as exc:
         raise ScenarioError(str(exc), key="provider") from None
     limits.validate(s)
-    if s.services:  # each service's own checks, keyed by its parameter (s2_workers)
+    if s.named:  # each service's own checks, keyed by its parameter (s2_workers)
         plan.validate(s)
     for key, cls in [("instance_class", s.instance_class)] + [
             ("replica_instance_class", r.instance_class) for r in s.replicas]:
