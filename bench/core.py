@@ -133,7 +133,7 @@ def main() -> int:
     for _ in range(args.n):
         s = scenario(rng)
         ms, outcome = timed(s)
-        (several if s.services else times).append(ms)
+        (several if s.named else times).append(ms)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if ms > slowest[0]:
             slowest = (ms, s)

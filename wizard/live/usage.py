@@ -101,7 +101,7 @@ def service_usage(rec: Recommendation, role: str, by_application: Mapping[str, i
     except StopIteration:
         raise ScenarioError(f"the plan has no endpoint {role[:20]!r}; endpoints: "
                             + ", ".join(e.role for e in rec.endpoints), key="endpoint") from None
-    named = bool(rec.scenario.services)
+    named = rec.scenario.named
     kinds = {svc.name: svc.kind for svc in rec.services}
     shares = {b.service: b for b in ep.by_service}
     pooled = {svc.name: svc.rec.endpoint(role).server_side is not None
