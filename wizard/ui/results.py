@@ -18,7 +18,7 @@ from wizard.core.model import (
     Scenario,
     ServiceShare,
 )
-from wizard.export.render import create_engine_block, engine_block
+from wizard.export.module import create_engine_block, engine_block
 from wizard.ui import answer as table
 from wizard.ui import state
 from wizard.ui.labels import SEVERITY_ICON, STEP_NAMES
