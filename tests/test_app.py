@@ -12,7 +12,16 @@ import math
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import go, new_app, no_exception
+from tests.support import (
+    answers,
+    chart_tab,
+    go,
+    new_app,
+    no_exception,
+    open_details,
+    texts,
+    unescape,
+)
 from wizard.core import findings, plan, queueing
 from wizard.scenario import links, store
 from wizard.ui import results
@@ -39,46 +48,9 @@ def _isolated(isolated_app):
     """Every test here runs the app isolated (tests/conftest.py)."""
 
 
-
-
 def metrics(at: AppTest) -> dict[str, str]:
     """The first endpoint's metrics (the answer card repeats the labels per endpoint)."""
     return answers(at)[0] if answers(at) else {}
-
-
-def answers(at: AppTest) -> list[dict[str, str]]:
-    """Metrics grouped per endpoint, in page order: each group starts at what the
-    database sees there, then each service's pool on it (one service here)."""
-    groups: list[dict[str, str]] = []
-    for m in at.metric:
-        if m.label == "database sees at peak" or not groups:
-            groups.append({})
-        groups[-1][m.label] = m.value
-    return groups
-
-
-def unescape(text: str) -> str:
-    """Text as the visitor reads it: the app escapes Markdown in everything it echoes."""
-    return as_read(text)
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [unescape(e.value) for e in getattr(at, kind)]
-
-
-FOLDS = ("findings", "budget", "settings", "rules", "sources", "load")
-
-
-def open_details(at: AppTest) -> AppTest:
-    """Open every Details expander of the Results step (their content is built on open)."""
-    for name in FOLDS:
-        at.session_state[f"fold_{name}"] = True
-    return at.run()
-
-
-def chart_tab(at: AppTest, label: str) -> AppTest:
-    at.session_state["chart_tab"] = label
-    return at.run()
 
 
 def test_first_screen_shows_a_result_with_defaults():

@@ -13,13 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.pool import NullPool
 
 import wizard
-from tests.test_export_support import (
-    SCENARIOS,
-    TRANSACTION_POOLER_SCENARIOS,
-    load_module,
-    rec_for,
-    ruff_check,
-)
+from tests.support import SCENARIOS, TRANSACTION_POOLER_SCENARIOS, load_module, rec_for, ruff_check
 from wizard.core.plan import recommend
 from wizard.export import render_module
 from wizard.export.common import installed_command

@@ -189,3 +189,30 @@ def test_bench_imports_nothing_from_tests() -> None:
         if bad:
             offenders[path.name] = bad
     assert offenders == {}
+
+
+def _test_module_imports(name: str, source: str) -> set[str]:
+    """The test modules (and conftests) that `source` imports: a module whose last part is
+    test_* or conftest, by its dotted name (tests.test_app) or bare (test_app, as pytest's
+    rootdir on sys.path allows)."""
+    return {m for m in _imports(name, source)
+            if m.rpartition(".")[2].startswith("test_") or m.rpartition(".")[2] == "conftest"}
+
+
+def test_the_test_scan_sees_lazy_bare_and_dotted_test_imports() -> None:
+    source = ("from tests.support import go\nfrom tests.test_app import texts\n"
+              "def f():\n    import test_trust\n    from tests.e2e.conftest import ROOT\n")
+    assert _test_module_imports("tests.test_x", source) == {
+        "tests.test_app", "test_trust", "tests.e2e.conftest"}
+
+
+def test_test_modules_import_helpers_only_from_the_support_module() -> None:
+    """Shared helpers live in tests/support.py: no module under tests/ imports a test module
+    or a conftest (a test module changes or moves without breaking another)."""
+    offenders = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        bad = _test_module_imports(name, path.read_text())
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = bad
+    assert offenders == {}, "import shared helpers from tests/support.py"

@@ -404,8 +404,8 @@ def test_app_observes_compares_and_applies_in_one_click(pg: PgServer, isolated_a
                                                         monkeypatch) -> None:
     """The live step's "Observe for 30 s" (shortened here): the measured busy connections
     beside the plan's assumption, applied with one click."""
-    from tests.apptest import no_exception
-    from tests.test_live_plan import app, url_of
+    from tests.support import live_app as app
+    from tests.support import no_exception, url_of
     from wizard.ui import observe as observe_ui
 
     # 60 samples: the busy mean of a Poisson load of 5 within 20 % at 3.5 sigma

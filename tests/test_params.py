@@ -267,7 +267,7 @@ def test_the_table_imports_only_the_standard_library():
 
 
 def test_the_forms_widgets_show_the_tables_labels_on_the_tables_steps():
-    from apptest import go, new_app
+    from tests.support import go, new_app
 
     links_ = ({"provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
                "proxy": "pgbouncer-transaction", "max_connections": "100", "rps": "10",

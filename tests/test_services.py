@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from tests.test_export_support import load_module, ruff_check
+from tests.support import load_module, ruff_check
 from wizard import cli
 from wizard.core import limits, proxies
 from wizard.core.model import Load, Replica, Scenario, ScenarioError, Service, SizingError

@@ -9,8 +9,7 @@ import streamlit as st
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st_
 
-from tests.test_app import answers, go, new_app
-from tests.test_trust import any_scenario, engine_settings_of
+from tests.support import answers, any_scenario, engine_settings_of, go, new_app
 from wizard import cli
 from wizard.core import plan, queueing
 from wizard.core.model import ScenarioError, SizingError
@@ -84,7 +83,7 @@ def any_estate(draw) -> dict[str, str]:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(any_estate())
 def test_every_service_on_the_results_step_is_the_json(tmp_path, monkeypatch, flat):
-    from tests.test_app_services import service_answer
+    from tests.support import service_answer
     from wizard.ui.results import BREAKS_LABEL, SERVICE_AT_PEAK
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))

@@ -12,16 +12,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.e2e.test_wizard_browser import (
-    OVERFLOW_JS,
-    charts_drawn,
-    link_params,
-    settle,
-    shoot,
-    step,
-    top,
-)
-from tests.test_app_services import ESTATE
+from tests.support import OVERFLOW_JS, charts_drawn, link_params, settle, shoot, step, top
+from tests.support import SERVICES_ESTATE as ESTATE
 from wizard.core import plan, projection
 from wizard.scenario import links
 
