@@ -28,21 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from wizard.core.model import Load, Reserves, Scenario  # noqa: E402
-from wizard.core.plan import recommend  # noqa: E402
-from wizard.fleet import (  # noqa: E402
-    FleetResult,
-    Phase,
-    PoolSettings,
-    Target,
-    Workload,
-    markdown_table,
-    run_fleet,
-    table,
-    text_table,
-    write_section,
-)
-from wizard.fleet.pgserver import postgres_server  # noqa: E402
+from wizard.core.model import Load, Reserves, Scenario
+from wizard.core.plan import recommend
+from wizard.fleet.pgserver import postgres_server
+from wizard.fleet.results import FleetResult, markdown_table, table, text_table, write_section
+from wizard.fleet.run import run_fleet
+from wizard.fleet.settings import Phase, PoolSettings, Target, Workload
 
 SQLALCHEMY_TIMEOUT = 30.0  # create_async_engine's default pool_timeout, kept by every rule
 

@@ -35,20 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from wizard.core.model import Scenario, Service  # noqa: E402
-from wizard.core.plan import recommend  # noqa: E402
-from wizard.fleet import (  # noqa: E402
-    Group,
-    Monitor,
-    PoolSettings,
-    Target,
-    Workload,
-    markdown_table,
-    run_groups,
-    text_table,
-    write_section,
-)
-from wizard.scenario import files  # noqa: E402
+from wizard.core.model import Scenario, Service
+from wizard.core.plan import recommend
+from wizard.fleet.monitor import Monitor
+from wizard.fleet.results import markdown_table, text_table, write_section
+from wizard.fleet.run import run_groups
+from wizard.fleet.settings import Group, PoolSettings, Target, Workload
+from wizard.scenario import files
 
 SCENARIO = ROOT / "bench" / "services.toml"
 SQLALCHEMY_TIMEOUT = 30.0  # create_async_engine's default pool_timeout, kept by every rule
