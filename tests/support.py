@@ -152,6 +152,13 @@ SERVICES_ESTATE = {"provider": "aws-rds", "instance_class": "db.r6g.large",
                    "s2_workers": "2",
                    "s3_name": "cron", "s3_kind": "cron", "s3_app_instances": "1"}
 
+# Two services, a replica, the API through PgBouncer and the workers straight to PostgreSQL.
+SERVICES_PATHS = {"provider": "self-hosted", "instance_class": "default",
+                  "max_connections": "300", "proxy": "pgbouncer-transaction", "replicas": "1",
+                  "s1_name": "api", "s1_app_instances": "6", "s1_rps": "40",
+                  "s1_hold_ms": "15", "s2_name": "jobs", "s2_kind": "worker",
+                  "s2_app_instances": "2", "s2_proxy": "none", "s2_endpoints": "primary"}
+
 
 def unescape(text: str) -> str:
     """Text as the visitor reads it: the app escapes Markdown in everything it echoes."""
@@ -370,3 +377,15 @@ def charts_drawn(page) -> None:
     charts = page.locator('[data-testid="stVegaLiteChart"]')
     for i in range(charts.count()):
         charts.nth(i).locator("canvas, svg").first.wait_for(timeout=15_000)
+
+
+def visit_step(page, label: str, width: int, shot: Path) -> None:
+    """Open a step and check it as a visitor sees it: no exception, nothing wider than the
+    screen (OVERFLOW_JS), the charts drawn on Results; its screenshot written to `shot`."""
+    step(page, label)
+    if label == "5 Results":
+        charts_drawn(page)
+    assert page.locator('[data-testid="stException"]').count() == 0, label
+    problems = page.evaluate(OVERFLOW_JS)
+    assert not problems, (label, width, problems)
+    shoot(page, shot)

@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.support import SERVICES_ESTATE as ESTATE
+from tests.support import SERVICES_PATHS as PATHS
 from tests.support import (
     chart_tab,
     go,
@@ -29,13 +30,6 @@ from wizard.core import plan, projection
 from wizard.core.model import ScenarioError
 from wizard.scenario import links
 from wizard.ui import state
-
-# Two services, a replica, the API through PgBouncer and the workers straight to PostgreSQL.
-PATHS = {"provider": "self-hosted", "instance_class": "default", "max_connections": "300",
-         "proxy": "pgbouncer-transaction", "replicas": "1",
-         "s1_name": "api", "s1_app_instances": "6", "s1_rps": "40", "s1_hold_ms": "15",
-         "s2_name": "jobs", "s2_kind": "worker", "s2_app_instances": "2",
-         "s2_proxy": "none", "s2_endpoints": "primary"}
 
 
 @pytest.fixture(autouse=True)
@@ -202,14 +196,6 @@ def test_one_service_is_the_flags_form():
     assert at.number_input(key="workers").value == 3
     assert not at.data_editor
     assert not [k for k in at.query_params if k.startswith("s1_")]
-
-
-@pytest.mark.parametrize("link", [ESTATE, PATHS])
-def test_links_with_services_survive_the_widget_round_trip(link):
-    values = state.scenario_values(link)
-    flat = state.flat_from_values(values)
-    assert links.from_flat(flat) == links.from_flat(link)
-    assert state.flat_from_values(state.scenario_values(flat)) == flat
 
 
 def test_saved_and_compare_take_an_estate():

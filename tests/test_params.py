@@ -306,15 +306,9 @@ from wizard.scenario import files, links
 from wizard.ui import labels, state
 p = argparse.ArgumentParser()
 cli.add_scenario_flags(p)
-def refused(text):
+def refusal(read, given):
     try:
-        files.parse(text)
-    except ScenarioError as exc:
-        return str(exc)
-    return ""
-def link(flat):
-    try:
-        links.from_flat(flat)
+        read(given)
     except ScenarioError as exc:
         return str(exc)
     return ""
@@ -325,10 +319,12 @@ print(json.dumps({
     "range": bounds.RANGES["test_knob"].words(),
     "label": model.field_name("test_knob"), "help": labels.HELP.get("test_knob"),
     "default": state.SERVICE_DEFAULTS.get("test_knob"),
-    "file_top": refused("provider = 'aws-rds'\ntest_knob = 3\n"),
-    "file_service": refused("provider = 'aws-rds'\n[[service]]\nname = 'api'\ntest_knob = 3\n"),
-    "link_top": link({"provider": "aws-rds", "test_knob": "10"}),
-    "link_service": link({"provider": "aws-rds", "s1_name": "api", "s1_test_knob": "0"}),
+    "file_top": refusal(files.parse, "provider = 'aws-rds'\ntest_knob = 3\n"),
+    "file_service": refusal(files.parse,
+                            "provider = 'aws-rds'\n[[service]]\nname = 'api'\ntest_knob = 3\n"),
+    "link_top": refusal(links.from_flat, {"provider": "aws-rds", "test_knob": "10"}),
+    "link_service": refusal(links.from_flat,
+                            {"provider": "aws-rds", "s1_name": "api", "s1_test_knob": "0"}),
 }))
 """
 
