@@ -173,6 +173,17 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def _observe_json(url: str, pg: PgServer, *flags: str) -> dict:
+    """`observe --json` for 3 s, the password from the environment: what it answered, after
+    checking that it exited 0 and printed the password nowhere."""
+    proc = _cli(["observe", "--url", url, "--seconds", "3", "--interval-ms", "50", "--json",
+                 *flags], {"POOLWISE_LIVE_PASSWORD": pg.password})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert pg.password not in out + err
+    return json.loads(out)
+
+
 def _background_load(pg: PgServer, seconds: float) -> threading.Thread:
     """The two loads in a thread, returned once both have started."""
     started = [threading.Event(), threading.Event()]
@@ -213,14 +224,8 @@ def test_write_then_recommend_sizes_from_the_measurement(pg: PgServer, tmp_path)
     path.write_text(SCENARIO)
     load = _background_load(pg, 5.0)
     url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
-    proc = _cli(["observe", "--url", url, "--seconds", "3", "--interval-ms", "50", "--json",
-                 "--scenario", str(path), "--write", "--processes", "busy-svc=3"],
-                {"POOLWISE_LIVE_PASSWORD": pg.password})
-    out, err = proc.communicate(timeout=60)
+    d = _observe_json(url, pg, "--scenario", str(path), "--write", "--processes", "busy-svc=3")
     load.join(10)
-    assert proc.returncode == 0, err
-    assert pg.password not in out + err
-    d = json.loads(out)
     assert set(d) >= {"seconds", "samples", "services"}
     assert d["written"]["services"] == ["poisson-svc", "busy-svc"]
     text = path.read_text()
@@ -380,13 +385,8 @@ def test_pgbouncer_admin_console_is_a_second_source(pg: PgServer, pgbouncer_fact
     assert started.wait(20)
     time.sleep(0.2)
     url = f"postgresql://{pg.user}@{bouncer.host}:{bouncer.port}/pgbouncer"  # a stats_user
-    proc = _cli(["observe", "--url", url, "--seconds", "3", "--interval-ms", "50", "--json"],
-                {"POOLWISE_LIVE_PASSWORD": pg.password})
-    out, err = proc.communicate(timeout=60)
+    d = _observe_json(url, pg)
     thread.join(10)
-    assert proc.returncode == 0, err
-    assert pg.password not in out + err
-    d = json.loads(out)
     pool = next(p for p in d["pools"] if p["database"] == pg.database)
     assert _within(pool["sv_active_mean"], 60.0 * HOLD_MS / 1000, 0.25), pool
     assert _within(pool["xact_per_s"], 60.0, 0.25), pool
