@@ -31,7 +31,14 @@ if str(ROOT) not in sys.path:
 from wizard.core.model import Load, Reserves, Scenario
 from wizard.core.plan import recommend
 from wizard.fleet.pgserver import postgres_server
-from wizard.fleet.results import FleetResult, markdown_table, table, text_table, write_section
+from wizard.fleet.results import (
+    FleetResult,
+    markdown_table,
+    measured_against,
+    table,
+    text_table,
+    write_section,
+)
 from wizard.fleet.run import run_fleet
 from wizard.fleet.settings import Phase, PoolSettings, Target, Workload
 
@@ -240,10 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {art / 'fleet.json'} and {png}")
     if not (args.quick or args.only):
         lines = [
-            f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPUs, "
-            f"{elapsed:.0f} s in total. Server: max_connections={args.max_connections}, "
-            f"superuser_reserved_connections=3 (the app role can hold "
-            f"{app_limit}); poolwise counts {facts['usable']} usable. Fleet: "
+            measured_against(elapsed, args.max_connections, facts["usable"]) + " Fleet: "
             f"{base_procs} processes (base), then {peak_procs} (peak: "
             f"{s.max_app_instances} instances + {s.deploy_surge_percent}% surge, x "
             f"{s.workers} workers) from {half:g} s. Load per process: {args.rate:g} req/s "
