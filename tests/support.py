@@ -124,6 +124,15 @@ def go(at: AppTest, step: str) -> AppTest:
     return at.radio(key="step").set_value(step).run()
 
 
+
+def switch_on(at: AppTest, toggle: str, step: str = "load", **numbers: float) -> AppTest:
+    """On `step`, turn `toggle` on and set its number inputs (by key); then open Results."""
+    go(at, step)
+    at.toggle(key=toggle).set_value(True).run()
+    for key, value in numbers.items():
+        at.number_input(key=key).set_value(value).run()
+    return go(at, "results")
+
 def no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 

@@ -19,6 +19,7 @@ from tests.support import (
     new_app,
     no_exception,
     open_details,
+    switch_on,
     texts,
     unescape,
 )
@@ -196,12 +197,7 @@ def test_serverless_uses_nullpool_and_warns_without_proxy():
 
 
 def test_load_sizes_the_pool_and_draws_the_wait_chart():
-    at = new_app()
-    go(at, "load")
-    at.toggle(key="load_on").set_value(True).run()
-    at.number_input(key="rps").set_value(400.0).run()
-    at.number_input(key="hold_ms").set_value(25.0).run()
-    go(at, "results")
+    at = switch_on(new_app(), "load_on", rps=400.0, hold_ms=25.0)
     no_exception(at)
     # 400 req/s x 0.025 s = 10 Erlangs per process: the pool must exceed 10, and it holds
     # the burst need (twice the rate without a p95 hold time: 20 Erlangs).
@@ -234,12 +230,7 @@ def test_unsizable_scenario_shows_the_error_and_its_fix():
 
 
 def test_warnings_are_ranked_by_severity_with_fixes():
-    at = new_app()
-    go(at, "load")
-    at.toggle(key="current_on").set_value(True).run()
-    at.number_input(key="current_pool_size").set_value(500).run()
-    at.number_input(key="current_max_overflow").set_value(300).run()
-    go(at, "results")
+    at = switch_on(new_app(), "current_on", current_pool_size=500, current_max_overflow=300)
     open_details(at)
     no_exception(at)
     rec = plan.recommend(links.from_flat({
