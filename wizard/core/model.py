@@ -352,6 +352,7 @@ def measured_values(load: Load | None) -> dict[str, Any]:
         "p95_hold_ms": given.p95_hold_ms if given else None}
     for key in ("busy_mean", "busy_p95", "processes", "at", "where", "seconds"):
         out[f"measured_{key}"] = getattr(m, key) if m is not None else None
+    out["measured_seconds"] = out["measured_seconds"] or None  # 0: not recorded
     return out
 
 
