@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from wizard.core import params
-from wizard.core.model import Load, LoadSizing, MeasuredLoad, ScenarioError
+from wizard.core.model import Load, LoadSizing, MeasuredLoad, Recommendation, ScenarioError
 
 BURST_FLOOR = 2.0  # a burst is at least twice the mean, as for a guessed load
 NOMINAL_HOLD_MS = 100.0  # the hold time behind the waits when only a measurement is given
@@ -139,4 +139,17 @@ def lines(ld: LoadSizing) -> list[str]:
         out.append(f"The guess (requests/s x hold time) gave {m.guess_busy:,.2f} busy "
                    f"connections per process: {_gap(m.guess_busy, ld.offered_load)}; the "
                    "sizing uses the measurement.")
+    return out
+
+
+def answer_lines(rec: Recommendation) -> list[str]:
+    """The measured loads of a plan in words for its first screen (the app's answer, beside
+    the table and the metric cards): each service sized from a measurement, where and when,
+    and how far its guess was."""
+    out = []
+    for plan in rec.services:
+        ld = plan.rec.load
+        if ld is not None and ld.measured is not None:
+            name = f"{plan.name}: " if len(rec.services) > 1 else ""
+            out.append(name + " ".join(lines(ld)))
     return out

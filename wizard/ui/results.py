@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from wizard.core import findings, limits, projection, queueing
+from wizard.core import findings, limits, measured, projection, queueing
 from wizard.core.codes import CODES
 from wizard.core.model import (
     EndpointBudget,
@@ -159,6 +159,10 @@ def answer(rec: Recommendation) -> None:
     with st.container(border=True, key="answer"):
         errors = _errors(rec)
         answer_table(rec)
+        for line in measured.answer_lines(rec):  # the load is measured, not guessed
+            st.caption(md_escape(line), help="poolwise observe: busy connections sampled in "
+                       "pg_stat_activity (Little's law); the sizing reads them instead of "
+                       "requests/s x hold time.")
         sentence = projection.break_sentence(rec)
         if sentence:
             st.info(md_escape(sentence), icon=":material/trending_up:")
