@@ -577,3 +577,30 @@ def test_an_error_in_service_measured_points_at_its_table() -> None:
         files.parse(text.replace("hold_ms = 20\n", "hold_ms = 20\nmeasured_busy_mean = 1\n")
                     .replace("busy_p95 = -3", "busy_p95 = 3"), "estate.toml")
     assert "keep one" in str(exc.value) and exc.value.line == 9
+
+
+def test_the_admin_console_reader_is_bounded_in_bytes(monkeypatch) -> None:
+    """libpq buffers a whole answer: the reader's relay cuts a console that sends more than
+    MAX_ANSWER_BYTES for one answer (2,000,000 rows, ~90 MB, here), one line, the bytes
+    sent bounded (tests/fakepg.py). Without the relay, all of it lands in memory."""
+    from tests.fakepg import FakePg
+    from wizard.live import observe_pgbouncer as pgb
+    from wizard.live.errors import LiveError
+
+    monkeypatch.delenv("POOLWISE_LIVE_ALLOWED_HOSTS", raising=False)
+
+    async def main() -> tuple[LiveError, float, int]:
+        async with FakePg("rows", rows=2_000_000) as fake:
+            t = parse_target(f"postgresql://u@127.0.0.1:{fake.port}/pgbouncer"
+                             "?sslmode=disable", "pw")
+            t0 = time.monotonic()
+            with pytest.raises(LiveError) as info:
+                await pgb.observe_pgbouncer(t, pgb.PoolAccumulator(), seconds=5,
+                                            interval_ms=100, connect_timeout=5.0)
+            return info.value, time.monotonic() - t0, fake.sent
+
+    err, elapsed, sent = asyncio.run(main())
+    assert err.code == "oversized" and "KiB for one answer" in err.message, err
+    assert "\n" not in err.message and len(err.message) < 300
+    assert elapsed < 10
+    assert sent < 8 * pgb.MAX_ANSWER_BYTES, sent
