@@ -1,6 +1,6 @@
 """`observe` against the real PostgreSQL and PgBouncer: known loads, recovered busy means.
 
-The loads (wizard/live/loadgen.py) have a known offered load: open-loop Poisson arrivals
+The loads (wizard/fleet/loadgen.py) have a known offered load: open-loop Poisson arrivals
 at rps with a pg_sleep hold (rps x hold busy connections, Little's law) and n connections
 always busy. observe must recover each within 20 %, directly and through PgBouncer in
 transaction mode; `--write` then `recommend` sizes from it. Samples 50 ms apart (the hold
@@ -27,8 +27,8 @@ import pytest
 
 from wizard.core.measured import as_load
 from wizard.core.model import Load, MeasuredLoad, ScenarioError
+from wizard.fleet import loadgen
 from wizard.fleet.pgserver import Bouncer, PgServer
-from wizard.live import loadgen
 from wizard.live import observe as obs
 from wizard.live.target import parse_target
 from wizard.scenario import files
