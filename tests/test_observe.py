@@ -604,3 +604,45 @@ def test_the_admin_console_reader_is_bounded_in_bytes(monkeypatch) -> None:
     assert "\n" not in err.message and len(err.message) < 300
     assert elapsed < 10
     assert sent < 8 * pgb.MAX_ANSWER_BYTES, sent
+
+
+def test_the_app_says_a_linked_measurement_sizes_and_can_forget_it() -> None:
+    """A link with a measurement opens with it (the Load step and each service say so, the
+    results too); "Forget the measured load" drops it and the guess sizes again; turning
+    the one fleet into services keeps it on the first service."""
+    from tests.apptest import go, new_app, no_exception
+
+    one = {"provider": "aws-rds", "instance_class": "db.r6g.large", "rps": "10",
+           "hold_ms": "20", **{k.removeprefix("s1_"): v for k, v in MEASURED_FLAT.items()}}
+    at = go(new_app(one), "load")
+    no_exception(at)
+    note = [str(i.value).replace("\\", "") for i in at.info]
+    assert any(n.startswith("Load measured: 3.5 busy connections (p95 6) over 4 processes "
+                            "(poolwise observe, db.example.com:5432/app, 2026-12-06T03:10:00Z)")
+               for n in note), note
+    assert at.query_params["measured_busy_mean"] == "3.5"
+    go(at, "results")
+    assert any("Measured load (poolwise observe, db.example.com" in str(c.value).replace(
+        "\\", "") for c in at.caption)
+    # several services: the fleet becomes service 1, its measurement with it
+    go(at, "topology")
+    at.button(key="services_on").click().run()
+    no_exception(at)
+    assert at.query_params["s1_measured_busy_mean"] == "3.5"
+    assert at.query_params["s1_measured_where"] == "db.example.com:5432/app"
+    assert "measured_busy_mean" not in at.query_params
+    shown = [str(c.value).replace("\\", "") for c in at.caption]
+    assert any("load measured: 3.5 busy connections" in c for c in shown), shown
+
+
+def test_forget_the_measured_load_drops_it() -> None:
+    from tests.apptest import go, new_app, no_exception
+
+    one = {"provider": "aws-rds", "instance_class": "db.r6g.large", "rps": "10",
+           "hold_ms": "20", **{k.removeprefix("s1_"): v for k, v in MEASURED_FLAT.items()}}
+    at = go(new_app(one), "load")
+    at.button(key="forget_measured_").click().run()
+    no_exception(at)
+    assert not any("measured" in k for k in at.query_params), dict(at.query_params)
+    assert at.query_params["rps"] == "10"  # the guess sizes again
+    assert not any("Load measured" in str(i.value) for i in at.info)

@@ -132,7 +132,8 @@ def lines(ld: LoadSizing) -> list[str]:
     per = "" if m.processes <= 0 else f" over {m.processes:,} processes"
     hold = (f"{ld.hold_s * 1000:g} ms hold time as given" if m.guess_busy is not None
             else f"a nominal {NOMINAL_HOLD_MS:g} ms hold time (not measured)")
-    out = [f"Measured load (poolwise observe, {m.where}, {m.at}, {m.seconds:g} s): "
+    took = f", {m.seconds:g} s" if m.seconds else ""
+    out = [f"Measured load (poolwise observe, {m.where}, {m.at}{took}): "
            f"{m.busy_mean:,.2f} busy connections (p95 {m.busy_p95:,g}){per} = "
            f"{ld.offered_load:,.2f} per process (Little's law); the waits below assume {hold}."]
     if m.guess_busy is not None:

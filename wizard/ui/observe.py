@@ -88,6 +88,40 @@ def overrides(o, rec: Recommendation, flat: dict[str, str]) -> tuple[dict[str, s
     return out, words
 
 
+def measured_words(values, prefix: str = "") -> str | None:
+    """The measured load a form row carries (keys `prefix` + measured_*), in words; None
+    when it has none. Plain text: the caller escapes it (md_escape)."""
+    mean = values.get(prefix + "measured_busy_mean")
+    if not isinstance(mean, int | float):
+        return None
+    p95 = values.get(prefix + "measured_busy_p95")
+    p95 = f"{p95:g}" if isinstance(p95, int | float) else str(p95)
+    return (f"load measured: {mean:g} busy connections (p95 {p95}) over "
+            f"{values.get(prefix + 'measured_processes')} processes (poolwise observe, "
+            f"{values.get(prefix + 'measured_where')}, {values.get(prefix + 'measured_at')})")
+
+
+def forget(prefix: str = "") -> None:
+    """Button callback: drop the measured load of the one fleet ("") or of a service
+    ("s2_"); its rps x hold time, if given, sizes it again."""
+    for key in state.MEASURED_KEYS:
+        st.session_state[prefix + key] = None
+    st.session_state.pop("_observe_applied", None)
+
+
+def measured_note(prefix: str = "") -> None:
+    """On the load forms: that the load is measured (it sizes, not the numbers below), and
+    a button to forget it."""
+    words = measured_words(st.session_state, prefix)
+    if words is None:
+        return
+    st.info(md_escape(words[:1].upper() + words[1:], 400) + ". It sizes the pools; the "
+            "requests/s and hold time below are kept as the guess it is compared with.",
+            icon=":material/monitoring:")
+    st.button("Forget the measured load", key=f"forget_measured_{prefix}", on_click=forget,
+              args=(prefix,), icon=":material/backspace:")
+
+
 def _apply() -> None:
     kept = st.session_state.get("_observe_result")
     rec = st.session_state.get("_observe_rec")
