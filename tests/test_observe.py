@@ -622,8 +622,10 @@ def test_the_app_says_a_linked_measurement_sizes_and_can_forget_it() -> None:
                for n in note), note
     assert at.query_params["measured_busy_mean"] == "3.5"
     go(at, "results")
-    assert any("Measured load (poolwise observe, db.example.com" in str(c.value).replace(
-        "\\", "") for c in at.caption)
+    shown = [str(c.value).replace("\\", "") for c in at.caption]
+    assert any("Measured load (poolwise observe, db.example.com" in c for c in shown), shown
+    # the metric cards name the service with its load's source
+    assert "app (web; load measured (db.example.com:5432/app, 2026-12-06T03:10:00Z))" in shown
     # several services: the fleet becomes service 1, its measurement with it
     go(at, "topology")
     at.button(key="services_on").click().run()

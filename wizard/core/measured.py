@@ -154,3 +154,9 @@ def answer_lines(rec: Recommendation) -> list[str]:
             name = f"{plan.name}: " if len(rec.services) > 1 else ""
             out.append(name + " ".join(lines(ld)))
     return out
+
+
+def label(ld: LoadSizing | None) -> str:
+    """A few words naming a measured load where a service is named ("" when guessed)."""
+    m = ld.measured if ld is not None else None
+    return "" if m is None else f"load measured ({m.where}, {m.at})"

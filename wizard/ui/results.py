@@ -222,7 +222,9 @@ def services_answer(rec: Recommendation, sentence: bool = True) -> None:
         _seen_metrics(st.container(horizontal=True, gap="small"), ep,
                       any(table.errors_for(rec, b.service, ep.role) for b in ep.by_service))
         for b in ep.by_service:
-            st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind})"))
+            how = measured.label(rec.service(b.service).rec.load)  # measured, not guessed
+            st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind}"
+                                 + (f"; {how})" if how else ")")))
             _service_metrics(rec, ep, b)
     said = projection.break_sentence(rec) if sentence else ""
     if said:
