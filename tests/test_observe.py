@@ -552,6 +552,14 @@ def test_a_measurement_survives_links_files_the_store_and_the_form(tmp_path) -> 
                                                    "db.example.com:5432/app, 2026-12-06T03")
     assert "The guess (requests/s x hold time) gave 0.10 busy" in words[0]
     assert "0.11x the measurement" in words[0]
+    from wizard.cli import recommendation_json, render_text
+    from wizard.export.render import render_report
+    said = "Measured load (poolwise observe, db.example.com:5432/app, 2026-12-06T03:10:00Z, 60 s)"
+    assert said in render_text(rec)  # the CLI's text
+    assert said in render_report(rec, generated_on="2026-12-06")  # the report
+    load = json.loads(json.dumps(recommendation_json(rec)))["services"][0]["load"]
+    assert load["source"] == "measured" and load["measured"]["where"] == m.where
+    assert load["measured"]["guess"]["rps"] == 10.0  # the JSON keeps the guess beside it
     # a measurement is whole: a part alone is refused, naming the key
     with pytest.raises(ScenarioError, match="measured_at") as exc:
         links.from_flat({k: v for k, v in flat.items() if k != "s1_measured_at"})
