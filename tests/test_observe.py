@@ -656,3 +656,21 @@ def test_forget_the_measured_load_drops_it() -> None:
     assert not any("measured" in k for k in at.query_params), dict(at.query_params)
     assert at.query_params["rps"] == "10"  # the guess sizes again
     assert not any("Load measured" in str(i.value) for i in at.info)
+
+
+def test_write_replaces_a_measurement_kept_as_flat_keys(tmp_path) -> None:
+    """A [[service]] table with the measured_* keys (files.dump's one-fleet form, a link's)
+    gets the new measurement as [service.measured], the old keys gone, comments kept."""
+    from wizard.scenario import record
+
+    path = tmp_path / "estate.toml"
+    path.write_text('provider = "aws-rds"\n\n[[service]]\nname = "api"  # the API\n'
+                    'rps = 10\nhold_ms = 20\nmeasured_busy_mean = 1.0\nmeasured_busy_p95 = 2\n'
+                    'measured_processes = 2\nmeasured_at = "2026-12-06T03:00:00Z"\n'
+                    'measured_where = "db:5432/app"\n')
+    record.write(path, {"api": (3.0, 5.0)}, at="2026-12-06T04:00:00Z", where="db:5432/app",
+                 seconds=30)
+    text = path.read_text()
+    assert "measured_" not in text and 'name = "api"  # the API' in text
+    m = files.load(path).services[0].load.measured
+    assert (m.busy_mean, m.at, m.guess) == (3.0, "2026-12-06T04:00:00Z", Load(10.0, 20.0))
