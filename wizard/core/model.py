@@ -350,8 +350,9 @@ def measured_values(load: Load | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "rps": given.rps if given else None, "hold_ms": given.hold_ms if given else None,
         "p95_hold_ms": given.p95_hold_ms if given else None}
-    for key in ("busy_mean", "busy_p95", "processes", "at", "where", "seconds"):
-        out[f"measured_{key}"] = getattr(m, key) if m is not None else None
+    for p in params.TABLE:  # the table's measured_* rows, read from the measurement
+        if p.field.startswith("load.measured."):
+            out[p.key] = getattr(m, p.field.rpartition(".")[2]) if m is not None else None
     out["measured_seconds"] = out["measured_seconds"] or None  # 0: not recorded
     return out
 
