@@ -145,6 +145,7 @@ class MeasuredLoad:
     where: str  # host:port/database, never a password
     seconds: float = 0.0  # observed for
     guess_busy: float | None = None  # busy per process the rps x hold guess gives, if given
+    guess: Load | None = None  # the rps x hold time given beside it (links and files keep it)
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,12 @@ class Load:
     hold_ms: float
     p95_hold_ms: float | None = None
     measured: MeasuredLoad | None = None
+
+    @property
+    def given(self) -> Load | None:
+        """The rps x hold time as given: this load, or beside a measurement the guess (None
+        when only the measurement was given). Links, files and the form keep this one."""
+        return self if self.measured is None else self.measured.guess
 
 
 @dataclass(frozen=True)
@@ -325,9 +332,7 @@ def param_values(s: Scenario) -> dict[str, Any]:
         "app_vcpus": s.app_vcpus, "superuser_reserved": rs.superuser,
         "provider_reserved": rs.provider, "admin_reserve": rs.admin,
         "migrations_reserve": rs.migrations, "replication_reserve": rs.replication_slots,
-        "split": s.pool_split, "rps": load.rps if load else None,
-        "hold_ms": load.hold_ms if load else None,
-        "p95_hold_ms": load.p95_hold_ms if load else None,
+        "split": s.pool_split, **measured_values(load),
         "network": list(s.network) or None, "iam_auth": s.iam_auth, "pre_ping": s.pre_ping,
         "current_pool_size": cur.pool_size if cur else None,
         "current_max_overflow": cur.max_overflow if cur else None,
@@ -335,6 +340,21 @@ def param_values(s: Scenario) -> dict[str, Any]:
         "current_poolclass": cur.poolclass if cur else None,
         "current_statement_cache_size": cur.statement_cache_size if cur else None,
     }
+
+
+def measured_values(load: Load | None) -> dict[str, Any]:
+    """The load's parameter values: rps x hold time as given (Load.given) and the
+    measurement beside them (None where unset)."""
+    given = load.given if load is not None else None
+    m = load.measured if load is not None else None
+    out: dict[str, Any] = {
+        "rps": given.rps if given else None, "hold_ms": given.hold_ms if given else None,
+        "p95_hold_ms": given.p95_hold_ms if given else None}
+    for p in params.TABLE:  # the table's measured_* rows, read from the measurement
+        if p.field.startswith("load.measured."):
+            out[p.key] = getattr(m, p.field.rpartition(".")[2]) if m is not None else None
+    out["measured_seconds"] = out["measured_seconds"] or None  # 0: not recorded
+    return out
 
 
 def surge(instances: int, percent: int) -> int:
