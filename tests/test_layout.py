@@ -14,6 +14,7 @@ only shrink.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -216,3 +217,43 @@ def test_test_modules_import_helpers_only_from_the_support_module() -> None:
         if bad:
             offenders[str(path.relative_to(ROOT))] = bad
     assert offenders == {}, "import shared helpers from tests/support.py"
+
+
+def _readme_tree() -> str:
+    """The code block of README's "How the code is laid out"."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    return section.split("```", 2)[1]
+
+
+def _tree_entries(tree: str) -> dict[str, set[str]]:
+    """wizard/'s entries in the tree (`core/`, `cli.py`, ...), each with the words of its
+    lines (an entry's continuation lines are indented deeper)."""
+    entries: dict[str, set[str]] = {}
+    current = None
+    for line in tree.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if indent == 2:
+            current = line.split()[0]
+            entries[current] = set()
+        elif indent == 0:
+            current = None
+        if current is not None:
+            entries[current] |= set(re.findall(r"[\w./-]+", line))
+    return entries
+
+
+def test_readme_tree_matches_the_folders() -> None:
+    """Every package and top-level module of wizard/ has its entry in README's tree; the
+    core's entry names each of its files and no other, and scenario/, export/, live/ and
+    fleet/ name each of their modules: the tree cannot drift from the code."""
+    entries = _tree_entries(_readme_tree())
+    packages = {p.name + "/" for p in WIZARD.iterdir() if (p / "__init__.py").is_file()}
+    top = {p.name for p in WIZARD.glob("*.py") if not p.name.startswith("__")}
+    assert (packages | top) - set(entries) == set(), "missing from README's tree"
+    core = {p.name for p in (WIZARD / "core").glob("*.py") if not p.name.startswith("__")}
+    named = {w for w in entries["core/"] if w.endswith(".py")}
+    assert named == core, "README's core/ entry and wizard/core differ"
+    for sub in ("scenario", "export", "live", "fleet"):
+        modules = {p.stem for p in (WIZARD / sub).glob("*.py") if not p.name.startswith("__")}
+        assert modules - entries[sub + "/"] == set(), f"{sub}/ modules missing from the tree"
