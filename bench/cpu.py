@@ -34,21 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from wizard.core import cores  # noqa: E402
-from wizard.core.model import Load, ProxySettings, Replica, Reserves, Scenario  # noqa: E402
-from wizard.core.plan import recommend  # noqa: E402
-from wizard.fleet import (  # noqa: E402
-    FleetResult,
-    Monitor,
-    Phase,
-    PoolSettings,
-    Target,
-    Workload,
-    percentile,
-    run_fleet,
-    write_section,
-)
-from wizard.fleet.pgserver import pgbouncer_server, postgres_server  # noqa: E402
+from wizard.core import cores
+from wizard.core.model import Load, ProxySettings, Replica, Reserves, Scenario
+from wizard.core.plan import recommend
+from wizard.fleet.monitor import Monitor
+from wizard.fleet.pgserver import pgbouncer_server, postgres_server
+from wizard.fleet.results import FleetResult, percentile, write_section
+from wizard.fleet.run import run_fleet
+from wizard.fleet.settings import Phase, PoolSettings, Target, Workload
 
 SQLALCHEMY_TIMEOUT = 30.0
 DB_CPU, CLIENT_CPU = 1, 0  # the server's core and the clients' core

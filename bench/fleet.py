@@ -28,21 +28,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from wizard.core.model import Load, Reserves, Scenario  # noqa: E402
-from wizard.core.plan import recommend  # noqa: E402
-from wizard.fleet import (  # noqa: E402
+from wizard.core.model import Load, Reserves, Scenario
+from wizard.core.plan import recommend
+from wizard.fleet.pgserver import postgres_server
+from wizard.fleet.results import (
     FleetResult,
-    Phase,
-    PoolSettings,
-    Target,
-    Workload,
     markdown_table,
-    run_fleet,
+    measured_against,
     table,
     text_table,
     write_section,
 )
-from wizard.fleet.pgserver import postgres_server  # noqa: E402
+from wizard.fleet.run import run_fleet
+from wizard.fleet.settings import Phase, PoolSettings, Target, Workload
 
 SQLALCHEMY_TIMEOUT = 30.0  # create_async_engine's default pool_timeout, kept by every rule
 
@@ -249,10 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {art / 'fleet.json'} and {png}")
     if not (args.quick or args.only):
         lines = [
-            f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPUs, "
-            f"{elapsed:.0f} s in total. Server: max_connections={args.max_connections}, "
-            f"superuser_reserved_connections=3 (the app role can hold "
-            f"{app_limit}); poolwise counts {facts['usable']} usable. Fleet: "
+            measured_against(elapsed, args.max_connections, facts["usable"]) + " Fleet: "
             f"{base_procs} processes (base), then {peak_procs} (peak: "
             f"{s.services[0].max_app_instances} instances + "
             f"{s.services[0].deploy_surge_percent}% surge, x "

@@ -3,10 +3,12 @@ gives, direct and through PgBouncer (transaction mode). Results: bench/observe.m
 
     .venv/bin/python bench/observe.py [--seconds 10] [--interval-ms 100]
 
-Each level runs an open-loop Poisson load (wizard/live/loadgen.py: arrivals at RPS per
-second, each holding a connection for HOLD ms with pg_sleep, from an engine-like pool that
-never runs RESET ALL) on a throwaway PostgreSQL 15 and PgBouncer 1.18 (wizard/fleet/pgserver.py),
-and `observe` samples it. The true offered load is RPS x HOLD. The scenario is 2 app
+Each level is a run of the fleet harness (wizard/fleet: run_groups, spawned processes on
+one clock) in its open-loop mode: PROCESSES processes, each with its own SQLAlchemy
+AsyncEngine (pool_size 16, application_name `web`), Poisson arrivals at RPS / PROCESSES
+per second, each holding a connection for HOLD ms (SELECT pg_sleep), on a throwaway
+PostgreSQL and PgBouncer (wizard/fleet/pgserver.py); `observe` samples it meanwhile, in
+this process. The true offered load is RPS x HOLD. The scenario is the same 2 app
 processes (2 instances x 1 worker) on a self-hosted server with max_connections 200:
 `recommend` from the true rps and hold (rps per instance = RPS / 2), against `recommend`
 from the measurement alone ([service.measured], no guess).
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from wizard.core.measured import as_load  # noqa: E402
 from wizard.core.model import Load, MeasuredLoad, Scenario, Service  # noqa: E402
 from wizard.core.plan import recommend  # noqa: E402
+from wizard.fleet import Group, PoolSettings, Target, Workload, run_groups  # noqa: E402
 from wizard.fleet.pgserver import pgbouncer_server, postgres_server  # noqa: E402
-from wizard.live import loadgen  # noqa: E402
 from wizard.live import observe as obs  # noqa: E402
 from wizard.live.target import parse_target  # noqa: E402
 
@@ -41,17 +45,40 @@ def plan(load: Load) -> tuple[int, int]:
     return eng.pool_size, eng.max_overflow
 
 
-async def level(load_dsn: str, watch, rps: float, hold: float, seconds: float,
-                interval_ms: float) -> obs.Observation:
+WARMUP_S = 1.5  # the processes' engines connect before observe starts
+# asyncpg through PgBouncer 1.18 in transaction mode: no server-side prepared statements
+NO_CACHE = {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+
+
+def level(url: str, watch, rps: float, hold: float, seconds: float, interval_ms: float,
+          pooled: bool) -> obs.Observation:
+    """One fleet run (open loop) with observe sampling it from WARMUP_S on."""
     acc = obs.Accumulator()
+    at: list[str] = []
+    connect = {**(NO_CACHE if pooled else {}), "server_settings": {"application_name": "web"}}
+    group = Group(Target(url=url, settings=PoolSettings(
+        "web", pool_size=16, max_overflow=0, connect_args=connect)),
+        Workload(hold_s=hold / 1000, rate=rps / PROCESSES), (PROCESSES,), app="web")
 
-    async def watcher() -> None:
-        await asyncio.sleep(1.0)
-        await obs.observe(watch, acc, seconds=seconds, interval_ms=interval_ms, visitor=False)
+    started = threading.Event()
 
-    await asyncio.gather(loadgen.open_loop(load_dsn, "web", rps, hold, seconds + 2.0,
-                                           pool_size=32), watcher())
-    return obs.result(watch, acc, obs.utc_now(), interval_ms)
+    def watcher() -> None:
+        if not started.wait(180):  # the harness's clock starts once every process is ready
+            return
+        time.sleep(WARMUP_S)  # the engines open their first connections
+        at.append(obs.utc_now())
+        asyncio.run(obs.observe(watch, acc, seconds=seconds, interval_ms=interval_ms,
+                                visitor=False))
+
+    thread = threading.Thread(target=watcher)
+    thread.start()
+    try:
+        run_groups([group], [("run", seconds + WARMUP_S + 1.0)],
+                   progress=lambda _msg: started.set())
+    finally:
+        started.set()
+        thread.join()
+    return obs.result(watch, acc, at[0], interval_ms)
 
 
 def main() -> None:
@@ -67,8 +94,8 @@ def main() -> None:
                                  f"{server.database}",
                                  env={"POOLWISE_LIVE_PASSWORD": server.password})
             for rps, hold in LEVELS:
-                o = asyncio.run(level(server.dsn(), watch, rps, hold, args.seconds,
-                                      args.interval_ms))
+                o = level(server.url(), watch, rps, hold, args.seconds, args.interval_ms,
+                          pooled=path == "PgBouncer")
                 web = next(s for s in o.services if s.application_name == "web")
                 true = rps * hold / 1000
                 m = MeasuredLoad(web.busy_mean, web.busy_p95, PROCESSES,

@@ -35,20 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from wizard.core.model import Scenario, Service  # noqa: E402
-from wizard.core.plan import recommend  # noqa: E402
-from wizard.fleet import (  # noqa: E402
-    Group,
-    Monitor,
-    PoolSettings,
-    Target,
-    Workload,
-    markdown_table,
-    run_groups,
-    text_table,
-    write_section,
-)
-from wizard.scenario import files  # noqa: E402
+from wizard.core.model import Scenario, Service
+from wizard.core.plan import recommend
+from wizard.fleet.monitor import Monitor
+from wizard.fleet.results import markdown_table, measured_against, text_table, write_section
+from wizard.fleet.run import run_groups
+from wizard.fleet.settings import Group, PoolSettings, Target, Workload
+from wizard.scenario import files
 
 SCENARIO = ROOT / "bench" / "services.toml"
 SQLALCHEMY_TIMEOUT = 30.0  # create_async_engine's default pool_timeout, kept by every rule
@@ -234,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.time() - started
     pw_peak = [f for f in figures if f["setting"] == "poolwise" and f["phase"] == "peak"]
     ok = bool(pw_peak) and all(f["errors"] == 0 for f in figures if f["setting"] == "poolwise")
-    app_limit = s.max_connections - 3
     usable = recommend(s).endpoint("primary").usable
     print()
     print(text_table(rows_of(figures), HEADER))
@@ -255,10 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {art / 'services.json'}")
     if not (args.quick or args.only):
         lines = [
-            f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPUs, {elapsed:.0f} s in "
-            f"total. Server: max_connections={s.max_connections}, "
-            f"superuser_reserved_connections=3 (the app role can hold {app_limit}); poolwise "
-            f"counts {usable} usable. Fleets: "
+            measured_against(elapsed, s.max_connections, usable) + " Fleets: "
             + "; ".join(f"{n} {counts[n][0]} processes, then {counts[n][1]} at the peak, "
                         f"{loads[n].mean_rate:g} requests/s per process ({loads[n].rate:g} "
                         f"Poisson + {loads[n].spike_size} every {loads[n].spike_every:g} s) "

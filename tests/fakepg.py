@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ssl
 import struct
+from typing import Self
 
 CHUNK = 64 * 1024
 
@@ -50,7 +51,30 @@ def _data_row(values: list[bytes]) -> bytes:
     return msg(b"D", body)
 
 
-class FakePg:
+class LoopbackServer:
+    """A server on a free loopback port for the length of an `async with`; a subclass
+    answers each client in `_serve`."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> Self:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.server.wait_closed(), 2)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class FakePg(LoopbackServer):
     """Modes: huge_error (an ErrorResponse of `size` bytes instead of a login),
     huge_param (a ParameterStatus of `size` bytes during login), stall (logs in, then
     never answers), rows (logs in, answers the first query, whatever it asks, with
@@ -64,19 +88,7 @@ class FakePg:
         self.tls = tls  # answer SSLRequest with "S" and speak TLS with this context
         self.sent = 0
         self.connections = 0
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def __aenter__(self) -> FakePg:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.server.wait_closed(), 2)
+        super().__init__()
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         for i in range(0, len(data), CHUNK):

@@ -12,7 +12,17 @@ import math
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import go, new_app, no_exception
+from tests.support import (
+    answers,
+    chart_tab,
+    go,
+    new_app,
+    no_exception,
+    open_details,
+    switch_on,
+    texts,
+    unescape,
+)
 from wizard.core import findings, plan, queueing
 from wizard.scenario import links, store
 from wizard.ui import results
@@ -39,46 +49,9 @@ def _isolated(isolated_app):
     """Every test here runs the app isolated (tests/conftest.py)."""
 
 
-
-
 def metrics(at: AppTest) -> dict[str, str]:
     """The first endpoint's metrics (the answer card repeats the labels per endpoint)."""
     return answers(at)[0] if answers(at) else {}
-
-
-def answers(at: AppTest) -> list[dict[str, str]]:
-    """Metrics grouped per endpoint, in page order: each group starts at what the
-    database sees there, then each service's pool on it (one service here)."""
-    groups: list[dict[str, str]] = []
-    for m in at.metric:
-        if m.label == "database sees at peak" or not groups:
-            groups.append({})
-        groups[-1][m.label] = m.value
-    return groups
-
-
-def unescape(text: str) -> str:
-    """Text as the visitor reads it: the app escapes Markdown in everything it echoes."""
-    return as_read(text)
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [unescape(e.value) for e in getattr(at, kind)]
-
-
-FOLDS = ("findings", "budget", "settings", "rules", "sources", "load")
-
-
-def open_details(at: AppTest) -> AppTest:
-    """Open every Details expander of the Results step (their content is built on open)."""
-    for name in FOLDS:
-        at.session_state[f"fold_{name}"] = True
-    return at.run()
-
-
-def chart_tab(at: AppTest, label: str) -> AppTest:
-    at.session_state["chart_tab"] = label
-    return at.run()
 
 
 def test_first_screen_shows_a_result_with_defaults():
@@ -224,12 +197,7 @@ def test_serverless_uses_nullpool_and_warns_without_proxy():
 
 
 def test_load_sizes_the_pool_and_draws_the_wait_chart():
-    at = new_app()
-    go(at, "load")
-    at.toggle(key="load_on").set_value(True).run()
-    at.number_input(key="rps").set_value(400.0).run()
-    at.number_input(key="hold_ms").set_value(25.0).run()
-    go(at, "results")
+    at = switch_on(new_app(), "load_on", rps=400.0, hold_ms=25.0)
     no_exception(at)
     # 400 req/s x 0.025 s = 10 Erlangs per process: the pool must exceed 10, and it holds
     # the burst need (twice the rate without a p95 hold time: 20 Erlangs).
@@ -262,12 +230,7 @@ def test_unsizable_scenario_shows_the_error_and_its_fix():
 
 
 def test_warnings_are_ranked_by_severity_with_fixes():
-    at = new_app()
-    go(at, "load")
-    at.toggle(key="current_on").set_value(True).run()
-    at.number_input(key="current_pool_size").set_value(500).run()
-    at.number_input(key="current_max_overflow").set_value(300).run()
-    go(at, "results")
+    at = switch_on(new_app(), "current_on", current_pool_size=500, current_max_overflow=300)
     open_details(at)
     no_exception(at)
     rec = plan.recommend(links.from_flat({

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from html.parser import HTMLParser
 
 import pytest
 
-from tests.apptest import go, new_app, no_exception
-from tests.e2e.test_answer_browser import ESTATE
-from tests.test_app import texts
+from tests.support import (
+    ESTATE,
+    go,
+    new_app,
+    no_exception,
+    open_details,
+    table_rows,
+    texts,
+)
 from wizard import cli
 from wizard.core import findings, plan
 from wizard.core.model import Finding
@@ -33,44 +38,6 @@ OVER = {"provider": "self-hosted", "instance_class": "default", "max_connections
 @pytest.fixture(autouse=True)
 def _isolated(isolated_app):
     """Every test here runs the app isolated (tests/conftest.py)."""
-
-
-class _Rows(HTMLParser):
-    """Every <tr class="row..."> of the table: its data attributes and its cells by label."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[dict[str, str]] = []
-        self._label: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "tr" and (a.get("class") or "").startswith("row"):
-            self.rows.append({"_service": a.get("data-service") or "",
-                              "_endpoint": a.get("data-endpoint") or "",
-                              "class": a.get("class") or ""})
-        elif tag == "td" and self.rows:
-            self._label = a.get("data-label")
-            if self._label:
-                self.rows[-1][self._label + ".class"] = a.get("class") or ""
-                self.rows[-1][self._label] = ""
-
-    def handle_endtag(self, tag):
-        if tag == "td":
-            self._label = None
-
-    def handle_data(self, data):
-        if self._label and self.rows:
-            self.rows[-1][self._label] += data
-
-
-def table_rows(at) -> list[dict[str, str]]:
-    bodies = [h.proto.body for h in at.get("html")
-              if h.proto.body.startswith(f"<table class=\"{answer.KEY}\"")]
-    assert len(bodies) == 1, "one answer table"
-    parser = _Rows()
-    parser.feed(bodies[0])
-    return parser.rows
 
 
 def test_the_table_is_the_cli_json_for_every_service_and_endpoint():
@@ -186,7 +153,6 @@ def test_a_finding_the_export_answers_comes_after_the_others_and_says_so():
 
 
 def test_fix_it_in_goes_to_the_step_and_highlights_the_field():
-    from tests.test_app import open_details
     from wizard.core.codes import CODES
 
     link = {"provider": "aws-rds", "instance_class": "db.r6g.large"}

@@ -10,8 +10,8 @@ import ast
 
 import pytest
 
-from tests.apptest import go, new_app, no_exception
-from tests.test_app_services import ESTATE
+from tests.support import SERVICES_ESTATE as ESTATE
+from tests.support import go, new_app, no_exception
 from wizard.core import plan
 from wizard.export import render_module
 from wizard.scenario import links

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.apptest import go, new_app, no_exception
-from tests.test_app_answer import table_rows
-from tests.test_live_plan import app, run_check, shown, url_of
+from tests.support import go, new_app, no_exception, run_check, shown, table_rows, url_of
+from tests.support import live_app as app
 from wizard.core import plan
 from wizard.fleet.pgserver import PgServer
 from wizard.scenario import links

@@ -14,44 +14,27 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import go, new_app, no_exception
-from tests.test_app import chart_tab, open_details, texts
+from tests.support import SERVICES_ESTATE as ESTATE
+from tests.support import SERVICES_PATHS as PATHS
+from tests.support import (
+    chart_tab,
+    go,
+    new_app,
+    no_exception,
+    open_details,
+    service_answer,
+    texts,
+)
 from wizard import cli
 from wizard.core import plan, projection
 from wizard.core.model import ScenarioError
 from wizard.scenario import links
 from wizard.ui import state
 
-# An API fleet, background workers on the primary only and a nightly cron job.
-ESTATE = {"provider": "aws-rds", "instance_class": "db.r6g.large",
-          "s1_name": "api", "s1_app_instances": "4", "s1_max_app_instances": "10",
-          "s1_workers": "4",
-          "s2_name": "worker", "s2_kind": "worker", "s2_app_instances": "3", "s2_workers": "2",
-          "s3_name": "cron", "s3_kind": "cron", "s3_app_instances": "1"}
-# Two services, a replica, the API through PgBouncer and the workers straight to PostgreSQL.
-PATHS = {"provider": "self-hosted", "instance_class": "default", "max_connections": "300",
-         "proxy": "pgbouncer-transaction", "replicas": "1",
-         "s1_name": "api", "s1_app_instances": "6", "s1_rps": "40", "s1_hold_ms": "15",
-         "s2_name": "jobs", "s2_kind": "worker", "s2_app_instances": "2",
-         "s2_proxy": "none", "s2_endpoints": "primary"}
-
 
 @pytest.fixture(autouse=True)
 def _isolated(isolated_app):
     """Every test here runs the app isolated (tests/conftest.py)."""
-
-
-def service_answer(at: AppTest) -> list[tuple[str, dict[str, str]]]:
-    """The answer card read in page order: ('endpoint', totals) for each endpoint, then
-    ('service', its metrics) for each service on it."""
-    out: list[tuple[str, dict[str, str]]] = []
-    for m in at.metric:
-        if m.label == "database sees at peak":
-            out.append(("endpoint", {}))
-        elif m.label in ("pool_size", "poolclass"):
-            out.append(("service", {}))
-        out[-1][1][m.label] = m.value
-    return out
 
 
 @pytest.mark.parametrize("link", [ESTATE, PATHS])
@@ -213,14 +196,6 @@ def test_one_service_is_the_flags_form():
     assert at.number_input(key="workers").value == 3
     assert not at.data_editor
     assert not [k for k in at.query_params if k.startswith("s1_")]
-
-
-@pytest.mark.parametrize("link", [ESTATE, PATHS])
-def test_links_with_services_survive_the_widget_round_trip(link):
-    values = state.scenario_values(link)
-    flat = state.flat_from_values(values)
-    assert links.from_flat(flat) == links.from_flat(link)
-    assert state.flat_from_values(state.scenario_values(flat)) == flat
 
 
 def test_saved_and_compare_take_an_estate():

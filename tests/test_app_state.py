@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import SERVICES_ESTATE, SERVICES_PATHS
 from wizard.core.model import PROVIDERS, ScenarioError
 from wizard.scenario import links
 from wizard.ui import state
@@ -30,7 +31,7 @@ LINKS = [
 ]
 
 
-@pytest.mark.parametrize("link", LINKS)
+@pytest.mark.parametrize("link", [*LINKS, SERVICES_ESTATE, SERVICES_PATHS])
 def test_link_to_widgets_and_back_is_the_same_scenario(link):
     values = state.scenario_values(link)
     flat = state.flat_from_values(values)

@@ -8,15 +8,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from wizard.core.model import (
-    Load,
-    ProxySettings,
-    Replica,
-    Reserves,
-    Scenario,
-    ScenarioError,
-    SizingError,
-)
+from wizard.core import model
+from wizard.core.model import Load, ProxySettings, Replica, Reserves, Scenario
 from wizard.core.plan import recommend
 from wizard.core.queueing import erlang_c, smallest_pool
 
@@ -64,7 +57,7 @@ def test_second_engine_counts_twice():
 def test_cannot_fit_is_an_explicit_error_with_a_fix():
     s = Scenario.flags(provider="gcp-cloudsql", instance_class="db-f1-micro", app_instances=20,
                        workers=4)
-    with pytest.raises(SizingError) as exc:
+    with pytest.raises(model.SizingError) as exc:
         recommend(s)
     assert "proxy" in exc.value.fix and "fewer processes" in exc.value.fix
 
@@ -184,7 +177,7 @@ def recommend_or_fix(s):
     """The recommendation, or None when the scenario cannot fit (which must say the fix)."""
     try:
         return recommend(s)
-    except SizingError as exc:
+    except model.SizingError as exc:
         assert exc.fix
         return None
 
@@ -209,7 +202,7 @@ def test_more_instances_never_raise_per_process_pools(s, extra):
     try:
         small = recommend(s)
         big = recommend(_fleet(s, app_instances=s.services[0].app_instances + extra))
-    except SizingError:
+    except model.SizingError:
         return
     for a, b in zip(small.endpoints, big.endpoints, strict=True):
         assert b.pool_size <= a.pool_size
@@ -225,7 +218,7 @@ def test_replica_change_never_changes_the_primary(s, other):
                                    *s.replicas[1:]))
     try:
         a, b = recommend(s), recommend(changed)
-    except SizingError:
+    except model.SizingError:
         return
     assert a.endpoint("primary") == b.endpoint("primary")
     assert a.services[0].rec.engine("primary") == b.services[0].rec.engine("primary")
@@ -301,7 +294,7 @@ def _runnable_replicas(s):
     from wizard.core.limits import validate_topology
     try:
         validate_topology(s)
-    except ScenarioError:
+    except model.ScenarioError:
         return replace(s, replicas=tuple(replace(r, instance_class=s.instance_class)
                                          for r in s.replicas))
     return s

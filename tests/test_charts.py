@@ -8,7 +8,7 @@ from dataclasses import replace
 import altair as alt
 import pytest
 
-from tests.apptest import ESTATE
+from tests.support import ESTATE
 from wizard import charts
 from wizard.core import plan, projection
 from wizard.core.model import Load, Replica, Scenario

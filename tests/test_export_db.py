@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.test_export_support import TRANSACTION_POOLER_SCENARIOS, load_module, rec_for
+from tests.support import TRANSACTION_POOLER_SCENARIOS, load_module, rec_for
 from wizard.export import render_module
 from wizard.fleet.pgserver import Bouncer, PgServer
 

@@ -13,16 +13,10 @@ from sqlalchemy import event
 from sqlalchemy.pool import NullPool
 
 import wizard
-from tests.test_export_support import (
-    SCENARIOS,
-    TRANSACTION_POOLER_SCENARIOS,
-    load_module,
-    rec_for,
-    ruff_check,
-)
+from tests.support import SCENARIOS, TRANSACTION_POOLER_SCENARIOS, load_module, rec_for, ruff_check
 from wizard.core.plan import recommend
 from wizard.export import render_module
-from wizard.export.render import installed_command
+from wizard.export.common import installed_command
 from wizard.scenario import links
 
 DUMMY_URL = "postgresql://app@db.invalid:5432/app"  # never connected to
@@ -264,7 +258,7 @@ def test_the_module_comments_each_connect_arg_step_whole_and_leaves_tls_to_its_c
     from dataclasses import replace
 
     from wizard.core.model import Step
-    from wizard.export.render import engine_block
+    from wizard.export.module import engine_block
 
     rec = rec_for("direct-rds")
     plan = rec.services[0].rec

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_export_support import ROOT, SCENARIOS, rec_for
+from tests.support import ROOT, SCENARIOS, rec_for
 from wizard.core import findings
 from wizard.core.model import ScenarioError
 from wizard.export import (

@@ -13,7 +13,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import go, new_app, no_exception
+from tests.support import go, new_app, no_exception
 from wizard.fleet.pgserver import free_port
 from wizard.scenario import store
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.apptest import new_app, no_exception
 from tests.installed import ROOT, Installed
+from tests.support import new_app, no_exception
 from wizard.fleet.pgserver import free_port
 
 RECOMMEND = ["recommend", "--provider", "azure-flexible", "--instance-class", "B2s",

@@ -233,7 +233,7 @@ def test_the_web_step_keeps_its_slot_through_the_pad(isolated_app, monkeypatch) 
     is still taken, so another visitor gets "busy" for as long as with a silent host."""
     import threading
 
-    from tests.apptest import go, new_app
+    from tests.support import go, new_app
     from wizard.fleet.pgserver import free_port
     from wizard.live import limits
 

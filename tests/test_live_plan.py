@@ -9,48 +9,19 @@ the scenario with that value put in by hand, never from the step's own output.
 from __future__ import annotations
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from tests.support import live_app as app
+from tests.support import run_check, shown, url_of
 from wizard.core import plan
 from wizard.fleet.pgserver import PgServer
 from wizard.scenario import links
 
 pytestmark = pytest.mark.db
 
-APP = "../app.py"
-
 
 @pytest.fixture(autouse=True)
 def _isolated(isolated_app):
     """Every test here runs the app isolated (tests/conftest.py)."""
-
-
-def app(query: dict[str, str]) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update(query)
-    at.run()
-    return at.radio(key="step").set_value("live").run()
-
-
-def run_check(at: AppTest, url: str, password: str, role: str = "primary",
-              exhaust: bool = False) -> AppTest:
-    at.text_input(key="live_url").input(url)
-    at.text_input(key="live_password").input(password)
-    at.selectbox(key="live_role").set_value(role)
-    at.slider(key="live_pre_ping").set_value(0)
-    if exhaust:
-        at.checkbox(key="live_exhaust").check()
-    next(b for b in at.button if b.label == "Run the live check").click()
-    return at.run()
-
-
-def shown(at: AppTest) -> str:
-    return "\n".join(str(e.value) for k in ("info", "warning", "error", "success", "caption")
-                     for e in getattr(at, k)).replace("\\", "")
-
-
-def url_of(pg: PgServer) -> str:
-    return f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
 
 
 def test_measured_against_assumed_and_what_the_click_changes(pg: PgServer) -> None:

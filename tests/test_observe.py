@@ -1,6 +1,6 @@
 """`observe` against the real PostgreSQL and PgBouncer: known loads, recovered busy means.
 
-The loads (wizard/live/loadgen.py) have a known offered load: open-loop Poisson arrivals
+The loads (wizard/fleet/loadgen.py) have a known offered load: open-loop Poisson arrivals
 at rps with a pg_sleep hold (rps x hold busy connections, Little's law) and n connections
 always busy. observe must recover each within 20 %, directly and through PgBouncer in
 transaction mode; `--write` then `recommend` sizes from it. Samples 50 ms apart (the hold
@@ -27,8 +27,8 @@ import pytest
 
 from wizard.core.measured import as_load
 from wizard.core.model import Load, MeasuredLoad, ScenarioError
+from wizard.fleet import loadgen
 from wizard.fleet.pgserver import Bouncer, PgServer
-from wizard.live import loadgen
 from wizard.live import observe as obs
 from wizard.live.target import parse_target
 from wizard.scenario import files
@@ -173,6 +173,17 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def _observe_json(url: str, pg: PgServer, *flags: str) -> dict:
+    """`observe --json` for 3 s, the password from the environment: what it answered, after
+    checking that it exited 0 and printed the password nowhere."""
+    proc = _cli(["observe", "--url", url, "--seconds", "3", "--interval-ms", "50", "--json",
+                 *flags], {"POOLWISE_LIVE_PASSWORD": pg.password})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert pg.password not in out + err
+    return json.loads(out)
+
+
 def _background_load(pg: PgServer, seconds: float) -> threading.Thread:
     """The two loads in a thread, returned once both have started."""
     started = [threading.Event(), threading.Event()]
@@ -213,14 +224,8 @@ def test_write_then_recommend_sizes_from_the_measurement(pg: PgServer, tmp_path)
     path.write_text(SCENARIO)
     load = _background_load(pg, 5.0)
     url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
-    proc = _cli(["observe", "--url", url, "--seconds", "3", "--interval-ms", "50", "--json",
-                 "--scenario", str(path), "--write", "--processes", "busy-svc=3"],
-                {"POOLWISE_LIVE_PASSWORD": pg.password})
-    out, err = proc.communicate(timeout=60)
+    d = _observe_json(url, pg, "--scenario", str(path), "--write", "--processes", "busy-svc=3")
     load.join(10)
-    assert proc.returncode == 0, err
-    assert pg.password not in out + err
-    d = json.loads(out)
     assert set(d) >= {"seconds", "samples", "services"}
     assert d["written"]["services"] == ["poisson-svc", "busy-svc"]
     text = path.read_text()
@@ -380,13 +385,8 @@ def test_pgbouncer_admin_console_is_a_second_source(pg: PgServer, pgbouncer_fact
     assert started.wait(20)
     time.sleep(0.2)
     url = f"postgresql://{pg.user}@{bouncer.host}:{bouncer.port}/pgbouncer"  # a stats_user
-    proc = _cli(["observe", "--url", url, "--seconds", "3", "--interval-ms", "50", "--json"],
-                {"POOLWISE_LIVE_PASSWORD": pg.password})
-    out, err = proc.communicate(timeout=60)
+    d = _observe_json(url, pg)
     thread.join(10)
-    assert proc.returncode == 0, err
-    assert pg.password not in out + err
-    d = json.loads(out)
     pool = next(p for p in d["pools"] if p["database"] == pg.database)
     assert _within(pool["sv_active_mean"], 60.0 * HOLD_MS / 1000, 0.25), pool
     assert _within(pool["xact_per_s"], 60.0, 0.25), pool
@@ -404,8 +404,8 @@ def test_app_observes_compares_and_applies_in_one_click(pg: PgServer, isolated_a
                                                         monkeypatch) -> None:
     """The live step's "Observe for 30 s" (shortened here): the measured busy connections
     beside the plan's assumption, applied with one click."""
-    from tests.apptest import no_exception
-    from tests.test_live_plan import app, url_of
+    from tests.support import live_app as app
+    from tests.support import no_exception, url_of
     from wizard.ui import observe as observe_ui
 
     # 60 samples: the busy mean of a Poisson load of 5 within 20 % at 3.5 sigma
@@ -441,10 +441,22 @@ def test_app_observes_compares_and_applies_in_one_click(pg: PgServer, isolated_a
     from wizard.core.plan import recommend
     from wizard.scenario import links
     s = links.from_flat(dict(at.query_params))
-    given = s.services[0].load
-    per_process = given.rps * given.hold_ms / 1000  # 1 worker per instance
+    sized = s.services[0].load
+    per_process = sized.rps * sized.hold_ms / 1000  # 1 worker per instance
     assert _within(per_process * 2, RPS * HOLD_MS / 1000)
     assert recommend(s).services[0].rec.load.offered_load == pytest.approx(per_process)
+    # the share link carries the measurement itself, the guess beside it
+    assert sized.measured is not None and sized.measured.processes == 2
+    assert sized.given == Load(10.0, 50.0)
+    assert at.query_params["measured_where"] == f"{pg.host}:{pg.port}/{pg.database}"
+    # the results' first screen and the load lines say measured, where and when
+    from tests.support import go
+    go(at, "results")
+    no_exception(at)
+    shown = [str(c.value).replace("\\", "") for c in at.caption]  # md_escape'd
+    where = f"{pg.host}:{pg.port}/{pg.database}"
+    assert any(c.startswith(f"Measured load (poolwise observe, {where}, 20") and
+               "The guess (requests/s x hold time) gave 0.50 busy" in c for c in shown), shown
 
 
 def test_scenario_compare_puts_each_service_beside_its_guess(tmp_path) -> None:
@@ -484,3 +496,182 @@ def test_a_hostile_server_is_cut_off(mode: str, code: str, monkeypatch) -> None:
     assert err.code == code, err
     assert elapsed < 4 and len(err.message) < 300
     assert sent < 16 * MAX_SERVER_BYTES
+
+
+MEASURED_FLAT = {"s1_measured_busy_mean": "3.5", "s1_measured_busy_p95": "6",
+                 "s1_measured_processes": "4", "s1_measured_at": "2026-12-06T03:10:00Z",
+                 "s1_measured_where": "db.example.com:5432/app", "s1_measured_seconds": "60"}
+
+
+def test_a_measurement_survives_links_files_the_store_and_the_form(tmp_path) -> None:
+    """Issue 22 follow-up: the measured load is in the parameter table, so a share link,
+    a scenario file (as [service.measured]), a saved scenario and the form's state all
+    carry it, with the guess beside it; the text says measured, where, when and how far
+    the guess was."""
+    from wizard.core import measured
+    from wizard.core.plan import recommend
+    from wizard.scenario import links, store
+    from wizard.ui import state
+
+    flat = {"provider": "aws-rds", "instance_class": "db.r6g.large", "s1_name": "api",
+            "s1_workers": "2", "s1_rps": "10", "s1_hold_ms": "20", **MEASURED_FLAT,
+            "s2_name": "jobs"}
+    s = links.from_flat(flat)
+    m = s.services[0].load.measured
+    assert (m.busy_mean, m.processes, m.where) == (3.5, 4, "db.example.com:5432/app")
+    assert s.services[0].load.given == Load(10.0, 20.0)  # the guess stays beside it
+    assert s.services[1].load is None
+    # link
+    assert links.to_flat(s) == flat and links.from_flat(links.to_flat(s)) == s
+    assert "s1_measured_where=db.example.com%3A5432%2Fapp" in links.to_query(s)
+    # file: [service.measured], the guess in the [[service]] table
+    text = files.dump(s)
+    assert "[service.measured]\nbusy_mean = 3.5\n" in text and "measured_" not in text
+    assert files.parse(text) == s
+    # the saved store
+    saved = store.ScenarioStore(f"sqlite:///{tmp_path / 'saved.db'}")
+    try:
+        saved.save("measured", links.to_flat(s))
+        assert links.from_flat(saved.load("measured")) == s
+    finally:
+        saved.close()
+    # the form's state (no widget: kept in the state, written back to the link)
+    values, notes, refused = state.link_values(flat)
+    assert not notes and not refused and values["s1_measured_busy_mean"] == 3.5
+    assert state.flat_from_values(values) == flat
+    # the one-fleet form too, with the measurement alone (no guess: the load toggle off)
+    one = {"provider": "aws-rds", "instance_class": "db.r6g.large",
+           **{k.removeprefix("s1_"): v for k, v in MEASURED_FLAT.items()}}
+    values, notes, refused = state.link_values(one)
+    assert not notes and not refused and values["load_on"] is False
+    assert state.flat_from_values(values) == one
+    assert links.from_flat(one).services[0].load.given is None
+    # every surface: the load lines (CLI text, report, app details) and the first screen
+    rec = recommend(s)
+    words = measured.answer_lines(rec)
+    assert len(words) == 1 and words[0].startswith("api: Measured load (poolwise observe, "
+                                                   "db.example.com:5432/app, 2026-12-06T03")
+    assert "The guess (requests/s x hold time) gave 0.10 busy" in words[0]
+    assert "0.11x the measurement" in words[0]
+    from wizard.cli import recommendation_json, render_text
+    from wizard.export import render_report
+    said = "Measured load (poolwise observe, db.example.com:5432/app, 2026-12-06T03:10:00Z, 60 s)"
+    assert said in render_text(rec)  # the CLI's text
+    assert said in render_report(rec, generated_on="2026-12-06")  # the report
+    load = json.loads(json.dumps(recommendation_json(rec)))["services"][0]["load"]
+    assert load["source"] == "measured" and load["measured"]["where"] == m.where
+    assert load["measured"]["guess"]["rps"] == 10.0  # the JSON keeps the guess beside it
+    # a measurement is whole: a part alone is refused, naming the key
+    with pytest.raises(ScenarioError, match="measured_at") as exc:
+        links.from_flat({k: v for k, v in flat.items() if k != "s1_measured_at"})
+    assert exc.value.key == "s1_measured_at"
+    for key, bad in [("s1_measured_where", "u:pw@db:5432/app"),
+                     ("s1_measured_where", "[x](http://evil):1/a"),
+                     ("s1_measured_at", "yesterday"), ("s1_measured_busy_mean", "-1"),
+                     ("s1_measured_processes", "0")]:
+        with pytest.raises(ScenarioError) as exc:
+            links.from_flat({**flat, key: bad})
+        assert exc.value.key == key, (key, bad)
+
+
+def test_an_error_in_service_measured_points_at_its_table() -> None:
+    text = ('provider = "aws-rds"\n\n[[service]]\nname = "api"\nrps = 10\nhold_ms = 20\n\n'
+            '[service.measured]  # poolwise observe\nbusy_mean = 2.0\nbusy_p95 = -3\n'
+            'processes = 1\nat = "2026-12-06T03:00:00Z"\nwhere = "db:5432/app"\n')
+    with pytest.raises(files.ScenarioFileError) as exc:
+        files.parse(text, "estate.toml")
+    assert exc.value.line == 8 and str(exc.value).startswith("estate.toml:8: ")
+    assert "busy_p95" in str(exc.value)
+    with pytest.raises(files.ScenarioFileError) as exc:  # both forms at once: keep one
+        files.parse(text.replace("hold_ms = 20\n", "hold_ms = 20\nmeasured_busy_mean = 1\n")
+                    .replace("busy_p95 = -3", "busy_p95 = 3"), "estate.toml")
+    assert "keep one" in str(exc.value) and exc.value.line == 9
+
+
+def test_the_admin_console_reader_is_bounded_in_bytes(monkeypatch) -> None:
+    """libpq buffers a whole answer: the reader's relay cuts a console that sends more than
+    MAX_ANSWER_BYTES for one answer (2,000,000 rows, ~90 MB, here), one line, the bytes
+    sent bounded (tests/fakepg.py). Without the relay, all of it lands in memory."""
+    from tests.fakepg import FakePg
+    from wizard.live import observe_pgbouncer as pgb
+    from wizard.live.errors import LiveError
+
+    monkeypatch.delenv("POOLWISE_LIVE_ALLOWED_HOSTS", raising=False)
+
+    async def main() -> tuple[LiveError, float, int]:
+        async with FakePg("rows", rows=2_000_000) as fake:
+            t = parse_target(f"postgresql://u@127.0.0.1:{fake.port}/pgbouncer"
+                             "?sslmode=disable", "pw")
+            t0 = time.monotonic()
+            with pytest.raises(LiveError) as info:
+                await pgb.observe_pgbouncer(t, pgb.PoolAccumulator(), seconds=5,
+                                            interval_ms=100, connect_timeout=5.0)
+            return info.value, time.monotonic() - t0, fake.sent
+
+    err, elapsed, sent = asyncio.run(main())
+    assert err.code == "oversized" and "KiB for one answer" in err.message, err
+    assert "\n" not in err.message and len(err.message) < 300
+    assert elapsed < 10
+    assert sent < 8 * pgb.MAX_ANSWER_BYTES, sent
+
+
+def test_the_app_says_a_linked_measurement_sizes_and_can_forget_it() -> None:
+    """A link with a measurement opens with it (the Load step and each service say so, the
+    results too); "Forget the measured load" drops it and the guess sizes again; turning
+    the one fleet into services keeps it on the first service."""
+    from tests.support import go, new_app, no_exception
+
+    one = {"provider": "aws-rds", "instance_class": "db.r6g.large", "rps": "10",
+           "hold_ms": "20", **{k.removeprefix("s1_"): v for k, v in MEASURED_FLAT.items()}}
+    at = go(new_app(one), "load")
+    no_exception(at)
+    note = [str(i.value).replace("\\", "") for i in at.info]
+    assert any(n.startswith("Load measured: 3.5 busy connections (p95 6) over 4 processes "
+                            "(poolwise observe, db.example.com:5432/app, 2026-12-06T03:10:00Z)")
+               for n in note), note
+    assert at.query_params["measured_busy_mean"] == "3.5"
+    go(at, "results")
+    shown = [str(c.value).replace("\\", "") for c in at.caption]
+    assert any("Measured load (poolwise observe, db.example.com" in c for c in shown), shown
+    # the metric cards name the service with its load's source
+    assert "app (web; load measured (db.example.com:5432/app, 2026-12-06T03:10:00Z))" in shown
+    # several services: the fleet becomes service 1, its measurement with it
+    go(at, "topology")
+    at.button(key="services_on").click().run()
+    no_exception(at)
+    assert at.query_params["s1_measured_busy_mean"] == "3.5"
+    assert at.query_params["s1_measured_where"] == "db.example.com:5432/app"
+    assert "measured_busy_mean" not in at.query_params
+    shown = [str(c.value).replace("\\", "") for c in at.caption]
+    assert any("load measured: 3.5 busy connections" in c for c in shown), shown
+
+
+def test_forget_the_measured_load_drops_it() -> None:
+    from tests.support import go, new_app, no_exception
+
+    one = {"provider": "aws-rds", "instance_class": "db.r6g.large", "rps": "10",
+           "hold_ms": "20", **{k.removeprefix("s1_"): v for k, v in MEASURED_FLAT.items()}}
+    at = go(new_app(one), "load")
+    at.button(key="forget_measured_").click().run()
+    no_exception(at)
+    assert not any("measured" in k for k in at.query_params), dict(at.query_params)
+    assert at.query_params["rps"] == "10"  # the guess sizes again
+    assert not any("Load measured" in str(i.value) for i in at.info)
+
+
+def test_write_replaces_a_measurement_kept_as_flat_keys(tmp_path) -> None:
+    """A [[service]] table with the measured_* keys (files.dump's one-fleet form, a link's)
+    gets the new measurement as [service.measured], the old keys gone, comments kept."""
+    from wizard.scenario import record
+
+    path = tmp_path / "estate.toml"
+    path.write_text('provider = "aws-rds"\n\n[[service]]\nname = "api"  # the API\n'
+                    'rps = 10\nhold_ms = 20\nmeasured_busy_mean = 1.0\nmeasured_busy_p95 = 2\n'
+                    'measured_processes = 2\nmeasured_at = "2026-12-06T03:00:00Z"\n'
+                    'measured_where = "db:5432/app"\n')
+    record.write(path, {"api": (3.0, 5.0)}, at="2026-12-06T04:00:00Z", where="db:5432/app",
+                 seconds=30)
+    text = path.read_text()
+    assert "measured_" not in text and 'name = "api"  # the API' in text
+    m = files.load(path).services[0].load.measured
+    assert (m.busy_mean, m.at, m.guess) == (3.0, "2026-12-06T04:00:00Z", Load(10.0, 20.0))

@@ -129,6 +129,7 @@ def test_each_rows_field_is_where_the_model_keeps_the_value():
         "provider": "aws-rds", "replicas": "2", "replica_readers": "3,", "replica_regions": "a",
         "proxy": "pgbouncer-transaction", "pgbouncer_max_db_connections": "40",
         "current_max_overflow": "3", "rps": "5", "hold_ms": "2", "network": "aws-nlb"}))
+    scenarios.append(links.from_flat({**RDS, **LOAD, **MEASURED, "measured_seconds": "30"}))
     checked = set()
     for s in scenarios:
         services = s.services
@@ -153,6 +154,8 @@ RDS = {"provider": "aws-rds", "instance_class": "db.r6g.large"}
 PGB = {**RDS, "proxy": "pgbouncer-transaction"}
 LOAD = {"rps": "10", "hold_ms": "5"}
 CURRENT = {"current_pool_size": "5"}
+MEASURED = {"measured_busy_mean": "3.5", "measured_busy_p95": "6", "measured_processes": "4",
+            "measured_at": "2026-12-06T03:10:00Z", "measured_where": "db.example.com:5432/app"}
 SETS: dict[str, dict[str, str]] = {
     "provider": {"provider": "gcp-cloudsql", "instance_class": "db-custom-2-7680"},
     "instance_class": {**RDS, "instance_class": "db.r6g.xlarge"},
@@ -204,6 +207,13 @@ SETS: dict[str, dict[str, str]] = {
     "current_pool_recycle": {**RDS, **CURRENT, "current_pool_recycle": "300"},
     "current_poolclass": {**RDS, **CURRENT, "current_poolclass": "QueuePool"},
     "current_statement_cache_size": {**RDS, **CURRENT, "current_statement_cache_size": "0"},
+    # a measured load, alone or beside the guess it is compared with
+    "measured_busy_mean": {**RDS, **MEASURED},
+    "measured_busy_p95": {**RDS, **LOAD, **MEASURED},
+    "measured_processes": {**RDS, **MEASURED, "measured_processes": "8"},
+    "measured_at": {**RDS, **MEASURED},
+    "measured_where": {**RDS, **MEASURED, "measured_where": "[::1]:6432/app_db"},
+    "measured_seconds": {**RDS, **MEASURED, "measured_seconds": "30"},
 }
 
 
@@ -267,7 +277,7 @@ def test_the_table_imports_only_the_standard_library():
 
 
 def test_the_forms_widgets_show_the_tables_labels_on_the_tables_steps():
-    from apptest import go, new_app
+    from tests.support import go, new_app
 
     links_ = ({"provider": "aws-rds", "instance_class": "db.r6g.large", "replicas": "1",
                "proxy": "pgbouncer-transaction", "max_connections": "100", "rps": "10",
@@ -306,15 +316,9 @@ from wizard.scenario import files, links
 from wizard.ui import labels, state
 p = argparse.ArgumentParser()
 cli.add_scenario_flags(p)
-def refused(text):
+def refusal(read, given):
     try:
-        files.parse(text)
-    except ScenarioError as exc:
-        return str(exc)
-    return ""
-def link(flat):
-    try:
-        links.from_flat(flat)
+        read(given)
     except ScenarioError as exc:
         return str(exc)
     return ""
@@ -325,10 +329,12 @@ print(json.dumps({
     "range": bounds.RANGES["test_knob"].words(),
     "label": model.field_name("test_knob"), "help": labels.HELP.get("test_knob"),
     "default": state.SERVICE_DEFAULTS.get("test_knob"),
-    "file_top": refused("provider = 'aws-rds'\ntest_knob = 3\n"),
-    "file_service": refused("provider = 'aws-rds'\n[[service]]\nname = 'api'\ntest_knob = 3\n"),
-    "link_top": link({"provider": "aws-rds", "test_knob": "10"}),
-    "link_service": link({"provider": "aws-rds", "s1_name": "api", "s1_test_knob": "0"}),
+    "file_top": refusal(files.parse, "provider = 'aws-rds'\ntest_knob = 3\n"),
+    "file_service": refusal(files.parse,
+                            "provider = 'aws-rds'\n[[service]]\nname = 'api'\ntest_knob = 3\n"),
+    "link_top": refusal(links.from_flat, {"provider": "aws-rds", "test_knob": "10"}),
+    "link_service": refusal(links.from_flat,
+                            {"provider": "aws-rds", "s1_name": "api", "s1_test_knob": "0"}),
 }))
 """
 

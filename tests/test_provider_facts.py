@@ -14,16 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from wizard.core import catalog, limits
-from wizard.core.model import (
-    Load,
-    ProxySettings,
-    Replica,
-    Reserves,
-    Scenario,
-    ScenarioError,
-    SizingError,
-)
+from wizard.core import catalog, limits, model
+from wizard.core.model import Load, ProxySettings, Replica, Reserves, Scenario
 from wizard.core.plan import recommend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,7 +149,7 @@ def test_given_supavisor_pool_is_used():
 
 def test_supavisor_client_limit_fix_is_a_bigger_compute_size():
     # Micro takes 200 pooler clients: 300 engines need at least Small (400).
-    with pytest.raises(SizingError) as err:
+    with pytest.raises(model.SizingError) as err:
         recommend(Scenario.flags(provider="supabase", instance_class="Micro",
                                  proxy="supavisor-transaction", app_instances=240))
     assert "compute size" in err.value.fix and "Small" in err.value.fix
@@ -211,7 +203,7 @@ def test_no_neon_fix_asks_for_a_setting_users_cannot_change():
                            proxy_settings=ProxySettings(user_db_pairs=pairs))
         try:
             text = everything_said(recommend(s))
-        except SizingError as exc:
+        except model.SizingError as exc:
             text = str(exc)
         assert not NEON_FORBIDDEN.search(text), (s, text)
 
@@ -244,7 +236,7 @@ def test_self_hosted_smaller_replica_is_refused_with_the_fix():
 def test_managed_streaming_replica_below_primary_is_refused(provider, primary, replica, needle):
     s = Scenario(provider=provider, instance_class=primary,
                  replicas=(Replica(instance_class=replica),))
-    with pytest.raises(ScenarioError) as err:
+    with pytest.raises(model.ScenarioError) as err:
         recommend(s)
     assert needle in str(err.value)
 
@@ -317,7 +309,7 @@ def test_cloudsql_custom_types_within_the_rules(name):
     ("db-custom-8-7168", "per vCPU"),    # 0.875 GB per vCPU
 ])
 def test_cloudsql_custom_types_outside_the_rules_are_refused(name, rule):
-    with pytest.raises(ScenarioError) as err:
+    with pytest.raises(model.ScenarioError) as err:
         catalog.instance_class("gcp-cloudsql", name)
     assert rule in str(err.value) and "\n" not in str(err.value)
 

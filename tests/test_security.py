@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakepg import LoopbackServer
 from wizard.core.model import EngineSettings
 from wizard.fleet.pgserver import PgServer, free_port
 from wizard.live import (
@@ -36,25 +37,14 @@ ENV_SECRET = "operator-env-Secret-91"
 # --------------------------------------------------------------------------- fake server
 
 
-class CleartextServer:
+class CleartextServer(LoopbackServer):
     """Answers SSLRequest with 'N', then asks for a cleartext password and records it."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.received: list[bytes] = []
-        self.server: asyncio.base_events.Server | None = None
-        self.port = 0
 
-    async def __aenter__(self) -> CleartextServer:
-        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 length = struct.unpack("!i", await reader.readexactly(4))[0]

@@ -9,15 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wizard import cli
-from wizard.core.model import (
-    CurrentPool,
-    Load,
-    ProxySettings,
-    Replica,
-    Reserves,
-    Scenario,
-    ScenarioError,
-)
+from wizard.core import model
+from wizard.core.model import CurrentPool, Load, ProxySettings, Replica, Reserves, Scenario
 from wizard.scenario import links
 
 
@@ -57,7 +50,7 @@ def test_cli_command_quotes_for_the_shell():
     {"provider": "aws-rds", "rps": "10"},
 ])
 def test_tampered_parameters_raise_scenario_error(params):
-    with pytest.raises(ScenarioError):
+    with pytest.raises(model.ScenarioError):
         links.from_flat(params)
 
 
@@ -83,7 +76,7 @@ def test_round_trip_property(s):
     ("instance_class", "x?X-Amz-Signature=Hunter2-Canary"),
 ])
 def test_credential_looking_values_are_refused_without_echo(key, value):
-    with pytest.raises(ScenarioError) as exc:
+    with pytest.raises(model.ScenarioError) as exc:
         links.from_flat({"provider": "aws-rds", key: value})
     assert "Hunter2-Canary" not in str(exc.value)
 
@@ -95,7 +88,7 @@ def test_credential_looking_values_are_refused_without_echo(key, value):
     ("max_connections_source", "x" * 200),
 ])
 def test_free_text_parameters_have_a_shape(key, value):
-    with pytest.raises(ScenarioError) as exc:
+    with pytest.raises(model.ScenarioError) as exc:
         links.from_flat({"provider": "aws-rds", key: value})
     assert exc.value.key == key
     assert links.field_name(key) in str(exc.value)
@@ -111,7 +104,7 @@ def test_cli_command_leaves_out_empty_values():
     ("iam_auth", "maybe"), ("max_connections", "9" * 5000),
 ])
 def test_link_and_flag_values_of_the_wrong_type_are_refused_not_coerced(key, raw):
-    with pytest.raises(ScenarioError) as exc:
+    with pytest.raises(model.ScenarioError) as exc:
         links.from_flat({"provider": "self-hosted", "max_connections": "100", key: raw})
     assert exc.value.key == key and len(str(exc.value)) < 200
     if key != "iam_auth":  # a flag without a value on the command line

@@ -6,7 +6,6 @@ budget arithmetic), computed here independently of the code under test.
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import any_scenario, engine_settings_of
 from wizard import cli
 from wizard.core import bounds, limits, plan, projection, proxies, queueing
 from wizard.core.model import Load, Replica, Scenario, ScenarioError, SizingError
@@ -245,41 +245,6 @@ def test_no_load_note_names_the_bound_that_binds():
 
 
 # -------------------------------------------------------------- one answer
-
-PROVIDER_CASES = [
-    ("aws-rds", "db.r6g.large", ["none", "rds-proxy", "pgbouncer-transaction"]),
-    ("aws-aurora", "db.r6g.xlarge", ["none", "rds-proxy"]),
-    ("gcp-cloudsql", "db-custom-2-7680", ["none", "cloudsql-connector",
-                                          "cloudsql-auth-proxy"]),
-    ("azure-flexible", "D4ds_v5", ["none", "azure-pgbouncer"]),
-    ("supabase", "Large", ["supavisor-transaction", "supavisor-session", "none"]),
-    ("neon", "2cu", ["neon-pooler", "none"]),
-    ("self-hosted", None, ["none", "pgbouncer-transaction", "pgbouncer-session"]),
-]
-
-
-@st.composite
-def any_scenario(draw) -> Scenario:
-    provider, cls, proxies = draw(st.sampled_from(PROVIDER_CASES))
-    load = draw(st.one_of(st.none(), st.builds(
-        Load, rps=st.floats(1, 400), hold_ms=st.floats(1, 80))))
-    return Scenario.flags(provider=provider, instance_class=cls,
-                          max_connections=400 if cls is None else None,
-                          proxy=draw(st.sampled_from(proxies)),
-                          app_instances=draw(st.integers(1, 30)),
-                          workers=draw(st.integers(1, 4)),
-                          serverless_concurrency=draw(st.one_of(st.none(), st.integers(1, 300))),
-                          load=load)
-
-
-def engine_settings_of(module_src: str) -> dict:
-    """ENGINE_SETTINGS as written in an exported module (a literal: no import needed)."""
-    for node in ast.walk(ast.parse(module_src)):
-        targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
-        if any(getattr(t, "id", "") == "ENGINE_SETTINGS" for t in targets if t is not None):
-            src = ast.get_source_segment(module_src, node.value)
-            return eval(src, {"NullPool": "NullPool"})  # literal dict of literals
-    raise AssertionError("no ENGINE_SETTINGS in the module")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,8 +9,7 @@ import streamlit as st
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st_
 
-from tests.test_app import answers, go, new_app
-from tests.test_trust import any_scenario, engine_settings_of
+from tests.support import answers, any_scenario, engine_settings_of, go, new_app
 from wizard import cli
 from wizard.core import plan, queueing
 from wizard.core.model import ScenarioError, SizingError
@@ -18,12 +17,23 @@ from wizard.export import render_module
 from wizard.scenario import links
 
 
-@settings(max_examples=12, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(any_scenario())
-def test_results_metrics_are_the_json_and_the_export(tmp_path, monkeypatch, s):
+def app_examples(n: int) -> settings:
+    """Hypothesis settings for n app runs: no deadline (a run takes a while), and the
+    function-scoped fixtures are fine (each example isolates its store, `fresh_store`)."""
+    return settings(max_examples=n, deadline=None, suppress_health_check=[
+        HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+def fresh_store(tmp_path, monkeypatch) -> None:
+    """An example's own saved-scenario store and no cached resources from the one before."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     st.cache_resource.clear()
+
+
+@app_examples(12)
+@given(any_scenario())
+def test_results_metrics_are_the_json_and_the_export(tmp_path, monkeypatch, s):
+    fresh_store(tmp_path, monkeypatch)
     flat = links.to_flat(s)
     try:
         rec = plan.recommend(links.from_flat(flat))
@@ -80,15 +90,13 @@ def any_estate(draw) -> dict[str, str]:
     return flat
 
 
-@settings(max_examples=6, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@app_examples(6)
 @given(any_estate())
 def test_every_service_on_the_results_step_is_the_json(tmp_path, monkeypatch, flat):
-    from tests.test_app_services import service_answer
+    from tests.support import service_answer
     from wizard.ui.results import BREAKS_LABEL, SERVICE_AT_PEAK
 
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    st.cache_resource.clear()
+    fresh_store(tmp_path, monkeypatch)
     try:
         rec = plan.recommend(links.from_flat(flat))
     except (SizingError, ScenarioError):

@@ -18,8 +18,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.apptest import ESTATE
-from tests.e2e.test_wizard_browser import OVERFLOW_JS, link_params, settle, step
+from tests.support import ESTATE, OVERFLOW_JS, link_params, settle, step
 from wizard.scenario import files, links
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

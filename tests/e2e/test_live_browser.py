@@ -12,8 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import ROOT
-from tests.e2e.test_wizard_browser import IDLE, settle, step
+from tests.support import IDLE, ROOT, settle, step
 from wizard.core import plan
 from wizard.fleet.pgserver import PgServer, free_port
 from wizard.scenario import links

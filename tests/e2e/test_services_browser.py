@@ -12,16 +12,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.e2e.test_wizard_browser import (
-    OVERFLOW_JS,
-    charts_drawn,
-    link_params,
-    settle,
-    shoot,
-    step,
-    top,
-)
-from tests.test_app_services import ESTATE
+from tests.support import OVERFLOW_JS, charts_drawn, link_params, settle, step, top, visit_step
+from tests.support import SERVICES_ESTATE as ESTATE
 from wizard.core import plan, projection
 from wizard.scenario import links
 
@@ -40,13 +32,7 @@ def test_services_link_results_and_exports_fit_the_screen(app_url, browser, arti
     assert link_params(page.url) == ESTATE
     rec = plan.recommend(links.from_flat(ESTATE))
     for label in ("1 Database", "3 Fleet", "4 Load", "5 Results", "6 Export"):
-        step(page, label)
-        if label == "5 Results":
-            charts_drawn(page)
-        assert page.locator('[data-testid="stException"]').count() == 0, label
-        problems = page.evaluate(OVERFLOW_JS)
-        assert not problems, (label, width, problems)
-        shoot(page, artifacts / f"services-w{width}-{label.split(' ')[0]}.png")
+        visit_step(page, label, width, artifacts / f"services-w{width}-{label.split(' ')[0]}.png")
         if label == "3 Fleet":
             # Each service a form: its essentials on screen, side by side, none cut off.
             for i in (1, 2, 3):

@@ -6,27 +6,13 @@ Screenshots of every step land in tests/artifacts/e2e/.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
-
 import pytest
 
+from tests.support import OVERFLOW_JS, link_params, settle, step, top, visit_step
 from wizard.core import plan
 from wizard.scenario import links
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-
-
-def settle(page) -> None:
-    """Wait for the script run that an interaction started to finish."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    try:
-        page.wait_for_selector('[data-test-script-state="running"]', timeout=700)
-    except PlaywrightTimeout:
-        pass  # the run was already over (or never needed)
-    page.wait_for_selector(IDLE, timeout=20_000)
 
 
 def pick(page, key: str, text: str) -> None:
@@ -45,19 +31,10 @@ def number(page, key: str, value: int) -> None:
     settle(page)
 
 
-def step(page, label: str) -> None:
-    page.locator(".st-key-step label").filter(has_text=label).click()
-    settle(page)
-
-
 def metric(page, label: str) -> str:
     box = page.locator('[data-testid="stMetric"]').filter(
         has=page.locator('[data-testid="stMetricLabel"]', has_text=label)).first
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
-
-
-def link_params(url: str) -> dict[str, str]:
-    return dict(parse_qsl(urlsplit(url).query))
 
 
 def test_walk_the_wizard_download_and_share(app_url, browser, artifacts):
@@ -159,54 +136,6 @@ TRACKERS = {"utm_source": "slack", "utm_medium": "chat", "fbclid": "IwAR0x", "gc
 STEPS = ("1 Database", "2 Proxy", "3 Fleet", "4 Load", "5 Results", "6 Export",
          "Saved & compare", "Live check")
 
-# Elements of the page (not their scrolled insides) that stick out past the viewport.
-OVERFLOW_JS = """() => {
-  const w = window.innerWidth;
-  const out = [];
-  for (const el of document.querySelectorAll(
-      '[data-testid="stMain"] [data-testid="stElementContainer"], '
-      + '[data-testid="stMain"] [data-testid="stVegaLiteChart"] canvas, '
-      + '[data-testid="stMain"] [data-testid="stVegaLiteChart"] svg')) {
-    const r = el.getBoundingClientRect();
-    if (r.width > 0 && (r.right > w + 1 || r.left < -1)) {
-      out.push(`${el.dataset.testid || el.tagName} ${Math.round(r.left)}..${Math.round(r.right)}`);
-    }
-  }
-  if (document.documentElement.scrollWidth > w + 1) out.push('page scrolls sideways');
-  return out;
-}"""
-
-
-def shoot(page, path) -> None:
-    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to it."""
-    size = page.viewport_size
-    height = page.evaluate("() => Math.max(...[...document.querySelectorAll("
-                           "'[data-testid=\"stMain\"], "
-                           "[data-testid=\"stMainBlockContainer\"], section')]"
-                           ".map(e => e.scrollHeight), 0)")
-    page.set_viewport_size({"width": size["width"], "height": min(max(height, 600), 12_000)})
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(path))
-    page.set_viewport_size(size)
-
-
-def top(locator) -> float:
-    locator.first.scroll_into_view_if_needed()
-    box = locator.first.bounding_box()
-    assert box, locator
-    return box["y"] + page_scroll(locator.page)
-
-
-def page_scroll(page) -> float:
-    return page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
-                         " return (m ? m.scrollTop : 0) + window.scrollY; }")
-
-
-def charts_drawn(page) -> None:
-    charts = page.locator('[data-testid="stVegaLiteChart"]')
-    for i in range(charts.count()):
-        charts.nth(i).locator("canvas, svg").first.wait_for(timeout=15_000)
-
 
 @pytest.mark.parametrize("width", [1440, 390])
 def test_answer_first_at_desktop_and_phone_width_with_a_tracked_link(app_url, browser,
@@ -224,14 +153,8 @@ def test_answer_first_at_desktop_and_phone_width_with_a_tracked_link(app_url, br
     assert link_params(page.url) == WALK
     rec = plan.recommend(links.from_flat(WALK))
     for label in STEPS:
-        step(page, label)
-        if label == "5 Results":
-            charts_drawn(page)
-        assert page.locator('[data-testid="stException"]').count() == 0, label
-        problems = page.evaluate(OVERFLOW_JS)
-        assert not problems, (label, width, problems)
         name = label.split(" ")[0] if label[0].isdigit() else label.split(" ")[0].lower()
-        shoot(page, artifacts / f"w{width}-{name}.png")
+        visit_step(page, label, width, artifacts / f"w{width}-{name}.png")
         if label == "3 Fleet" and width < 640:
             # on a phone the result so far is one line above the inputs, with a jump link
             brief = page.locator(".st-key-phone_summary")

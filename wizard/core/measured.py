@@ -18,23 +18,26 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
+from wizard.core import params
 from wizard.core.errors import ScenarioError
-from wizard.core.model import Load, LoadSizing, MeasuredLoad
+from wizard.core.model import Load, LoadSizing, MeasuredLoad, Recommendation
 
 BURST_FLOOR = 2.0  # a burst is at least twice the mean, as for a guessed load
 NOMINAL_HOLD_MS = 100.0  # the hold time behind the waits when only a measurement is given
-MAX_BUSY = 262_143.0  # PostgreSQL's MAX_BACKENDS: no server has more busy connections
-MAX_PROCESSES = 100_000 * 1_024  # app instances x workers at their documented maxima
-MAX_SECONDS = 3600.0
-MAX_WHERE_CHARS = 200
-AT_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+MAX_BUSY = float(params.PG_MAX_BACKENDS)  # no server has more busy connections
+MAX_PROCESSES = params.MEASURED_MAX_PROCESSES  # app instances x workers at their maxima
+MAX_SECONDS = float(params.MEASURED_MAX_SECONDS)
+MAX_WHERE_CHARS = params.MEASURED_WHERE_CHARS
+AT_SHAPE = re.compile(params.MEASURED_AT_SHAPE)
 # host:port/database: a name or address ([v6] in brackets), a port, a plain database name;
 # nothing a report or a page could render as a link or markup.
-WHERE_SHAPE = re.compile(r"([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}/"
-                         r"[A-Za-z0-9_.-]{0,63}")
+WHERE_SHAPE = re.compile(params.MEASURED_WHERE_SHAPE)
 KEYS = ("busy_mean", "busy_p95", "processes", "at", "where", "seconds")
+REQUIRED = ("busy_mean", "busy_p95", "processes", "at", "where")
 
 
 def where(host: str, port: int, database: str) -> str:
@@ -76,6 +79,7 @@ def as_load(m: MeasuredLoad, workers: int, guess: Load | None = None,
 
     `guess` is the rps x hold time given beside it, if any: its hold time scales the
     waits, and its offered load per process is kept to say how far apart they were."""
+    guess = guess.given if guess is not None else None  # re-measured: the guess stays
     per_instance = 1 if serverless else workers
     per_process = m.busy_mean if serverless else m.busy_mean / m.processes
     hold = guess.hold_ms if guess is not None else NOMINAL_HOLD_MS
@@ -84,7 +88,31 @@ def as_load(m: MeasuredLoad, workers: int, guess: Load | None = None,
     # a p95 hold time gets), so the two sources size the same load alike (bench/observe.md).
     ratio = max(BURST_FLOOR, m.busy_p95 / m.busy_mean) if m.busy_mean > 0 else BURST_FLOOR
     guess_busy = (guess.rps / per_instance * guess.hold_ms / 1000) if guess is not None else None
-    return Load(rps, hold, hold * ratio, replace(m, guess_busy=guess_busy))
+    return Load(rps, hold, hold * ratio, replace(m, guess_busy=guess_busy, guess=guess))
+
+
+def from_values(v: Mapping[str, Any], guess: Load | None, workers: int,
+                serverless: bool = False) -> Load | None:
+    """The load parsed parameters describe: `guess` (rps x hold time, or None) alone, or,
+    with `measured_*` values, the measured load beside it (ScenarioError with the key of a
+    missing or out-of-range value)."""
+    if not any(f"measured_{k}" in v for k in KEYS):
+        return guess
+    for k in REQUIRED:
+        if f"measured_{k}" not in v:
+            raise ScenarioError(f"a measured load needs measured_{k} too (poolwise observe "
+                                "writes busy_mean, busy_p95, processes, at and where)",
+                                key=f"measured_{k}")
+    m = MeasuredLoad(busy_mean=float(v["measured_busy_mean"]),
+                     busy_p95=float(v["measured_busy_p95"]),
+                     processes=v["measured_processes"], at=v["measured_at"],
+                     where=v["measured_where"], seconds=float(v.get("measured_seconds", 0.0)))
+    return as_load(check(m), workers, guess, serverless)
+
+
+def flat(m: MeasuredLoad) -> dict[str, Any]:
+    """A measurement as parameter values, keyed `measured_<field>` (KEYS)."""
+    return {f"measured_{k}": getattr(m, k) for k in KEYS}
 
 
 def _gap(guess: float, measured: float) -> str:
@@ -105,7 +133,8 @@ def lines(ld: LoadSizing) -> list[str]:
     per = "" if m.processes <= 0 else f" over {m.processes:,} processes"
     hold = (f"{ld.hold_s * 1000:g} ms hold time as given" if m.guess_busy is not None
             else f"a nominal {NOMINAL_HOLD_MS:g} ms hold time (not measured)")
-    out = [f"Measured load (poolwise observe, {m.where}, {m.at}, {m.seconds:g} s): "
+    took = f", {m.seconds:g} s" if m.seconds else ""
+    out = [f"Measured load (poolwise observe, {m.where}, {m.at}{took}): "
            f"{m.busy_mean:,.2f} busy connections (p95 {m.busy_p95:,g}){per} = "
            f"{ld.offered_load:,.2f} per process (Little's law); the waits below assume {hold}."]
     if m.guess_busy is not None:
@@ -113,3 +142,22 @@ def lines(ld: LoadSizing) -> list[str]:
                    f"connections per process: {_gap(m.guess_busy, ld.offered_load)}; the "
                    "sizing uses the measurement.")
     return out
+
+
+def answer_lines(rec: Recommendation) -> list[str]:
+    """The measured loads of a plan in words for its first screen (the app's answer, beside
+    the table and the metric cards): each service sized from a measurement, where and when,
+    and how far its guess was."""
+    out = []
+    for plan in rec.services:
+        ld = plan.rec.load
+        if ld is not None and ld.measured is not None:
+            name = f"{plan.name}: " if len(rec.services) > 1 else ""
+            out.append(name + " ".join(lines(ld)))
+    return out
+
+
+def label(ld: LoadSizing | None) -> str:
+    """A few words naming a measured load where a service is named ("" when guessed)."""
+    m = ld.measured if ld is not None else None
+    return "" if m is None else f"load measured ({m.where}, {m.at})"

@@ -143,6 +143,7 @@ class MeasuredLoad:
     where: str  # host:port/database, never a password
     seconds: float = 0.0  # observed for
     guess_busy: float | None = None  # busy per process the rps x hold guess gives, if given
+    guess: Load | None = None  # the rps x hold time given beside it (links and files keep it)
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,12 @@ class Load:
     hold_ms: float
     p95_hold_ms: float | None = None
     measured: MeasuredLoad | None = None
+
+    @property
+    def given(self) -> Load | None:
+        """The rps x hold time as given: this load, or beside a measurement the guess (None
+        when only the measurement was given). Links, files and the form keep this one."""
+        return self if self.measured is None else self.measured.guess
 
 
 @dataclass(frozen=True)
@@ -342,15 +349,28 @@ def service_values(svc: Service) -> dict[str, Any]:
         "deploy_surge_percent": svc.deploy_surge_percent, "workers": svc.workers,
         "engines": svc.engines_per_process,
         "serverless_concurrency": svc.serverless_concurrency, "app_vcpus": svc.app_vcpus,
-        "split": svc.pool_split, "rps": load.rps if load else None,
-        "hold_ms": load.hold_ms if load else None,
-        "p95_hold_ms": load.p95_hold_ms if load else None,
+        "split": svc.pool_split, **measured_values(load),
         "current_pool_size": cur.pool_size if cur else None,
         "current_max_overflow": cur.max_overflow if cur else None,
         "current_pool_recycle": cur.pool_recycle if cur else None,
         "current_poolclass": cur.poolclass if cur else None,
         "current_statement_cache_size": cur.statement_cache_size if cur else None,
     }
+
+
+def measured_values(load: Load | None) -> dict[str, Any]:
+    """The load's parameter values: rps x hold time as given (Load.given) and the
+    measurement beside them (None where unset)."""
+    given = load.given if load is not None else None
+    m = load.measured if load is not None else None
+    out: dict[str, Any] = {
+        "rps": given.rps if given else None, "hold_ms": given.hold_ms if given else None,
+        "p95_hold_ms": given.p95_hold_ms if given else None}
+    for p in params.TABLE:  # the table's measured_* rows, read from the measurement
+        if p.field.startswith("load.measured."):
+            out[p.key] = getattr(m, p.field.rpartition(".")[2]) if m is not None else None
+    out["measured_seconds"] = out["measured_seconds"] or None  # 0: not recorded
+    return out
 
 
 def surge(instances: int, percent: int) -> int:

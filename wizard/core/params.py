@@ -28,6 +28,16 @@ MAX_REPLICAS_SOURCE = ("https://docs.aws.amazon.com/AmazonRDS/latest/APIReferenc
                        "API_CreateDBInstanceReadReplica.html")
 # At most this many services share one database (bounded work per scenario).
 MAX_SERVICES = 32
+# A measured load (`poolwise observe`, wizard/core/measured.py): no server has more busy
+# connections than MAX_BACKENDS; app instances x workers at their documented maxima; an
+# observation lasts at most an hour; when (UTC) and where (host:port/database, never a
+# password, nothing a page could render as a link or markup).
+MEASURED_MAX_PROCESSES = 100_000 * 1_024
+MEASURED_MAX_SECONDS = 3600
+MEASURED_AT_SHAPE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+MEASURED_WHERE_CHARS = 200
+MEASURED_WHERE_SHAPE = (r"([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}/"
+                        r"[A-Za-z0-9_.-]{0,63}")
 
 # The longest value each parameter takes, in characters (every value is printable ASCII):
 # numbers and flags take MAX_NUMBER_CHARS; text and lists their own (`chars` below).
@@ -314,19 +324,19 @@ TABLE: tuple[Param, ...] = (
        hint="Requests per second per app instance at peak (your APM, or load balancer "
             "requests / instances).",
        rng=(0, 1_000_000), above=True,
-       field="load.rps", step="load"),
+       field="load.given.rps", step="load"),
     _p("hold_ms", "float", "service", "Mean hold time (ms)",
        "mean time a request holds a connection, in ms",
        hint="Mean time a request holds a connection (checkout to return), in ms. Roughly the "
             "DB time per request from your APM.",
        rng=(0, 3_600_000), above=True,
        why="one hour: a connection held longer is not a request",
-       field="load.hold_ms", step="load"),
+       field="load.given.hold_ms", step="load"),
     _p("p95_hold_ms", "float", "service", "p95 hold time (ms)",
        "p95 time a request holds a connection, in ms",
        hint="95th percentile of the hold time; sizes max_overflow for bursts.",
        rng=(0, 3_600_000), above=True,
-       field="load.p95_hold_ms", step="load"),
+       field="load.given.p95_hold_ms", step="load"),
     # -- the path, continued
     _p("network", "list", "path", "Idle cut-offs on the network path",
        "idle cut-offs on the path: aws-nat-gateway, aws-nlb, azure-load-balancer, "
@@ -369,6 +379,32 @@ TABLE: tuple[Param, ...] = (
             "0: off, as a transaction pooler without prepared-statement support needs.",
        rng=(0, 1_000_000),
        field="current.statement_cache_size", step="load"),
+    # -- the load a service was measured at (`poolwise observe`; a scenario file keeps it
+    # as [service.measured]): sized from it instead of rps x hold time, which stay the guess
+    _p("measured_busy_mean", "float", "service", "Measured busy connections (mean)",
+       "measured mean busy connections of the service (poolwise observe)",
+       rng=(0, PG_MAX_BACKENDS), why=_MAX_BACKENDS_WHY, field="load.measured.busy_mean",
+       step="load"),
+    _p("measured_busy_p95", "float", "service", "Measured busy connections (p95)",
+       "measured p95 busy connections of the service (poolwise observe)",
+       rng=(0, PG_MAX_BACKENDS), why=_MAX_BACKENDS_WHY, field="load.measured.busy_p95",
+       step="load"),
+    _p("measured_processes", "int", "service", "Processes when measured",
+       "app processes running when the load was measured", rng=(1, MEASURED_MAX_PROCESSES),
+       why="app instances x workers at their maxima", field="load.measured.processes",
+       step="load"),
+    _p("measured_at", "str", "service", "Measured at", "when the load was measured (UTC)",
+       chars=20, shape=(MEASURED_AT_SHAPE, "a UTC time like 2026-12-06T03:10:00Z"),
+       field="load.measured.at", step="load"),
+    _p("measured_where", "str", "service", "Measured where",
+       "where the load was measured: host:port/database (never a password)",
+       chars=MEASURED_WHERE_CHARS,
+       shape=(MEASURED_WHERE_SHAPE, "host:port/database (letters, digits, '.', '-', '_'; an "
+              "IPv6 address in brackets)"),
+       field="load.measured.where", step="load"),
+    _p("measured_seconds", "float", "service", "Measured for (s)",
+       "how long the load was observed, in seconds", rng=(0, MEASURED_MAX_SECONDS),
+       why="observe runs at most an hour", field="load.measured.seconds", step="load"),
     # -- only a service has these (with several services, `s2_name=worker` and so on)
     _p("name", "str", "service", "Service name",
        "service name: lower-case letters, digits, - or _",

@@ -191,7 +191,14 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
     for name, g in groups.items():
         start = len(claims)
         if all(m.s.proxy in SESSION_POOLERS for m in g):
-            claims += [_claim(m.svc, m.spec, m.load, True) for m in g]
+            asks = [_claim(m.svc, m.spec, m.load, True) for m in g]
+            if name in proxies.PAIR_POOLERS:
+                # One default_pool_size for every pair, and in session mode each engine pins
+                # a server connection: every pair's pool must hold the largest service's
+                # engines, so each pair's floor is that many.
+                most = max(c.engines for c in asks)
+                asks = [replace(c, floor=most, demand=max(c.demand, most)) for c in asks]
+            claims += asks
         else:
             proxy = proxies.proxy_limits(g[0].s, g[0].spec, needs[name], len(g))
             asks = [_claim(m.svc, m.spec, m.load, True) for m in g]
@@ -237,11 +244,21 @@ def _size_shared(members: list[_Member], paths: list[PathFacts], sized: Sized
         # binds them (session: the server pool; transaction: the client limit).
         inner: dict[int, shares.Share] = {}
         client_limits: dict[int, int | None] = {}
+        # Every pair gets the same default_pool_size, but a service may use only its own
+        # part of the endpoint (else a service joining with a load would raise the pools of
+        # the services already there), and no more than its pair's pool.
+        own = {} if not own_pools or split is None else dict(
+            zip((m.index for m in g), (split[i] for i in slots[k - len(direct)]), strict=True))
         for mode in {m.s.proxy for m in g}:
             sub = [m for m in g if m.s.proxy == mode]
             proxy = proxies.proxy_limits(sub[0].s, sp, needs[name], len(g))
             limit = client_limit(proxy, spec.usable)[0] if proxy else None
             client_limits.update((m.index, limit) for m in sub)
+            for m in sub:
+                if m.index in own:
+                    part = own[m.index]
+                    inner[m.index] = part if limit is None or part.value <= limit else \
+                        shares.Share(limit, f"{part.how}, capped at its pair's pool {limit:,}")
             if len(sub) > 1 and limit is not None and not own_pools:
                 side = client_limit(proxy, spec.usable)[1]
                 inner.update(zip((m.index for m in sub), shares.shares(

@@ -1,5 +1,9 @@
 """Exports users take away: the engine module, the sizing report and a PgBouncer ini.
 
+One renderer per artefact (module, report, ini; common holds what they all say), each a pure
+function: every number comes from the Recommendation (never recomputed here) and no secret
+can appear, because a Scenario holds none.
+
 Registers `python -m wizard export <scenario flags> -o PATH [--kind module|report|pgbouncer]`.
 The UI calls the same pure functions for its download buttons.
 """
@@ -12,18 +16,14 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from wizard import cli
-from wizard.core.model import ScenarioError
+from wizard.core.model import Recommendation, ScenarioError
 from wizard.core.plan import recommend
-from wizard.export.render import (
-    KINDS,
-    export,
-    pool_size_per_pair,
-    render_module,
-    render_pgbouncer_ini,
-    render_report,
-)
+from wizard.export.ini import pool_size_per_pair, render_pgbouncer_ini
+from wizard.export.module import render_module
+from wizard.export.report import render_report
 
 __all__ = [
     "KINDS",
@@ -35,6 +35,24 @@ __all__ = [
     "write_atomically",
     "write_export",
 ]
+
+KINDS = ("module", "report", "pgbouncer")
+
+
+def export(rec: Recommendation, kind: str = "module", **kw: Any) -> str:
+    """Render one kind of export; ScenarioError when the kind does not apply."""
+    if kind == "module":
+        return render_module(rec, **kw)
+    if kind == "report":
+        return render_report(rec, **kw)
+    if kind == "pgbouncer":
+        ini = render_pgbouncer_ini(rec, share_base=kw.get("share_base"))
+        if ini is None:
+            raise ScenarioError("the scenario has no PgBouncer; pick --proxy "
+                                "pgbouncer-transaction or pgbouncer-session")
+        return ini
+    raise ScenarioError(f"unknown --kind {kind!r}; valid choices: {', '.join(KINDS)}")
+
 
 # Pseudo file systems: "files" there are kernel interfaces, never an export's place.
 _SPECIAL_ROOTS = ("/proc", "/sys", "/dev")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,3 +148,13 @@ def write_section(md_path: Path, mark: str, body: str) -> None:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     md_path.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+
+
+def measured_against(elapsed: float, max_connections: int, usable: int) -> str:
+    """The first sentences of a fleet benchmark's results: when, on how many CPUs and for
+    how long it ran, and the server's limit (3 superuser slots, the rest the app role's)
+    beside the connections poolwise counts usable."""
+    return (f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPUs, {elapsed:.0f} s in "
+            f"total. Server: max_connections={max_connections}, "
+            f"superuser_reserved_connections=3 (the app role can hold {max_connections - 3}); "
+            f"poolwise counts {usable} usable.")

@@ -9,6 +9,13 @@ cursor, with every connection parameter given explicitly (host address checked l
 live check's, password only as given, no passfile, no client certificate, no service
 file value left to the environment). A console listing more than MAX_POOLS pools is
 refused. CLI only: the web app does not read admin consoles.
+
+libpq buffers a whole answer before psycopg sees a row, so a row count alone does not bound
+memory: psycopg talks to the console through a loopback relay (`_Relay`) that counts the
+bytes the console sends for each answer and, past MAX_ANSWER_BYTES, cuts both sides, so
+memory never follows the console (the live check's wire budget, wizard/live/wire.py, for a
+driver that owns its socket). TLS stays end to end: the relay forwards bytes, libpq checks
+the certificate against the host name (`host`), connecting to the relay (`hostaddr`).
 """
 
 from __future__ import annotations
@@ -24,11 +31,79 @@ from wizard.live.check import NAME_CHARS, _text
 from wizard.live.errors import LiveError
 from wizard.live.observe import APP_NAME, Progress, _p95, _printable, check_bounds
 from wizard.live.target import LiveTarget, check_allowed, resolve_checked
+from wizard.live.wire import MAX_SERVER_BYTES
 from wizard.scenario.redact import scrub
 
 ADMIN_DB = "pgbouncer"
 MAX_POOLS = 1000
+# One answer of SHOW POOLS or SHOW STATS at MAX_POOLS rows is a few hundred KiB at most.
+MAX_ANSWER_BYTES = MAX_SERVER_BYTES
+_CHUNK = 64 * 1024
 _NO_FILE = "/nonexistent/poolwise-none"
+
+
+def _too_much() -> LiveError:
+    return LiveError(f"PgBouncer's admin console sent more than {MAX_ANSWER_BYTES // 1024:,} "
+                     "KiB for one answer; observe reads no more than that and stopped.",
+                     "point observe at PgBouncer's admin console (SHOW POOLS is a few KiB), "
+                     "or observe the database directly.", "oversized")
+
+
+class _Relay:
+    """A loopback relay for one connection: psycopg <-> the console, the console's bytes
+    counted per answer (reset before each query); past the limit both sides are cut."""
+
+    def __init__(self, addr: str, port: int, limit: int | None = None) -> None:
+        self.addr, self.port = addr, port
+        self.limit = MAX_ANSWER_BYTES if limit is None else limit
+        self.seen = 0
+        self.over = False
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        """Listen on loopback; the port psycopg connects to."""
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    def reset(self) -> None:
+        self.seen = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.server is not None:
+            self.server.close()  # one connection, psycopg's: no other is relayed
+        if self.writers:
+            writer.transport.abort()
+            return
+        self.writers.append(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.addr, self.port)
+        except OSError:
+            self.close()
+            return
+        self.writers.append(up_writer)
+        await asyncio.gather(self._pump(reader, up_writer, False),
+                             self._pump(up_reader, writer, True), return_exceptions=True)
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                    counted: bool) -> None:
+        try:
+            while data := await src.read(_CHUNK):
+                if counted:
+                    self.seen += len(data)
+                    if self.seen > self.limit:
+                        self.over = True
+                        return
+                dst.write(data)
+                await dst.drain()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for w in self.writers:
+            w.transport.abort()
 
 
 @dataclass(frozen=True)
@@ -109,7 +184,7 @@ class PoolAccumulator:
         return tuple(sorted(out, key=lambda p: (-p.sv_active_mean, p.database, p.user)))
 
 
-async def _connect(target: LiveTarget, timeout: float) -> Any:
+async def _connect(target: LiveTarget, timeout: float, relay: _Relay | None = None) -> Any:
     try:
         import psycopg
     except ImportError:
@@ -120,8 +195,12 @@ async def _connect(target: LiveTarget, timeout: float) -> Any:
 
     addrs = await resolve_checked(target.host, target.port)
     verify = target.ssl in ("verify-ca", "verify-full")
+    hostaddr, port = addrs[0], target.port
+    if relay is not None:  # the checked address behind the relay; libpq talks to the relay
+        relay.addr, relay.port = addrs[0], target.port
+        hostaddr, port = "127.0.0.1", await relay.start()
     kw = {
-        "host": target.host, "hostaddr": addrs[0], "port": target.port, "user": target.user,
+        "host": target.host, "hostaddr": hostaddr, "port": port, "user": target.user,
         "dbname": ADMIN_DB, "password": target.password or "", "passfile": _NO_FILE,
         "sslmode": target.ssl, "sslcert": _NO_FILE, "sslkey": _NO_FILE,
         "sslrootcert": "system" if verify else _NO_FILE, "sslcrl": _NO_FILE,
@@ -136,6 +215,8 @@ async def _connect(target: LiveTarget, timeout: float) -> Any:
         raise LiveError(f"PgBouncer's admin console did not answer within {timeout:g} s.",
                         "check the host, port and network path.", "timeout") from None
     except psycopg.Error as exc:
+        if relay is not None and relay.over:
+            raise _too_much() from None
         msg = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else
                     type(exc).__name__, target.password)
         raise LiveError(f"Could not read PgBouncer's admin console: {msg[:200]}",
@@ -143,12 +224,25 @@ async def _connect(target: LiveTarget, timeout: float) -> Any:
                         "URL's database `pgbouncer`.", "failed") from None
 
 
-async def _show(conn: Any, what: str, timeout: float) -> list[dict[str, Any]]:
-    async with asyncio.timeout(timeout):
-        cur = conn.cursor()
-        await cur.execute(f"SHOW {what}")
-        names = [d.name for d in cur.description or ()]
-        rows = await cur.fetchmany(MAX_POOLS + 1)
+async def _show(conn: Any, what: str, timeout: float,
+                relay: _Relay | None = None) -> list[dict[str, Any]]:
+    import psycopg
+
+    if relay is not None:
+        relay.reset()
+    try:
+        async with asyncio.timeout(timeout):
+            cur = conn.cursor()
+            await cur.execute(f"SHOW {what}")
+            names = [d.name for d in cur.description or ()]
+            rows = await cur.fetchmany(MAX_POOLS + 1)
+    except psycopg.Error as exc:
+        if relay is not None and relay.over:
+            raise _too_much() from None
+        msg = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else
+                    type(exc).__name__)
+        raise LiveError(f"PgBouncer's admin console failed on SHOW {what}: {msg[:200]}",
+                        "check that the URL is PgBouncer's admin console.", "failed") from None
     if len(rows) > MAX_POOLS:
         raise LiveError(f"PgBouncer lists more than {MAX_POOLS:,} rows for SHOW {what}; "
                         "observe refused the answer.", "observe one database directly.",
@@ -170,13 +264,14 @@ async def observe_pgbouncer(target: LiveTarget, acc: PoolAccumulator, *, seconds
     check_allowed(target, visitor=False)
     limit = seconds + 3 * connect_timeout + 5
     conn = None
+    relay = _Relay(target.host, target.port)
     try:
         async with asyncio.timeout(limit):
-            conn = await _connect(target, connect_timeout)
-            acc.stats_start = _stats(await _show(conn, "STATS", connect_timeout))
+            conn = await _connect(target, connect_timeout, relay)
+            acc.stats_start = _stats(await _show(conn, "STATS", connect_timeout, relay))
             step, t0, k = interval_ms / 1000, time.monotonic(), 0
             while True:
-                acc.add(await _show(conn, "POOLS", connect_timeout))
+                acc.add(await _show(conn, "POOLS", connect_timeout, relay))
                 now = acc.elapsed = time.monotonic() - t0
                 if progress is not None:
                     progress(min(1.0, now / seconds), acc.samples)
@@ -184,7 +279,7 @@ async def observe_pgbouncer(target: LiveTarget, acc: PoolAccumulator, *, seconds
                 if k * step >= seconds:
                     break
                 await asyncio.sleep(max(0.0, k * step - (time.monotonic() - t0)))
-            acc.stats_end = _stats(await _show(conn, "STATS", connect_timeout))
+            acc.stats_end = _stats(await _show(conn, "STATS", connect_timeout, relay))
             acc.elapsed = time.monotonic() - t0
     except TimeoutError:
         raise LiveError(f"observe went past its limit of {limit:g} s.",
@@ -195,6 +290,7 @@ async def observe_pgbouncer(target: LiveTarget, acc: PoolAccumulator, *, seconds
                 await asyncio.wait_for(conn.close(), 1)
             except Exception:  # noqa: BLE001  the close is best effort; the socket goes
                 pass
+        relay.close()
 
 
 def render(o: PoolerObservation) -> str:

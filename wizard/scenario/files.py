@@ -13,7 +13,6 @@ import re
 import stat
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +91,19 @@ def _lines(text: str) -> tuple[dict[str, int], list[dict[str, int]], list[int]]:
     return top, tables, starts
 
 
+def _measured_lines(text: str) -> dict[int, int]:
+    """The line of each [[service]] table's `[service.measured]` header (1-based index)."""
+    out: dict[int, int] = {}
+    n = 0
+    for no, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if re.fullmatch(r"\[\[\s*service\s*\]\]\s*(#.*)?", stripped):
+            n += 1
+        elif n and re.fullmatch(r"\[\s*service\s*\.\s*measured\s*\]\s*(#.*)?", stripped):
+            out.setdefault(n, no)
+    return out
+
+
 def parse(text: str, path: str = "<scenario>") -> Scenario:
     """The Scenario a scenario file's text describes (ScenarioFileError naming the line)."""
     if len(text.encode()) > MAX_BYTES:
@@ -114,9 +126,9 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         raise ScenarioFileError(f"not valid TOML: {str(exc).split(' (at')[0]}", path,
                                 line) from None
     top_lines, svc_lines, starts = _lines(text)
+    measured_lines = _measured_lines(text)
     flat: dict[str, str] = {}
     where: dict[str, int | None] = {}
-    found: dict[int, MeasuredLoad] = {}
     services = data.pop("service", None)
     allowed = set(links.BY_KEY)
     for key, value in data.items():
@@ -145,7 +157,15 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
             for key, value in table.items():
                 line = lines.get(key, start)
                 if key == "measured":  # [service.measured], written by `observe --write`
-                    found[i] = read_measured(value, f"[[service]] {i}", path, start)
+                    line = measured_lines.get(i) or line
+                    m = read_measured(value, f"[[service]] {i}", path, line)
+                    for k, x in measured.flat(m).items():
+                        flat_key = links.service_key(i, k)
+                        if flat_key in flat:
+                            raise ScenarioFileError(
+                                f"[[service]] {i} sets {k} and [service.measured]: keep one",
+                                path, line, k)
+                        flat[flat_key], where[flat_key] = links.flat_text(x), line
                     continue
                 if key not in links.SERVICE_KEYS:
                     raise ScenarioFileError(
@@ -154,7 +174,7 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
                 flat_key = links.service_key(i, key)
                 flat[flat_key], where[flat_key] = _value(value, key, path, line), line
     try:
-        return apply_measured(links.from_flat(flat), found)
+        return links.from_flat(flat)
     except ScenarioError as exc:
         line = where.get(exc.key) if exc.key else None
         raise ScenarioFileError(str(exc), path, line, exc.key) from None
@@ -251,8 +271,12 @@ def dump(s: Scenario) -> str:
     for i in range(1, len(s.services) + 1 if s.named else 1):
         out += ["", "[[service]]"]
         prefix = f"s{i}_"
-        out += [f"{k[len(prefix):]} = {_toml(k[len(prefix):], v)}" for k, v in flat.items()
-                if k.startswith(prefix)]
+        own = [(k[len(prefix):], v) for k, v in flat.items() if k.startswith(prefix)]
+        out += [f"{k} = {_toml(k, v)}" for k, v in own if not k.startswith("measured_")]
+        kept = [(k.removeprefix("measured_"), _toml(k, v)) for k, v in own
+                if k.startswith("measured_")]
+        if kept:  # as `observe --write` records it
+            out += ["", "[service.measured]"] + [f"{k} = {v}" for k, v in kept]
     return "\n".join(out) + "\n"
 
 
@@ -322,17 +346,3 @@ def read_measured(value: Any, label: str, path: str = "<scenario>",
         return measured.check(m)
     except ScenarioError as exc:
         raise _refuse(f"{label}: {exc}", path, line, "measured") from None
-
-
-def apply_measured(s: Scenario, found: Mapping[int, MeasuredLoad]) -> Scenario:
-    """`s` with service i (1-based) sized from found[i]: its load becomes the measured one,
-    its rps x hold time (if any) kept as the guess it is compared with."""
-    if not found:
-        return s
-    services = list(s.services)
-    for i, m in found.items():
-        svc = services[i - 1]
-        serverless = svc.serverless_concurrency is not None
-        services[i - 1] = replace(svc, load=measured.as_load(m, svc.workers, svc.load,
-                                                             serverless))
-    return replace(s, services=tuple(services))

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from wizard.core import bounds
+from wizard.core import bounds, measured
 from wizard.core import params as table
 from wizard.core.model import (
     FLEET_KEYS,
@@ -290,6 +290,9 @@ def _from_flat(params: Mapping[str, str]) -> Scenario:
             raise ScenarioError("a load needs both requests per second and a hold time",
                                 key="hold_ms" if "rps" in v else "rps")
         load = Load(v["rps"], v["hold_ms"], v.get("p95_hold_ms"))
+    # a measured load (poolwise observe) sizes instead; rps x hold time stay as the guess
+    load = measured.from_values(v, load, v.get("workers", one.workers),
+                                v.get("serverless_concurrency") is not None)
     current = None
     if any(k.startswith("current_") for k in v):
         # max_overflow without pool_size runs with SQLAlchemy's default pool_size 5.

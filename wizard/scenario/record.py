@@ -96,6 +96,8 @@ def write(path: str | Path, busy: Mapping[str, tuple[float, float]], *, at: str,
         m.add("where", where)
         m.add("seconds", round(float(seconds), 1))
         m.add(tomlkit.nl())
+        for key in [k for k in table if str(k).startswith("measured_")]:
+            del table[key]  # an older measurement as flat keys (files.dump's form, a link's)
         table["measured"] = m
         updated.append(str(name))
     unknown = tuple(n for n in busy if n not in {str(t.get("name")) for t in tables})

@@ -63,7 +63,8 @@ def rendered(key: tuple[tuple[str, str], ...], base: str | None = None
 def module_file(rec: Recommendation, service: str) -> str:
     """The file name of a service's module: db.py for the flags form, else db_<name>.py
     (an importable name: - becomes _), as the export names it."""
-    from wizard.export.render import module_file_name, named_service
+    from wizard.export.common import named_service
+    from wizard.export.module import module_file_name
 
     return module_file_name(named_service(rec, rec.service(service)))
 
@@ -147,7 +148,7 @@ def render(rec: Recommendation | None, key: tuple[tuple[str, str], ...]) -> None
     with st.expander("Markdown report"):
         st.code(files["report"], language="markdown", wrap_lines=True)
     with st.expander("The same from the command line"):
-        from wizard.export.render import installed_command
+        from wizard.export.common import installed_command
 
         lines = [installed_command(links.cli_command(rec.scenario, "recommend"))]
         if rec.scenario.named:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from wizard.core.model import field_name
-from wizard.ui import state
+from wizard.ui import observe, state
 from wizard.ui.labels import HELP
 
 KEEP = {"persist_state": "session"}
@@ -19,6 +19,7 @@ def render() -> None:
                    "service in step 3.")
         _reserves()
         return
+    observe.measured_note()  # a measured load (the live step's observe) sizes first
     st.toggle("I know my traffic", key="load_on", help=HELP["load_on"], **KEEP)
     if st.session_state.get("load_on"):
         c1, c2, c3 = st.columns(3)

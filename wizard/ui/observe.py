@@ -65,9 +65,9 @@ def rows(o, rec: Recommendation | None) -> list[dict[str, object]]:
 
 
 def overrides(o, rec: Recommendation, flat: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Flat parameters that size each matching service from its measurement (its load as
-    rps x hold time with the measured busy mean and burst: core/measured.as_load), and
-    what that changes in words."""
+    """Flat parameters that size each matching service from its measurement (the
+    `measured_*` keys of the parameter table: links, saved scenarios and files keep them,
+    the rps x hold time given stays beside them as the guess), and what that changes."""
     out: dict[str, str] = {}
     words: list[str] = []
     names = {flat.get(links.service_key(i, "name")): i for i in range(1, 100)
@@ -78,18 +78,48 @@ def overrides(o, rec: Recommendation, flat: dict[str, str]) -> tuple[dict[str, s
         if svc is None or s.busy_mean <= 0:
             continue
         procs = _processes(rec, svc.name) or 1
-        m = MeasuredLoad(s.busy_mean, s.busy_p95, procs, o.started_at, o.where, o.seconds)
-        load = core_measured.as_load(m, svc.workers, svc.load,
-                                     svc.serverless_concurrency is not None)
+        m = core_measured.check(MeasuredLoad(round(s.busy_mean, 4), s.busy_p95, procs,
+                                             o.started_at, o.where, round(o.seconds, 3)))
         i = names.get(svc.name)
         prefix = links.service_key(i, "") if i else ""
-        out[prefix + "rps"] = links.flat_text(round(load.rps, 4))
-        out[prefix + "hold_ms"] = links.flat_text(round(load.hold_ms, 3))
-        out[prefix + "p95_hold_ms"] = links.flat_text(round(load.p95_hold_ms or load.hold_ms,
-                                                            3))
-        words.append(f"{svc.name}: {s.busy_mean:.2f} busy over {procs} processes → "
-                     f"{load.rps:.4g} requests/s per instance x {load.hold_ms:g} ms")
+        out.update({prefix + k: links.flat_text(v) for k, v in core_measured.flat(m).items()})
+        words.append(f"{svc.name}: {m.busy_mean:.2f} busy (p95 {m.busy_p95:g}) over {procs} "
+                     "processes")
     return out, words
+
+
+def measured_words(values, prefix: str = "") -> str | None:
+    """The measured load a form row carries (keys `prefix` + measured_*), in words; None
+    when it has none. Plain text: the caller escapes it (md_escape)."""
+    mean = values.get(prefix + "measured_busy_mean")
+    if not isinstance(mean, int | float):
+        return None
+    p95 = values.get(prefix + "measured_busy_p95")
+    p95 = f"{p95:g}" if isinstance(p95, int | float) else str(p95)
+    return (f"load measured: {mean:g} busy connections (p95 {p95}) over "
+            f"{values.get(prefix + 'measured_processes')} processes (poolwise observe, "
+            f"{values.get(prefix + 'measured_where')}, {values.get(prefix + 'measured_at')})")
+
+
+def forget(prefix: str = "") -> None:
+    """Button callback: drop the measured load of the one fleet ("") or of a service
+    ("s2_"); its rps x hold time, if given, sizes it again."""
+    for key in state.MEASURED_KEYS:
+        st.session_state[prefix + key] = None
+    st.session_state.pop("_observe_applied", None)
+
+
+def measured_note(prefix: str = "") -> None:
+    """On the load forms: that the load is measured (it sizes, not the numbers below), and
+    a button to forget it."""
+    words = measured_words(st.session_state, prefix)
+    if words is None:
+        return
+    st.info(md_escape(words[:1].upper() + words[1:], 400) + ". It sizes the pools; the "
+            "requests/s and hold time below are kept as the guess it is compared with.",
+            icon=":material/monitoring:")
+    st.button("Forget the measured load", key=f"forget_measured_{prefix}", on_click=forget,
+              args=(prefix,), icon=":material/backspace:")
 
 
 def _apply() -> None:
@@ -114,13 +144,13 @@ def _apply() -> None:
         "ok", "Applied the measured load (poolwise observe, "
         f"{md_escape(kept.where, 120)}, {kept.started_at}): "
         + "; ".join(md_escape(w, 200) for w in words)
-        + ". The hold time only scales the waits; the pools follow the measured busy "
-          "connections.")
+        + ". The pools follow the measured busy connections; share links, saved scenarios "
+          "and scenario files keep the measurement.")
 
 
 def _still_applied() -> None:
-    """While the plan's load is the one applied from a measurement, say so (a share link
-    carries it as rps x hold time: the measurement itself stays in this session)."""
+    """While the plan's load is the one applied from a measurement, say so (the share
+    link, saved scenarios and files carry the measurement as `measured_*` keys)."""
     applied = st.session_state.get("_observe_applied")
     if applied is None:
         return

@@ -169,7 +169,7 @@ def _sidebar(flat: dict[str, str]) -> None:
 def cli_line(scenario) -> str:
     """The installed command that reproduces the scenario (several services: from the
     scenario file the Export step downloads)."""
-    from wizard.export.render import installed_command
+    from wizard.export.common import installed_command
 
     return installed_command(links.cli_command(scenario))
 

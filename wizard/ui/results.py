@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from wizard.core import findings, limits, projection, queueing
+from wizard.core import findings, limits, measured, projection, queueing
 from wizard.core.codes import CODES
 from wizard.core.model import (
     EndpointBudget,
@@ -18,7 +18,7 @@ from wizard.core.model import (
     Scenario,
     ServiceShare,
 )
-from wizard.export.render import create_engine_block, engine_block
+from wizard.export.module import create_engine_block, engine_block
 from wizard.ui import answer as table
 from wizard.ui import state
 from wizard.ui.labels import SEVERITY_ICON, STEP_NAMES
@@ -159,6 +159,10 @@ def answer(rec: Recommendation) -> None:
     with st.container(border=True, key="answer"):
         errors = _errors(rec)
         answer_table(rec)
+        for line in measured.answer_lines(rec):  # the load is measured, not guessed
+            st.caption(md_escape(line), help="poolwise observe: busy connections sampled in "
+                       "pg_stat_activity (Little's law); the sizing reads them instead of "
+                       "requests/s x hold time.")
         sentence = projection.break_sentence(rec)
         if sentence:
             st.info(md_escape(sentence), icon=":material/trending_up:")
@@ -217,7 +221,9 @@ def services_answer(rec: Recommendation, sentence: bool = True) -> None:
         _seen_metrics(st.container(horizontal=True, gap="small"), ep,
                       any(table.errors_for(rec, b.service, ep.role) for b in ep.by_service))
         for b in ep.by_service:
-            st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind})"))
+            how = measured.label(rec.service(b.service).rec.load)  # measured, not guessed
+            st.caption(md_escape(f"{b.service} ({rec.service(b.service).kind}"
+                                 + (f"; {how})" if how else ")")))
             _service_metrics(rec, ep, b)
     said = projection.break_sentence(rec) if sentence else ""
     if said:

@@ -17,7 +17,7 @@ import streamlit as st
 from wizard.core.limits import MAX_SERVICES
 from wizard.core.model import SERVICE_KINDS, field_name
 from wizard.scenario import links
-from wizard.ui import state
+from wizard.ui import observe, state
 from wizard.ui.labels import HELP
 from wizard.ui.text import md_escape
 
@@ -62,6 +62,7 @@ def start() -> None:
         else None, "weight": 1.0, "current_poolclass": "AsyncAdaptedQueuePool"}
     if v.get("load_on"):
         first.update(rps=v["rps"], hold_ms=v["hold_ms"], p95_hold_ms=v.get("p95_hold_ms"))
+    first.update({k: v[k] for k in state.MEASURED_KEYS if v.get(k) is not None})
     if v.get("current_on"):
         first.update({k: v.get(k) for k in ("current_pool_size", "current_max_overflow",
                                             "current_pool_recycle", "current_poolclass")})
@@ -125,6 +126,7 @@ def _summary(row: Mapping[str, Any], roles: list[str]) -> str:
     """One line under a service's essentials: where it connects, its load, today's pool."""
     load = (f"{row['rps']:g} req/s per instance x {row.get('hold_ms') or 0:g} ms"
             if isinstance(row.get("rps"), int | float) else "no load given")
+    load = observe.measured_words(row) or load
     pool = row.get("current_pool_size")
     today = (f"today {pool} + {row.get('current_max_overflow') or 0}"
              if isinstance(pool, int | float) else "today's pool not given")
@@ -199,6 +201,7 @@ def _folded(i: int, row: Mapping[str, Any], provider: str, roles: list[str]) -> 
                        args=(i,), placeholder="every endpoint (default)",
                        help=HELP["endpoints"])
         st.caption(md_escape("Connects to " + _endpoints_words(row, roles) + "."))
+        observe.measured_note(key(i, ""))
         c1, c2 = st.columns(2)
         state.number_field(c1, "Requests/s per instance", key(i, "rps"), step=1.0,
                            format="%g", value=None, placeholder="no load")

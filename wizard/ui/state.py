@@ -20,11 +20,13 @@ from wizard.core import catalog, limits, plan
 from wizard.core import params as table
 from wizard.core.model import (
     PROXIES,
+    Load,
     Recommendation,
     Scenario,
     ScenarioError,
     Service,
     SizingError,
+    measured_values,
 )
 from wizard.scenario import links
 from wizard.ui.labels import HELP, STEP_NAMES, app_words
@@ -44,6 +46,8 @@ DEFAULT_CLASS = {
 
 # Example load shown when the user switches load on (not part of the scenario until then).
 EXAMPLE_LOAD = {"rps": 50.0, "hold_ms": 20.0}
+# A measured load's parameters (poolwise observe): state only, no widget.
+MEASURED_KEYS = tuple(p.key for p in table.TABLE if p.key.startswith("measured_"))
 
 PROXY_PROVIDERS = limits.PROXY_PROVIDERS  # the core's own table of proxy/provider pairs
 
@@ -123,10 +127,7 @@ def values_from_scenario(s: Scenario) -> dict[str, Any]:
         "migrations_reserve": rs.migrations,
         "replication_reserve": rs.replication_slots,
         "split": one.pool_split,
-        "load_on": one.load is not None,
-        "rps": one.load.rps if one.load else EXAMPLE_LOAD["rps"],
-        "hold_ms": one.load.hold_ms if one.load else EXAMPLE_LOAD["hold_ms"],
-        "p95_hold_ms": one.load.p95_hold_ms if one.load else None,
+        **_load_values(one.load),
         "current_on": one.current is not None,
         "current_pool_size": one.current.pool_size if one.current else None,
         "current_max_overflow": one.current.max_overflow if one.current else None,
@@ -157,6 +158,17 @@ MAX_SERVICE_ROWS = limits.MAX_SERVICES + 1
 SERVICE_DEFAULTS = table.defaults("service")
 
 
+def _load_values(load: Load | None) -> dict[str, Any]:
+    """The one-fleet form's load widgets: rps x hold time as given (the example when none),
+    and a measured load beside them (poolwise observe; no widget, kept in the state)."""
+    v = measured_values(load)
+    given = load.given if load is not None else None
+    return {"load_on": given is not None,
+            "rps": v["rps"] if given else EXAMPLE_LOAD["rps"],
+            "hold_ms": v["hold_ms"] if given else EXAMPLE_LOAD["hold_ms"], **{
+                k: x for k, x in v.items() if k not in ("rps", "hold_ms")}}
+
+
 def service_values(svc: Service) -> dict[str, Any]:
     """One service's values, keyed as links.SERVICE_KEYS (None where unset)."""
     load, cur = svc.load, svc.current
@@ -166,9 +178,7 @@ def service_values(svc: Service) -> dict[str, Any]:
         "deploy_surge_percent": svc.deploy_surge_percent, "workers": svc.workers,
         "engines": svc.engines_per_process,
         "serverless_concurrency": svc.serverless_concurrency, "app_vcpus": svc.app_vcpus,
-        "split": svc.pool_split, "rps": load.rps if load else None,
-        "hold_ms": load.hold_ms if load else None,
-        "p95_hold_ms": load.p95_hold_ms if load else None,
+        "split": svc.pool_split, **measured_values(load),
         "current_pool_size": cur.pool_size if cur else None,
         "current_max_overflow": cur.max_overflow if cur else None,
         "current_pool_recycle": cur.pool_recycle if cur else None,
@@ -322,6 +332,8 @@ def flat_from_values(v: Mapping[str, Any]) -> dict[str, str]:
         out["rps"] = _txt(v["rps"])
         out["hold_ms"] = _txt(v["hold_ms"])
         put("p95_hold_ms", v.get("p95_hold_ms"))
+    for key in MEASURED_KEYS:  # a measured load, applied from the live step's observe
+        put(key, v.get(key))
     if v.get("current_on"):
         put("current_pool_size", v.get("current_pool_size"))
         put("current_max_overflow", v.get("current_max_overflow"))

@@ -1,8 +1,5 @@
-"""Render a Recommendation as text users take away: engine module, sizing report, PgBouncer ini.
-
-Pure functions: every number comes from the Recommendation (never recomputed here) and
-no secret can appear, because a Scenario holds none. Templates live in templates/.
-"""
+"""The engine module (db.py): the engines a service needs, its connect arguments and the
+header that says how each setting was computed. Templates live in templates/."""
 
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ from string import Template
 from typing import Any
 
 import wizard
-from wizard.core import catalog, findings, projection, queueing, sizing
+from wizard.core import catalog
 from wizard.core.model import (
     EngineSettings,
     Recommendation,
@@ -23,13 +20,18 @@ from wizard.core.model import (
     ScenarioError,
     ServiceResult,
 )
+from wizard.export.common import (
+    SCENARIO_FILE,
+    SELF_MANAGED_PGBOUNCER,
+    app_link,
+    fleet_text,
+    installed_command,
+    named_export,
+    refuse_credentials,
+)
 from wizard.scenario import links
-from wizard.scenario.redact import credential_params
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-KINDS = ("module", "report", "pgbouncer")
-SELF_MANAGED_PGBOUNCER = ("pgbouncer-transaction", "pgbouncer-session")
-
 # Port the application connects to by default, per proxy (non-secret; DB_PORT overrides).
 _PROXY_PORTS = {"pgbouncer-transaction": 6432, "pgbouncer-session": 6432,
                 "azure-pgbouncer": 6432, "supavisor-transaction": 6543}
@@ -136,18 +138,6 @@ def _dict_literal(body: list[str]) -> str:
     return "\n".join(["{", *body, "}"])
 
 
-def _fleet(rec: Recommendation) -> str:
-    s = rec.sized
-    p = rec.endpoint("primary")
-    if s.serverless:
-        return (f"{s.serverless_concurrency:,} concurrent invocations (serverless), one NullPool "
-                f"engine each = {p.clients:,} engines on the primary")
-    top = s.autoscaling_max
-    return (f"{s.peak_instances} instances at peak ({top} + {s.deploy_surge_percent}% deploy "
-            f"surge) x {s.workers} workers x {s.engines_per_process} engine(s) = "
-            f"{p.clients:,} engines on the primary")
-
-
 def _proxy_line(rec: Recommendation) -> str:
     s = rec.scenario
     ps = s.proxy_settings
@@ -182,30 +172,10 @@ def _cli_lines(command: str) -> list[str]:
     return lines
 
 
-def _app_link(s, share_base: str | None) -> list[str]:
-    """The scenario's link, alone on its line; without a known address (no request and no
-    POOLWISE_PUBLIC_URL), the query to append to the app's address, never a made-up host."""
-    link = links.share_url(s, share_base)
-    if not link.startswith("?"):
-        return [link]
-    return [f"(append to the app's address; set {links.ENV_PUBLIC_URL} for a full link)", link]
-
-
-SCENARIO_FILE = "poolwise-scenario.toml"  # the name the app's Export step downloads it as
-
-
 def module_file_name(service: str | None) -> str:
     """The exported module's file name: db.py (the flags form), or db_<service>.py for a
     named service (`named_service`)."""
     return "db.py" if service is None else f"db_{service.replace('-', '_')}.py"
-
-
-def installed_command(command: str) -> str:
-    """A `python -m wizard ...` line as the installed `poolwise` command, reading the
-    scenario file by the name the app downloads it under."""
-    if command.startswith("python -m wizard "):
-        command = "poolwise " + command[len("python -m wizard "):]
-    return command.replace("--scenario SCENARIO.toml", f"--scenario {SCENARIO_FILE}")
 
 
 def _usage_example(estate: Scenario | None, service: str | None) -> str:
@@ -247,13 +217,13 @@ def _header(rec: Recommendation, generated_on: str, share_base: str | None,
         lines.append(f"#   {ep.role}: {s.provider} {ep.instance_class or '(no class)'}, "
                      f"max_connections {ep.max_connections_label}, {ep.usable:,} usable")
     lines.append(f"#   proxy: {_proxy_line(rec)}")
-    lines += _hcomment(f"fleet: {_fleet(rec)}")
+    lines += _hcomment(f"fleet: {fleet_text(rec)}")
     if s.iam_auth:
         lines.append("#   auth: IAM / Entra ID token per new connection")
     for ep in rec.endpoints:
         lines += _hcomment(f"{ep.role} budget: {ep.explanation}")
     lines.append("# Reproduce in the app:")
-    link = _app_link(estate or s, share_base)
+    link = app_link(estate or s, share_base)
     # A bare "?query" line would break ruff's line length; the CLI line below reproduces it.
     lines += [f"#   {link[0]}"] if len(link) == 1 else _hcomment(
         f"(the app's address is not known here: set {links.ENV_PUBLIC_URL}, or download this "
@@ -356,26 +326,13 @@ def pick_service(rec: Recommendation, service: str | None) -> ServiceResult:
     return rec.services[0]
 
 
-def named_service(rec: Recommendation, svc: ServiceResult) -> str | None:
-    """The name a service's export goes by: its own when the scenario names its services
-    (a scenario file or a link with s<i>_ keys: db_<name>.py, reproduced from the file);
-    None for the flags form (db.py, reproduced by its flags)."""
-    return svc.name if rec.scenario.named else None
-
-
-def _named(rec: Recommendation, svc: ServiceResult) -> tuple[Scenario | None, str | None]:
-    """(estate, service) for a service's export (both None for the flags form)."""
-    name = named_service(rec, svc)
-    return (None, None) if name is None else (rec.scenario, name)
-
-
 def render_module(rec: Recommendation, *, generated_on: str | None = None,
                   share_base: str | None = None, service: str | None = None) -> str:
     """The engine module (db.py) of one service of a recommendation (the named one, else
     the only one): compiles, passes ruff, reads env vars."""
     refuse_credentials(rec)
     svc = pick_service(rec, service)
-    estate, named = _named(rec, svc)
+    estate, named = named_export(rec, svc)
     return _render_module(svc.rec, generated_on=generated_on, share_base=share_base,
                           estate=estate, service=named)
 
@@ -453,295 +410,3 @@ def _render_module(rec: Recommendation, *, generated_on: str | None,
     text = re.sub(r"\n{4,}", "\n\n\n", text)
     text = re.sub(r"\n\n\n+(\s+\S)", r"\n\n\1", text)  # no double blank lines inside blocks
     return text.rstrip("\n") + "\n"
-
-
-# ---------------------------------------------------------------------------- report
-
-def _md_row(cells: list[Any]) -> str:
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-
-def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    return [_md_row(header), _md_row(["---"] * len(header)), *(_md_row(r) for r in rows)]
-
-
-def render_report(rec: Recommendation, *, generated_on: str | None = None,
-                  share_base: str | None = None, service: str | None = None) -> str:
-    """The sizing report in Markdown: what each endpoint sees, then every service's
-    scenario, budgets, settings, rules (only the named one's, with `service`), then the
-    findings and sources."""
-    refuse_credentials(rec)
-    if service is not None:
-        svc = rec.service(service)
-        return _service_report(svc.rec, generated_on=generated_on, share_base=share_base,
-                               estate=rec.scenario, service=svc.name, findings=True)
-    return _plan_report(rec, generated_on=generated_on, share_base=share_base)
-
-
-def _service_report(rec: Recommendation, *, generated_on: str | None,
-                    share_base: str | None, estate: Scenario | None, service: str | None,
-                    findings: bool) -> str:
-    """One service's part of the report (its findings and sources too with `findings`)."""
-    s = rec.scenario
-    generated_on = generated_on or dt.date.today().isoformat()
-    title = f"# Connection pool sizing: {s.provider} {s.instance_class or ''}".rstrip()
-    if service is not None:
-        title += f", service {service}"
-    link = _app_link(estate or s, share_base)
-    opener = (f"[Open this scenario]({link[0]})." if len(link) == 1
-              else f"Open this scenario: `{link[1]}` {link[0]}.")
-    out = [f"{title} via {s.proxy}",
-           "",
-           f"Generated on {generated_on} by poolwise {wizard.__version__}. {opener}",
-           "", "Reproduce: `" + (installed_command(links.cli_command(estate or s, "export"))
-                                  + (f" --service {service}" if service else ""))
-           + " --kind report -o report.md`",
-           "", "## Scenario", ""]
-    flat = links.to_flat(s)
-    out += _md_table(["parameter", "value"], [[k, v if v else "(none)"] for k, v in flat.items()])
-    out += ["", f"Fleet: {_fleet(rec)}.", "", "## Budget per endpoint", ""]
-    rows = []
-    for e in rec.endpoints:
-        rows.append([e.role, e.instance_class or "-", e.max_connections_label, e.reserved,
-                     e.usable, e.clients,
-                     e.per_process_budget if e.per_process_budget is not None else "unbounded",
-                     e.pool_size,
-                     e.max_overflow, e.worst_case,
-                     e.headroom if e.shared_headroom is None else e.shared_headroom])
-    shared = any(e.shared_headroom is not None for e in rec.endpoints)
-    out += _md_table(["endpoint", "class", "max_connections", "reserved", "usable", "engines",
-                      "budget per engine", "pool_size", "max_overflow", "worst case",
-                      "headroom (every service at its peak)" if shared else "headroom"],
-                     rows)
-    breaks = projection.break_lines(rec)
-    if breaks:
-        out += ["", *(f"- {line}." for line in breaks)]
-    for e in rec.endpoints:
-        source = e.max_connections_source
-        if e.role == "primary" and rec.scenario.max_connections_source:
-            source = f"`{source}`"  # the visitor's own words: never a live Markdown link
-        out += ["", f"### {e.role}", "", f"- max_connections {e.max_connections_label}: "
-                f"{source}"]
-        for r in e.reserves:
-            out.append(f"- reserved {r.count} for {r.name} ({r.source})")
-        out.append(f"- usable: {e.usable}")
-        out.append(f"- how: {e.explanation}")
-        for label, side in (("server side", e.server_side), ("client side", e.client_side)):
-            if side is not None:
-                out.append(f"- proxy {label}: limit {side.limit or 'none'} ({side.limit_source}); "
-                           f"worst case {side.worst_case} ({side.detail})")
-    out += ["", "## Engine settings", ""]
-    for g in rec.engines:
-        out += [f"### {g.endpoint}", ""]
-        settings = [("poolclass", g.poolclass)]
-        if g.poolclass != "NullPool":
-            settings += [("pool_size", g.pool_size), ("max_overflow", g.max_overflow),
-                         ("pool_timeout", f"{g.pool_timeout:g}"),
-                         ("pool_recycle", g.pool_recycle), ("pool_pre_ping", g.pool_pre_ping),
-                         ("pool_use_lifo", g.pool_use_lifo)]
-        settings.append(("connect_args", ", ".join(f"{k}={v!r}"
-                                                   for k, v in g.connect_args.items())))
-        out += _md_table(["setting", "value", "why"],
-                         [[k, f"`{v}`", g.reasons.get(k, "")] for k, v in settings])
-        out.append("")
-    if rec.load:
-        out += ["## Load", ""] + [f"- {line}" for line in queueing.load_lines(rec)] + [""]
-    out += ["## Rules people copy", "",
-            f"Per engine x engines = fleet total, against {sizing.rules_limit(rec)} on the "
-            "primary.", ""]
-    out += _md_table(["rule", "formula", "per engine", "fleet total", "fits", "source"],
-                     [[r.name, r.formula, r.per_process, r.fleet_total,
-                       "yes" if r.fits else "**no**", r.source] for r in rec.rules])
-    out += ["", f"Binding bound: {rec.binding}"]
-    if findings:
-        out += _findings_md(rec)
-    return "\n".join(out) + "\n"
-
-
-def _findings_md(rec: Recommendation) -> list[str]:
-    """The report's findings and sources."""
-    out = ["", "## Warnings", ""]
-    if not rec.warnings:
-        out.append("None.")
-    for sev in ("error", "warning", "info"):
-        for w in (w for w in rec.warnings if w.severity == sev):
-            out.append(f"- **{sev}** `{w.code}`: {findings.said(w, rec)} Fix: {w.fix}")
-    out += ["", "## Sources", ""]
-    for src in rec.sources:
-        out.append(f"- {src.label}: {src.url}" + (f" (read {src.read_on})" if src.read_on else ""))
-    return out
-
-def _plan_report(rec: Recommendation, *, generated_on: str | None,
-                 share_base: str | None) -> str:
-    """Every service's report under one table of what each endpoint sees, then the
-    findings and sources of the whole estate."""
-    s = rec.scenario
-    generated_on = generated_on or dt.date.today().isoformat()
-    link = _app_link(s, share_base)
-    opener = (f"[Open this scenario]({link[0]})." if len(link) == 1
-              else f"Open this scenario: `{link[1]}` {link[0]}.")
-    out = [f"# Connection pool sizing: {s.provider}"
-           + (f" {s.instance_class}" if s.instance_class else "")
-           + f", {len(rec.services)} service" + ("s" if len(rec.services) != 1 else ""), "",
-           f"Generated on {generated_on} by poolwise {wizard.__version__}. {opener}", "",
-           "## What each endpoint sees at every service's peak", ""]
-    out += _md_table(["endpoint", "usable", "service", "engines", "pool_size", "max_overflow",
-                      "worst case", "breaks at"],
-                     [[e.role, f"{e.usable:,}", b.service, f"{b.clients:,}", b.pool_size,
-                       b.max_overflow, f"{b.worst_case:,}",
-                       f"{b.breaks_at:,}" if b.breaks_at is not None else "-"]
-                      for e in rec.endpoints for b in e.by_service])
-    out += [""] + [f"- {e.role}: {e.explanation}; headroom {e.headroom:,}."
-                   for e in rec.endpoints]
-    sentence = projection.break_sentence(rec)
-    if sentence:
-        out += ["", sentence]
-    for svc in rec.services:
-        estate, named = _named(rec, svc)
-        body = _service_report(svc.rec, generated_on=generated_on, share_base=share_base,
-                               estate=estate, service=named, findings=False)
-        out += ["", "#" + body.split("\n", 1)[0], *body.split("\n")[1:]]
-    out += _findings_md(rec)
-    return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------------------- pgbouncer.ini
-
-
-def pool_size_per_pair(rec: Recommendation, role: str = "primary") -> tuple[int, int]:
-    """(default_pool_size, reserve_pool_size) of the recommended PgBouncer server pool."""
-    side = rec.endpoint(role).server_side
-    if side is None or side.pool_size_per_pair is None:
-        raise ScenarioError(f"{role} has no PgBouncer server pool")
-    return side.pool_size_per_pair, side.reserve_pool
-
-
-def _max_prepared(rec: Recommendation) -> tuple[int, str]:
-    s = rec.scenario
-    ps = s.proxy_settings
-    version = ps.pgbouncer_version or "unknown"
-    try:
-        ver = tuple(int(p) for p in version.split(".")[:2])
-    except ValueError:
-        ver = (0, 0)
-    if s.proxy == "pgbouncer-session":
-        return (ps.max_prepared_statements or 0), ("session mode keeps a server connection per "
-                                                   "client: asyncpg's cache works as is")
-    if ps.max_prepared_statements is not None:
-        return ps.max_prepared_statements, "your value"
-    if ver >= (1, 21):
-        caches = "keeps asyncpg's statement cache" if "statement_cache_size" not in \
-            rec.engine("primary").connect_args else "still turns the caches off (re-export " \
-            "with --max-prepared-statements 200 to keep them)"
-        return 200, f"PgBouncer {version} tracks prepared statements; the exported engine {caches}"
-    return 0, (f"PgBouncer {version} (< 1.21) cannot track prepared statements: the exported "
-               "engine turns asyncpg's caches off")
-
-
-def render_pgbouncer_ini(rec: Recommendation, *, share_base: str | None = None) -> str | None:
-    """A [pgbouncer] snippet consistent with the client settings, or None without PgBouncer.
-
-    Only for a self-managed PgBouncer: managed poolers (Azure, Neon, Supavisor) are
-    configured through the provider.
-    """
-    refuse_credentials(rec)
-    link_scenario = rec.scenario
-    # One PgBouncer for every service whose path goes through it.
-    through = [v for v in rec.services if v.rec.scenario.proxy in SELF_MANAGED_PGBOUNCER]
-    if not through:
-        return None
-    group, names = [v.rec for v in through], ", ".join(v.name for v in through)
-    rec = group[0]
-    s = rec.scenario
-    mode = "transaction" if s.proxy == "pgbouncer-transaction" else "session"
-    ps = s.proxy_settings
-    dps, reserve = pool_size_per_pair(rec)
-    primary = rec.endpoint("primary")
-    pairs = primary.server_side.pairs
-    clients = sum(e.client_side.worst_case for r in group for e in r.endpoints if e.client_side)
-    need = clients + max(10, -(-clients // 10))  # 10% margin for deploys and admin tools
-    max_client = max(need, ps.max_client_conn or 0)
-    idle_default, idle_src = catalog.proxy_int("pgbouncer", "server_idle_timeout", 600)
-    lifetime, life_src = catalog.proxy_int("pgbouncer", "server_lifetime", 3600)
-    recycle = rec.engine("primary").pool_recycle
-    idle = min(idle_default, recycle) if recycle > 0 else idle_default
-    mps, mps_why = _max_prepared(rec)
-    lines = [
-        f"; PgBouncer settings generated by poolwise {wizard.__version__} for:",
-        *[f";   {part}" for part in _app_link(link_scenario, share_base)],
-        f"; {pairs} user/database pair(s), one pool each (one URL is one pair); "
-        f"{primary.clients} client engines of "
-        f"{primary.pool_size + primary.max_overflow} connections at most on the primary"
-        + ("." if len(group) == 1 else
-           f" ({names.split(', ')[0]}); {clients:,} client connections in all from "
-           f"{names}."),
-        "",
-        "[databases]",
-        "; one entry per endpoint; pool_size per database overrides default_pool_size",
-    ]
-    for e in rec.endpoints:
-        if e.server_side is None:
-            continue
-        per, _ = pool_size_per_pair(rec, e.role)
-        name = "app" if e.role == "primary" else f"app_{e.role.replace('-', '_')}"
-        host = "PRIMARY_HOST" if e.role == "primary" else f"{e.role.upper().replace('-', '_')}_HOST"
-        lines.append(f"; {e.role}: server pool {e.server_side.limit} of {e.usable} usable "
-                     f"({e.server_side.limit_source})")
-        lines.append(f"{name} = host={host} port=5432 dbname=app pool_size={per}")
-    lines += [
-        "",
-        "[pgbouncer]",
-        f"pool_mode = {mode}",
-        "; reserve_pool_size is per pool, as default_pool_size is: each service's URL reaches",
-        f"; {dps} + {reserve} = {dps + reserve} server connections, and ({dps} + {reserve}) x "
-        f"{pairs} pair(s)" + (f" capped by max_db_connections {ps.max_db_connections}"
-                              if ps.max_db_connections and primary.server_side.total
-                              < (dps + reserve) * pairs else "")
-        + f" = {primary.server_side.total} <= {primary.usable} usable on the primary",
-        f"default_pool_size = {dps}",
-        f"reserve_pool_size = {reserve}",
-        *(["; your cap on the server connections of all pools of one database",
-           f"max_db_connections = {ps.max_db_connections}"] if ps.max_db_connections else []),
-        f"; client worst case {clients} ({primary.client_side.detail} on the primary"
-        + (", plus the replicas" if len(rec.endpoints) > 1 else "") + ") + margin",
-        f"max_client_conn = {max_client}",
-        f"; at most the client pool_recycle ({recycle} s, below the shortest idle cut-off);",
-        f"; PgBouncer's default is {idle_default} ({idle_src})",
-        f"server_idle_timeout = {idle}",
-        f"; default ({life_src})",
-        f"server_lifetime = {lifetime}",
-        "; the clients recycle their own idle connections (pool_recycle)",
-        "client_idle_timeout = 0",
-        f"; {mps_why}",
-        f"max_prepared_statements = {mps}",
-        "; asyncpg sends no unsupported startup parameters unless server_settings is set",
-        "ignore_startup_parameters = extra_float_digits",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def refuse_credentials(rec: Recommendation) -> None:
-    """Raise ScenarioError if a free-text parameter looks like a password, token or URL.
-
-    Free-text values (max_connections_source, pgbouncer_version, ...) land in comments,
-    the share link and the CLI line of every export: a pasted secret must not.
-    """
-    bad = credential_params(links.to_flat(rec.scenario))
-    if bad:
-        raise ScenarioError(f"--{bad[0].replace('_', '-')} looks like it holds a password, "
-                            "token or URL with credentials; exports never carry secrets")
-
-
-def export(rec: Recommendation, kind: str = "module", **kw: Any) -> str:
-    """Render one kind of export; ScenarioError when the kind does not apply."""
-    if kind == "module":
-        return render_module(rec, **kw)
-    if kind == "report":
-        return render_report(rec, **kw)
-    if kind == "pgbouncer":
-        ini = render_pgbouncer_ini(rec, share_base=kw.get("share_base"))
-        if ini is None:
-            raise ScenarioError("the scenario has no PgBouncer; pick --proxy "
-                                "pgbouncer-transaction or pgbouncer-session")
-        return ini
-    raise ScenarioError(f"unknown --kind {kind!r}; valid choices: {', '.join(KINDS)}")

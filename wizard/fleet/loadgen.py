@@ -1,10 +1,17 @@
-"""A small load with known arrival rate and hold time, for observe's tests and bench.
+"""A small load with known arrival rate and hold time, for observe's tests.
 
 Open loop: Poisson arrivals at `rps`, each holding a connection of an asyncpg pool for
 `hold_ms` (SELECT pg_sleep), whether or not earlier ones finished. Always busy: `n`
 connections each running pg_sleep back to back. Both set application_name, so observe
 sees them apart. Bounded: at most MAX_CONNECTIONS connections and MAX_SECONDS seconds.
-Not part of the sizing: poolwise never imports it outside tests and bench.
+Not part of the sizing: poolwise never imports it outside tests.
+
+The fleet harness's in-process side: its own open-loop mode (wizard.fleet.Workload with a
+rate, run_groups) spawns processes with SQLAlchemy engines on one clock and is what
+bench/observe.py runs; this generator runs inside a test's event loop (no process to spawn
+and import, so a test starts its load in a fraction of a second) and makes the one load the
+harness does not: a pool that runs RESET ALL on release (asyncpg's Pool), which loses
+application_name behind PgBouncer.
 """
 
 from __future__ import annotations
