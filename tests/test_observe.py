@@ -449,7 +449,7 @@ def test_app_observes_compares_and_applies_in_one_click(pg: PgServer, isolated_a
     assert s.load.given == Load(10.0, 50.0)
     assert at.query_params["measured_where"] == f"{pg.host}:{pg.port}/{pg.database}"
     # the results' first screen and the load lines say measured, where and when
-    from tests.apptest import go
+    from tests.support import go
     go(at, "results")
     no_exception(at)
     shown = [str(c.value).replace("\\", "") for c in at.caption]  # md_escape'd
@@ -619,7 +619,7 @@ def test_the_app_says_a_linked_measurement_sizes_and_can_forget_it() -> None:
     """A link with a measurement opens with it (the Load step and each service say so, the
     results too); "Forget the measured load" drops it and the guess sizes again; turning
     the one fleet into services keeps it on the first service."""
-    from tests.apptest import go, new_app, no_exception
+    from tests.support import go, new_app, no_exception
 
     one = {"provider": "aws-rds", "instance_class": "db.r6g.large", "rps": "10",
            "hold_ms": "20", **{k.removeprefix("s1_"): v for k, v in MEASURED_FLAT.items()}}
@@ -647,7 +647,7 @@ def test_the_app_says_a_linked_measurement_sizes_and_can_forget_it() -> None:
 
 
 def test_forget_the_measured_load_drops_it() -> None:
-    from tests.apptest import go, new_app, no_exception
+    from tests.support import go, new_app, no_exception
 
     one = {"provider": "aws-rds", "instance_class": "db.r6g.large", "rps": "10",
            "hold_ms": "20", **{k.removeprefix("s1_"): v for k, v in MEASURED_FLAT.items()}}
