@@ -552,9 +552,8 @@ def test_a_measurement_survives_links_files_the_store_and_the_form(tmp_path) -> 
                                                    "db.example.com:5432/app, 2026-12-06T03")
     assert "The guess (requests/s x hold time) gave 0.10 busy" in words[0]
     assert "0.11x the measurement" in words[0]
-    from wizard.export.render import render_report
-
     from wizard.cli import recommendation_json, render_text
+    from wizard.export import render_report
     said = "Measured load (poolwise observe, db.example.com:5432/app, 2026-12-06T03:10:00Z, 60 s)"
     assert said in render_text(rec)  # the CLI's text
     assert said in render_report(rec, generated_on="2026-12-06")  # the report
