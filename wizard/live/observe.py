@@ -266,6 +266,24 @@ async def _sample(conn: Any) -> list[tuple[str | None, int, int, int, int]]:
             for r in rows]
 
 
+async def every(interval_ms: float, seconds: float, read: Any, acc: Any,
+                progress: Progress | None) -> None:
+    """Call `read()` every interval for `seconds` (a read slower than the interval delays
+    the next one, never two at once), keeping `acc.elapsed` and the progress bar; the
+    sampler and the PgBouncer console reader both tick here."""
+    step, t0, k = interval_ms / 1000, time.monotonic(), 0
+    while True:
+        await read()
+        now = acc.elapsed = time.monotonic() - t0
+        if progress is not None:
+            progress(min(1.0, now / seconds), acc.samples)
+        k = max(k + 1, math.ceil(now / step))
+        if k * step >= seconds:
+            break
+        await asyncio.sleep(max(0.0, k * step - (time.monotonic() - t0)))
+    acc.elapsed = time.monotonic() - t0
+
+
 async def observe(target: LiveTarget, acc: Accumulator, *, seconds: float = DEFAULT_SECONDS,
                   interval_ms: float = DEFAULT_INTERVAL_MS,
                   connect_timeout: float = CONNECT_TIMEOUT, progress: Progress | None = None,
@@ -285,22 +303,14 @@ async def observe(target: LiveTarget, acc: Accumulator, *, seconds: float = DEFA
             try:
                 port = await _read(_port(conn), conn, target, "readings", connect_timeout)
                 acc.pooled = port != target.port  # a pooler listens elsewhere
-                step = interval_ms / 1000
-                t0 = acc.started = time.monotonic()
-                k = 0
-                while True:
+                acc.started = time.monotonic()
+
+                async def sample() -> None:
                     loop.new_allowance()
                     acc.add(await _read(_sample(conn), conn, target, "sample",
                                         connect_timeout))
-                    now = time.monotonic() - t0
-                    acc.elapsed = now
-                    if progress is not None:
-                        progress(min(1.0, now / seconds), acc.samples)
-                    k = max(k + 1, math.ceil(now / step))
-                    if k * step >= seconds:
-                        break
-                    await asyncio.sleep(max(0.0, k * step - (time.monotonic() - t0)))
-                acc.elapsed = time.monotonic() - t0
+
+                await every(interval_ms, seconds, sample, acc, progress)
             finally:
                 await close(conn)
     except TimeoutError:

@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import sys
+from typing import Any
 
 from wizard import cli as core_cli
 from wizard.core import measured
@@ -180,23 +181,10 @@ def run(args: argparse.Namespace) -> int:
         return _run_admin(args, target)
     acc = obs.Accumulator()
     started = obs.utc_now()
-    bar = _Bar(args.seconds)
-    failed: LiveError | None = None
-    interrupted = False
-    try:
-        asyncio.run(obs.observe(target, acc, seconds=args.seconds,
-                                interval_ms=args.interval_ms,
-                                connect_timeout=args.connect_timeout, progress=bar,
-                                visitor=False))
-    except KeyboardInterrupt:
-        interrupted = True
-    except LiveError as err:
-        failed = err
-    finally:
-        bar.done()
+    failed, interrupted = _sample(args, acc, lambda bar: obs.observe(
+        target, acc, seconds=args.seconds, interval_ms=args.interval_ms,
+        connect_timeout=args.connect_timeout, progress=bar, visitor=False))
     if failed is not None and acc.samples == 0:
-        print(redact(core_cli.one_line(f"error: {failed.message} Fix: {failed.fix}")),
-              file=sys.stderr)
         return EXIT_FAILED
     o = obs.result(target, acc, started, args.interval_ms,
                    interrupted=interrupted or failed is not None)
@@ -238,21 +226,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_admin(args: argparse.Namespace, target) -> int:
-    """The URL is PgBouncer's admin console: SHOW POOLS / SHOW STATS, no application_name."""
-    if args.scenario:
-        print("error: the admin console has no application_name to match services; observe "
-              "the database (directly or through PgBouncer) for --scenario.", file=sys.stderr)
-        return core_cli.EXIT_BAD_INPUT
-    acc = pgb.PoolAccumulator()
-    started = obs.utc_now()
+def _sample(args: argparse.Namespace, acc: Any, run: Any) -> tuple[LiveError | None, bool]:
+    """Run a sampler (`run(bar)` makes its coroutine) with a progress bar: (the error that
+    ended it, whether Ctrl-C did). An error before any sample is printed here, in one line;
+    after some samples the caller reports what it has."""
     bar = _Bar(args.seconds)
     failed: LiveError | None = None
     interrupted = False
     try:
-        asyncio.run(pgb.observe_pgbouncer(target, acc, seconds=args.seconds,
-                                          interval_ms=args.interval_ms,
-                                          connect_timeout=args.connect_timeout, progress=bar))
+        asyncio.run(run(bar))
     except KeyboardInterrupt:
         interrupted = True
     except LiveError as err:
@@ -262,6 +244,21 @@ def _run_admin(args: argparse.Namespace, target) -> int:
     if failed is not None and acc.samples == 0:
         print(redact(core_cli.one_line(f"error: {failed.message} Fix: {failed.fix}")),
               file=sys.stderr)
+    return failed, interrupted
+
+
+def _run_admin(args: argparse.Namespace, target) -> int:
+    """The URL is PgBouncer's admin console: SHOW POOLS / SHOW STATS, no application_name."""
+    if args.scenario:
+        print("error: the admin console has no application_name to match services; observe "
+              "the database (directly or through PgBouncer) for --scenario.", file=sys.stderr)
+        return core_cli.EXIT_BAD_INPUT
+    acc = pgb.PoolAccumulator()
+    started = obs.utc_now()
+    failed, interrupted = _sample(args, acc, lambda bar: pgb.observe_pgbouncer(
+        target, acc, seconds=args.seconds, interval_ms=args.interval_ms,
+        connect_timeout=args.connect_timeout, progress=bar))
+    if failed is not None and acc.samples == 0:
         return EXIT_FAILED
     o = pgb.PoolerObservation(str(target), started, round(acc.elapsed, 3), acc.samples,
                               args.interval_ms, acc.pools(),

@@ -29,7 +29,7 @@ from typing import Any
 
 from wizard.live.check import NAME_CHARS, _text
 from wizard.live.errors import LiveError
-from wizard.live.observe import APP_NAME, Progress, _p95, _printable, check_bounds
+from wizard.live.observe import APP_NAME, Progress, _p95, _printable, check_bounds, every
 from wizard.live.target import LiveTarget, check_allowed, resolve_checked
 from wizard.live.wire import MAX_SERVER_BYTES
 from wizard.scenario.redact import scrub
@@ -269,16 +269,12 @@ async def observe_pgbouncer(target: LiveTarget, acc: PoolAccumulator, *, seconds
         async with asyncio.timeout(limit):
             conn = await _connect(target, connect_timeout, relay)
             acc.stats_start = _stats(await _show(conn, "STATS", connect_timeout, relay))
-            step, t0, k = interval_ms / 1000, time.monotonic(), 0
-            while True:
+            t0 = time.monotonic()
+
+            async def pools() -> None:
                 acc.add(await _show(conn, "POOLS", connect_timeout, relay))
-                now = acc.elapsed = time.monotonic() - t0
-                if progress is not None:
-                    progress(min(1.0, now / seconds), acc.samples)
-                k = max(k + 1, math.ceil(now / step))
-                if k * step >= seconds:
-                    break
-                await asyncio.sleep(max(0.0, k * step - (time.monotonic() - t0)))
+
+            await every(interval_ms, seconds, pools, acc, progress)
             acc.stats_end = _stats(await _show(conn, "STATS", connect_timeout, relay))
             acc.elapsed = time.monotonic() - t0
     except TimeoutError:
