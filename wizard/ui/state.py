@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from wizard.core import catalog, limits, plan
+from wizard.core import catalog, limits, model, plan
 from wizard.core import params as table
 from wizard.core.model import (
     PROXIES,
@@ -170,23 +170,11 @@ def _load_values(load: Load | None) -> dict[str, Any]:
 
 
 def service_values(svc: Service) -> dict[str, Any]:
-    """One service's values, keyed as links.SERVICE_KEYS (None where unset)."""
-    load, cur = svc.load, svc.current
-    return {
-        "name": svc.name, "kind": svc.kind, "app_instances": svc.app_instances,
-        "max_app_instances": svc.max_app_instances,
-        "deploy_surge_percent": svc.deploy_surge_percent, "workers": svc.workers,
-        "engines": svc.engines_per_process,
-        "serverless_concurrency": svc.serverless_concurrency, "app_vcpus": svc.app_vcpus,
-        "split": svc.pool_split, **measured_values(load),
-        "current_pool_size": cur.pool_size if cur else None,
-        "current_max_overflow": cur.max_overflow if cur else None,
-        "current_pool_recycle": cur.pool_recycle if cur else None,
-        "current_poolclass": cur.poolclass if cur else None,
-        "current_statement_cache_size": cur.statement_cache_size if cur else None,
-        "endpoints": list(svc.endpoints) if svc.endpoints is not None else None,
-        "proxy": svc.proxy, "weight": svc.weight,
-    }
+    """One service's values, keyed as links.SERVICE_KEYS (None where unset): its fleet
+    parameters as the core maps them (model.service_values), then its name and path."""
+    return {"name": svc.name, "kind": svc.kind, **model.service_values(svc),
+            "endpoints": list(svc.endpoints) if svc.endpoints is not None else None,
+            "proxy": svc.proxy, "weight": svc.weight}
 
 
 def is_param(key: str) -> bool:
